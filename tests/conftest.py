@@ -1,0 +1,38 @@
+"""Test setup: nothing may touch the network or the hub, and tiny models run single-threaded."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["DO_NOT_TRACK"] = "1"
+
+try:
+    import torch
+
+    torch.set_num_threads(1)  # on a 2-core box tiny models run tens of times faster single-threaded
+except ImportError:
+    pass
+
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _runs_dir(tmp_path, monkeypatch):
+    """Every test saves runs in its own folder, never in ./runs."""
+    monkeypatch.setenv("THINKEDIT_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def scene() -> Image.Image:
+    """A small RGB scene with distinct regions: sky, grass, a red square, a blue disc."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (96, 64), (135, 190, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 40, 95, 63], fill=(60, 150, 60))
+    draw.rectangle([10, 12, 34, 36], fill=(220, 30, 30))
+    draw.ellipse([56, 10, 84, 38], fill=(30, 60, 200))
+    return image

@@ -1,0 +1,81 @@
+"""Every setting in one place: its default, its environment variable, its allowed range.
+
+The CLI flags, the web app and the Space variants all build a `Settings` through `Settings.from_env`,
+so `--editor-model X` and `THINKEDIT_EDITOR_MODEL=X` mean the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_TURNS_RANGE = (1, 10)
+THRESHOLD_RANGE = (0.0, 10.0)
+FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
+MAX_INSTRUCTION_CHARS = 2000
+MAX_IMAGE_PIXELS = 40_000_000
+OFFLOAD_MODES = ("auto", "none", "model", "sequential")
+
+
+@dataclass
+class Settings:
+    """Process-wide configuration: which backends, where their models and servers are, where runs go."""
+
+    editor: str = "classic"
+    editor_model: str | None = None
+    editor_url: str | None = None
+    editor_provider: str | None = None
+    thinker: str = "classic"
+    thinker_model: str | None = None
+    thinker_url: str | None = None
+    thinker_provider: str | None = None
+    thinker_template: str | None = None
+    polish_template: str | None = None
+    max_turns: int = 3
+    threshold: float = 8.0
+    first_turn: str = "none"
+    runs_dir: Path = Path("runs")
+    device: str | None = None
+    dtype: str | None = None
+    offload: str = "auto"
+    memory_budget_gb: float | None = None
+    thinker_image_side: int = 1024
+    thinker_max_new_tokens: int = 2048
+    request_timeout: float = 120.0
+    edit_timeout: float = 600.0
+    host: str = "127.0.0.1"
+    port: int = 7860
+    public: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        """Defaults, then `THINKEDIT_<FIELD>` environment variables, then explicit overrides (None = unset)."""
+        env = os.environ if env is None else env
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"THINKEDIT_{f.name.upper()}")
+            if raw not in (None, ""):
+                values[f.name] = _convert(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "runs_dir" in values:
+            values["runs_dir"] = Path(values["runs_dir"])
+        return cls(**values)
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _convert(name: str, raw: str):
+    default = getattr(Settings, name, None) if name != "runs_dir" else Path()
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if name in ("max_turns", "port", "thinker_image_side", "thinker_max_new_tokens"):
+        return int(raw)
+    if name in ("threshold", "memory_budget_gb", "request_timeout", "edit_timeout"):
+        return float(raw)
+    return raw

@@ -1,0 +1,204 @@
+"""The thinker's text protocol: templates in, `<think>…</think><score>…</score><answer>…</answer>` out.
+
+Every thinker (EditThinker-8B, an OpenAI-compatible server, the offline critic) speaks this text, and
+`parse_critique` turns whatever came back into a `Critique` without ever raising.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import BadInput
+
+TAGS = ("think", "score", "answer")
+_TAG = re.compile(r"<\s*(/?)\s*(think|score|answer)\s*>", re.IGNORECASE)
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}  # fmt: skip
+_SCORE_VALUE = r"""['"]?\s*(-?\d+(?:\.\d+)?|nan|inf|-inf|[a-z]+)"""
+_PREFIX = re.compile(
+    r"^\s*(?:\*\*)?(?:re-?written|refined|revised|improved|new|final|edit(?:ing)?)?\s*"
+    r"(?:prompt|instruction|answer)\s*(?:\*\*)?\s*[:：]\s*",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Critique:
+    """What a thinker said about one edit. Scores are 0..10, or None when they could not be read."""
+
+    semantic: float | None
+    quality: float | None
+    reasoning: str
+    refined_prompt: str | None
+    raw: str
+
+    def satisfied(self, threshold: float) -> bool:
+        return (
+            self.semantic is not None
+            and self.quality is not None
+            and self.semantic >= threshold
+            and self.quality >= threshold
+        )
+
+    @property
+    def overall(self) -> float | None:
+        """Geometric mean of the two scores: a turn must be good on both to rank high."""
+        if self.semantic is None or self.quality is None:
+            return None
+        return math.sqrt(max(self.semantic, 0.0) * max(self.quality, 0.0))
+
+
+def format_critique(semantic: float | None, quality: float | None, reasoning: str, refined_prompt: str) -> str:
+    """The canonical model output for a critique (what the offline critic streams, what SFT data holds)."""
+    score = json.dumps({"semantic": _plain(semantic), "quality": _plain(quality)})
+    return f"<think>{reasoning}</think>\n<score>{score}</score>\n<answer>{refined_prompt}</answer>"
+
+
+def _plain(value: float | None):
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else round(float(value), 1)
+
+
+# -- templates ---------------------------------------------------------------------------------------
+
+
+def load_template(kind: str, path: str | Path | None = None) -> str:
+    """The `critique` or `polish` template: a user's file when given, else the one shipped here."""
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise BadInput(f"Template file not found: {file}")
+        text = file.read_text(encoding="utf-8")
+        if kind == "critique" and "{instruction}" not in text:
+            raise BadInput(f"Template {file} has no {{instruction}} placeholder.")
+        return text
+    return resources.files("thinkedit.prompts").joinpath(f"{kind}.txt").read_text(encoding="utf-8")
+
+
+def render(template: str, instruction: str, prompt: str | None = None) -> str:
+    """Fill a template. User text is defused first so it cannot smuggle protocol tags into the answer."""
+    text = template.replace("{instruction}", defuse(instruction))
+    return text.replace("{prompt}", defuse(prompt if prompt is not None else instruction))
+
+
+def defuse(text: str) -> str:
+    """Turn `<score>`-like tags in user text into harmless `[score]` so an echo is never parsed."""
+    return _TAG.sub(lambda m: f"[{m.group(1)}{m.group(2).lower()}]", text)
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+
+
+def parse_critique(text: str | None, reasoning_content: str | None = None) -> Critique:
+    """Read a thinker's output, however broken. Never raises; unreadable parts become None."""
+    content = text or ""
+    separate = (reasoning_content or "").strip()
+    raw = f"<think>{separate}</think>\n{content}" if separate else content
+    think, outside = _split_think(content)
+    if separate:
+        think = "\n".join(part for part in (separate, think) if part)
+    score_text = _last_block(outside, "score")
+    answer = _last_block(outside, "answer")
+    if score_text is None and answer is None and not separate and "</think>" not in content.lower():
+        # an unclosed <think> swallowed everything: look inside it as a last resort
+        score_text, answer = _last_block(content, "score"), _last_block(content, "answer")
+    if score_text is None:
+        score_text = _TAG.sub(" ", outside)
+    semantic, quality = _read_scores(score_text)
+    reasoning = think.strip() or _TAG.sub(" ", _strip_blocks(outside)).strip()
+    return Critique(semantic, quality, reasoning, _clean_answer(answer), raw)
+
+
+def parse_polish(text: str | None, instruction: str) -> str:
+    """The rewritten instruction from a polish reply, or the instruction itself when there is none."""
+    critique = parse_critique(text)
+    return critique.refined_prompt or instruction
+
+
+def _split_think(text: str) -> tuple[str, str]:
+    """(reasoning, everything else). The reasoning ends at the LAST `</think>`."""
+    closes = [m for m in _TAG.finditer(text) if m.group(2).lower() == "think" and m.group(1)]
+    if closes:
+        end = closes[-1]
+        inside = text[: end.start()]
+        opening = re.search(r"<\s*think\s*>", inside, re.IGNORECASE)
+        if opening:
+            inside = inside[opening.end() :]
+        return inside, text[end.end() :]
+    opening = re.search(r"<\s*think\s*>", text, re.IGNORECASE)
+    if opening:  # unclosed: reasoning runs until the first score/answer tag after it, if any
+        rest = text[opening.end() :]
+        nxt = re.search(r"<\s*(score|answer)\s*>", rest, re.IGNORECASE)
+        if nxt:
+            return rest[: nxt.start()], text[: opening.start()] + rest[nxt.start() :]
+        return rest, text[: opening.start()]
+    return "", text
+
+
+def _last_block(text: str, tag: str) -> str | None:
+    """Body of the last `<tag>…</tag>`; an unclosed last `<tag>` runs to the next tag or the end."""
+    openings = [m for m in _TAG.finditer(text) if m.group(2).lower() == tag and not m.group(1)]
+    if not openings:
+        return None
+    start = openings[-1].end()
+    after = _TAG.search(text, start)
+    return text[start : after.start()] if after else text[start:]
+
+
+def _strip_blocks(text: str) -> str:
+    return re.sub(r"<\s*(score|answer)\s*>.*?(<\s*/\s*\1\s*>|$)", " ", text, flags=re.IGNORECASE | re.DOTALL)
+
+
+def _read_scores(text: str) -> tuple[float | None, float | None]:
+    found = {}
+    for key in ("semantic", "quality"):
+        match = re.search(rf"""['"]?{key}\w*['"]?\s*[:=]\s*{_SCORE_VALUE}""", text, re.IGNORECASE)
+        if match:
+            found[key] = _to_score(match.group(1))
+    if not found:
+        body = text.strip()
+        try:
+            loaded = json.loads(body)
+        except (ValueError, TypeError):
+            loaded = None
+        if isinstance(loaded, list) and len(loaded) >= 2:
+            return _to_score(str(loaded[0])), _to_score(str(loaded[1]))
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", body)
+        if body.startswith(("[", "(")) and len(numbers) >= 2:
+            return _to_score(numbers[0]), _to_score(numbers[1])
+    return found.get("semantic"), found.get("quality")
+
+
+def _to_score(token: str) -> float | None:
+    token = token.strip().strip("'\"").lower()
+    if token in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[token])
+    try:
+        value = float(token)
+    except ValueError:
+        return None
+    if math.isnan(value):
+        return None
+    return min(10.0, max(0.0, value))
+
+
+def _clean_answer(answer: str | None) -> str | None:
+    if answer is None:
+        return None
+    text = answer.strip()
+    for _ in range(2):
+        text = _PREFIX.sub("", text).strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`“”":
+            text = text[1:-1].strip()
+        elif len(text) >= 2 and text[0] in "“\"" and text[-1] in "”\"":
+            text = text[1:-1].strip()
+    text = text.strip("` \n")
+    return text or None

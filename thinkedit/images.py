@@ -1,0 +1,105 @@
+"""Reading what people really upload into plain RGB images, and refusing what cannot be edited."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import MAX_IMAGE_PIXELS
+from .errors import BadInput
+
+# Our own check below gives the clear message; Pillow's warning/error would fire first otherwise.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
+    """Open a path, bytes or PIL image as an upright RGB image, or raise `BadInput` saying why not.
+
+    EXIF rotation is applied, alpha is composited on white, palette / 16-bit / CMYK images are
+    converted, and an animated image gives its first frame.
+    """
+    if source is None:
+        raise BadInput("No image: upload or choose an image to edit.")
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        data = _read_bytes(source)
+        if not data:
+            raise BadInput("The image file is empty.")
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise BadInput("This file is not an image Pillow can read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from None
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
+            raise BadInput(f"The image could not be opened: {exc}.") from None
+    check_size(image.width, image.height)
+    try:
+        image.seek(0)
+    except (EOFError, AttributeError, ValueError):
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            return to_rgb(image)
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated files raise OSError, odd modes ValueError
+        raise BadInput(f"The image is damaged or truncated and could not be decoded ({exc}).") from None
+
+
+def check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise BadInput(f"The image has no pixels ({width}×{height}).")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise BadInput(
+            f"The image is {width}×{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it first."
+        )
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB; transparent areas become white rather than black."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        import numpy as np
+
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max() > 255 else 255.0
+        return Image.fromarray((array / peak * 255).clip(0, 255).astype("uint8")).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _read_bytes(source: str | Path | bytes) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    path = Path(source)
+    if not path.is_file():
+        raise BadInput(f"No image file at {path}.")
+    return path.read_bytes()
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def fit_within(image: Image.Image, longest_side: int) -> Image.Image:
+    """Downscale (never upscale) so that the longest side is at most `longest_side`."""
+    if max(image.size) <= longest_side:
+        return image
+    scale = longest_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
