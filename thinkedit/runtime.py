@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .config import Settings
@@ -99,6 +100,19 @@ CACHE = ModelCache()
 def load(key: Hashable, loader: Callable[[], Any]) -> Any:
     """The model for `key`, built by `loader()` the first time it is asked for in this process."""
     return CACHE.get(key, loader)
+
+
+_GPU_LOCK = threading.Lock()
+
+
+@contextmanager
+def gpu_turn(*backends) -> Iterator[None]:
+    """Hold the one local accelerator while a run uses a local model; offline/remote runs go concurrently."""
+    if any(getattr(getattr(b, "spec", None), "kind", None) == "local" for b in backends):
+        with _GPU_LOCK:
+            yield
+    else:
+        yield
 
 
 def _empty_cuda_cache() -> None:
