@@ -7,9 +7,12 @@ so `--editor-model X` and `THINKEDIT_EDITOR_MODEL=X` mean the same thing everywh
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import BadInput
 
 MAX_TURNS_RANGE = (1, 10)
 THRESHOLD_RANGE = (0.0, 10.0)
@@ -17,6 +20,7 @@ FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "sequential")
+SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
 
 
 @dataclass
@@ -52,9 +56,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
-        """Defaults, then `THINKEDIT_<FIELD>` environment variables, then explicit overrides (None = unset)."""
+        """Defaults, then the settings file, then `THINKEDIT_<FIELD>` environment variables, then explicit
+        overrides (None = unset). The settings file is THINKEDIT_SETTINGS_FILE, else ./thinkedit_settings.json."""
         env = os.environ if env is None else env
-        values = {}
+        values = _settings_file(env.get("THINKEDIT_SETTINGS_FILE"))
         for f in dataclasses.fields(cls):
             if f.name == "extra":
                 continue
@@ -79,3 +84,22 @@ def _convert(name: str, raw: str):
     if name in ("threshold", "memory_budget_gb", "request_timeout", "edit_timeout"):
         return float(raw)
     return raw
+
+
+def _settings_file(named: str | None) -> dict:
+    """Field values from a JSON settings file; {} when none is named and ./thinkedit_settings.json is absent."""
+    path = Path(named or SETTINGS_FILE)
+    if not path.is_file():
+        if named:
+            raise BadInput(f"THINKEDIT_SETTINGS_FILE names {path}, which is not a file.")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise BadInput(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} must hold one JSON object of settings.")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Settings)})
+    if unknown:
+        raise BadInput(f"{path} has unknown settings: {', '.join(unknown)}. Remove them or fix their names.")
+    return data

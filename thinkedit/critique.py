@@ -23,8 +23,8 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 _SCORE_VALUE = r"""['"]?\s*(-?\d+(?:\.\d+)?|nan|inf|-inf|[a-z]+)"""
 _PREFIX = re.compile(
-    r"^\s*(?:\*\*)?(?:re-?written|refined|revised|improved|new|final|edit(?:ing)?)?\s*"
-    r"(?:prompt|instruction|answer)\s*(?:\*\*)?\s*[:：]\s*",
+    r"^\s*\**\s*(?:re-?written|refined|revised|improved|new|final|edit(?:ing)?)?\s*"
+    r"(?:prompt|instruction|answer)\s*\**\s*[:：]\s*\**\s*",
     re.IGNORECASE,
 )
 
@@ -198,7 +198,7 @@ def _clean_answer(answer: str | None) -> str | None:
         text = _PREFIX.sub("", text).strip()
         if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`“”":
             text = text[1:-1].strip()
-        elif len(text) >= 2 and text[0] in "“\"" and text[-1] in "”\"":
+        elif len(text) >= 2 and text[0] in '“"' and text[-1] in '”"':
             text = text[1:-1].strip()
     text = text.strip("` \n")
     return text or None

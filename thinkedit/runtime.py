@@ -6,14 +6,19 @@ which builds it once per process and hands the same object to every later reques
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import os
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .errors import ThinkEditError
 
 
 def has_torch() -> bool:
@@ -54,52 +59,273 @@ def pick_dtype(settings: Settings, device: str | None = None):
     return torch.float32
 
 
+@dataclass
+class Entry:
+    model: Any
+    size_gb: float  # what it holds in the budgeted memory (GPU memory by default)
+    offload: str = "none"
+
+
 class ModelCache:
-    """Loaded models by key, least recently used first. One lock per key: a model loads exactly once."""
+    """Loaded models by key, least recently used first. One lock per key: a model loads exactly once.
+
+    With a memory budget, loading a model first releases the least recently used others until the
+    new one fits; a model that a request is using right now (`in_use`) is never released.
+    """
 
     def __init__(self) -> None:
-        self._models: OrderedDict[Hashable, Any] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
+        self._users: Counter[Hashable] = Counter()
         self.loads = 0  # how many times a loader actually ran (tests and the benchmark read it)
 
-    def get(self, key: Hashable, loader: Callable[[], Any]) -> Any:
+    def get(
+        self,
+        key: Hashable,
+        loader: Callable[[], Any],
+        *,
+        size_gb: float | None = None,
+        budget_gb: float | None = None,
+        offload: str = "none",
+    ) -> Any:
         with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key].model
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
-                if key in self._models:
-                    return self._models[key]
-            model = loader()
+                if key in self._entries:
+                    return self._entries[key].model
+            self._make_room(size_gb or 0.0, budget_gb, keep=key)
+            try:
+                model = loader()
+            except BaseException:
+                gc.collect()  # a half-built model (e.g. after CUDA OOM) must not keep its memory
+                _empty_cuda_cache()
+                raise
+            measured = resident_gb(model, offload)
             with self._lock:
-                self._models[key] = model
+                self._entries[key] = Entry(model, measured if measured is not None else size_gb or 0.0, offload)
                 self.loads += 1
+            self._make_room(0.0, budget_gb, keep=key)
             return model
+
+    def _make_room(self, need_gb: float, budget_gb: float | None, keep: Hashable) -> None:
+        """Release least recently used models (never `keep`, never one in use) until `need_gb` fits."""
+        if budget_gb is None:
+            return
+        released = False
+        with self._lock:
+            for key in list(self._entries):
+                held = sum(entry.size_gb for entry in self._entries.values())
+                if held + need_gb <= budget_gb:
+                    break
+                if key != keep and not self._users[key]:
+                    del self._entries[key]
+                    released = True
+        if released:
+            gc.collect()
+            _empty_cuda_cache()
+
+    @contextmanager
+    def in_use(self, key: Hashable) -> Iterator[None]:
+        """Mark `key` as being used by a request: no budget decision releases it meanwhile."""
+        with self._lock:
+            self._users[key] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users[key] -= 1
 
     def keys(self) -> list[Hashable]:
         with self._lock:
-            return list(self._models)
+            return list(self._entries)
+
+    def entries(self) -> list[tuple[Hashable, Entry]]:
+        with self._lock:
+            return list(self._entries.items())
 
     def release(self, key: Hashable) -> None:
         with self._lock:
-            self._models.pop(key, None)
+            self._entries.pop(key, None)
+        gc.collect()
         _empty_cuda_cache()
 
     def clear(self) -> None:
         with self._lock:
-            self._models.clear()
+            self._entries.clear()
+        gc.collect()
         _empty_cuda_cache()
 
 
 CACHE = ModelCache()
 
 
-def load(key: Hashable, loader: Callable[[], Any]) -> Any:
-    """The model for `key`, built by `loader()` the first time it is asked for in this process."""
-    return CACHE.get(key, loader)
+def load(
+    key: Hashable,
+    loader: Callable[[], Any],
+    *,
+    size_gb: float | None = None,
+    settings: Settings | None = None,
+    offload: str = "none",
+) -> Any:
+    """The model for `key`, built by `loader()` the first time it is asked for in this process.
+
+    `size_gb` (an estimate) and `settings` (for the memory budget) let the cache release least
+    recently used models first when the new one would not fit.
+    """
+    budget = memory_budget_gb(settings) if settings is not None else None
+    return CACHE.get(key, loader, size_gb=size_gb, budget_gb=budget, offload=offload)
+
+
+def memory_budget_gb(settings: Settings) -> float | None:
+    """The user's budget (THINKEDIT_MEMORY_BUDGET_GB), else the GPU's memory, else no limit (CPU)."""
+    if settings.memory_budget_gb is not None:
+        return float(settings.memory_budget_gb)
+    if pick_device(settings).startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_properties(0).total_memory / 1e9
+    return None
+
+
+def resident_gb(model: Any, offload: str = "none") -> float | None:
+    """GB of weights `model` keeps in budgeted memory: all of them, the largest part, or none (offloaded)."""
+    modules = _modules(model)
+    if not modules:
+        return None
+    sizes = [sum(t.numel() * t.element_size() for t in (*m.parameters(), *m.buffers())) / 1e9 for m in modules]
+    if offload == "sequential":
+        return 0.0
+    return max(sizes) if offload == "model" else sum(sizes)
+
+
+def _modules(model: Any) -> list:
+    if not has_torch():
+        return []
+    import torch
+
+    parts = model if isinstance(model, (tuple, list)) else [model]
+    found = []
+    for part in parts:
+        if isinstance(part, torch.nn.Module):
+            found.append(part)
+        elif isinstance(getattr(part, "components", None), dict):  # a diffusers pipeline
+            found += [c for c in part.components.values() if isinstance(c, torch.nn.Module)]
+    return found
+
+
+def choose_offload(settings: Settings, size_gb: float | None, device: str | None = None) -> str:
+    """`settings.offload`, or when "auto": none if the model fits in free memory with headroom,
+    model offload if its largest part will (about 70% of a diffusion pipeline), else sequential."""
+    device = device or pick_device(settings)
+    if not device.startswith("cuda"):
+        return "none"  # offload moves weights between the CPU and an accelerator; without one it means nothing
+    if settings.offload != "auto":
+        return settings.offload
+    if not size_gb:
+        return "none"
+    free = free_memory_gb(settings)
+    if size_gb * 1.2 <= free:
+        return "none"
+    return "model" if size_gb * 0.7 <= free else "sequential"
+
+
+def free_memory_gb(settings: Settings) -> float:
+    """Free accelerator memory plus what releasable cached models hold, capped by the budget."""
+    import torch
+
+    free = torch.cuda.mem_get_info()[0] / 1e9
+    releasable = sum(entry.size_gb for key, entry in CACHE.entries() if not CACHE._users[key])
+    budget = memory_budget_gb(settings)
+    held = sum(entry.size_gb for _, entry in CACHE.entries())
+    room = free + releasable
+    return min(room, budget - held + releasable) if budget is not None else room
+
+
+def estimate_gb(checkpoint: str | None, default_gb: float | None) -> float | None:
+    """Weights size of a local folder, else the table's size of the default checkpoint."""
+    if checkpoint and Path(checkpoint).expanduser().is_dir():
+        folder = Path(checkpoint).expanduser()
+        weights = [p for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".gguf")]
+        return sum(p.stat().st_size for p in weights) / 1e9
+    return default_gb
+
+
+# -- hub behaviour and errors a person can act on ----------------------------------------------------
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def missing_weights(checkpoint: str, size_gb: float | None, flag: str = "--editor-model") -> ThinkEditError:
+    size = f" (about {size_gb:g} GB)" if size_gb else ""
+    why = " and HF_HUB_OFFLINE=1 forbids downloading them" if offline() else ""
+    return ThinkEditError(
+        f"The weights of {checkpoint}{size} are not on this machine{why}. Download them once with "
+        f"`hf download {checkpoint}` (set HF_TOKEN for gated checkpoints), or point {flag} at a local folder."
+    )
+
+
+def gated_checkpoint(checkpoint: str) -> ThinkEditError:
+    return ThinkEditError(
+        f"{checkpoint} is gated: accept its licence at https://huggingface.co/{checkpoint} while logged in, "
+        "then set HF_TOKEN to a token of that account (or download it once and point at the folder)."
+    )
+
+
+def out_of_memory(what: str, offload: str) -> ThinkEditError:
+    hint = {"none": "--offload model (or sequential)", "model": "--offload sequential"}.get(offload)
+    tip = f"try {hint}, " if hint else ""
+    return ThinkEditError(
+        f"The GPU ran out of memory while {what} (offload {offload}). To fit, {tip}use a smaller image or "
+        "fewer models at once (THINKEDIT_MEMORY_BUDGET_GB), or a smaller checkpoint."
+    )
+
+
+@contextmanager
+def friendly_errors(
+    what: str,
+    checkpoint: str | None = None,
+    size_gb: float | None = None,
+    *,
+    offload: str = "none",
+    flag: str = "--editor-model",
+) -> Iterator[None]:
+    """Turn hub and CUDA out-of-memory failures inside the block into `ThinkEditError`s saying what to do."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        yield
+    except ThinkEditError:
+        raise
+    except GatedRepoError:
+        raise gated_checkpoint(checkpoint or "This checkpoint") from None
+    except (LocalEntryNotFoundError, RepositoryNotFoundError):
+        raise missing_weights(checkpoint or "the checkpoint", size_gb, flag) from None
+    except Exception as exc:
+        if _is_oom(exc):
+            gc.collect()
+            _empty_cuda_cache()
+            raise out_of_memory(what, offload) from None
+        if checkpoint and _is_missing(exc, checkpoint):
+            raise missing_weights(checkpoint, size_gb, flag) from None
+        raise
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)
+
+
+def _is_missing(exc: BaseException, checkpoint: str) -> bool:
+    """diffusers and transformers wrap hub misses in OSError / EnvironmentError with these phrases."""
+    text = str(exc)
+    phrases = ("Cannot find", "couldn't connect", "offline mode", "does not appear to have", "not a local folder")
+    return isinstance(exc, OSError) and (checkpoint in text or any(p in text for p in phrases))
 
 
 _GPU_LOCK = threading.Lock()
@@ -124,8 +350,18 @@ def _empty_cuda_cache() -> None:
 
 
 def describe(settings: Settings) -> str:
-    """One line for `thinkedit backends`: device, dtype, offload mode, what is loaded."""
+    """One line for `thinkedit backends`: device, dtype, offload mode, budget, what is loaded."""
     device = pick_device(settings)
     dtype = str(pick_dtype(settings, device)).replace("torch.", "") if has_torch() else "n/a (torch missing)"
-    loaded = ", ".join(str(key[0]) if isinstance(key, tuple) else str(key) for key in CACHE.keys()) or "nothing"
-    return f"device {device}, dtype {dtype}, offload {settings.offload}, loaded: {loaded}"
+    offload = settings.offload
+    if offload == "auto":
+        offload = "auto (from free memory at load)" if device.startswith("cuda") else "auto → none (no GPU)"
+    budget = memory_budget_gb(settings) if has_torch() else settings.memory_budget_gb
+    budget_text = f"{budget:.1f} GB" if budget is not None else "unlimited"
+    loaded = ", ".join(
+        f"{key[0] if isinstance(key, tuple) else key} ({entry.size_gb:.1f} GB, offload {entry.offload})"
+        for key, entry in CACHE.entries()
+    )
+    return (
+        f"device {device}, dtype {dtype}, offload {offload}, memory budget {budget_text}, loaded: {loaded or 'nothing'}"
+    )

@@ -1,19 +1,31 @@
 """ZeroGPU: run a request's GPU work inside `spaces.GPU`, for as long as that request needs.
 
-Outside a ZeroGPU Space (no `SPACES_ZERO_GPU`, or no `spaces` package) `gpu(...)` changes nothing.
+On a ZeroGPU Space (`SPACES_ZERO_GPU` true and the `spaces` package installed):
+- `preload(settings)` builds the chosen local models at start, in the main process. ZeroGPU runs each
+  `spaces.GPU` call in a forked worker, so a model first loaded inside a call would be loaded again on
+  every request; loaded before, it is inherited, and its `.to("cuda")` is deferred by ZeroGPU until a GPU
+  is attached.
+- `gpu(duration)` wraps the GPU-bound function in `spaces.GPU(duration=duration)`, where `duration` is
+  computed per request (see `estimate_duration`): short runs ask for little, long ones are not cut off.
+Anywhere else both do nothing and `spaces` is never imported.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from collections.abc import Callable
 from typing import TypeVar
 
+from .config import Settings
+
 F = TypeVar("F", bound=Callable)
 
-MAX_DURATION_S = 300  # what a ZeroGPU Space may ask for one call
-SECONDS_PER_STEP = {  # H200-class, 1024², bf16; the offline/remote backends need no GPU
+MAX_DURATION_S = 300  # the most one ZeroGPU call may ask for
+MARGIN_S = 10  # attaching the GPU, moving preloaded weights onto it, VAE decode
+HEADROOM = 1.2  # estimates are from an H200 slice; leave room for slower calls
+SECONDS_PER_STEP = {  # denoiser step at ~1024², bf16, H200-class; offline and remote backends need no GPU
     "flux-kontext": 0.45,
     "qwen-image-edit": 0.9,
     "longcat-image-edit": 0.8,
@@ -21,17 +33,40 @@ SECONDS_PER_STEP = {  # H200-class, 1024², bf16; the offline/remote backends ne
     "flux2-klein": 0.35,
     "omnigen2": 0.9,
 }
-THINKER_SECONDS = {"editthinker": 25.0, "qwen-vl": 12.0}  # one critique of ~1k tokens
+TOKENS_PER_SECOND = {"editthinker": 30.0, "qwen-vl": 60.0}  # transformers generate, bf16, batch 1
+THINKER_PREFILL_S = 1.5  # two images at 1024² through the vision tower
+CRITIQUE_TOKENS = 768  # a typical EditThinker critique; pass max_new_tokens for the worst case
 
 
 def on_zero_gpu() -> bool:
-    return bool(os.environ.get("SPACES_ZERO_GPU")) and importlib.util.find_spec("spaces") is not None
+    """True on a ZeroGPU Space: `SPACES_ZERO_GPU` true (as `spaces` reads it) and `spaces` installed."""
+    flag = os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
+    return flag and importlib.util.find_spec("spaces") is not None
 
 
-def estimate_duration(editor: str, thinker: str, max_turns: int, steps: int | None, default_steps: int = 28) -> int:
-    """Seconds of GPU a request may need: turns × (steps × s/step + a critique), plus a margin, capped."""
-    per_turn = (steps or default_steps) * SECONDS_PER_STEP.get(editor, 0.0) + THINKER_SECONDS.get(thinker, 0.0)
-    return int(min(MAX_DURATION_S, 10 + max_turns * per_turn * 1.2))
+def estimate_duration(
+    editor: str,
+    thinker: str,
+    max_turns: int,
+    steps: int | None = None,
+    *,
+    first_turn: str = "none",
+    thinker_tokens: int = CRITIQUE_TOKENS,
+) -> int:
+    """Seconds of GPU one request may need, capped at `MAX_DURATION_S`.
+
+    Every turn runs the editor for `steps` (the editor's default when None) and one critique of
+    `thinker_tokens` tokens; a first-turn strategy other than "none" adds one thinker call.
+    """
+    from .editors import EDITORS
+
+    spec = EDITORS.get(editor)
+    steps = steps or (spec.steps if spec is not None else None) or 0
+    edit_s = steps * SECONDS_PER_STEP.get(editor, 0.0)
+    think_s = THINKER_PREFILL_S + thinker_tokens / TOKENS_PER_SECOND[thinker] if thinker in TOKENS_PER_SECOND else 0.0
+    thinker_calls = max_turns + (first_turn != "none")
+    seconds = MARGIN_S + HEADROOM * (max_turns * edit_s + thinker_calls * think_s)
+    return min(MAX_DURATION_S, math.ceil(seconds))
 
 
 def gpu(duration: Callable[..., int]) -> Callable[[F], F]:
@@ -48,3 +83,23 @@ def gpu(duration: Callable[..., int]) -> Callable[[F], F]:
         return spaces.GPU(duration=duration)(function)
 
     return wrap
+
+
+def preload(settings: Settings) -> list[str]:
+    """On ZeroGPU, load the chosen local editor's and thinker's models now; the names loaded, else [].
+
+    Call it once at app start, before the first request. Local backends expose `load()`, which builds
+    their model through `runtime.load`, so later requests find it in the process-wide cache.
+    """
+    if not on_zero_gpu():
+        return []
+    import spaces  # noqa: F401 - patches torch before any model is placed on cuda
+
+    from .registry import make_editor, make_thinker
+
+    loaded = []
+    for backend in (make_editor(settings), make_thinker(settings)):
+        if backend.spec.kind == "local":
+            backend.load()
+            loaded.append(backend.spec.name)
+    return loaded

@@ -12,7 +12,8 @@ returned image's `info["editor_note"]`. Classes are built as `Class(spec, settin
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from PIL import Image
 

@@ -14,7 +14,8 @@ Classes are built as `Class(spec, settings)`.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from PIL import Image
 

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from thinkedit.cli import main
+from thinkedit.config import Settings
+
+ASSET = next(iter(sorted(Path(__file__).parent.parent.joinpath("assets").glob("*.png"))), None)
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "thinkedit", *args], capture_output=True, text=True, timeout=120,
+                          env=env)  # fmt: skip
+
+
+@pytest.mark.skipif(ASSET is None, reason="assets/ has no PNG")
+def test_edit_end_to_end_writes_a_valid_run_folder(tmp_path):
+    out = tmp_path / "run"
+    result = cli("edit", "--image", str(ASSET), "--instruction", "make it black and white and add a thin red frame",
+                 "--editor", "classic", "--thinker", "classic", "--max-turns", "3", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Turn 1" in result.stdout and "semantic" in result.stdout
+    record = json.loads((out / "trajectory.json").read_text())
+    assert record["editor"] == "classic" and record["thinker"] == "classic"
+    assert 1 <= len(record["turns"]) <= 3
+    assert record["stop_reason"] in ("threshold", "prompt_kept", "max_turns")
+    for turn in record["turns"]:
+        assert (out / turn["image"]).is_file()
+        assert Image.open(out / turn["image"]).size == Image.open(ASSET).size
+
+
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not really a png")
+    result = cli("edit", "--image", str(broken), "--instruction", "x")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "not an image" in result.stderr
+    image = tmp_path / "ok.png"
+    Image.new("RGB", (8, 8)).save(image)
+    for args in (["--instruction", "  "], ["--instruction", "x", "--max-turns", "11"],
+                 ["--instruction", "x", "--threshold", "12"], ["--instruction", "x", "--editor", "nope"]):  # fmt: skip
+        result = cli("edit", "--image", str(image), *args)
+        assert result.returncode == 2, args
+        assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_runs_go_under_the_runs_root_by_default(tmp_path, monkeypatch, capsys):
+    image = tmp_path / "in.png"
+    Image.new("RGB", (32, 32), (90, 90, 90)).save(image)
+    monkeypatch.setenv("THINKEDIT_RUNS_DIR", str(tmp_path / "my-runs"))
+    code = main(["edit", "--image", str(image), "--instruction", "make it brighter", "--max-turns", "1"])
+    assert code == 0
+    runs = list((tmp_path / "my-runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "trajectory.json").is_file()
+
+
+def test_backends_lists_every_backend_with_a_reason(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "classic" in out and "flux-kontext" in out and "editthinker" in out
+    assert "weights not in the local cache: black-forest-labs/FLUX.1-Kontext-dev" in out
+    assert "no endpoint configured" in out
+    assert "runtime: device cpu" in out
+
+
+def test_settings_mirror_the_environment():
+    settings = Settings.from_env({"THINKEDIT_EDITOR_MODEL": "/models/x", "THINKEDIT_MAX_TURNS": "5",
+                                  "THINKEDIT_PUBLIC": "true"}, thinker_url="http://h/v1")  # fmt: skip
+    assert settings.editor_model == "/models/x" and settings.max_turns == 5 and settings.public is True
+    assert settings.thinker_url == "http://h/v1"
+    assert Settings.from_env({"THINKEDIT_EDITOR": "a"}, editor="b").editor == "b"

@@ -1,0 +1,260 @@
+import json
+import threading
+
+import pytest
+from PIL import Image
+from scripted import RecordingEditor, ScriptedThinker, same_pixels
+
+from thinkedit import loop
+from thinkedit.errors import BadInput
+
+
+def run_all(editor, thinker, request, **kwargs):
+    events = list(loop.run(editor, thinker, request, **kwargs))
+    assert isinstance(events[-1], loop.RunFinished)
+    return events, events[-1].trajectory
+
+
+def request(scene, **kwargs):
+    return loop.make_request(scene, "make it brighter", **kwargs)
+
+
+def test_stops_when_both_scores_reach_the_threshold(scene):
+    thinker = ScriptedThinker([(5, 9, "brighter by 40%"), (8, 8.5, "brighter by 50%"), (10, 10, "x")])
+    _, trajectory = run_all(RecordingEditor(), thinker, request(scene, max_turns=5))
+    assert trajectory.stop_reason == "threshold"
+    assert len(trajectory.turns) == 2
+
+
+def test_threshold_is_configurable(scene):
+    thinker = ScriptedThinker([(5, 9, "a"), (8, 8.5, "b"), (9.5, 9.5, "c")])
+    _, trajectory = run_all(RecordingEditor(), thinker, request(scene, max_turns=5, threshold=9))
+    assert trajectory.stop_reason == "threshold"
+    assert len(trajectory.turns) == 3
+
+
+def test_stops_when_the_thinker_hands_the_prompt_back(scene):
+    thinker = ScriptedThinker([(5, 5, "make it much brighter"), (6, 6, "Make it much brighter.")])
+    editor = RecordingEditor()
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=5))
+    assert trajectory.stop_reason == "prompt_kept"
+    assert editor.prompts == ["make it brighter", "make it much brighter"]
+
+
+def test_missing_answer_keeps_the_prompt_and_goes_on(scene):
+    thinker = ScriptedThinker([(5, 5, None), (5, 5, None), (5, 5, None)])
+    editor = RecordingEditor()
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=3))
+    assert trajectory.stop_reason == "max_turns"
+    assert editor.prompts == ["make it brighter"] * 3
+    assert [t.critique.refined_prompt for t in trajectory.turns] == [None, None, None]
+
+
+def test_max_turns_and_each_turn_uses_the_newest_prompt(scene):
+    thinker = ScriptedThinker([(3, 3, "p2"), (4, 4, "p3"), (5, 5, "p4")])
+    editor = RecordingEditor()
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=3))
+    assert trajectory.stop_reason == "max_turns"
+    assert editor.prompts == ["make it brighter", "p2", "p3"]
+    assert [t.prompt for t in trajectory.turns] == editor.prompts
+    assert [c["prompt"] for c in thinker.calls] == editor.prompts
+    assert all(c["instruction"] == "make it brighter" for c in thinker.calls)
+
+
+def test_every_turn_edits_the_source_not_the_previous_edit(scene):
+    editor = RecordingEditor()
+    thinker = ScriptedThinker([(1, 1, "a"), (2, 2, "b"), (3, 3, "c")])
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=3))
+    assert len(editor.inputs) == 3
+    assert all(same_pixels(image, scene) for image in editor.inputs)
+    assert all(same_pixels(call["source"], scene) for call in thinker.calls)
+    assert [same_pixels(call["edited"], t.image) for call, t in zip(thinker.calls, trajectory.turns, strict=True)] == [
+        True
+    ] * 3
+
+
+def test_best_turn_is_the_highest_geometric_mean_and_ties_go_later(scene):
+    thinker = ScriptedThinker([(9, 4, "a"), (7, 7, "b"), (4, 9, "c"), (7, 7, "d")])
+    _, trajectory = run_all(RecordingEditor(), thinker, request(scene, max_turns=4))
+    # sqrt(36)=6, 7, 6, 7 → the later of the two 7s
+    assert trajectory.best_turn.index == 4
+
+
+def test_unreadable_scores_rank_lowest(scene):
+    thinker = ScriptedThinker([(2, 2, "a"), (None, None, "b")])
+    _, trajectory = run_all(RecordingEditor(), thinker, request(scene, max_turns=2))
+    assert trajectory.best_turn.index == 1
+
+
+def test_a_failing_turn_keeps_the_earlier_turns_on_disk(scene, tmp_path):
+    editor = RecordingEditor(fail_on_call=2)
+    thinker = ScriptedThinker([(3, 3, "a"), (4, 4, "b")])
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=3), run_dir=tmp_path / "run")
+    assert trajectory.stop_reason == "error"
+    assert "the editor broke" in trajectory.error
+    assert len(trajectory.turns) == 1
+    saved = json.loads((tmp_path / "run" / "trajectory.json").read_text())
+    assert saved["stop_reason"] == "error" and len(saved["turns"]) == 1
+    assert (tmp_path / "run" / "turn_01.png").is_file()
+
+
+def test_cancel_between_steps_keeps_finished_turns(scene):
+    cancel = threading.Event()
+    editor = RecordingEditor(steps=5, step_seconds=0.05)
+    thinker = ScriptedThinker([(3, 3, "a"), (4, 4, "b"), (5, 5, "c")])
+    seen = []
+    for event in loop.run(editor, thinker, request(scene, max_turns=3), cancel=cancel):
+        seen.append(event)
+        if isinstance(event, loop.EditStep) and event.index == 2 and event.step == 2:
+            cancel.set()
+    trajectory = seen[-1].trajectory
+    assert trajectory.stop_reason == "cancelled"
+    assert [t.index for t in trajectory.turns] == [1]
+    steps_of_turn_2 = [e.step for e in seen if isinstance(e, loop.EditStep) and e.index == 2]
+    assert steps_of_turn_2[:2] == [1, 2] and len(steps_of_turn_2) < 5  # stopped at the next step
+
+
+def test_cancel_while_thinking_stops_at_the_next_token(scene):
+    cancel = threading.Event()
+    thinker = ScriptedThinker([(3, 3, "a long refined prompt " * 5)], chunk=3, chunk_seconds=0.03)
+    seen = []
+    for event in loop.run(RecordingEditor(), thinker, request(scene, max_turns=2), cancel=cancel):
+        seen.append(event)
+        if isinstance(event, loop.Reasoning):
+            cancel.set()
+    assert seen[-1].trajectory.stop_reason == "cancelled"
+    assert seen[-1].trajectory.turns == []
+    chunks = sum(isinstance(e, loop.Reasoning) for e in seen)
+    assert chunks < 5  # of about 50: generation stopped at the next token
+
+
+def test_events_stream_in_order_with_reasoning_chunks(scene):
+    thinker = ScriptedThinker([(9, 9, "done")], chunk=5)
+    events, trajectory = run_all(RecordingEditor(steps=4), thinker, request(scene, max_turns=2))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "TurnStarted"
+    assert kinds.count("EditStep") == 4
+    assert kinds.index("ThinkingStarted") > kinds.index("EditStep")
+    chunks = [e.text for e in events if isinstance(e, loop.Reasoning)]
+    assert len(chunks) > 3 and "".join(chunks) == trajectory.turns[0].critique.raw
+    assert kinds[-2:] == ["TurnFinished", "RunFinished"]
+
+
+def test_polish_strategy_drives_turn_one(scene):
+    editor = RecordingEditor()
+    thinker = ScriptedThinker([(9, 9, "x")], polished="increase brightness by 30%")
+    events, trajectory = run_all(editor, thinker, request(scene, first_turn="polish"))
+    assert editor.prompts[0] == "increase brightness by 30%"
+    assert trajectory.first_turn_prompt == "increase brightness by 30%"
+    assert any(isinstance(e, loop.Reasoning) and e.index == 0 for e in events)
+    assert thinker.calls[0]["instruction"] == "make it brighter"
+
+
+def test_polish_without_a_polish_method_falls_back_with_a_notice(scene):
+    class NoPolish(ScriptedThinker):
+        polish = None
+
+    editor = RecordingEditor()
+    events, _ = run_all(editor, NoPolish([(9, 9, "x")]), request(scene, first_turn="polish"))
+    assert editor.prompts[0] == "make it brighter"
+    assert any(isinstance(e, loop.Notice) for e in events)
+
+
+def test_critique_source_strategy_critiques_the_untouched_source_first(scene):
+    editor = RecordingEditor()
+    thinker = ScriptedThinker([(0, 10, "brighten the sky by 25%"), (9, 9, "x")])
+    _, trajectory = run_all(editor, thinker, request(scene, first_turn="critique-source"))
+    first = thinker.calls[0]
+    assert same_pixels(first["source"], scene) and same_pixels(first["edited"], scene)
+    assert editor.prompts[0] == "brighten the sky by 25%"
+    assert trajectory.first_turn_prompt == "brighten the sky by 25%"
+
+
+def test_single_shot_without_a_thinker(scene):
+    editor = RecordingEditor()
+    _, trajectory = run_all(editor, None, request(scene, max_turns=5))
+    assert len(trajectory.turns) == 1 and trajectory.thinker == "none"
+    assert trajectory.turns[0].critique.semantic is None
+
+
+def test_seeds_are_recorded_per_turn(scene):
+    editor = RecordingEditor()
+    thinker = ScriptedThinker([(1, 1, "a"), (2, 2, "b")])
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=2, seed=41))
+    assert editor.seeds == [41, 42] == [t.seed for t in trajectory.turns]
+
+
+def test_wrong_size_and_mode_are_normalised(scene):
+    editor = RecordingEditor(returns=lambda image: image.resize((10, 10)).convert("RGBA"))
+    _, trajectory = run_all(editor, ScriptedThinker([(9, 9, "x")]), request(scene))
+    assert trajectory.turns[0].image.size == scene.size
+    assert trajectory.turns[0].image.mode == "RGB"
+
+
+def test_an_editor_returning_nothing_ends_with_a_clear_error(scene):
+    _, trajectory = run_all(RecordingEditor(returns=lambda image: None), ScriptedThinker([(9, 9, "x")]), request(scene))
+    assert trajectory.stop_reason == "error"
+    assert trajectory.error == "The editor returned no image."
+
+
+def test_an_editor_that_hangs_is_abandoned_after_its_timeout(scene):
+    release = threading.Event()
+    editor = RecordingEditor(hang=release)
+    _, trajectory = run_all(editor, ScriptedThinker([(9, 9, "x")]), request(scene), edit_timeout=0.3)
+    release.set()
+    assert trajectory.stop_reason == "error"
+    assert "did not answer within 0.3 s" in trajectory.error
+
+
+def test_editor_note_becomes_a_notice_and_is_kept(scene):
+    def noted(image):
+        out = image.copy()
+        out.info["editor_note"] = "could not do: 'add a dragon'"
+        return out
+
+    events, trajectory = run_all(RecordingEditor(returns=noted), ScriptedThinker([(9, 9, "x")]), request(scene))
+    assert any(isinstance(e, loop.Notice) and "dragon" in e.message for e in events)
+    assert trajectory.turns[0].editor_note == "could not do: 'add a dragon'"
+
+
+def test_an_unwritable_runs_folder_warns_and_the_run_still_completes(scene, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    events, trajectory = run_all(
+        RecordingEditor(), ScriptedThinker([(3, 3, "a"), (9, 9, "b")]), request(scene), run_dir=blocker / "run"
+    )
+    notices = [e.message for e in events if isinstance(e, loop.Notice)]
+    assert len(notices) == 1 and "could not be saved" in notices[0]
+    assert trajectory.stop_reason == "threshold" and len(trajectory.turns) == 2
+    assert trajectory.warnings == notices
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"instruction": ""}, "empty"),
+        ({"instruction": "   \n\t"}, "empty"),
+        ({"instruction": "x" * 2001}, "limit is 2000"),
+        ({"max_turns": 0}, "from 1 to 10"),
+        ({"max_turns": 11}, "from 1 to 10"),
+        ({"threshold": 10.5}, "from 0 to 10"),
+        ({"threshold": -1}, "from 0 to 10"),
+        ({"first_turn": "guess"}, "first-turn strategy"),
+        ({"image": None}, "No image"),
+    ],
+)
+def test_bad_requests_are_refused_before_any_model_runs(scene, kwargs, message):
+    image = kwargs.pop("image", scene)
+    instruction = kwargs.pop("instruction", "make it brighter")
+    with pytest.raises(BadInput, match=message):
+        loop.make_request(image, instruction, **kwargs)
+
+
+def test_control_characters_are_dropped_from_the_instruction(scene):
+    req = loop.make_request(scene, "make\x00 it\x07 brighter")
+    assert req.instruction == "make  it  brighter"
+
+
+def test_request_converts_the_image_to_rgb():
+    req = loop.make_request(Image.new("RGBA", (8, 8), (0, 0, 0, 0)), "x")
+    assert req.image.mode == "RGB" and req.image.getpixel((0, 0)) == (255, 255, 255)

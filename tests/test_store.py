@@ -1,0 +1,86 @@
+import json
+import os
+
+import pytest
+from scripted import RecordingEditor, ScriptedThinker, same_pixels
+
+from thinkedit import loop, store
+from thinkedit.errors import BadInput
+
+CONTRACT_TOP = {"schema_version", "instruction", "editor", "thinker", "settings", "versions", "turns",
+                "best_turn", "stop_reason", "error"}  # fmt: skip
+CONTRACT_TURN = {"index", "prompt", "image", "semantic", "quality", "reasoning", "refined_prompt", "raw", "seed",
+                 "edit_seconds", "think_seconds"}  # fmt: skip
+
+
+def finished_run(scene, run_dir, script=((4, 6, "brighter by 40%"), (8, 9, "brighter by 40%"))):
+    request = loop.make_request(scene, "make it brighter", max_turns=3, seed=7, steps=12, guidance=3.5)
+    *_, last = loop.run(RecordingEditor(), ScriptedThinker(script), request, run_dir=run_dir)
+    return last.trajectory
+
+
+def test_round_trip_follows_the_contract(scene, tmp_path):
+    trajectory = finished_run(scene, tmp_path / "run")
+    saved = store.load_run(tmp_path / "run")
+    record = saved.record
+    assert CONTRACT_TOP <= set(record)
+    assert record["schema_version"] == 1
+    assert record["instruction"] == "make it brighter"
+    assert record["stop_reason"] == "threshold" and record["error"] is None
+    assert record["best_turn"] == 2
+    assert record["settings"]["seed"] == 7 and record["settings"]["steps"] == 12
+    assert record["settings"]["editor_model"] == "recording-editor"
+    assert set(record["versions"]) >= {"thinkedit", "torch", "diffusers", "transformers"}
+    assert [set(t) >= CONTRACT_TURN for t in record["turns"]] == [True, True]
+    first = record["turns"][0]
+    assert (first["index"], first["image"], first["semantic"], first["quality"]) == (1, "turn_01.png", 4, 6)
+    assert first["refined_prompt"] == "brighter by 40%" and first["seed"] == 7
+    assert same_pixels(saved.source, scene)
+    assert same_pixels(saved.image(2), trajectory.turns[1].image)
+    assert saved.best["index"] == 2
+
+
+def test_writes_are_atomic(scene, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    finished_run(scene, run_dir)
+    before = (run_dir / "trajectory.json").read_text()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk pulled out")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        store.write_json_atomic(run_dir / "trajectory.json", {"half": "written"})
+    assert (run_dir / "trajectory.json").read_text() == before
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_each_turn_is_on_disk_as_soon_as_it_finishes(scene, tmp_path):
+    request = loop.make_request(scene, "x", max_turns=3)
+    run_dir = tmp_path / "run"
+    seen_on_disk = []
+    for event in loop.run(RecordingEditor(), ScriptedThinker([(1, 1, "a"), (2, 2, "b"), (3, 3, "c")]), request,
+                          run_dir=run_dir):  # fmt: skip
+        if isinstance(event, loop.TurnFinished):
+            seen_on_disk.append(len(json.loads((run_dir / "trajectory.json").read_text())["turns"]))
+    assert seen_on_disk == [1, 2, 3]
+
+
+def test_zip_round_trip(scene, tmp_path):
+    finished_run(scene, tmp_path / "run")
+    archive = store.zip_run(tmp_path / "run", tmp_path / "run.zip")
+    saved = store.load_run(archive)
+    assert saved.record["best_turn"] == 2
+    assert same_pixels(saved.source, scene)
+
+
+def test_not_a_run(tmp_path):
+    with pytest.raises(BadInput, match="no trajectory.json"):
+        store.load_run(tmp_path)
+    (tmp_path / "trajectory.json").write_text("{not json")
+    with pytest.raises(BadInput, match="not valid JSON"):
+        store.load_run(tmp_path)
+
+
+def test_new_run_dirs_are_unique(tmp_path):
+    assert len({store.new_run_dir(tmp_path) for _ in range(50)}) == 50

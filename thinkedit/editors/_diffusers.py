@@ -1,0 +1,172 @@
+"""What every diffusers editor shares: loading through the runtime, seeding, step callbacks, sizing.
+
+An editor file subclasses `DiffusersEditor`, names its pipeline class and rounding multiple, and maps
+one request to that pipeline's keyword arguments in `arguments(...)`. Everything else lives here once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+from PIL import Image
+
+from .. import runtime
+from ..config import Settings
+from ..errors import Cancelled
+from ..registry import BackendSpec, hf_token, model_for, weights_location
+from . import OnStep
+
+MAX_AREA = 1024 * 1024
+
+
+def fit_size(width: int, height: int, multiple: int, max_area: int = MAX_AREA) -> tuple[int, int]:
+    """The working size: at most `max_area` pixels, the aspect ratio kept, both sides a multiple of `multiple`."""
+    scale = min(1.0, math.sqrt(max_area / (width * height)))
+    return (
+        max(multiple, round(width * scale / multiple) * multiple),
+        max(multiple, round(height * scale / multiple) * multiple),
+    )
+
+
+class DiffusersEditor:
+    """A diffusers pipeline as an editor. Subclasses set `pipeline_name` and `multiple`, and map arguments."""
+
+    pipeline_name = "DiffusionPipeline"
+    multiple = 16  # latent packing: 8× VAE × 2×2 patches for the FLUX and Qwen families
+    max_area = MAX_AREA
+
+    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+        self.spec, self.settings = spec, settings
+        self.model = model_for(spec, settings, "editor")
+
+    def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
+        """The pipeline's keyword arguments for one edit of `image` (already at the working size)."""
+        raise NotImplementedError
+
+    def pipeline_class(self):
+        import diffusers
+
+        return getattr(diffusers, self.pipeline_name)
+
+    def from_pretrained_options(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def cache_key(self) -> tuple:
+        device = runtime.pick_device(self.settings)
+        dtype = str(runtime.pick_dtype(self.settings, device))
+        return (self.spec.name, self.model, self.pipeline_name, device, dtype, self.settings.offload)
+
+    def pipeline(self):
+        """The loaded pipeline, from the process-wide cache after the first request."""
+        size = runtime.estimate_gb(self.model, self.spec.size_gb if self.model == self.spec.model else None)
+        device = runtime.pick_device(self.settings)
+        offload = runtime.choose_offload(self.settings, size, device)
+        return runtime.load(
+            self.cache_key,
+            lambda: self._load(device, offload, size),
+            size_gb=size,
+            settings=self.settings,
+            offload=offload,
+        )
+
+    def _load(self, device: str, offload: str, size_gb: float | None):
+        if runtime.offline() and weights_location(self.model) is None:
+            raise runtime.missing_weights(self.model, size_gb)
+        if self.spec.gated and self.model == self.spec.model and not hf_token() and weights_location(self.model) is None:
+            raise runtime.gated_checkpoint(self.model)
+        dtype = runtime.pick_dtype(self.settings, device)
+        with runtime.friendly_errors(f"loading {self.model}", self.model, size_gb, offload=offload):
+            pipe = self.pipeline_class().from_pretrained(
+                self.model, torch_dtype=dtype, token=hf_token(), **self.from_pretrained_options()
+            )
+            if offload == "model":
+                pipe.enable_model_cpu_offload(device=device)
+            elif offload == "sequential":
+                pipe.enable_sequential_cpu_offload(device=device)
+            else:
+                pipe.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def edit(
+        self,
+        image: Image.Image,
+        prompt: str,
+        *,
+        seed: int,
+        steps: int | None = None,
+        guidance: float | None = None,
+        on_step: OnStep | None = None,
+    ) -> Image.Image:
+        pipe = self.pipeline()
+        steps = steps or self.spec.steps
+        guidance = self.spec.guidance if guidance is None else guidance
+        working = image.resize(fit_size(*image.size, self.multiple, self.max_area), Image.Resampling.LANCZOS)
+        kwargs = self.arguments(working, prompt, steps, guidance)
+        with runtime.CACHE.in_use(self.cache_key):
+            offload = next((e.offload for k, e in runtime.CACHE.entries() if k == self.cache_key), "none")
+            with runtime.friendly_errors(f"{self.spec.name} edited a {working.width}×{working.height} image",
+                                         offload=offload):  # fmt: skip
+                edited = run_pipeline(pipe, kwargs, steps, seed, on_step)
+        return edited.convert("RGB").resize(image.size, Image.Resampling.LANCZOS)
+
+
+def run_pipeline(pipe, kwargs: dict[str, Any], steps: int, seed: int, on_step: OnStep | None) -> Image.Image:
+    """Call `pipe` seeded, reporting each step to `on_step(i, n)`; Stop ends the run at the next step.
+
+    Pipelines with `callback_on_step_end` report through it and stop by `pipe._interrupt`; those without
+    (LongCat-Image-Edit) report through their scheduler's `step`; OmniGen2's through `step_func`.
+    """
+    import torch
+
+    cancelled: list[Cancelled] = []
+    can_interrupt = isinstance(getattr(type(pipe), "interrupt", None), property)
+
+    def report(i: int) -> None:
+        if on_step is None or cancelled:
+            return
+        try:
+            on_step(i + 1, steps)
+        except Cancelled as exc:
+            if not can_interrupt:
+                raise
+            cancelled.append(exc)
+            pipe._interrupt = True  # the denoising loop skips every remaining step
+
+    def on_step_end(_pipe, i, _t, _tensors):
+        report(i)
+        return {}
+
+    kwargs = {**kwargs, "num_inference_steps": steps, "generator": torch.Generator("cpu").manual_seed(seed)}
+    accepted = inspect.signature(pipe.__call__).parameters
+    if "callback_on_step_end" in accepted:
+        result = pipe(**kwargs, callback_on_step_end=on_step_end)
+    elif "step_func" in accepted:
+        result = pipe(**kwargs, step_func=lambda i, _n: report(i))
+    else:
+        result = _with_scheduler_steps(pipe, kwargs, report)
+    if cancelled:
+        raise cancelled[0]
+    return result.images[0]
+
+
+def _with_scheduler_steps(pipe, kwargs: dict[str, Any], report):
+    """Call `pipe`, counting its scheduler's steps: one `scheduler.step` per denoising step."""
+    scheduler = pipe.scheduler
+    original = scheduler.step
+    count = [0]
+
+    def step(*args, **kw):
+        out = original(*args, **kw)
+        report(count[0])
+        count[0] += 1
+        return out
+
+    scheduler.step = step
+    try:
+        return pipe(**kwargs)
+    finally:
+        del scheduler.step  # back to the class's method
