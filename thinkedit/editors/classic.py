@@ -1,0 +1,244 @@
+"""Offline editor made of ordinary image operations: color, tone, geometry, frames and text.
+
+It reads the prompt with `thinkedit.instructions.read` and applies the operations in the order written,
+with Pillow and vectorised numpy. What it cannot do it leaves alone and names in `info["editor_note"]`.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from ..config import Settings
+from ..instructions import COLORS, REPERTOIRE, Op, applied, read, resolve
+from ..registry import BackendSpec
+from . import OnStep
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+SEPIA = np.array([1.0, 0.78, 0.55], np.float32) / float(LUMA @ np.array([1.0, 0.78, 0.55], np.float32))
+TONES = ("brightness", "contrast", "saturation", "warmth", "sepia", "grayscale", "invert", "vignette", "posterize")
+GENERATIVE = "a generative editor such as flux-kontext, qwen-image-edit or instruct-pix2pix"
+
+
+class ClassicEditor:
+    """`edit` runs the operations read from the prompt; `on_step` is called after each one."""
+
+    model = None
+
+    def __init__(self, spec: BackendSpec, settings: Settings):
+        self.spec = spec
+        self.settings = settings
+
+    def edit(
+        self,
+        image: Image.Image,
+        prompt: str,
+        *,
+        seed: int,
+        steps: int | None = None,
+        guidance: float | None = None,
+        on_step: OnStep | None = None,
+    ) -> Image.Image:
+        plan = read(prompt)
+        ops = [applied(resolve(op, image.size)) for op in plan.ops]
+        result, pixels = image.convert("RGB"), None
+        for index, op in enumerate(ops, 1):
+            if op.name in TONES:  # consecutive per-pixel operations share one float array
+                pixels = np.asarray(result, np.float32) if pixels is None else pixels
+                pixels = np.clip(_tone(pixels, op.name, float(op.amount or 0.0)), 0, 255)
+            else:
+                result = apply(result if pixels is None else _image(pixels), op)
+                pixels = None
+            if on_step is not None:
+                on_step(index, len(ops))
+        result = result.copy() if pixels is None else _image(pixels)
+        result.info.pop("editor_note", None)
+        if plan.unknown:
+            parts = ", ".join(f"'{part}'" for part in plan.unknown)
+            unchanged = " (the image is unchanged)" if not ops else ""
+            result.info["editor_note"] = (
+                f"could not do: {parts}{unchanged} — this offline editor only does {REPERTOIRE}; {GENERATIVE} can."
+            )
+        return result
+
+
+def apply(image: Image.Image, op: Op) -> Image.Image:
+    """One operation on an RGB image. Geometry may change the size; everything else keeps it."""
+    a = float(op.amount) if op.amount is not None else 0.0
+    match op.name:
+        case "blur":
+            return image.filter(ImageFilter.GaussianBlur(a))
+        case "sharpen":
+            radius = max(1.0, max(image.size) / 400)
+            return image.filter(ImageFilter.UnsharpMask(radius=radius, percent=round(a * 100), threshold=2))
+        case "pixelate":
+            return _pixelate(image, max(2, round(a)))
+        case "rotate":
+            turns = {
+                90.0: Image.Transpose.ROTATE_270,
+                180.0: Image.Transpose.ROTATE_180,
+                270.0: Image.Transpose.ROTATE_90,
+            }
+            if a % 360 in turns:
+                return image.transpose(turns[a % 360])
+            return image.rotate(-a, Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
+        case "flip":
+            return image.transpose(
+                Image.Transpose.FLIP_TOP_BOTTOM if op.where == "vertical" else Image.Transpose.FLIP_LEFT_RIGHT
+            )
+        case "crop":
+            return image.crop(crop_box(image.size, op))
+        case "resize":
+            if op.where:
+                width, height = (int(v) for v in op.where.split("x"))
+            else:
+                width, height = round(image.width * a), round(image.height * a)
+            return image.resize((min(8192, max(1, width)), min(8192, max(1, height))), Image.Resampling.LANCZOS)
+        case "border":
+            return _border(image, op)
+        case "text":
+            return _text(image, op)
+        case "recolor" | "keep_color":
+            return _by_color(image, op)
+    return _image(np.clip(_tone(np.asarray(image, np.float32), op.name, a), 0, 255))
+
+
+def _image(pixels: np.ndarray) -> Image.Image:
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def _tone(x: np.ndarray, name: str, a: float) -> np.ndarray:
+    """Per-pixel operations on a float RGB array in 0..255."""
+    luma = x @ LUMA
+    match name:
+        case "brightness":
+            return x * (1 + a)
+        case "contrast":
+            mean = float(luma.mean())
+            return (x - mean) * (1 + a) + mean
+        case "saturation":
+            gray = luma[..., None]
+            return gray + (x - gray) * (1 + a)
+        case "warmth":
+            return x * np.array([1 + a / 2, 1.0, 1 - a / 2], np.float32)
+        case "sepia":
+            return x * (1 - a) + luma[..., None] * SEPIA * a
+        case "grayscale":
+            return x * (1 - a) + luma[..., None] * a
+        case "invert":
+            return x * (1 - a) + (255 - x) * a
+        case "vignette":
+            return x * (1 - a * radial(x.shape[1], x.shape[0]))[..., None]
+        case "posterize":
+            levels = max(2, round(a)) - 1
+            return np.round(x / 255 * levels) * (255 / levels)
+    raise ValueError(f"unknown operation {name}")
+
+
+def radial(width: int, height: int) -> np.ndarray:
+    """Squared distance from the centre, 0 there and 1 in the corners."""
+    ys = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
+    xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
+    return (xs * xs + ys * ys) / 2
+
+
+def crop_box(size: tuple[int, int], op: Op) -> tuple[int, int, int, int]:
+    width, height = size
+    keep = min(1.0, max(0.01, float(op.amount or 0.75)))
+    if op.where == "square":
+        side = min(size)
+        left, top = (width - side) // 2, (height - side) // 2
+        return left, top, left + side, top + side
+    w, h = max(1, round(width * keep)), max(1, round(height * keep))
+    match op.where:
+        case "left":
+            return 0, 0, w, height
+        case "right":
+            return width - w, 0, width, height
+        case "top":
+            return 0, 0, width, h
+        case "bottom":
+            return 0, height - h, width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
+
+
+def _pixelate(image: Image.Image, block: int) -> Image.Image:
+    small = image.resize((math.ceil(image.width / block), math.ceil(image.height / block)), Image.Resampling.BOX)
+    big = small.resize((small.width * block, small.height * block), Image.Resampling.NEAREST)
+    return big.crop((0, 0, image.width, image.height))
+
+
+def _border(image: Image.Image, op: Op) -> Image.Image:
+    x = np.array(image)
+    t = max(1, min(round(op.amount or 1), min(image.size) // 2))
+    color = COLORS.get(op.color or "white", (255, 255, 255))
+    x[:t], x[-t:], x[:, :t], x[:, -t:] = color, color, color, color
+    return Image.fromarray(x)
+
+
+def text_layout(size: tuple[int, int], op: Op) -> tuple[ImageFont.FreeTypeFont, tuple[float, float], str, int]:
+    """(font, anchor point, anchor, stroke width) for the text operation; the critic uses it to find the band."""
+    width, height = size
+    font_size = max(6, round(float(op.amount or 0.08) * height))
+    font = ImageFont.load_default(size=font_size)
+    text_width = font.getlength(op.text or "")
+    if text_width > 0.92 * width:
+        font_size = max(6, int(font_size * 0.92 * width / text_width))
+        font = ImageFont.load_default(size=font_size)
+    margin = 0.04 * height
+    anchor, y = {"top": ("mt", margin), "bottom": ("mb", height - margin)}.get(op.where or "", ("mm", height / 2))
+    return font, (width / 2, y), anchor, max(1, font_size // 16)
+
+
+def text_box(size: tuple[int, int], op: Op) -> tuple[int, int, int, int]:
+    font, xy, anchor, stroke = text_layout(size, op)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return tuple(round(v) for v in probe.textbbox(xy, op.text or "", font=font, anchor=anchor, stroke_width=stroke))
+
+
+def _text(image: Image.Image, op: Op) -> Image.Image:
+    result = image.copy()
+    font, xy, anchor, stroke = text_layout(image.size, op)
+    fill = COLORS.get(op.color or "white", (255, 255, 255))
+    outline = (0, 0, 0) if float(LUMA @ np.array(fill, np.float32)) > 128 else (255, 255, 255)
+    ImageDraw.Draw(result).text(xy, op.text or "", fill=fill, font=font, anchor=anchor,
+                                stroke_width=stroke, stroke_fill=outline)  # fmt: skip
+    return result
+
+
+def color_mask(hsv: np.ndarray, color: str) -> np.ndarray:
+    """Pixels of a named color in a Pillow HSV array (all channels 0..255)."""
+    h, s, v = (hsv[..., i].astype(np.int16) for i in range(3))
+    if color in ("white", "black", "gray", "grey"):
+        return {"white": (s < 40) & (v > 215), "black": v < 50}.get(color, (s < 40) & (v >= 50) & (v <= 215))
+    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[color]))
+    distance = np.abs(h - round(hue * 255))
+    near = np.minimum(distance, 256 - distance) <= 14
+    mask = near & (s > 70) & (v > 50)
+    if color in ("brown", "orange"):
+        mask &= (v < 160) if color == "brown" else (v >= 160)
+    return mask
+
+
+def _by_color(image: Image.Image, op: Op) -> Image.Image:
+    hsv = np.array(image.convert("HSV"))
+    mask = color_mask(hsv, op.source_color if op.name == "recolor" else op.color or "red")
+    if op.name == "keep_color":
+        x = np.asarray(image, np.float32)
+        gray = np.repeat((x @ LUMA)[..., None], 3, axis=2)
+        return Image.fromarray(np.where(mask[..., None], x, gray).clip(0, 255).astype(np.uint8))
+    target = op.color or "red"
+    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[target]))
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    if target in ("white", "black", "gray", "grey"):
+        s[mask] = 0
+        v[mask] = {"white": np.maximum(v[mask], 235), "black": v[mask] // 6}.get(target, v[mask])
+    else:
+        h[mask] = round(hue * 255) % 256
+        s[mask] = np.maximum(s[mask], round(saturation * 200))
+    recolored = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+    return Image.fromarray(np.where(mask[..., None], recolored, np.asarray(image)))  # HSV round trips are lossy
