@@ -47,7 +47,10 @@ class Settings:
     memory_budget_gb: float | None = None
     thinker_image_side: int = 1024
     thinker_max_new_tokens: int = 2048
-    request_timeout: float = 120.0
+    request_timeout: float = 120.0  # remote backends: seconds to wait for an answer (read timeout)
+    connect_timeout: float = 10.0  # remote backends: seconds to wait for a connection
+    request_retries: int = 3  # remote backends: retries on 429, 5xx and connection errors
+    retry_backoff: float = 1.0  # remote backends: first retry waits this long, then doubling
     edit_timeout: float = 600.0
     host: str = "127.0.0.1"
     port: int = 7860
@@ -59,7 +62,7 @@ class Settings:
         """Defaults, then the settings file, then `THINKEDIT_<FIELD>` environment variables, then explicit
         overrides (None = unset). The settings file is THINKEDIT_SETTINGS_FILE, else ./thinkedit_settings.json."""
         env = os.environ if env is None else env
-        values = _settings_file(env.get("THINKEDIT_SETTINGS_FILE"))
+        values = read_settings_file(env.get("THINKEDIT_SETTINGS_FILE"))
         for f in dataclasses.fields(cls):
             if f.name == "extra":
                 continue
@@ -79,14 +82,14 @@ def _convert(name: str, raw: str):
     default = getattr(Settings, name, None) if name != "runs_dir" else Path()
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if name in ("max_turns", "port", "thinker_image_side", "thinker_max_new_tokens"):
+    if name in ("max_turns", "port", "thinker_image_side", "thinker_max_new_tokens", "request_retries"):
         return int(raw)
-    if name in ("threshold", "memory_budget_gb", "request_timeout", "edit_timeout"):
+    if name in ("threshold", "memory_budget_gb", "request_timeout", "connect_timeout", "retry_backoff", "edit_timeout"):
         return float(raw)
     return raw
 
 
-def _settings_file(named: str | None) -> dict:
+def read_settings_file(named: str | None) -> dict:
     """Field values from a JSON settings file; {} when none is named and ./thinkedit_settings.json is absent."""
     path = Path(named or SETTINGS_FILE)
     if not path.is_file():

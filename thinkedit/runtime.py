@@ -140,6 +140,10 @@ class ModelCache:
             with self._lock:
                 self._users[key] -= 1
 
+    def releasable_gb(self) -> float:
+        with self._lock:
+            return sum(entry.size_gb for key, entry in self._entries.items() if not self._users[key])
+
     def keys(self) -> list[Hashable]:
         with self._lock:
             return list(self._entries)
@@ -239,7 +243,7 @@ def free_memory_gb(settings: Settings) -> float:
     import torch
 
     free = torch.cuda.mem_get_info()[0] / 1e9
-    releasable = sum(entry.size_gb for key, entry in CACHE.entries() if not CACHE._users[key])
+    releasable = CACHE.releasable_gb()
     budget = memory_budget_gb(settings)
     held = sum(entry.size_gb for _, entry in CACHE.entries())
     room = free + releasable
@@ -262,12 +266,19 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def missing_weights(checkpoint: str, size_gb: float | None, flag: str = "--editor-model") -> ThinkEditError:
+def missing_weights(
+    checkpoint: str, size_gb: float | None, flag: str = "--editor-model", *, gated: bool = False
+) -> ThinkEditError:
     size = f" (about {size_gb:g} GB)" if size_gb else ""
     why = " and HF_HUB_OFFLINE=1 forbids downloading them" if offline() else ""
+    licence = (
+        f"It is gated: first accept its licence at https://huggingface.co/{checkpoint} and set HF_TOKEN. "
+        if gated
+        else ""
+    )
     return ThinkEditError(
-        f"The weights of {checkpoint}{size} are not on this machine{why}. Download them once with "
-        f"`hf download {checkpoint}` (set HF_TOKEN for gated checkpoints), or point {flag} at a local folder."
+        f"The weights of {checkpoint}{size} are not on this machine{why}. {licence}Download them once with "
+        f"`hf download {checkpoint}` (on a machine with internet), or point {flag} at a local folder."
     )
 
 
@@ -295,6 +306,7 @@ def friendly_errors(
     *,
     offload: str = "none",
     flag: str = "--editor-model",
+    gated: bool = False,
 ) -> Iterator[None]:
     """Turn hub and CUDA out-of-memory failures inside the block into `ThinkEditError`s saying what to do."""
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
@@ -306,14 +318,14 @@ def friendly_errors(
     except GatedRepoError:
         raise gated_checkpoint(checkpoint or "This checkpoint") from None
     except (LocalEntryNotFoundError, RepositoryNotFoundError):
-        raise missing_weights(checkpoint or "the checkpoint", size_gb, flag) from None
+        raise missing_weights(checkpoint or "the checkpoint", size_gb, flag, gated=gated) from None
     except Exception as exc:
         if _is_oom(exc):
             gc.collect()
             _empty_cuda_cache()
             raise out_of_memory(what, offload) from None
         if checkpoint and _is_missing(exc, checkpoint):
-            raise missing_weights(checkpoint, size_gb, flag) from None
+            raise missing_weights(checkpoint, size_gb, flag, gated=gated) from None
         raise
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .config import Settings
+from .errors import ThinkEditError
 
 F = TypeVar("F", bound=Callable)
 
@@ -88,8 +89,9 @@ def gpu(duration: Callable[..., int]) -> Callable[[F], F]:
 def preload(settings: Settings) -> list[str]:
     """On ZeroGPU, load the chosen local editor's and thinker's models now; the names loaded, else [].
 
-    Call it once at app start, before the first request. Local backends expose `load()`, which builds
-    their model through `runtime.load`, so later requests find it in the process-wide cache.
+    Call it once at app start, before the first request, with the settings requests will use. Local
+    backends build their model through `runtime.load` (thinkers in `load()`, diffusers editors in
+    `pipeline()`), so later requests find it in the process-wide cache under the same key.
     """
     if not on_zero_gpu():
         return []
@@ -99,7 +101,11 @@ def preload(settings: Settings) -> list[str]:
 
     loaded = []
     for backend in (make_editor(settings), make_thinker(settings)):
-        if backend.spec.kind == "local":
-            backend.load()
-            loaded.append(backend.spec.name)
+        if backend.spec.kind != "local":
+            continue
+        load = getattr(backend, "load", None) or getattr(backend, "pipeline", None)
+        if load is None:
+            raise ThinkEditError(f"The {backend.spec.name} backend has no load() to preload its model with.")
+        load()
+        loaded.append(backend.spec.name)
     return loaded

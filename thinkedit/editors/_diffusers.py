@@ -21,9 +21,11 @@ from . import OnStep
 MAX_AREA = 1024 * 1024
 
 
-def fit_size(width: int, height: int, multiple: int, max_area: int = MAX_AREA) -> tuple[int, int]:
-    """The working size: at most `max_area` pixels, the aspect ratio kept, both sides a multiple of `multiple`."""
+def fit_size(width: int, height: int, multiple: int, max_area: int = MAX_AREA, min_side: int = 0) -> tuple[int, int]:
+    """The working size: at most `max_area` pixels and at least `min_side` a side, the aspect ratio kept,
+    both sides a multiple of `multiple`."""
     scale = min(1.0, math.sqrt(max_area / (width * height)))
+    scale = max(scale, min_side / min(width, height))
     return (
         max(multiple, round(width * scale / multiple) * multiple),
         max(multiple, round(height * scale / multiple) * multiple),
@@ -36,6 +38,7 @@ class DiffusersEditor:
     pipeline_name = "DiffusionPipeline"
     multiple = 16  # latent packing: 8× VAE × 2×2 patches for the FLUX and Qwen families
     max_area = MAX_AREA
+    min_side = 0
 
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec, self.settings = spec, settings
@@ -73,14 +76,13 @@ class DiffusersEditor:
         )
 
     def _load(self, device: str, offload: str, size_gb: float | None):
+        gated = self.spec.gated and self.model == self.spec.model
         if runtime.offline() and weights_location(self.model) is None:
-            raise runtime.missing_weights(self.model, size_gb)
-        if self.spec.gated and self.model == self.spec.model and not hf_token() and weights_location(self.model) is None:
-            raise runtime.gated_checkpoint(self.model)
+            raise runtime.missing_weights(self.model, size_gb, gated=gated)
         dtype = runtime.pick_dtype(self.settings, device)
-        with runtime.friendly_errors(f"loading {self.model}", self.model, size_gb, offload=offload):
+        with runtime.friendly_errors(f"loading {self.model}", self.model, size_gb, offload=offload, gated=gated):
             pipe = self.pipeline_class().from_pretrained(
-                self.model, torch_dtype=dtype, token=hf_token(), **self.from_pretrained_options()
+                self.model, dtype=dtype, token=hf_token(), **self.from_pretrained_options()
             )
             if offload == "model":
                 pipe.enable_model_cpu_offload(device=device)
@@ -104,7 +106,8 @@ class DiffusersEditor:
         pipe = self.pipeline()
         steps = steps or self.spec.steps
         guidance = self.spec.guidance if guidance is None else guidance
-        working = image.resize(fit_size(*image.size, self.multiple, self.max_area), Image.Resampling.LANCZOS)
+        size = fit_size(*image.size, self.multiple, self.max_area, self.min_side)
+        working = image.resize(size, Image.Resampling.LANCZOS)
         kwargs = self.arguments(working, prompt, steps, guidance)
         with runtime.CACHE.in_use(self.cache_key):
             offload = next((e.offload for k, e in runtime.CACHE.entries() if k == self.cache_key), "none")
