@@ -1,0 +1,58 @@
+"""An image-to-image model on Hugging Face Inference Providers, through `InferenceClient.image_to_image`.
+
+`--editor-model` (default FLUX.1 Kontext [dev]), `--editor-provider` (default: the first provider the
+hub lists for the model), HF_TOKEN. `--editor-url` instead sends the request to a dedicated Inference
+Endpoint. `huggingface_hub` refuses every URL while HF_HUB_OFFLINE=1 is set.
+"""
+
+from __future__ import annotations
+
+from huggingface_hub import AsyncInferenceClient
+from PIL import Image
+
+from .. import remote
+from ..config import Settings
+from ..images import load_image, png_bytes
+from ..registry import BackendSpec, hf_token, model_for, url_for
+from . import OnStep
+
+PROVIDERS_HOST = "router.huggingface.co"
+
+
+class HFInferenceEditor:
+    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.model = model_for(spec, settings, "editor")
+        url = url_for(settings, "editor")
+        self.url = remote.check_url(url, "--editor-url") if url else None
+        self.provider = settings.editor_provider or None
+        self.policy = remote.Policy.from_settings(settings, read=settings.edit_timeout)
+
+    def edit(
+        self,
+        image: Image.Image,
+        prompt: str,
+        *,
+        seed: int,
+        steps: int | None = None,
+        guidance: float | None = None,
+        on_step: OnStep | None = None,
+    ) -> Image.Image:
+        key = hf_token()
+        source = png_bytes(image)
+
+        async def attempt() -> Image.Image:
+            async with AsyncInferenceClient(provider=self.provider, token=key, timeout=self.policy.read) as client:
+                return await client.image_to_image(
+                    source, prompt, model=self.url or self.model, num_inference_steps=steps or self.spec.steps,
+                    guidance_scale=guidance if guidance is not None else self.spec.guidance, seed=int(seed),
+                )  # fmt: skip
+
+        step = on_step or (lambda i, n: None)
+        step(0, 1)
+        host = remote.host_of(self.url) if self.url else PROVIDERS_HOST
+        edited = remote.run(attempt, policy=self.policy, service="The image-to-image service", host=host,
+                            secrets=(key,), probe=lambda: step(0, 1), credentials="HF_TOKEN")  # fmt: skip
+        step(1, 1)
+        return load_image(edited)

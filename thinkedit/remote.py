@@ -1,0 +1,235 @@
+"""What every remote backend shares: timeouts, bounded retries, cancellation in flight, errors without secrets.
+
+A backend describes one attempt as a coroutine factory and calls `run(...)`. The attempt runs on its own
+event loop so that Stop can cancel it mid-request: cancelling the task closes its connection at once,
+which a blocking client cannot do from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx2
+from PIL import Image
+
+from .config import Settings
+from .errors import BadInput, Cancelled, ThinkEditError
+from .images import png_bytes
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0  # a server asking for a longer pause than this gets a clear error instead
+HEARTBEAT_SECONDS = 0.5  # how often an idle request asks the caller whether Stop was pressed
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Timeouts and retries for one backend, from `Settings`."""
+
+    connect: float
+    read: float
+    retries: int
+    backoff: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings, read: float | None = None) -> Policy:
+        """`read` defaults to `request_timeout`; editors pass `edit_timeout`, since an edit may take minutes."""
+        return cls(settings.connect_timeout, read or settings.request_timeout, max(0, settings.request_retries),
+                   max(0.0, settings.retry_backoff))  # fmt: skip
+
+    def timeout(self) -> httpx2.Timeout:
+        return httpx2.Timeout(self.read, connect=self.connect)
+
+
+class RemoteFailure(Exception):
+    """One failed attempt in words a person can act on; `retry` says whether another attempt may help."""
+
+    def __init__(self, happened: str, *, retry: bool, wait: float | None = None, host: str | None = None):
+        super().__init__(happened)
+        self.happened, self.retry, self.wait, self.host = happened, retry, wait, host
+
+
+def check_url(url: str, flag: str) -> str:
+    """A base URL without its trailing slash; `BadInput` unless it is http(s) with a host."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInput(f"{flag} must be an http:// or https:// URL with a host, not '{url}'.")
+    return url
+
+
+def host_of(url: str) -> str:
+    """host:port of a URL — never its user:password part."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or url)
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def data_url(image: Image.Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+# -- running one remote call ---------------------------------------------------------------------------
+
+
+def run(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    policy: Policy,
+    service: str,
+    host: str,
+    secrets: Iterable[str | None] = (),
+    probe: Callable[[], Any] | None = None,
+    credentials: str | None = None,
+) -> T:
+    """`await attempt()` with bounded retries and backoff; raise `ThinkEditError` naming the host when it fails.
+
+    `probe()` is called every `HEARTBEAT_SECONDS` while a request is in flight or a retry is waiting;
+    when it raises (the loop's callbacks raise `Cancelled` after Stop), the request is cancelled and its
+    connection closed. `credentials` names where the key comes from, for 401/403 messages.
+    """
+    secrets = tuple(secrets)
+    return asyncio.run(_supervise(_with_retries(attempt, policy, service, host, secrets, credentials), probe))
+
+
+async def _supervise(work: Awaitable[T], probe: Callable[[], Any] | None) -> T:
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+            if done:
+                return task.result()
+            if probe is not None:
+                probe()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _with_retries(attempt, policy: Policy, service: str, host: str, secrets: tuple, credentials: str | None):
+    tries = policy.retries + 1
+    for number in itertools.count(1):
+        try:
+            return await attempt()
+        except (ThinkEditError, Cancelled, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every client failure is described, then retried or reported
+            failure = describe(exc, policy, credentials)
+        where = failure.host or host
+        happened = redact(failure.happened, secrets)
+        too_long = failure.wait is not None and failure.wait > MAX_RETRY_AFTER
+        if not failure.retry or number == tries or too_long:
+            after = f" (after {number} attempts)" if number > 1 else ""
+            asked = f"; it asked to wait {failure.wait:g} s, longer than {MAX_RETRY_AFTER:g} s" if too_long else ""
+            raise ThinkEditError(f"{service} at {where} {happened}{after}{asked}.") from None
+        pause = failure.wait if failure.wait is not None else policy.backoff * 2 ** (number - 1)
+        logger.warning("%s at %s %s; retrying in %.1f s (attempt %d of %d)", service, where, happened, pause,
+                       number + 1, tries)  # fmt: skip
+        await asyncio.sleep(pause)
+
+
+def describe(exc: BaseException, policy: Policy, credentials: str | None = None) -> RemoteFailure:
+    """What went wrong with one attempt, whichever client (openai, huggingface_hub, httpx2) raised it."""
+    if isinstance(exc, RemoteFailure):
+        return exc
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status_failure(status, response.headers, _detail(exc, response), credentials)
+    chain = _chain(exc)
+    if any(isinstance(e, httpx2.TimeoutException) or type(e).__name__ == "InferenceTimeoutError" for e in chain):
+        if any(isinstance(e, httpx2.ConnectTimeout) for e in chain):
+            return RemoteFailure(f"could not be reached within {policy.connect:g} s (connect timeout)", retry=True)
+        # not retried: the server may still be working on it, and another wait would likely end the same way
+        return RemoteFailure(f"did not answer within {policy.read:g} s (read timeout)", retry=False)
+    if any(isinstance(e, httpx2.ConnectError) for e in chain):
+        return RemoteFailure("could not be reached (connection refused or unknown host: is the server running "
+                             "and the URL right?)", retry=True)  # fmt: skip
+    if any(isinstance(e, httpx2.TransportError) for e in chain):
+        return RemoteFailure(f"dropped the connection ({_text(chain[-1])})", retry=True)
+    if type(exc).__name__ == "OfflineModeIsEnabled":
+        return RemoteFailure("cannot be called while HF_HUB_OFFLINE=1 is set (huggingface_hub refuses every URL "
+                             "in offline mode); unset it, or use the openai thinker for a local server", retry=False)  # fmt: skip
+    return RemoteFailure(f"failed: {_text(exc)}", retry=False)
+
+
+def status_failure(status: int, headers, detail: str = "", credentials: str | None = None) -> RemoteFailure:
+    said = f": {detail}" if detail else ""
+    if status == 429:
+        return RemoteFailure(f"kept answering 429 Too Many Requests{said}; wait a little and try again",
+                             retry=True, wait=retry_after(headers))  # fmt: skip
+    if status in (401, 403):
+        where = f"; check {credentials}" if credentials else ""
+        return RemoteFailure(f"refused the credentials (HTTP {status}{said}){where}", retry=False)
+    if status in RETRY_STATUSES:
+        return RemoteFailure(f"answered HTTP {status}{said}", retry=True, wait=retry_after(headers))
+    return RemoteFailure(f"refused the request (HTTP {status}{said})", retry=False)
+
+
+def retry_after(headers) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date), or None."""
+    value = (headers or {}).get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _detail(exc: BaseException, response) -> str:
+    """The server's own short explanation, if it gave one."""
+    try:
+        body = response.json()
+    except Exception:  # noqa: BLE001 - unread streams, HTML pages, empty bodies
+        body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") or body.get("detail") or body.get("message")
+        if isinstance(inner, dict):
+            inner = inner.get("message")
+        if inner:
+            return shorten(str(inner))
+    try:
+        return shorten(response.text)
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        chain.append(exc)
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _text(exc: BaseException) -> str:
+    return shorten(str(exc)) or type(exc).__name__
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

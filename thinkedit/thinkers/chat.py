@@ -1,0 +1,113 @@
+"""What the two remote chat thinkers (`openai`, `hf-inference`) share: the message, the stream, the parse.
+
+One user message: the source image, the edited image (base64 PNG data URLs, longest side at most
+`thinker_image_side`), then the rendered template. The answer is streamed; servers that split the
+reasoning out (vLLM's reasoning parsers: `reasoning_content`, some providers: `reasoning`) are read
+too, and both parts are handed to `parse_critique`. A subclass only says how to open the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+from PIL import Image
+
+from .. import remote
+from ..config import Settings
+from ..critique import Critique, load_template, parse_critique, render
+from ..errors import Cancelled
+from ..images import fit_within
+from ..registry import BackendSpec, model_for
+from . import OnToken
+
+
+class ChatThinker:
+    service = "The thinker server"
+    credentials: str | None = None  # where the key comes from, named in 401/403 messages
+
+    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.model = model_for(spec, settings, "thinker")
+        self.policy = remote.Policy.from_settings(settings)
+
+    def critique(
+        self,
+        source: Image.Image,
+        edited: Image.Image,
+        instruction: str,
+        prompt: str,
+        *,
+        on_token: OnToken | None = None,
+    ) -> Critique:
+        template = load_template("critique", self.settings.thinker_template)
+        content, reasoning = self._chat([source, edited], render(template, instruction, prompt), on_token)
+        return parse_critique(content, reasoning_content=reasoning)
+
+    def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
+        template = load_template("polish", self.settings.polish_template)
+        content, reasoning = self._chat([source], render(template, instruction), on_token)
+        return parse_critique(content, reasoning_content=reasoning).refined_prompt or instruction
+
+    # -- what a subclass provides ------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        raise NotImplementedError
+
+    def api_key(self) -> str | None:
+        raise NotImplementedError
+
+    async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
+        """(chunks, the client to close afterwards) for one streamed chat completion."""
+        raise NotImplementedError
+
+    # -- the shared part ---------------------------------------------------------------------------------
+
+    def messages(self, images: list[Image.Image], text: str) -> list[dict]:
+        side = self.settings.thinker_image_side
+        content: list[dict] = [
+            {"type": "image_url", "image_url": {"url": remote.data_url(fit_within(image, side))}} for image in images
+        ]
+        content.append({"type": "text", "text": text})
+        return [{"role": "user", "content": content}]
+
+    def _chat(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
+        """(content, reasoning) of one streamed answer; `on_token` sees every piece as it arrives."""
+        messages, key = self.messages(images, text), self.api_key()
+        emit = on_token or (lambda piece: None)
+
+        async def attempt() -> tuple[str, str]:
+            chunks, client = await self.open_stream(messages, key)
+            try:
+                return await read_stream(chunks, emit, self.policy)
+            finally:
+                await client.close()
+
+        return remote.run(attempt, policy=self.policy, service=self.service, host=self.host, secrets=(key,),
+                          probe=lambda: emit(""), credentials=self.credentials)  # fmt: skip
+
+
+async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.Policy) -> tuple[str, str]:
+    """Collect `content` and `reasoning_content` / `reasoning` deltas. A stream that breaks after the first
+    piece is not retried: the person has already seen those tokens."""
+    content: list[str] = []
+    reasoning: list[str] = []
+    try:
+        async for chunk in chunks:
+            for choice in getattr(chunk, "choices", None) or []:
+                delta = choice.delta
+                thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+                for piece, parts in ((thought, reasoning), (getattr(delta, "content", None), content)):
+                    if piece:
+                        parts.append(piece)
+                        emit(piece)
+    except (Cancelled, remote.RemoteFailure):
+        raise
+    except Exception as exc:
+        if not (content or reasoning):
+            raise
+        failure = remote.describe(exc, policy)
+        raise remote.RemoteFailure(f"{failure.happened} in the middle of its answer", retry=False) from None
+    return "".join(content), "".join(reasoning)

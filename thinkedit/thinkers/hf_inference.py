@@ -1,0 +1,50 @@
+"""A vision-language model on Hugging Face Inference Providers as the thinker, through `InferenceClient`.
+
+`--thinker-model` (default Qwen/Qwen2.5-VL-72B-Instruct), `--thinker-provider` (default: the hub's
+automatic routing), HF_TOKEN. `--thinker-url` instead points the client at a dedicated Inference
+Endpoint or any OpenAI-compatible URL. `huggingface_hub` refuses every URL while HF_HUB_OFFLINE=1 is
+set; for a local server on an offline machine use the `openai` thinker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+from huggingface_hub import AsyncInferenceClient
+
+from .. import remote
+from ..config import Settings
+from ..registry import BackendSpec, hf_token, url_for
+from .chat import ChatThinker
+
+PROVIDERS_HOST = "router.huggingface.co"
+
+
+class HFInferenceThinker(ChatThinker):
+    credentials = "HF_TOKEN"
+
+    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+        super().__init__(spec, settings)
+        url = url_for(settings, "thinker")
+        self.url = remote.check_url(url, "--thinker-url") if url else None
+        self.provider = settings.thinker_provider or None
+        self.service = "The thinker endpoint" if self.url else "Hugging Face Inference Providers"
+
+    @property
+    def host(self) -> str:
+        return remote.host_of(self.url) if self.url else PROVIDERS_HOST
+
+    def api_key(self) -> str | None:
+        return hf_token()
+
+    async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
+        client = AsyncInferenceClient(base_url=self.url, provider=self.provider, token=key, timeout=self.policy.read)
+        try:
+            stream = await client.chat_completion(
+                messages, model=self.model, stream=True, max_tokens=self.settings.thinker_max_new_tokens
+            )
+        except BaseException:
+            await client.close()
+            raise
+        return stream, client
