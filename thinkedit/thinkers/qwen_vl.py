@@ -1,0 +1,164 @@
+"""EditThinker-8B and any Qwen2.5-VL / Qwen3-VL checkpoint, in-process through transformers, streamed.
+
+One user turn: the source image, the edited image, then the rendered critique template. Generation
+runs on a worker thread and streams text through `TextIteratorStreamer` into `on_token`; when
+`on_token` raises `Cancelled`, a stopping criterion ends `generate()` at the next token.
+
+Greedy decoding by default. Sampling: `settings.extra["thinker_sampling"] = {"temperature": 0.7,
+"top_p": 0.8}` (keys: temperature, top_p, top_k, repetition_penalty; a temperature above 0 samples).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from PIL import Image
+
+from .. import runtime
+from ..config import Settings
+from ..critique import Critique, load_template, parse_critique, parse_polish, render
+from ..errors import BadInput
+from ..images import fit_within
+from ..registry import BackendSpec, hf_token, model_for, weights_location
+from . import OnToken
+
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")
+_OPEN_THINK = re.compile(r"<think>\s*$")
+
+
+class QwenVLThinker:
+    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.model = model_for(spec, settings, "thinker")
+        self.generation = generation_options(settings)
+
+    def critique(
+        self,
+        source: Image.Image,
+        edited: Image.Image,
+        instruction: str,
+        prompt: str,
+        *,
+        on_token: OnToken | None = None,
+    ) -> Critique:
+        template = load_template("critique", self.settings.thinker_template)
+        return parse_critique(self._generate([source, edited], render(template, instruction, prompt), on_token))
+
+    def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
+        template = load_template("polish", self.settings.polish_template)
+        return parse_polish(self._generate([source], render(template, instruction), on_token), instruction)
+
+    @property
+    def cache_key(self) -> tuple:
+        device = runtime.pick_device(self.settings)
+        return ("thinker", self.model, device, str(runtime.pick_dtype(self.settings, device)), self.settings.offload)
+
+    def load(self) -> tuple[Any, Any, str]:
+        """(model, processor, offload mode), loaded once per process and placed by the runtime."""
+        size = runtime.estimate_gb(self.model, self.spec.size_gb if self.model == self.spec.model else None)
+        device = runtime.pick_device(self.settings)
+        offload = runtime.choose_offload(self.settings, size, device)
+        dtype = runtime.pick_dtype(self.settings, device)
+        loader = lambda: _load(self.model, device, dtype, offload, size)  # noqa: E731
+        return runtime.load(self.cache_key, loader, size_gb=size, settings=self.settings, offload=offload)
+
+    def _generate(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> str:
+        """The model's reply to the images then `text`, streamed chunk by chunk into `on_token`."""
+        model, processor, offload = self.load()
+        images = [fit_within(image, self.settings.thinker_image_side) for image in images]
+        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": text}]
+        chat = processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
+        inputs = processor(text=[chat], images=images, return_tensors="pt")
+        what = f"the thinker read {len(images)} image(s) of up to {self.settings.thinker_image_side} pixels a side"
+        with runtime.CACHE.in_use(self.cache_key), runtime.friendly_errors(what, offload=offload):
+            with _on_device(model, runtime.pick_device(self.settings), offload):
+                reply = self._stream(model, processor.tokenizer, inputs.to(model.device), on_token)
+        # A "thinking" chat template opens <think> in the prompt; the reply starts inside that block.
+        return ("<think>" if _OPEN_THINK.search(chat) else "") + reply
+
+    def _stream(self, model, tokenizer, inputs, on_token: OnToken | None) -> str:
+        """Run `generate()` on a worker thread, handing its text to `on_token` chunk by chunk."""
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop = threading.Event()
+
+        class StopWhenAsked(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return stop.is_set()
+
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def work():
+            try:
+                model.generate(**inputs, **self.generation, streamer=streamer,
+                               stopping_criteria=StoppingCriteriaList([StopWhenAsked()]))  # fmt: skip
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread below
+                failure.append(exc)
+                streamer.end()  # generate() died mid-stream: release the loop below
+
+        worker = threading.Thread(target=work, daemon=True, name="thinkedit-qwen-vl-generate")
+        worker.start()
+        chunks: list[str] = []
+        try:
+            for chunk in streamer:
+                if chunk:
+                    chunks.append(chunk)
+                    if on_token is not None:
+                        on_token(chunk)
+        finally:  # on Cancelled (or any error in on_token) generation stops at its next token
+            stop.set()
+            worker.join()
+        if failure:
+            raise failure[0]
+        return "".join(chunks)
+
+
+def generation_options(settings: Settings) -> dict[str, Any]:
+    """`generate()` arguments: the token limit, and greedy unless `extra["thinker_sampling"]` asks to sample."""
+    sampling = dict(settings.extra.get("thinker_sampling") or {})
+    unknown = set(sampling) - set(SAMPLING_KEYS)
+    if unknown:
+        raise BadInput(f"Unknown thinker sampling settings {sorted(unknown)}; use {', '.join(SAMPLING_KEYS)}.")
+    do_sample = float(sampling.get("temperature") or 0) > 0
+    return {"max_new_tokens": settings.thinker_max_new_tokens, "do_sample": do_sample, **sampling}
+
+
+def _load(checkpoint: str, device: str, dtype, offload: str, size_gb: float | None) -> tuple[Any, Any, str]:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if runtime.offline() and weights_location(checkpoint) is None:
+        raise runtime.missing_weights(checkpoint, size_gb, "--thinker-model")
+    with runtime.friendly_errors(f"loading {checkpoint}", checkpoint, size_gb, offload=offload, flag="--thinker-model"):
+        processor = AutoProcessor.from_pretrained(checkpoint, token=hf_token())
+        placement = {"device_map": device} if offload == "none" else {}  # offloaded: waits in CPU memory
+        model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, token=hf_token(), **placement)
+    return model.eval(), processor, offload
+
+
+@contextmanager
+def _on_device(model, device: str, offload: str) -> Iterator[None]:
+    """Offloaded, the thinker moves to the GPU only while it generates, leaving room for the editor between turns.
+
+    Weights cannot stream layer by layer at a useful speed when decoding token by token, so the
+    "sequential" mode moves the whole model too.
+    """
+    if offload == "none":
+        yield
+        return
+    model.to(device)
+    try:
+        yield
+    finally:
+        model.to("cpu")
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
