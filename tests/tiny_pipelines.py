@@ -1,0 +1,159 @@
+"""Tiny random-weight diffusers editing pipelines, built offline and saved with `save_pretrained`.
+
+Every component of the real pipeline is present — denoiser, VAE, text encoders, scheduler, tokenizers
+and processors — at toy sizes, so that `from_pretrained(folder)` runs the real loading and denoising
+code. The VAEs downsample 8× like the real ones (Qwen-Image-Edit and LongCat resize their input to about
+1024² whatever the request, so a 1× VAE would make their tiny runs huge). Tokenizers are a byte-level
+BPE trained here (`tiny_qwen_vl.build_tokenizer`); the Qwen-VL text encoders and processors reuse the
+thinker tests' tiny Qwen2.5-VL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tiny_qwen_vl import build_processor, build_tokenizer, qwen2_5_vl_config
+
+TEXT_DIM = 32  # hidden size of every tiny text encoder
+
+
+def tokenizer(max_length: int):
+    tok = build_tokenizer()
+    tok.model_max_length = max_length  # CLIP pads to its 77 positions; the others to their prompt length
+    return tok
+
+
+def vae_kl(latent_channels: int, flux2: bool = False):
+    """An 8× AutoencoderKL (four blocks), or FLUX.2's variant with its 2×2 patch batch-norm."""
+    from diffusers import AutoencoderKL, AutoencoderKLFlux2
+
+    blocks = {"block_out_channels": (8, 8, 8, 8), "layers_per_block": 1, "norm_num_groups": 4,
+              "latent_channels": latent_channels, "sample_size": 64, "mid_block_add_attention": False}  # fmt: skip
+    if flux2:
+        return AutoencoderKLFlux2(**blocks, use_quant_conv=False, use_post_quant_conv=False)
+    return AutoencoderKL(
+        **blocks,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        shift_factor=0.1,
+        scaling_factor=1.2,
+    )
+
+
+def clip_text_encoder(tok, dim: int = TEXT_DIM):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    ids = {"bos_token_id": tok.convert_tokens_to_ids("<|im_start|>"), "eos_token_id": tok.eos_token_id,
+           "pad_token_id": tok.pad_token_id}  # fmt: skip
+    config = CLIPTextConfig(vocab_size=len(tok), hidden_size=dim, intermediate_size=37, num_hidden_layers=2,
+                            num_attention_heads=4, projection_dim=dim, max_position_embeddings=77, **ids)  # fmt: skip
+    return CLIPTextModel(config).eval()
+
+
+def qwen_vl_text_encoder(dim: int = TEXT_DIM):
+    """(Qwen2.5-VL text encoder, tokenizer, processor) as the Qwen-Image and LongCat pipelines use them."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    tok = tokenizer(512)
+    config = qwen2_5_vl_config(tok)
+    config.text_config.hidden_size = config.vision_config.out_hidden_size = dim
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    return model, tok, build_processor("qwen2_5_vl", tok)
+
+
+def flux_kontext(text_dim: int = TEXT_DIM, pooled_dim: int = TEXT_DIM):
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
+
+    tok = tokenizer(77)
+    t5 = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=text_dim, d_kv=8, d_ff=37, num_layers=1, num_heads=4))
+    transformer = FluxTransformer2DModel(in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                                         num_attention_heads=2, joint_attention_dim=text_dim,
+                                         pooled_projection_dim=pooled_dim, guidance_embeds=True,
+                                         axes_dims_rope=(4, 4, 8))  # fmt: skip
+    t5_tok = tokenizer(512)
+    return FluxKontextPipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(4), clip_text_encoder(tok, pooled_dim), tok,
+                               t5.eval(), t5_tok, transformer)  # fmt: skip
+
+
+def qwen_image_edit(original: bool = False, text_dim: int = TEXT_DIM):
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageEditPipeline,
+        QwenImageEditPlusPipeline,
+        QwenImageTransformer2DModel,
+    )
+
+    text_encoder, tok, processor = qwen_vl_text_encoder(text_dim)
+    vae = AutoencoderKLQwenImage(base_dim=4, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                                 temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
+                                 latents_std=[1.0] * 4)  # fmt: skip
+    transformer = QwenImageTransformer2DModel(patch_size=2, in_channels=16, out_channels=4, num_layers=1,
+                                              attention_head_dim=16, num_attention_heads=2,
+                                              joint_attention_dim=text_dim, axes_dims_rope=(8, 4, 4))  # fmt: skip
+    cls = QwenImageEditPipeline if original else QwenImageEditPlusPipeline
+    return cls(FlowMatchEulerDiscreteScheduler(), vae, text_encoder, tok, processor, transformer)
+
+
+def longcat_image_edit(text_dim: int = TEXT_DIM):
+    from diffusers import FlowMatchEulerDiscreteScheduler, LongCatImageEditPipeline, LongCatImageTransformer2DModel
+
+    text_encoder, tok, processor = qwen_vl_text_encoder(text_dim)
+    transformer = LongCatImageTransformer2DModel(in_channels=64, num_layers=1, num_single_layers=1,
+                                                 attention_head_dim=16, num_attention_heads=2,
+                                                 joint_attention_dim=text_dim, pooled_projection_dim=text_dim,
+                                                 axes_dims_rope=[4, 4, 8])  # fmt: skip
+    # LongCat's latents always have 16 channels (4×4 = 64 packed into the transformer).
+    return LongCatImageEditPipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(16), text_encoder, tok, processor,
+                                    transformer)  # fmt: skip
+
+
+def instruct_pix2pix(text_dim: int = TEXT_DIM):
+    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+
+    tok = tokenizer(77)
+    unet = UNet2DConditionModel(sample_size=16, in_channels=8, out_channels=4, layers_per_block=1,
+                                block_out_channels=(8, 16), norm_num_groups=4, attention_head_dim=4,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                cross_attention_dim=text_dim)  # fmt: skip
+    scheduler = EulerAncestralDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    return StableDiffusionInstructPix2PixPipeline(vae_kl(4), clip_text_encoder(tok, text_dim), tok, unet, scheduler,
+                                                  safety_checker=None, feature_extractor=None,
+                                                  requires_safety_checker=False)  # fmt: skip
+
+
+def flux2_klein(text_dim: int = 16):
+    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tok = tokenizer(512)
+    # The pipeline reads the hidden states of layers 9, 18 and 27 and stacks them: 28 layers, 3× the width.
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=16,
+                                                num_hidden_layers=28, num_attention_heads=2, num_key_value_heads=2,
+                                                head_dim=8, max_position_embeddings=1024))  # fmt: skip
+    transformer = Flux2Transformer2DModel(in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                                          num_attention_heads=2, joint_attention_dim=3 * text_dim, guidance_embeds=False,
+                                          axes_dims_rope=(4, 4, 4, 4))  # fmt: skip
+    return Flux2KleinPipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(1, flux2=True), text_encoder.eval(), tok,
+                              transformer, is_distilled=True)  # fmt: skip
+
+
+BUILDERS = {
+    "flux-kontext": flux_kontext,
+    "qwen-image-edit": qwen_image_edit,
+    "qwen-image-edit-original": lambda **dims: qwen_image_edit(original=True, **dims),
+    "longcat-image-edit": longcat_image_edit,
+    "instruct-pix2pix": instruct_pix2pix,
+    "flux2-klein": flux2_klein,
+}
+
+
+def build_tiny_pipeline(name: str, folder: str | Path, seed: int = 0) -> Path:
+    """Build the tiny pipeline `name` (a key of BUILDERS) with random weights and save it into `folder`."""
+    torch.manual_seed(seed)
+    pipe = BUILDERS[name]()
+    pipe.save_pretrained(folder)
+    return Path(folder)

@@ -1,0 +1,19 @@
+"""InstructPix2Pix through `diffusers.StableDiffusionInstructPix2PixPipeline`: the editor a laptop can run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from ._diffusers import DiffusersEditor
+
+
+class InstructPix2PixEditor(DiffusersEditor):
+    pipeline_name = "StableDiffusionInstructPix2PixPipeline"
+    multiple = 8  # Stable Diffusion's VAE, no patching
+    max_area = 768 * 768  # a 512²-native model: larger areas repeat content
+
+    def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
+        image_guidance = self.spec.options.get("image_guidance_scale", 1.5)
+        return {"image": image, "prompt": prompt, "guidance_scale": guidance, "image_guidance_scale": image_guidance}
