@@ -1,0 +1,41 @@
+"""ThinkEdit web app: `python app.py [--host H] [--port P] [--public] [--share]`.
+
+Also read from the environment: THINKEDIT_HOST, THINKEDIT_PORT, THINKEDIT_PUBLIC and every other
+THINKEDIT_* setting (backends, models, URLs, runs folder). It binds 127.0.0.1 unless told otherwise,
+makes a public share link only with --share, and makes no network call at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+# Before gradio is imported: no analytics, no version check, no hub telemetry.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from thinkedit.config import Settings  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="ThinkEdit: a live Think-while-Edit studio in the browser.")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1, THINKEDIT_HOST)")
+    parser.add_argument("--port", type=int, help="port (default 7860, THINKEDIT_PORT)")
+    parser.add_argument("--public", action="store_true", default=None,
+                        help="public demo: no model/URL boxes, no server folders (THINKEDIT_PUBLIC=1)")  # fmt: skip
+    parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(host=args.host, port=args.port, public=args.public)
+
+    from thinkedit import zerogpu
+
+    zerogpu.preload(settings)  # ZeroGPU Spaces: weights load here, before the first request (no-op elsewhere)
+
+    from thinkedit.ui import build_app, launch
+
+    launch(build_app(settings), settings, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The web app in a real headless Chromium (Debian's /usr/bin/chromium driven by playwright).
+
+Screenshots go to test-artifacts/. Two test-only backends join the registry before the app is built
+(which also shows that a new backend row appears in the UI without UI changes): a slow variant of the
+classic editor so that Stop has something to stop, and a thinker that writes HTML to prove it is shown
+as text, never run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_ui_api import scene_file, serve
+
+from thinkedit.config import Settings
+from thinkedit.critique import format_critique, parse_critique
+from thinkedit.editors.classic import ClassicEditor
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+EVIL = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+class SlowEditor(ClassicEditor):
+    """The classic editor, a second per turn slower, in 8 cancellable steps."""
+
+    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
+        for step in range(1, 9):
+            time.sleep(0.12)
+            if on_step:
+                on_step(step, 8)
+        return super().edit(image, prompt, seed=seed)
+
+
+class HTMLThinker:
+    """Writes markup in its reasoning and its refined prompt; never satisfied."""
+
+    model = None
+
+    def __init__(self, spec, settings):
+        self.spec = spec
+        self.calls = 0
+
+    def critique(self, source, edited, instruction, prompt, *, on_token=None):
+        self.calls += 1
+        text = format_critique(4, 6, f"Needs more warmth {EVIL}", f"{instruction}, take {self.calls} {EVIL}")
+        if on_token:
+            on_token(text)
+        return parse_critique(text)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from thinkedit.editors import EDITORS
+    from thinkedit.thinkers import THINKERS
+
+    EDITORS["slow-classic"] = replace(EDITORS["classic"], name="slow-classic", target="test_browser:SlowEditor")
+    THINKERS["html"] = replace(THINKERS["classic"], name="html", target="test_browser:HTMLThinker")
+    try:
+        demo, url = serve(Settings(runs_dir=tmp_path_factory.mktemp("runs")))
+        yield url
+        demo.close()
+    finally:
+        EDITORS.pop("slow-classic")
+        THINKERS.pop("html")
+
+
+@pytest.fixture(scope="module")
+def page(app_url, tmp_path_factory):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(app_url)
+        page.locator("#te-run").wait_for()
+        yield page
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> str:
+    return scene_file(tmp_path_factory.mktemp("img"))
+
+
+def choose(page, elem_id: str, name: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def gallery_captions(page, elem_id: str) -> list[str]:
+    return page.locator(f"#{elem_id} .caption-label").all_inner_texts()
+
+
+def wait_for_captions(page, elem_id: str, count: int) -> list[str]:
+    page.wait_for_function(
+        "([id, n]) => document.querySelectorAll(`#${id} .caption-label`).length >= n", arg=[elem_id, count]
+    )
+    return gallery_captions(page, elem_id)
+
+
+def test_studio_run_then_stop(page, photo):
+    page.locator("#te-image input[type=file]").set_input_files(photo)
+    page.locator("#te-instruction textarea").fill("make it look old")  # vague: the thinker refines it
+    page.locator("#te-run").click()
+
+    captions = wait_for_captions(page, "te-gallery", 2)
+    assert all(caption.startswith("Turn ") and "semantic" in caption and "quality" in caption for caption in captions)
+    page.wait_for_function("document.querySelector('#te-status textarea').value.startsWith('Finished')")
+    assert page.locator("#te-reasoning textarea").input_value().strip()
+    page.locator("#te-slider img").first.wait_for(state="visible")
+    page.locator("#te-gallery").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "studio.png"))
+    page.screenshot(path=str(ARTIFACTS / "studio-full.png"), full_page=True)
+
+    page.locator("#te-advanced").get_by_text("Advanced").click()
+    choose(page, "te-editor", "slow-classic")
+    choose(page, "te-thinker", "html")
+    set_number(page, "te-max-turns", 10)
+    page.locator("#te-run").click()
+    page.wait_for_function("document.querySelector('#te-status textarea').value.startsWith('Turn 3')")
+    page.locator("#te-stop").click()
+    page.wait_for_function("document.querySelector('#te-status textarea').value.includes('stopped by you')")
+    kept = gallery_captions(page, "te-gallery")
+    assert 2 <= len(kept) < 10, f"finished turns should stay after Stop: {kept}"
+    assert EVIL in page.locator("#te-reasoning textarea").input_value(), "model markup is shown as text"
+    assert page.evaluate("window.__pwned") is None, "model markup must never run in the page"
+    assert page.locator("img[src='x']").count() == 0, "model markup must never become elements (toasts included)"
+    assert page.locator("#te-table").get_by_text("window.__pwned", exact=False).count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "studio-stopped.png"), full_page=True)
+
+
+def test_compare_tab(page, photo):
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#te-c-image input[type=file]").set_input_files(photo)
+    page.locator("#te-c-instruction textarea").fill("make it look old")
+    page.locator("#te-c-run").click()
+    assert len(wait_for_captions(page, "te-c-gallery-a", 1)) == 1
+    wait_for_captions(page, "te-c-gallery-b", 1)
+    page.locator("#te-c-slider img").first.wait_for(state="visible")
+    assert page.locator("#te-c-summary").get_by_text("single-shot", exact=False).count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+
+def test_history_reopens_a_run(page):
+    page.get_by_role("tab", name="History").click()
+    captions = wait_for_captions(page, "te-history", 4)  # two Studio runs, then both sides of the comparison
+    assert all(" · best " in caption or " · no turns" in caption for caption in captions)
+    page.wait_for_function("[...document.querySelectorAll('#te-history img')].every(i => i.naturalWidth > 0)")
+    page.screenshot(path=str(ARTIFACTS / "history.png"))
+    page.locator("#te-history .thumbnail-item").nth(len(captions) - 1).click()  # the oldest: the first Studio run
+    page.get_by_role("tab", name="Studio", selected=True).wait_for()
+    page.wait_for_function("document.querySelector('#te-instruction textarea') !== null")
+    assert wait_for_captions(page, "te-gallery", 2)
+    status = page.locator("#te-status textarea").input_value()
+    assert "both scores reached the threshold" in status or "turn limit" in status, status

@@ -1,0 +1,188 @@
+import json
+import math
+import shutil
+
+import pytest
+from PIL import Image
+from scripted import RecordingEditor, ScriptedThinker, same_pixels
+
+from thinkedit import loop, store
+from thinkedit.cli import main
+from thinkedit.critique import load_template, parse_critique, render
+from thinkedit.errors import BadInput
+from thinkedit.export import export
+
+# (semantic, quality, refined prompt) per turn. Run "climb" improves and reaches the threshold at turn 3;
+# run "slip" gets worse at turn 2 and ends at max turns.
+CLIMB = [(4, 6, "brighten by 30%"), (7, 8.5, "brighten by 45%"), (9, 9, "brighten by 45%")]
+SLIP = [(5, 5, "add a thin red frame"), (4, 5.5, "add a 4 px red frame")]
+
+
+def overall(semantic, quality):
+    return math.sqrt(semantic * quality)
+
+
+def make_run(scene, run_dir, instruction, script, max_turns):
+    request = loop.make_request(scene, instruction, max_turns=max_turns, threshold=8.0, seed=3)
+    *_, last = loop.run(RecordingEditor(), ScriptedThinker(script), request, run_dir=run_dir)
+    return last.trajectory
+
+
+@pytest.fixture
+def runs(scene, tmp_path):
+    root = tmp_path / "runs"
+    make_run(scene, root / "climb", "make it brighter", CLIMB, max_turns=3)
+    make_run(scene, root / "slip", "add a red frame", SLIP, max_turns=2)
+    single = loop.make_request(scene, "make it brighter", max_turns=3)  # single shot: no scores, never exported
+    *_, last = loop.run(RecordingEditor(), None, single, run_dir=root / "single")
+    assert last.trajectory.turns[0].critique.semantic is None
+    return root
+
+
+def lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def expected_turns(root):
+    """(run name, turn record) for every scored turn, read straight from the saved runs."""
+    found = []
+    for name in ("climb", "slip"):
+        for turn in store.load_run(root / name).record["turns"]:
+            found.append((name, turn))
+    return found
+
+
+def assert_resolves_to(out, relative, original):
+    assert not relative.startswith("/") and ".." not in relative
+    path = out.parent / relative
+    assert path.is_file()
+    assert same_pixels(Image.open(path), Image.open(original))
+
+
+def check_prompt_answer(out, root, records, prompt_of, answer_of):
+    template = load_template("critique")
+    expected = expected_turns(root)
+    assert len(records) == len(expected) == len(CLIMB) + len(SLIP)
+    for record, (name, turn) in zip(records, expected, strict=True):
+        run = store.load_run(root / name)
+        prompt = prompt_of(record)
+        assert prompt.count("<image>") == len(record["images"]) == 2
+        assert prompt == "<image><image>" + render(template, run.record["instruction"], turn["prompt"])
+        assert_resolves_to(out, record["images"][0], run.path / "source.png")
+        assert_resolves_to(out, record["images"][1], run.path / turn["image"])
+        parsed = parse_critique(answer_of(record))
+        assert (parsed.semantic, parsed.quality) == (turn["semantic"], turn["quality"])
+        assert parsed.refined_prompt == turn["refined_prompt"]
+        assert parsed.reasoning == turn["reasoning"]
+
+
+def test_sft_records_are_sharegpt_and_round_trip(runs, tmp_path):
+    out = tmp_path / "export" / "sft.json"
+    assert export(runs, out, "sft") == 5
+    records = json.loads(out.read_text())
+    for record in records:
+        assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
+    check_prompt_answer(
+        out, runs, records, lambda r: r["messages"][0]["content"], lambda r: r["messages"][1]["content"]
+    )
+
+
+def test_rl_lines_round_trip(runs, tmp_path):
+    out = tmp_path / "export" / "rl.jsonl"
+    assert export(runs, out, "rl") == 5
+    records = lines(out)
+    assert all(set(record) == {"prompt", "images", "answer"} for record in records)
+    check_prompt_answer(out, runs, records, lambda r: r["prompt"], lambda r: r["answer"])
+
+
+def test_jsonl_has_every_field_and_the_computed_gain(runs, tmp_path):
+    out = tmp_path / "export" / "turns.jsonl"
+    assert export(runs, out, "jsonl") == 5
+    records = lines(out)
+    for record, (name, turn) in zip(records, expected_turns(runs), strict=True):
+        saved = store.load_run(runs / name).record
+        for key in set(turn) - {"image"}:
+            assert record[key] == turn[key], key
+        for key in ("instruction", "editor", "thinker", "settings", "stop_reason", "best_turn"):
+            assert record[key] == saved[key], key
+        assert record["run"] == name
+        assert record["best"] == (turn["index"] == saved["best_turn"])
+        assert_resolves_to(out, record["image"], runs / name / turn["image"])
+        assert_resolves_to(out, record["source"], runs / name / "source.png")
+        assert record["overall"] == pytest.approx(overall(turn["semantic"], turn["quality"]))
+        script = CLIMB if name == "climb" else SLIP
+        previous = script[turn["index"] - 2] if turn["index"] > 1 else None
+        gain = 0.0 if previous is None else overall(turn["semantic"], turn["quality"]) - overall(*previous[:2])
+        assert record["gain"] == pytest.approx(gain)
+        assert record["satisfied"] == (turn["semantic"] >= 8 and turn["quality"] >= 8)
+
+
+@pytest.mark.parametrize(
+    ("min_gain", "only_satisfied", "expected"),
+    [
+        (None, False, [("climb", 1), ("climb", 2), ("climb", 3), ("slip", 1), ("slip", 2)]),
+        (1.0, False, [("climb", 2), ("climb", 3)]),  # gains 2.82 and 1.29; slip turn 2 lost 0.31
+        (2.0, False, [("climb", 2)]),
+        (0.0, False, [("climb", 1), ("climb", 2), ("climb", 3), ("slip", 1)]),  # turn 1 counts as 0
+        (None, True, [("climb", 3)]),  # climb turn 2 has semantic 7 < 8
+        (2.0, True, []),
+    ],
+)
+def test_filters_select_the_right_turns(runs, tmp_path, min_gain, only_satisfied, expected):
+    out = tmp_path / "export" / "turns.jsonl"
+    count = export(runs, out, "jsonl", min_gain=min_gain, only_satisfied=only_satisfied)
+    records = lines(out)
+    assert count == len(records)
+    assert [(r["run"], r["index"]) for r in records] == expected
+
+
+def test_export_folder_is_self_contained_and_reads_zips(runs, tmp_path):
+    store.zip_run(runs / "slip")  # next to its folder: the same run, exported once
+    assert export(runs, tmp_path / "all.jsonl", "jsonl") == 5
+    zips = tmp_path / "zips"
+    zips.mkdir()
+    store.zip_run(runs / "climb", zips / "climb.zip")
+    out = tmp_path / "export" / "sft.json"
+    assert export(zips, out, "sft", only_satisfied=True) == 1
+    moved = shutil.move(tmp_path / "export", tmp_path / "elsewhere")
+    record = json.loads((moved / "sft.json").read_text())[0]
+    assert record["images"] == ["sft_images/climb/source.png", "sft_images/climb/turn_03.png"]
+    assert_resolves_to(moved / "sft.json", record["images"][1], runs / "climb" / "turn_03.png")
+
+
+def test_cli_export_and_its_errors(runs, tmp_path, capsys):
+    out = tmp_path / "export" / "rl.jsonl"
+    code = main(["export", "--runs", str(runs), "--format", "rl", "--min-gain", "1", "--out", str(out)])
+    assert code == 0 and len(lines(out)) == 2
+    assert "2 record(s)" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", "--runs", str(empty), "--out", str(tmp_path / "x.json")]) == 2
+    assert "No ThinkEdit runs" in capsys.readouterr().err
+    with pytest.raises(BadInput, match="Unknown export format"):
+        export(runs, out, "parquet")
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_show_prints_the_run(runs, tmp_path, capsys, as_zip):
+    path = runs / "climb"
+    if as_zip:
+        path = store.zip_run(path, tmp_path / "climb.zip")
+    assert main(["show", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "Instruction: make it brighter" in text
+    assert "Stopped:     threshold after 3 turn(s)" in text
+    assert "Best turn:   3" in text
+    rows = [line for line in text.splitlines() if line[:6].strip().lstrip("*").strip() in ("1", "2", "3")]
+    assert len(rows) == 3
+    for row, prompt, (semantic, quality, _) in zip(
+        rows, ["make it brighter"] + [s[2] for s in CLIMB[:2]], CLIMB, strict=True
+    ):
+        assert row.endswith(prompt)
+        assert f"{semantic:g}" in row and f"{quality:g}" in row
+    assert rows[2].startswith("*") and not rows[0].startswith("*")
+
+
+def test_show_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["show", str(tmp_path)]) == 2
+    assert "not a ThinkEdit run" in capsys.readouterr().err

@@ -1,0 +1,305 @@
+"""Space variants build and deploy-check; ZeroGPU wraps GPU work with a per-request duration."""
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from thinkedit import runtime, space, zerogpu
+from thinkedit.cli import main
+from thinkedit.config import Settings
+from thinkedit.errors import BadInput
+
+PROJECT = Path(__file__).resolve().parent.parent
+VARIANTS = ("zerogpu-flux-kontext", "cpu-basic", "remote")
+
+
+def pinned_gradio_from_requirements() -> str:
+    text = (PROJECT / "requirements.txt").read_text()
+    return re.search(r"^gradio==(\S+)", text, re.MULTILINE).group(1)
+
+
+def readme_meta(folder: Path) -> dict:
+    return space.front_matter((folder / "README.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    """Every variant built once (each build runs the full check, app start included)."""
+    root = tmp_path_factory.mktemp("spaces")
+    return {variant: space.build(variant, root / variant) for variant in VARIANTS}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_builds_into_a_deployable_folder(built, variant):
+    folder = built[variant]
+    config = yaml.safe_load((PROJECT / "spaces_config" / variant / "space.yaml").read_text())
+    meta = readme_meta(folder)
+    assert meta == config["front_matter"]
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == pinned_gradio_from_requirements()
+    assert meta["app_file"] == "app.py" and (folder / "app.py").read_text() == (PROJECT / "app.py").read_text()
+    assert (folder / "thinkedit" / "loop.py").is_file() and not list(folder.rglob("__pycache__"))
+    assert (folder / "thinkedit" / "prompts" / "critique.txt").is_file()
+    defaults = json.loads((folder / "thinkedit_settings.json").read_text())
+    assert defaults["public"] is True and defaults["host"] == "0.0.0.0"
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    names = {re.split(r"[<>=]", line)[0] for line in requirements}
+    if meta["suggested_hardware"] == "cpu-basic":
+        assert not names & {"torch", "torchvision", "diffusers", "transformers", "accelerate"}, requirements
+    else:
+        assert {"torch", "diffusers", "transformers"} <= names
+    project_lines = set((PROJECT / "requirements.txt").read_text().splitlines())
+    assert set(requirements) <= project_lines  # the project's own pins, never another version
+    assert space.check(folder, start_app=False) == []
+
+
+def test_zerogpu_variant_preloads_the_models_it_uses(built):
+    meta = readme_meta(built["zerogpu-flux-kontext"])
+    assert meta["suggested_hardware"] == "zero-a10g"
+    for model in ("black-forest-labs/FLUX.1-Kontext-dev", "appletea2333/EditThinker-8B"):
+        assert model in meta["models"] and model in meta["preload_from_hub"]
+    defaults = json.loads((built["zerogpu-flux-kontext"] / "thinkedit_settings.json").read_text())
+    assert (defaults["editor"], defaults["thinker"], defaults["device"], defaults["offload"]) == (
+        "flux-kontext", "editthinker", "cuda", "none")  # fmt: skip
+
+
+def test_cli_check_passes_a_built_folder(built, capsys, monkeypatch):
+    monkeypatch.setattr(space, "_start_problems", lambda folder, app_file: [])  # the build already started it
+    assert main(["space", "check", str(built["cpu-basic"])]) == 0
+    assert "deployable" in capsys.readouterr().out
+
+
+def test_build_refuses_unknown_variants_and_full_folders(tmp_path):
+    with pytest.raises(BadInput, match="Unknown Space variant"):
+        space.build("gpu-for-free", tmp_path / "x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(BadInput, match="not empty"):
+        space.build("cpu-basic", tmp_path / "full")
+
+
+def broken_copy(built, tmp_path, variant="cpu-basic") -> Path:
+    return Path(shutil.copytree(built[variant], tmp_path / "space"))
+
+
+def rewrite_front_matter(folder: Path, change) -> None:
+    meta = readme_meta(folder)
+    change(meta)
+    (folder / "README.md").write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\ncard\n")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda m: m.pop("sdk_version"), "front matter lacks 'sdk_version'"),
+        (lambda m: m.pop("title"), "front matter lacks 'title'"),
+        (lambda m: m.update(sdk="docker"), "sdk is 'docker'; this app needs sdk: gradio"),
+        (lambda m: m.update(sdk_version="5.0.0"), "sdk_version is 5.0.0, but requirements.txt pins gradio"),
+        (lambda m: m.update(python_version=3.1), "python_version must be a quoted string"),
+        (lambda m: m.update(suggested_hardware="h100-free"), "suggested_hardware 'h100-free' is not"),
+        (lambda m: m.update(app_file="main.py"), "app_file main.py is not in the folder"),
+    ],
+)
+def test_a_broken_front_matter_fails_check_with_the_reason(built, tmp_path, capsys, change, reason):
+    folder = broken_copy(built, tmp_path)
+    rewrite_front_matter(folder, change)
+    assert main(["space", "check", str(folder)]) == 1
+    assert reason in capsys.readouterr().err
+
+
+def test_other_breakages_fail_check_with_the_reason(built, tmp_path):
+    folder = broken_copy(built, tmp_path, "zerogpu-flux-kontext")
+    rewrite_front_matter(folder, lambda m: m.update(preload_from_hub=["appletea2333/EditThinker-8B"]))
+    assert space.check(folder) == [
+        "the editor model black-forest-labs/FLUX.1-Kontext-dev is not in preload_from_hub, so it would download at start"
+    ]
+    (folder / "thinkedit_settings.json").write_text(json.dumps({"editor": "dall-e", "thinker": "classic"}))
+    assert any("names editor 'dall-e'" in p for p in space.check(folder))
+    (folder / "requirements.txt").write_text("gradio==5.0.0\n")
+    assert any("fights sdk_version" in p for p in space.check(folder))
+    (folder / "README.md").write_text("# no front matter\n")
+    assert space.check(folder) == ["README.md front matter: README.md must start with a YAML block between '---' lines"]
+
+
+def test_an_app_that_does_not_start_fails_check(built, tmp_path):
+    folder = broken_copy(built, tmp_path)
+    (folder / "app.py").write_text("import torch\n")  # cpu-basic installs no torch
+    assert space.check(folder) == [
+        "app.py does not start: ModuleNotFoundError: import of torch halted; None in sys.modules"
+    ]
+    (folder / "app.py").write_text("print('no launch')\n")
+    assert space.check(folder) == ["app.py ran but never launched a gradio app"]
+
+
+# -- the settings file -------------------------------------------------------------------------------
+
+
+def test_settings_file_sits_below_environment_and_overrides(tmp_path, monkeypatch):
+    file = tmp_path / "defaults.json"
+    file.write_text(json.dumps({"editor": "flux-kontext", "max_turns": 5, "public": True, "runs_dir": "/tmp/r"}))
+    env = {"THINKEDIT_SETTINGS_FILE": str(file), "THINKEDIT_MAX_TURNS": "7"}
+    settings = Settings.from_env(env, editor="classic")
+    assert (settings.editor, settings.max_turns, settings.public, settings.runs_dir) == (
+        "classic",
+        7,
+        True,
+        Path("/tmp/r"),
+    )
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).editor == "classic"  # no ./thinkedit_settings.json: the defaults
+    shutil.copy(file, tmp_path / "thinkedit_settings.json")
+    assert Settings.from_env({}).max_turns == 5
+    file.write_text(json.dumps({"edtor": "classic"}))
+    with pytest.raises(BadInput, match="unknown settings: edtor"):
+        Settings.from_env(env)
+    with pytest.raises(BadInput, match="not a file"):
+        Settings.from_env({"THINKEDIT_SETTINGS_FILE": str(tmp_path / "missing.json")})
+
+
+# -- ZeroGPU -----------------------------------------------------------------------------------------
+
+
+def test_duration_grows_with_turns_and_steps_and_is_capped():
+    base = zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 28)
+    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 2, 28) > base
+    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 40) > base
+    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 1, None) == base  # the editor's 28 steps
+    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 28, first_turn="polish") > base
+    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 10, 100) == zerogpu.MAX_DURATION_S
+    assert zerogpu.estimate_duration("qwen-image-edit", "editthinker", 10, 50) == zerogpu.MAX_DURATION_S
+    # turns × steps × s/step, plus a critique per turn (prefill + tokens / tokens per second), with headroom
+    edit = 3 * 28 * zerogpu.SECONDS_PER_STEP["flux-kontext"]
+    think = 3 * (zerogpu.THINKER_PREFILL_S + zerogpu.CRITIQUE_TOKENS / zerogpu.TOKENS_PER_SECOND["editthinker"])
+    expected = math.ceil(zerogpu.MARGIN_S + zerogpu.HEADROOM * (edit + think))
+    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 3, 28) == expected < zerogpu.MAX_DURATION_S
+    assert zerogpu.estimate_duration("classic", "classic", 10, None) == zerogpu.MARGIN_S  # no GPU work at all
+
+
+@pytest.fixture
+def spaces_module(monkeypatch):
+    """The real `spaces` package, imported while SPACES_ZERO_GPU is unset (as a Space's import would see it)."""
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    return pytest.importorskip("spaces")
+
+
+def test_off_zero_gpu_the_wrapper_is_a_no_op(spaces_module, monkeypatch):
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+
+    def work(x):
+        return x + 1
+
+    assert zerogpu.gpu(lambda x: 60)(work) is work
+    assert zerogpu.preload(Settings(editor="flux-kontext", thinker="editthinker")) == []
+    monkeypatch.setenv("SPACES_ZERO_GPU", "false")  # as `spaces` reads it: not ZeroGPU
+    assert not zerogpu.on_zero_gpu() and zerogpu.gpu(lambda x: 60)(work) is work
+
+
+class GPURecorder:
+    """Stands in for `spaces.GPU(duration=...)`: records the duration callable and marks what it wrapped."""
+
+    def __init__(self):
+        self.durations = []
+
+    def __call__(self, task=None, *, duration=None, size=None):
+        self.durations.append(duration)
+
+        def wrap(function):
+            def wrapped(*args, **kwargs):
+                return function(*args, **kwargs)
+
+            wrapped.zerogpu_duration = duration
+            return wrapped
+
+        return wrap
+
+
+@pytest.fixture
+def on_zero_gpu(spaces_module, monkeypatch) -> GPURecorder:
+    recorder = GPURecorder()
+    monkeypatch.setattr(spaces_module, "GPU", recorder)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    return recorder
+
+
+def test_on_zero_gpu_the_apps_run_is_wrapped_with_the_computed_duration(on_zero_gpu, scene):
+    from thinkedit.ui import actions
+
+    edit = actions.make_edit(Settings())
+    assert on_zero_gpu.durations and edit.zerogpu_duration is on_zero_gpu.durations[-1]
+    duration = edit.zerogpu_duration
+    long = duration(scene, "add a hat", "flux-kontext", "editthinker", 5, 8.0, "none", 0, False, 40)
+    short = duration(scene, "add a hat", "flux-kontext", "editthinker", 1, 8.0, "none", 0, False, 10)
+    assert long == zerogpu.estimate_duration("flux-kontext", "editthinker", 5, 40)
+    assert short == zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 10) < long
+
+
+def test_preload_puts_the_editor_where_requests_find_it(on_zero_gpu, tmp_path, scene):
+    """The zerogpu variant's editor, as a tiny random FLUX.1 Kontext pipeline on the CPU: loaded at start,
+    then a request edits without loading anything again."""
+    from tiny_pipelines import build_tiny_pipeline
+
+    from thinkedit.registry import make_editor
+
+    folder = build_tiny_pipeline("flux-kontext", tmp_path / "tiny-flux-kontext")
+    defaults = json.loads((PROJECT / "spaces_config" / "zerogpu-flux-kontext" / "thinkedit_settings.json").read_text())
+    settings = replace(Settings(**defaults), editor_model=str(folder), thinker="classic", device="cpu", dtype="float32")
+    before = runtime.CACHE.loads
+    assert zerogpu.preload(settings) == ["flux-kontext"]  # the classic thinker needs no preloading
+    assert runtime.CACHE.loads == before + 1
+    edited = make_editor(settings).edit(scene, "make it red", seed=0, steps=2)
+    assert edited.size == scene.size and runtime.CACHE.loads == before + 1
+    runtime.CACHE.release(make_editor(settings).cache_key)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_built_cpu_space_starts_without_torch_and_runs_a_classic_edit(built, spaces_module, tmp_path, scene):
+    """`python app.py` in the built folder, with what the Space will not install made unimportable."""
+    from gradio_client import Client, handle_file
+
+    folder, port = built["cpu-basic"], free_port()
+    blocked = space.missing_on_space(folder)
+    assert {"torch", "diffusers", "transformers"} <= set(blocked)
+    start = (f"import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); sys.path.insert(0, '.'); "
+             f"sys.argv = ['app.py', '--port', '{port}']; runpy.run_path('app.py', run_name='__main__')")  # fmt: skip
+    env = {**os.environ, "THINKEDIT_HOST": "127.0.0.1", "THINKEDIT_RUNS_DIR": str(tmp_path / "runs")}
+    env.pop("SPACES_ZERO_GPU", None)
+    app = subprocess.Popen([sys.executable, "-c", start], cwd=folder, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert app.poll() is None, app.stderr.read()
+            assert time.monotonic() < deadline, "the Space app did not start within 60 s"
+            time.sleep(0.2)
+        scene.save(tmp_path / "scene.png")
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        job = client.submit(handle_file(str(tmp_path / "scene.png")), "make it black and white", api_name="/edit",
+                            max_turns=2)  # fmt: skip
+        record = job.result()[8]
+        assert (record["editor"], record["thinker"], record["error"]) == ("classic", "classic", None)
+        run_dir = Path(record["run_dir"])
+        assert run_dir.parent == tmp_path / "runs" and (run_dir / "turn_01.png").is_file()
+        edited = Image.open(run_dir / "turn_01.png").convert("HSV")
+        assert max(edited.getchannel("S").getdata()) <= 8  # black and white: no saturation left
+    finally:
+        app.terminate()
+        app.wait(10)

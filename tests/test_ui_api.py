@@ -1,0 +1,199 @@
+"""The web app through its API (gradio_client), against a real server on a free port, offline backends."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from PIL import Image
+
+from thinkedit.config import Settings
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(settings: Settings):
+    """Start the app in this process on a free port; returns (demo, url)."""
+    from thinkedit.ui import build_app, launch
+
+    demo = build_app(settings)
+    _, url, _ = launch(demo, settings.replace(port=free_port()), prevent_thread_lock=True, quiet=True)
+    return demo, url
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    demo, url = serve(Settings(runs_dir=runs))
+    yield url, runs
+    demo.close()
+
+
+def scene_file(folder) -> str:
+    """A 320×220 PNG with sky, grass, a red square and a blue disc."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (320, 220), (135, 190, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, 150, 319, 219], fill=(60, 150, 60))
+    draw.rectangle([40, 50, 120, 130], fill=(220, 30, 30))
+    draw.ellipse([190, 40, 280, 130], fill=(30, 60, 200))
+    image.save(folder / "scene.png")
+    return str(folder / "scene.png")
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> str:
+    return scene_file(tmp_path_factory.mktemp("img"))
+
+
+VAGUE = "make it look old"  # the offline thinker refines this over several turns
+OUTPUTS = ["gallery", "progress", "reasoning", "refined", "table", "slider", "status", "download", "trajectory",
+           "history"]  # fmt: skip
+
+
+def edit(client: Client, photo: str, instruction: str, **options):
+    """Run /edit and return every streamed update as a dict of named outputs."""
+    job = client.submit(handle_file(photo), instruction, api_name="/edit", **options)
+    updates = [dict(zip(OUTPUTS, update, strict=True)) for update in job]
+    final = job.outputs()[-1]
+    return updates, dict(zip(OUTPUTS, final, strict=True))
+
+
+def test_edit_streams_turns_and_ends_with_the_trajectory(app, photo):
+    url, runs = app
+    client = Client(url, verbose=False)
+    updates, final = edit(client, photo, VAGUE, max_turns=2, seed=7)
+
+    sizes = [len(u["gallery"]) for u in updates if isinstance(u["gallery"], list)]
+    assert sizes[0] == 0 and sizes[-1] == 2 and 1 in sizes, f"the gallery should grow one turn at a time: {sizes}"
+    assert sizes == sorted(sizes)
+    assert any(isinstance(u["reasoning"], str) and u["reasoning"] for u in updates[:-1]), "reasoning streams"
+
+    record = final["trajectory"]
+    assert record["instruction"] == VAGUE
+    assert record["editor"] == "classic" and record["thinker"] == "classic"
+    assert record["settings"]["seed"] == 7 and record["settings"]["max_turns"] == 2
+    assert len(record["turns"]) == 2 and record["stop_reason"] in ("max_turns", "threshold")
+    assert record["turns"][1]["prompt"] == record["turns"][0]["refined_prompt"] != VAGUE
+    assert record["best_turn"] in [t["index"] for t in record["turns"]]
+    run_dir = record["run_dir"]
+    assert run_dir.startswith(str(runs)) and (runs / run_dir.rsplit("/", 1)[-1] / "trajectory.json").is_file()
+
+    captions = [item["caption"] for item in final["gallery"]]
+    assert len(captions) == len(record["turns"])
+    assert all(c.startswith(f"Turn {i} · semantic ") and " · quality " in c for i, c in enumerate(captions, 1))
+    assert "Finished after" in final["status"]
+    assert final["download"] and final["download"].endswith(".zip")
+    assert final["slider"] is not None
+    assert final["history"] and len(final["history"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("image", "instruction", "message"),
+    [
+        (None, "make it red", "No image"),
+        ("photo", "   ", "instruction is empty"),
+        ("text", "make it red", "not an image"),
+        ("huge", "make it red", "megapixels"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(app, photo, tmp_path, image, instruction, message):
+    url, _ = app
+    client = Client(url, verbose=False)
+    if image == "photo":
+        image = handle_file(photo)
+    elif image == "text":
+        (tmp_path / "notes.png").write_text("not a picture")
+        image = handle_file(str(tmp_path / "notes.png"))
+    elif image == "huge":
+        Image.new("RGB", (7000, 6000), (10, 20, 30)).save(tmp_path / "huge.png")  # 42 MP, a few KB compressed
+        image = handle_file(str(tmp_path / "huge.png"))
+    with pytest.raises(Exception, match=message):
+        client.predict(image, instruction, api_name="/edit")
+    _, final = edit(client, photo, "make it brighter", max_turns=1)
+    assert len(final["trajectory"]["turns"]) == 1
+
+
+def test_unavailable_backend_is_refused_with_the_reason(app, photo):
+    url, _ = app
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match="cannot run here"):
+        client.predict(handle_file(photo), "make it red", "flux-kontext", api_name="/edit")
+
+
+def test_compare_single_shot_against_the_loop(app, photo):
+    url, _ = app
+    client = Client(url, verbose=False)
+    job = client.submit(handle_file(photo), VAGUE, "single-shot vs Think-while-Edit", max_turns=4, seed=11,
+                        api_name="/compare")  # fmt: skip
+    updates = list(job)
+    gallery_a, gallery_b, _, _, slider, summary, trajectories, history = job.outputs()[-1]
+    assert len(updates) >= 3
+    a, b = trajectories["a"], trajectories["b"]
+    assert (a["editor"], a["thinker"], b["editor"], b["thinker"]) == ("classic", "none", "classic", "classic")
+    assert a["settings"]["seed"] == b["settings"]["seed"] == 11
+    assert len(a["turns"]) == 1 and a["stop_reason"] == "max_turns"
+    expected = direct_run(photo, VAGUE, max_turns=4, seed=11)
+    assert [t["prompt"] for t in b["turns"]] == [t.prompt for t in expected.turns]
+    assert b["stop_reason"] == expected.stop_reason and len(b["turns"]) >= 2
+    assert a["turns"][0]["semantic"] is None, "single-shot has no thinker"
+    assert a["turns"][0]["prompt"] == b["turns"][0]["prompt"] == VAGUE
+    first_a, first_b = (Image.open(g[0]["image"]) for g in (gallery_a, gallery_b))
+    assert first_a.tobytes() == first_b.tobytes(), "same seed, same prompt: turn 1 is the same edit on both sides"
+    assert len(gallery_a) == 1 and len(gallery_b) == len(b["turns"])
+    assert slider is not None
+    assert [row[3] for row in summary["data"]] == [1, len(b["turns"])]
+    assert len(history) == 2
+
+
+def direct_run(photo: str, instruction: str, **options):
+    """The same request straight through the loop, for what a side of a comparison should do."""
+    from thinkedit import loop
+    from thinkedit.registry import make_editor, make_thinker
+
+    settings = Settings()
+    events = loop.run(make_editor(settings), make_thinker(settings), loop.make_request(photo, instruction, **options))
+    return [e for e in events if isinstance(e, loop.RunFinished)][0].trajectory
+
+
+def test_history_lists_and_reloads_a_run(app, photo):
+    url, _ = app
+    client = Client(url, verbose=False)
+    assert client.predict(api_name="/history") == []
+    _, first = edit(client, photo, "add a red frame", max_turns=1)
+    _, second = edit(client, photo, "make it darker", max_turns=1)
+    listed = client.predict(api_name="/history")
+    assert [item["caption"].split(" · ")[0] for item in listed] == ["make it darker", "add a red frame"]
+    assert all("best " in item["caption"] for item in listed)
+
+    reloaded = dict(zip(OUTPUTS[:-1], client.predict(1, api_name="/history_open"), strict=True))
+    assert reloaded["trajectory"]["instruction"] == "add a red frame"
+    assert reloaded["trajectory"]["run_dir"] == first["trajectory"]["run_dir"]
+    assert len(reloaded["gallery"]) == len(first["trajectory"]["turns"])
+    assert reloaded["download"].endswith(".zip")
+
+    other = Client(url, verbose=False)
+    assert other.predict(api_name="/history") == [], "another session must not see these runs"
+
+    opened = client.predict(handle_file(first["download"]), "", api_name="/open_run")
+    assert opened[OUTPUTS.index("trajectory")]["instruction"] == "add a red frame"
+
+
+def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():
+    from thinkedit.ui import build_app
+
+    def labels(settings):
+        demo = build_app(settings)
+        return {getattr(block, "label", None) for block in demo.blocks.values() if getattr(block, "visible", True)}
+
+    assert {"Editor URL", "Thinker URL", "Editor model", "Thinker model"} <= labels(Settings())
+    public = labels(Settings(public=True))
+    assert not public & {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Run folder on the server"}

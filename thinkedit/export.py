@@ -1,0 +1,214 @@
+"""Saved runs as a summary (`thinkedit show RUN`) or as training data for a thinker (`thinkedit export`).
+
+Export writes one record per exported turn, the way the paper built ThinkEdit-140k from trajectories:
+- `sft`: LLaMA-Factory's ShareGPT layout, a JSON list (JSON lines when --out ends in .jsonl) of
+  `{"messages": [user, assistant], "images": [source, edited]}`; the user turn is two `<image>`
+  placeholders and the rendered critique template, the assistant turn the canonical
+  `<think>…</think><score>…</score><answer>…</answer>` text.
+- `rl`: EasyR1-style JSON lines `{"prompt", "images", "answer"}`: the same prompt and answer text.
+- `jsonl`: one JSON line per turn with every field of the run and the turn, plus overall, gain, satisfied.
+Image paths are relative to the output file; the images are copied into `<out stem>_images/` next to it.
+
+Which turns: those whose semantic and quality scores were read. `--min-gain X` keeps a turn when its
+overall score (the geometric mean of semantic and quality that ranks the best turn) is at least X above
+the previous turn's; turn 1 has a gain of 0. `--only-satisfied` keeps turns whose two scores both reach
+the run's stop threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from .critique import defuse, format_critique, load_template, render
+from .errors import BadInput
+from .store import SavedRun, load_run
+
+FORMATS = ("sft", "rl", "jsonl")
+IMAGE_PLACEHOLDERS = "<image><image>"  # source, then edited: the order the thinker sees them
+
+
+def find_runs(root: str | Path) -> list[tuple[str, SavedRun]]:
+    """(name, run) for a run folder or zip, or for every run folder and zip under a folder."""
+    root = Path(root)
+    if not root.exists():
+        raise BadInput(f"{root} does not exist.")
+    if root.is_file() or (root / "trajectory.json").is_file():
+        return [(_run_name(root), load_run(root))]
+    found = []
+    folders = [p.parent for p in root.rglob("trajectory.json")]
+    zips = [p for p in root.rglob("*.zip") if p.with_suffix("") not in folders]  # a folder's own zip is a copy
+    candidates = sorted(folders + zips)
+    for path in candidates:
+        try:
+            found.append((_run_name(path), load_run(path)))
+        except BadInput as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+    if not found:
+        raise BadInput(f"No ThinkEdit runs under {root}: expected folders with a trajectory.json, or run zips.")
+    return found
+
+
+def scored_turns(run: SavedRun) -> list[dict[str, Any]]:
+    """The run's turns that have both scores, each with `overall`, `gain` and `satisfied` added."""
+    threshold = float(run.record.get("settings", {}).get("threshold", 8.0))
+    rows, previous = [], None
+    for turn in sorted(run.record["turns"], key=lambda t: t["index"]):
+        overall = _overall(turn)
+        if overall is not None:
+            gain = 0.0 if turn["index"] == 1 else (overall - previous if previous is not None else None)
+            satisfied = turn["semantic"] >= threshold and turn["quality"] >= threshold
+            rows.append({**turn, "overall": overall, "gain": gain, "satisfied": satisfied})
+        previous = overall
+    return rows
+
+
+def select(rows: list[dict[str, Any]], min_gain: float | None = None, only_satisfied: bool = False) -> list[dict]:
+    if min_gain is not None:
+        rows = [row for row in rows if row["gain"] is not None and row["gain"] >= min_gain]
+    if only_satisfied:
+        rows = [row for row in rows if row["satisfied"]]
+    return rows
+
+
+def export(
+    runs: str | Path,
+    out: str | Path,
+    fmt: str = "sft",
+    *,
+    min_gain: float | None = None,
+    only_satisfied: bool = False,
+    template: str | Path | None = None,
+) -> int:
+    """Write the selected turns of every run under `runs` to `out` in `fmt`; the number of records."""
+    if fmt not in FORMATS:
+        raise BadInput(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    out = Path(out)
+    critique_template = load_template("critique", template)
+    images_dir = out.parent / f"{out.stem}_images"
+    records, used_names = [], set()
+    for name, run in find_runs(runs):
+        name = _unique(name, used_names)
+        for turn in select(scored_turns(run), min_gain, only_satisfied):
+            images = [_copy(run.path / run.record.get("source", "source.png"), images_dir / name, out.parent),
+                      _copy(run.path / turn["image"], images_dir / name, out.parent)]  # fmt: skip
+            prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
+            answer = format_critique(turn["semantic"], turn["quality"], defuse(turn["reasoning"] or ""),
+                                     defuse(turn["refined_prompt"] or turn["prompt"]))  # fmt: skip
+            if fmt == "sft":
+                records.append({"messages": [{"role": "user", "content": prompt},
+                                             {"role": "assistant", "content": answer}], "images": images})  # fmt: skip
+            elif fmt == "rl":
+                records.append({"prompt": prompt, "images": images, "answer": answer})
+            else:
+                records.append(_full_record(name, run, turn, images))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as file:
+        if fmt == "sft" and out.suffix != ".jsonl":
+            json.dump(records, file, ensure_ascii=False, indent=1)
+            file.write("\n")
+        else:
+            file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    return len(records)
+
+
+def _full_record(name: str, run: SavedRun, turn: dict[str, Any], images: list[str]) -> dict[str, Any]:
+    record = run.record
+    run_fields = {key: value for key, value in record.items() if key not in ("turns", "source")}
+    return {"run": name, **run_fields, **turn, "source": images[0], "image": images[1],
+            "best": turn["index"] == record.get("best_turn")}  # fmt: skip
+
+
+def _overall(turn: dict[str, Any]) -> float | None:
+    if turn.get("semantic") is None or turn.get("quality") is None:
+        return None
+    return math.sqrt(max(turn["semantic"], 0.0) * max(turn["quality"], 0.0))
+
+
+def _copy(image: Path, folder: Path, base: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(image, folder / image.name)
+    return (folder / image.name).relative_to(base).as_posix()
+
+
+def _run_name(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, number = name, 1
+    while candidate in used:
+        number += 1
+        candidate = f"{name}-{number}"
+    used.add(candidate)
+    return candidate
+
+
+# -- show --------------------------------------------------------------------------------------------
+
+
+def summary(run: SavedRun, label: str | Path | None = None) -> str:
+    """A saved run in a few lines: what was asked, by which backends, every turn's scores and prompt."""
+    record = run.record
+    settings = record.get("settings", {})
+    best = record.get("best_turn")
+    lines = [
+        f"Run:         {label or run.path}",
+        f"Instruction: {record['instruction']}",
+        f"Editor:      {_backend(record.get('editor'), settings.get('editor_model'))}",
+        f"Thinker:     {_backend(record.get('thinker'), settings.get('thinker_model'))}",
+        f"Stopped:     {record.get('stop_reason')} after {len(record['turns'])} turn(s), "
+        f"{record.get('seconds', 0):g} s (threshold {settings.get('threshold', '–')})",
+    ]
+    if record.get("error"):
+        lines.append(f"Error:       {record['error']}")
+    if record.get("first_turn_prompt"):
+        lines.append(f"Turn 1 prompt ({settings.get('first_turn')}): {record['first_turn_prompt']}")
+    lines.append("")
+    lines.append("  turn  semantic  quality  edit s  think s  prompt")
+    for turn in record["turns"]:
+        mark = "*" if turn["index"] == best else " "
+        lines.append(f"{mark} {turn['index']:>4}  {_score(turn.get('semantic')):>8}  {_score(turn.get('quality')):>7}"
+                     f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}  {turn['prompt']}")  # fmt: skip
+    lines.append("")
+    lines.append(f"Best turn:   {best if best is not None else 'none'}" + (" (marked *)" if best is not None else ""))
+    lines += [f"Warning:     {warning}" for warning in record.get("warnings", [])]
+    return "\n".join(lines)
+
+
+def _backend(name: str | None, model: str | None) -> str:
+    return f"{name} ({model})" if model else str(name)
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+
+def register(subparsers) -> None:
+    show = subparsers.add_parser("show", help="print a summary of a saved run (folder or zip)")
+    show.add_argument("run", help="a run folder or a run's zip")
+    show.set_defaults(handler=lambda args: print(summary(load_run(args.run), args.run)))
+
+    data = subparsers.add_parser("export", help="turn saved runs into training data for a thinker")
+    data.add_argument("--runs", required=True, help="a folder of runs (folders or zips), or one run")
+    data.add_argument("--format", choices=FORMATS, default="sft", help="sft (LLaMA-Factory), rl (EasyR1), jsonl")
+    data.add_argument("--min-gain", type=float, help="keep turns whose overall score rose by at least this")
+    data.add_argument("--only-satisfied", action="store_true", help="keep turns that reached the run's threshold")
+    data.add_argument("--template", help="critique template file (default: the shipped one)")
+    data.add_argument("--out", required=True, help="the output file; images go next to it")
+    data.set_defaults(handler=_export_command)
+
+
+def _export_command(args: argparse.Namespace) -> int:
+    count = export(args.runs, args.out, args.format, min_gain=args.min_gain, only_satisfied=args.only_satisfied,
+                   template=args.template)  # fmt: skip
+    print(f"{count} record(s) written to {args.out}")
+    return 0

@@ -1,0 +1,27 @@
+"""The web app: `build_app(settings)` makes the page, `launch(demo, settings)` serves it safely."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Settings
+from .layout import ASSETS, CSS, RUN_CONCURRENCY, build_app
+
+QUEUE_SIZE = 32  # runs waiting at most; beyond that a person is told the queue is full and to retry
+MAX_UPLOAD = "50mb"
+
+__all__ = ["build_app", "launch", "launch_options"]
+
+
+def launch_options(settings: Settings, share: bool = False) -> dict[str, Any]:
+    """`launch()` keyword arguments: no file reads outside the assets, bounded uploads, no telemetry."""
+    allowed = [str(ASSETS)] if ASSETS.is_dir() else []
+    return dict(server_name=settings.host, server_port=settings.port, share=share, show_error=False,
+                allowed_paths=allowed, max_file_size=MAX_UPLOAD, ssr_mode=False, enable_monitoring=False,
+                run_history=False, footer_links=["api"], css=CSS)  # fmt: skip
+
+
+def launch(demo, settings: Settings, share: bool = False, **extra):
+    """Queue (bounded) and serve `demo`; `extra` goes to `Blocks.launch` (tests pass prevent_thread_lock)."""
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=RUN_CONCURRENCY)
+    return demo.launch(**{**launch_options(settings, share), **extra})

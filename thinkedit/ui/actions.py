@@ -1,0 +1,348 @@
+"""What the buttons do: validate, build backends from the registry, run the loop, stream views.
+
+Each handler consumes `thinkedit.loop.run`'s events through `RunView`; no model logic lives here.
+Errors a person can act on become `gr.Error` (refused) or `gr.Warning` (the run goes on).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import queue
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from .. import loop, runtime, zerogpu
+from ..config import Settings
+from ..editors import EDITORS
+from ..errors import BadInput, ThinkEditError
+from ..registry import availability, find_spec, make_editor, make_thinker
+from ..store import load_run, new_run_dir, zip_run
+from ..thinkers import THINKERS
+from .view import RunView, history_item
+
+REFRESH_S = 0.15  # at most this often a step or token event updates the page
+COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
+
+
+def new_session() -> dict[str, Any]:
+    """One browser session's own state: its runs (folders, newest last) and the Stop switches of its runs."""
+    return {"runs": [], "cancel": {}}
+
+
+def backend_choices(rows: list[dict[str, Any]], role: str) -> list[tuple[str, str]]:
+    """Dropdown (label, value) pairs; a backend that cannot run here says why in its label."""
+    choices = []
+    for row in rows:
+        if row["role"] == role:
+            label = row["name"] if row["available"] else f"{row['name']} (unavailable: {row['reason']})"
+            choices.append((label, row["name"]))
+    return choices
+
+
+def editor_defaults(name: str) -> tuple[int | None, float | None]:
+    spec = EDITORS.get(name)
+    return (spec.steps, spec.guidance) if spec else (None, None)
+
+
+# -- building a run ----------------------------------------------------------------------------------
+
+
+def image_input(payload: Any) -> Any:
+    """The uploaded image as something `load_image` reads (the event skips Gradio's preprocessing so
+    that a non-image file or a huge image gets our message rather than a decoder traceback)."""
+    if not isinstance(payload, dict):
+        return payload
+    url = payload.get("url") or ""
+    if not payload.get("path") and url.startswith("data:"):
+        return base64.b64decode(url.partition(",")[2])
+    return payload.get("path")
+
+
+def user_settings(settings: Settings, editor: str, thinker: str | None, overrides: dict[str, str | None]) -> Settings:
+    """The server's settings with the person's choices; model/URL overrides are ignored in public mode."""
+    changes = {} if settings.public else {k: (v or "").strip() or None for k, v in overrides.items()}
+    return settings.replace(editor=editor, thinker=thinker or settings.thinker, **changes)
+
+
+def build_backends(settings: Settings, editor: str, thinker: str | None):
+    """(editor, thinker or None), refusing a backend that cannot run here with the reason."""
+    for table, name, role in ((EDITORS, editor, "editor"), (THINKERS, thinker, "thinker")):
+        if name is None:
+            continue
+        spec = find_spec(table, name, role)
+        ok, reason = availability(spec, model=getattr(settings, f"{role}_model"), url=getattr(settings, f"{role}_url"))
+        if not ok:
+            raise BadInput(f"The {role} '{name}' cannot run here: {reason}. Choose another {role}.")
+    return make_editor(settings, editor), (make_thinker(settings, thinker) if thinker else None)
+
+
+def run_seed(seed: Any, randomize: bool) -> int:
+    if randomize:
+        return random.randrange(2**31)
+    try:
+        return int(seed or 0)
+    except (TypeError, ValueError):
+        raise BadInput(f"The seed must be a whole number, not {seed!r}.") from None
+
+
+def optional_number(value: Any, kind: type) -> Any:
+    return None if value in (None, "") else kind(value)
+
+
+def stream_runs(sides: list[tuple], cancel: threading.Event, settings: Settings) -> Iterator[tuple[int, Any]]:
+    """Run each side's loop on its own thread and merge their events as (side, event).
+
+    Sides on the one local GPU take turns through `runtime.gpu_turn`; offline and remote sides run
+    at the same time. Leaving early (the page closed) stops every side between steps.
+    """
+    events: queue.SimpleQueue = queue.SimpleQueue()
+
+    def work(side: int, editor, thinker, request, run_dir) -> None:
+        try:
+            with runtime.gpu_turn(editor, thinker):
+                for event in loop.run(editor, thinker, request, cancel=cancel, run_dir=run_dir,
+                                      edit_timeout=settings.edit_timeout, think_timeout=settings.edit_timeout):  # fmt: skip
+                    events.put((side, event))
+        finally:
+            events.put((side, None))
+
+    for side, args in enumerate(sides):
+        threading.Thread(target=work, args=(side, *args), daemon=True, name=f"thinkedit-run-{side}").start()
+    remaining = len(sides)
+    try:
+        while remaining:
+            side, event = events.get()
+            if event is None:
+                remaining -= 1
+            else:
+                yield side, event
+    finally:
+        cancel.set()
+
+
+def should_refresh(event: Any, last: float) -> bool:
+    """Steps and tokens arrive fast: show them at most every REFRESH_S; every other event at once."""
+    return not isinstance(event, (loop.EditStep, loop.Reasoning)) or time.monotonic() - last >= REFRESH_S
+
+
+def zipped(view: RunView) -> str | None:
+    """The run as a zip in a temp folder (Gradio serves temp files; the runs folder itself stays private)."""
+    run_dir = view.run_dir
+    if run_dir is None or not (run_dir / "trajectory.json").is_file():
+        return None
+    return str(zip_run(run_dir, Path(tempfile.mkdtemp(prefix="thinkedit-zip-")) / f"{run_dir.name}.zip"))
+
+
+def viewer_update(view: RunView, final: bool, turns_changed: bool = True) -> tuple:
+    """The Studio viewer's outputs: gallery, progress, reasoning, refined prompt, table, slider, status, zip, JSON.
+
+    Images are sent again only when a turn was added (re-sending rewrites Gradio's cached files).
+    """
+    return (
+        view.gallery() if turns_changed or final else gr.skip(),
+        view.progress_html(),
+        view.reasoning,
+        view.refined,
+        view.table() if turns_changed or final else gr.skip(),
+        view.slider() if final else gr.skip(),
+        view.status(),
+        zipped(view) if final else gr.skip(),
+        view.record if final else gr.skip(),
+    )
+
+
+def history_gallery(session: dict[str, Any]) -> list[tuple]:
+    items = []
+    for path in reversed(session["runs"]):
+        try:
+            items.append(history_item(load_run(path)))
+        except (OSError, BadInput, StopIteration):
+            continue  # a run folder removed or damaged since: leave it out of the list
+    return items
+
+
+def refused(message: Any) -> gr.Error:
+    """A refusal toast; Gradio renders toast text as HTML, so the message (which may quote model or user
+    text) is escaped to show as written."""
+    return gr.Error(html.escape(str(message)), print_exception=False)
+
+
+def warn(message: str) -> None:
+    gr.Warning(html.escape(message))
+
+
+# -- the handlers ------------------------------------------------------------------------------------
+
+
+def edit_duration(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0,
+                  first_turn="none", seed=0, randomize=False, steps=None, *rest) -> int:  # fmt: skip
+    """ZeroGPU seconds for one Studio run (same arguments as `edit`)."""
+    return zerogpu.estimate_duration(editor, thinker, int(max_turns or 1), optional_number(steps, int))
+
+
+def make_edit(settings: Settings):
+    """The Studio's run handler for these server settings."""
+
+    @zerogpu.gpu(edit_duration)
+    def edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, first_turn="none",
+             seed=0, randomize=False, steps=None, guidance=None, editor_model=None, editor_url=None,
+             thinker_model=None, thinker_url=None, session=None):  # fmt: skip
+        """Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."""
+        session = session if session is not None else new_session()
+        try:
+            request = loop.make_request(
+                image_input(image), instruction, max_turns=int(max_turns), threshold=float(threshold),
+                first_turn=first_turn, seed=run_seed(seed, randomize), steps=optional_number(steps, int),
+                guidance=optional_number(guidance, float),
+            )  # fmt: skip
+            overrides = dict(editor_model=editor_model, editor_url=editor_url,
+                             thinker_model=thinker_model, thinker_url=thinker_url)  # fmt: skip
+            run_settings = user_settings(settings, editor, thinker, overrides)
+            editor_backend, thinker_backend = build_backends(run_settings, editor, thinker)
+        except ThinkEditError as exc:
+            raise refused(exc) from None
+        view = RunView(source=request.image, max_turns=request.max_turns)
+        if "local" in {getattr(getattr(b, "spec", None), "kind", None) for b in (editor_backend, thinker_backend)}:
+            view.phase = "Waiting for the GPU (one run at a time)…"
+        cancel = session["cancel"]["studio"] = threading.Event()
+        run_dir = new_run_dir(settings.runs_dir)
+        yield (*viewer_update(view, final=False), gr.skip())
+        last, shown_turns = 0.0, 0
+        sides = [(editor_backend, thinker_backend, request, run_dir)]
+        for _, event in stream_runs(sides, cancel, run_settings):
+            view.apply(event)
+            if isinstance(event, loop.Notice):
+                warn(event.message)
+            if isinstance(event, loop.RunFinished):
+                break
+            if should_refresh(event, last):
+                last, changed, shown_turns = time.monotonic(), len(view.turns) != shown_turns, len(view.turns)
+                yield (*viewer_update(view, final=False, turns_changed=changed), gr.skip())
+        if view.record and view.record.get("error"):
+            warn(view.record["error"])
+        if (run_dir / "trajectory.json").is_file():
+            session["runs"].append(str(run_dir))
+        yield (*viewer_update(view, final=True), history_gallery(session))
+
+    return edit
+
+
+def stop(session: dict[str, Any], which: str) -> None:
+    """Stop the session's running `which` run between steps; what is finished stays on screen and on disk."""
+    cancel = (session or {}).get("cancel", {}).get(which)
+    if cancel is not None:
+        cancel.set()
+
+
+def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, thinker_b: str) -> list[tuple]:
+    """[(label, editor, thinker or None)] for the two sides of a comparison."""
+    if mode == COMPARE_MODES[0]:
+        return [(f"single-shot · {editor_a}", editor_a, None), (f"{editor_a} + {thinker_a}", editor_a, thinker_a)]
+    if mode == COMPARE_MODES[1]:
+        return [(f"{editor_a} + {thinker_a}", editor_a, thinker_a), (f"{editor_b} + {thinker_a}", editor_b, thinker_a)]
+    if mode == COMPARE_MODES[2]:
+        return [(f"{editor_a} + {thinker_a}", editor_a, thinker_a), (f"{editor_a} + {thinker_b}", editor_a, thinker_b)]
+    raise BadInput(f"Unknown comparison '{mode}'; use one of: {', '.join(COMPARE_MODES)}.")
+
+
+def compare_duration(image, instruction, mode=COMPARE_MODES[0], editor_a="classic", editor_b="classic",
+                     thinker_a="classic", thinker_b="classic", max_turns=3, *rest) -> int:  # fmt: skip
+    """ZeroGPU seconds for a comparison: both sides, one after the other."""
+    turns = int(max_turns or 1)
+    return min(zerogpu.MAX_DURATION_S, sum(zerogpu.estimate_duration(e, t or "none", turns, None)
+                                           for _, e, t in compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)))  # fmt: skip
+
+
+def make_compare(settings: Settings):
+    """The Compare tab's handler for these server settings."""
+
+    @zerogpu.gpu(compare_duration)
+    def compare(image, instruction, mode=COMPARE_MODES[0], editor_a="classic", editor_b="classic",
+                thinker_a="classic", thinker_b="classic", max_turns=3, threshold=8.0, seed=0, session=None):  # fmt: skip
+        """Run one image and instruction two ways at once, same seed; the last update carries both trajectories."""
+        session = session if session is not None else new_session()
+        try:
+            request = loop.make_request(image_input(image), instruction, max_turns=int(max_turns),
+                                        threshold=float(threshold), seed=run_seed(seed, False))  # fmt: skip
+            labels, sides = [], []
+            for label, editor, thinker in compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b):
+                run_settings = user_settings(settings, editor, thinker, {})
+                labels.append(label)
+                sides.append((*build_backends(run_settings, editor, thinker), request, new_run_dir(settings.runs_dir)))
+        except ThinkEditError as exc:
+            raise refused(exc) from None
+        views = [RunView(source=request.image, max_turns=request.max_turns if s[1] else 1) for s in sides]
+        cancel = session["cancel"]["compare"] = threading.Event()
+
+        shown = [0, 0]
+
+        def update(final: bool) -> tuple:
+            slider = (views[0].slider()[1], views[1].slider()[1]) if final and all(v.slider() for v in views) else None
+            galleries = [
+                view.gallery() if final or len(view.turns) != n else gr.skip()
+                for view, n in zip(views, shown, strict=True)
+            ]
+            shown[:] = [len(view.turns) for view in views]
+            return (
+                *galleries, views[0].status(), views[1].status(),
+                slider if final else gr.skip(),
+                [view.summary_row(label) for view, label in zip(views, labels, strict=True)],
+                {"a": views[0].record, "b": views[1].record} if final else gr.skip(),
+                history_gallery(session) if final else gr.skip(),
+            )  # fmt: skip
+
+        yield update(final=False)
+        last = 0.0
+        for side, event in stream_runs(sides, cancel, settings):
+            views[side].apply(event)
+            if isinstance(event, loop.Notice):
+                warn(f"{labels[side]}: {event.message}")
+            if should_refresh(event, last):
+                last = time.monotonic()
+                yield update(final=False)
+        for *_, run_dir in sides:
+            if (run_dir / "trajectory.json").is_file():
+                session["runs"].append(str(run_dir))
+        yield update(final=True)
+
+    return compare
+
+
+def open_history(index: Any, session: dict[str, Any]) -> tuple:
+    """Reload the session's run number `index` (0 = newest, as History lists them) from disk."""
+    runs = list(reversed((session or new_session())["runs"]))
+    try:
+        path = runs[int(index)]
+    except (IndexError, TypeError, ValueError):
+        raise refused("That run is not in this session's history.") from None
+    return show_saved(path)
+
+
+def open_saved(upload: Any, folder: str | None, session: dict[str, Any], public: bool) -> tuple:
+    """Open a run from an uploaded zip, or (outside public mode) from a folder on the server."""
+    folder = (folder or "").strip()
+    if folder and public:
+        raise refused("Opening folders on the server is turned off here; upload the run's zip.")
+    source = upload if upload else folder
+    if not source:
+        raise refused("Upload a run's zip or give its folder to open it.")
+    viewed = show_saved(source)
+    session["runs"].append(viewed[-1]["run_dir"])
+    return (*viewed, history_gallery(session))
+
+
+def show_saved(path: str | Path) -> tuple:
+    try:
+        view = RunView.from_saved(load_run(path))
+    except (BadInput, OSError, KeyError, StopIteration) as exc:
+        message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
+        raise refused(message) from None
+    return viewer_update(view, final=True)

@@ -1,0 +1,193 @@
+"""What the page shows for one run, built from the loop's events or from a run saved on disk.
+
+Plain data and PIL images only: no Gradio here, so the same view serves the live run, a run reloaded
+from History, and the tests. Model text is kept as plain text; the page renders it in text widgets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .. import loop
+from ..images import fit_within
+from ..store import SavedRun, trajectory_record
+
+DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
+TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s"]
+STOP_REASONS = {
+    "threshold": "both scores reached the threshold",
+    "prompt_kept": "the thinker kept the prompt (it judged the edit good enough)",
+    "max_turns": "reached the turn limit",
+    "cancelled": "stopped by you; finished turns are kept",
+    "error": "stopped by an error",
+}
+
+
+def score(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
+@dataclass
+class TurnView:
+    index: int
+    prompt: str
+    image: str  # path of the display copy
+    semantic: float | None
+    quality: float | None
+    edit_seconds: float
+    think_seconds: float
+
+
+@dataclass
+class RunView:
+    """One run as the page shows it; `apply` each loop event in order."""
+
+    source: Image.Image | None = None
+    max_turns: int = 1
+    turns: list[TurnView] = field(default_factory=list)
+    reasoning: str = ""
+    refined: str = ""
+    phase: str = ""  # the live status while the run goes on
+    step: tuple[int, int] | None = None  # (i, n) of the current edit
+    best: int | None = None
+    record: dict[str, Any] | None = None  # the trajectory record plus "run_dir", once finished
+    started: float = field(default_factory=time.monotonic)
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="thinkedit-view-")))
+    source_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source is not None:
+            self.source_path = self.display_copy(self.source, "source")
+
+    def display_copy(self, image: Image.Image, name: str) -> str:
+        """The image written once to a temp file: the page gets a path, so Gradio never rewrites a file
+        that a browser may be reading (it re-encodes PIL images on every update)."""
+        path = self.folder / f"{name}.webp"
+        fit_within(image, DISPLAY_SIDE).save(path, "WEBP", quality=92)
+        return str(path)
+
+    def apply(self, event: loop.Event) -> None:
+        if isinstance(event, loop.TurnStarted):
+            self.phase = f"Turn {event.index} of {self.max_turns} · editing…"
+            self.step = (0, 1)
+        elif isinstance(event, loop.EditStep):
+            self.step = (event.step, event.total)
+        elif isinstance(event, loop.ThinkingStarted):
+            self.reasoning, self.refined, self.step = "", "", None
+            self.phase = "Thinking about the instruction…" if event.index == 0 else f"Turn {event.index} · thinking…"
+        elif isinstance(event, loop.Reasoning):
+            self.reasoning += event.text
+        elif isinstance(event, loop.TurnFinished):
+            turn = event.turn
+            critique = turn.critique
+            image = self.display_copy(turn.image, f"turn_{turn.index:02d}")
+            self.turns.append(TurnView(turn.index, turn.prompt, image, critique.semantic, critique.quality,
+                                       turn.edit_seconds, turn.think_seconds))  # fmt: skip
+            self.reasoning = critique.reasoning or self.reasoning
+            self.refined = critique.refined_prompt or ""
+            self.step = None
+        elif isinstance(event, loop.RunFinished):
+            trajectory = event.trajectory
+            self.record = {**trajectory_record(trajectory), "run_dir": str(trajectory.run_dir or "")}
+            self.best = self.record["best_turn"]
+            self.step = None
+
+    @classmethod
+    def from_saved(cls, saved: SavedRun) -> RunView:
+        record = saved.record
+        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1)
+        for turn in record["turns"]:
+            image = view.display_copy(saved.image(turn["index"]), f"turn_{turn['index']:02d}")
+            view.turns.append(TurnView(turn["index"], turn["prompt"], image, turn["semantic"], turn["quality"],
+                                       turn["edit_seconds"], turn["think_seconds"]))  # fmt: skip
+        last = record["turns"][-1] if record["turns"] else {}
+        view.reasoning, view.refined = last.get("reasoning") or "", last.get("refined_prompt") or ""
+        view.record = {**record, "run_dir": str(saved.path)}
+        view.best = record.get("best_turn")
+        return view
+
+    @property
+    def run_dir(self) -> Path | None:
+        return Path(self.record["run_dir"]) if self.record and self.record.get("run_dir") else None
+
+    def gallery(self) -> list[tuple[str, str]]:
+        return [(turn.image, self.caption(turn)) for turn in self.turns]
+
+    def caption(self, turn: TurnView) -> str:
+        text = f"Turn {turn.index} · semantic {score(turn.semantic)} · quality {score(turn.quality)}"
+        return text + " · ★ best" if turn.index == self.best else text
+
+    def table(self) -> list[list[Any]]:
+        return [
+            [f"{turn.index} ★" if turn.index == self.best else str(turn.index), turn.prompt, score(turn.semantic),
+             score(turn.quality), round(turn.edit_seconds, 2), round(turn.think_seconds, 2)]
+            for turn in self.turns
+        ]  # fmt: skip
+
+    def slider(self) -> tuple[str, str] | None:
+        best = next((turn for turn in self.turns if turn.index == self.best), None)
+        if best is None or self.source_path is None:
+            return None
+        return self.source_path, best.image
+
+    def status(self) -> str:
+        if self.record is None:
+            return self.phase or "Starting…"
+        record = self.record
+        reason = STOP_REASONS.get(record["stop_reason"], record["stop_reason"] or "")
+        turns = len(record["turns"])
+        text = f"Finished after {turns} turn{'s' if turns != 1 else ''} in {record['seconds']:.1f} s: {reason}."
+        if record.get("error"):
+            text += f" {record['error']}"
+        best = next((turn for turn in self.turns if turn.index == self.best), None)
+        if best is not None:
+            text += f" Best: turn {best.index} (semantic {score(best.semantic)}, quality {score(best.quality)})."
+        return text + f" Seed {record['settings'].get('seed')}."
+
+    def progress_html(self) -> str:
+        """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
+        if self.record is not None:
+            return ""
+        if self.step is None:
+            return '<div class="te-progress te-busy"><div style="width:100%"></div><span>thinking…</span></div>'
+        i, n = self.step
+        percent = round(100 * i / max(n, 1))
+        label = f"editing step {i} of {n}" if i else "editing…"
+        return f'<div class="te-progress"><div style="width:{percent}%"></div><span>{label}</span></div>'
+
+    def summary_row(self, label: str) -> list[Any]:
+        """One row of the Compare summary: which backends, best scores, turns used, seconds."""
+        record = self.record or {}
+        best = next((turn for turn in self.turns if turn.index == self.best), None)
+        return [label, score(best.semantic) if best else "–", score(best.quality) if best else "–",
+                len(self.turns), round(record.get("seconds", time.monotonic() - self.started), 1)]  # fmt: skip
+
+
+SUMMARY_HEADERS = ["Side", "Best semantic", "Best quality", "Turns", "Seconds"]
+
+
+THUMBNAILS = Path(tempfile.mkdtemp(prefix="thinkedit-thumbs-"))
+
+
+def history_item(saved: SavedRun) -> tuple[str, str]:
+    """A thumbnail (written once per run) and a one-line caption for History: instruction, best score, time."""
+    record = saved.record
+    best = saved.best
+    thumbnail = THUMBNAILS / f"{hashlib.sha1(str(saved.path.resolve()).encode()).hexdigest()[:16]}.webp"
+    if not thumbnail.is_file():
+        image = saved.image(best["index"]) if best else saved.source
+        image.thumbnail((256, 256))
+        image.save(thumbnail, "WEBP", quality=90)
+    instruction = record["instruction"]
+    if len(instruction) > 48:
+        instruction = instruction[:47] + "…"
+    scores = f"best {score(best['semantic'])}/{score(best['quality'])}" if best else "no turns"
+    started = str(record.get("started", ""))[11:16]
+    return str(thumbnail), f"{instruction} · {scores} · {started}"
