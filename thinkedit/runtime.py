@@ -10,6 +10,7 @@ import gc
 import importlib.util
 import os
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -79,6 +80,7 @@ class ModelCache:
         self._key_locks: dict[Hashable, threading.Lock] = {}
         self._users: Counter[Hashable] = Counter()
         self.loads = 0  # how many times a loader actually ran (tests and the benchmark read it)
+        self.load_seconds = 0.0  # wall seconds spent inside loaders, all together (the benchmark reads it)
 
     def get(
         self,
@@ -99,6 +101,7 @@ class ModelCache:
                 if key in self._entries:
                     return self._entries[key].model
             self._make_room(size_gb or 0.0, budget_gb, keep=key)
+            started = time.perf_counter()
             try:
                 model = loader()
             except BaseException:
@@ -109,6 +112,7 @@ class ModelCache:
             with self._lock:
                 self._entries[key] = Entry(model, measured if measured is not None else size_gb or 0.0, offload)
                 self.loads += 1
+                self.load_seconds += time.perf_counter() - started
             self._make_room(0.0, budget_gb, keep=key)
             return model
 

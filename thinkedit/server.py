@@ -183,9 +183,12 @@ def create_app(editor, *, max_queue: int = MAX_QUEUE, max_body_mb: float = MAX_B
             admission.leave()
         if not isinstance(edited, Image.Image):
             return refusal(500, f"The editor returned {type(edited).__name__}, not an image.")
+        edited = load_image(edited)
+        if edited.size != job["image"].size:  # the protocol's promise: the output keeps the input's size
+            edited = edited.resize(job["image"].size, Image.Resampling.LANCZOS)
         return {
             "success": True,
-            "edited_image": base64.b64encode(png_bytes(load_image(edited))).decode("ascii"),
+            "edited_image": base64.b64encode(png_bytes(edited)).decode("ascii"),
             "error": None,
             "seed": seed,
             "processing_time": round(time.perf_counter() - started, 3),

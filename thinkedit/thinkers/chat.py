@@ -94,8 +94,10 @@ async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.
     piece is not retried: the person has already seen those tokens."""
     content: list[str] = []
     reasoning: list[str] = []
+    received = 0
     try:
         async for chunk in chunks:
+            received += 1
             for choice in getattr(chunk, "choices", None) or []:
                 delta = choice.delta
                 thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
@@ -110,4 +112,6 @@ async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.
             raise
         failure = remote.describe(exc, policy)
         raise remote.RemoteFailure(f"{failure.happened} in the middle of its answer", retry=False) from None
+    if not received:  # e.g. a proxy's HTML error page with status 200: not one server-sent event in it
+        raise remote.RemoteFailure("answered with something that is not a chat completion stream", retry=False)
     return "".join(content), "".join(reasoning)
