@@ -20,14 +20,12 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from . import loop, runtime, store
+from . import loop, runtime
 from .config import Settings
 from .errors import BadInput, ThinkEditError
 
@@ -63,50 +61,29 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
-@contextmanager
-def timed_saves(seconds: list[float]) -> Iterator[None]:
-    """Time every `store.save_run` the loop makes while the block runs (the loop looks it up per call)."""
-    original = store.save_run
-
-    def save_run(trajectory, run_dir):
-        started = time.perf_counter()
-        try:
-            return original(trajectory, run_dir)
-        finally:
-            seconds.append(time.perf_counter() - started)
-
-    store.save_run = save_run
-    try:
-        yield
-    finally:
-        store.save_run = original
-
-
 def measure(editor, thinker, request: loop.EditRequest, run_dir: Path) -> Measured:
     """Run `request` once through the loop, splitting its wall time by the loop's own events."""
     cache = runtime.CACHE
-    saves: list[float] = []
     loads, load_seconds = cache.loads, cache.load_seconds
     edit, think, turns, trajectory = [], [], [], None
     mark = edit_load = 0.0
     started = time.perf_counter()
-    with timed_saves(saves):
-        for event in loop.run(editor, thinker, request, run_dir=run_dir):
-            if isinstance(event, loop.TurnStarted):
-                mark, edit_load = cache.load_seconds, 0.0
-            elif isinstance(event, loop.ThinkingStarted) and event.index > 0:
-                edit_load, mark = cache.load_seconds - mark, cache.load_seconds
-            elif isinstance(event, loop.TurnFinished):
-                turn = event.turn
-                edit.append(turn.edit_seconds - edit_load)
-                think.append(turn.think_seconds - (cache.load_seconds - mark))
-                turns.append((turn.prompt, turn.seed))
-            elif isinstance(event, loop.RunFinished):
-                trajectory = event.trajectory
+    for event in loop.run(editor, thinker, request, run_dir=run_dir):
+        if isinstance(event, loop.TurnStarted):
+            mark, edit_load = cache.load_seconds, 0.0
+        elif isinstance(event, loop.ThinkingStarted) and event.index > 0:
+            edit_load, mark = cache.load_seconds - mark, cache.load_seconds
+        elif isinstance(event, loop.TurnFinished):
+            turn = event.turn
+            edit.append(turn.edit_seconds - edit_load)
+            think.append(turn.think_seconds - (cache.load_seconds - mark))
+            turns.append((turn.prompt, turn.seed))
+        elif isinstance(event, loop.RunFinished):
+            trajectory = event.trajectory
     wall = time.perf_counter() - started
     if trajectory is None or trajectory.stop_reason == "error":
         raise ThinkEditError(f"The benchmark run failed: {trajectory.error if trajectory else 'no result'}")
-    return Measured(cache.loads - loads, cache.load_seconds - load_seconds, wall, edit, think, sum(saves),
+    return Measured(cache.loads - loads, cache.load_seconds - load_seconds, wall, edit, think, trajectory.save_seconds,
                     peak_rss_mb(), turns)  # fmt: skip
 
 

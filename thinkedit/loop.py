@@ -116,6 +116,7 @@ class Trajectory:
     run_dir: Path | None = None
     started: float = field(default_factory=time.time)
     seconds: float = 0.0
+    save_seconds: float = 0.0  # time spent writing the run folder
 
     @property
     def best_turn(self) -> Turn | None:
@@ -374,6 +375,7 @@ def _save(trajectory: Trajectory):
         return
     from .store import save_run
 
+    started = time.perf_counter()
     try:
         save_run(trajectory, trajectory.run_dir)
     except OSError as exc:
@@ -381,6 +383,8 @@ def _save(trajectory: Trajectory):
         if message not in trajectory.warnings:
             trajectory.warnings.append(message)
             yield Notice(message)
+    finally:
+        trajectory.save_seconds += time.perf_counter() - started
 
 
 def _message(exc: BaseException) -> str:
