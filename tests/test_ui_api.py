@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -138,18 +140,25 @@ def test_compare_single_shot_against_the_loop(app, photo):
     gallery_a, gallery_b, _, _, slider, summary, trajectories, history = job.outputs()[-1]
     assert len(updates) >= 3
     a, b = trajectories["a"], trajectories["b"]
-    assert (a["editor"], a["thinker"], b["editor"], b["thinker"]) == ("classic", "none", "classic", "classic")
+    assert (a["editor"], a["thinker"], b["editor"], b["thinker"]) == ("classic", "classic", "classic", "classic")
     assert a["settings"]["seed"] == b["settings"]["seed"] == 11
-    assert len(a["turns"]) == 1 and a["stop_reason"] == "max_turns"
+    assert a["settings"]["max_turns"] == 1 and b["settings"]["max_turns"] == 4
     expected = direct_run(photo, VAGUE, max_turns=4, seed=11)
     assert [t["prompt"] for t in b["turns"]] == [t.prompt for t in expected.turns]
     assert b["stop_reason"] == expected.stop_reason and len(b["turns"]) >= 2
-    assert a["turns"][0]["semantic"] is None, "single-shot has no thinker"
-    assert a["turns"][0]["prompt"] == b["turns"][0]["prompt"] == VAGUE
-    first_a, first_b = (Image.open(g[0]["image"]) for g in (gallery_a, gallery_b))
+    assert len(a["turns"]) == 1, "single-shot: turn 1 only, no refinement"
+    one_shot, loop_first = a["turns"][0], b["turns"][0]
+    assert one_shot["prompt"] == loop_first["prompt"] == VAGUE
+    assert one_shot["semantic"] is not None and one_shot["quality"] is not None, "single-shot is scored by the thinker"
+    assert (one_shot["semantic"], one_shot["quality"]) == (loop_first["semantic"], loop_first["quality"])
+    first_a, first_b = (Image.open(f"{t['run_dir']}/{t['turns'][0]['image']}") for t in (a, b))
     assert first_a.tobytes() == first_b.tobytes(), "same seed, same prompt: turn 1 is the same edit on both sides"
     assert len(gallery_a) == 1 and len(gallery_b) == len(b["turns"])
+    assert all("semantic –" not in item["caption"] for item in gallery_a + gallery_b), "every side shows scores"
     assert slider is not None
+    sides = {row[0]: row for row in summary["data"]}
+    single = next(row for label, row in sides.items() if "single-shot (turn 1, scored by the thinker)" in label)
+    assert single[1:4] == [f"{one_shot['semantic']:g}", f"{one_shot['quality']:g}", 1]
     assert [row[3] for row in summary["data"]] == [1, len(b["turns"])]
     assert len(history) == 2
 
@@ -185,6 +194,29 @@ def test_history_lists_and_reloads_a_run(app, photo):
 
     opened = client.predict(handle_file(first["download"]), "", api_name="/open_run")
     assert opened[OUTPUTS.index("trajectory")]["instruction"] == "add a red frame"
+
+
+def test_queue_limits_come_from_the_settings(tmp_path):
+    settings = Settings.from_env({"THINKEDIT_UI_CONCURRENCY": "2", "THINKEDIT_MAX_QUEUE": "5"}, runs_dir=tmp_path)
+    demo, _ = serve(settings)
+    try:
+        assert demo._queue.max_size == 5
+        runs = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values() if fn.api_name in ("edit", "compare")}
+        assert runs == {"edit": 2, "compare": 2}
+    finally:
+        demo.close()
+
+
+def test_a_session_keeps_a_bounded_number_of_temp_folders_and_removes_them_when_it_ends():
+    from thinkedit.ui import actions, view
+
+    session = actions.new_session()
+    assert Path(session["folder"]).parent == Path(view.SCRATCH.name), "one temp folder per app, removed at exit"
+    folders = [view.view_folder(session) for _ in range(view.KEEP_FOLDERS + 3)]
+    assert [folder.is_dir() for folder in folders] == [False] * 3 + [True] * view.KEEP_FOLDERS
+    cancel = session["cancel"]["studio"] = threading.Event()
+    actions.end_session(session)
+    assert not Path(session["folder"]).exists() and cancel.is_set()
 
 
 def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():

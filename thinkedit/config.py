@@ -55,6 +55,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     public: bool = False
+    ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
+    max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -82,7 +84,7 @@ def _convert(name: str, raw: str):
     default = getattr(Settings, name, None) if name != "runs_dir" else Path()
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if name in ("max_turns", "port", "thinker_image_side", "thinker_max_new_tokens", "request_retries"):
+    if isinstance(default, int):  # every whole-number setting
         return int(raw)
     if name in ("threshold", "memory_budget_gb", "request_timeout", "connect_timeout", "retry_backoff", "edit_timeout"):
         return float(raw)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Settings
-from .layout import ASSETS, CSS, RUN_CONCURRENCY, build_app
+from .layout import ASSETS, CSS, build_app
 
-QUEUE_SIZE = 32  # runs waiting at most; beyond that a person is told the queue is full and to retry
 MAX_UPLOAD = "50mb"
 
 __all__ = ["build_app", "launch", "launch_options"]
@@ -22,6 +21,7 @@ def launch_options(settings: Settings, share: bool = False) -> dict[str, Any]:
 
 
 def launch(demo, settings: Settings, share: bool = False, **extra):
-    """Queue (bounded) and serve `demo`; `extra` goes to `Blocks.launch` (tests pass prevent_thread_lock)."""
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=RUN_CONCURRENCY)
+    """Queue (at most `settings.max_queue` waiting, `settings.ui_concurrency` at once) and serve `demo`;
+    `extra` goes to `Blocks.launch` (tests pass prevent_thread_lock)."""
+    demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.ui_concurrency)
     return demo.launch(**{**launch_options(settings, share), **extra})

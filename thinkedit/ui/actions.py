@@ -7,10 +7,10 @@ Errors a person can act on become `gr.Error` (refused) or `gr.Warning` (the run 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import queue
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,15 +26,24 @@ from ..errors import BadInput, ThinkEditError
 from ..registry import availability, find_spec, make_editor, make_thinker
 from ..store import load_run, new_run_dir, zip_run
 from ..thinkers import THINKERS
-from .view import RunView, history_item
+from .view import RunView, history_item, remove_folder, session_folder, view_folder
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
 COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
+SINGLE_SHOT = "single-shot (turn 1, scored by the thinker)"
 
 
 def new_session() -> dict[str, Any]:
-    """One browser session's own state: its runs (folders, newest last) and the Stop switches of its runs."""
-    return {"runs": [], "cancel": {}}
+    """One browser session's own state: its runs (folders, newest last), the Stop switches of its runs, and
+    its temp folder (display copies, zips, thumbnails) with the views' subfolders in it."""
+    return {"runs": [], "cancel": {}, "folder": session_folder(), "views": []}
+
+
+def end_session(session: dict[str, Any]) -> None:
+    """Gradio drops a closed session's state (an hour after the tab closed): stop its runs, remove its temp files."""
+    for cancel in session["cancel"].values():
+        cancel.set()
+    remove_folder(session["folder"])
 
 
 def backend_choices(rows: list[dict[str, Any]], role: str) -> list[tuple[str, str]]:
@@ -138,7 +147,7 @@ def zipped(view: RunView) -> str | None:
     run_dir = view.run_dir
     if run_dir is None or not (run_dir / "trajectory.json").is_file():
         return None
-    return str(zip_run(run_dir, Path(tempfile.mkdtemp(prefix="thinkedit-zip-")) / f"{run_dir.name}.zip"))
+    return str(zip_run(run_dir, view.folder / f"{run_dir.name}.zip"))
 
 
 def viewer_update(view: RunView, final: bool, turns_changed: bool = True) -> tuple:
@@ -163,7 +172,7 @@ def history_gallery(session: dict[str, Any]) -> list[tuple]:
     items = []
     for path in reversed(session["runs"]):
         try:
-            items.append(history_item(load_run(path)))
+            items.append(history_item(load_run(path), session["folder"]))
         except (OSError, BadInput, StopIteration):
             continue  # a run folder removed or damaged since: leave it out of the list
     return items
@@ -209,7 +218,7 @@ def make_edit(settings: Settings):
             editor_backend, thinker_backend = build_backends(run_settings, editor, thinker)
         except ThinkEditError as exc:
             raise refused(exc) from None
-        view = RunView(source=request.image, max_turns=request.max_turns)
+        view = RunView(source=request.image, max_turns=request.max_turns, folder=view_folder(session))
         if "local" in {getattr(getattr(b, "spec", None), "kind", None) for b in (editor_backend, thinker_backend)}:
             view.phase = "Waiting for the GPU (one run at a time)…"
         cancel = session["cancel"]["studio"] = threading.Event()
@@ -243,22 +252,26 @@ def stop(session: dict[str, Any], which: str) -> None:
 
 
 def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, thinker_b: str) -> list[tuple]:
-    """[(label, editor, thinker or None)] for the two sides of a comparison."""
+    """[(label, editor, thinker, single_shot)] for the two sides of a comparison. A single-shot side runs
+    turn 1 only, still scored by the same thinker, so the summary compares like with like."""
     if mode == COMPARE_MODES[0]:
-        return [(f"single-shot · {editor_a}", editor_a, None), (f"{editor_a} + {thinker_a}", editor_a, thinker_a)]
+        return [(f"A · {SINGLE_SHOT}", editor_a, thinker_a, True),
+                ("B · Think-while-Edit", editor_a, thinker_a, False)]  # fmt: skip
     if mode == COMPARE_MODES[1]:
-        return [(f"{editor_a} + {thinker_a}", editor_a, thinker_a), (f"{editor_b} + {thinker_a}", editor_b, thinker_a)]
+        return [(f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
+                (f"B · {editor_b} + {thinker_a}", editor_b, thinker_a, False)]  # fmt: skip
     if mode == COMPARE_MODES[2]:
-        return [(f"{editor_a} + {thinker_a}", editor_a, thinker_a), (f"{editor_a} + {thinker_b}", editor_a, thinker_b)]
+        return [(f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
+                (f"B · {editor_a} + {thinker_b}", editor_a, thinker_b, False)]  # fmt: skip
     raise BadInput(f"Unknown comparison '{mode}'; use one of: {', '.join(COMPARE_MODES)}.")
 
 
 def compare_duration(image, instruction, mode=COMPARE_MODES[0], editor_a="classic", editor_b="classic",
                      thinker_a="classic", thinker_b="classic", max_turns=3, *rest) -> int:  # fmt: skip
     """ZeroGPU seconds for a comparison: both sides, one after the other."""
-    turns = int(max_turns or 1)
-    return min(zerogpu.MAX_DURATION_S, sum(zerogpu.estimate_duration(e, t or "none", turns, None)
-                                           for _, e, t in compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)))  # fmt: skip
+    sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
+    seconds = sum(zerogpu.estimate_duration(e, t, 1 if one else int(max_turns or 1), None) for _, e, t, one in sides)
+    return min(zerogpu.MAX_DURATION_S, seconds)
 
 
 def make_compare(settings: Settings):
@@ -273,13 +286,15 @@ def make_compare(settings: Settings):
             request = loop.make_request(image_input(image), instruction, max_turns=int(max_turns),
                                         threshold=float(threshold), seed=run_seed(seed, False))  # fmt: skip
             labels, sides = [], []
-            for label, editor, thinker in compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b):
+            for label, editor, thinker, single_shot in compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b):
                 run_settings = user_settings(settings, editor, thinker, {})
+                side_request = dataclasses.replace(request, max_turns=1) if single_shot else request
                 labels.append(label)
-                sides.append((*build_backends(run_settings, editor, thinker), request, new_run_dir(settings.runs_dir)))
+                sides.append((*build_backends(run_settings, editor, thinker), side_request,
+                              new_run_dir(settings.runs_dir)))  # fmt: skip
         except ThinkEditError as exc:
             raise refused(exc) from None
-        views = [RunView(source=request.image, max_turns=request.max_turns if s[1] else 1) for s in sides]
+        views = [RunView(source=request.image, max_turns=s[2].max_turns, folder=view_folder(session)) for s in sides]
         cancel = session["cancel"]["compare"] = threading.Event()
 
         shown = [0, 0]
@@ -292,7 +307,8 @@ def make_compare(settings: Settings):
             ]
             shown[:] = [len(view.turns) for view in views]
             return (
-                *galleries, views[0].status(), views[1].status(),
+                *galleries,
+                *(gr.Textbox(view.status(), label=label) for view, label in zip(views, labels, strict=True)),
                 slider if final else gr.skip(),
                 [view.summary_row(label) for view, label in zip(views, labels, strict=True)],
                 {"a": views[0].record, "b": views[1].record} if final else gr.skip(),
@@ -323,7 +339,7 @@ def open_history(index: Any, session: dict[str, Any]) -> tuple:
         path = runs[int(index)]
     except (IndexError, TypeError, ValueError):
         raise refused("That run is not in this session's history.") from None
-    return show_saved(path)
+    return show_saved(path, session)
 
 
 def open_saved(upload: Any, folder: str | None, session: dict[str, Any], public: bool) -> tuple:
@@ -334,14 +350,14 @@ def open_saved(upload: Any, folder: str | None, session: dict[str, Any], public:
     source = upload if upload else folder
     if not source:
         raise refused("Upload a run's zip or give its folder to open it.")
-    viewed = show_saved(source)
+    viewed = show_saved(source, session)
     session["runs"].append(viewed[-1]["run_dir"])
     return (*viewed, history_gallery(session))
 
 
-def show_saved(path: str | Path) -> tuple:
+def show_saved(path: str | Path, session: dict[str, Any]) -> tuple:
     try:
-        view = RunView.from_saved(load_run(path))
+        view = RunView.from_saved(load_run(path), folder=view_folder(session))
     except (BadInput, OSError, KeyError, StopIteration) as exc:
         message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
         raise refused(message) from None

@@ -11,18 +11,29 @@ import gradio as gr
 from ..config import FIRST_TURN_STRATEGIES, MAX_TURNS_RANGE, Settings
 from ..registry import backend_rows
 from . import actions
-from .view import SUMMARY_HEADERS, TABLE_HEADERS
+from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-RUN_CONCURRENCY = 4  # runs at once; runs on the one local GPU still take turns (runtime.gpu_turn)
+# Gradio's copies of the files the page was sent: checked hourly, removed after a day unused, all at shutdown.
+GRADIO_CACHE_CLEANUP = (3600, 86400)
 
 CSS = """
 .te-progress { position: relative; height: 22px; border-radius: 6px; background: var(--neutral-200); overflow: hidden; }
 .te-progress > div { height: 100%; background: var(--color-accent); opacity: .55; transition: width .15s; }
 .te-progress > span { position: absolute; inset: 0; text-align: center; font-size: 13px; line-height: 22px; }
 .te-busy > div { animation: te-pulse 1.2s ease-in-out infinite; }
+.te-done > div { opacity: .25; }
 @keyframes te-pulse { 50% { opacity: .2; } }
 #te-header h1 { margin-bottom: 0; }
+/* Gallery captions under each image, always readable (Gradio overlays them on a square tile's corner). */
+.te-gallery .grid-container { padding-top: 26px; }
+.te-gallery .thumbnail-item.thumbnail-lg { aspect-ratio: auto; height: 100%; display: flex; flex-direction: column; }
+.te-gallery .thumbnail-item.thumbnail-lg > img { height: var(--te-thumb, 150px); flex: none; }
+.te-gallery .thumbnail-item .caption-label { position: static; flex: 1; max-width: none; opacity: 1 !important;
+  white-space: normal; text-align: center; border: 0; border-top: 1px solid var(--border-color-primary);
+  border-radius: 0; font-size: var(--text-sm); color: var(--body-text-color); }
+#te-c-gallery-a, #te-c-gallery-b { --te-thumb: 120px; }
+#te-history { --te-thumb: 110px; }
 """
 
 INTRO = (
@@ -47,10 +58,11 @@ def build_app(settings: Settings) -> gr.Blocks:
     rows = backend_rows(settings)
     editors, thinkers = actions.backend_choices(rows, "editor"), actions.backend_choices(rows, "thinker")
     steps, guidance = actions.editor_defaults(settings.editor)
-    run_options = dict(concurrency_limit=RUN_CONCURRENCY, concurrency_id="runs", preprocess=False)
+    run_options = dict(concurrency_limit=settings.ui_concurrency, concurrency_id="runs", preprocess=False)
 
-    with gr.Blocks(title="ThinkEdit — Think-while-Edit studio") as demo:
-        session = gr.State(actions.new_session)
+    with gr.Blocks(title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP) as demo:
+        # Gradio calls new_session on each page load and end_session once that tab has been closed for a while.
+        session = gr.State(actions.new_session, delete_callback=actions.end_session)
         gr.Markdown(INTRO, elem_id="te-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Studio", id="studio"):
@@ -105,9 +117,9 @@ def build_app(settings: Settings) -> gr.Blocks:
                             gr.Examples(examples(), [image, instruction], label="Examples", examples_per_page=4)
                     with gr.Column(scale=3, min_width=420):
                         status = gr.Textbox(label="Status", interactive=False, elem_id="te-status")
-                        progress = gr.HTML("", elem_id="te-progress")
-                        gallery = gr.Gallery(label="Turns", columns=3, height=300, object_fit="contain",
-                                             elem_id="te-gallery", allow_preview=True)  # fmt: skip
+                        progress = gr.HTML(IDLE_PROGRESS, elem_id="te-progress")
+                        gallery = gr.Gallery(label="Turns", columns=3, height=236, object_fit="contain",
+                                             fit_columns=False, elem_id="te-gallery", elem_classes="te-gallery")  # fmt: skip
                         with gr.Row(equal_height=False):
                             slider = gr.ImageSlider(label="Source ↔ best turn", type="pil", max_height=300,
                                                     elem_id="te-slider")  # fmt: skip
@@ -116,12 +128,13 @@ def build_app(settings: Settings) -> gr.Blocks:
                                                        interactive=False, elem_id="te-reasoning")  # fmt: skip
                                 refined = gr.Textbox(label="Refined prompt", lines=2, interactive=False,
                                                      elem_id="te-refined")  # fmt: skip
-                table = gr.Dataframe(headers=TABLE_HEADERS, datatype="str", label="Turns", interactive=False,
-                                     wrap=True, column_widths=["8%", "52%", "10%", "10%", "10%", "10%"], elem_id="te-table")  # fmt: skip
-                with gr.Row():
-                    download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
-                    with gr.Accordion("trajectory.json", open=False):
-                        trajectory = gr.JSON(label="Trajectory")
+                        table = gr.Dataframe(headers=TABLE_HEADERS, datatype="str", label="Turn by turn",
+                                             interactive=False, wrap=True, elem_id="te-table",
+                                             column_widths=["8%", "40%", "14%", "13%", "12%", "13%"])  # fmt: skip
+                        download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)",
+                                           elem_id="te-download")  # fmt: skip
+                        with gr.Accordion("trajectory.json", open=False):
+                            trajectory = gr.JSON(label="Trajectory")
 
             with gr.Tab("Compare", id="compare"):
                 gr.Markdown("One image and instruction, two ways at once, same seed.")
@@ -148,24 +161,29 @@ def build_app(settings: Settings) -> gr.Blocks:
                     with gr.Column(scale=3, min_width=420):
                         with gr.Row(equal_height=False):
                             with gr.Column():
-                                status_a = gr.Textbox(label="A", interactive=False, lines=2, elem_id="te-c-status-a")
-                                gallery_a = gr.Gallery(label="A", columns=2, height=240, object_fit="contain",
-                                                       elem_id="te-c-gallery-a")  # fmt: skip
+                                status_a = gr.Textbox(label="A", interactive=False, lines=3, max_lines=3,
+                                                      elem_id="te-c-status-a")  # fmt: skip
+                                gallery_a = gr.Gallery(label="A", columns=2, height=220, object_fit="contain",
+                                                       fit_columns=False, elem_id="te-c-gallery-a",
+                                                       elem_classes="te-gallery")  # fmt: skip
                             with gr.Column():
-                                status_b = gr.Textbox(label="B", interactive=False, lines=2, elem_id="te-c-status-b")
-                                gallery_b = gr.Gallery(label="B", columns=2, height=240, object_fit="contain",
-                                                       elem_id="te-c-gallery-b")  # fmt: skip
+                                status_b = gr.Textbox(label="B", interactive=False, lines=3, max_lines=3,
+                                                      elem_id="te-c-status-b")  # fmt: skip
+                                gallery_b = gr.Gallery(label="B", columns=2, height=220, object_fit="contain",
+                                                       fit_columns=False, elem_id="te-c-gallery-b",
+                                                       elem_classes="te-gallery")  # fmt: skip
                         c_slider = gr.ImageSlider(label="Best of A ↔ best of B", type="pil", max_height=300,
                                                   elem_id="te-c-slider")  # fmt: skip
-                        summary = gr.Dataframe(headers=SUMMARY_HEADERS, datatype="str", interactive=False,
-                                               label="Summary", elem_id="te-c-summary")  # fmt: skip
+                        summary = gr.Dataframe(headers=SUMMARY_HEADERS, datatype="str", interactive=False, wrap=True,
+                                               column_widths=["44%", "15%", "15%", "11%", "15%"], label="Summary",
+                                               elem_id="te-c-summary")  # fmt: skip
                         with gr.Accordion("Trajectories (JSON)", open=False):
                             c_trajectories = gr.JSON(label="Trajectories")
 
             with gr.Tab("History", id="history") as history_tab:
                 gr.Markdown("This session's runs, newest first. Click one to open it in the Studio.")
-                history = gr.Gallery(label="Runs", columns=6, height=240, allow_preview=False, object_fit="contain",
-                                     elem_id="te-history")  # fmt: skip
+                history = gr.Gallery(label="Runs", columns=6, height=380, allow_preview=False, object_fit="contain",
+                                     fit_columns=False, elem_id="te-history", elem_classes="te-gallery")  # fmt: skip
                 history_index = gr.Number(visible=False, precision=0)
                 with gr.Accordion("Open a saved run", open=False):
                     with gr.Row():

@@ -7,6 +7,7 @@ from History, and the tests. Model text is kept as plain text; the page renders 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ from ..images import fit_within
 from ..store import SavedRun, trajectory_record
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
+KEEP_FOLDERS = 16  # a session keeps this many views' temp folders; Gradio copied older ones to its cache when shown
+# The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
+# and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
+SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
 TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s"]
 STOP_REASONS = {
     "threshold": "both scores reached the threshold",
@@ -59,7 +64,7 @@ class RunView:
     best: int | None = None
     record: dict[str, Any] | None = None  # the trajectory record plus "run_dir", once finished
     started: float = field(default_factory=time.monotonic)
-    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="thinkedit-view-")))
+    folder: Path = field(default_factory=lambda: view_folder(None))
     source_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -69,6 +74,7 @@ class RunView:
     def display_copy(self, image: Image.Image, name: str) -> str:
         """The image written once to a temp file: the page gets a path, so Gradio never rewrites a file
         that a browser may be reading (it re-encodes PIL images on every update)."""
+        self.folder.mkdir(parents=True, exist_ok=True)  # back if the session dropped it (KEEP_FOLDERS)
         path = self.folder / f"{name}.webp"
         fit_within(image, DISPLAY_SIDE).save(path, "WEBP", quality=92)
         return str(path)
@@ -100,9 +106,9 @@ class RunView:
             self.step = None
 
     @classmethod
-    def from_saved(cls, saved: SavedRun) -> RunView:
+    def from_saved(cls, saved: SavedRun, folder: Path | None = None) -> RunView:
         record = saved.record
-        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1)
+        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder or view_folder(None))
         for turn in record["turns"]:
             image = view.display_copy(saved.image(turn["index"]), f"turn_{turn['index']:02d}")
             view.turns.append(TurnView(turn["index"], turn["prompt"], image, turn["semantic"], turn["quality"],
@@ -154,13 +160,11 @@ class RunView:
     def progress_html(self) -> str:
         """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
         if self.record is not None:
-            return ""
+            return progress_bar(100, "done", "te-done")
         if self.step is None:
-            return '<div class="te-progress te-busy"><div style="width:100%"></div><span>thinking…</span></div>'
+            return progress_bar(100, "thinking…", "te-busy")
         i, n = self.step
-        percent = round(100 * i / max(n, 1))
-        label = f"editing step {i} of {n}" if i else "editing…"
-        return f'<div class="te-progress"><div style="width:{percent}%"></div><span>{label}</span></div>'
+        return progress_bar(round(100 * i / max(n, 1)), f"editing step {i} of {n}" if i else "editing…")
 
     def summary_row(self, label: str) -> list[Any]:
         """One row of the Compare summary: which backends, best scores, turns used, seconds."""
@@ -173,14 +177,41 @@ class RunView:
 SUMMARY_HEADERS = ["Side", "Best semantic", "Best quality", "Turns", "Seconds"]
 
 
-THUMBNAILS = Path(tempfile.mkdtemp(prefix="thinkedit-thumbs-"))
+def progress_bar(percent: int, label: str, state: str = "") -> str:
+    return f'<div class="te-progress {state}"><div style="width:{percent}%"></div><span>{label}</span></div>'
 
 
-def history_item(saved: SavedRun) -> tuple[str, str]:
-    """A thumbnail (written once per run) and a one-line caption for History: instruction, best score, time."""
+IDLE_PROGRESS = progress_bar(0, "ready")
+
+
+def session_folder() -> str:
+    """A new browser session's own part of the app's temp folder."""
+    return tempfile.mkdtemp(prefix="session-", dir=SCRATCH.name)
+
+
+def remove_folder(folder: str | Path | None) -> None:
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def view_folder(session: dict[str, Any] | None) -> Path:
+    """A new temp folder for one view; a session keeps only its KEEP_FOLDERS newest ones."""
+    if session is None:
+        return Path(tempfile.mkdtemp(prefix="view-", dir=SCRATCH.name))
+    folder = Path(tempfile.mkdtemp(prefix="view-", dir=session["folder"]))
+    folders = session["views"]
+    folders.append(folder)
+    while len(folders) > KEEP_FOLDERS:
+        remove_folder(folders.pop(0))
+    return folder
+
+
+def history_item(saved: SavedRun, folder: str | Path) -> tuple[str, str]:
+    """A thumbnail (written once per run into `folder`) and a one-line caption for History: instruction,
+    best score, time."""
     record = saved.record
     best = saved.best
-    thumbnail = THUMBNAILS / f"{hashlib.sha1(str(saved.path.resolve()).encode()).hexdigest()[:16]}.webp"
+    thumbnail = Path(folder) / f"{hashlib.sha1(str(saved.path.resolve()).encode()).hexdigest()[:16]}.webp"
     if not thumbnail.is_file():
         image = saved.image(best["index"]) if best else saved.source
         image.thumbnail((256, 256))
@@ -188,6 +219,6 @@ def history_item(saved: SavedRun) -> tuple[str, str]:
     instruction = record["instruction"]
     if len(instruction) > 48:
         instruction = instruction[:47] + "…"
-    scores = f"best {score(best['semantic'])}/{score(best['quality'])}" if best else "no turns"
+    scores = f"best semantic {score(best['semantic'])}, quality {score(best['quality'])}" if best else "no turns"
     started = str(record.get("started", ""))[11:16]
     return str(thumbnail), f"{instruction} · {scores} · {started}"
