@@ -74,3 +74,16 @@ def test_settings_mirror_the_environment():
     assert settings.editor_model == "/models/x" and settings.max_turns == 5 and settings.public is True
     assert settings.thinker_url == "http://h/v1"
     assert Settings.from_env({"THINKEDIT_EDITOR": "a"}, editor="b").editor == "b"
+
+
+def test_backends_explain_remote_requirements_and_hide_url_credentials(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["backends"]) == 0
+    assert "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached" in capsys.readouterr().out
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    assert main(["backends", "--thinker", "openai", "--thinker-url", "http://user:hunter22@gpu-box:8000/v1"]) == 0
+    out = capsys.readouterr().out
+    assert "needs HF_TOKEN in the environment" in out
+    assert "remote: http://gpu-box:8000/v1" in out and "hunter22" not in out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ class BackendSpec:
     size_gb: float | None = None  # download size of the default checkpoint, for messages
     gated: bool = False
     needs_url: bool = False  # remote backends that talk to a URL the user configures
+    inference_providers: bool = False  # remote backends on Hugging Face Inference Providers (hub + HF_TOKEN)
 
     def load_class(self):
         module_name, _, class_name = self.target.partition(":")
@@ -55,7 +57,11 @@ def availability(spec: BackendSpec, model: str | None = None, url: str | None = 
     if spec.kind == "remote":
         if spec.needs_url and not url:
             return False, "no endpoint configured (set the URL flag or environment variable)"
-        return True, f"remote: {url or spec.model or 'provider default'}"
+        if spec.inference_providers and _hub_offline():
+            return False, "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached"
+        if spec.inference_providers and not hf_token():
+            return False, "needs HF_TOKEN in the environment"
+        return True, f"remote: {_without_credentials(url) if url else model or spec.model}"
     checkpoint = model or spec.model
     where = weights_location(checkpoint)
     if where is None:
@@ -81,6 +87,15 @@ def weights_location(checkpoint: str | None) -> str | None:
     except Exception:  # noqa: BLE001 - no cache folder yet, or an unreadable one
         return None
     return None
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _without_credentials(urls: str) -> str:
+    """Comma-separated URLs with any user:password@ part dropped, for display."""
+    return ",".join(re.sub(r"//[^/@]*@", "//", url.strip()) for url in urls.split(","))
 
 
 def _has_cuda() -> bool:

@@ -71,7 +71,7 @@ EDITORS: dict[str, BackendSpec] = {
                     options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=16),
         BackendSpec("hf-inference", "thinkedit.editors.hf_inference:HFInferenceEditor", "remote",
                     "An image-to-image model on Hugging Face Inference Providers (needs HF_TOKEN).",
-                    model="black-forest-labs/FLUX.1-Kontext-dev", packages=("huggingface_hub",)),
+                    model="black-forest-labs/FLUX.1-Kontext-dev", packages=("huggingface_hub",), inference_providers=True),
         BackendSpec("http", "thinkedit.editors.http:HTTPEditor", "remote",
                     "EditThinker's editing-server protocol (POST /edit); several URLs go round-robin.",
                     steps=28, guidance=2.5, needs_url=True),

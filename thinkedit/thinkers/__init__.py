@@ -58,6 +58,6 @@ THINKERS: dict[str, BackendSpec] = {
                     packages=("openai",), needs_url=True),
         BackendSpec("hf-inference", "thinkedit.thinkers.hf_inference:HFInferenceThinker", "remote",
                     "A vision-language model on Hugging Face Inference Providers (needs HF_TOKEN).",
-                    model="Qwen/Qwen2.5-VL-72B-Instruct", packages=("huggingface_hub",)),
+                    model="Qwen/Qwen2.5-VL-72B-Instruct", packages=("huggingface_hub",), inference_providers=True),
     ]
 }  # fmt: skip
