@@ -15,12 +15,22 @@ class RecordingEditor:
 
     model = "recording-editor"
 
-    def __init__(self, steps=3, fail_on_call=None, returns=None, hang: threading.Event | None = None, step_seconds=0.0):
+    def __init__(
+        self,
+        steps=3,
+        fail_on_call=None,
+        returns=None,
+        hang: threading.Event | None = None,
+        step_seconds=0.0,
+        silent_seconds=0.0,
+    ):
         self.steps = steps
         self.fail_on_call = fail_on_call
         self.returns = returns
         self.hang = hang
         self.step_seconds = step_seconds
+        self.silent_seconds = silent_seconds
+        self.steps_done = 0
         self.inputs: list[Image.Image] = []
         self.prompts: list[str] = []
         self.seeds: list[int] = []
@@ -33,10 +43,12 @@ class RecordingEditor:
             raise RuntimeError("the editor broke")
         if self.hang is not None:
             self.hang.wait(30)
+        time.sleep(self.silent_seconds)  # loading a model, decoding a VAE: no callbacks for a while
         for step in range(1, self.steps + 1):
             time.sleep(self.step_seconds)
             if on_step:
                 on_step(step, self.steps)
+            self.steps_done += 1
         if self.returns is not None:
             return self.returns(image)
         return Image.eval(image, lambda v: min(255, v + 10 * len(self.inputs)))

@@ -34,7 +34,8 @@ def test_well_formed_output():
         # no think tags at all, text outside tags
         ('Here is my verdict.\n<score>{"semantic": 3, "quality": 9}</score>\nSo: <answer>Paint it red</answer> thanks', 3, 9, "Paint it red"),
         # tags in another order
-        ('<answer>Crop tighter</answer><think>meh</think><score>{"semantic": 5, "quality": 5}</score>', 5, 5, None),
+        ('<answer>Crop tighter</answer><think>meh</think><score>{"semantic": 5, "quality": 5}</score>', 5, 5, "Crop tighter"),
+        ('<score>{"semantic": 6, "quality": 4}</score><answer>a1</answer><think>because</think>', 6, 4, "a1"),
         # several answers: the last one outside <think>
         ('<think>x</think><answer>first</answer><score>{"semantic":1,"quality":2}</score><answer>second</answer>', 1, 2, "second"),
         # tags echoed inside <think>
@@ -111,6 +112,10 @@ def test_user_text_cannot_smuggle_tags_into_the_prompt():
     assert "<score>{" not in rendered.split("Answer in exactly this format")[0]
     echoed = parse_critique(f"<think>The user wrote: {defuse(injection)}</think>")
     assert echoed.semantic is None and echoed.refined_prompt is None
+
+
+def test_render_fills_each_placeholder_once():
+    assert render("I={instruction} P={prompt}", "use {prompt} literally", "p") == "I=use {prompt} literally P=p"
 
 
 def test_templates_hold_the_instruction_and_the_prompt(tmp_path):

@@ -86,3 +86,10 @@ def test_svg_is_refused():
 def test_fit_within_downscales_only():
     assert fit_within(Image.new("RGB", (2000, 1000)), 1024).size == (1024, 512)
     assert fit_within(Image.new("RGB", (100, 50)), 1024).size == (100, 50)
+
+
+def test_pillows_own_bomb_guard_stays_on_for_every_decode():
+    assert Image.MAX_IMAGE_PIXELS == 40_000_000
+    data = encode(Image.new("1", (9000, 8000)), "PNG")  # between 1× and 2× the limit: our own message
+    with pytest.raises(BadInput, match="72 megapixels; the limit is 40"):
+        load_image(data)

@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 
 import pytest
 from PIL import Image
@@ -100,7 +101,7 @@ def test_a_failing_turn_keeps_the_earlier_turns_on_disk(scene, tmp_path):
 
 def test_cancel_between_steps_keeps_finished_turns(scene):
     cancel = threading.Event()
-    editor = RecordingEditor(steps=5, step_seconds=0.05)
+    editor = RecordingEditor(steps=5, step_seconds=0.2)
     thinker = ScriptedThinker([(3, 3, "a"), (4, 4, "b"), (5, 5, "c")])
     seen = []
     for event in loop.run(editor, thinker, request(scene, max_turns=3), cancel=cancel):
@@ -116,7 +117,7 @@ def test_cancel_between_steps_keeps_finished_turns(scene):
 
 def test_cancel_while_thinking_stops_at_the_next_token(scene):
     cancel = threading.Event()
-    thinker = ScriptedThinker([(3, 3, "a long refined prompt " * 5)], chunk=3, chunk_seconds=0.03)
+    thinker = ScriptedThinker([(3, 3, "a long refined prompt " * 5)], chunk=3, chunk_seconds=0.1)
     seen = []
     for event in loop.run(RecordingEditor(), thinker, request(scene, max_turns=2), cancel=cancel):
         seen.append(event)
@@ -197,7 +198,8 @@ def test_an_editor_returning_nothing_ends_with_a_clear_error(scene):
     assert trajectory.error == "The editor returned no image."
 
 
-def test_an_editor_that_hangs_is_abandoned_after_its_timeout(scene):
+def test_an_editor_that_hangs_is_abandoned_after_its_timeout(scene, monkeypatch):
+    monkeypatch.setattr(loop, "STOP_WAIT_S", 0.2)
     release = threading.Event()
     editor = RecordingEditor(hang=release)
     _, trajectory = run_all(editor, ScriptedThinker([(9, 9, "x")]), request(scene), edit_timeout=0.3)
@@ -258,3 +260,35 @@ def test_control_characters_are_dropped_from_the_instruction(scene):
 def test_request_converts_the_image_to_rgb():
     req = loop.make_request(Image.new("RGBA", (8, 8), (0, 0, 0, 0)), "x")
     assert req.image.mode == "RGB" and req.image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_a_timed_out_editor_is_told_to_stop(scene):
+    editor = RecordingEditor(steps=5, silent_seconds=0.6)
+    _, trajectory = run_all(editor, ScriptedThinker([(9, 9, "x")]), request(scene), edit_timeout=0.3)
+    assert trajectory.stop_reason == "error" and "did not answer within 0.3 s" in trajectory.error
+    time.sleep(0.3)
+    assert editor.steps_done == 0, "an abandoned backend must not go on using the model"
+
+
+def test_stop_during_a_step_less_phase_ends_the_run(scene, monkeypatch):
+    monkeypatch.setattr(loop, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(loop, "STOP_WAIT_S", 0.2)
+    cancel = threading.Event()
+    editor = RecordingEditor(steps=3, silent_seconds=3.0)
+    started = time.monotonic()
+    for event in loop.run(editor, ScriptedThinker([(9, 9, "x")]), request(scene), cancel=cancel):
+        if isinstance(event, loop.TurnStarted):
+            cancel.set()
+    assert event.trajectory.stop_reason == "cancelled"
+    assert time.monotonic() - started < 2.0
+
+
+def test_heartbeats_are_not_events(scene):
+    class Heartbeats(ScriptedThinker):
+        def critique(self, source, edited, instruction, prompt, *, on_token=None):
+            for _ in range(5):
+                on_token("")
+            return super().critique(source, edited, instruction, prompt, on_token=on_token)
+
+    events, _ = run_all(RecordingEditor(), Heartbeats([(9, 9, "x")]), request(scene))
+    assert all(e.text for e in events if isinstance(e, loop.Reasoning))

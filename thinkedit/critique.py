@@ -15,7 +15,6 @@ from pathlib import Path
 
 from .errors import BadInput
 
-TAGS = ("think", "score", "answer")
 _TAG = re.compile(r"<\s*(/?)\s*(think|score|answer)\s*>", re.IGNORECASE)
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
@@ -85,8 +84,8 @@ def load_template(kind: str, path: str | Path | None = None) -> str:
 
 def render(template: str, instruction: str, prompt: str | None = None) -> str:
     """Fill a template. User text is defused first so it cannot smuggle protocol tags into the answer."""
-    text = template.replace("{instruction}", defuse(instruction))
-    return text.replace("{prompt}", defuse(prompt if prompt is not None else instruction))
+    values = {"instruction": defuse(instruction), "prompt": defuse(prompt if prompt is not None else instruction)}
+    return re.sub(r"\{(instruction|prompt)\}", lambda m: values[m.group(1)], template)
 
 
 def defuse(text: str) -> str:
@@ -124,15 +123,14 @@ def parse_polish(text: str | None, instruction: str) -> str:
 
 
 def _split_think(text: str) -> tuple[str, str]:
-    """(reasoning, everything else). The reasoning ends at the LAST `</think>`."""
+    """(reasoning, everything else). The reasoning runs from the first `<think>` to the LAST `</think>`."""
     closes = [m for m in _TAG.finditer(text) if m.group(2).lower() == "think" and m.group(1)]
     if closes:
         end = closes[-1]
-        inside = text[: end.start()]
-        opening = re.search(r"<\s*think\s*>", inside, re.IGNORECASE)
-        if opening:
-            inside = inside[opening.end() :]
-        return inside, text[end.end() :]
+        opening = re.search(r"<\s*think\s*>", text[: end.start()], re.IGNORECASE)
+        if opening:  # what stands before <think> is outside it too (tags in another order)
+            return text[opening.end() : end.start()], text[: opening.start()] + text[end.end() :]
+        return text[: end.start()], text[end.end() :]  # the prompt opened <think> (vLLM reasoning templates)
     opening = re.search(r"<\s*think\s*>", text, re.IGNORECASE)
     if opening:  # unclosed: reasoning runs until the first score/answer tag after it, if any
         rest = text[opening.end() :]

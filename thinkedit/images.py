@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .config import MAX_IMAGE_PIXELS
 from .errors import BadInput
 
-# Our own check below gives the clear message; Pillow's warning/error would fire first otherwise.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow refuses to decode anything over twice this (every decode in the process, Gradio's included);
+# between 1× and 2× it only warns, and `check_size` below refuses it with the clear message.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
@@ -30,9 +32,14 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         if not data:
             raise BadInput("The image file is empty.")
         try:
-            image = Image.open(io.BytesIO(data))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_size says it better
+                image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise BadInput("This file is not an image Pillow can read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from None
+        except Image.DecompressionBombError as exc:
+            pixels = re.search(r"\((\d+) pixels\)", str(exc))
+            raise BadInput(_too_large(int(pixels.group(1)) if pixels else None)) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
             raise BadInput(f"The image could not be opened: {exc}.") from None
     check_size(image.width, image.height)
@@ -56,10 +63,12 @@ def check_size(width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise BadInput(f"The image has no pixels ({width}×{height}).")
     if width * height > MAX_IMAGE_PIXELS:
-        raise BadInput(
-            f"The image is {width}×{height} = {width * height / 1e6:.0f} megapixels; the limit is "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it first."
-        )
+        raise BadInput(_too_large(width * height, f"{width}×{height} = "))
+
+
+def _too_large(pixels: int | None, size: str = "") -> str:
+    megapixels = f"{size}{pixels / 1e6:.0f} megapixels" if pixels else "too large"
+    return f"The image is {megapixels}; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it first."
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

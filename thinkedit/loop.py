@@ -22,6 +22,8 @@ from .errors import BadInput, Cancelled, ThinkEditError
 from .images import load_image
 
 STOP_REASONS = ("threshold", "prompt_kept", "max_turns", "cancelled", "error")
+CANCEL_GRACE_S = 10.0  # after Stop, how long a backend may take to reach its next step or token
+STOP_WAIT_S = 5.0  # how long an abandoned backend is given to stop before the loop goes on
 
 
 @dataclass
@@ -218,7 +220,7 @@ def run(
                 lambda on_step, p=prompt, s=seed: editor.edit(
                     source, p, seed=s, steps=request.steps, guidance=request.guidance, on_step=on_step
                 ),
-                lambda i, n, idx=index: EditStep(idx, i, n),
+                lambda i, n, idx=index: EditStep(idx, i, n) if i > 0 else None,
                 cancel,
                 edit_timeout,
                 "editor",
@@ -235,7 +237,7 @@ def run(
                     lambda on_token, p=prompt, e=edited: thinker.critique(
                         source, e, request.instruction, p, on_token=on_token
                     ),
-                    lambda text, idx=index: Reasoning(idx, text),
+                    lambda text, idx=index: Reasoning(idx, text) if text else None,
                     cancel,
                     think_timeout,
                     "thinker",
@@ -283,13 +285,13 @@ def _first_turn_prompt(thinker, request: EditRequest, cancel: threading.Event, t
 
         def event(text):
             chunks.append(text)
-            return Reasoning(0, text)
+            return Reasoning(0, text) if text else None
 
         prompt = yield from _in_worker(call, event, cancel, timeout, "thinker")
         return (prompt or "").strip() or request.instruction, "".join(chunks) or None
     critique = yield from _in_worker(
         lambda on_token: thinker.critique(source, source, request.instruction, request.instruction, on_token=on_token),
-        lambda text: Reasoning(0, text),
+        lambda text: Reasoning(0, text) if text else None,
         cancel,
         timeout,
         "thinker",
@@ -299,25 +301,31 @@ def _first_turn_prompt(thinker, request: EditRequest, cancel: threading.Event, t
 
 def _in_worker(
     call: Callable[[Callable], Any],
-    to_event: Callable[..., Event],
+    to_event: Callable[..., Event | None],
     cancel: threading.Event,
     timeout: float,
     role: str,
 ):
     """Run `call(callback)` on a worker thread and yield the events its callback reports, live.
 
-    The callback raises `Cancelled` inside the worker once Stop is pressed, so the backend stops at
-    its next step or token. A backend that neither returns nor reports within `timeout` seconds is
-    abandoned with a clear error.
+    The callback raises `Cancelled` inside the worker once Stop is pressed or the call is abandoned,
+    so the backend stops at its next step or token. A backend that neither returns nor reports within
+    `timeout` seconds is abandoned with a clear error; one that does not reach a step within
+    `CANCEL_GRACE_S` of Stop is abandoned too. Either way the worker is given `STOP_WAIT_S` to stop
+    before the loop goes on, so a cached model is not used by two runs at once.
     """
     events: queue.SimpleQueue = queue.SimpleQueue()
     outcome: dict[str, Any] = {}
-    done = threading.Event()
+    done, abandoned = threading.Event(), threading.Event()
+    last_sign_of_life = [time.monotonic()]
 
     def callback(*args):
-        if cancel.is_set():
+        if cancel.is_set() or abandoned.is_set():
             raise Cancelled
-        events.put(to_event(*args))
+        last_sign_of_life[0] = time.monotonic()
+        event = to_event(*args)
+        if event is not None:  # None: a heartbeat that only asks whether to stop
+            events.put(event)
 
     def work():
         try:
@@ -329,22 +337,29 @@ def _in_worker(
             events.put(None)
 
     threading.Thread(target=work, daemon=True, name=f"thinkedit-{role}").start()
-    last_sign_of_life = time.monotonic()
-    while True:
-        try:
-            item = events.get(timeout=0.05)
-        except queue.Empty:
-            if time.monotonic() - last_sign_of_life > timeout:
+    stop_pressed = None
+    try:
+        while not done.is_set() or not events.empty():
+            try:
+                item = events.get(timeout=0.05)
+            except queue.Empty:
+                item = None
+            now = time.monotonic()
+            if cancel.is_set():
+                stop_pressed = stop_pressed or now
+                if now - stop_pressed > CANCEL_GRACE_S:
+                    raise Cancelled
+                continue  # nothing more is shown once Stop is pressed
+            if now - last_sign_of_life[0] > timeout:
                 raise ThinkEditError(
                     f"The {role} did not answer within {timeout:g} s; the run was stopped. "
                     "Try fewer steps or a smaller image, or check the backend."
-                ) from None
-            continue
-        last_sign_of_life = time.monotonic()
-        if item is None and done.is_set():
-            break
-        if item is not None:
-            yield item
+                )
+            if item is not None:
+                yield item
+    finally:
+        abandoned.set()
+        done.wait(STOP_WAIT_S)
     if "error" in outcome:
         raise outcome["error"]
     if cancel.is_set():
