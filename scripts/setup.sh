@@ -12,7 +12,7 @@ if [ "${1:-}" = "--test" ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && apt-get install -y -qq chromium >/dev/null
     else
-      sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
+      sudo -n apt-get update -qq && sudo -n apt-get install -y -qq chromium >/dev/null
     fi
   fi
 else

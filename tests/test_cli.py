@@ -43,7 +43,9 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
     image = tmp_path / "ok.png"
     Image.new("RGB", (8, 8)).save(image)
     for args in (["--instruction", "  "], ["--instruction", "x", "--max-turns", "11"],
-                 ["--instruction", "x", "--threshold", "12"], ["--instruction", "x", "--editor", "nope"]):  # fmt: skip
+                 ["--instruction", "x", "--threshold", "12"], ["--instruction", "x", "--editor", "nope"],
+                 ["--instruction", "x", "--thinker", "openai", "--thinker-url", "http://127.0.0.1:9/v1",
+                  "--thinker-template", str(tmp_path / "missing.txt")]):  # fmt: skip
         result = cli("edit", "--image", str(image), *args)
         assert result.returncode == 2, args
         assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr

@@ -276,3 +276,23 @@ def test_loop_runs_a_tiny_editor_with_the_offline_critic(tiny, source):
             (1, 2),
             (2, 2),
         ]
+
+
+def test_omnigen2_prefers_its_installed_package_over_checkpoint_code(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from thinkedit.editors import omnigen2
+
+    class InstalledPipeline:
+        pass
+
+    module = types.ModuleType(omnigen2.PACKAGE_PIPELINE)
+    module.OmniGen2Pipeline = InstalledPipeline
+    monkeypatch.setitem(sys.modules, omnigen2.PACKAGE_PIPELINE, module)
+    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
+    assert editor.pipeline_class() is InstalledPipeline
+    assert editor.from_pretrained_options() == {}, "no checkpoint code runs when the package is installed"
+    monkeypatch.delitem(sys.modules, omnigen2.PACKAGE_PIPELINE)
+    (tmp_path / "pipeline.py").write_text(STAND_IN)
+    assert editor.from_pretrained_options() == {"custom_pipeline": str(tmp_path), "trust_remote_code": True}

@@ -190,6 +190,7 @@ def test_the_loop_runs_two_turns_with_remote_backends_and_keeps_no_key(scene, tm
     assert any(isinstance(e, loop.Reasoning) and "sky also changed" in e.text for e in events)
     record = json.loads((run_dir / "trajectory.json").read_text())
     assert (record["editor"], record["thinker"]) == ("http", "openai")
+    assert record["settings"]["thinker_model"] == "et-8b", "the model the server served is recorded"
     assert [(t["semantic"], t["quality"]) for t in record["turns"]] == [(4.0, 6.0), (7.0, 7.0)]
     assert record["best_turn"] == 2
     assert {"source.png", "turn_01.png", "turn_02.png"} <= {p.name for p in run_dir.iterdir()}

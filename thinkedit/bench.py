@@ -181,7 +181,7 @@ def bench(args: argparse.Namespace) -> int:
                   + " …", file=sys.stderr, flush=True)  # fmt: skip
             settings = tiny_settings(settings, args.tiny, temp / "models", thinker_given=bool(args.thinker))
         side = args.side or (128 if args.tiny else 1024)
-        image = Image.open(args.image) if args.image else scene(side)
+        image = args.image or scene(side)  # make_request reads and checks a path
         instruction = args.instruction or (TINY_INSTRUCTION if args.tiny else CLASSIC_INSTRUCTION)
         steps = args.steps or (4 if args.tiny else None)
         request = loop.make_request(image, instruction, max_turns=args.turns, threshold=10.0, steps=steps)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import loop
 from .config import FIRST_TURN_STRATEGIES, OFFLOAD_MODES, Settings
+from .critique import score_text
 from .errors import BadInput, ThinkEditError
 from .registry import backend_rows, make_editor, make_thinker
 from .store import new_run_dir
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a person gets one line, never a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _edit(args: argparse.Namespace) -> int:
@@ -130,7 +134,7 @@ def _print_event(event):
     elif isinstance(event, loop.TurnFinished):
         turn = event.turn
         critique = turn.critique
-        print(f"  semantic {_score(critique.semantic)} · quality {_score(critique.quality)} · "
+        print(f"  semantic {score_text(critique.semantic)} · quality {score_text(critique.quality)} · "
               f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s")  # fmt: skip
         if critique.reasoning:
             print(f"  reasoning: {critique.reasoning}")
@@ -141,16 +145,12 @@ def _print_event(event):
         best = trajectory.best_turn
         print(f"\nStopped: {trajectory.stop_reason}" + (f" — {trajectory.error}" if trajectory.error else ""))
         if best:
-            print(f"Best turn: {best.index} (semantic {_score(best.critique.semantic)}, "
-                  f"quality {_score(best.critique.quality)})")  # fmt: skip
+            print(f"Best turn: {best.index} (semantic {score_text(best.critique.semantic)}, "
+                  f"quality {score_text(best.critique.quality)})")  # fmt: skip
         if trajectory.run_dir and not trajectory.warnings:
             print(f"Saved: {trajectory.run_dir}")
         return trajectory
     return None
-
-
-def _score(value: float | None) -> str:
-    return "–" if value is None else f"{value:g}"
 
 
 def _backends(args: argparse.Namespace) -> int:

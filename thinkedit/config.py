@@ -84,11 +84,14 @@ def _convert(name: str, raw: str):
     default = getattr(Settings, name, None) if name != "runs_dir" else Path()
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):  # every whole-number setting
-        return int(raw)
-    if name in ("threshold", "memory_budget_gb", "request_timeout", "connect_timeout", "retry_backoff", "edit_timeout"):
-        return float(raw)
-    return raw
+    kind = (
+        int if isinstance(default, int) else float if isinstance(default, float) or name == "memory_budget_gb" else str
+    )
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise BadInput(f"THINKEDIT_{name.upper()} must be {what}, not '{raw}'.") from None
 
 
 def read_settings_file(named: str | None) -> dict:

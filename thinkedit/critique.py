@@ -48,10 +48,19 @@ class Critique:
 
     @property
     def overall(self) -> float | None:
-        """Geometric mean of the two scores: a turn must be good on both to rank high."""
-        if self.semantic is None or self.quality is None:
-            return None
-        return math.sqrt(max(self.semantic, 0.0) * max(self.quality, 0.0))
+        return overall(self.semantic, self.quality)
+
+
+def overall(semantic: float | None, quality: float | None) -> float | None:
+    """Geometric mean of the two scores: a turn must be good on both to rank high; None if one is unknown."""
+    if semantic is None or quality is None:
+        return None
+    return math.sqrt(max(semantic, 0.0) * max(quality, 0.0))
+
+
+def score_text(value: float | None) -> str:
+    """A score for people: '7.5', or '–' when it could not be read."""
+    return "–" if value is None else f"{value:g}"
 
 
 def format_critique(semantic: float | None, quality: float | None, reasoning: str, refined_prompt: str) -> str:

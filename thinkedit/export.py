@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from .critique import defuse, format_critique, load_template, render
+from . import critique
+from .critique import defuse, format_critique, load_template, render, score_text
 from .errors import BadInput
 from .store import SavedRun, load_run
 
@@ -59,7 +59,7 @@ def scored_turns(run: SavedRun) -> list[dict[str, Any]]:
     threshold = float(run.record.get("settings", {}).get("threshold", 8.0))
     rows, previous = [], None
     for turn in sorted(run.record["turns"], key=lambda t: t["index"]):
-        overall = _overall(turn)
+        overall = critique.overall(turn.get("semantic"), turn.get("quality"))
         if overall is not None:
             gain = 0.0 if turn["index"] == 1 else (overall - previous if previous is not None else None)
             satisfied = turn["semantic"] >= threshold and turn["quality"] >= threshold
@@ -124,12 +124,6 @@ def _full_record(name: str, run: SavedRun, turn: dict[str, Any], images: list[st
             "best": turn["index"] == record.get("best_turn")}  # fmt: skip
 
 
-def _overall(turn: dict[str, Any]) -> float | None:
-    if turn.get("semantic") is None or turn.get("quality") is None:
-        return None
-    return math.sqrt(max(turn["semantic"], 0.0) * max(turn["quality"], 0.0))
-
-
 def _copy(image: Path, folder: Path, base: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(image, folder / image.name)
@@ -173,7 +167,7 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
     lines.append("  turn  semantic  quality  edit s  think s  prompt")
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
-        lines.append(f"{mark} {turn['index']:>4}  {_score(turn.get('semantic')):>8}  {_score(turn.get('quality')):>7}"
+        lines.append(f"{mark} {turn['index']:>4}  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
                      f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}  {turn['prompt']}")  # fmt: skip
     lines.append("")
     lines.append(f"Best turn:   {best if best is not None else 'none'}" + (" (marked *)" if best is not None else ""))
@@ -183,10 +177,6 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
 
 def _backend(name: str | None, model: str | None) -> str:
     return f"{name} ({model})" if model else str(name)
-
-
-def _score(value: float | None) -> str:
-    return "–" if value is None else f"{value:g}"
 
 
 # -- command line ------------------------------------------------------------------------------------

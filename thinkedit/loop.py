@@ -266,6 +266,9 @@ def run(
         trajectory.stop_reason = "error"
         trajectory.error = _message(exc)
     trajectory.seconds = time.time() - trajectory.started
+    for role, backend in (("editor", editor), ("thinker", thinker)):
+        if getattr(backend, "model", None):  # a served model name is only known after the first call
+            trajectory.settings[f"{role}_model"] = backend.model
     yield from _save(trajectory)
     yield RunFinished(trajectory)
 

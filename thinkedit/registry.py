@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import runtime
 from .config import Settings
 from .errors import BadInput, ThinkEditError
 
@@ -57,7 +58,7 @@ def availability(spec: BackendSpec, model: str | None = None, url: str | None = 
     if spec.kind == "remote":
         if spec.needs_url and not url:
             return False, "no endpoint configured (set the URL flag or environment variable)"
-        if spec.inference_providers and _hub_offline():
+        if spec.inference_providers and runtime.offline():
             return False, "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached"
         if spec.inference_providers and not hf_token():
             return False, "needs HF_TOKEN in the environment"
@@ -78,19 +79,16 @@ def weights_location(checkpoint: str | None) -> str | None:
         return None
     if Path(checkpoint).expanduser().is_dir():
         return str(Path(checkpoint).expanduser())
-    try:
-        from huggingface_hub import scan_cache_dir
+    from huggingface_hub import try_to_load_from_cache
 
-        for repo in scan_cache_dir().repos:
-            if repo.repo_id == checkpoint and repo.size_on_disk > 0:
-                return str(repo.repo_path)
-    except Exception:  # noqa: BLE001 - no cache folder yet, or an unreadable one
-        return None
+    for marker in ("model_index.json", "config.json"):  # a diffusers pipeline, a transformers model
+        try:
+            found = try_to_load_from_cache(checkpoint, marker)
+        except Exception:  # noqa: BLE001 - not a repo id (a path that does not exist), an unreadable cache
+            return None
+        if isinstance(found, str):
+            return str(Path(found).parent)
     return None
-
-
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _without_credentials(urls: str) -> str:

@@ -46,12 +46,12 @@ def pick_dtype(settings: Settings, device: str | None = None):
     import torch
 
     if settings.dtype:
-        try:
-            return getattr(torch, settings.dtype)
-        except AttributeError:
+        dtype = getattr(torch, settings.dtype, None)
+        if not isinstance(dtype, torch.dtype):
             from .errors import BadInput
 
-            raise BadInput(f"Unknown dtype '{settings.dtype}'; use bfloat16, float16 or float32.") from None
+            raise BadInput(f"Unknown dtype '{settings.dtype}'; use bfloat16, float16 or float32.")
+        return dtype
     device = device or pick_device(settings)
     if device.startswith("cuda"):
         return torch.bfloat16

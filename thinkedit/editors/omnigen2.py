@@ -25,10 +25,9 @@ class OmniGen2Editor(DiffusersEditor):
     pipeline_name = "OmniGen2Pipeline"
 
     def pipeline_class(self):
-        try:
-            return importlib.import_module(PACKAGE_PIPELINE).OmniGen2Pipeline
-        except ImportError:
-            pass
+        installed = _installed_pipeline()
+        if installed is not None:
+            return installed
         folder = Path(self.model).expanduser()
         if not (folder / "pipeline.py").is_file() and (folder.is_dir() or runtime.offline()):
             where = f"{folder} has no pipeline.py" if folder.is_dir() else "HF_HUB_OFFLINE=1 forbids fetching it"
@@ -41,6 +40,8 @@ class OmniGen2Editor(DiffusersEditor):
         return DiffusionPipeline
 
     def from_pretrained_options(self) -> dict[str, Any]:
+        if _installed_pipeline() is not None:  # the package's own class: no code from the checkpoint
+            return {}
         return {"custom_pipeline": self.model, "trust_remote_code": True}
 
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
@@ -56,3 +57,10 @@ class OmniGen2Editor(DiffusersEditor):
             "max_pixels": self.max_area,
             "max_input_image_side_length": max(image.size),  # keep our working size
         }
+
+
+def _installed_pipeline():
+    try:
+        return importlib.import_module(PACKAGE_PIPELINE).OmniGen2Pipeline
+    except ImportError:
+        return None

@@ -30,6 +30,9 @@ class ChatThinker:
         self.spec = spec
         self.settings = settings
         self.model = model_for(spec, settings, "thinker")
+        # read now, so a wrong --thinker-template is refused before any model runs
+        self.critique_template = load_template("critique", settings.thinker_template)
+        self.polish_template = load_template("polish", settings.polish_template)
         self.policy = remote.Policy.from_settings(settings)
 
     def critique(
@@ -41,13 +44,11 @@ class ChatThinker:
         *,
         on_token: OnToken | None = None,
     ) -> Critique:
-        template = load_template("critique", self.settings.thinker_template)
-        content, reasoning = self._chat([source, edited], render(template, instruction, prompt), on_token)
+        content, reasoning = self._chat([source, edited], render(self.critique_template, instruction, prompt), on_token)
         return parse_critique(content, reasoning_content=reasoning)
 
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
-        template = load_template("polish", self.settings.polish_template)
-        content, reasoning = self._chat([source], render(template, instruction), on_token)
+        content, reasoning = self._chat([source], render(self.polish_template, instruction), on_token)
         return parse_critique(content, reasoning_content=reasoning).refined_prompt or instruction
 
     # -- what a subclass provides ------------------------------------------------------------------------

@@ -35,6 +35,9 @@ class QwenVLThinker:
         self.spec = spec
         self.settings = settings
         self.model = model_for(spec, settings, "thinker")
+        # read now, so a wrong --thinker-template is refused before any model runs
+        self.critique_template = load_template("critique", settings.thinker_template)
+        self.polish_template = load_template("polish", settings.polish_template)
         self.generation = generation_options(settings)
 
     def critique(
@@ -46,12 +49,12 @@ class QwenVLThinker:
         *,
         on_token: OnToken | None = None,
     ) -> Critique:
-        template = load_template("critique", self.settings.thinker_template)
-        return parse_critique(self._generate([source, edited], render(template, instruction, prompt), on_token))
+        return parse_critique(
+            self._generate([source, edited], render(self.critique_template, instruction, prompt), on_token)
+        )
 
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
-        template = load_template("polish", self.settings.polish_template)
-        return parse_polish(self._generate([source], render(template, instruction), on_token), instruction)
+        return parse_polish(self._generate([source], render(self.polish_template, instruction), on_token), instruction)
 
     @property
     def cache_key(self) -> tuple:
