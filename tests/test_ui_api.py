@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import platform
+import runpy
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
@@ -127,8 +130,9 @@ def test_bad_input_gets_a_clear_message_and_the_app_keeps_serving(app, photo, tm
 def test_unavailable_backend_is_refused_with_the_reason(app, photo):
     url, _ = app
     client = Client(url, verbose=False)
-    with pytest.raises(Exception, match="cannot run here"):
+    with pytest.raises(Exception, match="The editor 'flux-kontext' cannot run here") as refusal:
         client.predict(handle_file(photo), "make it red", "flux-kontext", api_name="/edit")
+    assert "&#" not in str(refusal.value), "API callers read the message as written, not HTML entities"
 
 
 def test_compare_single_shot_against_the_loop(app, photo):
@@ -192,8 +196,52 @@ def test_history_lists_and_reloads_a_run(app, photo):
     other = Client(url, verbose=False)
     assert other.predict(api_name="/history") == [], "another session must not see these runs"
 
+    from thinkedit.ui.view import SCRATCH
+
+    stray = set(Path(tempfile.gettempdir()).glob("thinkedit-run-*"))
     opened = client.predict(handle_file(first["download"]), "", api_name="/open_run")
-    assert opened[OUTPUTS.index("trajectory")]["instruction"] == "add a red frame"
+    record = opened[OUTPUTS.index("trajectory")]
+    assert record["instruction"] == "add a red frame"
+    unpacked = Path(record["run_dir"])
+    assert unpacked.parent.parent == Path(SCRATCH.name), "the zip is unpacked in the session's own temp folder"
+    assert unpacked.parent.name.startswith("session-") and (unpacked / "trajectory.json").is_file()
+    assert set(Path(tempfile.gettempdir()).glob("thinkedit-run-*")) == stray, "nothing unpacked outside it"
+    assert len(opened[-1]) == 3, "the opened run joins the session's History"
+
+
+def test_history_items_are_made_once_per_run_and_the_list_is_bounded(app, photo, monkeypatch):
+    """A finished run's History item is kept in the session: later runs do not read its trajectory.json again
+    (here it is gone, and the item stays); the list keeps the HISTORY_SIZE newest runs."""
+    from thinkedit.ui import actions
+
+    monkeypatch.setattr(actions, "HISTORY_SIZE", 2)
+    url, _ = app
+    client = Client(url, verbose=False)
+    _, first = edit(client, photo, "add a red frame", max_turns=1)
+    Path(first["trajectory"]["run_dir"], "trajectory.json").unlink()
+    _, second = edit(client, photo, "make it darker", max_turns=1)
+    assert [item["caption"].split(" · ")[0] for item in second["history"]] == ["make it darker", "add a red frame"]
+    _, third = edit(client, photo, "make it brighter", max_turns=1)
+    assert [item["caption"].split(" · ")[0] for item in third["history"]] == ["make it brighter", "make it darker"]
+    assert client.predict(api_name="/history") == third["history"]
+
+
+def test_the_server_caps_malloc_arenas_unless_told_otherwise(monkeypatch):
+    """Every run starts threads, and glibc's per-thread arenas kept the freed image buffers: the server grew by
+    ~1 MB a run (scripts/soak_ui.py). app.py caps the arenas before any thread starts."""
+    limit_malloc_arenas = runpy.run_path(str(Path(__file__).resolve().parents[1] / "app.py"))["limit_malloc_arenas"]
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert limit_malloc_arenas() is False, "a MALLOC_ARENA_MAX from the environment wins"
+
+
+def test_analytics_are_off_even_without_the_environment_variable(monkeypatch):
+    from thinkedit.ui import build_app
+
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    demo = build_app(Settings())
+    assert demo.analytics_enabled is False and demo.get_config_file()["analytics_enabled"] is False
 
 
 def test_queue_limits_come_from_the_settings(tmp_path):

@@ -6,7 +6,6 @@ keeps serving; turns finished before a fault stay in the final update and in the
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import struct
@@ -303,7 +302,10 @@ def test_a_thinker_error_keeps_finished_turns(client, photo):
     message = "The test thinker's server said no; try again later."
     assert record["stop_reason"] == "error" and record["error"] == message
     assert len(final["gallery"]) == len(record["turns"]) == 1 and (run_dir / "turn_01.png").is_file()
-    assert message in final["status"] and any(message in html.unescape(text) for text, _ in toasts)
+    assert message in final["status"] and any(message in text for text, _ in toasts), "toasts read as written"
+    assert (final["reasoning"], final["refined"]) == ("not there yet", "make it brighter, a bit more"), (
+        "turn 1's reasoning and refined prompt stay on screen after turn 2's thinker failed"
+    )
     assert_serving(client, photo)
 
 
@@ -357,6 +359,8 @@ def test_a_runs_folder_that_cannot_be_written_still_shows_the_run_with_a_warning
         assert warnings and "not kept" in warnings[0], toasts
         assert final["trajectory"]["warnings"] == warnings[:1]
         assert final["download"] is None and final["history"] == [], "nothing on disk to download or list"
+        assert final["trajectory"]["run_dir"] is None, "no folder was made, so none is named"
+        assert "could not be saved" in final["status"] and "not kept" in final["status"], final["status"]
         assert not (blocker / "runs").exists()
         assert_serving(client, photo)
     finally:

@@ -146,11 +146,12 @@ class SavedRun:
         return next((t for t in self.record["turns"] if t["index"] == best), None)
 
 
-def load_run(path: str | Path) -> SavedRun:
-    """Read a run folder (or a run's zip) back; `BadInput` when it is not a run."""
+def load_run(path: str | Path, unpack_to: str | Path | None = None) -> SavedRun:
+    """Read a run folder (or a run's zip) back; `BadInput` when it is not a run. A zip is unpacked into a new
+    folder inside `unpack_to` (default: the system temp folder), which the caller removes when done."""
     path = Path(path)
     if path.is_file() and zipfile.is_zipfile(path):
-        path = _unzip(path)
+        path = _unzip(path, unpack_to)
     file = path / "trajectory.json"
     if not file.is_file():
         raise BadInput(f"{path} is not a ThinkEdit run: it has no trajectory.json.")
@@ -174,8 +175,8 @@ def zip_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return out
 
 
-def _unzip(archive_path: Path) -> Path:
-    target = Path(tempfile.mkdtemp(prefix="thinkedit-run-"))
+def _unzip(archive_path: Path, unpack_to: str | Path | None) -> Path:
+    target = Path(tempfile.mkdtemp(prefix="thinkedit-run-", dir=unpack_to))
     with zipfile.ZipFile(archive_path) as archive:
         for member in archive.infolist():
             name = Path(member.filename).name

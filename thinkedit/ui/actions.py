@@ -24,19 +24,21 @@ from ..config import Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
 from ..registry import availability, find_spec, make_editor, make_thinker
-from ..store import load_run, new_run_dir, zip_run
+from ..store import SavedRun, load_run, new_run_dir, zip_run
 from ..thinkers import THINKERS
 from .view import RunView, history_item, remove_folder, session_folder, view_folder
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
 COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
 SINGLE_SHOT = "single-shot (turn 1, scored by the thinker)"
+HISTORY_SIZE = 48  # a session's History lists this many runs, newest first; older ones drop off the list
 
 
 def new_session() -> dict[str, Any]:
-    """One browser session's own state: its runs (folders, newest last), the Stop switches of its runs, and
-    its temp folder (display copies, zips, thumbnails) with the views' subfolders in it."""
-    return {"runs": [], "cancel": {}, "folder": session_folder(), "views": []}
+    """One browser session's own state: its runs (folders, newest last) and their History items, the Stop
+    switches of its runs, and its temp folder (display copies, zips, thumbnails, unpacked run zips) with the
+    views' subfolders in it. Only paths and short text: images live in the temp folder."""
+    return {"runs": [], "history": {}, "cancel": {}, "folder": session_folder(), "views": []}
 
 
 def end_session(session: dict[str, Any]) -> None:
@@ -168,24 +170,41 @@ def viewer_update(view: RunView, final: bool, turns_changed: bool = True) -> tup
     )
 
 
-def history_gallery(session: dict[str, Any]) -> list[tuple]:
-    items = []
-    for path in reversed(session["runs"]):
-        try:
-            items.append(history_item(load_run(path), session["folder"]))
-        except (OSError, BadInput, StopIteration):
-            continue  # a run folder removed or damaged since: leave it out of the list
-    return items
+def remember(session: dict[str, Any], view: RunView) -> None:
+    """Add a finished, saved run to the session's History. Its item (thumbnail, caption) is made here, once, from
+    the record in hand: a long session does not read its runs' trajectory.json files again at each run's end."""
+    if view.run_dir is None:
+        return
+    path = str(view.run_dir)
+    try:
+        item = history_item(SavedRun(view.run_dir, view.record), session["folder"])
+    except OSError:
+        return  # its best image is not on disk (a save that failed half way): nothing to reopen
+    session["runs"].append(path)
+    session["history"][path] = item
+    while len(session["runs"]) > HISTORY_SIZE:
+        dropped = session["runs"].pop(0)
+        if dropped not in session["runs"]:
+            thumbnail, _ = session["history"].pop(dropped)
+            Path(thumbnail).unlink(missing_ok=True)
+
+
+def history_gallery(session: dict[str, Any]) -> list[tuple[str, str]]:
+    return [session["history"][path] for path in reversed(session["runs"])]
+
+
+def inert(message: Any) -> str:
+    """Toast text as Gradio needs it: it renders toasts as HTML, so `& < >` are escaped (no markup from model or
+    user text can form); quotes are left as written, so API callers read the message as it was meant."""
+    return html.escape(str(message), quote=False)
 
 
 def refused(message: Any) -> gr.Error:
-    """A refusal toast; Gradio renders toast text as HTML, so the message (which may quote model or user
-    text) is escaped to show as written."""
-    return gr.Error(html.escape(str(message)), print_exception=False)
+    return gr.Error(inert(message), print_exception=False)
 
 
 def warn(message: str) -> None:
-    gr.Warning(html.escape(message))
+    gr.Warning(inert(message))
 
 
 # -- the handlers ------------------------------------------------------------------------------------
@@ -237,8 +256,7 @@ def make_edit(settings: Settings):
                 yield (*viewer_update(view, final=False, turns_changed=changed), gr.skip())
         if view.record and view.record.get("error"):
             warn(view.record["error"])
-        if (run_dir / "trajectory.json").is_file():
-            session["runs"].append(str(run_dir))
+        remember(session, view)
         yield (*viewer_update(view, final=True), history_gallery(session))
 
     return edit
@@ -324,9 +342,8 @@ def make_compare(settings: Settings):
             if should_refresh(event, last):
                 last = time.monotonic()
                 yield update(final=False)
-        for *_, run_dir in sides:
-            if (run_dir / "trajectory.json").is_file():
-                session["runs"].append(str(run_dir))
+        for view in views:
+            remember(session, view)
         yield update(final=True)
 
     return compare
@@ -350,15 +367,19 @@ def open_saved(upload: Any, folder: str | None, session: dict[str, Any], public:
     source = upload if upload else folder
     if not source:
         raise refused("Upload a run's zip or give its folder to open it.")
-    viewed = show_saved(source, session)
-    session["runs"].append(viewed[-1]["run_dir"])
-    return (*viewed, history_gallery(session))
+    view = saved_view(source, session)
+    remember(session, view)
+    return (*viewer_update(view, final=True), history_gallery(session))
 
 
 def show_saved(path: str | Path, session: dict[str, Any]) -> tuple:
+    return viewer_update(saved_view(path, session), final=True)
+
+
+def saved_view(path: str | Path, session: dict[str, Any]) -> RunView:
+    """A saved run (folder or zip) as a view; a zip is unpacked into the session's temp folder, removed with it."""
     try:
-        view = RunView.from_saved(load_run(path), folder=view_folder(session))
+        return RunView.from_saved(load_run(path, unpack_to=session["folder"]), folder=view_folder(session))
     except (BadInput, OSError, KeyError, StopIteration) as exc:
         message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
         raise refused(message) from None
-    return viewer_update(view, final=True)

@@ -60,7 +60,9 @@ def build_app(settings: Settings) -> gr.Blocks:
     steps, guidance = actions.editor_defaults(settings.editor)
     run_options = dict(concurrency_limit=settings.ui_concurrency, concurrency_id="runs", preprocess=False)
 
-    with gr.Blocks(title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP) as demo:
+    # analytics off here too, not only through app.py's environment: importing thinkedit.ui must not turn them on
+    with gr.Blocks(title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP,
+                   analytics_enabled=False) as demo:  # fmt: skip
         # Gradio calls new_session on each page load and end_session once that tab has been closed for a while.
         session = gr.State(actions.new_session, delete_callback=actions.end_session)
         gr.Markdown(INTRO, elem_id="te-header")

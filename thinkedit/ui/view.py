@@ -59,6 +59,7 @@ class RunView:
     turns: list[TurnView] = field(default_factory=list)
     reasoning: str = ""
     refined: str = ""
+    finished_text: tuple[str, str] = ("", "")  # (reasoning, refined prompt) of the last finished turn
     phase: str = ""  # the live status while the run goes on
     step: tuple[int, int] | None = None  # (i, n) of the current edit
     best: int | None = None
@@ -98,12 +99,17 @@ class RunView:
                                        turn.edit_seconds, turn.think_seconds))  # fmt: skip
             self.reasoning = critique.reasoning or self.reasoning
             self.refined = critique.refined_prompt or ""
+            self.finished_text = (self.reasoning, self.refined)
             self.step = None
         elif isinstance(event, loop.RunFinished):
             trajectory = event.trajectory
-            self.record = {**trajectory_record(trajectory), "run_dir": str(trajectory.run_dir or "")}
+            run_dir = trajectory.run_dir
+            saved = run_dir is not None and (run_dir / "trajectory.json").is_file()
+            self.record = {**trajectory_record(trajectory), "run_dir": str(run_dir) if saved else None}
             self.best = self.record["best_turn"]
             self.step = None
+            if self.turns:  # a run stopped while thinking keeps the last finished turn's text, not a cleared panel
+                self.reasoning, self.refined = self.finished_text
 
     @classmethod
     def from_saved(cls, saved: SavedRun, folder: Path | None = None) -> RunView:
@@ -152,6 +158,8 @@ class RunView:
         text = f"Finished after {turns} turn{'s' if turns != 1 else ''} in {record['seconds']:.1f} s: {reason}."
         if record.get("error"):
             text += f" {record['error']}"
+        if record.get("warnings"):  # the loop warns only when the run could not be saved
+            text += " " + " ".join(record["warnings"])
         best = next((turn for turn in self.turns if turn.index == self.best), None)
         if best is not None:
             text += f" Best: turn {best.index} (semantic {score(best.semantic)}, quality {score(best.quality)})."
