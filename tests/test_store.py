@@ -84,3 +84,33 @@ def test_not_a_run(tmp_path):
 
 def test_new_run_dirs_are_unique(tmp_path):
     assert len({store.new_run_dir(tmp_path) for _ in range(50)}) == 50
+
+
+def test_a_run_can_only_name_its_own_images(scene, tmp_path):
+    finished_run(scene, tmp_path / "run")
+    secret = tmp_path / "elsewhere.png"
+    scene.save(secret)
+    record = json.loads((tmp_path / "run" / "trajectory.json").read_text())
+    for name in (str(secret), "../elsewhere.png", "turn_01.png/../../elsewhere.png"):
+        record["turns"][0]["image"] = name
+        (tmp_path / "run" / "trajectory.json").write_text(json.dumps(record))
+        with pytest.raises(BadInput, match="not one of its own files"):
+            store.load_run(tmp_path / "run").image(1)
+
+
+def test_uploaded_zips_are_bounded_and_unpacked_where_asked(scene, tmp_path, monkeypatch):
+    finished_run(scene, tmp_path / "run")
+    archive = store.zip_run(tmp_path / "run", tmp_path / "run.zip")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert store.load_run(archive, unpack_to=scratch).path.parent == scratch
+    monkeypatch.setattr(store, "MAX_MEMBER_BYTES", 100)
+    with pytest.raises(BadInput, match="not a run's zip"):
+        store.load_run(archive, unpack_to=scratch)
+
+
+def test_records_that_break_the_contract_are_refused(tmp_path):
+    for record in ({"turns": []}, {"instruction": "x", "turns": [{"index": "1", "image": "turn_01.png"}]}, []):
+        (tmp_path / "trajectory.json").write_text(json.dumps(record))
+        with pytest.raises(BadInput, match="does not follow the trajectory format"):
+            store.load_run(tmp_path)

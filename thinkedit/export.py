@@ -21,6 +21,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,21 @@ FORMATS = ("sft", "rl", "jsonl")
 IMAGE_PLACEHOLDERS = "<image><image>"  # source, then edited: the order the thinker sees them
 
 
-def find_runs(root: str | Path) -> list[tuple[str, SavedRun]]:
-    """(name, run) for a run folder or zip, or for every run folder and zip under a folder."""
+def find_runs(root: str | Path, unpack_to: str | Path | None = None) -> list[tuple[str, SavedRun]]:
+    """(name, run) for a run folder or zip, or for every run folder and zip under a folder (zips unpacked
+    inside `unpack_to`)."""
     root = Path(root)
     if not root.exists():
         raise BadInput(f"{root} does not exist.")
     if root.is_file() or (root / "trajectory.json").is_file():
-        return [(_run_name(root), load_run(root))]
+        return [(_run_name(root), load_run(root, unpack_to))]
     found = []
     folders = [p.parent for p in root.rglob("trajectory.json")]
     zips = [p for p in root.rglob("*.zip") if p.with_suffix("") not in folders]  # a folder's own zip is a copy
     candidates = sorted(folders + zips)
     for path in candidates:
         try:
-            found.append((_run_name(path), load_run(path)))
+            found.append((_run_name(path), load_run(path, unpack_to)))
         except BadInput as exc:
             print(f"skipped: {exc}", file=sys.stderr)
     if not found:
@@ -92,21 +94,22 @@ def export(
     critique_template = load_template("critique", template)
     images_dir = out.parent / f"{out.stem}_images"
     records, used_names = [], set()
-    for name, run in find_runs(runs):
-        name = _unique(name, used_names)
-        for turn in select(scored_turns(run), min_gain, only_satisfied):
-            images = [_copy(run.path / run.record.get("source", "source.png"), images_dir / name, out.parent),
-                      _copy(run.path / turn["image"], images_dir / name, out.parent)]  # fmt: skip
-            prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
-            answer = format_critique(turn["semantic"], turn["quality"], defuse(turn["reasoning"] or ""),
-                                     defuse(turn["refined_prompt"] or turn["prompt"]))  # fmt: skip
-            if fmt == "sft":
-                records.append({"messages": [{"role": "user", "content": prompt},
-                                             {"role": "assistant", "content": answer}], "images": images})  # fmt: skip
-            elif fmt == "rl":
-                records.append({"prompt": prompt, "images": images, "answer": answer})
-            else:
-                records.append(_full_record(name, run, turn, images))
+    with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
+        for name, run in find_runs(runs, scratch):
+            name = _unique(name, used_names)
+            for turn in select(scored_turns(run), min_gain, only_satisfied):
+                images = [_copy(run.file(run.record.get("source", "source.png")), images_dir / name, out.parent),
+                          _copy(run.file(turn["image"]), images_dir / name, out.parent)]  # fmt: skip
+                prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
+                answer = format_critique(turn["semantic"], turn["quality"], defuse(turn["reasoning"] or ""),
+                                         defuse(turn["refined_prompt"] or turn["prompt"]))  # fmt: skip
+                if fmt == "sft":
+                    records.append({"messages": [{"role": "user", "content": prompt},
+                                                 {"role": "assistant", "content": answer}], "images": images})  # fmt: skip
+                elif fmt == "rl":
+                    records.append({"prompt": prompt, "images": images, "answer": answer})
+                else:
+                    records.append(_full_record(name, run, turn, images))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as file:
         if fmt == "sft" and out.suffix != ".jsonl":
@@ -185,7 +188,7 @@ def _backend(name: str | None, model: str | None) -> str:
 def register(subparsers) -> None:
     show = subparsers.add_parser("show", help="print a summary of a saved run (folder or zip)")
     show.add_argument("run", help="a run folder or a run's zip")
-    show.set_defaults(handler=lambda args: print(summary(load_run(args.run), args.run)))
+    show.set_defaults(handler=_show_command)
 
     data = subparsers.add_parser("export", help="turn saved runs into training data for a thinker")
     data.add_argument("--runs", required=True, help="a folder of runs (folders or zips), or one run")
@@ -195,6 +198,12 @@ def register(subparsers) -> None:
     data.add_argument("--template", help="critique template file (default: the shipped one)")
     data.add_argument("--out", required=True, help="the output file; images go next to it")
     data.set_defaults(handler=_export_command)
+
+
+def _show_command(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="thinkedit-show-") as scratch:
+        print(summary(load_run(args.run, scratch), args.run))
+    return 0
 
 
 def _export_command(args: argparse.Namespace) -> int:

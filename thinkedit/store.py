@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -22,8 +23,11 @@ from PIL import Image
 
 from . import __version__
 from .errors import BadInput
+from .images import load_image
 
 SCHEMA_VERSION = 1
+MAX_MEMBER_BYTES = 256 * 2**20  # a run's PNG or JSON; anything larger in an uploaded zip is refused
+_RUN_IMAGE = re.compile(r"source\.png|turn_\d{2,}\.png")
 
 
 def new_run_dir(runs_root: str | Path) -> Path:
@@ -134,11 +138,20 @@ class SavedRun:
 
     @property
     def source(self) -> Image.Image:
-        return _open(self.path / self.record.get("source", "source.png"))
+        return _open(self.file(self.record.get("source", "source.png")))
 
     def image(self, index: int) -> Image.Image:
         turn = next(t for t in self.record["turns"] if t["index"] == index)
-        return _open(self.path / turn["image"])
+        return _open(self.file(turn["image"]))
+
+    def file(self, name: str) -> Path:
+        """A file of this run by the name its record gives: only `source.png` / `turn_NN.png` inside the run."""
+        if not isinstance(name, str) or not _RUN_IMAGE.fullmatch(name):
+            raise BadInput(f"The run at {self.path} names an image '{name}' that is not one of its own files.")
+        path = self.path / name
+        if not path.is_file():
+            raise BadInput(f"The run at {self.path} has no {name}.")
+        return path
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -159,9 +172,18 @@ def load_run(path: str | Path, unpack_to: str | Path | None = None) -> SavedRun:
         record = json.loads(file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise BadInput(f"{file} is not valid JSON: {exc}") from None
-    if not isinstance(record, dict) or "turns" not in record:
-        raise BadInput(f"{file} does not follow the trajectory format (no 'turns').")
+    if not _follows_contract(record):
+        raise BadInput(f"{file} does not follow the trajectory format (instruction, turns with index and image).")
     return SavedRun(path, record)
+
+
+def _follows_contract(record: Any) -> bool:
+    if not isinstance(record, dict) or not isinstance(record.get("instruction"), str):
+        return False
+    turns = record.get("turns")
+    return isinstance(turns, list) and all(
+        isinstance(t, dict) and isinstance(t.get("index"), int) and isinstance(t.get("image"), str) for t in turns
+    )
 
 
 def zip_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -182,12 +204,15 @@ def _unzip(archive_path: Path, unpack_to: str | Path | None) -> Path:
             name = Path(member.filename).name
             if member.is_dir() or not name or name.startswith("."):
                 continue
-            if not (name == "trajectory.json" or name.endswith(".png")):
+            if not (name == "trajectory.json" or _RUN_IMAGE.fullmatch(name)):
                 continue
+            if member.file_size > MAX_MEMBER_BYTES:
+                raise BadInput(
+                    f"{archive_path.name} holds a {member.file_size / 2**20:.0f} MB {name}; not a run's zip."
+                )
             (target / name).write_bytes(archive.read(member))
     return target
 
 
 def _open(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    return load_image(path)
