@@ -240,8 +240,11 @@ def test_on_zero_gpu_the_apps_run_is_wrapped_with_the_computed_duration(on_zero_
     duration = edit.zerogpu_duration
     long = duration(scene, "add a hat", "flux-kontext", "editthinker", 5, 8.0, "none", 0, False, 40)
     short = duration(scene, "add a hat", "flux-kontext", "editthinker", 1, 8.0, "none", 0, False, 10)
-    assert long == zerogpu.estimate_duration("flux-kontext", "editthinker", 5, 40)
-    assert short == zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 10) < long
+    tokens = Settings().thinker_max_new_tokens  # a critique may use every token it is allowed
+    assert long == zerogpu.estimate_duration("flux-kontext", "editthinker", 5, 40, thinker_tokens=tokens)
+    assert short == zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 10, thinker_tokens=tokens) < long
+    polished = duration(scene, "add a hat", "flux-kontext", "editthinker", 1, 8.0, "polish", 0, False, 10)
+    assert polished > short
 
 
 def test_preload_puts_the_editor_where_requests_find_it(on_zero_gpu, tmp_path, scene):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import html
 import queue
 import random
@@ -211,15 +212,16 @@ def warn(message: str) -> None:
 
 
 def edit_duration(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0,
-                  first_turn="none", seed=0, randomize=False, steps=None, *rest) -> int:  # fmt: skip
-    """ZeroGPU seconds for one Studio run (same arguments as `edit`)."""
-    return zerogpu.estimate_duration(editor, thinker, int(max_turns or 1), optional_number(steps, int))
+                  first_turn="none", seed=0, randomize=False, steps=None, *rest, settings: Settings) -> int:  # fmt: skip
+    """ZeroGPU seconds for one Studio run (same arguments as `edit`): every critique may use all its tokens."""
+    return zerogpu.estimate_duration(editor, thinker, int(max_turns or 1), optional_number(steps, int),
+                                     first_turn=first_turn or "none", thinker_tokens=settings.thinker_max_new_tokens)  # fmt: skip
 
 
 def make_edit(settings: Settings):
     """The Studio's run handler for these server settings."""
 
-    @zerogpu.gpu(edit_duration)
+    @zerogpu.gpu(functools.partial(edit_duration, settings=settings))
     def edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, first_turn="none",
              seed=0, randomize=False, steps=None, guidance=None, editor_model=None, editor_url=None,
              thinker_model=None, thinker_url=None, session=None):  # fmt: skip
