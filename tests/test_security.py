@@ -71,17 +71,19 @@ def app_process(tmp_path_factory, chat_server):
         app = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert app.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
-        time.sleep(0.2)
-    yield url, folder, log, app
-    app.terminate()
-    app.wait(timeout=20)
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/config", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert app.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        yield url, folder, log, app
+    finally:  # never leave the app running, even when it did not start in time
+        app.terminate()
+        app.wait(timeout=20)
 
 
 def test_planted_secrets_stay_out_of_the_page_api_errors_runs_and_logs(app_process, chat_server, tmp_path):
