@@ -27,7 +27,7 @@ VARIANTS = ("zerogpu-flux-kontext", "cpu-basic", "remote")
 
 def pinned_gradio_from_requirements() -> str:
     text = (PROJECT / "requirements.txt").read_text()
-    return re.search(r"^gradio==(\S+)", text, re.MULTILINE).group(1)
+    return re.search(r"^gradio(?:\[\w+\])?==(\S+)", text, re.MULTILINE).group(1)
 
 
 def readme_meta(folder: Path) -> dict:

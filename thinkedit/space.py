@@ -141,7 +141,7 @@ def _requirements_problems(folder: Path, pinned: str) -> list[str]:
     if not file.is_file():
         return ["requirements.txt is missing"]
     for line in _requirements(file):
-        if _package(line) == "gradio" and line.replace(" ", "") != f"gradio=={pinned}":
+        if _package(line) == "gradio" and re.sub(r"\[.*?\]|\s", "", line) != f"gradio=={pinned}":
             return [f"requirements.txt asks for '{line}', which fights sdk_version {pinned}"]
     return []
 
