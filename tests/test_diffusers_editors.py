@@ -20,21 +20,15 @@ from thinkedit.editors.qwen_image_edit import pipeline_name_for
 from thinkedit.errors import Cancelled, ThinkEditError
 from thinkedit.registry import build_backend
 
-TINY = {  # tiny pipeline → the editor that runs it
-    "flux-kontext": "flux-kontext",
-    "qwen-image-edit": "qwen-image-edit",
-    "qwen-image-edit-original": "qwen-image-edit",
-    "longcat-image-edit": "longcat-image-edit",
-    "instruct-pix2pix": "instruct-pix2pix",
-    "flux2-klein": "flux2-klein",
-}
-PIPELINE_CLASS = {
-    "flux-kontext": "FluxKontextPipeline",
-    "qwen-image-edit": "QwenImageEditPlusPipeline",
-    "qwen-image-edit-original": "QwenImageEditPipeline",
-    "longcat-image-edit": "LongCatImageEditPipeline",
-    "instruct-pix2pix": "StableDiffusionInstructPix2PixPipeline",
-    "flux2-klein": "Flux2KleinPipeline",
+CASES = {  # case → (tiny pipeline, the editor that runs it, the pipeline class it loads)
+    "flux-kontext": ("flux-kontext", "flux-kontext", "FluxKontextPipeline"),
+    "qwen-image-edit": ("qwen-image-edit", "qwen-image-edit", "QwenImageEditPlusPipeline"),
+    "qwen-image-edit-original": ("qwen-image-edit-original", "qwen-image-edit", "QwenImageEditPipeline"),
+    "qwen-image-edit-2511": ("qwen-image-edit", "qwen-image-edit-2511", "QwenImageEditPlusPipeline"),  # a row only
+    "longcat-image-edit": ("longcat-image-edit", "longcat-image-edit", "LongCatImageEditPipeline"),
+    "instruct-pix2pix": ("instruct-pix2pix", "instruct-pix2pix", "StableDiffusionInstructPix2PixPipeline"),
+    "flux2-klein": ("flux2-klein", "flux2-klein", "Flux2KleinPipeline"),
+    "flux2-dev": ("flux2-dev", "flux2-dev", "Flux2Pipeline"),  # one new file
 }
 
 
@@ -68,8 +62,9 @@ def source() -> Image.Image:
     return image
 
 
-def editor_for(tiny, name: str, **settings):
-    return build_backend("editor", Settings(editor=TINY[name], editor_model=str(tiny(name)), **settings))
+def editor_for(tiny, case: str, **settings):
+    pipeline, editor, _ = CASES.get(case, (case, case, None))
+    return build_backend("editor", Settings(editor=editor, editor_model=str(tiny(pipeline)), **settings))
 
 
 def denoiser_calls(pipe) -> list[int]:
@@ -84,12 +79,13 @@ def denoiser_calls(pipe) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.parametrize("name", list(CASES))
 def test_editor_runs_its_real_pipeline(tiny, source, name):
+    pipeline, _, pipeline_class = CASES[name]
     editor = editor_for(tiny, name)
-    assert editor.model == str(tiny(name))
+    assert editor.model == str(tiny(pipeline))
     pipe = editor.pipeline()
-    assert type(pipe).__name__ == PIPELINE_CLASS[name]
+    assert type(pipe).__name__ == pipeline_class
     calls = denoiser_calls(pipe)
 
     steps: list[tuple[int, int]] = []
