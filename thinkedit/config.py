@@ -17,6 +17,8 @@ from .errors import BadInput
 
 MAX_TURNS_RANGE = (1, 10)
 THRESHOLD_RANGE = (0.0, 10.0)
+STEPS_RANGE = (1, 500)
+GUIDANCE_RANGE = (0.0, 100.0)
 FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000

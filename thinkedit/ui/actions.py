@@ -7,7 +7,6 @@ into page updates through `RunView`; no model logic lives here. Errors a person 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
 import random
@@ -25,6 +24,7 @@ from ..backend import is_local
 from ..config import Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
+from ..images import base64_bytes
 from ..registry import build_backend
 from ..store import SavedRun, load_run, new_run_dir, zip_run
 from .view import RunView, history_item, new_folder, remove_folder, session_folder
@@ -110,8 +110,8 @@ def image_input(payload: Any) -> Any:
     if not isinstance(payload, dict):
         return payload
     url = payload.get("url") or ""
-    if not payload.get("path") and url.startswith("data:"):
-        return base64.b64decode(url.partition(",")[2])
+    if not payload.get("path") and isinstance(url, str) and url.startswith("data:"):
+        return base64_bytes(url)
     return payload.get("path")
 
 
@@ -125,19 +125,6 @@ def job(settings: Settings, request: loop.EditRequest) -> loop.Job:
     """The run of `request` with the backends `settings` chose, saved in a new folder under the runs folder."""
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     return loop.Job(editor, thinker, request, new_run_dir(settings.runs_dir))
-
-
-def run_seed(seed: Any, randomize: bool) -> int:
-    if randomize:
-        return random.randrange(2**31)
-    try:
-        return int(seed or 0)
-    except (TypeError, ValueError):
-        raise BadInput(f"The seed must be a whole number, not {seed!r}.") from None
-
-
-def optional_number(value: Any, kind: type) -> Any:
-    return None if value in (None, "") else kind(value)
 
 
 def follow(session: Session, which: str, jobs: list[loop.Job], views: list[RunView], labels: list[str],
@@ -220,9 +207,8 @@ def make_edit(settings: Settings):
         session = session if session is not None else Session()
         try:
             request = loop.make_request(
-                image_input(image), instruction, max_turns=int(max_turns), threshold=float(threshold),
-                first_turn=first_turn, seed=run_seed(seed, randomize), steps=optional_number(steps, int),
-                guidance=optional_number(guidance, float),
+                image_input(image), instruction, max_turns=max_turns, threshold=threshold, first_turn=first_turn,
+                seed=random.randrange(2**31) if randomize is True else seed, steps=steps, guidance=guidance,
             )  # fmt: skip
             overrides = dict(editor_model=editor_model, editor_url=editor_url,
                              thinker_model=thinker_model, thinker_url=thinker_url)  # fmt: skip
@@ -271,8 +257,8 @@ def make_compare(settings: Settings):
         """Run one image and instruction two ways at once, same seed; the last update carries both trajectories."""
         session = session if session is not None else Session()
         try:
-            request = loop.make_request(image_input(image), instruction, max_turns=int(max_turns),
-                                        threshold=float(threshold), seed=run_seed(seed, False))  # fmt: skip
+            request = loop.make_request(image_input(image), instruction, max_turns=max_turns, threshold=threshold,
+                                        seed=seed)  # fmt: skip
             sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
             jobs = [job(user_settings(settings, editor, thinker, {}),
                         dataclasses.replace(request, max_turns=1) if single_shot else request)
