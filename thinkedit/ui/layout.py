@@ -213,8 +213,8 @@ def history_tab(settings: Settings, session: gr.State, history: gr.Gallery, tab:
         return actions.open_history(event.index, state, settings.public)
 
     history.select(select_history, session, viewer, api_visibility="private").then(**to_studio)
-    index.change(partial(actions.open_history, public=settings.public), [index, session], viewer,
-                 api_name="history_open")  # fmt: skip
+    open_history = partial(actions.open_history, public=settings.public)  # raw input: a wrong type gets our sentence
+    index.change(open_history, [index, session], viewer, api_name="history_open", preprocess=False)
     open_button.click(partial(actions.open_saved, settings=settings), [upload, folder, session],
                       [*viewer, history], api_name="open_run").success(**to_studio)  # fmt: skip
 
