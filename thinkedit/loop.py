@@ -19,7 +19,7 @@ from PIL import Image
 from .config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, THRESHOLD_RANGE
 from .critique import Critique
 from .errors import BadInput, Cancelled, ThinkEditError
-from .images import load_image
+from .images import editor_output, load_image
 
 STOP_REASONS = ("threshold", "prompt_kept", "max_turns", "cancelled", "error")
 CANCEL_GRACE_S = 10.0  # after Stop, how long a backend may take to reach its next step or token
@@ -226,7 +226,7 @@ def run(
                 "editor",
             )
             edit_seconds = time.perf_counter() - started
-            edited, note = _check_edit(edited, source)
+            edited, note = _check_edit(edited)
             if note:
                 yield Notice(f"Turn {index}: {note}")
             critique, think_seconds = Critique(None, None, "", None, ""), 0.0
@@ -370,18 +370,11 @@ def _in_worker(
     return outcome.get("value")
 
 
-def _check_edit(edited: Any, source: Image.Image) -> tuple[Image.Image, str | None]:
-    """An editor's output as an RGB image of the source's size, plus the editor's note if any."""
-    if edited is None:
-        raise ThinkEditError("The editor returned no image.")
-    if not isinstance(edited, Image.Image):
-        raise ThinkEditError(f"The editor returned {type(edited).__name__}, not an image.")
-    note = edited.info.get("editor_note")
-    if edited.size != source.size:
-        edited = edited.resize(source.size, Image.Resampling.LANCZOS)
-    if edited.mode != "RGB":
-        edited = load_image(edited)
-    return edited, note
+def _check_edit(edited: Any) -> tuple[Image.Image, str | None]:
+    """An editor's output as an RGB image of its own size (a rotation or a crop changes the shape), plus the
+    editor's note if any."""
+    image = editor_output(edited)
+    return image, edited.info.get("editor_note")
 
 
 def _same(a: str, b: str) -> bool:
