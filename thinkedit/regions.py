@@ -125,9 +125,9 @@ def grow(mask: np.ndarray) -> np.ndarray:
 
 
 def _trace(region: np.ndarray, small: np.ndarray, pixels: np.ndarray, hue: np.ndarray) -> np.ndarray:
-    """A region found on the small copy, at full size: the pixels of its hue and color within a small pixel of it."""
+    """A region found on the small copy, at full size: the pixels of its hue and color within two small pixels of it."""
     (height, width), (small_height, small_width) = hue.shape, region.shape
-    near = grow(region)
+    near = grow(grow(region))  # diagonal neighbours too
     rows, columns = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
     top, bottom = rows[0] * height // small_height, -(-(rows[-1] + 1) * height // small_height)
     left, right = columns[0] * width // small_width, -(-(columns[-1] + 1) * width // small_width)
