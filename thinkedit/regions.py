@@ -40,6 +40,7 @@ def color_mask(hsv: np.ndarray, color: str) -> np.ndarray:
 
 
 def hsv(pixels: np.ndarray) -> np.ndarray:
+    """An RGB array (any numeric type, 0..255) as a Pillow HSV array."""
     return np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("HSV"))
 
 
@@ -54,7 +55,7 @@ def select(pixels: np.ndarray, color: str, shape: str | None = None) -> np.ndarr
         small, small_hue = np.asarray(pixels, np.int16), hue
     else:
         size = (max(1, round(width / scale)), max(1, round(height / scale)))
-        small = np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize(size, Image.BOX))
+        small = np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize(size, Image.Resampling.BOX))
         small, small_hue = small.astype(np.int16), color_mask(hsv(small), color)
     region = _fitting_region(small, small_hue, shape)
     if region is None:
@@ -132,7 +133,7 @@ def _trace(region: np.ndarray, small: np.ndarray, pixels: np.ndarray, hue: np.nd
     top, bottom = rows[0] * height // small_height, -(-(rows[-1] + 1) * height // small_height)
     left, right = columns[0] * width // small_width, -(-(columns[-1] + 1) * width // small_width)
     window = (slice(top, bottom), slice(left, right))
-    near = np.asarray(Image.fromarray(near).resize((width, height), Image.NEAREST))[window]
+    near = np.asarray(Image.fromarray(near).resize((width, height), Image.Resampling.NEAREST))[window]
     colors = small[region].astype(np.float32)
     tolerance = max(40.0, 2.5 * float(colors.std(axis=0).max()))
     close = np.abs(pixels[window] - colors.mean(axis=0)).max(axis=2) <= tolerance
