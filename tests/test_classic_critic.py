@@ -132,7 +132,7 @@ def test_the_critic_measures_the_object_the_instruction_names(editor, thinker, s
     good, _ = judge(thinker, scene, editor.edit(scene, instruction, seed=0), instruction)
     every_blue = editor.edit(scene, "make the blue areas red", seed=0)  # the sky too
     bad, _ = judge(thinker, scene, every_blue, instruction)
-    assert good.semantic >= 8 and "100% of the blue disc" in good.reasoning
+    assert good.semantic >= 8 and "100% of the pixels of the blue disc (" in good.reasoning
     assert bad.semantic < 6 and "outside the edited region" in bad.reasoning
     missing, _ = judge(
         thinker, scene, editor.edit(scene, "make the blue square red", seed=0), "make the blue square red"

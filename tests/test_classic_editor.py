@@ -148,6 +148,9 @@ def test_the_largest_region_that_fits_the_word_is_the_one(editor):
     assert np.array_equal(changed, expected)
     disc = np.abs(arr(edit(editor, image, "make the red disc green")) - arr(image)).max(axis=2) > 0
     assert disc[5:51, 70:116].sum() > 0.7 * 46 * 46 and not disc[:, :65].any()
+    every = np.abs(arr(edit(editor, image, "make the red squares blue")) - arr(image)).max(axis=2) > 0
+    expected[5:21, 5:21] = True  # a plural: every square
+    assert np.array_equal(every, expected)
 
 
 @pytest.mark.parametrize(
@@ -344,7 +347,8 @@ def test_vague_look_is_applied_cautiously(editor, photo):
      Op("flip", where="vertical"), Op("crop", 0.5, where="right"), Op("crop", 0.4, where="center"),
      Op("resize", 0.5), Op("resize", 1.0, where="640x480"), Op("recolor", color="green", source_color="blue"),
      Op("keep_color", color="yellow"), Op("text", 0.1, where="top", color="red", text="Big Sale, 50% off"),
-     Op("recolor", color="red", source_color="blue", where="disc"), Op("keep_color", color="red", where="square")],
+     Op("recolor", color="red", source_color="blue", where="disc"), Op("keep_color", color="red", where="square"),
+     Op("recolor", color="green", source_color="yellow", where="triangles")],
 )  # fmt: skip
 def test_describe_reads_back_to_the_same_operation(op):
     assert read(describe(op)).ops == [op]

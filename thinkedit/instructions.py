@@ -23,7 +23,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
 _COLOR_WORD = r"\b(" + "|".join(COLORS) + r")s?\b"
 SHAPES = {"square": "square", "rectangle": "rectangle", "disc": "disc", "disk": "disc", "circle": "disc",
           "ball": "disc", "triangle": "triangle"}  # fmt: skip
-_SHAPE_WORD = r"\b(" + "|".join(SHAPES) + r")s?\b"
+_SHAPE_WORD = r"\b((?:" + "|".join(SHAPES) + r")s?)\b"
 
 # A look's usual recipe at full strength: (operation, amount).
 LOOKS: dict[str, tuple[str, list[tuple[str, float]]]] = {
@@ -110,7 +110,7 @@ def read(instruction: str) -> Plan:
     position = 0
     for match in keep.finditer(low):
         pieces.append(low[position : match.start()])
-        shape = f"_{SHAPES[match.group(2)]}" if match.group(2) else ""
+        shape = f"_{_shape(match.group(2))}" if match.group(2) else ""
         pieces.append(f" keep{match.group(1) or match.group(3)}{shape} ")
         position = match.end()
     low = "".join(pieces) + low[position:]
@@ -193,7 +193,7 @@ _TONES = [  # (operation, pattern that names it, words that raise it, words that
 
 def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
     ops: list[Op] = []
-    keep = re.search(r"\bkeep(" + "|".join(COLORS) + r")(?:_(" + "|".join(SHAPES) + r"))?\b", clause)
+    keep = re.search(r"\bkeep(" + "|".join(COLORS) + r")(?:_(\w+))?\b", clause)
     if keep:
         return [Op("keep_color", color=keep.group(1), where=keep.group(2))]
     quote = re.search(r"\bquote(\d+)\b", clause)
@@ -233,10 +233,16 @@ def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
         ops.append(Op("border", _number(clause, r"px|pixels?"), color=color, degree=_degree(clause)))
     elif recolor:
         shape = re.search(rf"\b{colors[0]}s?\s+{_SHAPE_WORD}", clause)  # "the blue disc": that object only
-        where = SHAPES[shape.group(1)] if shape else None
+        where = _shape(shape.group(1)) if shape else None
         ops.append(Op("recolor", color=colors[1], source_color=colors[0], where=where))
     ops += _geometry(clause)
     return ops
+
+
+def _shape(word: str) -> str:
+    """The shape a word names ("ball" → "disc"); a plural stays plural ("balls" → "discs": every one that fits)."""
+    plural = word.endswith("s")
+    return SHAPES[word.removesuffix("s")] + ("s" if plural else "")
 
 
 def _text_op(clause: str, text: str) -> Op:

@@ -1,7 +1,8 @@
 """Which pixels a color word names: every pixel of a hue ("make the reds blue"), or one object of it.
 
 A color with a shape word ("the blue disc", "the red square") names one thing in the picture: the
-connected region of that color whose outline fits the word, the largest when several fit. Regions are
+connected region of that color whose outline fits the word, the largest when several fit; a plural ("the
+red squares") names every region that fits. Regions are
 found on a copy at most `LABEL_SIDE` pixels a side and traced back at full size. The offline editor and
 the offline critic both select through `select`, so the critic measures the region the editor changed.
 """
@@ -45,7 +46,8 @@ def hsv(pixels: np.ndarray) -> np.ndarray:
 
 
 def select(pixels: np.ndarray, color: str, shape: str | None = None) -> np.ndarray:
-    """The mask of what "the `color` [`shape`]" names in an RGB array; `NoRegion` when no region fits."""
+    """The mask of what "the `color` [`shape`]" names in an RGB array ("squares": every square); `NoRegion` when no
+    region fits."""
     hue = color_mask(hsv(pixels), color)
     if shape is None:
         return hue
@@ -57,27 +59,32 @@ def select(pixels: np.ndarray, color: str, shape: str | None = None) -> np.ndarr
         size = (max(1, round(width / scale)), max(1, round(height / scale)))
         small = np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize(size, Image.Resampling.BOX))
         small, small_hue = small.astype(np.int16), color_mask(hsv(small), color)
-    region = _fitting_region(small, small_hue, shape)
+    single = shape.removesuffix("s")
+    region = _fitting_regions(small, small_hue, single, every=single != shape)
     if region is None:
-        raise NoRegion(f"no {color} region in the image has the outline of a {shape}")
+        raise NoRegion(f"no {color} region in the image has the outline of a {single}")
     if scale == 1.0:
         return region
     return _trace(region, small, np.asarray(pixels), hue)
 
 
-def _fitting_region(pixels: np.ndarray, hue: np.ndarray, shape: str) -> np.ndarray | None:
-    """The largest region of similar neighbouring pixels inside `hue` whose outline fits `shape`."""
+def _fitting_regions(pixels: np.ndarray, hue: np.ndarray, shape: str, every: bool) -> np.ndarray | None:
+    """The largest region of similar neighbouring pixels inside `hue` whose outline fits `shape` (or, with
+    `every`, all of them); None when none does."""
     labels = _label(pixels, hue)
     found, counts = np.unique(labels[hue], return_counts=True)
     smallest = max(16, hue.size // 2000)
+    fitting = np.zeros_like(hue)
     for label in found[np.argsort(-counts, kind="stable")]:
         region = labels == label
         if region.sum() < smallest:
-            return None
+            break
         rows, columns = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
         if fit(region[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1], shape) >= FIT:
-            return region
-    return None
+            fitting |= region
+            if not every:
+                break
+    return fitting if fitting.any() else None
 
 
 def _label(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray:

@@ -390,7 +390,9 @@ def _recolor(op: Op, used: Op | None, views: Views) -> Part:
     if mask.mean() < 0.001:
         return Part(0.5, f"there are no {named} in the source to recolor", describe(op))
     share = float(color_mask(hsv(views.edited), op.color or "red")[mask].mean())
-    finding = f"{share * 100:.0f}% of the {named} ({mask.mean() * 100:.1f}% of the image) {'is' if op.where else 'are'} now {op.color}"
+    finding = (
+        f"{share * 100:.0f}% of the pixels of the {named} ({mask.mean() * 100:.1f}% of the image) are now {op.color}"
+    )
     return Part(min(1.0, share / 0.7), finding, describe(op))
 
 
