@@ -131,14 +131,14 @@ def test_sliders_show_turns_of_another_shape_whole_at_their_true_scale(scene, tm
     """Gradio's slider lays its second image over the first one's box, so a taller or wider image was cut: both
     go on one transparent frame, centred. Same-shaped images are shown as they are."""
     from thinkedit import loop
-    from thinkedit.registry import make_editor, make_thinker
+    from thinkedit.registry import build_backend
     from thinkedit.store import load_run
     from thinkedit.ui.view import RunView, history_item
 
     def view_of(instruction: str) -> RunView:
         request = loop.make_request(scene, instruction, max_turns=1)
         view = RunView(source=request.image, folder=tmp_path / "views" / instruction)
-        for event in loop.run(make_editor(Settings()), make_thinker(Settings()), request,
+        for event in loop.run(build_backend("editor", Settings()), build_backend("thinker", Settings()), request,
                               run_dir=tmp_path / "runs" / instruction):  # fmt: skip
             view.apply(event)
         return view
@@ -225,10 +225,14 @@ def test_compare_single_shot_against_the_loop(app, photo):
 def direct_run(photo: str, instruction: str, **options):
     """The same request straight through the loop, for what a side of a comparison should do."""
     from thinkedit import loop
-    from thinkedit.registry import make_editor, make_thinker
+    from thinkedit.registry import build_backend
 
     settings = Settings()
-    events = loop.run(make_editor(settings), make_thinker(settings), loop.make_request(photo, instruction, **options))
+    events = loop.run(
+        build_backend("editor", settings),
+        build_backend("thinker", settings),
+        loop.make_request(photo, instruction, **options),
+    )
     return [e for e in events if isinstance(e, loop.RunFinished)][0].trajectory
 
 
@@ -313,13 +317,13 @@ def test_queue_limits_come_from_the_settings(tmp_path):
 def test_a_session_keeps_a_bounded_number_of_temp_folders_and_removes_them_when_it_ends():
     from thinkedit.ui import actions, view
 
-    session = actions.new_session()
-    assert Path(session["folder"]).parent == Path(view.SCRATCH.name), "one temp folder per app, removed at exit"
-    folders = [view.view_folder(session) for _ in range(view.KEEP_FOLDERS + 3)]
-    assert [folder.is_dir() for folder in folders] == [False] * 3 + [True] * view.KEEP_FOLDERS
-    cancel = session["cancel"]["studio"] = threading.Event()
+    session = actions.Session()
+    assert Path(session.folder).parent == Path(view.SCRATCH.name), "one temp folder per app, removed at exit"
+    folders = [session.view_folder() for _ in range(actions.KEEP_VIEWS + 3)]
+    assert [folder.is_dir() for folder in folders] == [False] * 3 + [True] * actions.KEEP_VIEWS
+    cancel = session.cancel["studio"] = threading.Event()
     actions.end_session(session)
-    assert not Path(session["folder"]).exists() and cancel.is_set()
+    assert not Path(session.folder).exists() and cancel.is_set()
 
 
 def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():
