@@ -183,6 +183,19 @@ def test_show_prints_the_run(runs, tmp_path, capsys, as_zip):
     assert rows[2].startswith("*") and not rows[0].startswith("*")
 
 
+def test_show_prints_sizes_and_reads_runs_saved_before_turns_had_one(runs, capsys):
+    assert main(["show", str(runs / "climb")]) == 0
+    text = capsys.readouterr().out
+    assert "Source:      96×64" in text and text.count("  96×64  ") == 3
+    path = runs / "climb" / "trajectory.json"
+    record = json.loads(path.read_text())
+    for turn in record["turns"]:
+        del turn["size"]
+    path.write_text(json.dumps(record))
+    assert main(["show", str(runs / "climb")]) == 0
+    assert capsys.readouterr().out.count("        –  ") == 3
+
+
 def test_show_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["show", str(tmp_path)]) == 2
     assert "not a ThinkEdit run" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import platform
 import runpy
 import shutil
@@ -101,6 +102,59 @@ def test_edit_streams_turns_and_ends_with_the_trajectory(app, photo):
     assert final["download"] and final["download"].endswith(".zip")
     assert final["slider"] is not None
     assert final["history"] and len(final["history"]) == 1
+
+
+SHAPES = [("rotate 90 degrees clockwise", (220, 320)), ("crop the left half", (160, 220)),
+          ("crop the right half", (160, 220)), ("crop the top half", (320, 110)), ("crop the bottom half", (320, 110)),
+          ("make the image half the size", (160, 110))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("instruction", "size"), SHAPES)
+def test_an_edit_keeps_its_shape_through_the_api(app, photo, instruction, size):
+    """The run folder, its zip, the gallery, the slider and the History thumbnail all hold the turn's own shape."""
+    url, _ = app
+    _, final = edit(Client(url, verbose=False), photo, instruction, max_turns=2)
+    record = final["trajectory"]
+    assert record["size"] == [320, 220] and [turn["size"] for turn in record["turns"]] == [list(size)]
+    assert record["stop_reason"] == "threshold" and record["turns"][0]["semantic"] >= 8
+    assert Image.open(Path(record["run_dir"]) / "turn_01.png").size == size
+    with zipfile.ZipFile(final["download"]) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("turn_01.png"))
+        assert Image.open(io.BytesIO(archive.read(name))).size == size
+    assert Image.open(final["gallery"][0]["image"]).size == size
+    frame = (max(320, size[0]), max(220, size[1]))
+    assert [Image.open(path).size for path in final["slider"]] == [frame, frame], "one frame: the slider cuts nothing"
+    thumbnail = Image.open(final["history"][0]["image"]).size
+    assert thumbnail[0] / thumbnail[1] == pytest.approx(size[0] / size[1], rel=0.02)
+
+
+def test_sliders_show_turns_of_another_shape_whole_at_their_true_scale(scene, tmp_path):
+    """Gradio's slider lays its second image over the first one's box, so a taller or wider image was cut: both
+    go on one transparent frame, centred. Same-shaped images are shown as they are."""
+    from thinkedit import loop
+    from thinkedit.registry import build_backend
+    from thinkedit.store import load_run
+    from thinkedit.ui.view import RunView, history_item
+
+    def view_of(instruction: str) -> RunView:
+        request = loop.make_request(scene, instruction, max_turns=1)
+        view = RunView(source=request.image, folder=tmp_path / "views" / instruction)
+        for event in loop.run(build_backend("editor", Settings()), build_backend("thinker", Settings()), request,
+                              run_dir=tmp_path / "runs" / instruction):  # fmt: skip
+            view.apply(event)
+        return view
+
+    def opaque(paths) -> list[tuple]:
+        return [(Image.open(path).size, Image.open(path).getbbox()) for path in paths]
+
+    rotated, cropped, warmer = (view_of(i) for i in ("rotate 90 degrees clockwise", "crop the left half", "warmer"))
+    assert Image.open(rotated.gallery()[0][0]).size == (64, 96)
+    assert opaque(rotated.slider()) == [((96, 96), (0, 16, 96, 80)), ((96, 96), (16, 0, 80, 96))]
+    assert opaque(rotated.versus(cropped)) == [((64, 96), (0, 0, 64, 96)), ((64, 96), (8, 16, 56, 80))]
+    assert warmer.slider() == (warmer.source_path, warmer.turns[0].image)
+    saved = load_run(rotated.run_dir)
+    assert opaque(RunView.from_saved(saved, tmp_path / "reopened").slider()) == opaque(rotated.slider())
+    assert Image.open(history_item(saved, tmp_path)[0]).size == (64, 96)
 
 
 @pytest.mark.parametrize(

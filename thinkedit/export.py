@@ -159,6 +159,7 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         f"Instruction: {record['instruction']}",
         f"Editor:      {_backend(record.get('editor'), settings.get('editor_model'))}",
         f"Thinker:     {_backend(record.get('thinker'), settings.get('thinker_model'))}",
+        f"Source:      {_size(record.get('size'))}",
         f"Stopped:     {record.get('stop_reason')} after {len(record['turns'])} turn(s), "
         f"{record.get('seconds', 0):g} s (threshold {settings.get('threshold', '–')})",
     ]
@@ -167,15 +168,21 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
     if record.get("first_turn_prompt"):
         lines.append(f"Turn 1 prompt ({settings.get('first_turn')}): {record['first_turn_prompt']}")
     lines.append("")
-    lines.append("  turn  semantic  quality  edit s  think s  prompt")
+    lines.append("  turn  semantic  quality  edit s  think s       size  prompt")
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
         lines.append(f"{mark} {turn['index']:>4}  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
-                     f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}  {turn['prompt']}")  # fmt: skip
+                     f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
+                     f"  {_size(turn.get('size')):>9}  {turn['prompt']}")  # fmt: skip
     lines.append("")
     lines.append(f"Best turn:   {best if best is not None else 'none'}" + (" (marked *)" if best is not None else ""))
     lines += [f"Warning:     {warning}" for warning in record.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _size(size: Any) -> str:
+    """ "W×H" for a run's or a turn's `size` ([width, height]); runs saved before turns had one show "–"."""
+    return f"{size[0]}×{size[1]}" if isinstance(size, list) and len(size) == 2 else "–"
 
 
 def _backend(name: str | None, model: str | None) -> str:

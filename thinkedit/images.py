@@ -8,11 +8,12 @@ import io
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import MAX_IMAGE_PIXELS
-from .errors import BadInput
+from .errors import BadInput, ThinkEditError
 
 # Pillow refuses to decode anything over twice this (every decode in the process, Gradio's included);
 # between 1× and 2× it only warns, and `check_size` below refuses it with the clear message.
@@ -63,16 +64,29 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         raise BadInput(f"The image is damaged or truncated and could not be decoded ({exc}).") from None
 
 
-def check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int, what: str = "The image", advice: str = " Downscale it first.") -> None:
+    """`BadInput` for an image of no pixels or over the limit; `what` names the image in the message."""
     if width < 1 or height < 1:
-        raise BadInput(f"The image has no pixels ({width}×{height}).")
+        raise BadInput(f"{what} has no pixels ({width}×{height}).")
     if width * height > MAX_IMAGE_PIXELS:
-        raise BadInput(_too_large(width * height, f"{width}×{height} = "))
+        raise BadInput(_too_large(width * height, f"{width}×{height} = ", what, advice))
 
 
-def _too_large(pixels: int | None, size: str = "") -> str:
+def editor_output(edited: Any) -> Image.Image:
+    """What an editor returned as an RGB image of its own size, or a `ThinkEditError` saying why it cannot be kept."""
+    if edited is None:
+        raise ThinkEditError("The editor returned no image.")
+    if not isinstance(edited, Image.Image):
+        raise ThinkEditError(f"The editor returned {type(edited).__name__}, not an image.")
+    check_size(*edited.size, what="The editor's result", advice="")
+    return to_rgb(edited)
+
+
+def _too_large(
+    pixels: int | None, size: str = "", what: str = "The image", advice: str = " Downscale it first."
+) -> str:
     megapixels = f"{size}{pixels / 1e6:.0f} megapixels" if pixels else "too large"
-    return f"The image is {megapixels}; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it first."
+    return f"{what} is {megapixels}; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels.{advice}"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

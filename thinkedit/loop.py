@@ -29,7 +29,7 @@ from .config import (
 )
 from .critique import Critique
 from .errors import BadInput, Cancelled, ThinkEditError
-from .images import load_image
+from .images import editor_output, load_image
 from .store import save_run
 
 CANCEL_GRACE_S = 10.0  # after Stop or a timeout, how long a backend may take to reach its next step or token
@@ -409,7 +409,7 @@ def execute(
                                      on_step=_stepper(index, emit, alive))  # fmt: skip
                 alive()
                 edit_seconds = time.perf_counter() - started
-                edited, note = _check_edit(edited, source)
+                edited, note = _check_edit(edited)
                 if note:
                     emit(Notice(f"Turn {index}: {note}"))
                 critique, think_seconds = Critique(None, None, "", None, ""), 0.0
@@ -497,18 +497,11 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
     return critique.refined_prompt or request.instruction, critique.reasoning
 
 
-def _check_edit(edited: Any, source: Image.Image) -> tuple[Image.Image, str | None]:
-    """An editor's output as an RGB image of the source's size, plus the editor's note if any."""
-    if edited is None:
-        raise ThinkEditError("The editor returned no image.")
-    if not isinstance(edited, Image.Image):
-        raise ThinkEditError(f"The editor returned {type(edited).__name__}, not an image.")
-    note = edited.info.get("editor_note")
-    if edited.size != source.size:
-        edited = edited.resize(source.size, Image.Resampling.LANCZOS)
-    if edited.mode != "RGB":
-        edited = load_image(edited)
-    return edited, note
+def _check_edit(edited: Any) -> tuple[Image.Image, str | None]:
+    """An editor's output as an RGB image of its own size (a rotation or a crop changes the shape), plus the
+    editor's note if any."""
+    image = editor_output(edited)
+    return image, edited.info.get("editor_note")
 
 
 def _same(a: str, b: str) -> bool:

@@ -73,6 +73,7 @@ def trajectory_record(trajectory) -> dict[str, Any]:
                 "index": turn.index,
                 "prompt": turn.prompt,
                 "image": turn_file(turn.index),
+                "size": list(turn.image.size),
                 "semantic": turn.critique.semantic,
                 "quality": turn.critique.quality,
                 "reasoning": turn.critique.reasoning,

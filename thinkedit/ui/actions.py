@@ -293,7 +293,7 @@ def make_compare(settings: Settings):
         shown = [0, 0]
 
         def update(final: bool) -> tuple:
-            slider = (views[0].slider()[1], views[1].slider()[1]) if final and all(v.slider() for v in views) else None
+            slider = views[0].versus(views[1]) if final else None
             galleries = [
                 view.gallery() if final or len(view.turns) != n else gr.skip()
                 for view, n in zip(views, shown, strict=True)

@@ -45,6 +45,7 @@ class TurnView:
     quality: float | None
     edit_seconds: float
     think_seconds: float
+    size: tuple[int, int]  # the turn's own size, which a rotation or a crop changes
 
 
 @dataclass
@@ -94,7 +95,7 @@ class RunView:
             critique = turn.critique
             image = self.display_copy(turn.image, f"turn_{turn.index:02d}")
             self.turns.append(TurnView(turn.index, turn.prompt, image, critique.semantic, critique.quality,
-                                       turn.edit_seconds, turn.think_seconds))  # fmt: skip
+                                       turn.edit_seconds, turn.think_seconds, turn.image.size))  # fmt: skip
             self.reasoning = critique.reasoning or self.reasoning
             self.refined = critique.refined_prompt or ""
             self.finished_text = (self.reasoning, self.refined)
@@ -115,9 +116,10 @@ class RunView:
         folder = folder or new_folder(SCRATCH.name)
         view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
         for turn in record["turns"]:
-            image = view.display_copy(saved.image(turn["index"]), f"turn_{turn['index']:02d}")
+            original = saved.image(turn["index"])
+            image = view.display_copy(original, f"turn_{turn['index']:02d}")
             view.turns.append(TurnView(turn["index"], turn["prompt"], image, turn["semantic"], turn["quality"],
-                                       turn["edit_seconds"], turn["think_seconds"]))  # fmt: skip
+                                       turn["edit_seconds"], turn["think_seconds"], original.size))  # fmt: skip
         last = record["turns"][-1] if record["turns"] else {}
         view.reasoning, view.refined = last.get("reasoning") or "", last.get("refined_prompt") or ""
         view.record = {**record, "run_dir": str(saved.path)}
@@ -165,10 +167,18 @@ class RunView:
         ]  # fmt: skip
 
     def slider(self) -> tuple[str, str] | None:
+        """Source ↔ best turn, on one frame."""
         best = self.best_turn
-        if best is None or self.source_path is None:
+        if best is None or self.source is None or self.source_path is None:
             return None
-        return self.source_path, best.image
+        return same_frame((self.source_path, self.source.size), (best.image, best.size), self.folder)
+
+    def versus(self, other: RunView) -> tuple[str, str] | None:
+        """This run's best turn ↔ another run's (Compare), on one frame."""
+        mine, theirs = self.best_turn, other.best_turn
+        if mine is None or theirs is None:
+            return None
+        return same_frame((mine.image, mine.size), (theirs.image, theirs.size), self.folder)
 
     def status(self) -> str:
         if self.record is None:
@@ -212,6 +222,33 @@ _SERVER_FOLDERS = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"`<>]+/)+")  # the folders
 def without_paths(text: str) -> str:
     """Every absolute path in `text` cut to its last part (a run id, a file name): what a public page may show."""
     return _SERVER_FOLDERS.sub("", text)
+
+
+def same_frame(
+    first: tuple[str, tuple[int, int]], second: tuple[str, tuple[int, int]], folder: Path
+) -> tuple[str, str]:
+    """Two display copies (path, size of the original) centred on one transparent frame at their true relative
+    scale. The slider lays its second image over the first one's box, so a taller or wider one was cut off."""
+    if first[1] == second[1]:
+        return first[0], second[0]
+    frame = (max(first[1][0], second[1][0]), max(first[1][1], second[1][1]))
+    scale = min(1.0, DISPLAY_SIDE / max(frame))
+
+    def scaled(size: tuple[int, int]) -> tuple[int, int]:
+        return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = "-".join(Path(path).stem for path, _ in (first, second))
+    framed = []
+    for side, (path, size) in enumerate((first, second)):
+        out = folder / f"frame-{names}-{side}.webp"
+        if not out.is_file():  # written once: a browser may be reading it
+            image = Image.open(path).convert("RGBA").resize(scaled(size), Image.Resampling.LANCZOS)
+            canvas = Image.new("RGBA", scaled(frame), (0, 0, 0, 0))
+            canvas.paste(image, ((canvas.width - image.width) // 2, (canvas.height - image.height) // 2))
+            canvas.save(out, "WEBP", quality=92)
+        framed.append(str(out))
+    return framed[0], framed[1]
 
 
 def progress_bar(percent: int, label: str, state: str = "") -> str:
