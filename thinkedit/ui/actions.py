@@ -79,6 +79,11 @@ class Session:
         return [self.history[path] for path in reversed(self.runs)]
 
 
+def new_session() -> Session:
+    """A browser session's state, made when its page loads (a function: Gradio would copy a dataclass's fields)."""
+    return Session()
+
+
 def end_session(session: Session) -> None:
     """Gradio drops a closed session's state (an hour after the tab closed): stop its runs, remove its temp files."""
     for cancel in session.cancel.values():

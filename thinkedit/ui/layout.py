@@ -66,7 +66,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP, analytics_enabled=False
     ) as demo:
         # Gradio calls Session() on each page load and end_session once that tab has been closed for a while.
-        session = gr.State(lambda: actions.Session(), delete_callback=actions.end_session)
+        session = gr.State(actions.new_session, delete_callback=actions.end_session)
         # Every run adds to History, so its gallery is made first and shown in its own tab.
         history = gr.Gallery(label="Runs", columns=6, height=380, allow_preview=False, object_fit="contain",
                              fit_columns=False, elem_id="te-history", elem_classes="te-gallery", render=False)  # fmt: skip
