@@ -113,9 +113,8 @@ def progress_report(event: loop.Event, max_turns: int) -> tuple[tuple[int, int],
         return (event.index - 1, max_turns), f"turn {event.index} editing, step {event.step}/{event.total}"
     if isinstance(event, loop.TurnStarted):
         return (event.index - 1, max_turns), f"turn {event.index} editing"
-    if isinstance(event, loop.ThinkingStarted):
-        what = f"turn {event.index} thinking" if event.index else "thinking about the instruction"
-        return (max(event.index - 1, 0), max_turns), what
+    if isinstance(event, loop.ThinkingStarted):  # think_edit uses the instruction as is: no thinking before turn 1
+        return (event.index - 1, max_turns), f"turn {event.index} thinking"
     if isinstance(event, loop.TurnFinished):
         turn = event.turn
         scores = f"semantic {turn.critique.semantic}, quality {turn.critique.quality}"
