@@ -207,6 +207,8 @@ def test_bad_input_gets_the_web_page_s_sentence(app, photo, tmp_path, case, expe
     arguments = {"image": mcp_image, "instruction": instruction, "editor": editor, "max_turns": turns}
     result = call(url, "think_edit", arguments)
     assert result.isError and texts(result) == [sentence]
+    with_progress = call(url, "think_edit", arguments, progress=[])  # Gradio's other path titles it
+    assert with_progress.isError and texts(with_progress) == [f"Error: {sentence}"]
 
 
 @pytest.fixture
