@@ -247,7 +247,7 @@ the thinker keeps the prompt, or the turns run out. The best turn has the highes
 | column | what |
 | --- | --- |
 | `source` | the image the run started from (every turn edits it anew) |
-| `edited` | this turn's edit |
+| `edited` | this turn's edit, at the size the editor made it (a rotation or a crop changes it) |
 | `instruction` | what the person asked for |
 | `prompt` | what the editor was given this turn: the instruction, then the previous turn's refined prompt |
 | `semantic`, `quality` | the thinker's scores, 0-10 |
