@@ -1,6 +1,6 @@
-"""ThinkEdit web app: `python app.py [--host H] [--port P] [--public] [--share]`.
+"""ThinkEdit web app: `python app.py [--host H] [--port P] [--public] [--mcp] [--share]`.
 
-Also read from the environment: THINKEDIT_HOST, THINKEDIT_PORT, THINKEDIT_PUBLIC and every other
+Also read from the environment: THINKEDIT_HOST, THINKEDIT_PORT, THINKEDIT_PUBLIC, THINKEDIT_MCP and every other
 THINKEDIT_* setting (backends, models, URLs, runs folder). It binds 127.0.0.1 unless told otherwise,
 makes a public share link only with --share, and makes no network call at start.
 """
@@ -72,9 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="port (default 7860, THINKEDIT_PORT)")
     parser.add_argument("--public", action="store_true", default=None,
                         help="public demo: no model/URL boxes, no server folders (THINKEDIT_PUBLIC=1)")  # fmt: skip
+    parser.add_argument("--mcp", action="store_true", default=None,
+                        help="also an MCP server at /gradio_api/mcp/ with the think_edit tool (THINKEDIT_MCP=1)")  # fmt: skip
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
     args = parser.parse_args(argv)
-    settings = Settings.from_env(host=args.host, port=args.port, public=args.public)
+    settings = Settings.from_env(host=args.host, port=args.port, public=args.public, mcp=args.mcp)
 
     from thinkedit import zerogpu
     from thinkedit.registry import build_backend

@@ -256,7 +256,7 @@ def test_the_file_route_serves_the_assets_and_nothing_else(public_app, tmp_path)
     url, runs = public_app
     final, _ = run_edit(Client(url, verbose=False), handle_file(scene_file(tmp_path)), "make it brighter", max_turns=1)
     run_dir = Path(final["trajectory"]["run_dir"])
-    display_copy = next(Path(SCRATCH.name).rglob("turn_01.webp"))
+    display_copy = next(Path(SCRATCH.name).rglob("turn_01.png"))
     status, body = get_raw(url, f"/gradio_api/file={ROOT}/assets/examples.json")
     assert status == 200 and b"instruction" in body, "the control: assets are served"
 

@@ -51,6 +51,7 @@ def test_every_variant_builds_into_a_deployable_folder(built, variant):
     assert (folder / "thinkedit" / "prompts" / "critique.txt").is_file()
     defaults = json.loads((folder / "thinkedit_settings.json").read_text())
     assert defaults["public"] is True and defaults["host"] == "0.0.0.0"
+    assert defaults["mcp"] is True and "mcp-server" in meta["tags"], "every Space is also an MCP server"
     requirements = (folder / "requirements.txt").read_text().splitlines()
     names = {re.split(r"[<>=]", line)[0] for line in requirements}
     if meta["suggested_hardware"] == "cpu-basic":

@@ -388,3 +388,20 @@ def test_history_numbers_count_from_the_newest_and_nothing_else_opens(app, photo
     for index in (-1, 2, 1.5, "x"):  # -1 once opened the oldest run
         with pytest.raises(Exception, match="not in this session's history"):
             client.predict(index, api_name="/history_open")
+
+
+def test_the_slider_and_the_gallery_show_the_turns_losslessly(app, photo):
+    """They show (and their buttons download) PNG copies with the run's own pixels, not WebP approximations."""
+    from scripted import same_pixels
+
+    url, _ = app
+    _, final = edit(Client(url, verbose=False), photo, VAGUE, max_turns=2)
+    record = final["trajectory"]
+    run_dir = Path(record["run_dir"])
+    shown = [Image.open(path) for path in final["slider"]]
+    assert [image.format for image in shown] == ["PNG", "PNG"]
+    assert same_pixels(shown[0], Image.open(run_dir / "source.png"))
+    assert same_pixels(shown[1], Image.open(run_dir / f"turn_{record['best_turn']:02d}.png"))
+    for item, turn in zip(final["gallery"], record["turns"], strict=True):
+        image = Image.open(item["image"])
+        assert image.format == "PNG" and same_pixels(image, Image.open(run_dir / turn["image"]))

@@ -63,6 +63,7 @@ class Settings:
     public: bool = False
     ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
+    mcp: bool = False  # web app: also an MCP server at /gradio_api/mcp/ with the think_edit tool
     extra: dict = field(default_factory=dict)
     # Per request, from a caller (the web page or its API), never from the environment and never saved:
     caller_endpoints: tuple[str, ...] = ()  # the roles whose URL the caller named: they get no server key

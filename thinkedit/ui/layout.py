@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, THRESHOLD_RANGE, Settings
 from ..registry import backend_rows
-from . import actions
+from . import actions, agent
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -78,6 +78,8 @@ def build_app(settings: Settings) -> gr.Blocks:
                 compare_tab(settings, editors, thinkers, session, history)
             with gr.Tab("History", id="history") as history_tab_item:
                 history_tab(settings, session, history, history_tab_item, tabs, viewer)
+        if settings.mcp:
+            agent.add_tools(settings, run_options(settings))
     return demo
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from .. import loop
 from ..critique import score_text as score
-from ..images import fit_within
+from ..images import fit_within, png_bytes
 from ..store import SavedRun, trajectory_record
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
@@ -73,10 +73,11 @@ class RunView:
 
     def display_copy(self, image: Image.Image, name: str) -> str:
         """The image written once to a temp file: the page gets a path, so Gradio never rewrites a file
-        that a browser may be reading (it re-encodes PIL images on every update)."""
+        that a browser may be reading (it re-encodes PIL images on every update). PNG, because the gallery's
+        full view and the slider show it and their download buttons save it: people compare fine detail."""
         self.folder.mkdir(parents=True, exist_ok=True)  # back if the session dropped it (KEEP_FOLDERS)
-        path = self.folder / f"{name}.webp"
-        fit_within(image, DISPLAY_SIDE).save(path, "WEBP", quality=92)
+        path = self.folder / f"{name}.png"
+        path.write_bytes(png_bytes(fit_within(image, DISPLAY_SIDE)))
         return str(path)
 
     def apply(self, event: loop.Event) -> None:
