@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 from PIL import Image
 
 from thinkedit import runtime, space, zerogpu
@@ -130,6 +131,30 @@ def test_other_breakages_fail_check_with_the_reason(built, tmp_path):
     assert any("fights sdk_version" in p for p in space.check(folder))
     (folder / "README.md").write_text("# no front matter\n")
     assert space.check(folder) == ["README.md front matter: README.md must start with a YAML block between '---' lines"]
+
+
+def test_a_python_the_pinned_packages_refuse_fails_check_naming_them(built, tmp_path):
+    folder = broken_copy(built, tmp_path, "zerogpu-flux-kontext")
+    rewrite_front_matter(folder, lambda m: m.update(python_version="3.10"))
+    problems = space.check(folder, start_app=False)
+    for package in ("transformers 5.23.0", "diffusers 0.42.1"):  # both say Requires-Python >=3.11
+        assert any(p.startswith(f"{package} requires Python >=3.11") and '"3.10"' in p for p in problems), problems
+    assert not any(p.startswith(("torch ", "gradio ")) for p in problems)  # these accept 3.10
+    rewrite_front_matter(folder, lambda m: m.update(python_version="three"))
+    assert space.check(folder, start_app=False) == ['python_version "three" is not a Python version such as "3.12"']
+
+
+def test_the_projects_lowest_python_is_one_every_pinned_dependency_accepts():
+    import tomllib
+
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    supported = SpecifierSet(project["requires-python"])
+    lowest = next(f"3.{minor}" for minor in range(8, 20) if f"3.{minor}" in supported)
+    pins = {re.split(r"[\[=]", line)[0]: line.split("==")[1] for line in project["dependencies"] if "==" in line}
+    assert len(pins) >= 10
+    assert space.python_problems(lowest, pins) == []
+    assert pyproject["tool"]["ruff"]["target-version"] == "py3" + lowest.split(".")[1]
 
 
 def test_an_app_that_does_not_start_fails_check(built, tmp_path):

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from .config import SETTINGS_FILE, Settings, read_settings_file
 from .errors import BadInput, ThinkEditError
@@ -99,7 +101,9 @@ def check(folder: str | Path, *, start_app: bool = True) -> list[str]:
     if "sdk_version" in meta and str(meta["sdk_version"]) != pinned:
         problems.append(f"sdk_version is {meta['sdk_version']}, but requirements.txt pins gradio {pinned}")
     if "python_version" in meta and not isinstance(meta["python_version"], str):
-        problems.append(f'python_version must be a quoted string such as "3.10", not {meta["python_version"]!r}')
+        problems.append(f'python_version must be a quoted string such as "3.12", not {meta["python_version"]!r}')
+    elif "python_version" in meta:
+        problems += python_problems(meta["python_version"], _installed_pins(folder, meta))
     if len(str(meta.get("short_description", ""))) > MAX_SHORT_DESCRIPTION:
         problems.append(f"short_description is longer than {MAX_SHORT_DESCRIPTION} characters")
     problems += _hardware_problems(meta.get("suggested_hardware"))
@@ -111,6 +115,40 @@ def check(folder: str | Path, *, start_app: bool = True) -> list[str]:
     if start_app and not problems:
         problems += _start_problems(folder, app_file)
     return problems
+
+
+def python_problems(python_version: str, pins: dict[str, str]) -> list[str]:
+    """One sentence per pinned package (name → version) whose own `Requires-Python` refuses `python_version`.
+
+    The requirement is read from the installed package's metadata, so only packages installed here at
+    exactly the pinned version can be checked; the others are left alone.
+    """
+    try:
+        python = Version(python_version)
+    except InvalidVersion:
+        return [f'python_version "{python_version}" is not a Python version such as "3.12"']
+    problems = []
+    for name, version in sorted(pins.items()):
+        try:
+            installed = metadata.metadata(name)
+        except metadata.PackageNotFoundError:
+            continue
+        requires = installed.get("Requires-Python")
+        if installed["Version"].split("+")[0] == version and requires and python not in SpecifierSet(requires):
+            problems.append(f'{name} {version} requires Python {requires} (its package metadata), but '
+                            f'python_version is "{python_version}": choose a Python it accepts')  # fmt: skip
+    return problems
+
+
+def _installed_pins(folder: Path, meta: dict) -> dict[str, str]:
+    """What the Space installs at an exact version: the `==` lines of its requirements.txt, and gradio at
+    sdk_version (the Space installs that gradio whatever requirements.txt says)."""
+    file = folder / "requirements.txt"
+    lines = _requirements(file) if file.is_file() else []
+    pins = {_package(line): line.split("==", 1)[1].split(";")[0].strip() for line in lines if "==" in line}
+    if "sdk_version" in meta:
+        pins["gradio"] = str(meta["sdk_version"])
+    return pins
 
 
 def front_matter(text: str) -> dict:
