@@ -193,6 +193,21 @@ def test_working_size_keeps_aspect_area_and_multiple(size):
             assert abs(width / height - size[0] / size[1]) / (size[0] / size[1]) < 0.15
 
 
+def test_instruct_pix2pix_loads_without_the_checkpoints_safety_checker(tiny, source):
+    folder = tiny("instruct-pix2pix-checked")
+    assert (folder / "safety_checker" / "config.json").is_file()  # the checkpoint ships one, as the real one does
+    editor = make_editor(Settings(editor="instruct-pix2pix", editor_model=str(folder)))
+    assert editor.pipeline().safety_checker is None
+    assert editor.edit(source, "make it blue", seed=0, steps=1).size == source.size
+
+
+def test_apple_gpus_get_bfloat16():
+    assert runtime.pick_dtype(Settings(), "mps") is torch.bfloat16  # FLUX and Qwen-Image overflow in float16
+    assert runtime.pick_dtype(Settings(), "cuda:1") is torch.bfloat16
+    assert runtime.pick_dtype(Settings(), "cpu") is torch.float32
+    assert runtime.pick_dtype(Settings(dtype="float16"), "mps") is torch.float16
+
+
 def test_qwen_checkpoint_picks_its_pipeline():
     assert pipeline_name_for("Qwen/Qwen-Image-Edit") == "QwenImageEditPipeline"
     assert pipeline_name_for("Qwen/Qwen-Image-Edit-2509") == "QwenImageEditPlusPipeline"
@@ -292,7 +307,7 @@ def test_omnigen2_prefers_its_installed_package_over_checkpoint_code(tmp_path, m
     monkeypatch.setitem(sys.modules, omnigen2.PACKAGE_PIPELINE, module)
     editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
     assert editor.pipeline_class() is InstalledPipeline
-    assert editor.from_pretrained_options() == {}, "no checkpoint code runs when the package is installed"
+    assert editor.from_pretrained_options(None) == {}, "no checkpoint code runs when the package is installed"
     monkeypatch.delitem(sys.modules, omnigen2.PACKAGE_PIPELINE)
     (tmp_path / "pipeline.py").write_text(STAND_IN)
-    assert editor.from_pretrained_options() == {"custom_pipeline": str(tmp_path), "trust_remote_code": True}
+    assert editor.from_pretrained_options(None) == {"custom_pipeline": str(tmp_path), "trust_remote_code": True}

@@ -110,7 +110,19 @@ def longcat_image_edit(text_dim: int = TEXT_DIM):
                                     transformer)  # fmt: skip
 
 
-def instruct_pix2pix(text_dim: int = TEXT_DIM):
+def safety_checker():
+    """(StableDiffusionSafetyChecker, CLIPImageProcessor) at toy sizes, as a Stable Diffusion checkpoint ships them."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    tower = {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = CLIPConfig(
+        text_config=tower, vision_config={**tower, "image_size": 32, "patch_size": 16}, projection_dim=8
+    )
+    return StableDiffusionSafetyChecker(config).eval(), CLIPImageProcessor(size=32, crop_size=32)
+
+
+def instruct_pix2pix(text_dim: int = TEXT_DIM, with_safety_checker: bool = False):
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 
     tok = tokenizer(77)
@@ -120,9 +132,10 @@ def instruct_pix2pix(text_dim: int = TEXT_DIM):
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                                 cross_attention_dim=text_dim)  # fmt: skip
     scheduler = EulerAncestralDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    checker, extractor = safety_checker() if with_safety_checker else (None, None)
     return StableDiffusionInstructPix2PixPipeline(vae_kl(4), clip_text_encoder(tok, text_dim), tok, unet, scheduler,
-                                                  safety_checker=None, feature_extractor=None,
-                                                  requires_safety_checker=False)  # fmt: skip
+                                                  safety_checker=checker, feature_extractor=extractor,
+                                                  requires_safety_checker=with_safety_checker)  # fmt: skip
 
 
 def flux2_klein(text_dim: int = 16):
@@ -147,6 +160,7 @@ BUILDERS = {
     "qwen-image-edit-original": lambda **dims: qwen_image_edit(original=True, **dims),
     "longcat-image-edit": longcat_image_edit,
     "instruct-pix2pix": instruct_pix2pix,
+    "instruct-pix2pix-checked": lambda **dims: instruct_pix2pix(with_safety_checker=True, **dims),
     "flux2-klein": flux2_klein,
 }
 

@@ -42,7 +42,8 @@ def pick_device(settings: Settings) -> str:
 
 
 def pick_dtype(settings: Settings, device: str | None = None):
-    """CUDA → bfloat16, MPS → float16, CPU → float32, unless the user said otherwise."""
+    """CUDA and MPS → bfloat16 (FLUX and Qwen-Image overflow to NaN, black images, in float16), CPU → float32,
+    unless the user said otherwise."""
     import torch
 
     if settings.dtype:
@@ -53,11 +54,7 @@ def pick_dtype(settings: Settings, device: str | None = None):
             raise BadInput(f"Unknown dtype '{settings.dtype}'; use bfloat16, float16 or float32.")
         return dtype
     device = device or pick_device(settings)
-    if device.startswith("cuda"):
-        return torch.bfloat16
-    if device.startswith("mps"):
-        return torch.float16
-    return torch.float32
+    return torch.bfloat16 if device.startswith(("cuda", "mps")) else torch.float32
 
 
 @dataclass

@@ -60,7 +60,7 @@ EDITORS: dict[str, BackendSpec] = {
         BackendSpec("instruct-pix2pix", "thinkedit.editors.instruct_pix2pix:InstructPix2PixEditor", "local",
                     "InstructPix2Pix (Stable Diffusion 1.5 size): small enough for a laptop.",
                     model="timbrooks/instruct-pix2pix", steps=20, guidance=7.5,
-                    options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=5.5),  # fp32 + safety checker
+                    options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=4.3),  # fp32, no safety checker
         BackendSpec("flux2-klein", "thinkedit.editors.flux2_klein:Flux2KleinEditor", "local",
                     "FLUX.2 [klein] 4B (Apache-2.0) through diffusers.Flux2KleinPipeline: few-step, fits 24 GB.",
                     model="black-forest-labs/FLUX.2-klein-4B", steps=4, guidance=1.0,

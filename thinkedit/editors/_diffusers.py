@@ -53,7 +53,8 @@ class DiffusersEditor:
 
         return getattr(diffusers, self.pipeline_name)
 
-    def from_pretrained_options(self) -> dict[str, Any]:
+    def from_pretrained_options(self, dtype) -> dict[str, Any]:
+        """Extra `from_pretrained` arguments (components passed in, components left out)."""
         return {}
 
     @property
@@ -82,7 +83,7 @@ class DiffusersEditor:
         dtype = runtime.pick_dtype(self.settings, device)
         with runtime.friendly_errors(f"loading {self.model}", self.model, size_gb, offload=offload, gated=gated):
             pipe = self.pipeline_class().from_pretrained(
-                self.model, dtype=dtype, token=hf_token(), **self.from_pretrained_options()
+                self.model, dtype=dtype, token=hf_token(), **self.from_pretrained_options(dtype)
             )
             if offload == "model":
                 pipe.enable_model_cpu_offload(device=device)

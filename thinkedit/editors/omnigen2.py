@@ -39,7 +39,7 @@ class OmniGen2Editor(DiffusersEditor):
 
         return DiffusionPipeline
 
-    def from_pretrained_options(self) -> dict[str, Any]:
+    def from_pretrained_options(self, dtype) -> dict[str, Any]:
         if _installed_pipeline() is not None:  # the package's own class: no code from the checkpoint
             return {}
         return {"custom_pipeline": self.model, "trust_remote_code": True}
