@@ -27,7 +27,6 @@ from tiny_pipelines import BUILDERS  # noqa: E402
 
 from thinkedit import runtime  # noqa: E402
 from thinkedit.config import Settings  # noqa: E402
-from thinkedit.editors._diffusers import fit_size  # noqa: E402
 from thinkedit.registry import make_editor  # noqa: E402
 
 CONFIGS = ROOT / "scripts" / "gpu_configs"
@@ -65,7 +64,7 @@ def check_editor(name: str, device: str, tiny: bool, side: int) -> dict:
     pipe = runtime.load(editor.cache_key, lambda: build(name, device, tiny))
     steps = 2 if tiny else REAL[name][4] or editor.spec.steps
     source = Image.new("RGB", (side, side), (135, 190, 235))
-    working = source.resize(fit_size(side, side, editor.multiple, editor.max_area, editor.min_side))
+    working = source.resize(editor.working_size(source.size))
     bare = editor.arguments(working, "make the sky orange", steps, editor.spec.guidance)
     bare = {**bare, "num_inference_steps": steps, "generator": torch.Generator("cpu").manual_seed(0)}
 

@@ -208,6 +208,24 @@ def test_apple_gpus_get_bfloat16():
     assert runtime.pick_dtype(Settings(dtype="float16"), "mps") is torch.float16
 
 
+@pytest.mark.parametrize(("name", "area"), [("flux-kontext", 1024 * 1024), ("flux2-klein", 1024 * 1024),
+                                            ("instruct-pix2pix", 512 * 512)])  # fmt: skip
+def test_a_small_upload_is_denoised_at_the_models_preferred_area(tiny, name, area, monkeypatch):
+    editor = editor_for(tiny, name)
+    pipe = editor.pipeline()
+    decoded: list[tuple[int, ...]] = []
+    decode = pipe.vae.decode
+    monkeypatch.setattr(
+        pipe.vae, "decode", lambda latents, **kw: decoded.append(latents.shape) or decode(latents, **kw)
+    )
+    small = Image.new("RGB", (64, 48), (200, 40, 40))
+    edited = editor.edit(small, "make it blue", seed=0, steps=1)
+    assert edited.size == small.size
+    height, width = (side * pipe.vae_scale_factor for side in decoded[-1][-2:])
+    assert width / height == pytest.approx(64 / 48, rel=0.05)
+    assert width * height == pytest.approx(area, rel=0.05), (width, height)
+
+
 def test_qwen_checkpoint_picks_its_pipeline():
     assert pipeline_name_for("Qwen/Qwen-Image-Edit") == "QwenImageEditPipeline"
     assert pipeline_name_for("Qwen/Qwen-Image-Edit-2509") == "QwenImageEditPlusPipeline"
@@ -256,7 +274,7 @@ def test_omnigen2_maps_arguments_onto_its_own_pipeline(tmp_path, source):
     assert steps == list(range(1, 51))  # the table's 50 steps
     assert call["prompt"] == "make it night" and call["num_inference_steps"] == 50
     assert call["text_guidance_scale"] == 6.0 and call["image_guidance_scale"] == 1.5
-    assert call["input_images"][0].size == (call["width"], call["height"]) == (80, 48)
+    assert call["input_images"][0].size == (call["width"], call["height"]) == editor.working_size((80, 48))
 
 
 def test_omnigen2_without_its_code_says_how_to_get_it(tmp_path, source):

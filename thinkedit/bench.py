@@ -91,7 +91,7 @@ def bare_seconds(
     editor, image: Image.Image, prompt: str, seed: int, steps: int | None, guidance: float | None
 ) -> float:
     """One edit without the loop: the pipeline called with the editor's kwargs, or the classic editor itself."""
-    from .editors._diffusers import DiffusersEditor, fit_size
+    from .editors._diffusers import DiffusersEditor
     from .editors.classic import ClassicEditor
 
     if isinstance(editor, ClassicEditor):
@@ -105,7 +105,7 @@ def bare_seconds(
     pipe = editor.pipeline()
     steps = steps or editor.spec.steps
     guidance = editor.spec.guidance if guidance is None else guidance
-    working = image.resize(fit_size(*image.size, editor.multiple, editor.max_area, editor.min_side))
+    working = image.resize(editor.working_size(image.size))
     kwargs = editor.arguments(working, prompt, steps, guidance)
     started = time.perf_counter()
     pipe(**kwargs, num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(seed))

@@ -18,13 +18,13 @@ from ..errors import Cancelled
 from ..registry import BackendSpec, hf_token, model_for, weights_location
 from . import OnStep
 
-MAX_AREA = 1024 * 1024
+AREA = 1024 * 1024  # what FLUX.1 Kontext, Qwen-Image-Edit(-Plus), FLUX.2, LongCat and OmniGen2 work at in diffusers
 
 
-def fit_size(width: int, height: int, multiple: int, max_area: int = MAX_AREA, min_side: int = 0) -> tuple[int, int]:
-    """The working size: at most `max_area` pixels and at least `min_side` a side, the aspect ratio kept,
-    both sides a multiple of `multiple`."""
-    scale = min(1.0, math.sqrt(max_area / (width * height)))
+def fit_size(width: int, height: int, multiple: int, area: int = AREA, min_side: int = 0) -> tuple[int, int]:
+    """The working size: about `area` pixels whether the source is smaller or larger, at least `min_side` a
+    side, the aspect ratio kept, both sides a multiple of `multiple`."""
+    scale = math.sqrt(area / (width * height))
     scale = max(scale, min_side / min(width, height))
     return (
         max(multiple, round(width * scale / multiple) * multiple),
@@ -37,7 +37,7 @@ class DiffusersEditor:
 
     pipeline_name = "DiffusionPipeline"
     multiple = 16  # latent packing: 8× VAE × 2×2 patches for the FLUX and Qwen families
-    max_area = MAX_AREA
+    area = AREA  # the model's preferred working area: small sources are scaled up to it, large ones down
     min_side = 0
 
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
@@ -47,6 +47,10 @@ class DiffusersEditor:
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
         """The pipeline's keyword arguments for one edit of `image` (already at the working size)."""
         raise NotImplementedError
+
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The size a source of `size` is edited at (the result is resized back to `size`)."""
+        return fit_size(*size, self.multiple, self.area, self.min_side)
 
     def pipeline_class(self):
         import diffusers
@@ -107,8 +111,7 @@ class DiffusersEditor:
         pipe = self.pipeline()
         steps = steps or self.spec.steps
         guidance = self.spec.guidance if guidance is None else guidance
-        size = fit_size(*image.size, self.multiple, self.max_area, self.min_side)
-        working = image.resize(size, Image.Resampling.LANCZOS)
+        working = image.resize(self.working_size(image.size), Image.Resampling.LANCZOS)
         kwargs = self.arguments(working, prompt, steps, guidance)
         with runtime.CACHE.in_use(self.cache_key):
             offload = next((e.offload for k, e in runtime.CACHE.entries() if k == self.cache_key), "none")

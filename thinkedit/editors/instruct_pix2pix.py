@@ -16,7 +16,7 @@ from ._diffusers import DiffusersEditor
 class InstructPix2PixEditor(DiffusersEditor):
     pipeline_name = "StableDiffusionInstructPix2PixPipeline"
     multiple = 8  # Stable Diffusion's VAE, no patching
-    max_area = 768 * 768  # a 512²-native model: larger areas repeat content
+    area = 512 * 512  # Stable Diffusion 1.5's size, which InstructPix2Pix's own edit script works at
 
     def from_pretrained_options(self, dtype) -> dict[str, Any]:
         return {"safety_checker": None, "requires_safety_checker": False}

@@ -54,7 +54,7 @@ class OmniGen2Editor(DiffusersEditor):
             "image_guidance_scale": options.get("image_guidance_scale", 1.5),
             "height": image.height,
             "width": image.width,
-            "max_pixels": self.max_area,
+            "max_pixels": self.area,
             "max_input_image_side_length": max(image.size),  # keep our working size
         }
 
