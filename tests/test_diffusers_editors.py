@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import textwrap
-
 import numpy as np
 import pytest
 import torch
@@ -231,62 +228,6 @@ def test_qwen_checkpoint_picks_its_pipeline():
     assert pipeline_name_for("Qwen/Qwen-Image-Edit-2509") == "QwenImageEditPlusPipeline"
 
 
-# -- OmniGen2: its code lives on the hub; here a stand-in pipeline.py records what the adapter passes ----
-
-STAND_IN = textwrap.dedent("""
-    import numpy as np
-    import torch
-    from diffusers import DiffusionPipeline, ImagePipelineOutput
-    from PIL import Image
-
-
-    class OmniGen2Pipeline(DiffusionPipeline):
-        def __init__(self, scheduler):
-            super().__init__()
-            self.register_modules(scheduler=scheduler)
-            self.calls = []
-
-        def __call__(self, prompt, input_images, negative_prompt=None, text_guidance_scale=4.0,
-                     image_guidance_scale=1.0, height=None, width=None, max_pixels=1024 * 1024,
-                     max_input_image_side_length=1024, num_inference_steps=28, generator=None, step_func=None):
-            self.calls.append(dict(locals()))
-            for i in range(num_inference_steps):
-                step_func(i, num_inference_steps)
-            pixels = torch.rand((height, width, 3), generator=generator).numpy()
-            return ImagePipelineOutput(images=[Image.fromarray((pixels * 255).astype(np.uint8))])
-""")
-
-
-def test_omnigen2_maps_arguments_onto_its_own_pipeline(tmp_path, source):
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
-    (tmp_path / "pipeline.py").write_text(STAND_IN)
-    module_spec = importlib.util.spec_from_file_location("omnigen2_stand_in", tmp_path / "pipeline.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    module.OmniGen2Pipeline(FlowMatchEulerDiscreteScheduler()).save_pretrained(tmp_path)
-
-    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
-    steps = []
-    edited = editor.edit(source, "make it night", seed=5, guidance=6.0, on_step=lambda i, n: steps.append(i))
-    call = editor.pipeline().calls[-1]
-    assert edited.size == source.size
-    assert steps == list(range(1, 51))  # the table's 50 steps
-    assert call["prompt"] == "make it night" and call["num_inference_steps"] == 50
-    assert call["text_guidance_scale"] == 6.0 and call["image_guidance_scale"] == 1.5
-    assert call["input_images"][0].size == (call["width"], call["height"]) == editor.working_size((80, 48))
-
-
-def test_omnigen2_without_its_code_says_how_to_get_it(tmp_path, source):
-    (tmp_path / "model_index.json").write_text('{"_class_name": "OmniGen2Pipeline"}')  # weights, no pipeline.py
-    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
-    with pytest.raises(ThinkEditError, match="pip install git\\+https://github.com/VectorSpaceLab/OmniGen2"):
-        editor.edit(source, "blue", seed=0)
-    offline_hub = make_editor(Settings(editor="omnigen2"))
-    with pytest.raises(ThinkEditError, match="OmniGen2/OmniGen2 \\(about 16 GB\\)"):
-        offline_hub.edit(source, "blue", seed=0)
-
-
 # -- the whole loop ---------------------------------------------------------------------------------
 
 
@@ -309,23 +250,3 @@ def test_loop_runs_a_tiny_editor_with_the_offline_critic(tiny, source):
             (1, 2),
             (2, 2),
         ]
-
-
-def test_omnigen2_prefers_its_installed_package_over_checkpoint_code(tmp_path, monkeypatch):
-    import sys
-    import types
-
-    from thinkedit.editors import omnigen2
-
-    class InstalledPipeline:
-        pass
-
-    module = types.ModuleType(omnigen2.PACKAGE_PIPELINE)
-    module.OmniGen2Pipeline = InstalledPipeline
-    monkeypatch.setitem(sys.modules, omnigen2.PACKAGE_PIPELINE, module)
-    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
-    assert editor.pipeline_class() is InstalledPipeline
-    assert editor.from_pretrained_options(None) == {}, "no checkpoint code runs when the package is installed"
-    monkeypatch.delitem(sys.modules, omnigen2.PACKAGE_PIPELINE)
-    (tmp_path / "pipeline.py").write_text(STAND_IN)
-    assert editor.from_pretrained_options(None) == {"custom_pipeline": str(tmp_path), "trust_remote_code": True}

@@ -45,6 +45,7 @@ class Settings:
     dtype: str | None = None
     offload: str = "auto"
     memory_budget_gb: float | None = None
+    omnigen2_path: str | None = None  # a clone of github.com/VectorSpaceLab/OmniGen2: its code is not on PyPI
     thinker_image_side: int = 1024
     thinker_max_new_tokens: int = 2048
     request_timeout: float = 120.0  # remote backends: seconds to wait for an answer (read timeout)

@@ -35,6 +35,7 @@ class BackendSpec:
     gated: bool = False
     needs_url: bool = False  # remote backends that talk to a URL the user configures
     inference_providers: bool = False  # remote backends on Hugging Face Inference Providers (hub + HF_TOKEN)
+    code_check: str | None = None  # "module:function(settings)": why code beyond `packages` is missing, or None
 
     def load_class(self):
         module_name, _, class_name = self.target.partition(":")
@@ -48,11 +49,18 @@ class BackendSpec:
         return getattr(module, class_name)
 
 
-def availability(spec: BackendSpec, model: str | None = None, url: str | None = None) -> tuple[bool, str]:
+def availability(
+    spec: BackendSpec, model: str | None = None, url: str | None = None, settings: Settings | None = None
+) -> tuple[bool, str]:
     """(can run here, why not / what it will use). Cheap: no model is loaded, nothing is fetched."""
     missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
     if missing:
         return False, f"package missing: {', '.join(missing)} (pip install -r requirements.txt)"
+    if spec.code_check:
+        module_name, _, function = spec.code_check.partition(":")
+        why = getattr(importlib.import_module(module_name), function)(settings or Settings.from_env())
+        if why:
+            return False, why
     if spec.kind == "offline":
         return True, "runs on the CPU, no weights needed"
     if spec.kind == "remote":
@@ -153,6 +161,7 @@ def backend_rows(settings: Settings) -> list[dict[str, Any]]:
                 spec,
                 model=getattr(settings, f"{role}_model") if chosen else None,
                 url=url_for(settings, role) if chosen or spec.needs_url else None,
+                settings=settings,
             )
             rows.append({"role": role, "name": spec.name, "available": ok, "reason": reason,
                          "kind": spec.kind, "description": spec.description})  # fmt: skip

@@ -81,12 +81,13 @@ class DiffusersEditor:
         )
 
     def _load(self, device: str, offload: str, size_gb: float | None):
+        pipeline_class = self.pipeline_class()  # first: an editor whose own code is missing says so, not "weights"
         gated = self.spec.gated and self.model == self.spec.model
         if runtime.offline() and weights_location(self.model) is None:
             raise runtime.missing_weights(self.model, size_gb, gated=gated)
         dtype = runtime.pick_dtype(self.settings, device)
         with runtime.friendly_errors(f"loading {self.model}", self.model, size_gb, offload=offload, gated=gated):
-            pipe = self.pipeline_class().from_pretrained(
+            pipe = pipeline_class.from_pretrained(
                 self.model, dtype=dtype, token=hf_token(), **self.from_pretrained_options(dtype)
             )
             if offload == "model":
