@@ -78,11 +78,10 @@ PIPELINE = textwrap.dedent("""
 
 @pytest.fixture
 def isolated_imports(monkeypatch):
-    """Whatever a test imports from a clone (and the clone on sys.path) is forgotten afterwards."""
+    """What a test imports from a clone (and the clone on sys.path) is forgotten afterwards."""
     monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
     yield
-    for name in set(sys.modules) - before:
+    for name in [name for name in sys.modules if name.split(".")[0] in ("omnigen2", "transformer_omnigen2", "einops")]:
         del sys.modules[name]
 
 
@@ -176,3 +175,12 @@ def test_a_clone_without_einops_says_to_install_it(tmp_path, isolated_imports):
 
 def test_the_clone_path_comes_from_the_environment(tmp_path):
     assert Settings.from_env({"THINKEDIT_OMNIGEN2_PATH": str(tmp_path)}).omnigen2_path == str(tmp_path)
+
+
+def test_a_clone_whose_code_fails_to_import_says_why(tmp_path, isolated_imports, einops_installed):
+    clone = make_clone(tmp_path / "OmniGen2")
+    crash = 'raise RuntimeError("Found no NVIDIA driver on your system")\n'  # upstream's triton kernels, on a CPU
+    (clone / "omnigen2/models/transformers/transformer_omnigen2.py").write_text(crash)
+    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path), omnigen2_path=str(clone)))
+    with pytest.raises(ThinkEditError, match="could not be imported: RuntimeError: Found no NVIDIA driver"):
+        editor.edit(Image.new("RGB", (32, 32)), "blue", seed=0)

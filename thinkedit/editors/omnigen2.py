@@ -56,8 +56,9 @@ def omnigen2_classes(settings: Settings) -> tuple[type, type]:
     try:
         pipeline = importlib.import_module(PIPELINE_MODULE).OmniGen2Pipeline
         transformer = importlib.import_module(TRANSFORMER_MODULE).OmniGen2Transformer2DModel
-    except (ImportError, AttributeError) as exc:
-        raise ThinkEditError(f"OmniGen2's code could not be imported ({exc}). {SETUP}") from exc
+    except Exception as exc:  # noqa: BLE001 - its import runs its code (e.g. triton kernels query the GPU)
+        raise ThinkEditError(f"OmniGen2's code in {settings.omnigen2_path or 'omnigen2'} could not be imported: "
+                             f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
     return pipeline, transformer
 
 
