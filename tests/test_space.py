@@ -68,8 +68,14 @@ def test_every_variant_builds_into_a_deployable_folder(built, variant):
 def test_zerogpu_variant_preloads_the_models_it_uses(built):
     meta = readme_meta(built["zerogpu-flux-kontext"])
     assert meta["suggested_hardware"] == "zero-a10g"
+    preloaded = dict((entry.split() + [None])[:2] for entry in meta["preload_from_hub"])
     for model in ("black-forest-labs/FLUX.1-Kontext-dev", "appletea2333/EditThinker-8B"):
-        assert model in meta["models"] and model in meta["preload_from_hub"]
+        assert model in meta["models"] and model in preloaded
+    kontext = preloaded["black-forest-labs/FLUX.1-Kontext-dev"].split(",")  # what diffusers loads, no more
+    assert "model_index.json" in kontext and "flux1-kontext-dev.safetensors" not in kontext
+    assert "ae.safetensors" not in kontext and all("/" in name for name in kontext[1:])
+    for folder in ("scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "transformer", "vae"):
+        assert any(name.startswith(f"{folder}/") for name in kontext), folder
     defaults = json.loads((built["zerogpu-flux-kontext"] / "thinkedit_settings.json").read_text())
     assert (defaults["editor"], defaults["thinker"], defaults["device"], defaults["offload"]) == (
         "flux-kontext", "editthinker", "cuda", "none")  # fmt: skip
@@ -131,6 +137,23 @@ def test_other_breakages_fail_check_with_the_reason(built, tmp_path):
     assert any("fights sdk_version" in p for p in space.check(folder))
     (folder / "README.md").write_text("# no front matter\n")
     assert space.check(folder) == ["README.md front matter: README.md must start with a YAML block between '---' lines"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("black-forest-labs/FLUX.1-Kontext-dev model_index.json, vae/config.json", "without spaces"),
+        ("black-forest-labs/FLUX.1-Kontext-dev model_index.json,,vae/config.json", "an empty file name"),
+        ("black-forest-labs/FLUX.1-Kontext-dev model_index.json main", "'main', which is not a commit sha"),
+        ("black forest labs FLUX", "is not `repo_id"),
+        ("--flux-- model_index.json", "does not start with a repository id"),
+        ("black-forest-labs/FLUX.1-Kontext-dev vae/config.json", "not its model_index.json"),
+    ],
+)
+def test_preload_entries_are_checked_against_the_spaces_syntax(built, tmp_path, entry, reason):
+    folder = broken_copy(built, tmp_path, "zerogpu-flux-kontext")
+    rewrite_front_matter(folder, lambda m: m.update(preload_from_hub=[entry, "appletea2333/EditThinker-8B"]))
+    assert any(reason in problem for problem in space.check(folder, start_app=False))
 
 
 def test_a_python_the_pinned_packages_refuse_fails_check_naming_them(built, tmp_path):

@@ -107,6 +107,7 @@ def check(folder: str | Path, *, start_app: bool = True) -> list[str]:
     if len(str(meta.get("short_description", ""))) > MAX_SHORT_DESCRIPTION:
         problems.append(f"short_description is longer than {MAX_SHORT_DESCRIPTION} characters")
     problems += _hardware_problems(meta.get("suggested_hardware"))
+    problems += preload_problems(meta.get("preload_from_hub") or [])
     app_file = meta.get("app_file")
     if app_file and not (folder / app_file).is_file():
         problems.append(f"app_file {app_file} is not in the folder")
@@ -165,6 +166,32 @@ def front_matter(text: str) -> dict:
     return meta
 
 
+def preload_problems(entries) -> list[str]:
+    """`preload_from_hub` entries read as the Spaces docs write them: `repo_id [file1,file2,...] [commit_sha]`."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if not isinstance(entries, list):
+        return ["preload_from_hub must be a list of `repo_id [file1,file2] [commit]` entries"]
+    problems = []
+    for entry in entries:
+        parts = str(entry).split()
+        if not 1 <= len(parts) <= 3:
+            problems.append(f"preload_from_hub entry '{entry}' is not `repo_id [file1,file2] [commit]` "
+                            "(file names are separated by commas, without spaces)")  # fmt: skip
+            continue
+        try:
+            validate_repo_id(parts[0])
+        except HFValidationError:
+            problems.append(f"preload_from_hub entry '{entry}' does not start with a repository id such as org/name")
+        if len(parts) > 1 and "" in parts[1].split(","):
+            problems.append(f"preload_from_hub entry '{entry}' has an empty file name in its comma-separated list")
+        if len(parts) == 3 and not re.fullmatch(r"[0-9a-f]{40}", parts[2]):
+            problems.append(f"preload_from_hub entry '{entry}' ends with '{parts[2]}', which is not a commit sha "
+                            "(file names are separated by commas, without spaces)")  # fmt: skip
+    return problems
+
+
 def _hardware_problems(hardware) -> list[str]:
     from huggingface_hub import SpaceHardware
 
@@ -197,7 +224,8 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
         return [f"{SETTINGS_FILE}: {exc}"]
     problems = []
     models = meta.get("models") or []
-    preloaded = [str(entry).split()[0] for entry in meta.get("preload_from_hub") or []]
+    preloaded = {parts[0]: parts[1].split(",") if len(parts) > 1 else None
+                 for parts in (str(entry).split() for entry in meta.get("preload_from_hub") or []) if parts}  # fmt: skip
     for role, table in (("editor", EDITORS), ("thinker", THINKERS)):
         name = getattr(settings, role)
         spec = table.get(name)
@@ -209,6 +237,9 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
             problems.append(f"the {role} model {model} is not in the front matter's models list")
         if spec.kind == "local" and model not in preloaded:
             problems.append(f"the {role} model {model} is not in preload_from_hub, so it would download at start")
+        marker = "model_index.json" if role == "editor" else "config.json"  # what from_pretrained reads first
+        if spec.kind == "local" and preloaded.get(model) and marker not in preloaded[model]:
+            problems.append(f"preload_from_hub lists files of {model} but not its {marker}")
     return problems
 
 
