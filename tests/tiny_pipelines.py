@@ -10,6 +10,7 @@ thinker tests' tiny Qwen2.5-VL.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -52,12 +53,25 @@ def clip_text_encoder(tok, dim: int = TEXT_DIM):
 
 
 def qwen_vl_text_encoder(dim: int = TEXT_DIM):
-    """(Qwen2.5-VL text encoder, tokenizer, processor) as the Qwen-Image and LongCat pipelines use them."""
+    """(Qwen2.5-VL text encoder, tokenizer, processor) as the Qwen-Image and LongCat pipelines use them.
+
+    At any width the attention stays consistent: 8-wide heads when tiny, else Qwen2.5-VL-7B's 128-wide heads
+    (3584 = 28 heads × 128, 4 key/value heads), and the multimodal rotary sections split each head's half in
+    Qwen's proportions (1 : 1.5 : 1.5, [16, 24, 24] at 128).
+    """
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     tok = tokenizer(512)
     config = qwen2_5_vl_config(tok)
-    config.text_config.hidden_size = config.vision_config.out_hidden_size = dim
+    head_dim = 128 if dim % 128 == 0 else 8
+    if dim % head_dim:
+        raise ValueError(f"a Qwen2.5-VL text width must be a multiple of 8, not {dim}")
+    heads = dim // head_dim
+    half, spatial = head_dim // 2, head_dim * 3 // 16
+    text = config.text_config
+    text.hidden_size = config.vision_config.out_hidden_size = dim
+    text.num_attention_heads, text.num_key_value_heads = heads, math.gcd(heads, 4 if head_dim == 128 else 2)
+    text.rope_parameters["mrope_section"] = [half - 2 * spatial, spatial, spatial]
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     return model, tok, build_processor("qwen2_5_vl", tok)
 
