@@ -35,7 +35,7 @@ from tiny_pipelines import BUILDERS  # noqa: E402
 
 from thinkedit import runtime  # noqa: E402
 from thinkedit.config import Settings  # noqa: E402
-from thinkedit.registry import make_editor  # noqa: E402
+from thinkedit.editors import EDITORS  # noqa: E402
 
 CONFIGS = ROOT / "scripts" / "gpu_configs"
 # editor → (denoiser attribute, denoiser config, VAE config, text width the denoiser expects, steps on an H100)
@@ -83,18 +83,21 @@ def with_parts(pipe, **parts):
     return type(pipe)(**{**pipe.components, **parts}, **options)
 
 
-def check_editor(name: str, device: str, mode: str, side: int) -> dict:
+def random_editor(name: str, device: str, mode: str):
+    """The editor class itself (its "checkpoint" is the random pipeline this script puts in the cache)."""
     dtype = "float32" if mode == "tiny" else "bfloat16"
     settings = Settings(editor=name, editor_model=f"random-{name}", device=device, dtype=dtype, offload="none")
-    editor = make_editor(settings)
+    return EDITORS[name].load_class()(EDITORS[name], settings)
+
+
+def check_editor(name: str, device: str, mode: str, side: int) -> dict:
+    editor = random_editor(name, device, mode)
     if mode == "dry-run":
         editor.area = side * side  # keep the small image small: a dry run checks shapes
     pipe = runtime.load(editor.cache_key, lambda: build(name, device, mode))
     steps = {"tiny": 2, "dry-run": 1}.get(mode) or REAL[name][4] or editor.spec.steps
     source = Image.new("RGB", (side, side), (135, 190, 235))
-    working = source.resize(editor.working_size(source.size))
-    bare = editor.arguments(working, "make the sky orange", steps, editor.spec.guidance)
-    bare = {**bare, "num_inference_steps": steps, "generator": torch.Generator("cpu").manual_seed(0)}
+    bare = editor.call_arguments(source, "make the sky orange", 0, steps)
 
     if mode == "real":
         editor.edit(source, "warm up", seed=0, steps=1)  # kernels, allocator, cuDNN autotune
@@ -112,14 +115,15 @@ def check_editor(name: str, device: str, mode: str, side: int) -> dict:
             torch.cuda.synchronize()
         seconds[label] = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None
-    return {"editor": name, "steps": steps, "default_steps": editor.spec.steps, "working_size": list(working.size),
-            "ours_s": round(seconds["ours"], 2), "bare_s": round(seconds["bare"], 2),
+    return {"editor": name, "steps": steps, "default_steps": editor.spec.steps,
+            "working_size": list(editor.working_size(source)), "ours_s": round(seconds["ours"], 2),
+            "bare_s": round(seconds["bare"], 2),
             "overhead": round(seconds["ours"] / seconds["bare"], 3), "peak_gb": round(peak, 1) if peak else None}  # fmt: skip
 
 
 def check_resident_together(device: str, mode: str) -> dict:
     """FLUX.1 Kontext and an 8B thinker loaded at once: what both hold in GPU memory (the dry run: a tiny thinker)."""
-    editor = make_editor(Settings(editor="flux-kontext", editor_model="random-flux-kontext", device=device))
+    editor = random_editor("flux-kontext", device, mode)
     runtime.load(editor.cache_key, lambda: build("flux-kontext", device, mode))
     random_thinker(device, tiny=mode != "real")
     held = torch.cuda.memory_allocated() / 1e9 if device.startswith("cuda") else None

@@ -79,13 +79,34 @@ def test_settings_mirror_the_environment():
 
 
 def test_backends_explain_remote_requirements_and_hide_url_credentials(capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
     assert main(["backends"]) == 0
     assert "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached" in capsys.readouterr().out
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # what huggingface_hub read at import
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     assert main(["backends", "--thinker", "openai", "--thinker-url", "http://user:hunter22@gpu-box:8000/v1"]) == 0
     out = capsys.readouterr().out
     assert "needs HF_TOKEN in the environment" in out
     assert "remote: http://gpu-box:8000/v1" in out and "hunter22" not in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--guidance", "nan", "guidance must be a finite number"),
+        ("--guidance", "inf", "guidance must be a finite number"),
+        ("--threshold", "-inf", "The stop threshold must be a finite number"),
+        ("--steps", "0", "steps must be from 1 to 500"),
+    ],
+)
+def test_non_finite_and_out_of_range_numbers_are_refused_before_any_run(tmp_path, capsys, flag, value, message):
+    image = tmp_path / "in.png"
+    Image.new("RGB", (32, 32), (90, 90, 90)).save(image)
+    out = tmp_path / "run"
+    code = main(
+        ["edit", "--image", str(image), "--instruction", "make it brighter", f"{flag}={value}", "--out", str(out)]
+    )
+    assert code == 2 and message in capsys.readouterr().err
+    assert not out.exists(), "nothing is written for a refused request"

@@ -15,23 +15,17 @@ from thinkedit.config import Settings
 from thinkedit.editors._diffusers import fit_size
 from thinkedit.editors.qwen_image_edit import pipeline_name_for
 from thinkedit.errors import Cancelled, ThinkEditError
-from thinkedit.registry import make_editor
+from thinkedit.registry import build_backend
 
-TINY = {  # tiny pipeline → the editor that runs it
-    "flux-kontext": "flux-kontext",
-    "qwen-image-edit": "qwen-image-edit",
-    "qwen-image-edit-original": "qwen-image-edit",
-    "longcat-image-edit": "longcat-image-edit",
-    "instruct-pix2pix": "instruct-pix2pix",
-    "flux2-klein": "flux2-klein",
-}
-PIPELINE_CLASS = {
-    "flux-kontext": "FluxKontextPipeline",
-    "qwen-image-edit": "QwenImageEditPlusPipeline",
-    "qwen-image-edit-original": "QwenImageEditPipeline",
-    "longcat-image-edit": "LongCatImageEditPipeline",
-    "instruct-pix2pix": "StableDiffusionInstructPix2PixPipeline",
-    "flux2-klein": "Flux2KleinPipeline",
+CASES = {  # case → (tiny pipeline, the editor that runs it, the pipeline class it loads)
+    "flux-kontext": ("flux-kontext", "flux-kontext", "FluxKontextPipeline"),
+    "qwen-image-edit": ("qwen-image-edit", "qwen-image-edit", "QwenImageEditPlusPipeline"),
+    "qwen-image-edit-original": ("qwen-image-edit-original", "qwen-image-edit", "QwenImageEditPipeline"),
+    "qwen-image-edit-2511": ("qwen-image-edit", "qwen-image-edit-2511", "QwenImageEditPlusPipeline"),  # a row only
+    "longcat-image-edit": ("longcat-image-edit", "longcat-image-edit", "LongCatImageEditPipeline"),
+    "instruct-pix2pix": ("instruct-pix2pix", "instruct-pix2pix", "StableDiffusionInstructPix2PixPipeline"),
+    "flux2-klein": ("flux2-klein", "flux2-klein", "Flux2KleinPipeline"),
+    "flux2-dev": ("flux2-dev", "flux2-dev", "Flux2Pipeline"),  # one new file
 }
 
 
@@ -65,8 +59,9 @@ def source() -> Image.Image:
     return image
 
 
-def editor_for(tiny, name: str, **settings):
-    return make_editor(Settings(editor=TINY[name], editor_model=str(tiny(name)), **settings))
+def editor_for(tiny, case: str, **settings):
+    pipeline, editor, _ = CASES.get(case, (case, case, None))
+    return build_backend("editor", Settings(editor=editor, editor_model=str(tiny(pipeline)), **settings))
 
 
 def denoiser_calls(pipe) -> list[int]:
@@ -81,12 +76,13 @@ def denoiser_calls(pipe) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.parametrize("name", list(CASES))
 def test_editor_runs_its_real_pipeline(tiny, source, name):
+    pipeline, _, pipeline_class = CASES[name]
     editor = editor_for(tiny, name)
-    assert editor.model == str(tiny(name))
+    assert editor.model == str(tiny(pipeline))
     pipe = editor.pipeline()
-    assert type(pipe).__name__ == PIPELINE_CLASS[name]
+    assert type(pipe).__name__ == pipeline_class
     calls = denoiser_calls(pipe)
 
     steps: list[tuple[int, int]] = []
@@ -150,9 +146,8 @@ def test_out_of_memory_gives_a_clear_message_and_a_consistent_cache():
 
 
 def test_missing_weights_say_which_checkpoint_how_big_and_what_to_do(source):
-    editor = make_editor(Settings(editor="flux-kontext"))
     with pytest.raises(ThinkEditError) as info:
-        editor.edit(source, "blue", seed=0)
+        build_backend("editor", Settings(editor="flux-kontext"))
     message = str(info.value)
     for part in ("black-forest-labs/FLUX.1-Kontext-dev", "34 GB", "hf download", "--editor-model", "licence"):
         assert part in message
@@ -193,7 +188,7 @@ def test_working_size_keeps_aspect_area_and_multiple(size):
 def test_instruct_pix2pix_loads_without_the_checkpoints_safety_checker(tiny, source):
     folder = tiny("instruct-pix2pix-checked")
     assert (folder / "safety_checker" / "config.json").is_file()  # the checkpoint ships one, as the real one does
-    editor = make_editor(Settings(editor="instruct-pix2pix", editor_model=str(folder)))
+    editor = build_backend("editor", Settings(editor="instruct-pix2pix", editor_model=str(folder)))
     assert editor.pipeline().safety_checker is None
     assert editor.edit(source, "make it blue", seed=0, steps=1).size == source.size
 
@@ -234,11 +229,11 @@ def test_qwen_checkpoint_picks_its_pipeline():
 def test_loop_runs_a_tiny_editor_with_the_offline_critic(tiny, source):
     pytest.importorskip("thinkedit.thinkers.classic", reason="the classic thinker is not written yet")
     from thinkedit.loop import EditStep, RunFinished, make_request, run
-    from thinkedit.registry import make_thinker
+    from thinkedit.registry import build_backend
 
     settings = Settings(editor="instruct-pix2pix", editor_model=str(tiny("instruct-pix2pix")), thinker="classic")
     request = make_request(source, "make the red square blue", max_turns=2, steps=2, seed=7)
-    events = list(run(make_editor(settings), make_thinker(settings), request))
+    events = list(run(build_backend("editor", settings), build_backend("thinker", settings), request))
     trajectory = events[-1].trajectory
     assert isinstance(events[-1], RunFinished) and trajectory.error is None
     assert trajectory.stop_reason in ("threshold", "prompt_kept", "max_turns")

@@ -19,8 +19,9 @@ from PIL import Image
 from thinkedit import runtime
 from thinkedit.config import Settings
 from thinkedit.editors import EDITORS
+from thinkedit.editors.omnigen2 import OmniGen2Editor
 from thinkedit.errors import ThinkEditError
-from thinkedit.registry import availability, backend_rows, make_editor
+from thinkedit.registry import availability, backend_rows, build_backend
 
 TRANSFORMER = textwrap.dedent("""
     import einops  # upstream's transformer needs it
@@ -131,8 +132,8 @@ def test_omnigen2_loads_from_the_clone_and_edits(tmp_path, isolated_imports, ein
     clone = make_clone(tmp_path / "OmniGen2")
     checkpoint = make_checkpoint(clone, tmp_path / "checkpoint")
     settings = Settings(editor="omnigen2", editor_model=str(checkpoint), omnigen2_path=str(clone))
-    assert availability(EDITORS["omnigen2"], model=str(checkpoint), settings=settings)[0]
-    editor = make_editor(settings)
+    assert availability("editor", EDITORS["omnigen2"], model=str(checkpoint), settings=settings)[0]
+    editor = build_backend("editor", settings)
     source = Image.new("RGB", (80, 48), (135, 190, 235))
     steps: list[int] = []
     edited = editor.edit(source, "make it night", seed=5, guidance=6.0, on_step=lambda i, n: steps.append(i))
@@ -149,7 +150,7 @@ def test_omnigen2_loads_from_the_clone_and_edits(tmp_path, isolated_imports, ein
     call = pipe.calls[-1]
     assert call["prompt"] == "make it night" and call["num_inference_steps"] == 50
     assert call["text_guidance_scale"] == 6.0 and call["image_guidance_scale"] == 1.5
-    assert call["input_images"][0].size == (call["width"], call["height"]) == editor.working_size(source.size)
+    assert call["input_images"][0].size == (call["width"], call["height"]) == editor.working_size(source)
     runtime.CACHE.release(editor.cache_key)
 
 
@@ -157,11 +158,14 @@ def test_without_its_code_omnigen2_is_unavailable_with_the_set_up_steps(tmp_path
     monkeypatch.delenv("THINKEDIT_OMNIGEN2_PATH", raising=False)
     steps = "git clone https://github.com/VectorSpaceLab/OmniGen2"
     for settings in (Settings(editor="omnigen2"), Settings(editor="omnigen2", omnigen2_path=str(tmp_path))):
-        ok, reason = availability(EDITORS["omnigen2"], settings=settings)
+        ok, reason = availability("editor", EDITORS["omnigen2"], settings=settings)
         assert not ok and steps in reason and "THINKEDIT_OMNIGEN2_PATH" in reason and "weights" not in reason
         with pytest.raises(ThinkEditError) as info:  # the default checkpoint is not here either: code comes first
-            make_editor(settings).edit(Image.new("RGB", (32, 32)), "blue", seed=0)
+            build_backend("editor", settings)
         assert steps in str(info.value) and "weights" not in str(info.value)
+    with pytest.raises(ThinkEditError) as info:  # a backend built before the code went away says so at load
+        OmniGen2Editor(EDITORS["omnigen2"], settings).edit(Image.new("RGB", (32, 32)), "blue", seed=0)
+    assert steps in str(info.value) and "weights" not in str(info.value)
     assert "is not a clone" in reason
     [row] = [row for row in backend_rows(Settings()) if row["name"] == "omnigen2"]  # `thinkedit backends`
     assert not row["available"] and steps in row["reason"]
@@ -169,7 +173,7 @@ def test_without_its_code_omnigen2_is_unavailable_with_the_set_up_steps(tmp_path
 
 def test_a_clone_without_einops_says_to_install_it(tmp_path, isolated_imports):
     clone = make_clone(tmp_path / "OmniGen2")
-    ok, reason = availability(EDITORS["omnigen2"], settings=Settings(omnigen2_path=str(clone)))
+    ok, reason = availability("editor", EDITORS["omnigen2"], settings=Settings(omnigen2_path=str(clone)))
     assert not ok and reason == "OmniGen2's code needs einops, which is not installed: pip install einops."
 
 
@@ -181,6 +185,6 @@ def test_a_clone_whose_code_fails_to_import_says_why(tmp_path, isolated_imports,
     clone = make_clone(tmp_path / "OmniGen2")
     crash = 'raise RuntimeError("Found no NVIDIA driver on your system")\n'  # upstream's triton kernels, on a CPU
     (clone / "omnigen2/models/transformers/transformer_omnigen2.py").write_text(crash)
-    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path), omnigen2_path=str(clone)))
+    editor = OmniGen2Editor(EDITORS["omnigen2"], Settings(editor_model=str(tmp_path), omnigen2_path=str(clone)))
     with pytest.raises(ThinkEditError, match="could not be imported: RuntimeError: Found no NVIDIA driver"):
         editor.edit(Image.new("RGB", (32, 32)), "blue", seed=0)

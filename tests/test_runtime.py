@@ -13,7 +13,7 @@ from tiny_qwen_vl import build_tiny_qwen_vl
 
 from thinkedit import runtime
 from thinkedit.config import Settings
-from thinkedit.registry import make_thinker
+from thinkedit.registry import build_backend
 
 GB = 1e9
 
@@ -59,7 +59,8 @@ def test_free_memory_is_read_on_the_chosen_gpu(two_gpus):
 
 def test_an_offloaded_thinker_waiting_in_cpu_memory_counts_nothing_on_the_gpu(two_gpus, tmp_path):
     checkpoint = build_tiny_qwen_vl(tmp_path / "thinker", "qwen2_5_vl")
-    thinker = make_thinker(Settings(thinker="qwen-vl", thinker_model=str(checkpoint), device="cuda:1", offload="model"))
+    settings = Settings(thinker="qwen-vl", thinker_model=str(checkpoint), device="cuda:1", offload="model")
+    thinker = build_backend("thinker", settings)
     model, _, offload = thinker.load()
     assert offload == "model" and next(model.parameters()).device.type == "cpu"
     [(_, entry)] = runtime.CACHE.entries()

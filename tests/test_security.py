@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import http.client
+import json
 import os
 import secrets
 import subprocess
@@ -150,8 +151,11 @@ def upload(url: str, path: str) -> dict:
 
 
 def call_edit(url: str, data: list) -> str:
-    """/edit through Gradio's plain HTTP API with exactly these input values; returns the event stream's text."""
-    event = httpx.post(f"{url}/gradio_api/call/edit", json={"data": data}).json()["event_id"]
+    """/edit through Gradio's plain HTTP API with exactly these input values (NaN and Infinity written as Python's
+    json writes them); returns the event stream's text."""
+    body = json.dumps({"data": data})
+    event = httpx.post(f"{url}/gradio_api/call/edit", content=body, headers={"Content-Type": "application/json"})
+    event = event.json()["event_id"]
     with httpx.stream("GET", f"{url}/gradio_api/call/edit/{event}", timeout=60) as stream:
         return "".join(stream.iter_text())
 

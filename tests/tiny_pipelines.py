@@ -168,6 +168,24 @@ def flux2_klein(text_dim: int = 16):
                               transformer, is_distilled=True)  # fmt: skip
 
 
+def flux2_dev(text_dim: int = 16):
+    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2Pipeline, Flux2Transformer2DModel
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    tok = tokenizer(512)
+    # The pipeline stacks the hidden states of layers 10, 20 and 30 of its Mistral-3 text encoder: 30 layers.
+    text = {"vocab_size": len(tok), "hidden_size": text_dim, "intermediate_size": 16, "num_hidden_layers": 30,
+            "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 1024}  # fmt: skip
+    vision = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "head_dim": 8, "image_size": 32, "patch_size": 16}  # fmt: skip
+    text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(text_config=text, vision_config=vision))
+    transformer = Flux2Transformer2DModel(in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                                          num_attention_heads=2, joint_attention_dim=3 * text_dim, guidance_embeds=True,
+                                          axes_dims_rope=(4, 4, 4, 4))  # fmt: skip
+    return Flux2Pipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(1, flux2=True), text_encoder.eval(), tok,
+                         transformer)  # fmt: skip
+
+
 BUILDERS = {
     "flux-kontext": flux_kontext,
     "qwen-image-edit": qwen_image_edit,
@@ -176,6 +194,7 @@ BUILDERS = {
     "instruct-pix2pix": instruct_pix2pix,
     "instruct-pix2pix-checked": lambda **dims: instruct_pix2pix(with_safety_checker=True, **dims),
     "flux2-klein": flux2_klein,
+    "flux2-dev": flux2_dev,
 }
 
 

@@ -6,45 +6,19 @@ Exit codes: 0 success, 2 bad input (one line on stderr), 1 runtime failure.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 
-from . import loop
-from .config import FIRST_TURN_STRATEGIES, OFFLOAD_MODES, Settings
+from . import bench, export, loop, runtime, server, space
+from .config import FIRST_TURN_STRATEGIES, add_backend_arguments, settings_from_args
 from .critique import score_text
 from .errors import BadInput, ThinkEditError
-from .registry import backend_rows, make_editor, make_thinker
-from .store import new_run_dir
+from .registry import backend_rows, build_backend
+from .store import new_run_dir, trajectory_record
 
-# Modules that add their own subcommand with `register(subparsers)`; one line each.
-COMMAND_MODULES: list[str] = ["thinkedit.export", "thinkedit.space", "thinkedit.server", "thinkedit.bench"]
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that choose and point backends; `Settings.from_env` mirrors each as THINKEDIT_*."""
-    group = parser.add_argument_group("backends")
-    group.add_argument("--editor", help="editor name (see `thinkedit backends`)")
-    group.add_argument("--editor-model", help="checkpoint id or local folder for the editor")
-    group.add_argument("--editor-url", help="editing server URL(s), comma-separated")
-    group.add_argument("--editor-provider", help="Inference Providers provider for hf-inference")
-    group.add_argument("--thinker", help="thinker name (see `thinkedit backends`)")
-    group.add_argument("--thinker-model", help="checkpoint id, local folder or served model name")
-    group.add_argument("--thinker-url", help="OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1")
-    group.add_argument("--thinker-provider", help="Inference Providers provider for hf-inference")
-    group.add_argument("--thinker-template", help="critique template file ({instruction}, {prompt})")
-    group.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
-    group.add_argument("--dtype", help="bfloat16, float16 or float32 (default: by device)")
-    group.add_argument("--offload", choices=OFFLOAD_MODES, help="model offload mode (default auto)")
-    group.add_argument("--runs-dir", help="where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)")
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    names = ("editor", "editor_model", "editor_url", "editor_provider", "thinker", "thinker_model",
-             "thinker_url", "thinker_provider", "thinker_template", "device", "dtype", "offload",
-             "runs_dir")  # fmt: skip
-    return Settings.from_env(**{name: getattr(args, name, None) for name in names})
+# Modules that add their own subcommand with `register(subparsers)`.
+COMMAND_MODULES = (export, space, server, bench)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     add_backend_arguments(backends)
     backends.set_defaults(handler=_backends)
 
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(commands)
+    for module in COMMAND_MODULES:
+        module.register(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -101,17 +75,14 @@ def _edit(args: argparse.Namespace) -> int:
         steps=args.steps,
         guidance=args.guidance,
     )
-    editor, thinker = make_editor(settings), make_thinker(settings)
+    editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     run_dir = Path(args.out) if args.out else new_run_dir(settings.runs_dir)
     trajectory = None
-    events = loop.run(editor, thinker, request, run_dir=run_dir,
-                      edit_timeout=settings.edit_timeout, think_timeout=settings.edit_timeout)  # fmt: skip
+    events = loop.run(editor, thinker, request, run_dir=run_dir, edit_timeout=settings.edit_timeout,
+                      think_timeout=settings.thinker_timeout)  # fmt: skip
     for event in events:
         trajectory = _print_event(event) or trajectory
-    assert trajectory is not None
     if args.json:
-        from .store import trajectory_record
-
         print(json.dumps(trajectory_record(trajectory), indent=2, ensure_ascii=False))
     return 1 if trajectory.stop_reason == "error" else 0
 
@@ -161,7 +132,5 @@ def _backends(args: argparse.Namespace) -> int:
         for row in (r for r in rows if r["role"] == role):
             mark = "yes" if row["available"] else "no "
             print(f"  {row['name']:<20} {mark}  {row['reason']}")
-    from . import runtime
-
     print(f"runtime: {runtime.describe(settings)}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import re
 import warnings
@@ -25,6 +27,8 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
     """
     if source is None:
         raise BadInput("No image: upload or choose an image to edit.")
+    if not isinstance(source, (str, Path, bytes, bytearray, Image.Image)):
+        raise BadInput(f"The image must be an uploaded file, a path or image bytes, not {type(source).__name__}.")
     if isinstance(source, Image.Image):
         image = source
     else:
@@ -97,6 +101,18 @@ def _read_bytes(source: str | Path | bytes) -> bytes:
     if not path.is_file():
         raise BadInput(f"No image file at {path}.")
     return path.read_bytes()
+
+
+def base64_bytes(text: str) -> bytes:
+    """The bytes of a base64 image, with or without a `data:image/...;base64,` prefix; `BadInput` otherwise."""
+    if not isinstance(text, str) or not text:
+        raise BadInput("The image is missing: send it base64-encoded (PNG or JPEG).")
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadInput("The image is not valid base64.") from None
 
 
 def png_bytes(image: Image.Image) -> bytes:

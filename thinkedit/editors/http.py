@@ -16,7 +16,6 @@ URLs come only from settings, never from a request.
 from __future__ import annotations
 
 import base64
-import binascii
 import threading
 import time
 
@@ -24,11 +23,11 @@ import httpx2
 from PIL import Image
 
 from .. import remote
+from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..errors import BadInput
-from ..images import load_image, png_bytes
-from ..registry import BackendSpec, url_for
-from . import OnStep
+from ..images import base64_bytes, load_image, png_bytes
+from ..registry import url_for
 
 DOWN_SECONDS = 30.0
 SERVICE = "The editing server"
@@ -144,9 +143,7 @@ def decode_image(data) -> Image.Image:
     """The server's base64 PNG as an RGB image; a `RemoteFailure` when it is missing or broken."""
     if not isinstance(data, str) or not data:
         raise remote.RemoteFailure("said success but sent no edited_image", retry=False)
-    if data.startswith("data:"):
-        data = data.partition(",")[2]
     try:
-        return load_image(base64.b64decode(data, validate=True))
-    except (binascii.Error, ValueError, BadInput) as exc:
+        return load_image(base64_bytes(data))
+    except BadInput as exc:
         raise remote.RemoteFailure(f"sent an edited_image that is not a readable image ({exc})", retry=False) from None
