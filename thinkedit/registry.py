@@ -111,7 +111,7 @@ def build_backend(role: str, settings: Settings, name: str | None = None):
             gated = spec.gated and checkpoint == spec.model
             missing = runtime.missing_weights(checkpoint, spec.size_gb, f"--{role}-model", gated=gated)
             raise BadInput(f"{refusal}. {missing}")
-        raise BadInput(f"{refusal}: {reason}. Choose another {role}.")
+        raise BadInput(f"{refusal}: {reason.rstrip('.')}. Choose another {role}.")
     return zerogpu.sliced(spec.load_class()(spec, settings))
 
 
