@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import platform
 import runpy
+import shutil
 import socket
 import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -281,3 +283,54 @@ def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():
     assert {"Editor URL", "Thinker URL", "Editor model", "Thinker model"} <= labels(Settings())
     public = labels(Settings(public=True))
     assert not public & {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Run folder on the server"}
+
+
+def test_open_by_folder_reaches_only_the_runs_folder(app, photo, tmp_path):
+    """Outside public mode a run opens by its folder — only one inside the runs folder, symlinks resolved."""
+    url, runs = app
+    client = Client(url, verbose=False)
+    _, first = edit(client, photo, "add a red frame", max_turns=1)
+    run_dir = Path(first["trajectory"]["run_dir"])
+    by_name = client.predict(None, run_dir.name, api_name="/open_run")
+    assert by_name[OUTPUTS.index("trajectory")]["instruction"] == "add a red frame"
+
+    elsewhere = tmp_path / "elsewhere"  # a real run of another instance, outside this app's runs folder
+    shutil.copytree(run_dir, elsewhere)
+    (runs / "link").symlink_to(elsewhere, target_is_directory=True)
+    for folder in (str(elsewhere), f"../{elsewhere.name}", "../../../../etc", "/etc", "link", f"{run_dir.name}/../.."):
+        with pytest.raises(Exception, match="Only runs in the runs folder"):
+            client.predict(None, folder, api_name="/open_run")
+
+
+def test_a_public_page_names_runs_by_id_and_never_a_server_path(tmp_path, photo):
+    runs = tmp_path / "runs"
+    demo, url = serve(Settings(runs_dir=runs, public=True))
+    try:
+        client = Client(url, verbose=False)
+        _, final = edit(client, photo, "add a red frame", max_turns=1)
+        record = final["trajectory"]
+        assert record["run_dir"] == next(runs.iterdir()).name, "the run id, not its folder"
+        broken = tmp_path / "broken.zip"  # a run zip without its turn image: the refusal names where it was unpacked
+        with zipfile.ZipFile(final["download"]) as whole, zipfile.ZipFile(broken, "w") as part:
+            for member in whole.namelist():
+                if not member.endswith("turn_01.png"):
+                    part.writestr(member, whole.read(member))
+        with pytest.raises(Exception, match="has no turn_01.png") as refusal:
+            client.predict(handle_file(str(broken)), "", api_name="/open_run")
+        texts = [str(refusal.value), final["status"], str(record)]
+        for text in texts:
+            assert str(tmp_path) not in text and tempfile.gettempdir() + "/" not in text, text
+    finally:
+        demo.close()
+
+
+def test_history_numbers_count_from_the_newest_and_nothing_else_opens(app, photo):
+    url, _ = app
+    client = Client(url, verbose=False)
+    for instruction in ("add a red frame", "make it brighter"):
+        edit(client, photo, instruction, max_turns=1)
+    newest = client.predict(0, api_name="/history_open")[OUTPUTS.index("trajectory")]
+    assert newest["instruction"] == "make it brighter"
+    for index in (-1, 2, 1.5, "x"):  # -1 once opened the oldest run
+        with pytest.raises(Exception, match="not in this session's history"):
+            client.predict(index, api_name="/history_open")

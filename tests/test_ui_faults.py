@@ -261,7 +261,7 @@ def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(a
     """Through Gradio's plain HTTP API, which carries what gradio_client cannot send (NaN, Infinity, lists)."""
     url = app.rstrip("/")
     data = [upload(url, photo), "make it brighter", "classic", "classic", 3, 8.0, "none", 0, False, None, None,
-            None, None, None, None, None]  # fmt: skip
+            None, None, None, None, None, None, None]  # fmt: skip
     data[EDIT_INPUTS.index(field)] = value
     before = set(runs.iterdir())
     answer = call_edit(url, data)

@@ -23,7 +23,9 @@ FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "sequential")
-SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
+SETTINGS_FILE = "thinkedit_settings.json"
+PER_REQUEST = {"caller_endpoints", "editor_key", "thinker_key"}  # set per request by the web app, never configured
+NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
 
 
 @dataclass
@@ -63,6 +65,10 @@ class Settings:
     ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
     extra: dict = field(default_factory=dict)
+    # Per request, from a caller (the web page or its API), never from the environment and never saved:
+    caller_endpoints: tuple[str, ...] = ()  # the roles whose URL the caller named: they get no server key
+    editor_key: str | None = field(default=None, repr=False)  # the caller's own key for their endpoint
+    thinker_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -71,7 +77,7 @@ class Settings:
         env = os.environ if env is None else env
         values = read_settings_file(env.get("THINKEDIT_SETTINGS_FILE"))
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
+            if f.name in NOT_FROM_ENVIRONMENT:
                 continue
             raw = env.get(f"THINKEDIT_{f.name.upper()}")
             if raw not in (None, ""):
@@ -112,7 +118,7 @@ def read_settings_file(named: str | None) -> dict:
         raise BadInput(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path} must hold one JSON object of settings.")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Settings)})
+    unknown = sorted((set(data) - {f.name for f in dataclasses.fields(Settings)}) | (set(data) & PER_REQUEST))
     if unknown:
         raise BadInput(f"{path} has unknown settings: {', '.join(unknown)}. Remove them or fix their names.")
     return data

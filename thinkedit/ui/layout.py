@@ -208,14 +208,15 @@ def history_tab(settings: Settings, session: gr.State, history: gr.Gallery, tab:
 
     to_studio = dict(fn=lambda: gr.Tabs(selected="studio"), outputs=tabs, api_visibility="private")
     tab.select(lambda state: state.gallery(), session, history, api_name="history")
+
+    def select_history(state: actions.Session, event: gr.SelectData) -> tuple:
+        return actions.open_history(event.index, state, settings.public)
+
     history.select(select_history, session, viewer, api_visibility="private").then(**to_studio)
-    index.change(actions.open_history, [index, session], viewer, api_name="history_open")
-    open_button.click(partial(actions.open_saved, public=settings.public), [upload, folder, session],
+    open_history = partial(actions.open_history, public=settings.public)  # raw input: a wrong type gets our sentence
+    index.change(open_history, [index, session], viewer, api_name="history_open", preprocess=False)
+    open_button.click(partial(actions.open_saved, settings=settings), [upload, folder, session],
                       [*viewer, history], api_name="open_run").success(**to_studio)  # fmt: skip
-
-
-def select_history(session: actions.Session, event: gr.SelectData) -> tuple:
-    return actions.open_history(event.index, session)
 
 
 def instruction_box(**options) -> gr.Textbox:
@@ -235,13 +236,20 @@ def turn_gallery(label: str, **options) -> gr.Gallery:
 
 
 def model_and_url_boxes(settings: Settings) -> list:
-    """Editor/thinker model and URL overrides, or (public mode) placeholders that carry nothing."""
+    """Editor/thinker model, URL and key overrides, or (public mode) placeholders that carry nothing.
+
+    A URL other than the server's gets none of the server's keys; a key typed here goes with the request only
+    (it is never shown again, saved or logged)."""
     if settings.public:
-        return [gr.State(None) for _ in range(4)]
-    with gr.Row():
-        boxes = [gr.Textbox(settings.editor_model, label="Editor model", placeholder="default"),
-                 gr.Textbox(settings.editor_url, label="Editor URL", placeholder="http://…")]  # fmt: skip
-    with gr.Row():
-        boxes += [gr.Textbox(settings.thinker_model, label="Thinker model", placeholder="default"),
-                  gr.Textbox(settings.thinker_url, label="Thinker URL", placeholder="http://…/v1")]  # fmt: skip
-    return boxes
+        return [gr.State(None) for _ in range(6)]
+    boxes = []
+    for role, url_hint in (("editor", "http://…"), ("thinker", "http://…/v1")):
+        title = role.capitalize()
+        with gr.Row():
+            boxes += [
+                gr.Textbox(getattr(settings, f"{role}_model"), label=f"{title} model", placeholder="default"),
+                gr.Textbox(getattr(settings, f"{role}_url"), label=f"{title} URL", placeholder=url_hint),
+                gr.Textbox(label=f"{title} API key", type="password", placeholder="for your own URL"),
+            ]
+    editor_model, editor_url, editor_key, thinker_model, thinker_url, thinker_key = boxes
+    return [editor_model, editor_url, thinker_model, thinker_url, editor_key, thinker_key]

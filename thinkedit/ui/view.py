@@ -7,6 +7,7 @@ from History, and the tests. Model text is kept as plain text; the page renders 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 import time
@@ -63,6 +64,7 @@ class RunView:
     started: float = field(default_factory=time.monotonic)
     folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
+    public: bool = False  # a public page shows run ids, never the server's paths
 
     def __post_init__(self) -> None:
         if self.source is not None:
@@ -108,9 +110,10 @@ class RunView:
                 self.reasoning, self.refined = self.finished_text
 
     @classmethod
-    def from_saved(cls, saved: SavedRun, folder: Path | None = None) -> RunView:
+    def from_saved(cls, saved: SavedRun, folder: Path | None = None, public: bool = False) -> RunView:
         record = saved.record
-        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder or new_folder(SCRATCH.name))
+        folder = folder or new_folder(SCRATCH.name)
+        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
         for turn in record["turns"]:
             image = view.display_copy(saved.image(turn["index"]), f"turn_{turn['index']:02d}")
             view.turns.append(TurnView(turn["index"], turn["prompt"], image, turn["semantic"], turn["quality"],
@@ -120,6 +123,24 @@ class RunView:
         view.record = {**record, "run_dir": str(saved.path)}
         view.best = record.get("best_turn")
         return view
+
+    @property
+    def shown_record(self) -> dict[str, Any] | None:
+        """The record as the page shows it: on a public page the run folder is its id and messages name no path."""
+        if self.record is None or not self.public:
+            return self.record
+        record = self.record
+        return {**record, "run_dir": self.run_dir.name if self.run_dir else None,
+                "error": self.for_visitor(record.get("error")),
+                "warnings": [self.for_visitor(warning) for warning in record.get("warnings", [])]}  # fmt: skip
+
+    def for_visitor(self, text: str | None) -> str | None:
+        """`text` as this page may show it: on a public page, no folder of the server's appears."""
+        if text is None or not self.public:
+            return text
+        if self.run_dir is not None:
+            text = text.replace(str(self.run_dir), self.run_dir.name)
+        return without_paths(text)
 
     @property
     def run_dir(self) -> Path | None:
@@ -152,7 +173,7 @@ class RunView:
     def status(self) -> str:
         if self.record is None:
             return self.phase or "Starting…"
-        record = self.record
+        record = self.shown_record
         reason = STOP_REASONS.get(record["stop_reason"], record["stop_reason"] or "")
         turns = len(record["turns"])
         text = f"Finished after {turns} turn{'s' if turns != 1 else ''} in {record['seconds']:.1f} s: {reason}."
@@ -183,6 +204,14 @@ class RunView:
 
 
 SUMMARY_HEADERS = ["Side", "Best semantic", "Best quality", "Turns", "Seconds"]
+
+
+_SERVER_FOLDERS = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"`<>]+/)+")  # the folders of an absolute path, not of a URL
+
+
+def without_paths(text: str) -> str:
+    """Every absolute path in `text` cut to its last part (a run id, a file name): what a public page may show."""
+    return _SERVER_FOLDERS.sub("", text)
 
 
 def progress_bar(percent: int, label: str, state: str = "") -> str:
