@@ -50,8 +50,9 @@ class Settings:
     dtype: str | None = None
     offload: str = "auto"
     memory_budget_gb: float | None = None
+    omnigen2_path: str | None = None  # a clone of github.com/VectorSpaceLab/OmniGen2: its code is not on PyPI
     thinker_image_side: int = 1024
-    thinker_max_new_tokens: int = 2048
+    thinker_max_new_tokens: int = 4096  # what the EditThinker authors allow their thinker (vLLM max_tokens)
     request_timeout: float = 120.0  # remote backends: seconds to wait for an answer (read timeout)
     connect_timeout: float = 10.0  # remote backends: seconds to wait for a connection
     request_retries: int = 3  # remote backends: retries on 429, 5xx and connection errors
