@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .config import MAX_IMAGE_PIXELS
 from .errors import BadInput, ThinkEditError
@@ -18,13 +18,15 @@ from .errors import BadInput, ThinkEditError
 # Pillow refuses to decode anything over twice this (every decode in the process, Gradio's included);
 # between 1× and 2× it only warns, and `check_size` below refuses it with the clear message.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+_SRGB = ImageCms.createProfile("sRGB")
 
 
 def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
     """Open a path, bytes or PIL image as an upright RGB image, or raise `BadInput` saying why not.
 
-    EXIF rotation is applied, alpha is composited on white, palette / 16-bit / CMYK images are
-    converted, and an animated image gives its first frame.
+    EXIF rotation is applied, an embedded colour profile is applied (the pixels become sRGB), alpha is
+    composited on white, palette / 16-bit / CMYK images are converted, and an animated image gives its first
+    frame. The result carries no metadata (profile, EXIF, text chunks): what a run writes, it can read back.
     """
     if source is None:
         raise BadInput("No image: upload or choose an image to edit.")
@@ -46,7 +48,7 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
             pixels = re.search(r"\((\d+) pixels\)", str(exc))
             raise BadInput(_too_large(int(pixels.group(1)) if pixels else None)) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
-            raise BadInput(f"The image could not be opened: {exc}.") from None
+            raise BadInput(_unreadable(exc, "The image could not be opened: {}.")) from None
     check_size(image.width, image.height)
     try:
         image.seek(0)
@@ -56,12 +58,35 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return to_rgb(image)
+            image = to_rgb(to_srgb(ImageOps.exif_transpose(image) or image))
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated files raise OSError, odd modes ValueError
-        raise BadInput(f"The image is damaged or truncated and could not be decoded ({exc}).") from None
+        raise BadInput(_unreadable(exc, "The image is damaged or truncated and could not be decoded ({}).")) from None
+    image.info = {}  # exif_transpose made this copy: the profile is applied, and the rest the run does not need
+    return image
+
+
+def _unreadable(exc: Exception, message: str) -> str:
+    """Why Pillow could not read an image: `message` with its error, or what to do about oversized metadata."""
+    if "MAX_TEXT_CHUNK" not in str(exc):  # Pillow's only sign of a metadata chunk over its limit
+        return message.format(exc)
+    limit = PngImagePlugin.MAX_TEXT_CHUNK // 2**20
+    return (f"The image carries a block of metadata (a colour profile or text) over {limit} MB, which is not read "
+            "safely: save it again without its metadata or colour profile, and upload that.")  # fmt: skip
+
+
+def to_srgb(image: Image.Image) -> Image.Image:
+    """The image with its embedded colour profile (RGB, RGBA, CMYK or grey) applied, in sRGB; unchanged when it
+    has none, or one that cannot be read (its pixels are then taken as sRGB)."""
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return image
+    try:
+        return ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)), _SRGB,
+                                         outputMode="RGBA" if image.mode == "RGBA" else "RGB")  # fmt: skip
+    except (OSError, ImageCms.PyCMSError, ValueError):
+        return image
 
 
 def check_size(width: int, height: int, what: str = "The image", advice: str = " Downscale it first.") -> None:

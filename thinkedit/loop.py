@@ -30,7 +30,7 @@ from .config import (
 from .critique import Critique
 from .errors import BadInput, Cancelled, ThinkEditError
 from .images import editor_output, load_image
-from .store import save_run
+from .store import NOT_SAVED, NotSaved, save_run
 
 CANCEL_GRACE_S = 10.0  # after Stop or a timeout, how long a backend may take to reach its next step or token
 WATCH_S = 0.1  # how often the watcher looks at the clock while no event arrives
@@ -514,10 +514,10 @@ def _save(trajectory: Trajectory, emit: Callable[[Event], None]) -> None:
     started = time.perf_counter()
     try:
         save_run(trajectory, trajectory.run_dir)
-    except OSError as exc:
-        message = f"The run could not be saved to {trajectory.run_dir}: {exc.strerror or exc}. It is shown, not kept."
+    except NotSaved as exc:  # one warning names what the folder keeps; a new one replaces it when that changes
+        message = str(exc)
         if message not in trajectory.warnings:
-            trajectory.warnings.append(message)
+            trajectory.warnings[:] = [w for w in trajectory.warnings if not w.startswith(NOT_SAVED)] + [message]
             emit(Notice(message))
     finally:
         trajectory.save_seconds += time.perf_counter() - started

@@ -64,9 +64,12 @@ class Session:
             return
         path = str(view.run_dir)
         try:
-            item = history_item(SavedRun(view.run_dir, view.record), self.folder)
-        except OSError:
-            return  # its best image is not on disk (a save that failed half way): nothing to reopen
+            saved = SavedRun(view.run_dir, view.record)
+            if view.record.get("warnings"):  # a save that failed part way: History lists what is on disk
+                saved = load_run(view.run_dir)
+            item = history_item(saved, self.folder)
+        except (BadInput, OSError):
+            return  # nothing on disk to reopen
         self.runs.append(path)
         self.history[path] = item
         while len(self.runs) > HISTORY_SIZE:
@@ -356,9 +359,12 @@ def confined(folder: str, settings: Settings) -> Path:
 
 def saved_view(path: str | Path, session: Session, public: bool = False) -> RunView:
     """A saved run (folder or zip) as a view; a zip is unpacked into the session's temp folder, removed with it."""
+    saved = None
     try:
         saved = load_run(path, unpack_to=session.folder)
         return RunView.from_saved(saved, folder=session.view_folder(), public=public)
-    except (BadInput, OSError, KeyError, StopIteration) as exc:
+    except (BadInput, OSError) as exc:
+        if saved is not None and saved.path != Path(path):
+            remove_folder(saved.path)  # what was unpacked from a zip whose images cannot be read
         message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
         raise refused(message, public) from None
