@@ -7,20 +7,29 @@ resident together. Architectures come from scripts/gpu_configs/*.json; the text 
 output widths (what the denoisers read) but only a layer or two. An editor that fails prints an error row
 and the others still run; the exit code is 1 when any failed.
 
-    python scripts/gpu_check.py             # on a GPU: ~5 minutes on one H100, under 8 by design
-    python scripts/gpu_check.py --dry-run   # on the CPU: every editor at its real widths, one layer, one step
-    python scripts/gpu_check.py --tiny      # tiny models on the CPU: proves the script runs end to end
+`--speed fast` measures `--speed fast` against the default instead: per editor one edit at the default speed,
+then two at fast (the first compiles: its seconds are apart), their ratio and peak memory, with what the row's
+preset did (a Lightning LoRA is replaced by a random one of rank 64, the real one being a download); then the
+thinker's critique at both speeds (tokens per second, time to the first token, the compiling warm-up apart).
+Each editor is loaded, compiled and released on its own, as in its own process.
+
+    python scripts/gpu_check.py                # on a GPU: ~5 minutes on one H100, under 8 by design
+    python scripts/gpu_check.py --speed fast   # on a GPU: default vs fast, under 8 minutes by design
+    python scripts/gpu_check.py --dry-run      # on the CPU: every editor at its real widths, one layer, one step
+    python scripts/gpu_check.py --tiny         # tiny models on the CPU: proves the script runs end to end
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import inspect
 import json
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,11 +39,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
-from gpu_check_thinker import default_dtype, random_thinker  # noqa: E402
-from tiny_pipelines import BUILDERS  # noqa: E402
+from gpu_check_thinker import default_dtype, measure_thinker, random_thinker  # noqa: E402
+from tiny_pipelines import BUILDERS, random_lora  # noqa: E402
 
 from thinkedit import runtime  # noqa: E402
-from thinkedit.config import Settings  # noqa: E402
+from thinkedit.config import SPEEDS, Settings  # noqa: E402
 from thinkedit.editors import EDITORS  # noqa: E402
 
 CONFIGS = ROOT / "scripts" / "gpu_configs"
@@ -83,14 +92,29 @@ def with_parts(pipe, **parts):
     return type(pipe)(**{**pipe.components, **parts}, **options)
 
 
-def random_editor(name: str, device: str, mode: str):
+def random_editor(name: str, device: str, mode: str, speed: str = "default", spec=None):
     """The editor class itself (its "checkpoint" is the random pipeline this script puts in the cache)."""
+    spec = spec or EDITORS[name]
     dtype = "float32" if mode == "tiny" else "bfloat16"
-    settings = Settings(editor=name, editor_model=f"random-{name}", device=device, dtype=dtype, offload="none")
-    return EDITORS[name].load_class()(EDITORS[name], settings)
+    settings = Settings(editor=name, editor_model=f"random-{name}", device=device, dtype=dtype, offload="none",
+                        speed=speed)  # fmt: skip
+    return spec.load_class()(spec, settings)
 
 
-def check_editor(name: str, device: str, mode: str, side: int) -> dict:
+def timed(call: Callable[[], object], device: str) -> tuple[float, float | None]:
+    """(seconds `call()` took, the peak GPU memory in GB while it ran; None off CUDA)."""
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    call()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, round(torch.cuda.max_memory_allocated() / 1e9, 1) if cuda else None
+
+
+def check_editor(name: str, device: str, mode: str, side: int, speed: str = "default") -> dict:
     editor = random_editor(name, device, mode)
     if mode == "dry-run":
         editor.area = side * side  # keep the small image small: a dry run checks shapes
@@ -101,24 +125,48 @@ def check_editor(name: str, device: str, mode: str, side: int) -> dict:
 
     if mode == "real":
         editor.edit(source, "warm up", seed=0, steps=1)  # kernels, allocator, cuDNN autotune
-    seconds = {}
-    for label, call in (
-        ("ours", lambda: editor.edit(source, "make the sky orange", seed=0, steps=steps, on_step=lambda i, n: None)),
-        ("bare", lambda: pipe(**bare)),
-    ):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()
-        call()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds[label] = time.perf_counter() - started
-    peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else None
+    if speed == "fast":
+        return {"editor": name, **fast_against_default(editor, pipe, source, steps, device, mode)}
+    ours, _ = timed(lambda: editor.edit(source, "make the sky orange", seed=0, steps=steps, on_step=lambda i, n: None),
+                    device)  # fmt: skip
+    bare_s, peak = timed(lambda: pipe(**bare), device)
     return {"editor": name, "steps": steps, "default_steps": editor.spec.steps,
-            "working_size": list(editor.working_size(source)), "ours_s": round(seconds["ours"], 2),
-            "bare_s": round(seconds["bare"], 2),
-            "overhead": round(seconds["ours"] / seconds["bare"], 3), "peak_gb": round(peak, 1) if peak else None}  # fmt: skip
+            "working_size": list(editor.working_size(source)), "ours_s": round(ours, 2), "bare_s": round(bare_s, 2),
+            "overhead": round(ours / bare_s, 3), "peak_gb": peak}  # fmt: skip
+
+
+def fast_against_default(editor, pipe, source: Image.Image, steps: int, device: str, mode: str) -> dict:
+    """One edit at the default speed, then two at fast on the same pipeline: the first compiles (on CUDA)."""
+    preset, spec = editor.spec.fast, editor.spec
+    with tempfile.TemporaryDirectory(prefix="gpu-check-lora-") as folder:
+        if preset.lora:  # the real distillation is a download: a random LoRA of its kind on this very model
+            random_lora(pipe, folder, "random-lightning.safetensors", rank=4 if mode == "tiny" else 64)
+            spec = dataclasses.replace(spec, fast=dataclasses.replace(preset, lora=folder,
+                                                                      lora_weight="random-lightning.safetensors"))  # fmt: skip
+        fast = random_editor(spec.name, device, mode, "fast", spec)
+        fast.area = editor.area
+        fast_steps = steps if mode != "real" or not preset.steps else preset.steps  # a LoRA's own step count
+        runs = {label: timed(lambda editor=editor, steps=at: editor.edit(source, "make the sky orange", seed=0,
+                                                                         steps=steps), device)
+                for label, editor, at in (("default", editor, steps), ("fast_first", fast, fast_steps),
+                                          ("fast", fast, fast_steps))}  # fmt: skip
+    did = [preset.cache] if preset.cache else []
+    did += [f"LoRA ({preset.steps} steps)"] if preset.lora else []
+    did += ["compiled"] if preset.compile and runtime.compiles(fast.settings) else []
+    return {"steps": steps, "fast_steps": fast_steps, "fast": " + ".join(did) or "nothing (it compiles on CUDA only)",
+            **{f"{label}_s": round(seconds, 2) for label, (seconds, _) in runs.items()},
+            "fast_ratio": round(runs["fast"][0] / runs["default"][0], 3),
+            "default_peak_gb": runs["default"][1], "fast_peak_gb": runs["fast"][1]}  # fmt: skip
+
+
+def check_thinker(device: str, mode: str) -> dict:
+    """A critique at the default speed, then at fast: a Qwen3-VL-8B-sized thinker on a GPU, a tiny one elsewhere."""
+    options = {"tiny": mode != "real", "new_tokens": 128 if mode == "real" else 6,
+               "image_side": 1024 if mode == "real" else 96}  # fmt: skip
+    runs = {speed: measure_thinker(device, **options, speed=speed) for speed in SPEEDS}
+    speeds = [runs[speed]["tokens_per_s"] for speed in SPEEDS]
+    return {"thinker": "qwen3-vl-8b" if mode == "real" else "qwen3-vl-tiny", **runs,
+            "tokens_per_s_ratio": round(speeds[1] / speeds[0], 3) if all(speeds) else None}  # fmt: skip
 
 
 def check_resident_together(device: str, mode: str) -> dict:
@@ -138,6 +186,7 @@ def row(label: dict, check, *args) -> dict:
         return {**label, "error": f"{type(exc).__name__}: {exc}"}
     finally:
         runtime.CACHE.clear()
+        torch._dynamo.reset()  # the next editor compiles afresh, as in a process of its own
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -166,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     modes.add_argument("--tiny", action="store_true", help="tiny models on the CPU, 2 steps")
     parser.add_argument("--only", nargs="*", default=list(REAL), help="editors to check")
     parser.add_argument("--side", type=int, help="source image side (default 1024; dry run 64; tiny 96)")
+    parser.add_argument("--speed", choices=SPEEDS, default="default", help="fast: default vs fast, and the thinker")
     args = parser.parse_args(argv)
     mode = "dry-run" if args.dry_run else "tiny" if args.tiny else "real"
     device = "cuda" if mode == "real" else "cpu"
@@ -175,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}; {mode}; source {side}²")
     if mode == "real":
         print("(LongCat and Qwen run 20 steps instead of 50 to fit the time box; seconds scale with steps)")
-    checks = [({"editor": name}, check_editor, name, device, mode, side) for name in args.only]
-    checks.append(({"resident": ["flux-kontext", "thinker"]}, check_resident_together, device, mode))
+    checks = [({"editor": name}, check_editor, name, device, mode, side, args.speed) for name in args.only]
+    if args.speed == "fast":
+        checks.append(({"thinker": "qwen3-vl"}, check_thinker, device, mode))
+    else:
+        checks.append(({"resident": ["flux-kontext", "thinker"]}, check_resident_together, device, mode))
     started, failed = time.perf_counter(), 0
     with fixed_areas(side * side if mode == "dry-run" else None):
         for check in checks:

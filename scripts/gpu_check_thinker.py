@@ -41,10 +41,10 @@ TINY_FLUX_TRANSFORMER = {"num_layers": 1, "num_single_layers": 1, "attention_hea
                          "guidance_embeds": True, "axes_dims_rope": [4, 6, 6]}  # fmt: skip
 
 
-def random_thinker(device: str, tiny: bool = False) -> QwenVLThinker:
+def random_thinker(device: str, tiny: bool = False, speed: str = "default") -> QwenVLThinker:
     """A `QwenVLThinker` whose cached model is a random Qwen3-VL-8B (or tiny) built in place on `device`."""
     settings = Settings(thinker="editthinker", thinker_model=f"random-qwen3-vl-{'tiny' if tiny else '8b'}",
-                        device=device, offload="none")  # fmt: skip
+                        device=device, offload="none", speed=speed)  # fmt: skip
     thinker = QwenVLThinker(THINKERS["editthinker"], settings)
     runtime.load(thinker.cache_key, lambda: _build_qwen3_vl(device, tiny))
     return thinker
@@ -98,17 +98,24 @@ def build_flux_kontext(device: str, tiny: bool = False) -> list[torch.nn.Module]
     return [model.eval() for model in models]
 
 
-def measure_thinker(device: str, *, tiny: bool = False, new_tokens: int = 256, image_side: int = 1024) -> dict:
-    """One two-image critique at `image_side`²: seconds to the first token, tokens/s, peak GPU memory (GB)."""
-    thinker = random_thinker(device, tiny)
+def measure_thinker(
+    device: str, *, tiny: bool = False, new_tokens: int = 256, image_side: int = 1024, speed: str = "default"
+) -> dict:
+    """One two-image critique at `image_side`²: seconds to the first token, tokens/s, peak GPU memory (GB), and
+    the warm-up call's seconds (`first_call_s`: with `speed="fast"` on CUDA, the one that compiles)."""
+    thinker = random_thinker(device, tiny, speed)
     thinker.settings.thinker_image_side = image_side
     model = thinker.load()[0]
     steps: list[float] = []
     hook = model.register_forward_hook(lambda *_: steps.append(_synchronized(device)))
     source, edited = _scene(image_side, (220, 30, 30)), _scene(image_side, (30, 60, 200))
     try:
-        thinker.generation["max_new_tokens"] = 4  # warm-up: CUDA kernels, cuBLAS handles, allocator
+        # warm-up: CUDA kernels, cuBLAS handles, the allocator; a static cache is as long as the token budget, so
+        # fast warms up (and compiles) at the budget it is measured at
+        thinker.generation["max_new_tokens"] = new_tokens if "cache_implementation" in thinker.generation else 4
+        warm_up = _synchronized(device)
         thinker.critique(source, edited, "Make the red square blue", "Make the red square blue")
+        first_call = _synchronized(device) - warm_up
         thinker.generation["max_new_tokens"] = new_tokens
         steps.clear()
         cuda = device.startswith("cuda")
@@ -127,6 +134,7 @@ def measure_thinker(device: str, *, tiny: bool = False, new_tokens: int = 256, i
         "tokens_per_s": round((len(steps) - 1) / (steps[-1] - steps[0]), 1) if len(steps) > 1 else None,
         "resident_gb": round(resident, 2),
         "peak_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if device.startswith("cuda") else None,
+        "first_call_s": round(first_call, 2),
     }
 
 

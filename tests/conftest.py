@@ -48,3 +48,19 @@ def scene() -> Image.Image:
     draw.rectangle([10, 12, 34, 36], fill=(220, 30, 30))
     draw.ellipse([56, 10, 84, 38], fill=(30, 60, 200))
     return image
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """tiny(name) → the folder of that tiny diffusers pipeline (tests/tiny_pipelines.py), built once per session."""
+    from tiny_pipelines import build_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("tiny-pipelines")
+    folders = {}
+
+    def get(name: str):
+        if name not in folders:
+            folders[name] = build_tiny_pipeline(name, root / name)
+        return folders[name]
+
+    return get

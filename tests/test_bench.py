@@ -42,3 +42,16 @@ def test_tiny_pipelines_load_on_the_first_request_only(capsys):
     assert (first[1], second[1]) == ("2", "0")  # the editor's pipeline and the thinker, then nothing
     assert float(first[2]) > 0 and float(second[2]) == 0
     assert "editor instruct-pix2pix" in out and "thinker qwen-vl" in out
+
+
+def test_speed_fast_vs_bare_times_both_speeds_on_one_pipeline(capsys):
+    try:
+        code = main(["bench", "--tiny", "instruct-pix2pix", "--speed", "fast", "--vs-bare", "-n", "1", "--turns", "2",
+                     "--side", "32", "--steps", "1"])  # fmt: skip
+    finally:
+        runtime.CACHE.clear()
+    assert code == 0
+    header, default, fast = table(capsys.readouterr().out, "speed")
+    assert header == ["speed", "first call s", "s/edit after the first", "fast / default", "peak RSS MB"]
+    assert (default[0], default[3], fast[0]) == ("default", "1.000", "fast")
+    assert all(float(cell) > 0 for cell in default[1:] + fast[1:])

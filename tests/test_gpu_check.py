@@ -61,3 +61,13 @@ def test_a_failing_editor_is_an_error_row_and_the_others_still_run(script, capsy
                        "sum exactly to 448"}  # fmt: skip
     assert pix2pix["editor"] == "instruct-pix2pix" and pix2pix["ours_s"] > 0 and "error" not in pix2pix
     assert "error" in resident and summary["failed"] == 2  # the resident check builds FLUX.1 Kontext too
+
+
+def test_speed_fast_measures_both_speeds_per_editor_and_for_the_thinker(script, capsys):
+    assert script.main(["--dry-run", "--speed", "fast", "--only", "qwen-image-edit", "flux-kontext"]) == 0
+    qwen, kontext, thinker, summary = rows(capsys.readouterr().out)
+    assert qwen["fast"] == "LoRA (8 steps)" and kontext["fast"] == "TaylorSeerCacheConfig"  # nothing compiles here
+    for row in (qwen, kontext):
+        assert all(row[key] > 0 for key in ("default_s", "fast_first_s", "fast_s", "fast_ratio")), row
+    assert set(thinker) >= {"default", "fast", "tokens_per_s_ratio"} and thinker["fast"]["first_call_s"] > 0
+    assert summary["failed"] == 0

@@ -334,9 +334,10 @@ def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():
         demo = build_app(settings)
         return {getattr(block, "label", None) for block in demo.blocks.values() if getattr(block, "visible", True)}
 
-    assert {"Editor URL", "Thinker URL", "Editor model", "Thinker model"} <= labels(Settings())
+    assert {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Speed"} <= labels(Settings())
     public = labels(Settings(public=True))
-    assert not public & {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Run folder on the server"}
+    assert not public & {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Speed",
+                         "Run folder on the server"}  # fmt: skip
 
 
 def test_open_by_folder_reaches_only_the_runs_folder(app, photo, tmp_path):

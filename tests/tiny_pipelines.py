@@ -204,3 +204,19 @@ def build_tiny_pipeline(name: str, folder: str | Path, seed: int = 0) -> Path:
     pipe = BUILDERS[name]()
     pipe.save_pretrained(folder)
     return Path(folder)
+
+
+def random_lora(pipe, folder: str | Path, weight_name: str, rank: int = 4, seed: int = 0) -> Path:
+    """A LoRA of random weights (peft) on `pipe.transformer`'s attention projections, saved into `folder` the way
+    `load_lora_weights(folder, weight_name=...)` reads it; the transformer is left as it was."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    targets = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
+    pipe.transformer.add_adapter(config, adapter_name="random")
+    layers = get_peft_model_state_dict(pipe.transformer, adapter_name="random")
+    pipe.transformer.unload_lora()
+    type(pipe).save_lora_weights(folder, transformer_lora_layers=layers, weight_name=weight_name)
+    return Path(folder)

@@ -56,6 +56,21 @@ class Thinker(Protocol):
 
 
 @dataclass(frozen=True)
+class FastPreset:
+    """What `--speed fast` does for one diffusers editor, all of it diffusers' own (thinkedit/editors/_speed.py)."""
+
+    cache: str | None = None  # a `diffusers.hooks` cache config class the denoiser's `enable_cache` takes
+    cache_options: dict[str, Any] = field(default_factory=dict)  # its arguments, as the diffusers docs give them
+    compile: bool = True  # regional compilation (`compile_repeated_blocks`) of the denoiser, on CUDA only
+    lora: str | None = None  # an official few-step distillation LoRA: hub repo (or local folder) ...
+    lora_weight: str | None = None  # ... and its file there
+    lora_gb: float | None = None  # that file's size, for messages
+    steps: int | None = None  # the step count and guidance the distillation was made for
+    guidance: float | None = None
+    scheduler: dict[str, Any] = field(default_factory=dict)  # scheduler config changes the distillation needs
+
+
+@dataclass(frozen=True)
 class BackendSpec:
     """One backend's facts: where its code is, what it runs on, its defaults, and its costs."""
 
@@ -76,6 +91,14 @@ class BackendSpec:
     tokens_per_second: float = 30.0  # local thinkers: decoding speed, bf16, batch 1 (ZeroGPU budget)
     tiny: str | None = None  # the tiny random pipeline tests/tiny_pipelines.py builds of it (`bench --tiny`)
     code_check: str | None = None  # "module:function(settings)": why code beyond `packages` is missing, or None
+    fast: FastPreset | None = None  # diffusers editors: what `--speed fast` changes (None: nothing)
+
+    def defaults(self, speed: str = "default") -> tuple[int | None, float | None]:
+        """Steps and guidance when a request names none: the row's, or at `--speed fast` those of its preset's
+        few-step distillation."""
+        fast = self.fast if speed == "fast" else None
+        steps = (fast and fast.steps) or self.steps
+        return steps, fast.guidance if fast is not None and fast.guidance is not None else self.guidance
 
     def load_class(self) -> type:
         module_name, _, class_name = self.target.partition(":")

@@ -5,7 +5,9 @@ per request: models loaded and the seconds that took (the first request pays, la
 nothing), seconds per turn editing, thinking and storing (without loading), the loop's overhead
 (wall − editing − thinking) / wall with loading left out of all three, and the peak resident memory.
 `--vs-bare` then repeats the last request's edits as bare calls: `pipe(**kwargs)` with the kwargs the
-editor builds for a diffusers editor, the editor's own `edit` for the classic one.
+editor builds for a diffusers editor, the editor's own `edit` for the classic one. With `--speed fast` it first
+times bare edits of the request at the default speed and then at fast on the one loaded pipeline: seconds per
+edit with the first call apart (fast's first compiles on CUDA), fast / default, and the peak memory of each.
 
 `--tiny NAME` builds a tiny random pipeline of that editor and a tiny Qwen3-VL thinker with the
 repository's test helpers (tests/tiny_pipelines.py, tests/tiny_qwen_vl.py), so the numbers can be
@@ -26,8 +28,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from . import loop, runtime
-from .config import Settings, add_backend_arguments, settings_from_args
+from .config import SPEEDS, Settings, add_backend_arguments, settings_from_args
 from .editors import EDITORS
+from .editors._speed import denoising
 from .errors import BadInput, ThinkEditError
 from .registry import build_backend
 
@@ -104,8 +107,37 @@ def bare_seconds(
         raise BadInput("--vs-bare needs the classic editor or a local diffusers editor.")
     pipe, kwargs = editor.pipeline(), editor.call_arguments(image, prompt, seed, steps, guidance)
     started = time.perf_counter()
-    pipe(**kwargs)
+    with denoising(pipe):  # a cache's context and reset (nothing at the default speed): what diffusers asks
+        pipe(**kwargs)
     return time.perf_counter() - started
+
+
+def print_speeds(editor, request: loop.EditRequest, calls: int) -> None:
+    """`calls` bare edits of the request at each speed, default first, on the one loaded pipeline."""
+    from .editors._diffusers import DiffusersEditor
+
+    if not isinstance(editor, DiffusersEditor):
+        raise BadInput("--speed fast --vs-bare needs a local diffusers editor.")
+    cuda = runtime.pick_device(editor.settings).startswith("cuda")
+    if cuda:
+        import torch
+    print(
+        f"| speed | first call s | s/edit after the first | fast / default | {'peak GPU GB' if cuda else 'peak RSS MB'} |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    after_first = {}
+    for speed in SPEEDS:
+        at_speed = type(editor)(editor.spec, editor.settings.replace(speed=speed))  # the same cached pipeline
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        seconds = [bare_seconds(at_speed, request.image, request.instruction, request.seed + i, request.steps,
+                                request.guidance) for i in range(calls)]  # fmt: skip
+        peak = torch.cuda.max_memory_allocated() / 1e9 if cuda else peak_rss_mb()
+        rest = seconds[1:] or seconds
+        after_first[speed] = sum(rest) / len(rest)
+        print(f"| {speed} | {seconds[0]:.4f} | {after_first[speed]:.4f} | "
+              f"{after_first[speed] / after_first['default']:.3f} | {peak:.1f} |")  # fmt: skip
+    print()
 
 
 def scene(side: int) -> Image.Image:
@@ -184,6 +216,8 @@ def bench(args: argparse.Namespace) -> int:
               f"{settings.thinker} ({getattr(thinker, 'model', None) or 'no weights'}), {request.image.width}×"
               f"{request.image.height}, up to {request.max_turns} turns, steps {steps or 'default'}, "
               f"{runtime.describe(settings)}\n")  # fmt: skip
+        if args.vs_bare and settings.speed == "fast":  # first, so that fast's first call is the one that compiles
+            print_speeds(editor, request, args.turns)
         rows = [measure(editor, thinker, request, temp / f"run-{number}") for number in range(args.requests)]
         print_table(rows, request.image.size)
         if args.vs_bare:

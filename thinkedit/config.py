@@ -22,7 +22,8 @@ GUIDANCE_RANGE = (0.0, 100.0)
 FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
-OFFLOAD_MODES = ("auto", "none", "model", "sequential")
+OFFLOAD_MODES = ("auto", "none", "model", "group", "sequential")
+SPEEDS = ("default", "fast")  # fast: the editor row's `fast` preset, a static-cache compiled thinker on CUDA
 SETTINGS_FILE = "thinkedit_settings.json"
 PER_REQUEST = {"caller_endpoints", "editor_key", "thinker_key"}  # set per request by the web app, never configured
 NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
@@ -49,6 +50,7 @@ class Settings:
     device: str | None = None
     dtype: str | None = None
     offload: str = "auto"
+    speed: str = "default"  # "fast": opt-in speed-ups (thinkedit/editors/_speed.py); "default": today's path exactly
     memory_budget_gb: float | None = None
     omnigen2_path: str | None = None  # a clone of github.com/VectorSpaceLab/OmniGen2: its code is not on PyPI
     thinker_image_side: int = 1024
@@ -87,6 +89,10 @@ class Settings:
         if "runs_dir" in values:
             values["runs_dir"] = Path(values["runs_dir"])
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.speed not in SPEEDS:
+            raise BadInput(f"Unknown speed '{self.speed}'; use {' or '.join(SPEEDS)}.")
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -140,6 +146,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
     group.add_argument("--dtype", help="bfloat16, float16 or float32 (default: by device)")
     group.add_argument("--offload", choices=OFFLOAD_MODES, help="model offload mode (default auto)")
+    group.add_argument("--speed", choices=SPEEDS, help="fast: caches, compilation, few-step LoRAs (default: default)")
     group.add_argument("--runs-dir", help="where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)")
 
 
@@ -147,5 +154,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the backend flags of `add_backend_arguments` on top."""
     names = ("editor", "editor_model", "editor_url", "editor_provider", "thinker", "thinker_model",
              "thinker_url", "thinker_provider", "thinker_template", "device", "dtype", "offload",
-             "runs_dir")  # fmt: skip
+             "speed", "runs_dir")  # fmt: skip
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})

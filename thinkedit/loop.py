@@ -527,7 +527,7 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, ThinkEditError):
         return str(exc)
     if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return "The GPU ran out of memory. Try a smaller image, fewer steps, or --offload model / sequential."
+        return "The GPU ran out of memory. Try a smaller image, fewer steps, or --offload model / group / sequential."
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -541,4 +541,5 @@ def _settings_record(editor, thinker, request: EditRequest) -> dict[str, Any]:
         "guidance": request.guidance,
         "editor_model": getattr(editor, "model", None),
         "thinker_model": getattr(thinker, "model", None) if thinker else None,
+        "speed": getattr(getattr(editor, "settings", None), "speed", "default"),  # a test's stand-in has no settings
     }

@@ -22,6 +22,7 @@ from .config import Settings
 from .errors import ThinkEditError
 
 MEMORY_HEADROOM = 0.15  # share of the GPU's memory the default budget leaves free for activations
+GROUP_SHARE = 0.15  # share of a model group offload needs free: the layers in flight and their activations
 
 
 def has_torch() -> bool:
@@ -244,8 +245,9 @@ def _modules(model: Any) -> list:
 
 
 def choose_offload(settings: Settings, size_gb: float | None, device: str | None = None) -> str:
-    """`settings.offload`, or when "auto": none if the model fits in free memory with headroom,
-    model offload if its largest part will (about 70% of a diffusion pipeline), else sequential."""
+    """`settings.offload`, or when "auto": none if the model fits in free memory with headroom, model offload if
+    its largest part will (about 70% of a diffusion pipeline), group offload (layers streamed in ahead of use) if
+    `GROUP_SHARE` of it will, else sequential."""
     device = device or pick_device(settings)
     if not device.startswith("cuda"):
         return "none"  # offload moves weights between the CPU and an accelerator; without one it means nothing
@@ -256,7 +258,17 @@ def choose_offload(settings: Settings, size_gb: float | None, device: str | None
     free = free_memory_gb(settings)
     if size_gb * 1.2 <= free:
         return "none"
-    return "model" if size_gb * 0.7 <= free else "sequential"
+    if size_gb * 0.7 <= free:
+        return "model"
+    return "group" if size_gb * GROUP_SHARE <= free else "sequential"
+
+
+def compiles(settings: Settings) -> bool:
+    """Whether `torch.compile` pays here: a CUDA device in a process that lives on. Not on the CPU (tests never
+    compile) and not on ZeroGPU, where every call runs in a fresh forked worker that would compile again."""
+    from .zerogpu import on_zero_gpu
+
+    return pick_device(settings).startswith("cuda") and not on_zero_gpu()
 
 
 def free_memory_gb(settings: Settings) -> float:
@@ -291,18 +303,27 @@ def offline() -> bool:
 
 
 def missing_weights(
-    checkpoint: str, size_gb: float | None, flag: str = "--editor-model", *, gated: bool = False
+    checkpoint: str,
+    size_gb: float | None,
+    flag: str = "--editor-model",
+    *,
+    gated: bool = False,
+    file: str | None = None,
+    instead: str | None = None,
 ) -> ThinkEditError:
-    size = f" (about {size_gb:g} GB)" if size_gb else ""
+    """The weights of `checkpoint` (or only its `file`) are not here: how to get them, or what to do `instead`."""
+    about = ", ".join(([file] if file else []) + ([f"about {size_gb:g} GB"] if size_gb else []))
     why = " and HF_HUB_OFFLINE=1 forbids downloading them" if offline() else ""
     licence = (
         f"It is gated: first accept its licence at https://huggingface.co/{checkpoint} and set HF_TOKEN. "
         if gated
         else ""
     )
+    download = f"hf download {checkpoint}" + (f" {file}" if file else "")
     return ThinkEditError(
-        f"The weights of {checkpoint}{size} are not on this machine{why}. {licence}Download them once with "
-        f"`hf download {checkpoint}` (on a machine with internet), or point {flag} at a local folder."
+        f"The weights of {checkpoint}{f' ({about})' if about else ''} are not on this machine{why}. {licence}"
+        f"Download them once with `{download}` (on a machine with internet), or "
+        f"{instead or f'point {flag} at a local folder'}."
     )
 
 
@@ -314,7 +335,9 @@ def gated_checkpoint(checkpoint: str) -> ThinkEditError:
 
 
 def out_of_memory(what: str, offload: str) -> ThinkEditError:
-    hint = {"none": "--offload model (or sequential)", "model": "--offload sequential"}.get(offload)
+    hint = {"none": "--offload model (or group)", "model": "--offload group", "group": "--offload sequential"}.get(
+        offload
+    )
     tip = f"try {hint}, " if hint else ""
     return ThinkEditError(
         f"The GPU ran out of memory while {what} (offload {offload}). To fit, {tip}use a smaller image or "

@@ -330,7 +330,7 @@ _RECORD_REQUIRED = {"instruction", "turns"}
 _SETTINGS_FIELDS = {
     "max_turns": ("a whole number",), "threshold": ("a number",), "first_turn": ("text",),
     "seed": ("a whole number", "null"), "steps": ("a whole number", "null"), "guidance": ("a number", "null"),
-    "editor_model": ("text", "null"), "thinker_model": ("text", "null"),
+    "editor_model": ("text", "null"), "thinker_model": ("text", "null"), "speed": ("text",),
 }  # fmt: skip
 _TURN_FIELDS = {
     "index": ("a whole number",), "prompt": ("text",), "image": ("text",), "semantic": ("a number", "null"),

@@ -39,9 +39,12 @@ def on_zero_gpu() -> bool:
 
 
 def edit_seconds(editor: Any, steps: int | None) -> int:
-    """GPU seconds one edit may need: its steps × the row's seconds per step, with headroom and a margin."""
+    """GPU seconds one edit may need: its steps × the row's seconds per step, with headroom and a margin.
+
+    `--speed fast` asks less only through its steps (a few-step LoRA): a cache's savings depend on the image.
+    """
     spec = editor.spec
-    return _seconds((steps or spec.steps or 0) * spec.seconds_per_step)
+    return _seconds((steps or getattr(editor, "default_steps", None) or spec.steps or 0) * spec.seconds_per_step)
 
 
 def think_seconds(thinker: Any) -> int:

@@ -5,9 +5,25 @@ The editor protocol and the row's fields are in thinkedit/backend.py.
 
 from __future__ import annotations
 
-from ..backend import BackendSpec
+import math
+
+from ..backend import BackendSpec, FastPreset
 
 _DIFFUSERS = ("torch", "diffusers", "transformers", "accelerate")
+# --speed fast. TaylorSeer with the config the diffusers caching guide gives for FLUX.1-dev; it decides by step
+# index, so it needs no calibration (MagCache's ratios are per checkpoint) and hooks blocks by name (First Block
+# Cache needs them registered, which LongCat's are not). Few-step rows get regional compilation only.
+_TAYLORSEER = FastPreset(
+    cache="TaylorSeerCacheConfig", cache_options={"cache_interval": 5, "disable_cache_before_step": 10, "max_order": 1}
+)
+_COMPILED = FastPreset()
+# lightx2v's Lightning distillations of Qwen-Image-Edit: 8 steps without CFG, and the scheduler of their README.
+_LIGHTNING = {
+    "steps": 8,
+    "guidance": 1.0,
+    "lora_gb": 0.85,
+    "scheduler": {"base_shift": math.log(3), "max_shift": math.log(3), "shift_terminal": None},
+}
 
 EDITORS: dict[str, BackendSpec] = {
     spec.name: spec
@@ -17,32 +33,39 @@ EDITORS: dict[str, BackendSpec] = {
         BackendSpec("flux-kontext", "thinkedit.editors.flux_kontext:FluxKontextEditor", "local",
                     "FLUX.1 Kontext [dev] through diffusers.FluxKontextPipeline.",
                     model="black-forest-labs/FLUX.1-Kontext-dev", steps=28, guidance=2.5,
-                    packages=_DIFFUSERS, size_gb=34, gated=True, seconds_per_step=0.45, tiny="flux-kontext"),
+                    packages=_DIFFUSERS, size_gb=34, gated=True, seconds_per_step=0.45, tiny="flux-kontext",
+                    fast=_TAYLORSEER),
         BackendSpec("qwen-image-edit", "thinkedit.editors.qwen_image_edit:QwenImageEditor", "local",
                     "Qwen-Image-Edit(-2509) through diffusers.QwenImageEditPlusPipeline; guidance is true CFG.",
                     model="Qwen/Qwen-Image-Edit-2509", steps=50, guidance=4.0,
-                    packages=_DIFFUSERS, size_gb=58, seconds_per_step=0.9, tiny="qwen-image-edit"),
+                    packages=_DIFFUSERS, size_gb=58, seconds_per_step=0.9, tiny="qwen-image-edit",
+                    fast=FastPreset(lora="lightx2v/Qwen-Image-Lightning", **_LIGHTNING,
+                                    lora_weight="Qwen-Image-Edit-2509/Qwen-Image-Edit-2509-Lightning-8steps-V1.0-bf16.safetensors")),
         BackendSpec("qwen-image-edit-2511", "thinkedit.editors.qwen_image_edit:QwenImageEditor", "local",
                     "Qwen-Image-Edit-2511 (the same QwenImageEditPlusPipeline, better consistency); true CFG.",
                     model="Qwen/Qwen-Image-Edit-2511", steps=40, guidance=4.0,
-                    packages=_DIFFUSERS, size_gb=58, seconds_per_step=0.9, tiny="qwen-image-edit"),
+                    packages=_DIFFUSERS, size_gb=58, seconds_per_step=0.9, tiny="qwen-image-edit",
+                    fast=FastPreset(lora="lightx2v/Qwen-Image-Edit-2511-Lightning", **_LIGHTNING,
+                                    lora_weight="Qwen-Image-Edit-2511-Lightning-8steps-V1.0-bf16.safetensors")),
         BackendSpec("longcat-image-edit", "thinkedit.editors.longcat_image_edit:LongCatImageEditor", "local",
                     "LongCat-Image-Edit through diffusers.LongCatImageEditPipeline.",
                     model="meituan-longcat/LongCat-Image-Edit", steps=50, guidance=4.5,
-                    packages=_DIFFUSERS, size_gb=30, seconds_per_step=0.8, tiny="longcat-image-edit"),
+                    packages=_DIFFUSERS, size_gb=30, seconds_per_step=0.8, tiny="longcat-image-edit",
+                    fast=_TAYLORSEER),
         BackendSpec("instruct-pix2pix", "thinkedit.editors.instruct_pix2pix:InstructPix2PixEditor", "local",
                     "InstructPix2Pix (Stable Diffusion 1.5 size): small enough for a laptop.",
                     model="timbrooks/instruct-pix2pix", steps=20, guidance=7.5,
                     options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=4.3, seconds_per_step=0.06,
-                    tiny="instruct-pix2pix"),  # fp32, no safety checker
+                    tiny="instruct-pix2pix", fast=_COMPILED),  # fp32, no safety checker
         BackendSpec("flux2-klein", "thinkedit.editors.flux2_klein:Flux2KleinEditor", "local",
                     "FLUX.2 [klein] 4B (Apache-2.0) through diffusers.Flux2KleinPipeline: few-step, fits 24 GB.",
                     model="black-forest-labs/FLUX.2-klein-4B", steps=4, guidance=1.0,
-                    packages=_DIFFUSERS, size_gb=16, seconds_per_step=0.35, tiny="flux2-klein"),
+                    packages=_DIFFUSERS, size_gb=16, seconds_per_step=0.35, tiny="flux2-klein", fast=_COMPILED),
         BackendSpec("flux2-dev", "thinkedit.editors.flux2_dev:Flux2DevEditor", "local",
                     "FLUX.2 [dev] through diffusers.Flux2Pipeline (gated; non-commercial licence).",
                     model="black-forest-labs/FLUX.2-dev", steps=50, guidance=4.0,
-                    packages=_DIFFUSERS, size_gb=110, gated=True, seconds_per_step=2.0, tiny="flux2-dev"),
+                    packages=_DIFFUSERS, size_gb=110, gated=True, seconds_per_step=2.0, tiny="flux2-dev",
+                    fast=_TAYLORSEER),
         BackendSpec("omnigen2", "thinkedit.editors.omnigen2:OmniGen2Editor", "local",
                     "OmniGen2 through its own code: a clone of its GitHub repository (THINKEDIT_OMNIGEN2_PATH).",
                     model="OmniGen2/OmniGen2", steps=50, guidance=5.0,

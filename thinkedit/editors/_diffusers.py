@@ -13,10 +13,11 @@ from typing import Any
 from PIL import Image
 
 from .. import runtime
-from ..backend import BackendSpec, OnStep
+from ..backend import BackendSpec, FastPreset, OnStep
 from ..config import Settings
 from ..errors import Cancelled
 from ..registry import hf_token, model_for, weights_location
+from . import _speed
 
 AREA = 1024 * 1024  # what FLUX.1 Kontext, Qwen-Image-Edit(-Plus), FLUX.2, LongCat and OmniGen2 work at in diffusers
 
@@ -63,18 +64,36 @@ class DiffusersEditor:
         dtype = str(runtime.pick_dtype(self.settings, device))
         return (self.spec.name, self.model, self.pipeline_name, device, dtype, self.settings.offload)
 
+    @property
+    def fast(self) -> FastPreset | None:
+        """The row's fast preset when the settings ask for `--speed fast`; None is the default path."""
+        return self.spec.fast if self.settings.speed == "fast" else None
+
+    @property
+    def default_steps(self) -> int | None:
+        return self.spec.defaults(self.settings.speed)[0]
+
+    @property
+    def default_guidance(self) -> float | None:
+        return self.spec.defaults(self.settings.speed)[1]
+
     def pipeline(self):
-        """The loaded pipeline, from the process-wide cache after the first request."""
+        """The loaded pipeline (from the process-wide cache after the first request), at this editor's speed.
+
+        Requests at either speed share the one loaded pipeline: each switches it to its own (`_speed.switch`).
+        """
         size = runtime.estimate_gb(self.model, self.spec.size_gb if self.model == self.spec.model else None)
         device = runtime.pick_device(self.settings)
         offload = runtime.choose_offload(self.settings, size, device)
-        return runtime.load(
+        pipe = runtime.load(
             self.cache_key,
             lambda: self._load(device, offload, size),
             size_gb=size,
             settings=self.settings,
             offload=offload,
         )
+        _speed.switch(pipe, self.fast, compile_blocks=runtime.compiles(self.settings), token=hf_token())
+        return pipe
 
     def _load(self, device: str, offload: str, size_gb: float | None):
         pipeline_class = self.pipeline_class()  # first: an editor whose own code is missing says so, not "weights"
@@ -88,6 +107,8 @@ class DiffusersEditor:
             )
             if offload == "model":
                 pipe.enable_model_cpu_offload(device=device)
+            elif offload == "group":  # layer by layer, the next one copied in on a CUDA stream while one runs
+                pipe.enable_group_offload(device, offload_type="leaf_level", use_stream=device.startswith("cuda"))
             elif offload == "sequential":
                 pipe.enable_sequential_cpu_offload(device=device)
             else:
@@ -111,7 +132,8 @@ class DiffusersEditor:
             width, height = self.working_size(image)
             what = f"{self.spec.name} edited a {width}×{height} image"
             with runtime.friendly_errors(what, offload=runtime.CACHE.offload_of(self.cache_key)):
-                edited = run_pipeline(pipe, kwargs, on_step)
+                with _speed.denoising(pipe):
+                    edited = run_pipeline(pipe, kwargs, on_step)
         return edited.convert("RGB").resize(image.size, Image.Resampling.LANCZOS)
 
     def working_size(self, image: Image.Image) -> tuple[int, int]:
@@ -125,8 +147,8 @@ class DiffusersEditor:
         editor's arguments, the step count and a seeded generator (`bench --vs-bare` calls the pipeline with it)."""
         import torch
 
-        steps = steps or self.spec.steps
-        guidance = self.spec.guidance if guidance is None else guidance
+        steps = steps or self.default_steps
+        guidance = self.default_guidance if guidance is None else guidance
         working = image.resize(self.working_size(image), Image.Resampling.LANCZOS)
         return {**self.arguments(working, prompt, steps, guidance), "num_inference_steps": steps,
                 "generator": torch.Generator("cpu").manual_seed(seed)}  # fmt: skip

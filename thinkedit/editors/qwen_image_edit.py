@@ -1,6 +1,7 @@
 """Qwen-Image-Edit through diffusers: `QwenImageEditPlusPipeline` (2509 and later), `QwenImageEditPipeline`
 for the original `Qwen/Qwen-Image-Edit`. Guidance is true classifier-free guidance (`true_cfg_scale`),
-which the pipeline applies only with a negative prompt, so one is always passed.
+which the pipeline applies only with a negative prompt, so one is passed whenever guidance is above 1 (the
+Lightning distillation of `--speed fast` runs at 1: no CFG).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ class QwenImageEditor(DiffusersEditor):
         self.pipeline_name = pipeline_name_for(self.model)
 
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
-        negative = self.spec.options.get("negative_prompt", " ")
-        return {"image": image, "prompt": prompt, "negative_prompt": negative, "true_cfg_scale": guidance,
-                "height": image.height, "width": image.width}  # fmt: skip
+        negative = {"negative_prompt": self.spec.options.get("negative_prompt", " ")} if guidance > 1 else {}
+        return {"image": image, "prompt": prompt, **negative, "true_cfg_scale": guidance, "height": image.height,
+                "width": image.width}  # fmt: skip
 
 
 def pipeline_name_for(checkpoint: str) -> str:

@@ -104,9 +104,9 @@ def backend_choices(rows: list[dict[str, Any]], role: str) -> list[tuple[str, st
     return choices
 
 
-def editor_defaults(name: str) -> tuple[int | None, float | None]:
+def editor_defaults(name: str, speed: str | None = None) -> tuple[int | None, float | None]:
     spec = EDITORS.get(name)
-    return (spec.steps, spec.guidance) if spec else (None, None)
+    return spec.defaults(speed or "default") if spec else (None, None)
 
 
 # -- building a run ----------------------------------------------------------------------------------
@@ -124,7 +124,8 @@ def image_input(payload: Any) -> Any:
 
 
 def user_settings(settings: Settings, editor: str, thinker: str | None, overrides: dict[str, Any]) -> Settings:
-    """The server's settings with the person's choices: backends, and (outside public mode) models, URLs and keys.
+    """The server's settings with the person's choices: backends, and (outside public mode) models, URLs, keys and
+    the speed.
 
     A URL other than the one the server configured is the caller's: its role is marked so that no key of the
     server's goes there (`remote.credential`); the caller's own key, if they typed one, goes instead.
@@ -230,7 +231,8 @@ def make_edit(settings: Settings):
 
     def edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, first_turn="none",
              seed=0, randomize=False, steps=None, guidance=None, editor_model=None, editor_url=None,
-             thinker_model=None, thinker_url=None, editor_key=None, thinker_key=None, session=None):  # fmt: skip
+             thinker_model=None, thinker_url=None, editor_key=None, thinker_key=None, speed=None,
+             session=None):  # fmt: skip
         """Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."""
         session = session if session is not None else Session()
         try:
@@ -239,7 +241,8 @@ def make_edit(settings: Settings):
                 seed=random.randrange(2**31) if randomize is True else seed, steps=steps, guidance=guidance,
             )  # fmt: skip
             overrides = dict(editor_model=editor_model, editor_url=editor_url, thinker_model=thinker_model,
-                             thinker_url=thinker_url, editor_key=editor_key, thinker_key=thinker_key)  # fmt: skip
+                             thinker_url=thinker_url, editor_key=editor_key, thinker_key=thinker_key,
+                             speed=speed)  # fmt: skip
             run_settings = user_settings(settings, editor, thinker, overrides)
             jobs = [job(run_settings, request)]
         except ThinkEditError as exc:

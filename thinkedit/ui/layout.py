@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, THRESHOLD_RANGE, Settings
+from ..config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, SPEEDS, THRESHOLD_RANGE, Settings
 from ..registry import backend_rows
 from . import actions, agent
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
@@ -91,7 +91,7 @@ def run_options(settings: Settings) -> dict:
 
 def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.State, history: gr.Gallery) -> list:
     """One image, one run, live; returns the viewer's components (History reopens runs into them)."""
-    steps, guidance = actions.editor_defaults(settings.editor)
+    steps, guidance = actions.editor_defaults(settings.editor, settings.speed)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             image = gr.Image(label="Image", sources=["upload", "clipboard", "webcam"], height=280, elem_id="te-image")
@@ -115,6 +115,7 @@ def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.St
                     steps_box = gr.Number(steps, precision=0, label="Steps", info="empty: the editor's default")
                     guidance_box = gr.Number(guidance, label="Guidance", info="empty: the editor's default")
                 model_boxes = model_and_url_boxes(settings)
+                speed = speed_box(settings)
             with gr.Row():
                 run = gr.Button("Run", variant="primary", elem_id="te-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="te-stop")
@@ -124,10 +125,11 @@ def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.St
             viewer = run_viewer()
 
     inputs = [image, instruction, editor, thinker, max_turns, threshold, first_turn, seed, randomize, steps_box,
-              guidance_box, *model_boxes, session]  # fmt: skip
+              guidance_box, *model_boxes, speed, session]  # fmt: skip
     run.click(actions.make_edit(settings), inputs, [*viewer, history], api_name="edit", **run_options(settings))
     stop.click(partial(actions.stop, which="studio"), session, None, queue=False, api_visibility="private")
-    editor.change(actions.editor_defaults, editor, [steps_box, guidance_box], api_visibility="private")
+    for choice in (editor, speed):
+        choice.change(actions.editor_defaults, [editor, speed], [steps_box, guidance_box], api_visibility="private")
     return viewer
 
 
@@ -235,6 +237,14 @@ def threshold_slider(settings: Settings, **options) -> gr.Slider:
 
 def turn_gallery(label: str, **options) -> gr.Gallery:
     return gr.Gallery(label=label, object_fit="contain", fit_columns=False, elem_classes="te-gallery", **options)
+
+
+def speed_box(settings: Settings):
+    """The speed (`--speed`), or (public mode) the server's, which the page cannot change."""
+    if settings.public:
+        return gr.State(settings.speed)
+    return gr.Dropdown(list(SPEEDS), value=settings.speed, label="Speed", elem_id="te-speed",
+                       info="fast: the editor's cache, compilation or few-step LoRA; a compiled thinker on CUDA")  # fmt: skip
 
 
 def model_and_url_boxes(settings: Settings) -> list:
