@@ -64,3 +64,25 @@ def tiny(tmp_path_factory):
         return folders[name]
 
     return get
+
+
+@pytest.fixture
+def empty_model_cache():
+    """The process-wide model cache empty before and after the test (`pytest.mark.usefixtures`)."""
+    from thinkedit import runtime
+
+    runtime.CACHE.clear()
+    yield
+    runtime.CACHE.clear()
+
+
+@pytest.fixture
+def source() -> Image.Image:
+    """A small source for the diffusers editors: sky, a red square, grass."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (80, 48), (135, 190, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([8, 8, 30, 30], fill=(220, 30, 30))
+    draw.rectangle([0, 36, 79, 47], fill=(60, 150, 60))
+    return image

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from thinkedit import runtime
 from thinkedit.config import Settings
@@ -15,6 +15,8 @@ from thinkedit.editors._diffusers import fit_size
 from thinkedit.editors.qwen_image_edit import pipeline_name_for
 from thinkedit.errors import Cancelled, ThinkEditError
 from thinkedit.registry import build_backend
+
+pytestmark = pytest.mark.usefixtures("empty_model_cache")
 
 CASES = {  # case → (tiny pipeline, the editor that runs it, the pipeline class it loads)
     "flux-kontext": ("flux-kontext", "flux-kontext", "FluxKontextPipeline"),
@@ -26,22 +28,6 @@ CASES = {  # case → (tiny pipeline, the editor that runs it, the pipeline clas
     "flux2-klein": ("flux2-klein", "flux2-klein", "Flux2KleinPipeline"),
     "flux2-dev": ("flux2-dev", "flux2-dev", "Flux2Pipeline"),  # one new file
 }
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    runtime.CACHE.clear()
-    yield
-    runtime.CACHE.clear()
-
-
-@pytest.fixture
-def source() -> Image.Image:
-    image = Image.new("RGB", (80, 48), (135, 190, 235))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([8, 8, 30, 30], fill=(220, 30, 30))
-    draw.rectangle([0, 36, 79, 47], fill=(60, 150, 60))
-    return image
 
 
 def editor_for(tiny, case: str, **settings):

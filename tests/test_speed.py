@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
-from PIL import Image, ImageDraw
+from PIL import Image
 from tiny_pipelines import random_lora
 from tiny_qwen_vl import build_tiny_qwen_vl
 
@@ -26,28 +26,14 @@ from thinkedit.registry import build_backend
 from thinkedit.store import load_run
 from thinkedit.thinkers.qwen_vl import generation_options
 
+pytestmark = pytest.mark.usefixtures("empty_model_cache")
+
 PROMPT = "make the sky orange"
 CACHED = [name for name, spec in EDITORS.items() if spec.fast and spec.fast.cache and spec.tiny]
 STEPS = 14  # the rows' TaylorSeer computes steps 0-9 and 11 in full and predicts 10, 12 and 13
 PREDICTED = [10, 12, 13]
 TOLERANCE = 4  # of 255: how far any pixel of a cached edit may be from the default edit's
 AREA = 64 * 64  # the tiny pipelines' working area (the models' own is ~1024²)
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    runtime.CACHE.clear()
-    yield
-    runtime.CACHE.clear()
-
-
-@pytest.fixture
-def source() -> Image.Image:
-    image = Image.new("RGB", (80, 48), (135, 190, 235))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([8, 8, 30, 30], fill=(220, 30, 30))
-    draw.rectangle([0, 36, 79, 47], fill=(60, 150, 60))
-    return image
 
 
 @pytest.fixture(autouse=True)
@@ -217,6 +203,29 @@ def test_thinker_fast_options_ask_for_a_static_cache_only_where_compiling_pays(m
         assert "cache_implementation" not in generation_options(settings)
     monkeypatch.setattr("thinkedit.zerogpu.on_zero_gpu", lambda: True)  # every call a fresh worker: no compiling
     assert "cache_implementation" not in generation_options(Settings(speed="fast", device="cuda"))
+
+
+def test_thinker_fast_decodes_into_a_static_cache_and_not_when_it_moves_between_devices(tmp_path, scene, monkeypatch):
+    monkeypatch.setattr(runtime, "compiles", lambda settings: True)  # as on CUDA; generate() compiles on CUDA only
+    checkpoint = str(build_tiny_qwen_vl(tmp_path / "qwen3-vl", "qwen3_vl", seed=1))
+    settings = Settings(thinker="qwen-vl", thinker_model=checkpoint, device="cpu", thinker_max_new_tokens=8,
+                        extra={"thinker_sampling": {"temperature": 0}})  # greedy: the two caches agree  # fmt: skip
+    calls = []
+
+    def critique(speed: str):
+        thinker = build_backend("thinker", settings.replace(speed=speed))
+        return thinker.critique(scene, scene, "make it brighter", "make it brighter").raw
+
+    model_class = type(build_backend("thinker", settings).load()[0])
+    original = model_class.generate
+    monkeypatch.setattr(model_class, "generate", lambda self, **kw: calls.append(kw) or original(self, **kw))
+    fast, default = critique("fast"), critique("default")
+    assert fast == default and fast  # the static cache decodes what the dynamic one does
+    assert calls[0]["cache_implementation"] == "static" and "cache_implementation" not in calls[1]
+    monkeypatch.setattr(runtime, "choose_offload", lambda *args: "model")  # waits in CPU memory between critiques
+    runtime.CACHE.clear()
+    critique("fast")
+    assert len(calls) == 3 and "cache_implementation" not in calls[2]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the static KV cache is compiled on CUDA only; no CUDA here")

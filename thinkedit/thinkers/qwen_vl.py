@@ -87,18 +87,26 @@ class QwenVLThinker:
         what = f"the thinker read {len(images)} image(s) of up to {self.settings.thinker_image_side} pixels a side"
         with runtime.CACHE.in_use(self.cache_key), runtime.friendly_errors(what, offload=offload):
             with _on_device(model, runtime.pick_device(self.settings), offload):
-                reply = self._stream(model, processor.tokenizer, inputs.to(model.device), on_token)
+                reply = self._stream(model, processor.tokenizer, inputs.to(model.device), on_token,
+                                     self.options_for(offload))  # fmt: skip
         # A "thinking" chat template opens <think> in the prompt; the reply starts inside that block.
         return ("<think>" if _OPEN_THINK.search(chat) else "") + reply
 
-    def _stream(self, model, tokenizer, inputs, on_token: OnToken | None) -> str:
+    def options_for(self, offload: str) -> dict[str, Any]:
+        """The generation options for a model loaded with `offload`: one that moves between the CPU and the GPU
+        would compile its decoding again at every critique, so it decodes without the static cache."""
+        if offload == "none":
+            return self.generation
+        return {key: value for key, value in self.generation.items() if key != "cache_implementation"}
+
+    def _stream(self, model, tokenizer, inputs, on_token: OnToken | None, options: dict[str, Any]) -> str:
         """Run `generate()` here, handing its text to `on_token` piece by piece as it decodes.
 
         The streamer is called from inside `generate()` in this same thread: when `on_token` raises (Stop),
         generation ends at that token.
         """
         relay = _Relay(tokenizer, on_token)
-        model.generate(**inputs, **self.generation, streamer=relay)
+        model.generate(**inputs, **options, streamer=relay)
         return "".join(relay.pieces)
 
 
