@@ -419,7 +419,7 @@ def _empty_cuda_cache() -> None:
 
 
 def describe(settings: Settings) -> str:
-    """One line for `thinkedit backends`: device, dtype, offload mode, budget, what is loaded."""
+    """One line for `thinkedit backends`: device, dtype, offload mode, speed, budget, what is loaded."""
     device = pick_device(settings)
     dtype = str(pick_dtype(settings, device)).replace("torch.", "") if has_torch() else "n/a (torch missing)"
     offload = settings.offload
@@ -432,5 +432,6 @@ def describe(settings: Settings) -> str:
         for key, entry in CACHE.entries()
     )
     return (
-        f"device {device}, dtype {dtype}, offload {offload}, memory budget {budget_text}, loaded: {loaded or 'nothing'}"
+        f"device {device}, dtype {dtype}, offload {offload}, speed {settings.speed}, memory budget {budget_text}, "
+        f"loaded: {loaded or 'nothing'}"
     )
