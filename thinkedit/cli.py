@@ -19,7 +19,9 @@ from .registry import backend_rows, make_editor, make_thinker
 from .store import new_run_dir
 
 # Modules that add their own subcommand with `register(subparsers)`; one line each.
-COMMAND_MODULES: list[str] = ["thinkedit.export", "thinkedit.space", "thinkedit.server", "thinkedit.bench"]
+COMMAND_MODULES: list[str] = [
+    "thinkedit.export", "thinkedit.space", "thinkedit.server", "thinkedit.bench", "thinkedit.evaluate"
+]  # fmt: skip
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,6 +37,13 @@ class Settings:
     thinker_provider: str | None = None
     thinker_template: str | None = None
     polish_template: str | None = None
+    judge: str = "classic"  # `thinkedit eval`: who scores the edits (VIEScore rubric), independent of the thinker
+    judge_model: str | None = None
+    judge_url: str | None = None
+    judge_provider: str | None = None
+    judge_templates: str | None = None  # a folder with judge_semantic.txt and judge_quality.txt
+    judge_retries: int = 2  # an unreadable verdict is asked again this many times, then recorded as null
+    evals_dir: Path = Path("evals")  # where `thinkedit eval` folders are looked for (the web app's Benchmarks)
     max_turns: int = 3
     threshold: float = 8.0
     first_turn: str = "none"
@@ -72,8 +79,9 @@ class Settings:
             if raw not in (None, ""):
                 values[f.name] = _convert(f.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "runs_dir" in values:
-            values["runs_dir"] = Path(values["runs_dir"])
+        for name in ("runs_dir", "evals_dir"):
+            if name in values:
+                values[name] = Path(values[name])
         return cls(**values)
 
     def replace(self, **changes) -> Settings:

@@ -140,6 +140,12 @@ def make_thinker(settings: Settings, name: str | None = None):
     return build(find_spec(THINKERS, name or settings.thinker, "thinker"), settings)
 
 
+def make_judge(settings: Settings, name: str | None = None):
+    from .judges import JUDGES
+
+    return build(find_spec(JUDGES, name or settings.judge, "judge"), settings)
+
+
 def backend_rows(settings: Settings) -> list[dict[str, Any]]:
     """Every editor and thinker with whether it can run here and why not — for `backends` and the UI."""
     from .editors import EDITORS

@@ -108,6 +108,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, text.encode("utf-8"))
+
+
 def _write_image(image: Image.Image, path: Path) -> None:
     _write_atomic(path, png_bytes(image))
 
