@@ -42,10 +42,33 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--runs-dir", help="where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)")
 
 
+def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loop's settings, as `edit` and `eval` take them; `loop_options` reads them back."""
+    group = parser.add_argument_group("the loop")
+    group.add_argument("--max-turns", type=int, help="1..10 (default 3)")
+    group.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
+    group.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
+    group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+
+
+def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
+    """`make_request` keyword arguments from the loop flags, with the settings' defaults."""
+    return {
+        "max_turns": args.max_turns if args.max_turns is not None else settings.max_turns,
+        "threshold": args.threshold if args.threshold is not None else settings.threshold,
+        "first_turn": args.first_turn or settings.first_turn,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance": args.guidance,
+    }
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     names = ("editor", "editor_model", "editor_url", "editor_provider", "thinker", "thinker_model",
              "thinker_url", "thinker_provider", "thinker_template", "device", "dtype", "offload",
-             "runs_dir")  # fmt: skip
+             "runs_dir", "judge", "judge_model", "judge_url", "judge_provider", "judge_templates")  # fmt: skip
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
 
 
@@ -56,12 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     edit = commands.add_parser("edit", help="edit an image with the Think-while-Edit loop")
     edit.add_argument("--image", required=True, help="the source image")
     edit.add_argument("--instruction", required=True, help="what to change")
-    edit.add_argument("--max-turns", type=int, help="1..10 (default 3)")
-    edit.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
-    edit.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
-    edit.add_argument("--seed", type=int, default=0)
-    edit.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
-    edit.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+    add_loop_arguments(edit)
     edit.add_argument("--out", help="write the run folder exactly here")
     edit.add_argument("--json", action="store_true", help="print the final trajectory as JSON")
     add_backend_arguments(edit)
@@ -93,16 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _edit(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    request = loop.make_request(
-        args.image,
-        args.instruction,
-        max_turns=args.max_turns if args.max_turns is not None else settings.max_turns,
-        threshold=args.threshold if args.threshold is not None else settings.threshold,
-        first_turn=args.first_turn or settings.first_turn,
-        seed=args.seed,
-        steps=args.steps,
-        guidance=args.guidance,
-    )
+    request = loop.make_request(args.image, args.instruction, **loop_options(args, settings))
     editor, thinker = make_editor(settings), make_thinker(settings)
     run_dir = Path(args.out) if args.out else new_run_dir(settings.runs_dir)
     trajectory = None

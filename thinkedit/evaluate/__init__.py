@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import FIRST_TURN_STRATEGIES
 from ..errors import BadInput
 from .data import BENCHES, LANGUAGES
 from .harness import MODES, Plan, run_eval
@@ -27,7 +26,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ..cli import settings_from_args
+    from ..cli import loop_options, settings_from_args
 
     if args.report:
         refresh(Path(args.report))
@@ -36,16 +35,11 @@ def evaluate(args: argparse.Namespace) -> int:
         raise BadInput("Say where the eval goes: --out DIR (or --report DIR to summarise one again).")
     if args.concurrency < 1:
         raise BadInput("--concurrency must be at least 1.")
-    settings = settings_from_args(args).replace(judge=args.judge, judge_model=args.judge_model,
-                                                judge_url=args.judge_url, judge_provider=args.judge_provider,
-                                                judge_templates=args.judge_templates)  # fmt: skip
+    settings = settings_from_args(args)
     plan = Plan(
-        bench=args.bench, data=args.data, out=Path(args.out), settings=settings,
+        bench=args.bench, data=args.data, out=Path(args.out), settings=settings, request=loop_options(args, settings),
         modes=tuple(_names(args.modes) or MODES), language=args.language, edit_json=args.edit_json,
         categories=_names(args.categories), keys=_names(args.keys), limit=args.limit,
-        max_turns=args.max_turns if args.max_turns is not None else settings.max_turns,
-        threshold=args.threshold if args.threshold is not None else settings.threshold,
-        first_turn=args.first_turn or settings.first_turn, seed=args.seed, steps=args.steps, guidance=args.guidance,
         concurrency=args.concurrency, retry_failed=args.retry_failed, progress=not args.no_progress,
     )  # fmt: skip
     run_eval(plan)
@@ -53,7 +47,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from ..cli import add_backend_arguments
+    from ..cli import add_backend_arguments, add_loop_arguments
 
     parser = commands.add_parser("eval", help="benchmark single-shot vs the loop (GEdit-Bench, ImgEdit, your own)")
     parser.add_argument("--bench", choices=BENCHES, default="gedit", help="which benchmark (default gedit)")
@@ -70,13 +64,7 @@ def register(commands) -> None:
     parser.add_argument("--retry-failed", action="store_true", help="run recorded failures again")
     parser.add_argument("--concurrency", type=int, default=1, help="samples in flight per process (remote backends)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    loop = parser.add_argument_group("the loop (as `edit` takes it)")
-    loop.add_argument("--max-turns", type=int, help="1..10 (default 3; the paper used 5)")
-    loop.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
-    loop.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
-    loop.add_argument("--seed", type=int, default=0)
-    loop.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
-    loop.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+    add_loop_arguments(parser)
     judge = parser.add_argument_group("judge")
     judge.add_argument("--judge", help="classic (default), openai, qwen-vl or hf-inference")
     judge.add_argument("--judge-model", help="served model name, checkpoint id or local folder")

@@ -50,18 +50,15 @@ def load(bench: str, data: str | None, *, language: str = "en", edit_json: str |
 def select(samples: list[Sample], *, categories: list[str] | None = None, keys: list[str] | None = None,
            limit: int | None = None) -> list[Sample]:  # fmt: skip
     """The samples asked for, in the benchmark's order: these categories, these keys, the first `limit`."""
-    if categories:
-        known = {s.category for s in samples}
-        unknown = [c for c in categories if c not in known]
+    for field, wanted in (("category", categories), ("key", keys)):
+        if not wanted:
+            continue
+        known = [getattr(s, field) for s in samples]
+        unknown = [value for value in wanted if value not in known]
         if unknown:
-            raise BadInput(f"No category {', '.join(unknown)} in this benchmark; it has: {', '.join(sorted(known))}.")
-        samples = [s for s in samples if s.category in categories]
-    if keys:
-        known = {s.key for s in samples}
-        unknown = [k for k in keys if k not in known]
-        if unknown:
-            raise BadInput(f"No sample with key {', '.join(unknown)} in the selection.")
-        samples = [s for s in samples if s.key in keys]
+            raise BadInput(f"No {field} {', '.join(unknown)} in the selection; it has: "
+                           f"{', '.join(sorted(set(known))[:40])}.")  # fmt: skip
+        samples = [s for s in samples if getattr(s, field) in wanted]
     if limit is not None:
         if limit < 1:
             raise BadInput("--limit must be at least 1.")
@@ -145,7 +142,7 @@ def load_imgedit(data: str, edit_json: str | None = None) -> list[Sample]:
     if not root.is_dir():
         raise BadInput(f"--data {root} is not a folder: point it at ImgEdit-Bench's images (Benchmark.tar, unpacked).")
     file = Path(edit_json).expanduser() if edit_json else root / "basic_edit.json"
-    entries = _read_json(file, "basic_edit.json")
+    entries = read_json(file, f"No basic_edit.json at {file}: pass --edit-json PATH.")
     if not isinstance(entries, dict):
         raise BadInput(f"{file} must hold one JSON object of {{key: {{id, prompt, edit_type}}}}.")
     samples = []
@@ -194,9 +191,10 @@ def load_folder(data: str) -> list[Sample]:
     return samples
 
 
-def _read_json(file: Path, what: str) -> Any:
+def read_json(file: Path, missing: str) -> Any:
+    """The JSON in `file`; `BadInput` saying `missing` when there is no such file, or why it is not JSON."""
     if not file.is_file():
-        raise BadInput(f"No {what} at {file}.")
+        raise BadInput(missing)
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except ValueError as exc:

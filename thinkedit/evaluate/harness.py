@@ -25,12 +25,13 @@ from ..config import Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
 from ..registry import make_editor, make_judge, make_thinker
-from .data import Sample, load, select
+from .data import Sample, load, read_json, select
 
 MODES = ("single", "loop")
 CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
 SAME_EVAL = ("bench", "language", "editor", "editor_model", "thinker", "thinker_model", "judge", "judge_model",
              "max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # fmt: skip
+REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `loop.make_request` options
 BARRIER_TIMEOUT = timedelta(days=7)  # the last shard may finish hours after the first
 
 
@@ -42,18 +43,13 @@ class Plan:
     data: str | None
     out: Path
     settings: Settings
+    request: dict[str, Any]  # `loop.make_request` options (REQUEST): max_turns, threshold, seed, …
     modes: tuple[str, ...] = MODES
     language: str = "en"
     edit_json: str | None = None
     categories: list[str] | None = None
     keys: list[str] | None = None
     limit: int | None = None
-    max_turns: int = 3
-    threshold: float = 8.0
-    first_turn: str = "none"
-    seed: int = 0
-    steps: int | None = None
-    guidance: float | None = None
     concurrency: int = 1
     retry_failed: bool = False
     progress: bool = True
@@ -66,9 +62,8 @@ class Plan:
             "thinker": thinker.spec.name if thinker else None,
             "thinker_model": getattr(thinker, "model", None) if thinker else None,
             "thinker_url": self.settings.thinker_url if thinker else None, "judge": judge.spec.name,
-            "judge_model": judge.model, "judge_url": self.settings.judge_url, "max_turns": self.max_turns,
-            "threshold": self.threshold, "first_turn": self.first_turn, "seed": self.seed, "steps": self.steps,
-            "guidance": self.guidance,
+            "judge_model": judge.model, "judge_url": self.settings.judge_url,
+            **{name: self.request.get(name) for name in REQUEST},
         }  # fmt: skip
 
 
@@ -137,10 +132,7 @@ def _check_same_eval(out: Path, config: dict[str, Any]) -> None:
     file = out / CONFIG_FILE
     if not file.is_file():
         return
-    try:
-        before = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError:
-        raise BadInput(f"{file} is not valid JSON; is {out} an eval folder?") from None
+    before = read_json(file, f"{file} vanished")
     changed = [name for name in SAME_EVAL if before.get(name) != config.get(name)]
     if changed:
         what = ", ".join(f"{name} {before.get(name)!r} → {config.get(name)!r}" for name in changed)
@@ -220,9 +212,7 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
         return _finish(row, started)
     try:
         image = sample.read_image() if sample.read_image else None
-        request = loop.make_request(image, sample.instruction, max_turns=plan.max_turns, threshold=plan.threshold,
-                                    first_turn=plan.first_turn, seed=plan.seed, steps=plan.steps,
-                                    guidance=plan.guidance)  # fmt: skip
+        request = loop.make_request(image, sample.instruction, **plan.request)
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is this sample's failure
         row["error"] = f"bad data: {exc}"
         return _finish(row, started)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInput
+from .data import read_json
 from .harness import CONFIG_FILE, SAMPLES_FILE, SHARDS
 
 STAGES = ("load", "edit", "think", "judge", "store", "place", "loop", "harness", "wall")
@@ -335,13 +335,8 @@ def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any],
 
 
 def config_of(folder: Path) -> dict[str, Any]:
-    file = Path(folder) / CONFIG_FILE
-    if not file.is_file():
-        raise BadInput(f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first.")
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise BadInput(f"{file} is not valid JSON: {exc}") from None
+    return read_json(Path(folder) / CONFIG_FILE, f"{folder} is not an eval folder (no {CONFIG_FILE}); run "
+                     f"`thinkedit eval --out {folder}` first.")  # fmt: skip
 
 
 def refresh(folder: Path) -> dict[str, Any]:
