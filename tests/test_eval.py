@@ -19,11 +19,13 @@ from PIL import Image, ImageDraw
 
 from thinkedit import runtime
 from thinkedit.cli import main
+from thinkedit.config import Settings
 from thinkedit.editors.classic import ClassicEditor
 from thinkedit.evaluate import read_eval
 from thinkedit.evaluate.data import load, select
 from thinkedit.judges.classic import ClassicJudge
 from thinkedit.judges.viescore import read_scores
+from thinkedit.registry import make_judge
 from thinkedit.thinkers.classic import ClassicThinker
 from thinkedit.thinkers.qwen_vl import QwenVLThinker
 
@@ -435,6 +437,27 @@ def test_a_loop_is_judged_on_its_best_turn_and_on_its_last(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["modes"]["loop"]["last"]["o"] == pytest.approx(row["last"]["o"], abs=1e-4)
     assert summary["thinker"]["model"] == "served-thinker" and summary["warnings"] == []
+
+
+def test_hf_inference_judge_goes_through_inference_client(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the server is still 127.0.0.1
+    monkeypatch.setenv("HF_TOKEN", "hf-token-5678")
+    with chat_server(lambda seen, images, text: "[8, 6]" if len(images) == 2 else '{"score": [9, 7]}') as server:
+        judge = make_judge(Settings(judge="hf-inference", judge_url=f"{server.url}/v1", judge_model="org/vlm"))
+        verdict = judge.judge(picture(), picture(30), "make it bluer")
+        requests = server.requests(*CHAT)
+    assert (verdict.semantic, verdict.quality, verdict.sc, verdict.pq) == ([8, 6], [9, 7], 6, 7)
+    assert [r.json()["model"] for r in requests] == ["org/vlm", "org/vlm"]
+    assert {r.headers["authorization"] for r in requests} == {"Bearer hf-token-5678"}
+
+
+def test_backends_lists_the_judges(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    judges = out[out.index("judges (thinkedit eval):") :]
+    assert "classic" in judges and "openai" in judges and "no endpoint configured" in judges
 
 
 @pytest.fixture(scope="module")

@@ -172,6 +172,14 @@ def _backends(args: argparse.Namespace) -> int:
         for row in (r for r in rows if r["role"] == role):
             mark = "yes" if row["available"] else "no "
             print(f"  {row['name']:<20} {mark}  {row['reason']}")
+    from .judges import JUDGES
+    from .registry import availability
+
+    print("judges (thinkedit eval):")
+    for spec in JUDGES.values():
+        chosen = spec.name == settings.judge
+        ok, reason = availability(spec, model=settings.judge_model if chosen else None, url=settings.judge_url)
+        print(f"  {spec.name:<20} {'yes' if ok else 'no '}  {reason}")
     from . import runtime
 
     print(f"runtime: {runtime.describe(settings)}")

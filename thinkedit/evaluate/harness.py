@@ -59,9 +59,8 @@ class Plan:
         return {
             "bench": self.bench, "data": self.data, "language": self.language if self.bench == "gedit" else None,
             "modes": list(self.modes), "editor": editor.spec.name, "editor_model": getattr(editor, "model", None),
-            "thinker": thinker.spec.name if thinker else None,
-            "thinker_model": getattr(thinker, "model", None) if thinker else None,
-            "thinker_url": self.settings.thinker_url if thinker else None, "judge": judge.spec.name,
+            "thinker": thinker.spec.name, "thinker_model": getattr(thinker, "model", None),
+            "thinker_url": self.settings.thinker_url, "judge": judge.spec.name,
             "judge_model": judge.model, "judge_url": self.settings.judge_url,
             **{name: self.request.get(name) for name in REQUEST},
         }  # fmt: skip
@@ -88,8 +87,8 @@ def run_eval(plan: Plan) -> dict[str, Any] | None:
     settings = plan.settings
     if world > 1 and settings.device is None and _cuda():
         settings = settings.replace(device=f"cuda:{state.local_process_index}")
-    backends = Backends(make_editor(settings), make_thinker(settings) if "loop" in plan.modes else None,
-                        make_judge(settings))  # fmt: skip
+    # the thinker is built (cheaply) even for single-shot only, so that a later `--modes loop` continues this eval
+    backends = Backends(make_editor(settings), make_thinker(settings), make_judge(settings))
     config = plan.config(backends.editor, backends.thinker, backends.judge)
     _check_same_eval(plan.out, config)
     warning = self_grading(config)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadInput
 from .data import read_json
 from .harness import CONFIG_FILE, SAMPLES_FILE, SHARDS
 
@@ -105,7 +106,8 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
 
     gedit = config.get("bench") == "gedit"
     modes = {}
-    for mode in config.get("modes") or sorted({r["mode"] for r in rows}):
+    present = sorted({r["mode"] for r in rows}, key=lambda mode: MODE_ORDER.get(mode, 9))
+    for mode in present:
         mine = [r for r in rows if r["mode"] == mode]
         block = macro(mine, _best)
         if mode == "loop":
@@ -124,7 +126,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
         "thinker": {"name": config.get("thinker"), "model": _first(rows, "thinker_model") or config.get("thinker_model")},
         "judge": {"name": config.get("judge"), "model": config.get("judge_model") or _first(rows, "judge_model")},
         "settings": {name: config.get(name) for name in ("max_turns", "threshold", "first_turn", "seed", "steps",
-                                                          "guidance", "modes")},
+                                                          "guidance")} | {"modes": present},
         "versions": {**store.versions(), **_versions("datasets", "accelerate")},
         "samples": len({row_id(r) for r in rows}),
         "modes": modes,
@@ -133,7 +135,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
         summary["gain"] = {"best": _gain(modes["loop"], modes["single"]),
                            "last": _gain(modes["loop"]["last"], modes["single"])}  # fmt: skip
     summary["seconds"] = seconds(rows)
-    warning = self_grading({**config, "judge_model": summary["judge"]["model"],
+    warning = self_grading({**config, "modes": present, "judge_model": summary["judge"]["model"],
                             "thinker_model": summary["thinker"]["model"]})  # fmt: skip
     summary["warnings"] = [warning] if warning else []
     return _rounded(summary)
@@ -234,7 +236,7 @@ def table(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     counts = {c: max(block["categories"].get(c, {}).get("n", 0) for _, block in series) for c in names}
     rows = [line(c, counts[c], lambda block, c=c: block["categories"].get(c)) for c in names]
     rows.append(line("mean over categories", sum(counts.values()), lambda block: block))
-    if "intersection" in series[0][1]:
+    if series and "intersection" in series[0][1]:
         rows.append(line("intersection subset", series[0][1]["intersection"]["n"], lambda block: block["intersection"]))
     return headers, rows
 
@@ -343,7 +345,10 @@ def refresh(folder: Path) -> dict[str, Any]:
     """`thinkedit eval --report DIR`: the summary again from what the folder holds, the plot redrawn."""
     folder = Path(folder)
     config = config_of(folder)
-    return write_reports(folder, list(read_rows(folder).values()), config)
+    rows = list(read_rows(folder).values())
+    if not rows:
+        raise BadInput(f"{folder} has no recorded samples yet: run its `thinkedit eval --out {folder}` first.")
+    return write_reports(folder, rows, config)
 
 
 # -- the web app's Benchmarks tab -------------------------------------------------------------------------------
