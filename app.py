@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env(host=args.host, port=args.port, public=args.public)
 
     from thinkedit import zerogpu
+    from thinkedit.registry import build_backend
 
-    zerogpu.preload(settings)  # ZeroGPU Spaces: weights load here, before the first request (no-op elsewhere)
+    if zerogpu.on_zero_gpu():  # weights load here, in the main process, before the first request
+        zerogpu.preload([build_backend(role, settings) for role in ("editor", "thinker")])
 
     from thinkedit.ui import build_app, launch
 

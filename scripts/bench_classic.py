@@ -17,7 +17,7 @@ from PIL import Image
 
 from thinkedit.config import Settings
 from thinkedit.loop import Trajectory, make_request, run
-from thinkedit.registry import make_editor, make_thinker
+from thinkedit.registry import build_backend
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=3)
     args = parser.parse_args()
     settings = Settings(editor="classic", thinker="classic")
-    editor, thinker = make_editor(settings), make_thinker(settings)
+    editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     examples = json.loads((ASSETS / "examples.json").read_text())
 
     print(f"{'case':<72} {'vague':<5} {'turn 1':>8} {'best':>8} {'best at':>7} {'turns':>5}  stop")

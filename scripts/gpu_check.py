@@ -27,8 +27,8 @@ from tiny_pipelines import BUILDERS  # noqa: E402
 
 from thinkedit import runtime  # noqa: E402
 from thinkedit.config import Settings  # noqa: E402
+from thinkedit.editors import EDITORS  # noqa: E402
 from thinkedit.editors._diffusers import fit_size  # noqa: E402
-from thinkedit.registry import make_editor  # noqa: E402
 
 CONFIGS = ROOT / "scripts" / "gpu_configs"
 # editor → (denoiser attribute, denoiser config, VAE config, text width the denoiser expects, steps on an H100)
@@ -59,9 +59,14 @@ def build(name: str, device: str, tiny: bool):
     return pipe
 
 
-def check_editor(name: str, device: str, tiny: bool, side: int) -> dict:
+def random_editor(name: str, device: str):
+    """The editor class itself (its "checkpoint" is the random pipeline this script puts in the cache)."""
     settings = Settings(editor=name, editor_model=f"random-{name}", device=device, offload="none")
-    editor = make_editor(settings)
+    return EDITORS[name].load_class()(EDITORS[name], settings)
+
+
+def check_editor(name: str, device: str, tiny: bool, side: int) -> dict:
+    editor = random_editor(name, device)
     pipe = runtime.load(editor.cache_key, lambda: build(name, device, tiny))
     steps = 2 if tiny else REAL[name][4] or editor.spec.steps
     source = Image.new("RGB", (side, side), (135, 190, 235))
@@ -95,7 +100,7 @@ def check_resident_together(device: str, tiny: bool) -> dict:
     """FLUX.1 Kontext and an 8B thinker loaded at once: what both hold in GPU memory."""
     from gpu_check_thinker import random_thinker
 
-    editor = make_editor(Settings(editor="flux-kontext", editor_model="random-flux-kontext", device=device))
+    editor = random_editor("flux-kontext", device)
     runtime.load(editor.cache_key, lambda: build("flux-kontext", device, tiny))
     random_thinker(device, tiny)
     held = torch.cuda.memory_allocated() / 1e9 if device.startswith("cuda") else None

@@ -24,7 +24,7 @@ from fake_servers import serve_app  # noqa: E402  (uvicorn in a thread on a free
 
 from thinkedit.config import Settings  # noqa: E402
 from thinkedit.loop import make_request, run  # noqa: E402
-from thinkedit.registry import make_editor, make_thinker  # noqa: E402
+from thinkedit.registry import build_backend  # noqa: E402
 from thinkedit.server import create_app  # noqa: E402
 
 WARM_UP = 5
@@ -62,12 +62,12 @@ def phase(editor, thinker, runs: int, side: int, root: Path) -> tuple[float, flo
 def soak(runs: int, side: int) -> dict[str, tuple[float, float, float]]:
     """RSS before and after `runs` runs, through the loop directly and through serve-editor over HTTP."""
     settings = Settings(editor="classic", thinker="classic")
-    thinker = make_thinker(settings)
+    thinker = build_backend("thinker", settings)
     results = {}
     with tempfile.TemporaryDirectory(prefix="thinkedit-soak-") as temp:
-        results["loop"] = phase(make_editor(settings), thinker, runs, side, Path(temp) / "loop")
-        with serve_app(create_app(make_editor(settings))) as url:
-            remote = make_editor(settings.replace(editor="http", editor_url=url))
+        results["loop"] = phase(build_backend("editor", settings), thinker, runs, side, Path(temp) / "loop")
+        with serve_app(create_app(build_backend("editor", settings))) as url:
+            remote = build_backend("editor", settings.replace(editor="http", editor_url=url))
             results["serve-editor"] = phase(remote, thinker, runs, side, Path(temp) / "http")
     return results
 

@@ -1,7 +1,19 @@
-"""Test setup: nothing may touch the network or the hub, and tiny models run single-threaded."""
+"""Test setup: nothing may touch the network or the hub, the suite is the same on any machine, and tiny models run
+single-threaded."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
+# Hermetic on any box: no GPU (a CUDA machine would pick cuda and bfloat16), an empty hub cache (models cached on
+# a developer's machine must not change what a test finds), and Gradio's copies of served files in a folder of
+# this run's own (another app's shutdown elsewhere on the machine clears the shared default folder).
+_SCRATCH = tempfile.mkdtemp(prefix="thinkedit-tests-")
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ["HF_HOME"] = os.path.join(_SCRATCH, "hf-home")
+os.environ["GRADIO_TEMP_DIR"] = os.path.join(_SCRATCH, "gradio")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

@@ -11,19 +11,19 @@ from thinkedit.config import Settings
 from thinkedit.critique import parse_critique
 from thinkedit.errors import Cancelled
 from thinkedit.loop import RunFinished, make_request, run
-from thinkedit.registry import make_editor, make_thinker
+from thinkedit.registry import build_backend
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 @pytest.fixture(scope="module")
 def editor():
-    return make_editor(Settings(), "classic")
+    return build_backend("editor", Settings(), "classic")
 
 
 @pytest.fixture(scope="module")
 def thinker():
-    return make_thinker(Settings(), "classic")
+    return build_backend("thinker", Settings(), "classic")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_loop_with_both_classic_backends_improves_a_vague_instruction():
     settings = Settings()
     image = Image.open(ASSETS / "chelsea.jpg").convert("RGB").resize((225, 150))
     request = make_request(image, "make it look old", max_turns=3, threshold=8)
-    *events, finished = run(make_editor(settings), make_thinker(settings), request)
+    *events, finished = run(build_backend("editor", settings), build_backend("thinker", settings), request)
     assert isinstance(finished, RunFinished)
     trajectory = finished.trajectory
     first, best = trajectory.turns[0], trajectory.best_turn

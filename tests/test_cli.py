@@ -79,10 +79,11 @@ def test_settings_mirror_the_environment():
 
 
 def test_backends_explain_remote_requirements_and_hide_url_credentials(capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
     assert main(["backends"]) == 0
     assert "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached" in capsys.readouterr().out
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # what huggingface_hub read at import
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     assert main(["backends", "--thinker", "openai", "--thinker-url", "http://user:hunter22@gpu-box:8000/v1"]) == 0

@@ -18,7 +18,7 @@ from thinkedit.config import Settings
 from thinkedit.editors._diffusers import fit_size
 from thinkedit.editors.qwen_image_edit import pipeline_name_for
 from thinkedit.errors import Cancelled, ThinkEditError
-from thinkedit.registry import make_editor
+from thinkedit.registry import build_backend
 
 TINY = {  # tiny pipeline → the editor that runs it
     "flux-kontext": "flux-kontext",
@@ -69,7 +69,7 @@ def source() -> Image.Image:
 
 
 def editor_for(tiny, name: str, **settings):
-    return make_editor(Settings(editor=TINY[name], editor_model=str(tiny(name)), **settings))
+    return build_backend("editor", Settings(editor=TINY[name], editor_model=str(tiny(name)), **settings))
 
 
 def denoiser_calls(pipe) -> list[int]:
@@ -153,9 +153,8 @@ def test_out_of_memory_gives_a_clear_message_and_a_consistent_cache():
 
 
 def test_missing_weights_say_which_checkpoint_how_big_and_what_to_do(source):
-    editor = make_editor(Settings(editor="flux-kontext"))
     with pytest.raises(ThinkEditError) as info:
-        editor.edit(source, "blue", seed=0)
+        build_backend("editor", Settings(editor="flux-kontext"))
     message = str(info.value)
     for part in ("black-forest-labs/FLUX.1-Kontext-dev", "34 GB", "hf download", "--editor-model", "licence"):
         assert part in message
@@ -233,7 +232,7 @@ def test_omnigen2_maps_arguments_onto_its_own_pipeline(tmp_path, source):
     module_spec.loader.exec_module(module)
     module.OmniGen2Pipeline(FlowMatchEulerDiscreteScheduler()).save_pretrained(tmp_path)
 
-    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
+    editor = build_backend("editor", Settings(editor="omnigen2", editor_model=str(tmp_path)))
     steps = []
     edited = editor.edit(source, "make it night", seed=5, guidance=6.0, on_step=lambda i, n: steps.append(i))
     call = editor.pipeline().calls[-1]
@@ -246,12 +245,11 @@ def test_omnigen2_maps_arguments_onto_its_own_pipeline(tmp_path, source):
 
 def test_omnigen2_without_its_code_says_how_to_get_it(tmp_path, source):
     (tmp_path / "model_index.json").write_text('{"_class_name": "OmniGen2Pipeline"}')  # weights, no pipeline.py
-    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
+    editor = build_backend("editor", Settings(editor="omnigen2", editor_model=str(tmp_path)))
     with pytest.raises(ThinkEditError, match="pip install git\\+https://github.com/VectorSpaceLab/OmniGen2"):
         editor.edit(source, "blue", seed=0)
-    offline_hub = make_editor(Settings(editor="omnigen2"))
     with pytest.raises(ThinkEditError, match="OmniGen2/OmniGen2 \\(about 16 GB\\)"):
-        offline_hub.edit(source, "blue", seed=0)
+        build_backend("editor", Settings(editor="omnigen2"))
 
 
 # -- the whole loop ---------------------------------------------------------------------------------
@@ -260,11 +258,11 @@ def test_omnigen2_without_its_code_says_how_to_get_it(tmp_path, source):
 def test_loop_runs_a_tiny_editor_with_the_offline_critic(tiny, source):
     pytest.importorskip("thinkedit.thinkers.classic", reason="the classic thinker is not written yet")
     from thinkedit.loop import EditStep, RunFinished, make_request, run
-    from thinkedit.registry import make_thinker
+    from thinkedit.registry import build_backend
 
     settings = Settings(editor="instruct-pix2pix", editor_model=str(tiny("instruct-pix2pix")), thinker="classic")
     request = make_request(source, "make the red square blue", max_turns=2, steps=2, seed=7)
-    events = list(run(make_editor(settings), make_thinker(settings), request))
+    events = list(run(build_backend("editor", settings), build_backend("thinker", settings), request))
     trajectory = events[-1].trajectory
     assert isinstance(events[-1], RunFinished) and trajectory.error is None
     assert trajectory.stop_reason in ("threshold", "prompt_kept", "max_turns")
@@ -290,7 +288,7 @@ def test_omnigen2_prefers_its_installed_package_over_checkpoint_code(tmp_path, m
     module = types.ModuleType(omnigen2.PACKAGE_PIPELINE)
     module.OmniGen2Pipeline = InstalledPipeline
     monkeypatch.setitem(sys.modules, omnigen2.PACKAGE_PIPELINE, module)
-    editor = make_editor(Settings(editor="omnigen2", editor_model=str(tmp_path)))
+    editor = build_backend("editor", Settings(editor="omnigen2", editor_model=str(tmp_path)))
     assert editor.pipeline_class() is InstalledPipeline
     assert editor.from_pretrained_options() == {}, "no checkpoint code runs when the package is installed"
     monkeypatch.delitem(sys.modules, omnigen2.PACKAGE_PIPELINE)

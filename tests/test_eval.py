@@ -7,9 +7,12 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import datasets
@@ -25,7 +28,7 @@ from thinkedit.evaluate import read_eval
 from thinkedit.evaluate.data import load, select
 from thinkedit.judges.classic import ClassicJudge
 from thinkedit.judges.viescore import read_scores
-from thinkedit.registry import make_judge
+from thinkedit.registry import build_backend
 from thinkedit.thinkers.classic import ClassicThinker
 from thinkedit.thinkers.qwen_vl import QwenVLThinker
 
@@ -199,15 +202,20 @@ def test_resume_asks_nothing_new_and_an_interrupt_loses_only_what_was_in_flight(
     command = ("--data", str(gedit), "--out", str(out), "--max-turns", "3")
     edit = ClassicEditor.edit
 
-    def interrupted(self, *args, **kwargs):
-        if calls["edit"] == 4:
-            raise KeyboardInterrupt
-        return edit(self, *args, **kwargs)
+    def interrupted(self, image, prompt, *, on_step=None, **kwargs):
+        if calls["edit"] == 4:  # Ctrl-C during the fifth edit, which then stops at its next step
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                on_step(0, 1)  # raises Cancelled once the harness has stopped the runs in flight
+                time.sleep(0.01)
+        return edit(self, image, prompt, on_step=on_step, **kwargs)
 
     monkeypatch.setattr(ClassicEditor, "edit", interrupted)
     assert run(*command) == 130
     kept = [json.loads(line) for line in (out / "shards" / "rank-0.jsonl").read_text().splitlines()]
-    assert 1 <= len(kept) < 10 and not (out / "samples.jsonl").exists()
+    # the three runs finished before the interrupt are kept; the one in flight (g2's loop) is not
+    assert [(k["key"], k["mode"]) for k in kept] == [("g1", "single"), ("g1", "loop"), ("g2", "single")]
+    assert not (out / "samples.jsonl").exists() and not (out / "runs" / "loop" / "en" / "g3").exists()
 
     monkeypatch.setattr(ClassicEditor, "edit", edit)
     assert run(*command) == 0
@@ -445,7 +453,9 @@ def test_hf_inference_judge_goes_through_inference_client(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the server is still 127.0.0.1
     monkeypatch.setenv("HF_TOKEN", "hf-token-5678")
     with chat_server(lambda seen, images, text: "[8, 6]" if len(images) == 2 else '{"score": [9, 7]}') as server:
-        judge = make_judge(Settings(judge="hf-inference", judge_url=f"{server.url}/v1", judge_model="org/vlm"))
+        judge = build_backend(
+            "judge", Settings(judge="hf-inference", judge_url=f"{server.url}/v1", judge_model="org/vlm")
+        )
         verdict = judge.judge(picture(), picture(30), "make it bluer")
         requests = server.requests(*CHAT)
     assert (verdict.semantic, verdict.quality, verdict.sc, verdict.pq) == ([8, 6], [9, 7], 6, 7)

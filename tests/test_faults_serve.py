@@ -19,7 +19,7 @@ from test_faults import BAD_IMAGES, GOOD_IMAGES
 
 from thinkedit import loop
 from thinkedit.config import Settings
-from thinkedit.registry import make_editor, make_thinker
+from thinkedit.registry import build_backend
 from thinkedit.server import create_app
 
 
@@ -27,7 +27,7 @@ class MisbehavingEditor:
     """The real classic editor, except for prompts naming a fault: RAISE, NONE, TINY-RGBA or HANG."""
 
     def __init__(self):
-        self.classic = make_editor(Settings(editor="classic"))
+        self.classic = build_backend("editor", Settings(editor="classic"))
         self.spec, self.model = self.classic.spec, None
 
     def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
@@ -153,7 +153,7 @@ def assert_failed_after_turn_1(trajectory, run_dir, *phrases) -> None:
 
 @pytest.mark.parametrize(("fault", "reason"), [("RAISE", "the model blew up"), ("NONE", "returned NoneType")])
 def test_the_loop_through_serve_editor_keeps_turn_1_when_turn_2_fails(server, tmp_path, fault, reason):
-    editor = make_editor(Settings(editor="http", editor_url=server, request_retries=0))
+    editor = build_backend("editor", Settings(editor="http", editor_url=server, request_retries=0))
     trajectory = run_through(editor, ScriptedThinker([(3, 3, fault)]), tmp_path / "run")
     assert_failed_after_turn_1(trajectory, tmp_path / "run", "500", reason)
     still_serving(server)
@@ -213,7 +213,7 @@ def test_a_remote_backend_failing_mid_run_ends_it_clearly_with_turn_1_kept(tmp_p
                         thinker_image_side=32, request_retries=0, request_timeout=0.5, edit_timeout=0.5,
                         connect_timeout=0.5)  # fmt: skip
     with editing, chat:
-        trajectory = run_through(make_editor(settings), make_thinker(settings), tmp_path / "run",
+        trajectory = run_through(build_backend("editor", settings), build_backend("thinker", settings), tmp_path / "run",
                                  after_turn_1=failing.close if failure == "down" else None)  # fmt: skip
     assert_failed_after_turn_1(trajectory, tmp_path / "run", failing.url.removeprefix("http://"),
                                EXPECTED[role, failure])  # fmt: skip

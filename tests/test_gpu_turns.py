@@ -7,9 +7,7 @@ import pytest
 from scripted import ScriptedThinker
 
 from thinkedit import loop, runtime
-from thinkedit.config import Settings
-from thinkedit.registry import BackendSpec
-from thinkedit.ui.actions import stream_runs
+from thinkedit.backend import BackendSpec
 
 
 class TimedEditor:
@@ -45,15 +43,10 @@ def test_local_sides_take_turns_and_offline_sides_run_together(scene, tmp_path, 
     for side in range(2):
         editor = TimedEditor(kind, log, lock)
         request = loop.make_request(scene, "make it brighter", max_turns=2, seed=3)
-        sides.append(
-            (editor, ScriptedThinker([(5, 5, f"side {side} again"), (9, 9, "x")]), request, tmp_path / str(side))
-        )
+        thinker = ScriptedThinker([(5, 5, f"side {side} again"), (9, 9, "x")])
+        sides.append(loop.Job(editor, thinker, request, tmp_path / str(side)))
     loads = runtime.CACHE.loads
-    finished = [
-        event
-        for _, event in stream_runs(sides, threading.Event(), Settings.from_env({}))
-        if isinstance(event, loop.RunFinished)
-    ]
+    finished = [event for _, event in loop.stream(sides) if isinstance(event, loop.RunFinished)]
     assert [len(f.trajectory.turns) for f in finished] == [2, 2]
     assert len(log) == 4
     assert overlapping(log) is overlap

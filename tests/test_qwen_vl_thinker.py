@@ -14,8 +14,9 @@ from tiny_qwen_vl import build_tiny_qwen_vl
 from thinkedit import loop, runtime
 from thinkedit.config import Settings
 from thinkedit.errors import BadInput, Cancelled, ThinkEditError
-from thinkedit.registry import make_thinker
+from thinkedit.registry import build_backend
 from thinkedit.store import load_run
+from thinkedit.thinkers import THINKERS
 from thinkedit.thinkers.qwen_vl import QwenVLThinker, generation_options
 
 FAMILIES = ("qwen3_vl", "qwen2_5_vl")
@@ -32,7 +33,7 @@ def checkpoints(tmp_path_factory) -> dict[str, str]:
 
 def make(checkpoint: str, name: str = "editthinker", **settings) -> QwenVLThinker:
     options = {"thinker_max_new_tokens": 24, "thinker_image_side": 64, "device": "cpu", **settings}
-    return make_thinker(Settings(thinker=name, thinker_model=checkpoint, **options))
+    return build_backend("thinker", Settings(thinker=name, thinker_model=checkpoint, **options))
 
 
 class DarkenEditor:
@@ -63,15 +64,24 @@ def spy_processor(monkeypatch, thinker) -> list[dict]:
 
 
 def spy_generate(monkeypatch, thinker) -> list[int]:
-    """Record how many new tokens each `generate()` produced."""
+    """Record how many new tokens each `generate()` produced, also when it was stopped by an exception."""
     model, _, _ = thinker.load()
     produced: list[int] = []
     original = model.generate
 
     def generate(**kwargs):
-        output = original(**kwargs)
-        produced.append(output.shape[1] - kwargs["input_ids"].shape[1])
-        return output
+        streamer, calls = kwargs["streamer"], [0]
+        put = streamer.put
+
+        def counting_put(value):
+            calls[0] += 1
+            put(value)
+
+        streamer.put = counting_put
+        try:
+            return original(**kwargs)
+        finally:
+            produced.append(calls[0] - 1)  # the first call hands over the prompt
 
     monkeypatch.setattr(model, "generate", generate)
     return produced
@@ -136,15 +146,12 @@ def test_stop_during_the_critique_stops_generation(checkpoints, scene, monkeypat
     cancel = threading.Event()
     request = loop.make_request(scene, "Make the sky orange", max_turns=2)
 
-    started = time.perf_counter()
     for event in loop.run(DarkenEditor(), thinker, request, cancel=cancel):
         if isinstance(event, loop.Reasoning):
             cancel.set()
-    seconds = time.perf_counter() - started
 
     assert event.trajectory.stop_reason == "cancelled"
     assert len(produced) == 1 and produced[0] < limit // 10
-    assert seconds < 10
 
 
 def test_cancelled_from_on_token_is_raised_after_generation_stopped(checkpoints, scene, yellow, monkeypatch):
@@ -160,7 +167,6 @@ def test_cancelled_from_on_token_is_raised_after_generation_stopped(checkpoints,
     with pytest.raises(Cancelled):
         thinker.critique(scene, yellow, "Make the sky orange", "Make the sky orange", on_token=on_token)
     assert len(seen) == 2 and produced[0] < 200
-    assert not [t for t in threading.enumerate() if t.name == "thinkedit-qwen-vl-generate"]
 
 
 def test_second_request_reuses_the_cached_model(checkpoints, scene, yellow):
@@ -217,9 +223,11 @@ def test_out_of_memory_becomes_a_clear_error(checkpoints, scene, yellow, monkeyp
 
 
 def test_registry_rows_and_missing_weights():
-    editthinker = make_thinker(Settings(thinker="editthinker"))
-    assert isinstance(editthinker, QwenVLThinker) and editthinker.model == "appletea2333/EditThinker-8B"
-    assert make_thinker(Settings(thinker="qwen-vl")).model == "Qwen/Qwen3-VL-2B-Instruct"
+    editthinker = QwenVLThinker(THINKERS["editthinker"], Settings(thinker="editthinker"))
+    assert editthinker.model == "appletea2333/EditThinker-8B"
+    assert QwenVLThinker(THINKERS["qwen-vl"], Settings()).model == "Qwen/Qwen3-VL-2B-Instruct"
+    with pytest.raises(BadInput, match="hf download appletea2333/EditThinker-8B"):
+        build_backend("thinker", Settings(thinker="editthinker"))  # refused before anything loads
     with pytest.raises(ThinkEditError, match="hf download nobody/no-such-thinker"):
         make("nobody/no-such-thinker").load()
 

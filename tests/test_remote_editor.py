@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 
 from thinkedit.config import Settings
 from thinkedit.errors import Cancelled, ThinkEditError
-from thinkedit.registry import make_editor
+from thinkedit.registry import build_backend
 
 EDIT = ("POST", "/edit")
 HEALTH = ("GET", "/health")
@@ -21,7 +21,7 @@ HEALTHY = json_reply({"status": "ok"})
 def editor_for(urls: str, name: str = "http", **changes):
     settings = Settings(editor=name, editor_url=urls, edit_timeout=5.0, connect_timeout=2.0,
                         request_retries=2, retry_backoff=0.05)  # fmt: skip
-    return make_editor(settings.replace(**changes))
+    return build_backend("editor", settings.replace(**changes))
 
 
 def inverting(seen) -> Reply:
@@ -159,9 +159,9 @@ def test_stop_aborts_the_edit_in_flight(scene):
 
 def test_bad_urls_are_refused_before_any_request():
     with pytest.raises(ThinkEditError, match="--editor-url"):
-        make_editor(Settings(editor="http"))
+        build_backend("editor", Settings(editor="http"))
     with pytest.raises(ThinkEditError, match="http:// or https://"):
-        make_editor(Settings(editor="http", editor_url="http://ok:1,gopher://old"))
+        build_backend("editor", Settings(editor="http", editor_url="http://ok:1,gopher://old"))
 
 
 # -- hf-inference: the real InferenceClient, pointed at a local endpoint --------------------------------

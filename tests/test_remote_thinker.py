@@ -13,7 +13,7 @@ from thinkedit.config import Settings
 from thinkedit.critique import load_template, render
 from thinkedit.errors import Cancelled, ThinkEditError
 from thinkedit.images import fit_within
-from thinkedit.registry import make_thinker
+from thinkedit.registry import build_backend
 
 KEY = "sk-planted-secret-4242"
 CHAT = ("POST", "/v1/chat/completions")
@@ -25,7 +25,7 @@ ANSWER = ['<think>The square is still red; the ', 'sky is untouched.</think>\n<s
 def thinker_for(url: str, name: str = "openai", **changes):
     settings = Settings(thinker=name, thinker_url=url, thinker_image_side=64, request_timeout=5.0,
                         connect_timeout=2.0, request_retries=2, retry_backoff=0.05)  # fmt: skip
-    return make_thinker(settings.replace(**changes))
+    return build_backend("thinker", settings.replace(**changes))
 
 
 def chat_server(*replies: Reply) -> FakeServer:
@@ -188,9 +188,9 @@ def test_the_key_never_appears_in_errors_or_logs(scene, edited, monkeypatch, cap
 
 def test_openai_thinker_needs_a_url():
     with pytest.raises(ThinkEditError, match="--thinker-url"):
-        make_thinker(Settings(thinker="openai"))
+        build_backend("thinker", Settings(thinker="openai"))
     with pytest.raises(ThinkEditError, match="http:// or https://"):
-        make_thinker(Settings(thinker="openai", thinker_url="file:///etc/passwd"))
+        build_backend("thinker", Settings(thinker="openai", thinker_url="file:///etc/passwd"))
 
 
 # -- hf-inference: the real InferenceClient, pointed at the same local server ---------------------------

@@ -25,9 +25,10 @@ from fake_servers import (
 from PIL import Image, ImageOps
 
 from thinkedit import loop
+from thinkedit.backend import BackendSpec
 from thinkedit.config import Settings
 from thinkedit.errors import Cancelled
-from thinkedit.registry import BackendSpec, make_editor, make_thinker
+from thinkedit.registry import build_backend
 from thinkedit.server import create_app
 
 KEY = "sk-planted-e2e-secret-777"
@@ -74,7 +75,7 @@ def b64(image: Image.Image) -> str:
 
 def http_editor(url: str, **changes):
     settings = Settings(editor="http", editor_url=url, edit_timeout=10.0, request_retries=1, retry_backoff=0.05)
-    return make_editor(settings.replace(**changes))
+    return build_backend("editor", settings.replace(**changes))
 
 
 def test_round_trip_through_our_own_server(scene):
@@ -181,7 +182,9 @@ def test_the_loop_runs_two_turns_with_remote_backends_and_keeps_no_key(scene, tm
                             thinker_image_side=64, request_retries=0)  # fmt: skip
         request = loop.make_request(scene, "invert the red square", max_turns=2, seed=3)
         run_dir = tmp_path / "run"
-        events = list(loop.run(make_editor(settings), make_thinker(settings), request, run_dir=run_dir))
+        events = list(
+            loop.run(build_backend("editor", settings), build_backend("thinker", settings), request, run_dir=run_dir)
+        )
     trajectory = events[-1].trajectory
     assert trajectory.stop_reason == "max_turns", trajectory.error
     assert [t.prompt for t in trajectory.turns] == ["invert the red square", "Invert only the red square"]
@@ -218,7 +221,7 @@ def test_serve_editor_command_serves_the_classic_editor(scene):
                     break
             except httpx2.HTTPError:
                 time.sleep(0.1)
-        direct = make_editor(Settings(editor="classic")).edit(scene, "make the image grayscale", seed=0)
+        direct = build_backend("editor", Settings(editor="classic")).edit(scene, "make the image grayscale", seed=0)
         remote = http_editor(url).edit(scene, "make the image grayscale", seed=0)
     finally:
         server.terminate()

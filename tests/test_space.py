@@ -1,7 +1,6 @@
-"""Space variants build and deploy-check; ZeroGPU wraps GPU work with a per-request duration."""
+"""Space variants build and deploy-check, and the built CPU Space really starts."""
 
 import json
-import math
 import os
 import re
 import shutil
@@ -9,14 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 from PIL import Image
 
-from thinkedit import runtime, space, zerogpu
+from thinkedit import space
 from thinkedit.cli import main
 from thinkedit.config import Settings
 from thinkedit.errors import BadInput
@@ -167,102 +165,11 @@ def test_settings_file_sits_below_environment_and_overrides(tmp_path, monkeypatc
         Settings.from_env({"THINKEDIT_SETTINGS_FILE": str(tmp_path / "missing.json")})
 
 
-# -- ZeroGPU -----------------------------------------------------------------------------------------
-
-
-def test_duration_grows_with_turns_and_steps_and_is_capped():
-    base = zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 28)
-    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 2, 28) > base
-    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 40) > base
-    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 1, None) == base  # the editor's 28 steps
-    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 28, first_turn="polish") > base
-    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 10, 100) == zerogpu.MAX_DURATION_S
-    assert zerogpu.estimate_duration("qwen-image-edit", "editthinker", 10, 50) == zerogpu.MAX_DURATION_S
-    # turns × steps × s/step, plus a critique per turn (prefill + tokens / tokens per second), with headroom
-    edit = 3 * 28 * zerogpu.SECONDS_PER_STEP["flux-kontext"]
-    think = 3 * (zerogpu.THINKER_PREFILL_S + zerogpu.CRITIQUE_TOKENS / zerogpu.TOKENS_PER_SECOND["editthinker"])
-    expected = math.ceil(zerogpu.MARGIN_S + zerogpu.HEADROOM * (edit + think))
-    assert zerogpu.estimate_duration("flux-kontext", "editthinker", 3, 28) == expected < zerogpu.MAX_DURATION_S
-    assert zerogpu.estimate_duration("classic", "classic", 10, None) == zerogpu.MARGIN_S  # no GPU work at all
-
-
 @pytest.fixture
 def spaces_module(monkeypatch):
     """The real `spaces` package, imported while SPACES_ZERO_GPU is unset (as a Space's import would see it)."""
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     return pytest.importorskip("spaces")
-
-
-def test_off_zero_gpu_the_wrapper_is_a_no_op(spaces_module, monkeypatch):
-    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-
-    def work(x):
-        return x + 1
-
-    assert zerogpu.gpu(lambda x: 60)(work) is work
-    assert zerogpu.preload(Settings(editor="flux-kontext", thinker="editthinker")) == []
-    monkeypatch.setenv("SPACES_ZERO_GPU", "false")  # as `spaces` reads it: not ZeroGPU
-    assert not zerogpu.on_zero_gpu() and zerogpu.gpu(lambda x: 60)(work) is work
-
-
-class GPURecorder:
-    """Stands in for `spaces.GPU(duration=...)`: records the duration callable and marks what it wrapped."""
-
-    def __init__(self):
-        self.durations = []
-
-    def __call__(self, task=None, *, duration=None, size=None):
-        self.durations.append(duration)
-
-        def wrap(function):
-            def wrapped(*args, **kwargs):
-                return function(*args, **kwargs)
-
-            wrapped.zerogpu_duration = duration
-            return wrapped
-
-        return wrap
-
-
-@pytest.fixture
-def on_zero_gpu(spaces_module, monkeypatch) -> GPURecorder:
-    recorder = GPURecorder()
-    monkeypatch.setattr(spaces_module, "GPU", recorder)
-    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    return recorder
-
-
-def test_on_zero_gpu_the_apps_run_is_wrapped_with_the_computed_duration(on_zero_gpu, scene):
-    from thinkedit.ui import actions
-
-    edit = actions.make_edit(Settings())
-    assert on_zero_gpu.durations and edit.zerogpu_duration is on_zero_gpu.durations[-1]
-    duration = edit.zerogpu_duration
-    long = duration(scene, "add a hat", "flux-kontext", "editthinker", 5, 8.0, "none", 0, False, 40)
-    short = duration(scene, "add a hat", "flux-kontext", "editthinker", 1, 8.0, "none", 0, False, 10)
-    tokens = Settings().thinker_max_new_tokens  # a critique may use every token it is allowed
-    assert long == zerogpu.estimate_duration("flux-kontext", "editthinker", 5, 40, thinker_tokens=tokens)
-    assert short == zerogpu.estimate_duration("flux-kontext", "editthinker", 1, 10, thinker_tokens=tokens) < long
-    polished = duration(scene, "add a hat", "flux-kontext", "editthinker", 1, 8.0, "polish", 0, False, 10)
-    assert polished > short
-
-
-def test_preload_puts_the_editor_where_requests_find_it(on_zero_gpu, tmp_path, scene):
-    """The zerogpu variant's editor, as a tiny random FLUX.1 Kontext pipeline on the CPU: loaded at start,
-    then a request edits without loading anything again."""
-    from tiny_pipelines import build_tiny_pipeline
-
-    from thinkedit.registry import make_editor
-
-    folder = build_tiny_pipeline("flux-kontext", tmp_path / "tiny-flux-kontext")
-    defaults = json.loads((PROJECT / "spaces_config" / "zerogpu-flux-kontext" / "thinkedit_settings.json").read_text())
-    settings = replace(Settings(**defaults), editor_model=str(folder), thinker="classic", device="cpu", dtype="float32")
-    before = runtime.CACHE.loads
-    assert zerogpu.preload(settings) == ["flux-kontext"]  # the classic thinker needs no preloading
-    assert runtime.CACHE.loads == before + 1
-    edited = make_editor(settings).edit(scene, "make it red", seed=0, steps=2)
-    assert edited.size == scene.size and runtime.CACHE.loads == before + 1
-    runtime.CACHE.release(make_editor(settings).cache_key)
 
 
 def free_port() -> int:

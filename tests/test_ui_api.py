@@ -170,10 +170,14 @@ def test_compare_single_shot_against_the_loop(app, photo):
 def direct_run(photo: str, instruction: str, **options):
     """The same request straight through the loop, for what a side of a comparison should do."""
     from thinkedit import loop
-    from thinkedit.registry import make_editor, make_thinker
+    from thinkedit.registry import build_backend
 
     settings = Settings()
-    events = loop.run(make_editor(settings), make_thinker(settings), loop.make_request(photo, instruction, **options))
+    events = loop.run(
+        build_backend("editor", settings),
+        build_backend("thinker", settings),
+        loop.make_request(photo, instruction, **options),
+    )
     return [e for e in events if isinstance(e, loop.RunFinished)][0].trajectory
 
 
@@ -258,13 +262,13 @@ def test_queue_limits_come_from_the_settings(tmp_path):
 def test_a_session_keeps_a_bounded_number_of_temp_folders_and_removes_them_when_it_ends():
     from thinkedit.ui import actions, view
 
-    session = actions.new_session()
-    assert Path(session["folder"]).parent == Path(view.SCRATCH.name), "one temp folder per app, removed at exit"
-    folders = [view.view_folder(session) for _ in range(view.KEEP_FOLDERS + 3)]
-    assert [folder.is_dir() for folder in folders] == [False] * 3 + [True] * view.KEEP_FOLDERS
-    cancel = session["cancel"]["studio"] = threading.Event()
+    session = actions.Session()
+    assert Path(session.folder).parent == Path(view.SCRATCH.name), "one temp folder per app, removed at exit"
+    folders = [session.view_folder() for _ in range(actions.KEEP_VIEWS + 3)]
+    assert [folder.is_dir() for folder in folders] == [False] * 3 + [True] * actions.KEEP_VIEWS
+    cancel = session.cancel["studio"] = threading.Event()
     actions.end_session(session)
-    assert not Path(session["folder"]).exists() and cancel.is_set()
+    assert not Path(session.folder).exists() and cancel.is_set()
 
 
 def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():

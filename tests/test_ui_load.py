@@ -13,7 +13,7 @@ from test_ui_api import scene_file, serve
 from ui_fakes import CountingEditor, register, run_edit, solid
 
 from thinkedit.config import Settings
-from thinkedit.registry import make_editor
+from thinkedit.registry import build_backend
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -51,7 +51,7 @@ def test_eight_sessions_at_once_each_get_their_own_image_within_the_run_limit(tm
         demo.close()
 
     assert 2 <= CountingEditor.peak <= limit, f"edits at once: {CountingEditor.peak}, limit {limit}"
-    classic = make_editor(Settings(), "classic")
+    classic = build_backend("editor", Settings(), "classic")
     run_dirs = set()
     for i, (image, final) in enumerate(zip(images, finals, strict=True)):
         gallery, record = final[0], final[8]

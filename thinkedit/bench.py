@@ -26,10 +26,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from . import loop, runtime
-from .config import Settings
+from .config import Settings, add_backend_arguments, settings_from_args
+from .editors import EDITORS
 from .errors import BadInput, ThinkEditError
+from .registry import build_backend
 
-TINY_EDITORS = ("instruct-pix2pix", "flux-kontext", "flux2-klein", "qwen-image-edit", "longcat-image-edit")
+TINY_EDITORS = tuple(spec.name for spec in EDITORS.values() if spec.tiny)  # rows that name a tiny pipeline
 CLASSIC_INSTRUCTION = "make it look like summer"  # vague: the classic critic refines it over 3 turns
 TINY_INSTRUCTION = "make the sky orange"
 
@@ -90,8 +92,8 @@ def measure(editor, thinker, request: loop.EditRequest, run_dir: Path) -> Measur
 def bare_seconds(
     editor, image: Image.Image, prompt: str, seed: int, steps: int | None, guidance: float | None
 ) -> float:
-    """One edit without the loop: the pipeline called with the editor's kwargs, or the classic editor itself."""
-    from .editors._diffusers import DiffusersEditor, fit_size
+    """One edit without the loop: the pipeline called with the editor's own arguments, or the classic editor."""
+    from .editors._diffusers import DiffusersEditor
     from .editors.classic import ClassicEditor
 
     if isinstance(editor, ClassicEditor):
@@ -100,15 +102,9 @@ def bare_seconds(
         return time.perf_counter() - started
     if not isinstance(editor, DiffusersEditor):
         raise BadInput("--vs-bare needs the classic editor or a local diffusers editor.")
-    import torch
-
-    pipe = editor.pipeline()
-    steps = steps or editor.spec.steps
-    guidance = editor.spec.guidance if guidance is None else guidance
-    working = image.resize(fit_size(*image.size, editor.multiple, editor.max_area, editor.min_side))
-    kwargs = editor.arguments(working, prompt, steps, guidance)
+    pipe, kwargs = editor.pipeline(), editor.call_arguments(image, prompt, seed, steps, guidance)
     started = time.perf_counter()
-    pipe(**kwargs, num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(seed))
+    pipe(**kwargs)
     return time.perf_counter() - started
 
 
@@ -132,7 +128,8 @@ def tiny_settings(settings: Settings, name: str, folder: Path, thinker_given: bo
     from tiny_pipelines import build_tiny_pipeline
     from tiny_qwen_vl import build_tiny_qwen_vl
 
-    settings = settings.replace(editor=name, editor_model=str(build_tiny_pipeline(name, folder / name)))
+    built = build_tiny_pipeline(EDITORS[name].tiny, folder / name)
+    settings = settings.replace(editor=name, editor_model=str(built))
     if thinker_given:
         return settings
     thinker = build_tiny_qwen_vl(folder / "qwen3-vl")
@@ -168,9 +165,6 @@ def print_bare(editor, request: loop.EditRequest, last: Measured) -> None:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from .cli import settings_from_args
-    from .registry import make_editor, make_thinker
-
     settings = settings_from_args(args)
     if args.requests < 1:
         raise BadInput("--requests must be at least 1.")
@@ -185,7 +179,7 @@ def bench(args: argparse.Namespace) -> int:
         instruction = args.instruction or (TINY_INSTRUCTION if args.tiny else CLASSIC_INSTRUCTION)
         steps = args.steps or (4 if args.tiny else None)
         request = loop.make_request(image, instruction, max_turns=args.turns, threshold=10.0, steps=steps)
-        editor, thinker = make_editor(settings), make_thinker(settings)
+        editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
         print(f"editor {settings.editor} ({getattr(editor, 'model', None) or 'no weights'}), thinker "
               f"{settings.thinker} ({getattr(thinker, 'model', None) or 'no weights'}), {request.image.width}×"
               f"{request.image.height}, up to {request.max_turns} turns, steps {steps or 'default'}, "
@@ -198,8 +192,6 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from .cli import add_backend_arguments
-
     parser = commands.add_parser("bench", help="measure loading, editing, thinking, storing and the loop's overhead")
     add_backend_arguments(parser)
     parser.add_argument("--requests", "-n", type=int, default=3, help="requests to run; the first loads (default 3)")

@@ -6,6 +6,7 @@ so `--editor-model X` and `THINKEDIT_EDITOR_MODEL=X` mean the same thing everywh
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -58,7 +59,8 @@ class Settings:
     connect_timeout: float = 10.0  # remote backends: seconds to wait for a connection
     request_retries: int = 3  # remote backends: retries on 429, 5xx and connection errors
     retry_backoff: float = 1.0  # remote backends: first retry waits this long, then doubling
-    edit_timeout: float = 600.0
+    edit_timeout: float = 600.0  # seconds an editor may go without a step or heartbeat (remote: the read timeout)
+    thinker_timeout: float = 600.0  # seconds a thinker may go without a token or heartbeat (loading included)
     host: str = "127.0.0.1"
     port: int = 7860
     public: bool = False
@@ -119,3 +121,52 @@ def read_settings_file(named: str | None) -> dict:
     if unknown:
         raise BadInput(f"{path} has unknown settings: {', '.join(unknown)}. Remove them or fix their names.")
     return data
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose and point backends; `Settings.from_env` mirrors each as THINKEDIT_*."""
+    group = parser.add_argument_group("backends")
+    group.add_argument("--editor", help="editor name (see `thinkedit backends`)")
+    group.add_argument("--editor-model", help="checkpoint id or local folder for the editor")
+    group.add_argument("--editor-url", help="editing server URL(s), comma-separated")
+    group.add_argument("--editor-provider", help="Inference Providers provider for hf-inference")
+    group.add_argument("--thinker", help="thinker name (see `thinkedit backends`)")
+    group.add_argument("--thinker-model", help="checkpoint id, local folder or served model name")
+    group.add_argument("--thinker-url", help="OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1")
+    group.add_argument("--thinker-provider", help="Inference Providers provider for hf-inference")
+    group.add_argument("--thinker-template", help="critique template file ({instruction}, {prompt})")
+    group.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
+    group.add_argument("--dtype", help="bfloat16, float16 or float32 (default: by device)")
+    group.add_argument("--offload", choices=OFFLOAD_MODES, help="model offload mode (default auto)")
+    group.add_argument("--runs-dir", help="where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings the environment gives, with the backend flags of `add_backend_arguments` on top."""
+    names = ("editor", "editor_model", "editor_url", "editor_provider", "thinker", "thinker_model",
+             "thinker_url", "thinker_provider", "thinker_template", "device", "dtype", "offload",
+             "runs_dir", "judge", "judge_model", "judge_url", "judge_provider", "judge_templates")  # fmt: skip
+    return Settings.from_env(**{name: getattr(args, name, None) for name in names})
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loop's settings, as `edit` and `eval` take them; `loop_options` reads them back."""
+    group = parser.add_argument_group("the loop")
+    group.add_argument("--max-turns", type=int, help="1..10 (default 3)")
+    group.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
+    group.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
+    group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+
+
+def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
+    """`loop.make_request` keyword arguments from the loop flags, with the settings' defaults."""
+    return {
+        "max_turns": args.max_turns if args.max_turns is not None else settings.max_turns,
+        "threshold": args.threshold if args.threshold is not None else settings.threshold,
+        "first_turn": args.first_turn or settings.first_turn,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance": args.guidance,
+    }

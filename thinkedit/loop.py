@@ -6,6 +6,7 @@ consume this one stream. It knows nothing of Gradio, diffusers or HTTP.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -16,14 +17,15 @@ from typing import Any
 
 from PIL import Image
 
+from . import runtime
 from .config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, THRESHOLD_RANGE
 from .critique import Critique
 from .errors import BadInput, Cancelled, ThinkEditError
 from .images import load_image
+from .store import save_run
 
-STOP_REASONS = ("threshold", "prompt_kept", "max_turns", "cancelled", "error")
-CANCEL_GRACE_S = 10.0  # after Stop, how long a backend may take to reach its next step or token
-STOP_WAIT_S = 5.0  # how long an abandoned backend is given to stop before the loop goes on
+CANCEL_GRACE_S = 10.0  # after Stop or a timeout, how long a backend may take to reach its next step or token
+WATCH_S = 0.1  # how often the watcher looks at the clock while no event arrives
 
 
 @dataclass
@@ -178,6 +180,17 @@ Event = TurnStarted | EditStep | ThinkingStarted | Reasoning | TurnFinished | No
 # -- the loop ----------------------------------------------------------------------------------------
 
 
+@dataclass
+class Job:
+    """One run to do: `thinker=None` runs the editor once with no critique (the single-shot baseline);
+    with `run_dir` the run is saved there after every turn."""
+
+    editor: Any
+    thinker: Any
+    request: EditRequest
+    run_dir: Path | None = None
+
+
 def run(
     editor,
     thinker,
@@ -187,79 +200,189 @@ def run(
     run_dir: Path | None = None,
     edit_timeout: float = 600.0,
     think_timeout: float = 600.0,
-    settings: dict[str, Any] | None = None,
 ) -> Iterator[Event]:
-    """Run Think-while-Edit and yield events; the last one is always `RunFinished`.
+    """Run Think-while-Edit on a worker thread and yield its events live; the last one is always `RunFinished`."""
+    for _, event in stream([Job(editor, thinker, request, run_dir)], cancel=cancel, edit_timeout=edit_timeout,
+                           think_timeout=think_timeout):  # fmt: skip
+        yield event
 
-    `thinker=None` runs the editor once with no critique (the single-shot baseline). When
-    `run_dir` is given, the run is saved there after every turn.
+
+def stream(
+    jobs: list[Job],
+    *,
+    cancel: threading.Event | None = None,
+    edit_timeout: float = 600.0,
+    think_timeout: float = 600.0,
+) -> Iterator[tuple[int, Event]]:
+    """Run every job at once, one worker thread each, and yield (job number, event) as they happen.
+
+    Jobs that use the one local GPU take turns (`runtime.gpu_turn`); offline and remote ones run together.
+    Stop (`cancel`) and a backend silent for longer than its timeout (no step, token or heartbeat) make the
+    backend's next callback raise, so it stops at its next step or token. A backend that does not get there
+    within `CANCEL_GRACE_S` is reported as stopped and left to finish on its own: its thread keeps the GPU
+    until the backend really returns. Leaving early (the page was closed) stops every job.
     """
     cancel = cancel or threading.Event()
-    trajectory = Trajectory(
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    runs = [_Run(number, job, cancel, events.put, edit_timeout, think_timeout) for number, job in enumerate(jobs)]
+    for each in runs:
+        each.thread.start()
+    going = set(range(len(runs)))
+    try:
+        while going:
+            try:
+                number, event = events.get(timeout=WATCH_S)
+            except queue.Empty:
+                number, event = None, None
+            for each in [runs[n] for n in going]:
+                given_up = each.watch(time.monotonic())
+                if given_up is not None:
+                    going.discard(each.number)
+                    yield each.number, given_up
+            if number not in going:
+                continue  # nothing arrived, or a late event of a run already reported as stopped
+            if isinstance(event, RunFinished):
+                going.discard(number)
+            elif cancel.is_set():
+                continue  # nothing more is shown once Stop is pressed
+            yield number, event
+    finally:
+        cancel.set()
+
+
+class _Run:
+    """One job on its worker thread, and what the watcher knows of it.
+
+    Every callback from the backends is a sign of life; `watch` halts a run that Stop or a timeout ended,
+    so that its next callback raises, and gives up on it once it has ignored that for `CANCEL_GRACE_S`.
+    """
+
+    def __init__(self, number: int, job: Job, cancel: threading.Event, put: Callable, edit_timeout: float,
+                 think_timeout: float) -> None:  # fmt: skip
+        self.number, self.job, self.cancel, self.put = number, job, cancel, put
+        self.timeouts = {"editor": edit_timeout, "thinker": think_timeout}
+        self.role: str | None = None  # the backend at work; None while waiting for the GPU
+        self.last_sign = time.monotonic()
+        self.halted: tuple[type[BaseException], str] | None = None
+        self.halted_at = 0.0
+        self.given_up = False
+        self.trajectory = new_trajectory(job.editor, job.thinker, job.request, job.run_dir)
+        # contextvars go along: ZeroGPU's per-call GPU slices read the request that Gradio set for this handler
+        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self.work,), daemon=True,
+                                       name=f"thinkedit-run-{number}")  # fmt: skip
+
+    def work(self) -> None:
+        job = self.job
+        execute(job.editor, job.thinker, job.request, self.trajectory, emit=self.emit, alive=self.alive)
+
+    def alive(self) -> None:
+        """Raise when the run must end (Stop, or a timeout the watcher saw); otherwise note a sign of life."""
+        if self.halted is not None:
+            kind, message = self.halted
+            raise kind(message)
+        if self.cancel.is_set():
+            raise Cancelled
+        self.last_sign = time.monotonic()
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, (TurnStarted, ThinkingStarted)):
+            self.role = "editor" if isinstance(event, TurnStarted) else "thinker"
+        self.last_sign = time.monotonic()
+        if not self.given_up:
+            self.put((self.number, event))
+
+    def watch(self, now: float) -> RunFinished | None:
+        """Halt the run on Stop or a timeout; after `CANCEL_GRACE_S` more without a callback, report it as over."""
+        if self.given_up or not self.thread.is_alive() and self.halted is None:
+            return None
+        if self.halted is None:
+            timeout = self.timeouts.get(self.role, float("inf"))
+            if self.cancel.is_set():
+                self.halted, self.halted_at = (Cancelled, ""), now
+            elif now - self.last_sign > timeout:
+                message = (f"The {self.role} did not answer within {timeout:g} s; the run was stopped. "
+                           "Try fewer steps or a smaller image, or check the backend.")  # fmt: skip
+                self.halted, self.halted_at = (ThinkEditError, message), now
+            return None
+        if now - self.halted_at < CANCEL_GRACE_S or not self.thread.is_alive():
+            return None
+        self.given_up = True
+        kind, message = self.halted
+        trajectory = self.trajectory
+        trajectory.stop_reason, trajectory.error = ("cancelled", None) if kind is Cancelled else ("error", message)
+        trajectory.seconds = time.time() - trajectory.started
+        return RunFinished(trajectory)
+
+
+def new_trajectory(editor, thinker, request: EditRequest, run_dir: Path | None = None) -> Trajectory:
+    return Trajectory(
         request=request,
-        editor=getattr(getattr(editor, "spec", None), "name", type(editor).__name__),
-        thinker=getattr(getattr(thinker, "spec", None), "name", type(thinker).__name__) if thinker else "none",
-        settings=_settings_record(editor, thinker, request, settings),
+        editor=backend_name(editor),
+        thinker=backend_name(thinker) if thinker is not None else "none",
+        settings=_settings_record(editor, thinker, request),
         run_dir=run_dir,
     )
+
+
+def backend_name(backend) -> str:
+    """The table name of a backend (a test's stand-in is named by its class)."""
+    spec = getattr(backend, "spec", None)
+    return spec.name if spec is not None else type(backend).__name__
+
+
+def execute(
+    editor,
+    thinker,
+    request: EditRequest,
+    trajectory: Trajectory,
+    *,
+    emit: Callable[[Event], None],
+    alive: Callable[[], None] = lambda: None,
+) -> Trajectory:
+    """The loop itself, in the calling thread: edit, critique, refine, repeat, reporting each event to `emit`.
+
+    `alive()` is called at every step and token the backends report and after every backend call; it raises
+    `Cancelled` (or an error) to end the run there. Finished turns are saved as they finish; the last event is
+    always `RunFinished`.
+    """
     source = request.image
     try:
-        prompt = request.instruction
-        if thinker is not None and request.first_turn != "none":
-            yield ThinkingStarted(0)
-            prompt, reasoning = yield from _first_turn_prompt(thinker, request, cancel, think_timeout)
-            trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
-        max_turns = request.max_turns if thinker is not None else 1
-        for index in range(1, max_turns + 1):
-            if cancel.is_set():
-                raise Cancelled
-            seed = (request.seed + index - 1) % (2**32)
-            yield TurnStarted(index, prompt)
-            started = time.perf_counter()
-            edited = yield from _in_worker(
-                lambda on_step, p=prompt, s=seed: editor.edit(
-                    source, p, seed=s, steps=request.steps, guidance=request.guidance, on_step=on_step
-                ),
-                lambda i, n, idx=index: EditStep(idx, i, n) if i > 0 else None,
-                cancel,
-                edit_timeout,
-                "editor",
-            )
-            edit_seconds = time.perf_counter() - started
-            edited, note = _check_edit(edited, source)
-            if note:
-                yield Notice(f"Turn {index}: {note}")
-            critique, think_seconds = Critique(None, None, "", None, ""), 0.0
-            if thinker is not None:
-                yield ThinkingStarted(index)
+        with runtime.gpu_turn(editor, thinker, waiting=alive):
+            alive()
+            prompt = request.instruction
+            if thinker is not None and request.first_turn != "none":
+                emit(ThinkingStarted(0))
+                prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive)
+                trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
+            max_turns = request.max_turns if thinker is not None else 1
+            for index in range(1, max_turns + 1):
+                alive()
+                seed = (request.seed + index - 1) % (2**32)
+                emit(TurnStarted(index, prompt))
                 started = time.perf_counter()
-                critique = yield from _in_worker(
-                    lambda on_token, p=prompt, e=edited: thinker.critique(
-                        source, e, request.instruction, p, on_token=on_token
-                    ),
-                    lambda text, idx=index: Reasoning(idx, text) if text else None,
-                    cancel,
-                    think_timeout,
-                    "thinker",
-                )
-                think_seconds = time.perf_counter() - started
-            turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
-            trajectory.turns.append(turn)
-            yield from _save(trajectory)
-            yield TurnFinished(turn)
-            if thinker is None:
-                trajectory.stop_reason = "max_turns"
-                break
-            if critique.satisfied(request.threshold):
-                trajectory.stop_reason = "threshold"
-                break
-            if critique.refined_prompt is not None and _same(critique.refined_prompt, prompt):
-                trajectory.stop_reason = "prompt_kept"
-                break
-            if index == max_turns:
-                trajectory.stop_reason = "max_turns"
-                break
-            prompt = critique.refined_prompt or prompt
+                edited = editor.edit(source, prompt, seed=seed, steps=request.steps, guidance=request.guidance,
+                                     on_step=_stepper(index, emit, alive))  # fmt: skip
+                alive()
+                edit_seconds = time.perf_counter() - started
+                edited, note = _check_edit(edited, source)
+                if note:
+                    emit(Notice(f"Turn {index}: {note}"))
+                critique, think_seconds = Critique(None, None, "", None, ""), 0.0
+                if thinker is not None:
+                    emit(ThinkingStarted(index))
+                    started = time.perf_counter()
+                    critique = thinker.critique(source, edited, request.instruction, prompt,
+                                                on_token=_teller(index, emit, alive))  # fmt: skip
+                    alive()
+                    think_seconds = time.perf_counter() - started
+                turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
+                trajectory.turns.append(turn)
+                _save(trajectory, emit)
+                emit(TurnFinished(turn))
+                trajectory.stop_reason = _stop_reason(trajectory, thinker is None, max_turns)
+                if trajectory.stop_reason is not None:
+                    break
+                prompt = critique.refined_prompt or prompt
     except Cancelled:
         trajectory.stop_reason = "cancelled"
     except Exception as exc:  # noqa: BLE001 - any failure ends the run; finished turns are kept
@@ -269,105 +392,64 @@ def run(
     for role, backend in (("editor", editor), ("thinker", thinker)):
         if getattr(backend, "model", None):  # a served model name is only known after the first call
             trajectory.settings[f"{role}_model"] = backend.model
-    yield from _save(trajectory)
-    yield RunFinished(trajectory)
+    _save(trajectory, emit)
+    emit(RunFinished(trajectory))
+    return trajectory
 
 
-def _first_turn_prompt(thinker, request: EditRequest, cancel: threading.Event, timeout: float):
+def _stepper(index: int, emit: Callable, alive: Callable) -> Callable[[int, int], None]:
+    """The editor's `on_step(i, n)` for turn `index`: a sign of life, and an event for every real step."""
+
+    def on_step(step: int, total: int) -> None:
+        alive()
+        if step > 0:  # step 0: a heartbeat that only asks whether to stop
+            emit(EditStep(index, step, total))
+
+    return on_step
+
+
+def _teller(index: int, emit: Callable, alive: Callable, chunks: list[str] | None = None) -> Callable[[str], None]:
+    """The thinker's `on_token(text)`: a sign of life, and an event for every piece of text (kept in `chunks`)."""
+
+    def on_token(text: str) -> None:
+        alive()
+        if text:  # "": a heartbeat
+            if chunks is not None:
+                chunks.append(text)
+            emit(Reasoning(index, text))
+
+    return on_token
+
+
+def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> str | None:
+    """Why the run ends after its newest turn, or None to go on."""
+    turn = trajectory.turns[-1]
+    critique = turn.critique
+    if single_shot:
+        return "max_turns"
+    if critique.satisfied(trajectory.request.threshold):
+        return "threshold"
+    if critique.refined_prompt is not None and _same(critique.refined_prompt, turn.prompt):
+        return "prompt_kept"
+    return "max_turns" if turn.index == max_turns else None
+
+
+def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Callable) -> tuple[str, str | None]:
     """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy."""
     source = request.image
     if request.first_turn == "polish":
         polish = getattr(thinker, "polish", None)
         if polish is None:
-            yield Notice("This thinker cannot polish instructions; turn 1 uses the instruction as written.")
+            emit(Notice("This thinker cannot polish instructions; turn 1 uses the instruction as written."))
             return request.instruction, None
         chunks: list[str] = []
-
-        def call(on_token):
-            return polish(source, request.instruction, on_token=on_token)
-
-        def event(text):
-            chunks.append(text)
-            return Reasoning(0, text) if text else None
-
-        prompt = yield from _in_worker(call, event, cancel, timeout, "thinker")
+        prompt = polish(source, request.instruction, on_token=_teller(0, emit, alive, chunks))
+        alive()
         return (prompt or "").strip() or request.instruction, "".join(chunks) or None
-    critique = yield from _in_worker(
-        lambda on_token: thinker.critique(source, source, request.instruction, request.instruction, on_token=on_token),
-        lambda text: Reasoning(0, text) if text else None,
-        cancel,
-        timeout,
-        "thinker",
-    )
+    critique = thinker.critique(source, source, request.instruction, request.instruction,
+                                on_token=_teller(0, emit, alive))  # fmt: skip
+    alive()
     return critique.refined_prompt or request.instruction, critique.reasoning
-
-
-def _in_worker(
-    call: Callable[[Callable], Any],
-    to_event: Callable[..., Event | None],
-    cancel: threading.Event,
-    timeout: float,
-    role: str,
-):
-    """Run `call(callback)` on a worker thread and yield the events its callback reports, live.
-
-    The callback raises `Cancelled` inside the worker once Stop is pressed or the call is abandoned,
-    so the backend stops at its next step or token. A backend that neither returns nor reports within
-    `timeout` seconds is abandoned with a clear error; one that does not reach a step within
-    `CANCEL_GRACE_S` of Stop is abandoned too. Either way the worker is given `STOP_WAIT_S` to stop
-    before the loop goes on, so a cached model is not used by two runs at once.
-    """
-    events: queue.SimpleQueue = queue.SimpleQueue()
-    outcome: dict[str, Any] = {}
-    done, abandoned = threading.Event(), threading.Event()
-    last_sign_of_life = [time.monotonic()]
-
-    def callback(*args):
-        if cancel.is_set() or abandoned.is_set():
-            raise Cancelled
-        last_sign_of_life[0] = time.monotonic()
-        event = to_event(*args)
-        if event is not None:  # None: a heartbeat that only asks whether to stop
-            events.put(event)
-
-    def work():
-        try:
-            outcome["value"] = call(callback)
-        except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread below
-            outcome["error"] = exc
-        finally:
-            done.set()
-            events.put(None)
-
-    threading.Thread(target=work, daemon=True, name=f"thinkedit-{role}").start()
-    stop_pressed = None
-    try:
-        while not done.is_set() or not events.empty():
-            try:
-                item = events.get(timeout=0.05)
-            except queue.Empty:
-                item = None
-            now = time.monotonic()
-            if cancel.is_set():
-                stop_pressed = stop_pressed or now
-                if now - stop_pressed > CANCEL_GRACE_S:
-                    raise Cancelled
-                continue  # nothing more is shown once Stop is pressed
-            if now - last_sign_of_life[0] > timeout:
-                raise ThinkEditError(
-                    f"The {role} did not answer within {timeout:g} s; the run was stopped. "
-                    "Try fewer steps or a smaller image, or check the backend."
-                )
-            if item is not None:
-                yield item
-    finally:
-        abandoned.set()
-        done.wait(STOP_WAIT_S)
-    if "error" in outcome:
-        raise outcome["error"]
-    if cancel.is_set():
-        raise Cancelled
-    return outcome.get("value")
 
 
 def _check_edit(edited: Any, source: Image.Image) -> tuple[Image.Image, str | None]:
@@ -388,11 +470,9 @@ def _same(a: str, b: str) -> bool:
     return " ".join(a.lower().split()).strip(" .") == " ".join(b.lower().split()).strip(" .")
 
 
-def _save(trajectory: Trajectory):
+def _save(trajectory: Trajectory, emit: Callable[[Event], None]) -> None:
     if trajectory.run_dir is None:
         return
-    from .store import save_run
-
     started = time.perf_counter()
     try:
         save_run(trajectory, trajectory.run_dir)
@@ -400,7 +480,7 @@ def _save(trajectory: Trajectory):
         message = f"The run could not be saved to {trajectory.run_dir}: {exc.strerror or exc}. It is shown, not kept."
         if message not in trajectory.warnings:
             trajectory.warnings.append(message)
-            yield Notice(message)
+            emit(Notice(message))
     finally:
         trajectory.save_seconds += time.perf_counter() - started
 
@@ -413,8 +493,8 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _settings_record(editor, thinker, request: EditRequest, extra: dict[str, Any] | None) -> dict[str, Any]:
-    record = {
+def _settings_record(editor, thinker, request: EditRequest) -> dict[str, Any]:
+    return {
         "max_turns": request.max_turns,
         "threshold": request.threshold,
         "first_turn": request.first_turn,
@@ -424,5 +504,3 @@ def _settings_record(editor, thinker, request: EditRequest, extra: dict[str, Any
         "editor_model": getattr(editor, "model", None),
         "thinker_model": getattr(thinker, "model", None) if thinker else None,
     }
-    record.update(extra or {})
-    return record

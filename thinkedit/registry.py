@@ -1,55 +1,31 @@
-"""Backend specs: the one table row each editor and thinker has, and whether it can run here.
+"""The backend tables by role, whether a backend can run here, and `build_backend`, the one way to build one.
 
-A spec names the class by import path, so listing backends never imports torch or diffusers.
+The rows themselves live beside their code (`EDITORS` in thinkedit/editors, `THINKERS` in
+thinkedit/thinkers, `JUDGES` in thinkedit/judges); a row names its class by import path, so listing
+backends imports no torch.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import runtime
+from . import runtime, zerogpu
+from .backend import BackendSpec
 from .config import Settings
-from .errors import BadInput, ThinkEditError
+from .editors import EDITORS
+from .errors import BadInput
+from .judges import JUDGES
+from .thinkers import THINKERS
+
+TABLES: dict[str, dict[str, BackendSpec]] = {"editor": EDITORS, "thinker": THINKERS, "judge": JUDGES}
 
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """One editor or thinker: where its code is, what it runs on and its defaults."""
-
-    name: str
-    target: str  # "module:Class"
-    kind: str  # "offline" (CPU, no weights) | "local" (weights on this machine) | "remote" (a server)
-    description: str
-    model: str | None = None  # default checkpoint or remote model name
-    steps: int | None = None
-    guidance: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # other model-card defaults
-    packages: tuple[str, ...] = ()  # import names that must be installed
-    size_gb: float | None = None  # download size of the default checkpoint, for messages
-    gated: bool = False
-    needs_url: bool = False  # remote backends that talk to a URL the user configures
-    inference_providers: bool = False  # remote backends on Hugging Face Inference Providers (hub + HF_TOKEN)
-
-    def load_class(self):
-        module_name, _, class_name = self.target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ThinkEditError(
-                f"The {self.name} backend needs packages that are not installed ({exc.name}): "
-                "pip install -r requirements.txt"
-            ) from exc
-        return getattr(module, class_name)
-
-
-def availability(spec: BackendSpec, model: str | None = None, url: str | None = None) -> tuple[bool, str]:
-    """(can run here, why not / what it will use). Cheap: no model is loaded, nothing is fetched."""
+def availability(role: str, spec: BackendSpec, model: str | None = None, url: str | None = None) -> tuple[bool, str]:
+    """(can run here, why not / what it will use) for a `role` backend. Cheap: nothing is loaded or fetched."""
     missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
     if missing:
         return False, f"package missing: {', '.join(missing)} (pip install -r requirements.txt)"
@@ -57,9 +33,12 @@ def availability(spec: BackendSpec, model: str | None = None, url: str | None = 
         return True, "runs on the CPU, no weights needed"
     if spec.kind == "remote":
         if spec.needs_url and not url:
-            return False, "no endpoint configured (set the URL flag or environment variable)"
+            return False, f"no endpoint configured: set --{role}-url (THINKEDIT_{role.upper()}_URL)"
         if spec.inference_providers and runtime.offline():
-            return False, "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached"
+            return False, (
+                "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached (huggingface_hub then refuses every "
+                "URL); for a local OpenAI-compatible server use the openai thinker"
+            )
         if spec.inference_providers and not hf_token():
             return False, "needs HF_TOKEN in the environment"
         return True, f"remote: {_without_credentials(url) if url else model or spec.model}"
@@ -67,10 +46,13 @@ def availability(spec: BackendSpec, model: str | None = None, url: str | None = 
     where = weights_location(checkpoint)
     if where is None:
         size = f" (~{spec.size_gb:g} GB)" if spec.size_gb else ""
-        return False, f"weights not in the local cache: {checkpoint}{size}"
-    if not _has_cuda():
-        return True, f"no GPU: runs on the CPU, very slowly ({where})"
-    return True, f"GPU, weights at {where}"
+        if runtime.offline():
+            return False, f"weights not in the local cache: {checkpoint}{size}; HF_HUB_OFFLINE=1 forbids downloading"
+        where = f"{checkpoint}{size} downloads on first use"
+    else:
+        where = f"weights at {where}"
+    on_gpu = runtime.pick_device(Settings()).startswith("cuda")
+    return True, f"GPU, {where}" if on_gpu else f"no GPU: runs on the CPU, very slowly ({where})"
 
 
 def weights_location(checkpoint: str | None) -> str | None:
@@ -96,23 +78,30 @@ def _without_credentials(urls: str) -> str:
     return ",".join(re.sub(r"//[^/@]*@", "//", url.strip()) for url in urls.split(","))
 
 
-def _has_cuda() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def find_spec(table: dict[str, BackendSpec], name: str, role: str) -> BackendSpec:
+def find_spec(role: str, name: str) -> BackendSpec:
+    table = TABLES[role]
     if name not in table:
         raise BadInput(f"Unknown {role} '{name}'. Choose one of: {', '.join(table)}.")
     return table[name]
 
 
-def build(spec: BackendSpec, settings: Settings):
-    """Construct the backend as `Class(spec, settings)`: cheap, models load on first use via the runtime."""
-    return spec.load_class()(spec, settings)
+def build_backend(role: str, settings: Settings, name: str | None = None):
+    """The `role` backend `name` (default: the one `settings` chose), built as `Class(spec, settings)`.
+
+    Refuses, with the reason, a backend that cannot run here. Building is cheap: models load on first use
+    through the runtime's cache. On ZeroGPU a local backend's every call becomes its own GPU slice.
+    """
+    spec = find_spec(role, name or getattr(settings, role))
+    checkpoint = model_for(spec, settings, role)
+    ok, reason = availability(role, spec, model=checkpoint, url=url_for(settings, role))
+    if not ok:
+        refusal = f"The {role} '{spec.name}' cannot run here"
+        if spec.kind == "local" and weights_location(checkpoint) is None:
+            gated = spec.gated and checkpoint == spec.model
+            missing = runtime.missing_weights(checkpoint, spec.size_gb, f"--{role}-model", gated=gated)
+            raise BadInput(f"{refusal}. {missing}")
+        raise BadInput(f"{refusal}: {reason}. Choose another {role}.")
+    return zerogpu.sliced(spec.load_class()(spec, settings))
 
 
 def model_for(spec: BackendSpec, settings: Settings, role: str) -> str | None:
@@ -128,34 +117,14 @@ def hf_token() -> str | None:
     return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
 
 
-def make_editor(settings: Settings, name: str | None = None):
-    from .editors import EDITORS
-
-    return build(find_spec(EDITORS, name or settings.editor, "editor"), settings)
-
-
-def make_thinker(settings: Settings, name: str | None = None):
-    from .thinkers import THINKERS
-
-    return build(find_spec(THINKERS, name or settings.thinker, "thinker"), settings)
-
-
-def make_judge(settings: Settings, name: str | None = None):
-    from .judges import JUDGES
-
-    return build(find_spec(JUDGES, name or settings.judge, "judge"), settings)
-
-
 def backend_rows(settings: Settings) -> list[dict[str, Any]]:
-    """Every editor and thinker with whether it can run here and why not — for `backends` and the UI."""
-    from .editors import EDITORS
-    from .thinkers import THINKERS
-
+    """Every editor, thinker and judge with whether it can run here and why not — for `backends` and the UI."""
     rows = []
-    for role, table in (("editor", EDITORS), ("thinker", THINKERS)):
+    for role, table in TABLES.items():
         for spec in table.values():
             chosen = getattr(settings, role) == spec.name
             ok, reason = availability(
+                role,
                 spec,
                 model=getattr(settings, f"{role}_model") if chosen else None,
                 url=url_for(settings, role) if chosen or spec.needs_url else None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import os
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .backend import is_local
 from .config import Settings
 from .errors import ThinkEditError
 
@@ -144,6 +144,12 @@ class ModelCache:
             with self._lock:
                 self._users[key] -= 1
 
+    def offload_of(self, key: Hashable) -> str:
+        """The offload mode the model under `key` was loaded with ("none" when it is not loaded)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry.offload if entry is not None else "none"
+
     def releasable_gb(self) -> float:
         with self._lock:
             return sum(entry.size_gb for key, entry in self._entries.items() if not self._users[key])
@@ -267,7 +273,10 @@ def estimate_gb(checkpoint: str | None, default_gb: float | None) -> float | Non
 
 
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """Whether huggingface_hub refuses to reach the hub: HF_HUB_OFFLINE as it read it when imported."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def missing_weights(
@@ -345,16 +354,26 @@ def _is_missing(exc: BaseException, checkpoint: str) -> bool:
 
 
 _GPU_LOCK = threading.Lock()
+GPU_WAIT_POLL_S = 0.1  # while another run holds the GPU, how often the waiting run asks whether to give up
 
 
 @contextmanager
-def gpu_turn(*backends) -> Iterator[None]:
-    """Hold the one local accelerator while a run uses a local model; offline/remote runs go concurrently."""
-    if any(getattr(getattr(b, "spec", None), "kind", None) == "local" for b in backends):
-        with _GPU_LOCK:
-            yield
-    else:
+def gpu_turn(*backends, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the one local accelerator while a run uses a local model; offline/remote runs go concurrently.
+
+    While another run holds it, `waiting()` is called every `GPU_WAIT_POLL_S` seconds; it may raise (Stop) to
+    give up waiting. Backends that get a GPU of their own for every call (ZeroGPU slices) need no turn.
+    """
+    if not any(is_local(backend) and getattr(backend, "takes_turns", True) for backend in backends):
         yield
+        return
+    while not _GPU_LOCK.acquire(timeout=GPU_WAIT_POLL_S):
+        if waiting is not None:
+            waiting()
+    try:
+        yield
+    finally:
+        _GPU_LOCK.release()
 
 
 def _empty_cuda_cache() -> None:

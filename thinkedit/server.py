@@ -25,9 +25,11 @@ from typing import Any
 from PIL import Image
 
 from . import runtime
-from .config import MAX_INSTRUCTION_CHARS
+from .backend import name_of
+from .config import MAX_INSTRUCTION_CHARS, add_backend_arguments, settings_from_args
 from .errors import BadInput, Cancelled, ThinkEditError
 from .images import check_size, load_image, png_bytes
+from .registry import build_backend
 
 MAX_QUEUE = 8
 MAX_BODY_MB = 64.0
@@ -130,7 +132,7 @@ def create_app(editor, *, max_queue: int = MAX_QUEUE, max_body_mb: float = MAX_B
     app = FastAPI(title="ThinkEdit editing server", docs_url=None, redoc_url=None)
     admission = Admission(max_queue)
     max_body = int(max_body_mb * 1024 * 1024)
-    name = getattr(getattr(editor, "spec", None), "name", type(editor).__name__)
+    name = name_of(editor)
 
     def refusal(status: int, reason: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"success": False, "edited_image": None, "error": reason}, status, headers=headers)
@@ -214,8 +216,6 @@ async def _read_body(request, limit: int) -> bytes:
 
 
 def register(commands) -> None:
-    from .cli import add_backend_arguments
-
     parser = commands.add_parser("serve-editor", help="serve an editor over EditThinker's editing-server protocol")
     add_backend_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; no auth)")
@@ -228,11 +228,8 @@ def register(commands) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .cli import settings_from_args
-    from .registry import make_editor
-
     settings = settings_from_args(args)
-    editor = make_editor(settings)
+    editor = build_backend("editor", settings)
     app = create_app(editor, max_queue=args.max_queue, max_body_mb=args.max_body_mb)
     print(f"Serving the {settings.editor} editor on http://{args.host}:{args.port} (POST /edit, GET /health)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

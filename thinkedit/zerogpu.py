@@ -1,12 +1,14 @@
-"""ZeroGPU: run a request's GPU work inside `spaces.GPU`, for as long as that request needs.
+"""ZeroGPU: every edit and every critique of a local model runs in its own short `spaces.GPU` slice.
 
 On a ZeroGPU Space (`SPACES_ZERO_GPU` true and the `spaces` package installed):
-- `preload(settings)` builds the chosen local models at start, in the main process. ZeroGPU runs each
+- `preload(backends)` builds the local models at start, in the main process. ZeroGPU runs each
   `spaces.GPU` call in a forked worker, so a model first loaded inside a call would be loaded again on
-  every request; loaded before, it is inherited, and its `.to("cuda")` is deferred by ZeroGPU until a GPU
-  is attached.
-- `gpu(duration)` wraps the GPU-bound function in `spaces.GPU(duration=duration)`, where `duration` is
-  computed per request (see `estimate_duration`): short runs ask for little, long ones are not cut off.
+  every request; loaded before, it is inherited, and ZeroGPU defers its `.to("cuda")` until a GPU is attached.
+- `sliced(backend)` wraps a local backend so that each `edit` / `critique` / `polish` call is one
+  `spaces.GPU` generator call, budgeted from the backend's table row (seconds per step, tokens per second):
+  a visitor with a few minutes of quota is asked only for what one call needs, never for a whole run.
+  The run itself (the loop, the session, Stop, History) stays in the main process; the slice streams its
+  steps and tokens back, and Stop closes the slice at the next one (ZeroGPU then stops the worker).
 Anywhere else both do nothing and `spaces` is never imported.
 """
 
@@ -15,28 +17,19 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections.abc import Callable
-from typing import TypeVar
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from typing import Any
 
-from .config import Settings
-from .errors import ThinkEditError
-
-F = TypeVar("F", bound=Callable)
+from .backend import is_local, name_of
+from .errors import Cancelled, ThinkEditError
 
 MAX_DURATION_S = 300  # the most one ZeroGPU call may ask for
 MARGIN_S = 10  # attaching the GPU, moving preloaded weights onto it, VAE decode
 HEADROOM = 1.2  # estimates are from an H200 slice; leave room for slower calls
-SECONDS_PER_STEP = {  # denoiser step at ~1024², bf16, H200-class; offline and remote backends need no GPU
-    "flux-kontext": 0.45,
-    "qwen-image-edit": 0.9,
-    "longcat-image-edit": 0.8,
-    "instruct-pix2pix": 0.06,
-    "flux2-klein": 0.35,
-    "omnigen2": 0.9,
-}
-TOKENS_PER_SECOND = {"editthinker": 30.0, "qwen-vl": 60.0}  # transformers generate, bf16, batch 1
 THINKER_PREFILL_S = 1.5  # two images at 1024² through the vision tower
-CRITIQUE_TOKENS = 768  # a typical EditThinker critique; pass max_new_tokens for the worst case
 
 
 def on_zero_gpu() -> bool:
@@ -45,67 +38,168 @@ def on_zero_gpu() -> bool:
     return flag and importlib.util.find_spec("spaces") is not None
 
 
-def estimate_duration(
-    editor: str,
-    thinker: str,
-    max_turns: int,
-    steps: int | None = None,
-    *,
-    first_turn: str = "none",
-    thinker_tokens: int = CRITIQUE_TOKENS,
-) -> int:
-    """Seconds of GPU one request may need, capped at `MAX_DURATION_S`.
+def edit_seconds(editor: Any, steps: int | None) -> int:
+    """GPU seconds one edit may need: its steps × the row's seconds per step, with headroom and a margin."""
+    spec = editor.spec
+    return _seconds((steps or spec.steps or 0) * spec.seconds_per_step)
 
-    Every turn runs the editor for `steps` (the editor's default when None) and one critique of
-    `thinker_tokens` tokens; a first-turn strategy other than "none" adds one thinker call.
+
+def think_seconds(thinker: Any) -> int:
+    """GPU seconds one critique may need: the prefill plus every token it may write at the row's speed."""
+    tokens = getattr(thinker, "generation", {}).get("max_new_tokens") or thinker.settings.thinker_max_new_tokens
+    return _seconds(THINKER_PREFILL_S + tokens / thinker.spec.tokens_per_second)
+
+
+def _seconds(work: float) -> int:
+    return min(MAX_DURATION_S, math.ceil(MARGIN_S + HEADROOM * work))
+
+
+def preload(backends: list[Any]) -> list[str]:
+    """On ZeroGPU, load the local backends' models now; the names of those loaded.
+
+    Call it once at app start, before the first request, with backends built from the settings requests
+    will use. Local backends build their model through `runtime.load` (thinkers in `load()`, diffusers
+    editors in `pipeline()`), so later calls find it in the process-wide cache under the same key.
     """
-    from .editors import EDITORS
-
-    spec = EDITORS.get(editor)
-    steps = steps or (spec.steps if spec is not None else None) or 0
-    edit_s = steps * SECONDS_PER_STEP.get(editor, 0.0)
-    think_s = THINKER_PREFILL_S + thinker_tokens / TOKENS_PER_SECOND[thinker] if thinker in TOKENS_PER_SECOND else 0.0
-    thinker_calls = max_turns + (first_turn != "none")
-    seconds = MARGIN_S + HEADROOM * (max_turns * edit_s + thinker_calls * think_s)
-    return min(MAX_DURATION_S, math.ceil(seconds))
-
-
-def gpu(duration: Callable[..., int]) -> Callable[[F], F]:
-    """Decorator: `spaces.GPU(duration=duration)` on ZeroGPU, the function unchanged elsewhere.
-
-    `duration` receives the same arguments as the decorated function and returns seconds.
-    """
-
-    def wrap(function: F) -> F:
-        if not on_zero_gpu():
-            return function
-        import spaces
-
-        return spaces.GPU(duration=duration)(function)
-
-    return wrap
-
-
-def preload(settings: Settings) -> list[str]:
-    """On ZeroGPU, load the chosen local editor's and thinker's models now; the names loaded, else [].
-
-    Call it once at app start, before the first request, with the settings requests will use. Local
-    backends build their model through `runtime.load` (thinkers in `load()`, diffusers editors in
-    `pipeline()`), so later requests find it in the process-wide cache under the same key.
-    """
-    if not on_zero_gpu():
-        return []
     import spaces  # noqa: F401 - patches torch before any model is placed on cuda
 
-    from .registry import make_editor, make_thinker
-
     loaded = []
-    for backend in (make_editor(settings), make_thinker(settings)):
-        if backend.spec.kind != "local":
+    for backend in backends:
+        if not is_local(backend):
             continue
         load = getattr(backend, "load", None) or getattr(backend, "pipeline", None)
         if load is None:
-            raise ThinkEditError(f"The {backend.spec.name} backend has no load() to preload its model with.")
+            raise ThinkEditError(f"The {name_of(backend)} backend has no load() to preload its model with.")
         load()
-        loaded.append(backend.spec.name)
+        loaded.append(name_of(backend))
     return loaded
+
+
+def sliced(backend: Any) -> Any:
+    """On ZeroGPU, a local backend whose every call is its own `spaces.GPU` slice; anything else as it is."""
+    if not on_zero_gpu() or not is_local(backend):
+        return backend
+    return Sliced(backend)
+
+
+class Sliced:
+    """A local backend on ZeroGPU: the same protocol, each call run by `spaces.GPU` in a forked worker.
+
+    Runs of sliced backends need not take turns in this process (`takes_turns`): every call gets a GPU.
+    """
+
+    takes_turns = False
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.spec = backend.spec
+
+    def __getattr__(self, name: str) -> Any:  # model, settings, load, pipeline, cache_key, …
+        return getattr(self.backend, name)
+
+    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
+        return _follow(_slice("edit", edit_duration), (self.backend, image, prompt, seed, steps, guidance), on_step)
+
+    def critique(self, source, edited, instruction, prompt, *, on_token=None):
+        return _follow(_slice("critique", critique_duration), (self.backend, source, edited, instruction, prompt),
+                       on_token)  # fmt: skip
+
+    def polish(self, source, instruction, *, on_token=None):
+        return _follow(_slice("polish", polish_duration), (self.backend, source, instruction), on_token)
+
+
+def edit_duration(editor, image, prompt, seed, steps, guidance) -> int:
+    return edit_seconds(editor, steps)
+
+
+def critique_duration(thinker, *args) -> int:
+    return think_seconds(thinker)
+
+
+polish_duration = critique_duration
+
+
+def _run_edit(editor, image, prompt, seed, steps, guidance) -> Iterator[tuple[str, Any]]:
+    """In the GPU worker: the edit, its steps as ("call", (i, n)) while it runs, then ("done", image)."""
+    return _in_thread(lambda report: editor.edit(image, prompt, seed=seed, steps=steps, guidance=guidance,
+                                                 on_step=lambda i, n: report(i, n)))  # fmt: skip
+
+
+def _run_critique(thinker, source, edited, instruction, prompt) -> Iterator[tuple[str, Any]]:
+    return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report))
+
+
+def _run_polish(thinker, source, instruction) -> Iterator[tuple[str, Any]]:
+    return _in_thread(lambda report: thinker.polish(source, instruction, on_token=report))
+
+
+_TASKS = {"edit": _run_edit, "critique": _run_critique, "polish": _run_polish}
+_SLICES: dict[str, Callable] = {}
+
+
+def _slice(kind: str, duration: Callable[..., int]) -> Callable:
+    """`spaces.GPU(duration=duration)` of the generator for `kind`, made once (spaces is imported only here)."""
+    if kind not in _SLICES:
+        import spaces
+
+        task = _TASKS[kind]
+
+        def run_slice(*args):  # a generator function: spaces streams what it yields back to this process
+            yield from task(*args)
+
+        run_slice.__name__ = f"thinkedit_{kind}"
+        _SLICES[kind] = spaces.GPU(duration=duration)(run_slice)
+    return _SLICES[kind]
+
+
+def _follow(gpu_call: Callable, args: tuple, callback: Callable | None) -> Any:
+    """Call a slice and hand its steps or tokens to `callback` in this process; its result, or its error raised.
+
+    When `callback` raises (Stop), the slice's generator is closed, which stops the worker's call.
+    """
+    with closing(gpu_call(*args)) as messages:
+        for kind, value in messages:
+            if kind == "call":
+                if callback is not None:
+                    callback(*value)
+            elif kind == "error":
+                raise value
+            else:
+                return value
+    raise ThinkEditError("The GPU worker ended without an answer.")
+
+
+def _in_thread(call: Callable[[Callable], Any]) -> Iterator[tuple[str, Any]]:
+    """Inside the GPU worker: run `call(report)` on a thread and yield each report as it happens.
+
+    A generator cannot yield from inside a callback, so the backend runs beside it; when the generator is
+    closed (Stop in the main process), the backend's next report raises `Cancelled` and it stops there.
+    """
+    reports: queue.SimpleQueue = queue.SimpleQueue()
+    stopped = threading.Event()
+
+    def report(*values) -> None:
+        if stopped.is_set():
+            raise Cancelled
+        reports.put(("call", values))
+
+    def work() -> None:
+        try:
+            reports.put(("done", call(report)))
+        except Exception as exc:  # noqa: BLE001 - sent back to the main process, which raises it
+            plain = (
+                exc if isinstance(exc, (ThinkEditError, Cancelled)) else ThinkEditError(f"{type(exc).__name__}: {exc}")
+            )
+            reports.put(("error", plain))  # our own exception types always pickle
+
+    worker = threading.Thread(target=work, daemon=True, name="thinkedit-gpu-slice")
+    worker.start()
+    try:
+        while True:
+            message = reports.get()
+            yield message
+            if message[0] != "call":
+                return
+    finally:
+        stopped.set()
+        worker.join()

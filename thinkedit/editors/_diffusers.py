@@ -13,10 +13,10 @@ from typing import Any
 from PIL import Image
 
 from .. import runtime
+from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..errors import Cancelled
-from ..registry import BackendSpec, hf_token, model_for, weights_location
-from . import OnStep
+from ..registry import hf_token, model_for, weights_location
 
 MAX_AREA = 1024 * 1024
 
@@ -103,28 +103,39 @@ class DiffusersEditor:
         guidance: float | None = None,
         on_step: OnStep | None = None,
     ) -> Image.Image:
-        pipe = self.pipeline()
-        steps = steps or self.spec.steps
-        guidance = self.spec.guidance if guidance is None else guidance
-        size = fit_size(*image.size, self.multiple, self.max_area, self.min_side)
-        working = image.resize(size, Image.Resampling.LANCZOS)
-        kwargs = self.arguments(working, prompt, steps, guidance)
-        with runtime.CACHE.in_use(self.cache_key):
-            offload = next((e.offload for k, e in runtime.CACHE.entries() if k == self.cache_key), "none")
-            with runtime.friendly_errors(f"{self.spec.name} edited a {working.width}×{working.height} image",
-                                         offload=offload):  # fmt: skip
-                edited = run_pipeline(pipe, kwargs, steps, seed, on_step)
+        with runtime.CACHE.in_use(self.cache_key):  # marked before it is fetched: no budget decision evicts it
+            pipe = self.pipeline()
+            kwargs = self.call_arguments(image, prompt, seed, steps, guidance)
+            width, height = self.working_size(image)
+            what = f"{self.spec.name} edited a {width}×{height} image"
+            with runtime.friendly_errors(what, offload=runtime.CACHE.offload_of(self.cache_key)):
+                edited = run_pipeline(pipe, kwargs, on_step)
         return edited.convert("RGB").resize(image.size, Image.Resampling.LANCZOS)
 
+    def working_size(self, image: Image.Image) -> tuple[int, int]:
+        return fit_size(*image.size, self.multiple, self.max_area, self.min_side)
 
-def run_pipeline(pipe, kwargs: dict[str, Any], steps: int, seed: int, on_step: OnStep | None) -> Image.Image:
-    """Call `pipe` seeded, reporting each step to `on_step(i, n)`; Stop ends the run at the next step.
+    def call_arguments(
+        self, image: Image.Image, prompt: str, seed: int, steps: int | None = None, guidance: float | None = None
+    ) -> dict[str, Any]:
+        """Everything the pipeline is called with for one edit: the image at the working size, the prompt, the
+        editor's arguments, the step count and a seeded generator (`bench --vs-bare` calls the pipeline with it)."""
+        import torch
+
+        steps = steps or self.spec.steps
+        guidance = self.spec.guidance if guidance is None else guidance
+        working = image.resize(self.working_size(image), Image.Resampling.LANCZOS)
+        return {**self.arguments(working, prompt, steps, guidance), "num_inference_steps": steps,
+                "generator": torch.Generator("cpu").manual_seed(seed)}  # fmt: skip
+
+
+def run_pipeline(pipe, kwargs: dict[str, Any], on_step: OnStep | None) -> Image.Image:
+    """Call `pipe(**kwargs)`, reporting each step to `on_step(i, n)`; Stop ends the run at the next step.
 
     Pipelines with `callback_on_step_end` report through it and stop by `pipe._interrupt`; those without
     (LongCat-Image-Edit) report through their scheduler's `step`; OmniGen2's through `step_func`.
     """
-    import torch
-
+    steps = kwargs["num_inference_steps"]
     cancelled: list[Cancelled] = []
     can_interrupt = isinstance(getattr(type(pipe), "interrupt", None), property)
 
@@ -143,7 +154,6 @@ def run_pipeline(pipe, kwargs: dict[str, Any], steps: int, seed: int, on_step: O
         report(i)
         return {}
 
-    kwargs = {**kwargs, "num_inference_steps": steps, "generator": torch.Generator("cpu").manual_seed(seed)}
     accepted = inspect.signature(pipe.__call__).parameters
     if "callback_on_step_end" in accepted:
         result = pipe(**kwargs, callback_on_step_end=on_step_end)

@@ -12,10 +12,9 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..instructions import COLORS, REPERTOIRE, Op, applied, read, resolve
-from ..registry import BackendSpec
-from . import OnStep
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SEPIA = np.array([1.0, 0.78, 0.55], np.float32) / float(LUMA @ np.array([1.0, 0.78, 0.55], np.float32))

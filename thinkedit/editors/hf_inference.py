@@ -11,10 +11,10 @@ from huggingface_hub import AsyncInferenceClient
 from PIL import Image
 
 from .. import remote
+from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..images import load_image, png_bytes
-from ..registry import BackendSpec, hf_token, model_for, url_for
-from . import OnStep
+from ..registry import hf_token, model_for, url_for
 
 PROVIDERS_HOST = "router.huggingface.co"
 

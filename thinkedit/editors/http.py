@@ -24,11 +24,11 @@ import httpx2
 from PIL import Image
 
 from .. import remote
+from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..errors import BadInput
 from ..images import load_image, png_bytes
-from ..registry import BackendSpec, url_for
-from . import OnStep
+from ..registry import url_for
 
 DOWN_SECONDS = 30.0
 SERVICE = "The editing server"

@@ -26,7 +26,7 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from ..cli import loop_options, settings_from_args
+    from ..config import loop_options, settings_from_args
 
     if args.report:
         refresh(Path(args.report))
@@ -47,7 +47,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from ..cli import add_backend_arguments, add_loop_arguments
+    from ..config import add_backend_arguments, add_loop_arguments
 
     parser = commands.add_parser("eval", help="benchmark single-shot vs the loop (GEdit-Bench, ImgEdit, your own)")
     parser.add_argument("--bench", choices=BENCHES, default="gedit", help="which benchmark (default gedit)")

@@ -24,7 +24,7 @@ from .. import loop
 from ..config import Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
-from ..registry import make_editor, make_judge, make_thinker
+from ..registry import build_backend, find_spec, model_for
 from .data import Sample, load, read_json, select
 
 MODES = ("single", "loop")
@@ -54,16 +54,18 @@ class Plan:
     retry_failed: bool = False
     progress: bool = True
 
-    def config(self, editor, thinker, judge) -> dict[str, Any]:
-        """What `eval.json` records: enough to tell whether a later command continues the same eval."""
-        return {
-            "bench": self.bench, "data": self.data, "language": self.language if self.bench == "gedit" else None,
-            "modes": list(self.modes), "editor": editor.spec.name, "editor_model": getattr(editor, "model", None),
-            "thinker": thinker.spec.name, "thinker_model": getattr(thinker, "model", None),
-            "thinker_url": self.settings.thinker_url, "judge": judge.spec.name,
-            "judge_model": judge.model, "judge_url": self.settings.judge_url,
-            **{name: self.request.get(name) for name in REQUEST},
-        }  # fmt: skip
+    def config(self) -> dict[str, Any]:
+        """What `eval.json` records: enough to tell whether a later command continues the same eval (a
+        single-shot eval continues with `--modes loop`, so the thinker is named even when unused)."""
+        record = {"bench": self.bench, "data": self.data, "modes": list(self.modes),
+                  "language": self.language if self.bench == "gedit" else None}  # fmt: skip
+        for role in ("editor", "thinker", "judge"):
+            name = getattr(self.settings, role)
+            record[role] = name
+            record[f"{role}_model"] = model_for(find_spec(role, name), self.settings, role)
+        record.update(thinker_url=self.settings.thinker_url, judge_url=self.settings.judge_url)
+        record.update({name: self.request.get(name) for name in REQUEST})
+        return record
 
 
 @dataclass
@@ -71,7 +73,14 @@ class Backends:
     editor: Any
     thinker: Any
     judge: Any
-    cancel: threading.Event = field(default_factory=threading.Event)
+    in_flight: set[threading.Event] = field(default_factory=set)  # each run's own Stop (the loop sets it at its end)
+    stopping: bool = False
+
+    def stop(self) -> None:
+        """Ctrl-C: the runs in flight stop at their next step or token and are not recorded."""
+        self.stopping = True
+        for cancel in list(self.in_flight):
+            cancel.set()
 
 
 def run_eval(plan: Plan) -> dict[str, Any] | None:
@@ -87,9 +96,10 @@ def run_eval(plan: Plan) -> dict[str, Any] | None:
     settings = plan.settings
     if world > 1 and settings.device is None and _cuda():
         settings = settings.replace(device=f"cuda:{state.local_process_index}")
-    # the thinker is built (cheaply) even for single-shot only, so that a later `--modes loop` continues this eval
-    backends = Backends(make_editor(settings), make_thinker(settings), make_judge(settings))
-    config = plan.config(backends.editor, backends.thinker, backends.judge)
+    backends = Backends(build_backend("editor", settings),
+                        build_backend("thinker", settings) if "loop" in plan.modes else None,
+                        build_backend("judge", settings))  # fmt: skip
+    config = plan.config()
     _check_same_eval(plan.out, config)
     warning = self_grading(config)
     if state.is_main_process:
@@ -171,7 +181,7 @@ def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], s
                     pending.add(pool.submit(run_sample, plan, backends, *task))
                 if not pending:
                     break
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)  # Ctrl-C gets in
                 for future in finished:
                     row = future.result()
                     if row is None:  # cancelled in flight: not recorded, so the next run does it again
@@ -184,7 +194,7 @@ def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], s
                     progress.set_postfix_str(" · ".join(f"{mode} O {sum(v) / len(v):.2f}" for mode, v in means.items()))
                     progress.update()
         except BaseException:
-            backends.cancel.set()  # Ctrl-C: the runs in flight stop at their next step and are not recorded
+            backends.stop()
             for future in pending:
                 future.cancel()
             raise
@@ -222,13 +232,20 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
         shutil.rmtree(run_dir)
     thinker = backends.thinker if mode == "loop" else None
     trajectory, first_thinking, looping = None, None, time.perf_counter()
-    for event in loop.run(backends.editor, thinker, request, cancel=backends.cancel, run_dir=run_dir):
-        if isinstance(event, loop.ThinkingStarted) and event.index == 0:
-            first_thinking = time.perf_counter()
-        elif isinstance(event, loop.TurnStarted) and event.index == 1 and first_thinking is not None:
-            seconds["think"] += time.perf_counter() - first_thinking
-        elif isinstance(event, loop.RunFinished):
-            trajectory = event.trajectory
+    cancel = threading.Event()
+    backends.in_flight.add(cancel)
+    try:
+        if backends.stopping:
+            return None
+        for event in loop.run(backends.editor, thinker, request, cancel=cancel, run_dir=run_dir):
+            if isinstance(event, loop.ThinkingStarted) and event.index == 0:
+                first_thinking = time.perf_counter()
+            elif isinstance(event, loop.TurnStarted) and event.index == 1 and first_thinking is not None:
+                seconds["think"] += time.perf_counter() - first_thinking
+            elif isinstance(event, loop.RunFinished):
+                trajectory = event.trajectory
+    finally:
+        backends.in_flight.discard(cancel)
     seconds["loop"] = time.perf_counter() - looping
     if trajectory is None or trajectory.stop_reason == "cancelled":
         return None

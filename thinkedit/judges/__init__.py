@@ -20,7 +20,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from ..registry import BackendSpec
+from ..backend import BackendSpec
 
 
 @dataclass

@@ -11,8 +11,8 @@ import json
 
 from PIL import Image
 
+from ..backend import BackendSpec
 from ..config import Settings
-from ..registry import BackendSpec
 from ..thinkers.classic import assess
 from . import Verdict
 

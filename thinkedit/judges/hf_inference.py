@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from ..backend import BackendSpec
 from ..config import Settings
-from ..registry import BackendSpec
 from ..thinkers.hf_inference import HFInferenceThinker
 from .viescore import ModelJudge
 

@@ -6,8 +6,8 @@ The OpenAI thinker's client in the judge role: `--judge-url` (the only place the
 
 from __future__ import annotations
 
+from ..backend import BackendSpec
 from ..config import Settings
-from ..registry import BackendSpec
 from ..thinkers.openai_chat import OpenAIThinker
 from .viescore import ModelJudge
 

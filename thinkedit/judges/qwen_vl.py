@@ -6,8 +6,8 @@ one loaded model (and grade their own work: `thinkedit eval` warns).
 
 from __future__ import annotations
 
+from ..backend import BackendSpec
 from ..config import Settings
-from ..registry import BackendSpec
 from ..thinkers.qwen_vl import QwenVLThinker
 from .viescore import ModelJudge
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..backend import BackendSpec
 from ..config import Settings
 from ..critique import render
 from ..errors import BadInput
-from ..registry import BackendSpec
 from . import Verdict
 
 TEMPLATES = ("judge_semantic", "judge_quality", "judge_retry")

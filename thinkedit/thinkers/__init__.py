@@ -1,44 +1,11 @@
 """Thinkers: one file each, one row each in `THINKERS`.
 
-A thinker is anything with
-
-    critique(source, edited, instruction, prompt, *, on_token=None) -> Critique
-    polish(source, instruction, *, on_token=None) -> str          (optional)
-
-`critique` looks at the source and the edited image (in that order), the person's original
-instruction and the prompt that produced the edit, and returns scores, reasoning and a refined
-prompt (`thinkedit.critique.parse_critique` reads the model text). `on_token(text)` receives the
-output as it is generated and raises `thinkedit.errors.Cancelled` when the person pressed Stop.
-Classes are built as `Class(spec, settings)`.
+The thinker protocol and the row's fields are in thinkedit/backend.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
-from PIL import Image
-
-from ..critique import Critique
-from ..registry import BackendSpec
-
-OnToken = Callable[[str], None]
-
-
-class Thinker(Protocol):
-    spec: BackendSpec
-    model: str | None
-
-    def critique(
-        self,
-        source: Image.Image,
-        edited: Image.Image,
-        instruction: str,
-        prompt: str,
-        *,
-        on_token: OnToken | None = None,
-    ) -> Critique: ...
-
+from ..backend import BackendSpec
 
 _TRANSFORMERS = ("torch", "transformers", "torchvision")
 
@@ -49,10 +16,10 @@ THINKERS: dict[str, BackendSpec] = {
                     "Offline CPU critic that measures the edit (color, geometry, preservation, quality)."),
         BackendSpec("editthinker", "thinkedit.thinkers.qwen_vl:QwenVLThinker", "local",
                     "EditThinker-8B (Qwen3-VL-8B) in-process through transformers, streamed.",
-                    model="appletea2333/EditThinker-8B", packages=_TRANSFORMERS, size_gb=17.5),
+                    model="appletea2333/EditThinker-8B", packages=_TRANSFORMERS, size_gb=17.5, tokens_per_second=30.0),
         BackendSpec("qwen-vl", "thinkedit.thinkers.qwen_vl:QwenVLThinker", "local",
                     "Any Qwen2.5-VL / Qwen3-VL checkpoint as a zero-shot thinker (default the small 2B).",
-                    model="Qwen/Qwen3-VL-2B-Instruct", packages=_TRANSFORMERS, size_gb=4.5),
+                    model="Qwen/Qwen3-VL-2B-Instruct", packages=_TRANSFORMERS, size_gb=4.5, tokens_per_second=60.0),
         BackendSpec("openai", "thinkedit.thinkers.openai_chat:OpenAIThinker", "remote",
                     "Any OpenAI-compatible chat server (vLLM serving EditThinker-8B, GPT-4.1, …).",
                     packages=("openai",), needs_url=True),

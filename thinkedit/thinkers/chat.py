@@ -14,12 +14,12 @@ from typing import Any
 from PIL import Image
 
 from .. import remote
+from ..backend import BackendSpec, OnToken
 from ..config import Settings
 from ..critique import Critique, load_template, parse_critique, render
 from ..errors import Cancelled
 from ..images import fit_within
-from ..registry import BackendSpec, model_for
-from . import OnToken
+from ..registry import model_for
 
 
 class ChatThinker:

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
+from ..backend import BackendSpec, OnToken
 from ..config import Settings
 from ..critique import Critique, defuse, format_critique, parse_critique, parse_polish
 from ..editors.classic import GENERATIVE, LUMA, SEPIA, apply, color_mask, radial, text_box
 from ..instructions import COLORS, GEOMETRY, LIMITS, REPERTOIRE, SIZED, Op, applied, describe, join, read, resolve
-from ..registry import BackendSpec
-from . import OnToken
 
 WORK_SIDE = 256  # global measurements run on copies this size; detail on a full-resolution crop this size
 LOCAL = ("border", "text", "recolor", "keep_color")

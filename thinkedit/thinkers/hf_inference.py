@@ -14,8 +14,9 @@ from typing import Any
 from huggingface_hub import AsyncInferenceClient
 
 from .. import remote
+from ..backend import BackendSpec
 from ..config import Settings
-from ..registry import BackendSpec, hf_token, url_for
+from ..registry import hf_token, url_for
 from .chat import ChatThinker
 
 PROVIDERS_HOST = "router.huggingface.co"

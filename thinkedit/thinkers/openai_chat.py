@@ -20,9 +20,10 @@ from typing import Any
 from openai import AsyncOpenAI
 
 from .. import remote
+from ..backend import BackendSpec
 from ..config import Settings
 from ..errors import BadInput, ThinkEditError
-from ..registry import BackendSpec, url_for
+from ..registry import url_for
 from .chat import ChatThinker
 
 NO_KEY = "EMPTY"  # what vLLM's examples pass when the server has no --api-key

@@ -1,8 +1,8 @@
 """EditThinker-8B and any Qwen2.5-VL / Qwen3-VL checkpoint, in-process through transformers, streamed.
 
-One user turn: the source image, the edited image, then the rendered critique template. Generation
-runs on a worker thread and streams text through `TextIteratorStreamer` into `on_token`; when
-`on_token` raises `Cancelled`, a stopping criterion ends `generate()` at the next token.
+One user turn: the source image, the edited image, then the rendered critique template. `generate()`
+runs in the caller's thread and hands its text to `on_token` through a `TextStreamer`; when `on_token`
+raises `Cancelled`, generation ends at that token.
 
 Greedy decoding by default. Sampling: `settings.extra["thinker_sampling"] = {"temperature": 0.7,
 "top_p": 0.8}` (keys: temperature, top_p, top_k, repetition_penalty; a temperature above 0 samples).
@@ -11,20 +11,20 @@ Greedy decoding by default. Sampling: `settings.extra["thinker_sampling"] = {"te
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from PIL import Image
+from transformers import TextStreamer
 
 from .. import runtime
+from ..backend import BackendSpec, OnToken
 from ..config import Settings
 from ..critique import Critique, load_template, parse_critique, parse_polish, render
 from ..errors import BadInput
 from ..images import fit_within
-from ..registry import BackendSpec, hf_token, model_for, weights_location
-from . import OnToken
+from ..registry import hf_token, model_for, weights_location
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")
 _OPEN_THINK = re.compile(r"<think>\s*$")
@@ -92,41 +92,29 @@ class QwenVLThinker:
         return ("<think>" if _OPEN_THINK.search(chat) else "") + reply
 
     def _stream(self, model, tokenizer, inputs, on_token: OnToken | None) -> str:
-        """Run `generate()` on a worker thread, handing its text to `on_token` chunk by chunk."""
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        """Run `generate()` here, handing its text to `on_token` piece by piece as it decodes.
 
-        stop = threading.Event()
+        The streamer is called from inside `generate()` in this same thread: when `on_token` raises (Stop),
+        generation ends at that token.
+        """
+        relay = _Relay(tokenizer, on_token)
+        model.generate(**inputs, **self.generation, streamer=relay)
+        return "".join(relay.pieces)
 
-        class StopWhenAsked(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return stop.is_set()
 
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        failure: list[BaseException] = []
+class _Relay(TextStreamer):
+    """A `TextStreamer` whose finished pieces of text go to `on_token` instead of stdout."""
 
-        def work():
-            try:
-                model.generate(**inputs, **self.generation, streamer=streamer,
-                               stopping_criteria=StoppingCriteriaList([StopWhenAsked()]))  # fmt: skip
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread below
-                failure.append(exc)
-                streamer.end()  # generate() died mid-stream: release the loop below
+    def __init__(self, tokenizer, on_token: OnToken | None) -> None:
+        super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.on_token = on_token
+        self.pieces: list[str] = []
 
-        worker = threading.Thread(target=work, daemon=True, name="thinkedit-qwen-vl-generate")
-        worker.start()
-        chunks: list[str] = []
-        try:
-            for chunk in streamer:
-                if chunk:
-                    chunks.append(chunk)
-                    if on_token is not None:
-                        on_token(chunk)
-        finally:  # on Cancelled (or any error in on_token) generation stops at its next token
-            stop.set()
-            worker.join()
-        if failure:
-            raise failure[0]
-        return "".join(chunks)
+    def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self.pieces.append(text)
+            if self.on_token is not None:
+                self.on_token(text)
 
 
 def generation_options(settings: Settings) -> dict[str, Any]:

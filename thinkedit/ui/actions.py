@@ -1,52 +1,89 @@
 """What the buttons do: validate, build backends from the registry, run the loop, stream views.
 
-Each handler consumes `thinkedit.loop.run`'s events through `RunView`; no model logic lives here.
-Errors a person can act on become `gr.Error` (refused) or `gr.Warning` (the run goes on).
+Each handler hands its runs to `thinkedit.loop.stream` (one worker thread per run) and turns the events
+into page updates through `RunView`; no model logic lives here. Errors a person can act on become
+`gr.Error` (refused) or `gr.Warning` (the run goes on).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import html
-import queue
 import random
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from .. import loop, runtime, zerogpu
+from .. import loop
+from ..backend import is_local
 from ..config import Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
-from ..registry import availability, find_spec, make_editor, make_thinker
+from ..registry import build_backend
 from ..store import SavedRun, load_run, new_run_dir, zip_run
-from ..thinkers import THINKERS
-from .view import RunView, history_item, remove_folder, session_folder, view_folder
+from .view import RunView, history_item, new_folder, remove_folder, session_folder
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
 COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
 SINGLE_SHOT = "single-shot (turn 1, scored by the thinker)"
 HISTORY_SIZE = 48  # a session's History lists this many runs, newest first; older ones drop off the list
+KEEP_VIEWS = 16  # a session keeps this many views' temp folders; Gradio copied older ones to its cache when shown
+WAITING = "Waiting for the GPU (one run at a time)…"
 
 
-def new_session() -> dict[str, Any]:
+@dataclass
+class Session:
     """One browser session's own state: its runs (folders, newest last) and their History items, the Stop
-    switches of its runs, and its temp folder (display copies, zips, thumbnails, unpacked run zips) with the
-    views' subfolders in it. Only paths and short text: images live in the temp folder."""
-    return {"runs": [], "history": {}, "cancel": {}, "folder": session_folder(), "views": []}
+    switches of its runs, and its temp folder (display copies, zips, thumbnails, unpacked run zips) with one
+    subfolder per view. Only paths and short text: images live in the temp folder."""
+
+    runs: list[str] = field(default_factory=list)
+    history: dict[str, tuple[str, str]] = field(default_factory=dict)  # run folder → (thumbnail, caption)
+    cancel: dict[str, threading.Event] = field(default_factory=dict)  # "studio" / "compare" → its Stop switch
+    folder: str = field(default_factory=session_folder)
+    views: list[Path] = field(default_factory=list)
+
+    def view_folder(self) -> Path:
+        """A new temp folder for one view; only the KEEP_VIEWS newest are kept."""
+        folder = new_folder(self.folder)
+        self.views.append(folder)
+        while len(self.views) > KEEP_VIEWS:
+            remove_folder(self.views.pop(0))
+        return folder
+
+    def remember(self, view: RunView) -> None:
+        """Add a finished, saved run to History. Its item (thumbnail, caption) is made once, from the record in
+        hand: a long session does not read its runs' trajectory.json files again at each run's end."""
+        if view.run_dir is None:
+            return
+        path = str(view.run_dir)
+        try:
+            item = history_item(SavedRun(view.run_dir, view.record), self.folder)
+        except OSError:
+            return  # its best image is not on disk (a save that failed half way): nothing to reopen
+        self.runs.append(path)
+        self.history[path] = item
+        while len(self.runs) > HISTORY_SIZE:
+            dropped = self.runs.pop(0)
+            if dropped not in self.runs:
+                thumbnail, _ = self.history.pop(dropped)
+                Path(thumbnail).unlink(missing_ok=True)
+
+    def gallery(self) -> list[tuple[str, str]]:
+        return [self.history[path] for path in reversed(self.runs)]
 
 
-def end_session(session: dict[str, Any]) -> None:
+def end_session(session: Session) -> None:
     """Gradio drops a closed session's state (an hour after the tab closed): stop its runs, remove its temp files."""
-    for cancel in session["cancel"].values():
+    for cancel in session.cancel.values():
         cancel.set()
-    remove_folder(session["folder"])
+    remove_folder(session.folder)
 
 
 def backend_choices(rows: list[dict[str, Any]], role: str) -> list[tuple[str, str]]:
@@ -84,16 +121,10 @@ def user_settings(settings: Settings, editor: str, thinker: str | None, override
     return settings.replace(editor=editor, thinker=thinker or settings.thinker, **changes)
 
 
-def build_backends(settings: Settings, editor: str, thinker: str | None):
-    """(editor, thinker or None), refusing a backend that cannot run here with the reason."""
-    for table, name, role in ((EDITORS, editor, "editor"), (THINKERS, thinker, "thinker")):
-        if name is None:
-            continue
-        spec = find_spec(table, name, role)
-        ok, reason = availability(spec, model=getattr(settings, f"{role}_model"), url=getattr(settings, f"{role}_url"))
-        if not ok:
-            raise BadInput(f"The {role} '{name}' cannot run here: {reason}. Choose another {role}.")
-    return make_editor(settings, editor), (make_thinker(settings, thinker) if thinker else None)
+def job(settings: Settings, request: loop.EditRequest) -> loop.Job:
+    """The run of `request` with the backends `settings` chose, saved in a new folder under the runs folder."""
+    editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
+    return loop.Job(editor, thinker, request, new_run_dir(settings.runs_dir))
 
 
 def run_seed(seed: Any, randomize: bool) -> int:
@@ -109,40 +140,31 @@ def optional_number(value: Any, kind: type) -> Any:
     return None if value in (None, "") else kind(value)
 
 
-def stream_runs(sides: list[tuple], cancel: threading.Event, settings: Settings) -> Iterator[tuple[int, Any]]:
-    """Run each side's loop on its own thread and merge their events as (side, event).
+def follow(session: Session, which: str, jobs: list[loop.Job], views: list[RunView], labels: list[str],
+           settings: Settings) -> Iterator[None]:  # fmt: skip
+    """Run `jobs` (one per view) and feed each view its events; yield whenever the page should be updated.
 
-    Sides on the one local GPU take turns through `runtime.gpu_turn`; offline and remote sides run
-    at the same time. Leaving early (the page closed) stops every side between steps.
+    Runs on the one local GPU take turns; offline and remote runs go at the same time. Stop (`which`'s
+    switch) and leaving early (the page closed) end them between steps. Finished runs go into History.
     """
-    events: queue.SimpleQueue = queue.SimpleQueue()
-
-    def work(side: int, editor, thinker, request, run_dir) -> None:
-        try:
-            with runtime.gpu_turn(editor, thinker):
-                for event in loop.run(editor, thinker, request, cancel=cancel, run_dir=run_dir,
-                                      edit_timeout=settings.edit_timeout, think_timeout=settings.edit_timeout):  # fmt: skip
-                    events.put((side, event))
-        finally:
-            events.put((side, None))
-
-    for side, args in enumerate(sides):
-        threading.Thread(target=work, args=(side, *args), daemon=True, name=f"thinkedit-run-{side}").start()
-    remaining = len(sides)
-    try:
-        while remaining:
-            side, event = events.get()
-            if event is None:
-                remaining -= 1
-            else:
-                yield side, event
-    finally:
-        cancel.set()
-
-
-def should_refresh(event: Any, last: float) -> bool:
-    """Steps and tokens arrive fast: show them at most every REFRESH_S; every other event at once."""
-    return not isinstance(event, (loop.EditStep, loop.Reasoning)) or time.monotonic() - last >= REFRESH_S
+    cancel = session.cancel[which] = threading.Event()
+    for view, each in zip(views, jobs, strict=True):
+        if is_local(each.editor) or is_local(each.thinker):
+            view.phase = WAITING
+    last = 0.0
+    for number, event in loop.stream(jobs, cancel=cancel, edit_timeout=settings.edit_timeout,
+                                     think_timeout=settings.thinker_timeout):  # fmt: skip
+        views[number].apply(event)
+        if isinstance(event, loop.Notice):
+            warn(labels[number] + event.message)
+        if isinstance(event, (loop.EditStep, loop.Reasoning)) and time.monotonic() - last < REFRESH_S:
+            continue  # steps and tokens arrive fast: show them at most every REFRESH_S
+        last = time.monotonic()
+        yield
+    for view, label in zip(views, labels, strict=True):
+        if view.record and view.record.get("error"):
+            warn(label + view.record["error"])
+        session.remember(view)
 
 
 def zipped(view: RunView) -> str | None:
@@ -171,29 +193,6 @@ def viewer_update(view: RunView, final: bool, turns_changed: bool = True) -> tup
     )
 
 
-def remember(session: dict[str, Any], view: RunView) -> None:
-    """Add a finished, saved run to the session's History. Its item (thumbnail, caption) is made here, once, from
-    the record in hand: a long session does not read its runs' trajectory.json files again at each run's end."""
-    if view.run_dir is None:
-        return
-    path = str(view.run_dir)
-    try:
-        item = history_item(SavedRun(view.run_dir, view.record), session["folder"])
-    except OSError:
-        return  # its best image is not on disk (a save that failed half way): nothing to reopen
-    session["runs"].append(path)
-    session["history"][path] = item
-    while len(session["runs"]) > HISTORY_SIZE:
-        dropped = session["runs"].pop(0)
-        if dropped not in session["runs"]:
-            thumbnail, _ = session["history"].pop(dropped)
-            Path(thumbnail).unlink(missing_ok=True)
-
-
-def history_gallery(session: dict[str, Any]) -> list[tuple[str, str]]:
-    return [session["history"][path] for path in reversed(session["runs"])]
-
-
 def inert(message: Any) -> str:
     """Toast text as Gradio needs it: it renders toasts as HTML, so `& < >` are escaped (no markup from model or
     user text can form); quotes are left as written, so API callers read the message as it was meant."""
@@ -211,22 +210,14 @@ def warn(message: str) -> None:
 # -- the handlers ------------------------------------------------------------------------------------
 
 
-def edit_duration(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0,
-                  first_turn="none", seed=0, randomize=False, steps=None, *rest, settings: Settings) -> int:  # fmt: skip
-    """ZeroGPU seconds for one Studio run (same arguments as `edit`): every critique may use all its tokens."""
-    return zerogpu.estimate_duration(editor, thinker, int(max_turns or 1), optional_number(steps, int),
-                                     first_turn=first_turn or "none", thinker_tokens=settings.thinker_max_new_tokens)  # fmt: skip
-
-
 def make_edit(settings: Settings):
     """The Studio's run handler for these server settings."""
 
-    @zerogpu.gpu(functools.partial(edit_duration, settings=settings))
     def edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, first_turn="none",
              seed=0, randomize=False, steps=None, guidance=None, editor_model=None, editor_url=None,
              thinker_model=None, thinker_url=None, session=None):  # fmt: skip
         """Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."""
-        session = session if session is not None else new_session()
+        session = session if session is not None else Session()
         try:
             request = loop.make_request(
                 image_input(image), instruction, max_turns=int(max_turns), threshold=float(threshold),
@@ -236,37 +227,23 @@ def make_edit(settings: Settings):
             overrides = dict(editor_model=editor_model, editor_url=editor_url,
                              thinker_model=thinker_model, thinker_url=thinker_url)  # fmt: skip
             run_settings = user_settings(settings, editor, thinker, overrides)
-            editor_backend, thinker_backend = build_backends(run_settings, editor, thinker)
+            jobs = [job(run_settings, request)]
         except ThinkEditError as exc:
             raise refused(exc) from None
-        view = RunView(source=request.image, max_turns=request.max_turns, folder=view_folder(session))
-        if "local" in {getattr(getattr(b, "spec", None), "kind", None) for b in (editor_backend, thinker_backend)}:
-            view.phase = "Waiting for the GPU (one run at a time)…"
-        cancel = session["cancel"]["studio"] = threading.Event()
-        run_dir = new_run_dir(settings.runs_dir)
+        view = RunView(source=request.image, max_turns=request.max_turns, folder=session.view_folder())
+        shown = 0
         yield (*viewer_update(view, final=False), gr.skip())
-        last, shown_turns = 0.0, 0
-        sides = [(editor_backend, thinker_backend, request, run_dir)]
-        for _, event in stream_runs(sides, cancel, run_settings):
-            view.apply(event)
-            if isinstance(event, loop.Notice):
-                warn(event.message)
-            if isinstance(event, loop.RunFinished):
-                break
-            if should_refresh(event, last):
-                last, changed, shown_turns = time.monotonic(), len(view.turns) != shown_turns, len(view.turns)
-                yield (*viewer_update(view, final=False, turns_changed=changed), gr.skip())
-        if view.record and view.record.get("error"):
-            warn(view.record["error"])
-        remember(session, view)
-        yield (*viewer_update(view, final=True), history_gallery(session))
+        for _ in follow(session, "studio", jobs, [view], [""], run_settings):
+            changed, shown = len(view.turns) != shown, len(view.turns)
+            yield (*viewer_update(view, final=False, turns_changed=changed), gr.skip())
+        yield (*viewer_update(view, final=True), session.gallery())
 
     return edit
 
 
-def stop(session: dict[str, Any], which: str) -> None:
+def stop(session: Session | None, which: str) -> None:
     """Stop the session's running `which` run between steps; what is finished stays on screen and on disk."""
-    cancel = (session or {}).get("cancel", {}).get(which)
+    cancel = session.cancel.get(which) if session is not None else None
     if cancel is not None:
         cancel.set()
 
@@ -286,37 +263,26 @@ def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, think
     raise BadInput(f"Unknown comparison '{mode}'; use one of: {', '.join(COMPARE_MODES)}.")
 
 
-def compare_duration(image, instruction, mode=COMPARE_MODES[0], editor_a="classic", editor_b="classic",
-                     thinker_a="classic", thinker_b="classic", max_turns=3, *rest) -> int:  # fmt: skip
-    """ZeroGPU seconds for a comparison: both sides, one after the other."""
-    sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
-    seconds = sum(zerogpu.estimate_duration(e, t, 1 if one else int(max_turns or 1), None) for _, e, t, one in sides)
-    return min(zerogpu.MAX_DURATION_S, seconds)
-
-
 def make_compare(settings: Settings):
     """The Compare tab's handler for these server settings."""
 
-    @zerogpu.gpu(compare_duration)
     def compare(image, instruction, mode=COMPARE_MODES[0], editor_a="classic", editor_b="classic",
                 thinker_a="classic", thinker_b="classic", max_turns=3, threshold=8.0, seed=0, session=None):  # fmt: skip
         """Run one image and instruction two ways at once, same seed; the last update carries both trajectories."""
-        session = session if session is not None else new_session()
+        session = session if session is not None else Session()
         try:
             request = loop.make_request(image_input(image), instruction, max_turns=int(max_turns),
                                         threshold=float(threshold), seed=run_seed(seed, False))  # fmt: skip
-            labels, sides = [], []
-            for label, editor, thinker, single_shot in compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b):
-                run_settings = user_settings(settings, editor, thinker, {})
-                side_request = dataclasses.replace(request, max_turns=1) if single_shot else request
-                labels.append(label)
-                sides.append((*build_backends(run_settings, editor, thinker), side_request,
-                              new_run_dir(settings.runs_dir)))  # fmt: skip
+            sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
+            jobs = [job(user_settings(settings, editor, thinker, {}),
+                        dataclasses.replace(request, max_turns=1) if single_shot else request)
+                    for _, editor, thinker, single_shot in sides]  # fmt: skip
         except ThinkEditError as exc:
             raise refused(exc) from None
-        views = [RunView(source=request.image, max_turns=s[2].max_turns, folder=view_folder(session)) for s in sides]
-        cancel = session["cancel"]["compare"] = threading.Event()
-
+        labels = [label for label, *_ in sides]
+        views = [
+            RunView(source=request.image, max_turns=j.request.max_turns, folder=session.view_folder()) for j in jobs
+        ]
         shown = [0, 0]
 
         def update(final: bool) -> tuple:
@@ -332,36 +298,29 @@ def make_compare(settings: Settings):
                 slider if final else gr.skip(),
                 [view.summary_row(label) for view, label in zip(views, labels, strict=True)],
                 {"a": views[0].record, "b": views[1].record} if final else gr.skip(),
-                history_gallery(session) if final else gr.skip(),
+                session.gallery() if final else gr.skip(),
             )  # fmt: skip
 
         yield update(final=False)
-        last = 0.0
-        for side, event in stream_runs(sides, cancel, settings):
-            views[side].apply(event)
-            if isinstance(event, loop.Notice):
-                warn(f"{labels[side]}: {event.message}")
-            if should_refresh(event, last):
-                last = time.monotonic()
-                yield update(final=False)
-        for view in views:
-            remember(session, view)
+        for _ in follow(session, "compare", jobs, views, [f"{label}: " for label in labels], settings):
+            yield update(final=False)
         yield update(final=True)
 
     return compare
 
 
-def open_history(index: Any, session: dict[str, Any]) -> tuple:
+def open_history(index: Any, session: Session | None) -> tuple:
     """Reload the session's run number `index` (0 = newest, as History lists them) from disk."""
-    runs = list(reversed((session or new_session())["runs"]))
+    session = session or Session()
+    runs = list(reversed(session.runs))
     try:
         path = runs[int(index)]
     except (IndexError, TypeError, ValueError):
         raise refused("That run is not in this session's history.") from None
-    return show_saved(path, session)
+    return viewer_update(saved_view(path, session), final=True)
 
 
-def open_saved(upload: Any, folder: str | None, session: dict[str, Any], public: bool) -> tuple:
+def open_saved(upload: Any, folder: str | None, session: Session, public: bool) -> tuple:
     """Open a run from an uploaded zip, or (outside public mode) from a folder on the server."""
     folder = (folder or "").strip()
     if folder and public:
@@ -370,18 +329,14 @@ def open_saved(upload: Any, folder: str | None, session: dict[str, Any], public:
     if not source:
         raise refused("Upload a run's zip or give its folder to open it.")
     view = saved_view(source, session)
-    remember(session, view)
-    return (*viewer_update(view, final=True), history_gallery(session))
+    session.remember(view)
+    return (*viewer_update(view, final=True), session.gallery())
 
 
-def show_saved(path: str | Path, session: dict[str, Any]) -> tuple:
-    return viewer_update(saved_view(path, session), final=True)
-
-
-def saved_view(path: str | Path, session: dict[str, Any]) -> RunView:
+def saved_view(path: str | Path, session: Session) -> RunView:
     """A saved run (folder or zip) as a view; a zip is unpacked into the session's temp folder, removed with it."""
     try:
-        return RunView.from_saved(load_run(path, unpack_to=session["folder"]), folder=view_folder(session))
+        return RunView.from_saved(load_run(path, unpack_to=session.folder), folder=session.view_folder())
     except (BadInput, OSError, KeyError, StopIteration) as exc:
         message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
         raise refused(message) from None

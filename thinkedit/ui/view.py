@@ -17,11 +17,11 @@ from typing import Any
 from PIL import Image
 
 from .. import loop
+from ..critique import score_text as score
 from ..images import fit_within
 from ..store import SavedRun, trajectory_record
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
-KEEP_FOLDERS = 16  # a session keeps this many views' temp folders; Gradio copied older ones to its cache when shown
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
@@ -33,10 +33,6 @@ STOP_REASONS = {
     "cancelled": "stopped by you; finished turns are kept",
     "error": "stopped by an error",
 }
-
-
-def score(value: float | None) -> str:
-    return "–" if value is None else f"{value:g}"
 
 
 @dataclass
@@ -65,7 +61,7 @@ class RunView:
     best: int | None = None
     record: dict[str, Any] | None = None  # the trajectory record plus "run_dir", once finished
     started: float = field(default_factory=time.monotonic)
-    folder: Path = field(default_factory=lambda: view_folder(None))
+    folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
 
     def __post_init__(self) -> None:
@@ -114,7 +110,7 @@ class RunView:
     @classmethod
     def from_saved(cls, saved: SavedRun, folder: Path | None = None) -> RunView:
         record = saved.record
-        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder or view_folder(None))
+        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder or new_folder(SCRATCH.name))
         for turn in record["turns"]:
             image = view.display_copy(saved.image(turn["index"]), f"turn_{turn['index']:02d}")
             view.turns.append(TurnView(turn["index"], turn["prompt"], image, turn["semantic"], turn["quality"],
@@ -128,6 +124,10 @@ class RunView:
     @property
     def run_dir(self) -> Path | None:
         return Path(self.record["run_dir"]) if self.record and self.record.get("run_dir") else None
+
+    @property
+    def best_turn(self) -> TurnView | None:
+        return next((turn for turn in self.turns if turn.index == self.best), None)
 
     def gallery(self) -> list[tuple[str, str]]:
         return [(turn.image, self.caption(turn)) for turn in self.turns]
@@ -144,7 +144,7 @@ class RunView:
         ]  # fmt: skip
 
     def slider(self) -> tuple[str, str] | None:
-        best = next((turn for turn in self.turns if turn.index == self.best), None)
+        best = self.best_turn
         if best is None or self.source_path is None:
             return None
         return self.source_path, best.image
@@ -160,7 +160,7 @@ class RunView:
             text += f" {record['error']}"
         if record.get("warnings"):  # the loop warns only when the run could not be saved
             text += " " + " ".join(record["warnings"])
-        best = next((turn for turn in self.turns if turn.index == self.best), None)
+        best = self.best_turn
         if best is not None:
             text += f" Best: turn {best.index} (semantic {score(best.semantic)}, quality {score(best.quality)})."
         return text + f" Seed {record['settings'].get('seed')}."
@@ -177,7 +177,7 @@ class RunView:
     def summary_row(self, label: str) -> list[Any]:
         """One row of the Compare summary: which backends, best scores, turns used, seconds."""
         record = self.record or {}
-        best = next((turn for turn in self.turns if turn.index == self.best), None)
+        best = self.best_turn
         return [label, score(best.semantic) if best else "–", score(best.quality) if best else "–",
                 len(self.turns), round(record.get("seconds", time.monotonic() - self.started), 1)]  # fmt: skip
 
@@ -202,16 +202,9 @@ def remove_folder(folder: str | Path | None) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def view_folder(session: dict[str, Any] | None) -> Path:
-    """A new temp folder for one view; a session keeps only its KEEP_FOLDERS newest ones."""
-    if session is None:
-        return Path(tempfile.mkdtemp(prefix="view-", dir=SCRATCH.name))
-    folder = Path(tempfile.mkdtemp(prefix="view-", dir=session["folder"]))
-    folders = session["views"]
-    folders.append(folder)
-    while len(folders) > KEEP_FOLDERS:
-        remove_folder(folders.pop(0))
-    return folder
+def new_folder(parent: str | Path) -> Path:
+    """A new temp folder for one view inside `parent` (a session's folder, or the app's)."""
+    return Path(tempfile.mkdtemp(prefix="view-", dir=parent))
 
 
 def history_item(saved: SavedRun, folder: str | Path) -> tuple[str, str]:

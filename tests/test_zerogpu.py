@@ -1,0 +1,170 @@
+"""ZeroGPU: each edit and critique of a local model is its own `spaces.GPU` slice, budgeted from its row; the
+run, its session, Stop and History stay in the main process."""
+
+import math
+import multiprocessing
+import os
+import pickle
+import time
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from tiny_pipelines import build_tiny_pipeline
+from ui_fakes import register, steady
+
+from thinkedit import runtime, zerogpu
+from thinkedit.config import Settings
+from thinkedit.editors import EDITORS
+from thinkedit.editors.classic import ClassicEditor
+from thinkedit.registry import build_backend
+from thinkedit.thinkers import THINKERS
+from thinkedit.ui import actions
+
+
+@pytest.fixture
+def spaces_module(monkeypatch):
+    """The real `spaces` package, imported while SPACES_ZERO_GPU is unset (as a Space's import would see it)."""
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    return pytest.importorskip("spaces")
+
+
+class ForkingGPU:
+    """Stands in for `spaces.GPU(duration=...)` on a CPU the way ZeroGPU runs a generator function: each call in
+    a forked process, its arguments pickled across, what it yields pickled back, and closing the generator in
+    the main process stops the worker's generator at its next item. Records each call's asked duration."""
+
+    def __init__(self):
+        self.durations: list[int] = []
+
+    def __call__(self, task=None, *, duration=None, size=None):
+        def wrap(function):
+            def gpu_call(*args):
+                self.durations.append(duration(*args))
+                context = multiprocessing.get_context("fork")
+                results, stop = context.Queue(), context.Event()
+                payload = pickle.dumps(args)  # what ZeroGPU's arg_queue does: the worker gets copies
+
+                def child():
+                    with closing(function(*pickle.loads(payload))) as items:
+                        for item in items:
+                            if stop.is_set():
+                                break
+                            results.put(item)
+                    results.put(None)
+
+                worker = context.Process(target=child, daemon=True)
+                worker.start()
+                try:
+                    while (item := results.get(timeout=60)) is not None:
+                        yield item
+                finally:
+                    stop.set()
+                    worker.join(30)
+
+            return gpu_call
+
+        return wrap
+
+
+@pytest.fixture
+def on_zero_gpu(spaces_module, monkeypatch) -> ForkingGPU:
+    gpu = ForkingGPU()
+    monkeypatch.setattr(spaces_module, "GPU", gpu)
+    monkeypatch.setattr(zerogpu, "_SLICES", {})
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    return gpu
+
+
+class LocalSlowEditor(ClassicEditor):
+    """The classic editor posing as a local GPU model. It logs the process each edit runs in; its third edit
+    keeps reporting steps until Stop reaches it."""
+
+    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
+        log = Path(self.spec.options["log"])
+        earlier = log.read_text().split() if log.exists() else []
+        with log.open("a") as file:
+            file.write(f"{os.getpid()}\n")
+        total, step = steps or self.spec.steps, 0
+        while step < total or len(earlier) >= 2:
+            step += 1
+            time.sleep(0.01)
+            on_step(min(step, total), total)
+        return super().edit(image, prompt, seed=seed)
+
+
+@pytest.fixture
+def local_editor(monkeypatch, tmp_path) -> Settings:
+    spec = replace(EDITORS["classic"], name="local-slow", target="test_zerogpu:LocalSlowEditor", kind="local",
+                   steps=6, seconds_per_step=2.0, options={"log": str(tmp_path / "edits.log")})  # fmt: skip
+    monkeypatch.setitem(EDITORS, "local-slow", spec)
+    register(monkeypatch, "thinker", "never-satisfied", "FaultThinker", output=steady())
+    (tmp_path / "weights").mkdir()
+    return Settings(editor="local-slow", editor_model=str(tmp_path / "weights"), thinker="never-satisfied",
+                    runs_dir=tmp_path / "runs")  # fmt: skip
+
+
+def test_each_call_asks_for_what_it_needs_from_the_row():
+    settings = Settings(thinker="editthinker")
+    kontext = EDITORS["flux-kontext"].load_class()(EDITORS["flux-kontext"], settings)
+    assert zerogpu.edit_seconds(kontext, 28) == math.ceil(zerogpu.MARGIN_S + zerogpu.HEADROOM * 28 * 0.45)
+    assert zerogpu.edit_seconds(kontext, None) == zerogpu.edit_seconds(kontext, 28)  # the row's 28 steps
+    assert zerogpu.edit_seconds(kontext, 40) > zerogpu.edit_seconds(kontext, 28)
+    assert zerogpu.edit_seconds(kontext, 10_000) == zerogpu.MAX_DURATION_S
+    thinker = THINKERS["editthinker"].load_class()(THINKERS["editthinker"], settings)
+    tokens = thinker.generation["max_new_tokens"]
+    expected = math.ceil(zerogpu.MARGIN_S + zerogpu.HEADROOM * (zerogpu.THINKER_PREFILL_S + tokens / 30.0))
+    assert zerogpu.think_seconds(thinker) == expected
+    fewer = THINKERS["editthinker"].load_class()(THINKERS["editthinker"], replace(settings, thinker_max_new_tokens=512))
+    assert zerogpu.think_seconds(fewer) < expected
+    # a default 3-turn FLUX.1 Kontext + EditThinker run once asked for the 300 s cap in one call
+    assert 3 * zerogpu.edit_seconds(kontext, None) < zerogpu.MAX_DURATION_S
+
+
+def test_off_zero_gpu_nothing_is_wrapped(spaces_module, monkeypatch, local_editor):
+    editor = build_backend("editor", local_editor)
+    assert isinstance(editor, LocalSlowEditor)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "false")  # as `spaces` reads it: not ZeroGPU
+    assert not zerogpu.on_zero_gpu() and isinstance(build_backend("editor", local_editor), LocalSlowEditor)
+
+
+def test_on_zero_gpu_edits_run_in_their_own_slices_and_stop_and_history_stay_with_the_session(
+    on_zero_gpu, local_editor, scene, tmp_path
+):
+    editor, thinker = build_backend("editor", local_editor), build_backend("thinker", local_editor)
+    assert isinstance(editor, zerogpu.Sliced) and not editor.takes_turns
+    assert not isinstance(thinker, zerogpu.Sliced), "an offline thinker needs no GPU"
+
+    session = actions.Session()
+    edit = actions.make_edit(local_editor)
+    scene.save(tmp_path / "scene.png")
+    updates = edit(str(tmp_path / "scene.png"), "make it brighter", "local-slow", "never-satisfied", 10, 8.0,
+                   session=session)  # fmt: skip
+    log = tmp_path / "edits.log"
+    for update in updates:
+        if log.exists() and len(log.read_text().split()) == 3:
+            actions.stop(session, "studio")  # in the main process, where the run and its session live
+        last = update
+    *_, status, _, record, history = last
+    assert record["stop_reason"] == "cancelled" and len(record["turns"]) == 2, record
+    assert "stopped by you" in status
+    assert len(history) == 1 and session.runs == [record["run_dir"]], "History kept the run"
+    pids = {int(pid) for pid in (tmp_path / "edits.log").read_text().split()}
+    assert len(pids) == 3 and os.getpid() not in pids, "every edit ran in its own forked GPU worker"
+    assert on_zero_gpu.durations == [zerogpu.edit_seconds(editor, None)] * 3, "one slice per edit, from the row"
+
+
+def test_preload_puts_the_editor_where_requests_find_it(on_zero_gpu, tmp_path, scene):
+    """The zerogpu variant's editor, as a tiny random FLUX.1 Kontext pipeline on the CPU: loaded at start, in the
+    main process, so that a request finds it in the cache (a forked worker inherits it)."""
+    folder = build_tiny_pipeline("flux-kontext", tmp_path / "tiny-flux-kontext")
+    settings = Settings(editor="flux-kontext", editor_model=str(folder), thinker="classic", device="cpu",
+                        dtype="float32", offload="none")  # fmt: skip
+    editor = build_backend("editor", settings)
+    before = runtime.CACHE.loads
+    assert zerogpu.preload([editor, build_backend("thinker", settings)]) == ["flux-kontext"]
+    assert runtime.CACHE.loads == before + 1
+    edited = editor.backend.edit(scene, "make it red", seed=0, steps=2)
+    assert edited.size == scene.size and runtime.CACHE.loads == before + 1
+    runtime.CACHE.release(editor.cache_key)

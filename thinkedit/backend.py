@@ -1,0 +1,106 @@
+"""What a backend is: the protocol of its role, and the one table row (`BackendSpec`) that holds its facts.
+
+An **editor** edits `image` (RGB) as `prompt` says and returns an RGB image. `on_step(i, n)` is called
+after each of its n steps (`on_step(0, n)` is a heartbeat); it raises `thinkedit.errors.Cancelled` when
+the person pressed Stop, and the editor lets that propagate. An editor that could do only part of a
+prompt says so in the returned image's `info["editor_note"]`.
+
+A **thinker** looks at the source and the edited image (in that order), the person's original
+instruction and the prompt that produced the edit, and returns scores, reasoning and a refined prompt
+(`thinkedit.critique.parse_critique` reads model text). `on_token(text)` receives the output as it is
+generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional.
+
+Backends are built as `Class(spec, settings)` (`registry.build_backend`); a spec names its class by
+import path, so listing backends never imports torch or diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from PIL import Image
+
+from .critique import Critique
+from .errors import ThinkEditError
+
+OnStep = Callable[[int, int], None]
+OnToken = Callable[[str], None]
+
+
+class Editor(Protocol):
+    def edit(
+        self,
+        image: Image.Image,
+        prompt: str,
+        *,
+        seed: int,
+        steps: int | None = None,
+        guidance: float | None = None,
+        on_step: OnStep | None = None,
+    ) -> Image.Image: ...
+
+
+class Thinker(Protocol):
+    def critique(
+        self,
+        source: Image.Image,
+        edited: Image.Image,
+        instruction: str,
+        prompt: str,
+        *,
+        on_token: OnToken | None = None,
+    ) -> Critique: ...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend's facts: where its code is, what it runs on, its defaults, and its costs."""
+
+    name: str
+    target: str  # "module:Class"
+    kind: str  # "offline" (CPU, no weights) | "local" (weights on this machine) | "remote" (a server)
+    description: str
+    model: str | None = None  # default checkpoint or remote model name
+    steps: int | None = None
+    guidance: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # other model-card defaults
+    packages: tuple[str, ...] = ()  # import names that must be installed
+    size_gb: float | None = None  # download size of the default checkpoint, for messages and the memory budget
+    gated: bool = False
+    needs_url: bool = False  # remote backends that talk to a URL the operator configures
+    inference_providers: bool = False  # remote backends on Hugging Face Inference Providers (hub + HF_TOKEN)
+    seconds_per_step: float = 1.0  # local editors: one denoising step at ~1024², bf16, H200-class (ZeroGPU budget)
+    tokens_per_second: float = 30.0  # local thinkers: decoding speed, bf16, batch 1 (ZeroGPU budget)
+    tiny: str | None = None  # the tiny random pipeline tests/tiny_pipelines.py builds of it (`bench --tiny`)
+
+    def load_class(self) -> type:
+        module_name, _, class_name = self.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ThinkEditError(
+                f"The {self.name} backend needs packages that are not installed ({exc.name}): "
+                "pip install -r requirements.txt"
+            ) from exc
+        return getattr(module, class_name)
+
+
+def spec_of(backend: Any) -> BackendSpec | None:
+    """A built backend's row (a test's stand-in may have none)."""
+    spec = getattr(backend, "spec", None)
+    return spec if isinstance(spec, BackendSpec) else None
+
+
+def name_of(backend: Any) -> str:
+    """The table name of a backend; a stand-in without a row is named by its class."""
+    spec = spec_of(backend)
+    return spec.name if spec is not None else type(backend).__name__
+
+
+def is_local(backend: Any) -> bool:
+    """Whether the backend runs a model on this machine's accelerator."""
+    spec = spec_of(backend)
+    return spec is not None and spec.kind == "local"
