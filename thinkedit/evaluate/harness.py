@@ -9,6 +9,7 @@ A (key, mode) already in `samples.jsonl` or a shard is skipped: no edit, no thin
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -335,12 +336,17 @@ def _place_images(plan: Plan, sample: Sample, mode: str, row: dict, run_dir: Pat
 
 
 def _copy_or_write(saved: Path, image: Image.Image, target: Path) -> None:
-    """Copy the PNG the run folder already holds (no second encoding); write it only if the run could not save."""
+    """The PNG the run folder already holds, linked (or copied) into place: no second encoding. Written anew
+    only if the run could not save it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if saved.is_file():
-        shutil.copyfile(saved, target)
-    else:
+    target.unlink(missing_ok=True)
+    if not saved.is_file():
         target.write_bytes(png_bytes(image))
+        return
+    try:
+        os.link(saved, target)  # run folders are written once, so sharing the file is safe
+    except OSError:  # a file system without hard links
+        shutil.copyfile(saved, target)
 
 
 def _write_text(path: Path, text: str) -> None:
