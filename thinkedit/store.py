@@ -94,9 +94,10 @@ def trajectory_record(trajectory) -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, str | None]:
+def versions(*more: str) -> dict[str, str | None]:
+    """thinkedit's version and its main libraries' (and the `more` packages'), None where one is not installed."""
     found: dict[str, str | None] = {"thinkedit": __version__}
-    for package in ("torch", "diffusers", "transformers", "gradio"):
+    for package in ("torch", "diffusers", "transformers", "gradio", *more):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

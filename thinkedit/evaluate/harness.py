@@ -168,9 +168,11 @@ def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], s
               "(use one process per GPU for more)", flush=True)  # fmt: skip
         workers = 1
     shard.parent.mkdir(parents=True, exist_ok=True)
-    if shard.is_file() and shard.stat().st_size and not shard.read_bytes().endswith(b"\n"):
-        with open(shard, "a", encoding="utf-8") as lines:  # a line cut by a crash stays unreadable on its own
-            lines.write("\n")
+    if shard.is_file() and shard.stat().st_size:
+        with open(shard, "rb+") as lines:  # a line cut short by a crash must stay a line of its own
+            lines.seek(-1, os.SEEK_END)
+            if lines.read(1) != b"\n":
+                lines.write(b"\n")
     progress = _progress(len(todo), rank, plan.progress)
     means: dict[str, list[float]] = {}
     with open(shard, "a", encoding="utf-8") as lines, ThreadPoolExecutor(workers, "thinkedit-eval") as pool:

@@ -127,7 +127,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
         "judge": {"name": config.get("judge"), "model": config.get("judge_model") or _first(rows, "judge_model")},
         "settings": {name: config.get(name) for name in ("max_turns", "threshold", "first_turn", "seed", "steps",
                                                           "guidance")} | {"modes": present},
-        "versions": {**store.versions(), **_versions("datasets", "accelerate")},
+        "versions": store.versions("datasets", "accelerate"),
         "samples": len({row_id(r) for r in rows}),
         "modes": modes,
     }  # fmt: skip
@@ -180,18 +180,6 @@ def self_grading(config: dict[str, Any]) -> str | None:
 
 def _first(rows: list[dict], name: str) -> Any:
     return next((r[name] for r in rows if r.get(name)), None)
-
-
-def _versions(*packages: str) -> dict[str, str | None]:
-    from importlib import metadata
-
-    found = {}
-    for package in packages:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
 
 
 def _rounded(value: Any) -> Any:
