@@ -530,6 +530,15 @@ def test_imgedit_basic_set_writes_key_png(tmp_path):
     assert rows[2]["error"].startswith("bad data: No image file")
     assert "intersection" not in json.loads((out / "summary.json").read_text())["modes"]["single"]
 
+    picture().save(root / "animal" / "000000001.jpg")  # the missing image arrives: only that failure runs again
+    assert run("--bench", "imgedit", "--data", str(root), "--out", str(out), "--modes", "single") == 0
+    assert lines_of(out)[2]["error"] is not None  # a plain rerun keeps what is recorded
+    assert run("--bench", "imgedit", "--data", str(root), "--out", str(out), "--modes", "single",
+               "--retry-failed") == 0  # fmt: skip
+    again = lines_of(out)
+    assert again[2]["error"] is None and (out / again[2]["image"]).is_file()
+    assert [without_timing(r) for r in again[:2]] == [without_timing(r) for r in rows[:2]]
+
 
 def test_report_again_and_what_the_benchmarks_tab_reads(tmp_path):
     data = write_folder(tmp_path / "set", [("bw", "make it black and white", "color"),
