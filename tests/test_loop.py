@@ -186,11 +186,29 @@ def test_seeds_are_recorded_per_turn(scene):
     assert editor.seeds == [41, 42] == [t.seed for t in trajectory.turns]
 
 
-def test_wrong_size_and_mode_are_normalised(scene):
-    editor = RecordingEditor(returns=lambda image: image.resize((10, 10)).convert("RGBA"))
+def test_an_edit_keeps_its_own_size_and_becomes_rgb(scene, tmp_path):
+    """A rotation or a crop changes the shape: the loop keeps the editor's size, shows it to the thinker next to
+    the source and saves it as it is; `size` in the record stays the source's."""
+    turned = scene.transpose(Image.Transpose.ROTATE_90).crop((0, 0, 64, 50))
+    editor = RecordingEditor(returns=lambda image: turned.convert("RGBA"))
+    thinker = ScriptedThinker([(9, 9, "x")])
+    _, trajectory = run_all(editor, thinker, request(scene), run_dir=tmp_path / "run")
+    image = trajectory.turns[0].image
+    assert image.size == (64, 50) and image.mode == "RGB" and same_pixels(image, turned)
+    assert (thinker.calls[0]["source"].size, thinker.calls[0]["edited"].size) == (scene.size, (64, 50))
+    assert Image.open(tmp_path / "run" / "turn_01.png").size == (64, 50)
+    assert json.loads((tmp_path / "run" / "trajectory.json").read_text())["size"] == [96, 64]
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [((0, 12), "The editor's result has no pixels (0×12)."),
+     ((8000, 6000), "The editor's result is 8000×6000 = 48 megapixels; the limit is 40 megapixels.")],
+)  # fmt: skip
+def test_an_edit_of_no_pixels_or_over_the_limit_ends_with_a_clear_error(scene, size, message):
+    editor = RecordingEditor(returns=lambda image: Image.new("1", size))
     _, trajectory = run_all(editor, ScriptedThinker([(9, 9, "x")]), request(scene))
-    assert trajectory.turns[0].image.size == scene.size
-    assert trajectory.turns[0].image.mode == "RGB"
+    assert (trajectory.stop_reason, trajectory.error, trajectory.turns) == ("error", message, [])
 
 
 def test_an_editor_returning_nothing_ends_with_a_clear_error(scene):

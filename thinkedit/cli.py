@@ -1,6 +1,6 @@
 """`python -m thinkedit …` / `thinkedit …`: the same loop as the web app, in a terminal.
 
-Exit codes: 0 success, 2 bad input (one line on stderr), 1 runtime failure.
+Exit codes: 0 success, 2 bad input (one line on stderr), 1 runtime failure or a run not saved completely.
 """
 
 from __future__ import annotations
@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from . import bench, evaluate, export, loop, runtime, server, space
 from .config import add_backend_arguments, add_loop_arguments, loop_options, settings_from_args
 from .critique import score_text
 from .errors import BadInput, ThinkEditError
 from .registry import backend_rows, build_backend
-from .store import new_run_dir, trajectory_record
+from .store import new_run_dir, prepare_run_dir, trajectory_record
 
 # Modules that add their own subcommand with `register(subparsers)`.
 COMMAND_MODULES = (export, space, server, bench, evaluate)
@@ -29,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     edit.add_argument("--image", required=True, help="the source image")
     edit.add_argument("--instruction", required=True, help="what to change")
     add_loop_arguments(edit)
-    edit.add_argument("--out", help="write the run folder exactly here")
+    edit.add_argument("--out", help="write the run folder exactly here (refused if it already holds a run)")
+    edit.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files only)")
     edit.add_argument("--json", action="store_true", help="print the final trajectory as JSON")
     add_backend_arguments(edit)
     edit.set_defaults(handler=_edit)
@@ -62,7 +62,7 @@ def _edit(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     request = loop.make_request(args.image, args.instruction, **loop_options(args, settings))
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
-    run_dir = Path(args.out) if args.out else new_run_dir(settings.runs_dir)
+    run_dir = prepare_run_dir(args.out, args.overwrite) if args.out else new_run_dir(settings.runs_dir)
     trajectory = None
     events = loop.run(editor, thinker, request, run_dir=run_dir, edit_timeout=settings.edit_timeout,
                       think_timeout=settings.thinker_timeout)  # fmt: skip
@@ -70,7 +70,7 @@ def _edit(args: argparse.Namespace) -> int:
         trajectory = _print_event(event) or trajectory
     if args.json:
         print(json.dumps(trajectory_record(trajectory), indent=2, ensure_ascii=False))
-    return 1 if trajectory.stop_reason == "error" else 0
+    return 1 if trajectory.stop_reason == "error" or trajectory.warnings else 0  # warnings: a save that failed
 
 
 def _print_event(event):

@@ -17,11 +17,15 @@ from .errors import BadInput
 
 MAX_TURNS_RANGE = (1, 10)
 THRESHOLD_RANGE = (0.0, 10.0)
+STEPS_RANGE = (1, 500)
+GUIDANCE_RANGE = (0.0, 100.0)
 FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "sequential")
-SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
+SETTINGS_FILE = "thinkedit_settings.json"
+PER_REQUEST = {"caller_endpoints", "editor_key", "thinker_key"}  # set per request by the web app, never configured
+NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
 
 
 @dataclass
@@ -53,8 +57,9 @@ class Settings:
     dtype: str | None = None
     offload: str = "auto"
     memory_budget_gb: float | None = None
+    omnigen2_path: str | None = None  # a clone of github.com/VectorSpaceLab/OmniGen2: its code is not on PyPI
     thinker_image_side: int = 1024
-    thinker_max_new_tokens: int = 2048
+    thinker_max_new_tokens: int = 4096  # what the EditThinker authors allow their thinker (vLLM max_tokens)
     request_timeout: float = 120.0  # remote backends: seconds to wait for an answer (read timeout)
     connect_timeout: float = 10.0  # remote backends: seconds to wait for a connection
     request_retries: int = 3  # remote backends: retries on 429, 5xx and connection errors
@@ -66,7 +71,12 @@ class Settings:
     public: bool = False
     ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
+    mcp: bool = False  # web app: also an MCP server at /gradio_api/mcp/ with the think_edit tool
     extra: dict = field(default_factory=dict)
+    # Per request, from a caller (the web page or its API), never from the environment and never saved:
+    caller_endpoints: tuple[str, ...] = ()  # the roles whose URL the caller named: they get no server key
+    editor_key: str | None = field(default=None, repr=False)  # the caller's own key for their endpoint
+    thinker_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -75,7 +85,7 @@ class Settings:
         env = os.environ if env is None else env
         values = read_settings_file(env.get("THINKEDIT_SETTINGS_FILE"))
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
+            if f.name in NOT_FROM_ENVIRONMENT:
                 continue
             raw = env.get(f"THINKEDIT_{f.name.upper()}")
             if raw not in (None, ""):
@@ -117,7 +127,7 @@ def read_settings_file(named: str | None) -> dict:
         raise BadInput(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path} must hold one JSON object of settings.")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Settings)})
+    unknown = sorted((set(data) - {f.name for f in dataclasses.fields(Settings)}) | (set(data) & PER_REQUEST))
     if unknown:
         raise BadInput(f"{path} has unknown settings: {', '.join(unknown)}. Remove them or fix their names.")
     return data

@@ -7,6 +7,7 @@ consume this one stream. It knows nothing of Gradio, diffusers or HTTP.
 from __future__ import annotations
 
 import contextvars
+import math
 import queue
 import threading
 import time
@@ -18,11 +19,18 @@ from typing import Any
 from PIL import Image
 
 from . import runtime
-from .config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, THRESHOLD_RANGE
+from .config import (
+    FIRST_TURN_STRATEGIES,
+    GUIDANCE_RANGE,
+    MAX_INSTRUCTION_CHARS,
+    MAX_TURNS_RANGE,
+    STEPS_RANGE,
+    THRESHOLD_RANGE,
+)
 from .critique import Critique
 from .errors import BadInput, Cancelled, ThinkEditError
-from .images import load_image
-from .store import save_run
+from .images import editor_output, load_image
+from .store import NOT_SAVED, NotSaved, save_run
 
 CANCEL_GRACE_S = 10.0  # after Stop or a timeout, how long a backend may take to reach its next step or token
 WATCH_S = 0.1  # how often the watcher looks at the clock while no event arrives
@@ -44,16 +52,42 @@ class EditRequest:
 
 def make_request(
     image: Any,
-    instruction: str | None,
+    instruction: Any,
     *,
-    max_turns: int = 3,
-    threshold: float = 8.0,
-    first_turn: str = "none",
-    seed: int = 0,
-    steps: int | None = None,
-    guidance: float | None = None,
+    max_turns: Any = 3,
+    threshold: Any = 8.0,
+    first_turn: Any = "none",
+    seed: Any = 0,
+    steps: Any = None,
+    guidance: Any = None,
 ) -> EditRequest:
-    """Validate everything before any model runs; raise `BadInput` with the reason."""
+    """Validate everything before any model runs; raise `BadInput` with the reason.
+
+    This is the one place that checks a request, whichever surface it came from (the web page, the Gradio
+    API, the CLI, `serve-editor`, `eval`): values may arrive as numbers or as text, and wrong types, NaN,
+    infinities, fractions where a whole number belongs and values out of range are refused with a sentence.
+    """
+    text = instruction_text(instruction)
+    if first_turn not in FIRST_TURN_STRATEGIES:
+        raise BadInput(
+            f"Unknown first-turn strategy {shown(first_turn)}; use one of {', '.join(FIRST_TURN_STRATEGIES)}."
+        )
+    return EditRequest(
+        instruction=text,
+        max_turns=number(max_turns, "max_turns", *MAX_TURNS_RANGE, whole=True),
+        threshold=number(threshold, "The stop threshold", *THRESHOLD_RANGE),
+        first_turn=first_turn,
+        seed=(number(seed, "The seed", -(2**63), 2**63 - 1, whole=True, optional=True) or 0) % (2**32),
+        steps=number(steps, "steps", *STEPS_RANGE, whole=True, optional=True),
+        guidance=number(guidance, "guidance", *GUIDANCE_RANGE, optional=True),
+        image=load_image(image),
+    )
+
+
+def instruction_text(instruction: Any) -> str:
+    """The instruction as the editor will get it: control characters dropped; empty or endless refused."""
+    if instruction is not None and not isinstance(instruction, str):
+        raise BadInput(f"The instruction must be text, not {type(instruction).__name__}.")
     text = (instruction or "").strip()
     if not text:
         raise BadInput("The instruction is empty: say what to change in the image.")
@@ -62,30 +96,41 @@ def make_request(
     text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text).strip()
     if not text:
         raise BadInput("The instruction has no readable characters.")
-    low, high = MAX_TURNS_RANGE
-    if not isinstance(max_turns, int) or isinstance(max_turns, bool):
-        if isinstance(max_turns, float) and max_turns.is_integer():
-            max_turns = int(max_turns)
-        else:
-            raise BadInput(f"max_turns must be a whole number from {low} to {high}.")
-    if not low <= max_turns <= high:
-        raise BadInput(f"max_turns must be from {low} to {high}, not {max_turns}.")
-    if threshold is None or not THRESHOLD_RANGE[0] <= float(threshold) <= THRESHOLD_RANGE[1]:
-        raise BadInput(f"The stop threshold must be from 0 to 10, not {threshold}.")
-    if first_turn not in FIRST_TURN_STRATEGIES:
-        raise BadInput(f"Unknown first-turn strategy '{first_turn}'; use one of {', '.join(FIRST_TURN_STRATEGIES)}.")
-    if steps is not None and not 1 <= int(steps) <= 500:
-        raise BadInput(f"steps must be from 1 to 500, not {steps}.")
-    return EditRequest(
-        image=load_image(image),
-        instruction=text,
-        max_turns=max_turns,
-        threshold=float(threshold),
-        first_turn=first_turn,
-        seed=int(seed) % (2**32),
-        steps=int(steps) if steps is not None else None,
-        guidance=float(guidance) if guidance is not None else None,
-    )
+    return text
+
+
+def number(value: Any, name: str, low: float, high: float, *, whole: bool = False, optional: bool = False):
+    """`value` as a number from `low` to `high` (a whole one when `whole`), else `BadInput` saying why.
+
+    Text that reads as a number is accepted (API callers send text); booleans, NaN, infinities and other
+    types are not. An absent value (None or empty text) is None when `optional`.
+    """
+    kind = "a whole number" if whole else "a number"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if optional:
+            return None
+        raise BadInput(f"{name} is missing: give {kind} from {low:g} to {high:g}.")
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = int(value) if whole and value.strip().lstrip("+-").isdigit() else float(value)
+        except (ValueError, OverflowError):
+            parsed = None
+    if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+        raise BadInput(f"{name} must be {kind} from {low:g} to {high:g}, not {shown(value)}.")
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise BadInput(f"{name} must be a finite number from {low:g} to {high:g}, not {shown(value)}.")
+    if whole and parsed != int(parsed):
+        raise BadInput(f"{name} must be a whole number, not {shown(value)}.")
+    if not low <= parsed <= high:
+        raise BadInput(f"{name} must be from {low:g} to {high:g}, not {shown(value)}.")
+    return int(parsed) if whole else float(parsed)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as a message quotes it: its repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -364,7 +409,7 @@ def execute(
                                      on_step=_stepper(index, emit, alive))  # fmt: skip
                 alive()
                 edit_seconds = time.perf_counter() - started
-                edited, note = _check_edit(edited, source)
+                edited, note = _check_edit(edited)
                 if note:
                     emit(Notice(f"Turn {index}: {note}"))
                 critique, think_seconds = Critique(None, None, "", None, ""), 0.0
@@ -452,18 +497,11 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
     return critique.refined_prompt or request.instruction, critique.reasoning
 
 
-def _check_edit(edited: Any, source: Image.Image) -> tuple[Image.Image, str | None]:
-    """An editor's output as an RGB image of the source's size, plus the editor's note if any."""
-    if edited is None:
-        raise ThinkEditError("The editor returned no image.")
-    if not isinstance(edited, Image.Image):
-        raise ThinkEditError(f"The editor returned {type(edited).__name__}, not an image.")
-    note = edited.info.get("editor_note")
-    if edited.size != source.size:
-        edited = edited.resize(source.size, Image.Resampling.LANCZOS)
-    if edited.mode != "RGB":
-        edited = load_image(edited)
-    return edited, note
+def _check_edit(edited: Any) -> tuple[Image.Image, str | None]:
+    """An editor's output as an RGB image of its own size (a rotation or a crop changes the shape), plus the
+    editor's note if any."""
+    image = editor_output(edited)
+    return image, edited.info.get("editor_note")
 
 
 def _same(a: str, b: str) -> bool:
@@ -476,10 +514,10 @@ def _save(trajectory: Trajectory, emit: Callable[[Event], None]) -> None:
     started = time.perf_counter()
     try:
         save_run(trajectory, trajectory.run_dir)
-    except OSError as exc:
-        message = f"The run could not be saved to {trajectory.run_dir}: {exc.strerror or exc}. It is shown, not kept."
+    except NotSaved as exc:  # one warning names what the folder keeps; a new one replaces it when that changes
+        message = str(exc)
         if message not in trajectory.warnings:
-            trajectory.warnings.append(message)
+            trajectory.warnings[:] = [w for w in trajectory.warnings if not w.startswith(NOT_SAVED)] + [message]
             emit(Notice(message))
     finally:
         trajectory.save_seconds += time.perf_counter() - started

@@ -7,8 +7,9 @@
 So a GPU box can serve a laptop's UI (`--editor http --editor-url http://gpu-box:8005`), and the paper's
 own clients can use our servers. Bad requests get a 4xx and a reason. One edit at a time per GPU
 (`runtime.gpu_turn`); up to `max_queue` more wait, beyond that the answer is 503 with Retry-After. The
-output keeps the input's size, as the reference servers do (width/height are accepted and checked, not
-used); `enhance_prompt` is accepted and ignored: prompts are refined by the thinker, not here. An edit
+output has the editor's size: the input's for the diffusion editors, which map back to it themselves, and
+the asked shape for a rotation or a crop (width/height are accepted and checked, not used);
+`enhance_prompt` is accepted and ignored: prompts are refined by the thinker, not here. An edit
 whose client hangs up is stopped at its next step. There is no authentication: bind to 127.0.0.1 or a
 private network.
 """
@@ -28,7 +29,7 @@ from . import runtime
 from .backend import name_of
 from .config import MAX_INSTRUCTION_CHARS, add_backend_arguments, settings_from_args
 from .errors import BadInput, Cancelled, ThinkEditError
-from .images import check_size, load_image, png_bytes
+from .images import check_size, editor_output, load_image, png_bytes
 from .registry import build_backend
 
 MAX_QUEUE = 8
@@ -183,11 +184,10 @@ def create_app(editor, *, max_queue: int = MAX_QUEUE, max_body_mb: float = MAX_B
             return refusal(500, f"The editor failed: {type(exc).__name__}: {exc}")
         finally:
             admission.leave()
-        if not isinstance(edited, Image.Image):
-            return refusal(500, f"The editor returned {type(edited).__name__}, not an image.")
-        edited = load_image(edited)
-        if edited.size != job["image"].size:  # the protocol's promise: the output keeps the input's size
-            edited = edited.resize(job["image"].size, Image.Resampling.LANCZOS)
+        try:
+            edited = editor_output(edited)  # the editor's own size: a rotation or a crop changes the shape
+        except ThinkEditError as exc:
+            return refusal(500, str(exc))
         return {
             "success": True,
             "edited_image": base64.b64encode(png_bytes(edited)).decode("ascii"),

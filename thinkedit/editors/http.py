@@ -16,7 +16,6 @@ URLs come only from settings, never from a request.
 from __future__ import annotations
 
 import base64
-import binascii
 import threading
 import time
 
@@ -27,7 +26,7 @@ from .. import remote
 from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..errors import BadInput
-from ..images import load_image, png_bytes
+from ..images import base64_bytes, load_image, png_bytes
 from ..registry import url_for
 
 DOWN_SECONDS = 30.0
@@ -38,7 +37,7 @@ class HTTPEditor:
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        self.policy = remote.Policy.from_settings(settings, read=settings.edit_timeout)
+        self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
         urls = [u for u in (url_for(settings, "editor") or "").split(",") if u.strip()]
         if not urls:
             raise BadInput("The http editor needs an editing server: set --editor-url (THINKEDIT_EDITOR_URL), "
@@ -118,7 +117,9 @@ class HTTPEditor:
     async def _post(self, client: httpx2.AsyncClient, url: str, payload: dict) -> Image.Image:
         response = await client.post(f"{url}/edit", json=payload)
         answer = _json(response)
-        reason = remote.shorten(str(answer.get("error") or answer.get("detail") or ""))
+        reason = (
+            remote.shorten(str(answer.get("error") or answer.get("detail") or "")) if self.policy.quote_server else ""
+        )
         if response.status_code >= 400:
             raise remote.status_failure(response.status_code, response.headers, reason)
         if not answer:
@@ -144,9 +145,7 @@ def decode_image(data) -> Image.Image:
     """The server's base64 PNG as an RGB image; a `RemoteFailure` when it is missing or broken."""
     if not isinstance(data, str) or not data:
         raise remote.RemoteFailure("said success but sent no edited_image", retry=False)
-    if data.startswith("data:"):
-        data = data.partition(",")[2]
     try:
-        return load_image(base64.b64decode(data, validate=True))
-    except (binascii.Error, ValueError, BadInput) as exc:
+        return load_image(base64_bytes(data))
+    except BadInput as exc:
         raise remote.RemoteFailure(f"sent an edited_image that is not a readable image ({exc})", retry=False) from None

@@ -34,7 +34,7 @@ class ChatThinker:
         # read now, so a wrong --thinker-template is refused before any model runs
         self.critique_template = load_template("critique", settings.thinker_template)
         self.polish_template = load_template("polish", settings.polish_template)
-        self.policy = remote.Policy.from_settings(settings)
+        self.policy = remote.Policy.from_settings(settings, role)
 
     def critique(
         self,

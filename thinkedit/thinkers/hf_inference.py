@@ -16,7 +16,7 @@ from huggingface_hub import AsyncInferenceClient
 from .. import remote
 from ..backend import BackendSpec
 from ..config import Settings
-from ..registry import hf_token, url_for
+from ..registry import url_for
 from .chat import ChatThinker
 
 PROVIDERS_HOST = "router.huggingface.co"
@@ -37,7 +37,7 @@ class HFInferenceThinker(ChatThinker):
         return remote.host_of(self.url) if self.url else PROVIDERS_HOST
 
     def api_key(self) -> str | None:
-        return hf_token()
+        return remote.hub_token(self.settings, self.role)
 
     async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
         client = AsyncInferenceClient(base_url=self.url, provider=self.provider, token=key, timeout=self.policy.read)

@@ -2,17 +2,16 @@
 
 Through the `openai` package, not `huggingface_hub.InferenceClient`: the latter refuses every URL,
 127.0.0.1 included, while HF_HUB_OFFLINE=1 is set — exactly how an air-gapped GPU box with a local
-vLLM runs. The base URL comes only from settings (`--thinker-url`), never from a request; the key from
-THINKEDIT_THINKER_API_KEY or OPENAI_API_KEY (keyless vLLM gets a placeholder). With no
-`--thinker-model`, the first model the server lists is used. The answer is streamed; a server that sends
-the whole completion instead is read too. As a judge (`role="judge"`) the same holds for --judge-url,
---judge-model and THINKEDIT_JUDGE_API_KEY.
+vLLM runs. The server's key (THINKEDIT_THINKER_API_KEY or OPENAI_API_KEY) goes only to the URL the server
+configured (`--thinker-url`); a URL a caller named gets the caller's own key or none (keyless vLLM gets a
+placeholder). With no `--thinker-model`, the first model the server lists is used. The answer is streamed;
+a server that sends the whole completion instead is read too. As a judge (`role="judge"`) the same holds for
+--judge-url, --judge-model and THINKEDIT_JUDGE_API_KEY.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterable, AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +24,6 @@ from ..config import Settings
 from ..errors import BadInput, ThinkEditError
 from ..registry import url_for
 from .chat import ChatThinker
-
-NO_KEY = "EMPTY"  # what vLLM's examples pass when the server has no --api-key
 
 
 class OpenAIThinker(ChatThinker):
@@ -45,7 +42,7 @@ class OpenAIThinker(ChatThinker):
         return remote.host_of(self.url)
 
     def api_key(self) -> str:
-        return os.environ.get(self.key_variable) or os.environ.get("OPENAI_API_KEY") or NO_KEY
+        return remote.credential(self.settings, self.role, self.key_variable, "OPENAI_API_KEY") or remote.NO_KEY
 
     async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
         client = AsyncOpenAI(base_url=self.url, api_key=key, timeout=self.policy.timeout(), max_retries=0)

@@ -4,8 +4,10 @@ One user turn: the source image, the edited image, then the rendered critique te
 runs in the caller's thread and hands its text to `on_token` through a `TextStreamer`; when `on_token`
 raises `Cancelled`, generation ends at that token.
 
-Greedy decoding by default. Sampling: `settings.extra["thinker_sampling"] = {"temperature": 0.7,
-"top_p": 0.8}` (keys: temperature, top_p, top_k, repetition_penalty; a temperature above 0 samples).
+Decoding follows the checkpoint's own `generation_config.json` (EditThinker-8B and the Qwen-VL checkpoints
+sample, and their authors serve them that way: greedy decoding tends to loop and never close `</answer>`).
+`settings.extra["thinker_sampling"] = {"temperature": 0.7, "top_p": 0.8}` overrides it (keys: temperature,
+top_p, top_k, repetition_penalty; a temperature of 0 decodes greedily).
 """
 
 from __future__ import annotations
@@ -118,13 +120,16 @@ class _Relay(TextStreamer):
 
 
 def generation_options(settings: Settings) -> dict[str, Any]:
-    """`generate()` arguments: the token limit, and greedy unless `extra["thinker_sampling"]` asks to sample."""
+    """`generate()` arguments: the token limit and the user's sampling settings, over the checkpoint's own."""
     sampling = dict(settings.extra.get("thinker_sampling") or {})
     unknown = set(sampling) - set(SAMPLING_KEYS)
     if unknown:
         raise BadInput(f"Unknown thinker sampling settings {sorted(unknown)}; use {', '.join(SAMPLING_KEYS)}.")
-    do_sample = float(sampling.get("temperature") or 0) > 0
-    return {"max_new_tokens": settings.thinker_max_new_tokens, "do_sample": do_sample, **sampling}
+    if "temperature" in sampling:
+        sampling["do_sample"] = float(sampling["temperature"] or 0) > 0
+        if not sampling["do_sample"]:
+            del sampling["temperature"]  # greedy: generate() refuses a temperature of 0
+    return {"max_new_tokens": settings.thinker_max_new_tokens, **sampling}
 
 
 def _load(
