@@ -240,7 +240,9 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
     try:
         if backends.stopping:
             return None
-        for event in loop.run(backends.editor, thinker, request, cancel=cancel, run_dir=run_dir):
+        settings = plan.settings
+        for event in loop.run(backends.editor, thinker, request, cancel=cancel, run_dir=run_dir,
+                              edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout):  # fmt: skip
             if isinstance(event, loop.ThinkingStarted) and event.index == 0:
                 first_thinking = time.perf_counter()
             elif isinstance(event, loop.TurnStarted) and event.index == 1 and first_thinking is not None:
