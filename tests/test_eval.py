@@ -565,3 +565,12 @@ def test_report_again_and_what_the_benchmarks_tab_reads(tmp_path):
     for path in (first["source"], first["single"]["image"], first["loop"]["image"], first["loop"]["last"]["image"]):
         assert Path(path).is_file()
     assert run("--report", str(tmp_path)) == 2  # not an eval folder
+
+
+def build_eval(evals: Path) -> Path:
+    """A small eval folder (classic backends, two samples: one the loop improves, one it does not) in `evals`."""
+    data = write_folder(evals.parent / "eval-set", [("bw", "make it black and white", "color"),
+                                                     ("summer", "make it look like summer", "look")])  # fmt: skip
+    out = evals / "classic-folder"
+    assert run("--bench", "folder", "--data", str(data), "--out", str(out)) == 0
+    return out

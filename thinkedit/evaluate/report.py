@@ -246,8 +246,8 @@ def markdown(summary: dict[str, Any]) -> str:
 
     lines = [f"# {summary['bench']} eval" + (f" ({summary['language']})" if summary.get("language") else ""), ""]
     thinker = summary["thinker"]
-    lines.append(f"editor {_who(summary['editor'])} · thinker {_who(thinker) if thinker['name'] else '–'} · judge "
-                 f"{_who(summary['judge'])}  ")  # fmt: skip
+    lines.append(f"editor {who(summary['editor'])} · thinker {who(thinker) if thinker['name'] else '–'} · judge "
+                 f"{who(summary['judge'])}  ")  # fmt: skip
     settings = summary["settings"]
     lines += [f"max turns {settings['max_turns']} · threshold {settings['threshold']} · first turn "
               f"{settings['first_turn']} · seed {settings['seed']} · {summary['samples']} samples", ""]  # fmt: skip
@@ -271,7 +271,8 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _who(backend: dict) -> str:
+def who(backend: dict) -> str:
+    """A backend as the reports name it: its name, and its model when it has one."""
     return f"{backend['name']} ({backend['model']})" if backend.get("model") else str(backend["name"])
 
 
@@ -305,7 +306,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     axes.set_xticks(range(len(categories)), categories, rotation=35, ha="right")
     axes.set_ylim(0, 10)
     axes.set_ylabel("O = √(SC·PQ)")
-    axes.set_title(f"{summary['bench']}: {_who(summary['editor'])}, judged by {_who(summary['judge'])}", fontsize=9)
+    axes.set_title(f"{summary['bench']}: {who(summary['editor'])}, judged by {who(summary['judge'])}", fontsize=9)
     axes.legend(fontsize=8)
     figure.savefig(path, dpi=110)
 
