@@ -1,6 +1,6 @@
-"""ThinkEdit web app: `python app.py [--host H] [--port P] [--public] [--share]`.
+"""ThinkEdit web app: `python app.py [--host H] [--port P] [--public] [--mcp] [--share]`.
 
-Also read from the environment: THINKEDIT_HOST, THINKEDIT_PORT, THINKEDIT_PUBLIC and every other
+Also read from the environment: THINKEDIT_HOST, THINKEDIT_PORT, THINKEDIT_PUBLIC, THINKEDIT_MCP and every other
 THINKEDIT_* setting (backends, models, URLs, runs folder). It binds 127.0.0.1 unless told otherwise,
 makes a public share link only with --share, and makes no network call at start.
 """
@@ -8,8 +8,12 @@ makes a public share link only with --share, and makes no network call at start.
 from __future__ import annotations
 
 import argparse
+import atexit
 import ctypes
 import os
+import shutil
+import signal
+import tempfile
 
 # Before gradio is imported: no analytics, no version check, no hub telemetry.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -36,16 +40,43 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
+def own_gradio_folder() -> str:
+    """Give Gradio's copies of what the app serves (uploads, images sent to the page, zips) a folder of this app's
+    own, inside GRADIO_TEMP_DIR when the operator set one, removed when the app exits. Call before gradio builds
+    the page. Gradio itself removes only some of its copies, and the default folder is shared by every app."""
+    parent = os.environ.get("GRADIO_TEMP_DIR") or None
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="thinkedit-gradio-", dir=parent)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["GRADIO_TEMP_DIR"] = folder
+    return folder
+
+
+def stop_on_sigterm() -> None:
+    """End the app on SIGTERM (how service managers and container runtimes stop a process) the way Ctrl-C does:
+    the server closes and the app's temp folders are removed."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas()
+    stop_on_sigterm()
+    own_gradio_folder()
     parser = argparse.ArgumentParser(description="ThinkEdit: a live Think-while-Edit studio in the browser.")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1, THINKEDIT_HOST)")
     parser.add_argument("--port", type=int, help="port (default 7860, THINKEDIT_PORT)")
     parser.add_argument("--public", action="store_true", default=None,
                         help="public demo: no model/URL boxes, no server folders (THINKEDIT_PUBLIC=1)")  # fmt: skip
+    parser.add_argument("--mcp", action="store_true", default=None,
+                        help="also an MCP server at /gradio_api/mcp/ with the think_edit tool (THINKEDIT_MCP=1)")  # fmt: skip
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
     args = parser.parse_args(argv)
-    settings = Settings.from_env(host=args.host, port=args.port, public=args.public)
+    settings = Settings.from_env(host=args.host, port=args.port, public=args.public, mcp=args.mcp)
 
     from thinkedit import zerogpu
     from thinkedit.registry import build_backend

@@ -63,7 +63,7 @@ def _build_qwen3_vl(device: str, tiny: bool):
             if name.endswith("_token_id"):
                 setattr(config, name, value)
     dtype = runtime.pick_dtype(Settings(device=device), device)
-    with _default_dtype(dtype), torch.device(device):
+    with default_dtype(dtype), torch.device(device):
         model = AutoModelForImageTextToText.from_config(config).eval()
     model.generation_config.eos_token_id = None  # random weights: always decode the full token budget
     return model, build_processor("qwen3_vl", tokenizer, max_side=96 if tiny else 1024), "none"
@@ -92,7 +92,7 @@ def build_flux_kontext(device: str, tiny: bool = False) -> list[torch.nn.Module]
                       feed_forward_proj="gated-gelu")  # fmt: skip
         clip = CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
     dtype = runtime.pick_dtype(Settings(device=device), device)
-    with _default_dtype(dtype), torch.device(device):
+    with default_dtype(dtype), torch.device(device):
         models = [FluxTransformer2DModel.from_config(transformer), T5EncoderModel(t5), CLIPTextModel(clip),
                   AutoencoderKL.from_config(vae)]  # fmt: skip
     return [model.eval() for model in models]
@@ -149,7 +149,7 @@ def _weights_gb(*models: torch.nn.Module) -> float:
 
 
 @contextmanager
-def _default_dtype(dtype) -> Iterator[None]:
+def default_dtype(dtype) -> Iterator[None]:
     """Build parameters directly in `dtype`: an 8B model first made in float32 would need twice the memory."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)

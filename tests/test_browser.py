@@ -141,6 +141,32 @@ def assert_captions_readable(page, elem_id: str) -> None:
     assert page.evaluate(CAPTIONS_ON_SCREEN, elem_id), f"#{elem_id}: captions hidden, clipped or covered"
 
 
+PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10]
+FETCH_HEADS = """async urls => Promise.all(urls.map(async url => {
+    const response = await fetch(url);
+    return [response.headers.get("content-type"), [...new Uint8Array(await response.arrayBuffer()).slice(0, 8)]];
+}))"""
+
+
+def assert_png(page, urls: list[str]) -> None:
+    """What the browser gets at each URL is a PNG file, served as one."""
+    assert urls and page.evaluate(FETCH_HEADS, urls) == [["image/png", PNG_SIGNATURE]] * len(urls), urls
+
+
+def assert_downloads_png(page, button) -> None:
+    with page.expect_download() as download:
+        button.click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith(".png") and list(Path(path).read_bytes()[:8]) == PNG_SIGNATURE
+
+
+def assert_slider_is_png(page, elem_id: str) -> None:
+    """Both sides of the slider and its download are lossless PNG (Gradio's default for them is WebP)."""
+    page.locator(f"#{elem_id} img").first.wait_for(state="visible")
+    assert_png(page, page.evaluate(f"[...document.querySelectorAll('#{elem_id} img')].map(i => i.src)"))
+    assert_downloads_png(page, page.locator(f"#{elem_id} button[aria-label=Download]"))
+
+
 def close_toasts(page) -> None:
     page.evaluate("document.querySelectorAll('[data-testid=toast-close]').forEach(b => b.click())")
     page.wait_for_function("!document.querySelector('[data-testid=toast-body]')")
@@ -155,11 +181,15 @@ def test_studio_run_then_stop(page, photo):
     assert all(caption.startswith("Turn ") and "semantic" in caption and "quality" in caption for caption in captions)
     page.wait_for_function("document.querySelector('#te-status textarea').value.startsWith('Finished')")
     assert page.locator("#te-reasoning textarea").input_value().strip()
-    page.locator("#te-slider img").first.wait_for(state="visible")
+    assert_slider_is_png(page, "te-slider")
     page.locator("#te-gallery").scroll_into_view_if_needed()
     assert_captions_readable(page, "te-gallery")
     page.screenshot(path=str(ARTIFACTS / "studio.png"))
     page.screenshot(path=str(ARTIFACTS / "studio-full.png"), full_page=True)
+    page.locator("#te-gallery .thumbnail-item").first.click()  # the full view of turn 1, and its download
+    assert_png(page, [page.locator("#te-gallery .media-button img").get_attribute("src")])
+    assert_downloads_png(page, page.locator("#te-gallery button[aria-label=Download]"))
+    page.locator("#te-gallery button[aria-label=Close]").click()
 
     page.locator("#te-advanced").get_by_text("Advanced").click()
     choose(page, "te-editor", "slow-classic")
@@ -186,7 +216,7 @@ def test_compare_tab(page, photo):
     page.locator("#te-c-run").click()
     assert len(wait_for_captions(page, "te-c-gallery-a", 1)) == 1
     wait_for_captions(page, "te-c-gallery-b", 1)
-    page.locator("#te-c-slider img").first.wait_for(state="visible")
+    assert_slider_is_png(page, "te-c-slider")
     assert page.locator("#te-c-summary").get_by_text("scored by the thinker", exact=False).count() >= 1
     assert "semantic –" not in " ".join(gallery_captions(page, "te-c-gallery-a")), "the single-shot side is scored"
     for elem_id in ("te-c-gallery-a", "te-c-gallery-b"):

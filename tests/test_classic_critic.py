@@ -62,6 +62,88 @@ def test_wrong_direction_and_wrong_geometry_score_low(thinker, photo):
     assert unrotated.semantic < 3 <= 8 <= rotated.semantic
 
 
+ROTATED = Image.Transpose.ROTATE_270  # 90 degrees clockwise
+
+
+@pytest.mark.parametrize(
+    ("instruction", "wrong", "numbers"),
+    [("rotate 90 degrees clockwise", lambda image: image.transpose(ROTATED).resize(image.size),
+      "rotate 90 degrees clockwise turns the 180×120 source into 120×180, but the result is 180×120"),
+     ("crop the left half", lambda image: image.crop((0, 0, 90, 120)).resize(image.size),
+      "crop to the left 50% turns the 180×120 source into 90×120, but the result is 180×120"),
+     ("make the image half the size", lambda image: image,
+      "resize to 50% turns the 180×120 source into 90×60, but the result is 180×120: the wrong size")],
+)  # fmt: skip
+def test_a_squashed_rotation_a_stretched_crop_and_a_wrong_size_score_low(
+    editor, thinker, photo, instruction, wrong, numbers
+):
+    right, _ = judge(thinker, photo, editor.edit(photo, instruction, seed=0), instruction)
+    bad, _ = judge(thinker, photo, wrong(photo), instruction)
+    assert right.semantic >= 8 and right.refined_prompt == instruction
+    assert bad.semantic <= 3 and numbers in bad.reasoning
+    asked = editor.edit(photo, instruction, seed=0)
+    assert bad.refined_prompt.endswith(f" so that the result is {asked.width}×{asked.height} pixels")
+    again = editor.edit(photo, bad.refined_prompt, seed=0)
+    assert "editor_note" not in again.info and again.tobytes() == asked.tobytes(), "the geometry asked again"
+
+
+@pytest.mark.parametrize(
+    ("instruction", "done"),
+    [("rotate 90 degrees clockwise", "rotate 90 degrees counter-clockwise"),
+     ("crop the left half", "crop the right half"), ("crop the top half", "crop the bottom half")],
+)  # fmt: skip
+def test_the_right_shape_the_wrong_way_scores_low(editor, thinker, photo, instruction, done):
+    wrong = editor.edit(photo, done, seed=0)
+    assert wrong.size == editor.edit(photo, instruction, seed=0).size
+    critique, _ = judge(thinker, photo, wrong, instruction)
+    assert critique.semantic <= 3 and "the layout matches the expected result at" in critique.reasoning
+
+
+def test_a_result_squashed_without_geometry_asked_scores_low(editor, thinker, photo):
+    squashed = editor.edit(photo, "make it warmer", seed=0).resize((120, 120))
+    critique, _ = judge(thinker, photo, squashed, "make it warmer")
+    assert critique.semantic <= 5
+    assert "the result is 120×120, but nothing asked changes the source's 180×120" in critique.reasoning
+
+
+@pytest.mark.parametrize(
+    ("instruction", "expected"),
+    [("rotate 90 degrees clockwise", lambda image: image.transpose(ROTATED)),
+     ("rotate 90 degrees counter-clockwise", lambda image: image.transpose(Image.Transpose.ROTATE_90)),
+     ("crop the left half", lambda image: image.crop((0, 0, 90, 120))),
+     ("crop the right half", lambda image: image.crop((90, 0, 180, 120))),
+     ("crop the top half", lambda image: image.crop((0, 0, 180, 60))),
+     ("crop the bottom half", lambda image: image.crop((0, 60, 180, 120))),
+     ("make the image half the size", lambda image: image.resize((90, 60), Image.Resampling.LANCZOS))],
+)  # fmt: skip
+def test_shape_changing_edits_keep_their_shape_through_the_loop(photo, instruction, expected):
+    settings = Settings()
+    *_, finished = run(
+        build_backend("editor", settings),
+        build_backend("thinker", settings),
+        make_request(photo, instruction, max_turns=3),
+    )
+    trajectory = finished.trajectory
+    assert trajectory.stop_reason == "threshold" and len(trajectory.turns) == 1
+    turn = trajectory.turns[0]
+    assert turn.image.size == expected(photo).size != photo.size
+    assert turn.image.tobytes() == expected(photo).tobytes()
+    assert turn.critique.semantic >= 8 and "as asked" in turn.critique.reasoning
+
+
+def test_the_critic_measures_the_object_the_instruction_names(editor, thinker, scene):
+    instruction = "make the blue disc red"
+    good, _ = judge(thinker, scene, editor.edit(scene, instruction, seed=0), instruction)
+    every_blue = editor.edit(scene, "make the blue areas red", seed=0)  # the sky too
+    bad, _ = judge(thinker, scene, every_blue, instruction)
+    assert good.semantic >= 8 and "100% of the pixels of the blue disc (" in good.reasoning
+    assert bad.semantic < 6 and "outside the edited region" in bad.reasoning
+    missing, _ = judge(
+        thinker, scene, editor.edit(scene, "make the blue square red", seed=0), "make the blue square red"
+    )
+    assert missing.semantic <= 2 and "there is no blue square" in missing.reasoning
+
+
 def test_unsupported_request_scores_low_and_names_who_can(editor, thinker, scene):
     critique, _ = judge(thinker, scene, editor.edit(scene, "add a dragon", seed=0), "add a dragon")
     assert critique.semantic <= 2

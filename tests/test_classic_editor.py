@@ -99,6 +99,99 @@ def test_recolor_changes_only_the_named_color(editor, scene):
     assert np.array_equal(out[rest], src[rest])
 
 
+def regions(image) -> dict[str, np.ndarray]:
+    """The conftest scene's regions, by their exact colors."""
+    x = arr(image)
+    colors = {"sky": (135, 190, 235), "grass": (60, 150, 60), "square": (220, 30, 30), "disc": (30, 60, 200)}
+    return {name: (x == color).all(axis=2) for name, color in colors.items()}
+
+
+def is_red(pixels):
+    return (pixels[..., 0] > 150) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)
+
+
+@pytest.mark.parametrize("size", [(96, 64), (960, 640)])  # found on a small copy and traced back at full size
+def test_a_color_with_a_shape_word_changes_only_that_object(editor, scene, size):
+    """The disc and the sky are both blue and touch each other: "the blue disc" is the disc, not the sky."""
+    source = scene.resize(size, Image.Resampling.NEAREST)
+    where, src = regions(source), arr(source)
+    out = arr(edit(editor, source, "make the blue disc red"))
+    assert where["disc"].sum() > 0.1 * where["disc"].size and is_red(out[where["disc"]]).all()
+    untouched = ~where["disc"]
+    assert where["sky"].sum() > 0.3 * where["sky"].size
+    assert np.array_equal(out[untouched], src[untouched]), "the sky and everything but the disc stay as they were"
+    for prompt in ("turn the blue ball red", "make the blue circle red"):
+        assert np.array_equal(arr(edit(editor, source, prompt)), out)
+
+
+def test_a_bare_color_still_means_every_pixel_of_that_hue(editor, scene):
+    where = regions(scene)
+    for prompt in ("make the blues red", "make everything blue red"):
+        out = arr(edit(editor, scene, prompt))
+        assert is_red(out[where["sky"]]).all() and is_red(out[where["disc"]]).all()
+        assert np.array_equal(out[where["grass"]], arr(scene)[where["grass"]])
+
+
+def test_the_largest_region_that_fits_the_word_is_the_one(editor):
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (120, 80), (250, 250, 250))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([5, 5, 20, 20], fill=(220, 30, 30))  # a small red square
+    draw.rectangle([30, 5, 60, 35], fill=(220, 30, 30))  # the largest red square
+    draw.ellipse([70, 5, 115, 50], fill=(220, 30, 30))  # larger still, but a disc
+    draw.rectangle([5, 60, 115, 75], fill=(220, 30, 30))  # a long red rectangle
+    out = arr(edit(editor, image, "make the red square blue"))
+    changed = np.abs(out - arr(image)).max(axis=2) > 0
+    expected = np.zeros_like(changed)
+    expected[5:36, 30:61] = True
+    assert np.array_equal(changed, expected)
+    disc = np.abs(arr(edit(editor, image, "make the red disc green")) - arr(image)).max(axis=2) > 0
+    assert disc[5:51, 70:116].sum() > 0.7 * 46 * 46 and not disc[:, :65].any()
+    every = np.abs(arr(edit(editor, image, "make the red squares blue")) - arr(image)).max(axis=2) > 0
+    expected[5:21, 5:21] = True  # a plural: every square
+    assert np.array_equal(every, expected)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "box"),
+    [("make the yellow triangle red", (210, 230, 331, 331)), ("make the green rectangle yellow", (0, 260, 512, 384))],
+)
+def test_triangles_and_rectangles(editor, prompt, box):
+    from PIL import ImageDraw
+
+    shapes = Image.open(ASSETS / "shapes.png").convert("RGB")
+    draw = ImageDraw.Draw(shapes)
+    draw.ellipse([450, 10, 500, 60], fill=(245, 215, 30))  # a yellow sun: yellow, not a triangle
+    draw.ellipse([10, 10, 40, 40], fill=(40, 170, 60))  # a green disc: green, not a rectangle
+    changed = np.abs(arr(edit(editor, shapes, prompt)) - arr(shapes)).max(axis=2) > 0
+    rows, columns = np.nonzero(changed)
+    left, top, right, bottom = box
+    assert changed.sum() > 3000
+    assert left <= columns.min() and columns.max() < right and top <= rows.min() and rows.max() < bottom
+
+
+def test_no_region_of_that_shape_leaves_the_image_and_says_so(editor, scene):
+    out = edit(editor, scene, "make the blue square red")
+    assert np.array_equal(arr(out), arr(scene))
+    note = out.info["editor_note"]
+    assert "'make the blue square red'" in note and "no blue region" in note and "square" in note
+    assert "unchanged" in note and "generative" not in note
+    partial = edit(editor, scene, "make it warmer and make the blue triangle red")
+    assert not np.array_equal(arr(partial), arr(scene)) and "unchanged" not in partial.info["editor_note"]
+
+
+def test_keep_only_one_object(editor, scene):
+    from PIL import ImageDraw
+
+    image = scene.copy()
+    ImageDraw.Draw(image).ellipse([40, 44, 56, 60], fill=(220, 30, 30))  # a red disc on the grass
+    out = arr(edit(editor, image, "keep only the red square and make everything else black and white"))
+    assert np.array_equal(out[RED_SQUARE], arr(image)[RED_SQUARE])
+    disc = out[46:58, 42:54]
+    assert (disc.max(axis=2) - disc.min(axis=2)).max() <= 1
+
+
 def test_keep_one_color_grays_the_rest(editor, scene):
     out, src = arr(edit(editor, scene, "keep only the red and make everything else black and white")), arr(scene)
     assert np.array_equal(out[RED_SQUARE], src[RED_SQUARE])
@@ -190,6 +283,14 @@ def test_crop_and_zoom_return_the_region(editor, scene):
     assert edit(editor, scene, "resize to 50%").size == (48, 32)
 
 
+def test_a_resize_stays_within_the_image_limit(editor):
+    from thinkedit.config import MAX_IMAGE_PIXELS
+
+    out = edit(editor, Image.new("RGB", (5, 4), (200, 100, 50)), "resize to 10000x8000")
+    assert out.width * out.height <= MAX_IMAGE_PIXELS < 10000 * 8000
+    assert out.size == (7071, 5656), "shrunk to the limit, the aspect ratio kept"
+
+
 def test_vignette_darkens_corners_not_centre(editor, photo):
     before, after = luma(photo), luma(edit(editor, photo, "add a vignette"))
     assert after[:8, :8].mean() < before[:8, :8].mean() * 0.8
@@ -245,7 +346,9 @@ def test_vague_look_is_applied_cautiously(editor, photo):
      Op("pixelate", 12.0), Op("posterize", 5.0), Op("border", 8.0, color="black"), Op("rotate", -45.0),
      Op("flip", where="vertical"), Op("crop", 0.5, where="right"), Op("crop", 0.4, where="center"),
      Op("resize", 0.5), Op("resize", 1.0, where="640x480"), Op("recolor", color="green", source_color="blue"),
-     Op("keep_color", color="yellow"), Op("text", 0.1, where="top", color="red", text="Big Sale, 50% off")],
+     Op("keep_color", color="yellow"), Op("text", 0.1, where="top", color="red", text="Big Sale, 50% off"),
+     Op("recolor", color="red", source_color="blue", where="disc"), Op("keep_color", color="red", where="square"),
+     Op("recolor", color="green", source_color="yellow", where="triangles")],
 )  # fmt: skip
 def test_describe_reads_back_to_the_same_operation(op):
     assert read(describe(op)).ops == [op]

@@ -33,6 +33,42 @@ def test_edit_end_to_end_writes_a_valid_run_folder(tmp_path):
         assert Image.open(out / turn["image"]).size == Image.open(ASSET).size
 
 
+@pytest.mark.skipif(ASSET is None, reason="assets/ has no PNG")
+def test_a_rotation_keeps_its_shape_through_edit_show_and_export(tmp_path, capsys):
+    out = tmp_path / "run"
+    result = cli("edit", "--image", str(ASSET), "--instruction", "rotate 90 degrees clockwise", "--editor", "classic",
+                 "--thinker", "classic", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    source = Image.open(ASSET).convert("RGB")
+    (width, height), rotated = source.size, source.transpose(Image.Transpose.ROTATE_270)
+    record = json.loads((out / "trajectory.json").read_text())
+    turn = record["turns"][0]
+    assert record["size"] == [width, height] and turn["size"] == [height, width] and turn["semantic"] >= 8
+    assert Image.open(out / turn["image"]).convert("RGB").tobytes() == rotated.tobytes()
+
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert f"Source:      {width}×{height}" in shown and f"{height}×{width}  rotate 90 degrees clockwise" in shown
+    assert main(["export", "--runs", str(out), "--format", "sft", "--out", str(tmp_path / "sft.json")]) == 0
+    images = json.loads((tmp_path / "sft.json").read_text())[0]["images"]
+    assert [Image.open(tmp_path / path).size for path in images] == [(width, height), (height, width)]
+
+
+@pytest.mark.parametrize(
+    ("instruction", "size"),
+    [("crop the left half", (16, 20)), ("crop the right half", (16, 20)), ("crop the top half", (32, 10)),
+     ("crop the bottom half", (32, 10)), ("make the image half the size", (16, 10))],
+)  # fmt: skip
+def test_crops_and_resizes_keep_their_shape_through_the_cli(tmp_path, capsys, instruction, size):
+    image = tmp_path / "in.png"
+    Image.radial_gradient("L").resize((32, 20)).convert("RGB").save(image)
+    code = main(["edit", "--image", str(image), "--instruction", instruction, "--max-turns", "2",
+                 "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 0
+    turns = json.loads((tmp_path / "run" / "trajectory.json").read_text())["turns"]
+    assert [Image.open(tmp_path / "run" / turn["image"]).size for turn in turns] == [size]
+
+
 def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not really a png")

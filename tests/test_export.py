@@ -8,7 +8,7 @@ from scripted import RecordingEditor, ScriptedThinker, same_pixels
 
 from thinkedit import loop, store
 from thinkedit.cli import main
-from thinkedit.critique import load_template, parse_critique, render
+from thinkedit.critique import format_critique, load_template, parse_critique, render
 from thinkedit.errors import BadInput
 from thinkedit.export import export
 
@@ -183,6 +183,128 @@ def test_show_prints_the_run(runs, tmp_path, capsys, as_zip):
     assert rows[2].startswith("*") and not rows[0].startswith("*")
 
 
+def test_show_prints_sizes_and_reads_runs_saved_before_turns_had_one(runs, capsys):
+    assert main(["show", str(runs / "climb")]) == 0
+    text = capsys.readouterr().out
+    assert "Source:      96×64" in text and text.count("  96×64  ") == 3
+    path = runs / "climb" / "trajectory.json"
+    record = json.loads(path.read_text())
+    for turn in record["turns"]:
+        del turn["size"]
+    path.write_text(json.dumps(record))
+    assert main(["show", str(runs / "climb")]) == 0
+    assert capsys.readouterr().out.count("        –  ") == 3
+
+
 def test_show_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["show", str(tmp_path)]) == 2
     assert "not a ThinkEdit run" in capsys.readouterr().err
+
+
+# -- the hf format: a Hugging Face dataset folder ----------------------------------------------------
+
+COLUMNS = ["source", "edited", "instruction", "prompt", "semantic", "quality", "reasoning", "refined_prompt",
+           "turn", "best", "run", "editor", "thinker"]  # fmt: skip
+
+
+def make_sized_run(scene, run_dir):
+    """A run whose turns have other sizes than the source (a rotation, then a crop), saved the way the loop saves."""
+    request = loop.make_request(scene, "turn it on its side", max_turns=2, threshold=8.0)
+    trajectory = loop.Trajectory(request, "classic", "classic", {"threshold": 8.0, "max_turns": 2}, run_dir=run_dir)
+    for index, (image, answer) in enumerate([(scene.rotate(90, expand=True), "rotate by 90 degrees"),
+                                             (scene.crop((8, 4, 72, 52)), "rotate by 90 degrees")], 1):  # fmt: skip
+        critique = parse_critique(format_critique(6 + index, 8, f"look {index}", answer))
+        trajectory.turns.append(loop.Turn(index, "turn it on its side", image, critique, index, 0.1, 0.1))
+    trajectory.stop_reason = "prompt_kept"
+    store.save_run(trajectory, run_dir)
+    assert {Image.open(run_dir / f"turn_0{i}.png").size for i in (1, 2)} == {(64, 96), (64, 48)}
+
+
+def load_hub_dataset(folder, tmp_path):
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(folder), cache_dir=str(tmp_path / "datasets-cache"))
+    assert list(loaded) == ["train"]
+    return loaded["train"]
+
+
+def test_hf_folder_loads_as_is_with_every_field_and_image_of_the_runs(runs, scene, tmp_path):
+    from datasets import Image as ImageFeature
+
+    make_sized_run(scene, runs / "sized")
+    out = tmp_path / "data" / "my-trajectories"
+    assert export(runs, out, "hf") == len(CLIMB) + len(SLIP) + 2
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "README.md", "data", "data/train-00000-of-00001.parquet"]  # fmt: skip
+    hidden = runs.rename(tmp_path / "hidden")  # the images are in the parquet file, not referenced
+    rows = load_hub_dataset(out, tmp_path)
+    assert rows.column_names == COLUMNS
+    assert isinstance(rows.features["source"], ImageFeature) and isinstance(rows.features["edited"], ImageFeature)
+
+    expected = [
+        (name, turn) for name in ("climb", "sized", "slip") for turn in store.load_run(hidden / name).record["turns"]
+    ]
+    assert len(rows) == len(expected)
+    for row, (name, turn) in zip(rows, expected, strict=True):
+        record = store.load_run(hidden / name).record
+        assert row["run"] == name and row["turn"] == turn["index"]
+        for key in ("instruction", "editor", "thinker"):
+            assert row[key] == record[key] and row[key], key
+        for key in ("prompt", "semantic", "quality", "reasoning", "refined_prompt"):
+            assert row[key] == turn[key], key
+        assert row["best"] == (turn["index"] == record["best_turn"])
+        assert same_pixels(row["source"], Image.open(hidden / name / "source.png"))
+        assert same_pixels(row["edited"], Image.open(hidden / name / turn["image"]))
+    sizes = {row["edited"].size for row in rows}
+    assert {(64, 96), (64, 48), scene.size} <= sizes, "turns of any size"
+    assert [row["best"] for row in rows].count(True) == 3, "one best turn per run"
+
+
+def test_hf_dataset_card_has_the_front_matter_the_hub_reads(runs, tmp_path):
+    from huggingface_hub import DatasetCard
+
+    out = tmp_path / "ds"
+    export(runs, out, "hf")
+    card = DatasetCard.load(out / "README.md")
+    meta = card.data.to_dict()
+    assert meta["license"] == "other" and "image-to-image" in meta["task_categories"]
+    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    info = meta["dataset_info"]
+    assert [feature["name"] for feature in info["features"]] == COLUMNS
+    assert {f["name"]: f["dtype"] for f in info["features"]}["edited"] == "image"
+    assert info["splits"] == [{"name": "train", "num_bytes": info["dataset_size"], "num_examples": 5}]
+    assert info["download_size"] == (out / "data" / "train-00000-of-00001.parquet").stat().st_size
+    assert "5 turns of 2 Think-while-Edit runs (every turn with both scores)" in card.text
+    assert "editor `RecordingEditor`, thinker `ScriptedThinker`: 5 turn(s)" in card.text
+
+
+def test_hf_takes_the_same_filters_and_replaces_a_previous_export(runs, tmp_path, capsys):
+    from huggingface_hub import DatasetCard
+
+    out = tmp_path / "ds"
+    code = main(["export", "--runs", str(runs), "--format", "hf", "--min-gain", "1", "--license", "cc-by-4.0",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0 and "2 record(s)" in capsys.readouterr().out
+    rows = load_hub_dataset(out, tmp_path / "first")
+    assert [(row["run"], row["turn"]) for row in rows] == [("climb", 2), ("climb", 3)]
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.license == "cc-by-4.0" and "rose by at least 1 over the previous turn" in card.text
+
+    assert main(["export", "--runs", str(runs), "--format", "hf", "--only-satisfied", "--out", str(out)]) == 0
+    assert [(row["run"], row["turn"]) for row in load_hub_dataset(out, tmp_path / "second")] == [("climb", 3)]
+
+    empty = tmp_path / "empty"
+    assert main(["export", "--runs", str(runs), "--format", "hf", "--min-gain", "9", "--out", str(empty)]) == 2
+    assert "No turn passed the filters" in capsys.readouterr().err and not empty.exists()
+
+
+def test_hf_writes_shards_the_hub_way_when_the_data_is_large(runs, tmp_path, monkeypatch):
+    from thinkedit import export as export_module
+
+    monkeypatch.setattr(export_module, "MAX_SHARD_BYTES", 1)  # every row is larger: one shard each
+    out = tmp_path / "ds"
+    assert export(runs, out, "hf") == 5
+    assert sorted(p.name for p in (out / "data").iterdir()) == [f"train-0000{i}-of-00005.parquet" for i in range(5)]
+    rows = load_hub_dataset(out, tmp_path)
+    assert [(row["run"], row["turn"]) for row in rows] == [("climb", 1), ("climb", 2), ("climb", 3), ("slip", 1),
+                                                           ("slip", 2)]  # fmt: skip

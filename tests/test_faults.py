@@ -285,17 +285,18 @@ def test_a_disk_that_fills_mid_run_keeps_what_was_written_and_warns(scene, tmp_p
     trajectory = events[-1].trajectory
     notices = [e.message for e in events if isinstance(e, loop.Notice)]
     assert trajectory.stop_reason == "threshold" and len(trajectory.turns) == 3
-    assert len(notices) == 1 and "No space left on device" in notices[0] and "not kept" in notices[0]
+    assert len(notices) == 1 and "No space left on device" in notices[0]
+    assert "it keeps source.png, turn_01.png and a trajectory.json of turn 1; the rest is not kept" in notices[0]
     assert trajectory.warnings == notices
     assert {p.name for p in run_dir.iterdir()} == {"source.png", "turn_01.png", "trajectory.json"}
     assert len(json.loads((run_dir / "trajectory.json").read_text())["turns"]) == 1
 
 
-def test_cli_on_a_full_disk_finishes_the_run_and_says_it_was_not_saved(tmp_path, capsys, monkeypatch):
+def test_cli_on_a_full_disk_finishes_the_run_says_it_was_not_saved_and_exits_1(tmp_path, capsys, monkeypatch):
     disk_full_after(monkeypatch, writes=0)
     image = write(tmp_path, "in.png", encode(halves(), "PNG"))
     code, out, err = edit(capsys, "--image", str(image), "--instruction", "make it brighter", "--max-turns", "2",
                           "--out", str(tmp_path / "run"))  # fmt: skip
-    assert code == 0
+    assert code == 1
     assert "Turn 1" in out and "Stopped:" in out and "Saved:" not in out
-    assert err.count("could not be saved") == 1 and "No space left on device" in err
+    assert err.count("could not be saved") == 1 and "(No space left on device); it is shown, not kept" in err

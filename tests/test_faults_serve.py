@@ -112,7 +112,7 @@ def test_odd_prompts_are_answered_or_refused_with_a_reason(server, prompt, statu
 
 @pytest.mark.parametrize(
     ("fault", "reason"),
-    [("RAISE", "RuntimeError: the model blew up"), ("NONE", "returned NoneType, not an image")],
+    [("RAISE", "RuntimeError: the model blew up"), ("NONE", "The editor returned no image")],
 )
 def test_an_editor_that_fails_gets_a_500_with_the_reason(server, fault, reason):
     answer = post(server, base64.b64decode(b64_png(Image.new("RGB", (8, 8)))), fault)
@@ -120,11 +120,11 @@ def test_an_editor_that_fails_gets_a_500_with_the_reason(server, fault, reason):
     still_serving(server)
 
 
-def test_an_editor_returning_another_size_and_mode_is_answered_at_the_sources_size(server):
+def test_an_editor_returning_another_size_and_mode_is_answered_at_its_own_size_in_rgb(server):
     answer = post(server, base64.b64decode(b64_png(Image.new("RGB", (24, 16), (10, 200, 10)))), "TINY-RGBA")
     assert answer.status_code == 200
     edited = Image.open(io.BytesIO(base64.b64decode(answer.json()["edited_image"])))
-    assert edited.size == (24, 16) and edited.mode == "RGB"
+    assert edited.size == (5, 3) and edited.mode == "RGB"
 
 
 def test_a_hung_edit_times_out_for_the_client_and_is_stopped_on_the_server(server):
@@ -151,7 +151,9 @@ def assert_failed_after_turn_1(trajectory, run_dir, *phrases) -> None:
     assert (run_dir / "turn_01.png").is_file() and not (run_dir / "turn_02.png").exists()
 
 
-@pytest.mark.parametrize(("fault", "reason"), [("RAISE", "the model blew up"), ("NONE", "returned NoneType")])
+@pytest.mark.parametrize(
+    ("fault", "reason"), [("RAISE", "the model blew up"), ("NONE", "The editor returned no image")]
+)
 def test_the_loop_through_serve_editor_keeps_turn_1_when_turn_2_fails(server, tmp_path, fault, reason):
     editor = build_backend("editor", Settings(editor="http", editor_url=server, request_retries=0))
     trajectory = run_through(editor, ScriptedThinker([(3, 3, fault)]), tmp_path / "run")
@@ -168,7 +170,7 @@ FAILURES = {
     "malformed": Reply(200, b"<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"}),
 }
 EXPECTED = {  # what the error says, besides the server's address
-    ("editor", "down"): "could not be reached",
+    ("editor", "down"): "could not be reached",  # or, when the shutdown catches a connection, "dropped the connection"
     ("editor", "slow"): "did not answer within 0.5 s",
     ("editor", "500"): "CUDA error",
     ("editor", "malformed"): "not the editing-server JSON",
@@ -215,5 +217,7 @@ def test_a_remote_backend_failing_mid_run_ends_it_clearly_with_turn_1_kept(tmp_p
     with editing, chat:
         trajectory = run_through(build_backend("editor", settings), build_backend("thinker", settings), tmp_path / "run",
                                  after_turn_1=failing.close if failure == "down" else None)  # fmt: skip
-    assert_failed_after_turn_1(trajectory, tmp_path / "run", failing.url.removeprefix("http://"),
-                               EXPECTED[role, failure])  # fmt: skip
+    expected = EXPECTED[role, failure]
+    if failure == "down" and "dropped the connection" in (trajectory.error or ""):
+        expected = "dropped the connection"  # a server going down may reset a connection it had just accepted
+    assert_failed_after_turn_1(trajectory, tmp_path / "run", failing.url.removeprefix("http://"), expected)

@@ -93,3 +93,17 @@ def test_pillows_own_bomb_guard_stays_on_for_every_decode():
     data = encode(Image.new("1", (9000, 8000)), "PNG")  # between 1× and 2× the limit: our own message
     with pytest.raises(BadInput, match="72 megapixels; the limit is 40"):
         load_image(data)
+
+
+def test_colour_profiles_are_applied_and_no_metadata_is_kept():
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "a camera"
+    half_clear = Image.new("RGBA", (4, 4), (255, 0, 0, 128))
+    for data in (encode(half_clear, "PNG", icc_profile=srgb),  # RGBA: the profile is applied, then alpha on white
+                 encode(Image.new("RGB", (4, 4), (255, 0, 0)), "JPEG", icc_profile=b"not a profile", exif=exif)):  # fmt: skip
+        image = load_image(data)
+        assert image.mode == "RGB" and image.info == {}
+        assert image.getpixel((0, 0))[0] > 240 and image.getpixel((0, 0))[2] < 140

@@ -186,11 +186,29 @@ def test_seeds_are_recorded_per_turn(scene):
     assert editor.seeds == [41, 42] == [t.seed for t in trajectory.turns]
 
 
-def test_wrong_size_and_mode_are_normalised(scene):
-    editor = RecordingEditor(returns=lambda image: image.resize((10, 10)).convert("RGBA"))
+def test_an_edit_keeps_its_own_size_and_becomes_rgb(scene, tmp_path):
+    """A rotation or a crop changes the shape: the loop keeps the editor's size, shows it to the thinker next to
+    the source and saves it as it is; `size` in the record stays the source's."""
+    turned = scene.transpose(Image.Transpose.ROTATE_90).crop((0, 0, 64, 50))
+    editor = RecordingEditor(returns=lambda image: turned.convert("RGBA"))
+    thinker = ScriptedThinker([(9, 9, "x")])
+    _, trajectory = run_all(editor, thinker, request(scene), run_dir=tmp_path / "run")
+    image = trajectory.turns[0].image
+    assert image.size == (64, 50) and image.mode == "RGB" and same_pixels(image, turned)
+    assert (thinker.calls[0]["source"].size, thinker.calls[0]["edited"].size) == (scene.size, (64, 50))
+    assert Image.open(tmp_path / "run" / "turn_01.png").size == (64, 50)
+    assert json.loads((tmp_path / "run" / "trajectory.json").read_text())["size"] == [96, 64]
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [((0, 12), "The editor's result has no pixels (0×12)."),
+     ((8000, 6000), "The editor's result is 8000×6000 = 48 megapixels; the limit is 40 megapixels.")],
+)  # fmt: skip
+def test_an_edit_of_no_pixels_or_over_the_limit_ends_with_a_clear_error(scene, size, message):
+    editor = RecordingEditor(returns=lambda image: Image.new("1", size))
     _, trajectory = run_all(editor, ScriptedThinker([(9, 9, "x")]), request(scene))
-    assert trajectory.turns[0].image.size == scene.size
-    assert trajectory.turns[0].image.mode == "RGB"
+    assert (trajectory.stop_reason, trajectory.error, trajectory.turns) == ("error", message, [])
 
 
 def test_an_editor_returning_nothing_ends_with_a_clear_error(scene):
@@ -314,3 +332,20 @@ def test_heartbeats_are_not_events(scene):
 
     events, _ = run_all(RecordingEditor(), Heartbeats([(9, 9, "x")]), request(scene))
     assert all(e.text for e in events if isinstance(e, loop.Reasoning))
+
+
+def test_a_backend_that_exits_its_thread_still_ends_the_run(scene):
+    class Exits(RecordingEditor):
+        def edit(self, image, prompt, **kwargs):
+            raise SystemExit("the backend called exit()")
+
+    _, trajectory = run_all(Exits(), ScriptedThinker([(9, 9, "x")]), request(scene))
+    assert trajectory.stop_reason == "error" and "exit()" in trajectory.error
+
+
+def test_a_stop_switch_shared_by_runs_one_after_another_is_left_as_it_was(scene):
+    cancel = threading.Event()
+    for _ in range(2):
+        _, trajectory = run_all(RecordingEditor(), ScriptedThinker([(9, 9, "x")]), request(scene), cancel=cancel)
+        assert trajectory.stop_reason == "threshold"
+    assert not cancel.is_set()

@@ -24,10 +24,12 @@ FAMILIES = ("qwen3_vl", "qwen2_5_vl")
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> dict[str, str]:
-    """One tiny checkpoint per family, built once. The Qwen3 one uses a "thinking" chat template."""
+    """One tiny checkpoint per family, built once. The Qwen3 one uses a "thinking" chat template. Seed 1: random
+    weights whose babble has spaces, which the streamer flushes at (some seeds loop on one token without any)."""
     root = tmp_path_factory.mktemp("tiny-qwen-vl")
     return {
-        family: str(build_tiny_qwen_vl(root / family, family, thinking=family == "qwen3_vl")) for family in FAMILIES
+        family: str(build_tiny_qwen_vl(root / family, family, thinking=family == "qwen3_vl", seed=1))
+        for family in FAMILIES
     }
 
 
@@ -200,14 +202,52 @@ def test_polish_first_turn_in_the_loop(checkpoints, scene):
 
 
 def test_sampling_settings(checkpoints, scene, yellow):
-    assert generation_options(Settings())["do_sample"] is False
+    assert generation_options(Settings()) == {"max_new_tokens": 4096}  # the rest is the checkpoint's own
     options = generation_options(Settings(extra={"thinker_sampling": {"temperature": 0.7, "top_p": 0.8}}))
-    assert options == {"max_new_tokens": 2048, "do_sample": True, "temperature": 0.7, "top_p": 0.8}
+    assert options == {"max_new_tokens": 4096, "do_sample": True, "temperature": 0.7, "top_p": 0.8}
+    assert generation_options(Settings(extra={"thinker_sampling": {"temperature": 0}})) == {
+        "max_new_tokens": 4096, "do_sample": False}  # fmt: skip
     with pytest.raises(BadInput, match="beam"):
         generation_options(Settings(extra={"thinker_sampling": {"beams": 4}}))
     thinker = make(checkpoints["qwen2_5_vl"], extra={"thinker_sampling": {"temperature": 1.5, "top_k": 50}})
     torch.manual_seed(0)
     assert thinker.critique(scene, yellow, "Add a cat", "Add a cat").raw
+
+
+def test_decoding_follows_the_checkpoints_generation_config(tmp_path, scene, yellow):
+    """A checkpoint that samples (as EditThinker-8B's generation_config.json says) is sampled; the user's
+    temperature 0 still decodes greedily."""
+    folder = build_tiny_qwen_vl(tmp_path / "sampling", "qwen2_5_vl")
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, temperature=1.5, top_k=0, top_p=1.0)
+    (folder / "generation_config.json").write_text(json.dumps(config))
+
+    def replies(thinker, seeds=(1, 2)) -> set[str]:
+        texts = set()
+        for seed in seeds:
+            torch.manual_seed(seed)
+            texts.add(thinker.critique(scene, yellow, "Add a cat", "Add a cat").raw)
+        return texts
+
+    assert len(replies(make(str(folder)))) == 2
+    assert len(replies(make(str(folder), extra={"thinker_sampling": {"temperature": 0}}))) == 1
+
+
+def test_the_authors_template_file_can_be_used_as_is(checkpoints, scene, yellow, tmp_path, monkeypatch):
+    """Laid out like EditThinker's inference/prompt_template.txt: `<image>` markers, its own placeholder names."""
+    authors = tmp_path / "prompt_template.txt"
+    authors.write_text(
+        '<image><image>\n# Edit evaluation\nOriginal User Instruction: "{original_instruction}"\n'
+        'Rewritten Prompt: "{rewritten_prompt}"\n<score>{"semantic": [0-10], "quality": [0-10]}</score>'
+    )
+    thinker = make(checkpoints["qwen2_5_vl"], thinker_template=str(authors))
+    calls = spy_processor(monkeypatch, thinker)
+    thinker.critique(scene, yellow, "Make the square blue", "Paint the red square deep blue")
+    text = calls[0]["text"][0]
+    assert 'Original User Instruction: "Make the square blue"' in text
+    assert 'Rewritten Prompt: "Paint the red square deep blue"' in text
+    assert "<image>" not in text and text.count("<|image_pad|>") == 2  # the two images, before the text
+    assert text.index("<|vision_end|>") < text.index("# Edit evaluation")
 
 
 def test_out_of_memory_becomes_a_clear_error(checkpoints, scene, yellow, monkeypatch):
@@ -226,6 +266,8 @@ def test_registry_rows_and_missing_weights():
     editthinker = QwenVLThinker(THINKERS["editthinker"], Settings(thinker="editthinker"))
     assert editthinker.model == "appletea2333/EditThinker-8B"
     assert QwenVLThinker(THINKERS["qwen-vl"], Settings()).model == "Qwen/Qwen3-VL-2B-Instruct"
+    kontext = QwenVLThinker(THINKERS["editthinker-kontext"], Settings(thinker="editthinker-kontext"))
+    assert kontext.model == "appletea2333/EditThinker8B-Flux.1-Kontext-Dev"
     with pytest.raises(BadInput, match="hf download appletea2333/EditThinker-8B"):
         build_backend("thinker", Settings(thinker="editthinker"))  # refused before anything loads
     with pytest.raises(ThinkEditError, match="hf download nobody/no-such-thinker"):

@@ -192,6 +192,28 @@ def test_hf_inference_editor_posts_to_the_endpoint(scene, monkeypatch, caplog):
     assert "hf_planted_token_123" not in caplog.text
 
 
+def test_hf_inference_editor_sends_no_server_token_to_an_endpoint_a_caller_named(scene, monkeypatch):
+    """The rule of `remote.credential`: HF_TOKEN goes only to endpoints the server configured — huggingface_hub's
+    own fallback to the environment or a stored login must not send it elsewhere either."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_planted_token_123")
+
+    def endpoint(seen) -> Reply:
+        buffer = io.BytesIO()
+        decode_b64_image(seen.json()["inputs"]).save(buffer, format="PNG")
+        return Reply(200, buffer.getvalue(), {"Content-Type": "image/png"})
+
+    with FakeServer({("POST", "/kontext"): endpoint}) as server:
+        for changes in (
+            {"caller_endpoints": ("editor",)},
+            {"caller_endpoints": ("editor",), "editor_key": "hf_own"},
+            {},
+        ):
+            editor_for(server.url + "/kontext", "hf-inference", **changes).edit(scene, "x", seed=0)
+    sent = [seen.headers.get("authorization") for seen in server.seen]
+    assert sent == ["Bearer EMPTY", "Bearer hf_own", "Bearer hf_planted_token_123"]
+
+
 def test_hf_inference_editor_errors_name_the_host_not_the_token(scene, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_TOKEN", "hf_planted_token_123")

@@ -87,6 +87,40 @@ def app_process(tmp_path_factory, chat_server):
         app.wait(timeout=20)
 
 
+def test_a_url_the_caller_names_gets_no_server_key_and_its_answers_are_not_quoted(app_process, chat_server, tmp_path):
+    """Outside public mode a caller may name their own thinker URL: the server's key never goes there (their own
+    key, typed in the password box, does), and what that server says is not shown back (it may be anything on the
+    server's network). The URL the server configured, typed into the box as it is, still gets the server's key."""
+    url, folder, log, _ = app_process
+    client = Client(url, verbose=False)
+    photo = handle_file(scene_file(tmp_path))
+    answer = sse_reply(chat_chunks(['<score>{"semantic": 9, "quality": 9}</score><answer>ok</answer>']))
+    secret_page = json_reply({"error": "internal page: db password is hunter2"}, 500)
+    with FakeServer({("POST", "/v1/chat/completions"): in_order(answer, answer, secret_page)}) as stranger:
+        stranger_url = f"{stranger.url}/v1"
+        keyless, _ = run_edit(
+            client, photo, "make it brighter", max_turns=1, thinker="openai", thinker_url=stranger_url
+        )
+        own, toasts = run_edit(client, photo, "make it brighter", max_turns=1, thinker="openai",
+                               thinker_url=stranger_url, thinker_key="caller-own-key-123")  # fmt: skip
+        failed, _ = run_edit(client, photo, "make it brighter", max_turns=1, thinker="openai", thinker_url=stranger_url)
+    sent = [seen.headers.get("authorization") for seen in stranger.seen]
+    assert sent[:2] == ["Bearer EMPTY", "Bearer caller-own-key-123"], sent
+    assert keyless["trajectory"]["error"] is None and own["trajectory"]["error"] is None
+    message = failed["trajectory"]["error"]
+    assert stranger.url.split("//")[1] in message and "HTTP 500" in message and "hunter2" not in message
+    shown = "\n".join([str(own), *(text for text, _ in toasts)])
+    saved = "".join(p.read_bytes().decode("latin-1") for p in (folder / "runs").rglob("*") if p.is_file())
+    for where, text in (("the page", shown), ("the runs", saved), ("the log", log.read_text(errors="replace"))):
+        assert_no_secret(text, where)
+        assert "caller-own-key-123" not in text, f"the caller's key came back in {where}"
+
+    before = len(chat_server.seen)
+    run_edit(client, photo, "make it brighter", max_turns=1, thinker="openai", thinker_url=f"{chat_server.url}/v1/")
+    keyed = [seen.headers.get("authorization") for seen in chat_server.seen[before:]]
+    assert f"Bearer {PLANTED['THINKEDIT_THINKER_API_KEY']}" in keyed, "the server's own URL keeps the server's key"
+
+
 def test_planted_secrets_stay_out_of_the_page_api_errors_runs_and_logs(app_process, chat_server, tmp_path):
     url, folder, log, app = app_process
     client = Client(url, verbose=False)
@@ -169,7 +203,7 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
         image = upload(url, scene_file(tmp_path))
         basics = [image, "make it brighter", "http", "classic", 1, 8, "none", 0, False, None, None]
         # every slot filled, the model/URL ones (server-side state in public mode) with the caller's server
-        answer = call_edit(url, basics + ["evil/model", target.url, "evil/model", f"{target.url}/v1", None])
+        answer = call_edit(url, basics + ["evil/model", target.url, "evil/model", f"{target.url}/v1", "k", "k", None])
         assert "cannot run here" in answer and "no endpoint configured" in answer
         assert target.seen == [], "the public app must never call a URL a caller supplied"
 
@@ -177,7 +211,18 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
         try:
             private_url = private_url.rstrip("/")
             call_edit(
-                private_url, [upload(private_url, scene_file(tmp_path)), *basics[1:], None, target.url, None, None]
+                private_url,
+                [
+                    upload(private_url, scene_file(tmp_path)),
+                    *basics[1:],
+                    None,
+                    target.url,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
             )
         finally:
             private.close()
@@ -211,7 +256,7 @@ def test_the_file_route_serves_the_assets_and_nothing_else(public_app, tmp_path)
     url, runs = public_app
     final, _ = run_edit(Client(url, verbose=False), handle_file(scene_file(tmp_path)), "make it brighter", max_turns=1)
     run_dir = Path(final["trajectory"]["run_dir"])
-    display_copy = next(Path(SCRATCH.name).rglob("turn_01.webp"))
+    display_copy = next(Path(SCRATCH.name).rglob("turn_01.png"))
     status, body = get_raw(url, f"/gradio_api/file={ROOT}/assets/examples.json")
     assert status == 200 and b"instruction" in body, "the control: assets are served"
 

@@ -93,6 +93,28 @@ def test_round_trip_through_our_own_server(scene):
     assert health == {"status": "ok", "editor": "invert", "model": "invert-v1", "in_flight": 0, "max_queue": 8}
 
 
+@pytest.mark.parametrize(
+    "prompt", ["rotate 90 degrees clockwise", "crop the left half", "crop the bottom half", "resize to 50%"]
+)
+def test_an_edit_that_changes_the_shape_keeps_it_over_http(scene, prompt):
+    """The server sends the editor's result as it is and the `http` editor hands it on as it came."""
+    classic = build_backend("editor", Settings(editor="classic"))
+    direct = classic.edit(scene, prompt, seed=0)
+    with serve_app(create_app(classic)) as url:
+        remote = http_editor(url).edit(scene, prompt, seed=0)
+    assert remote.size == direct.size != scene.size
+    assert remote.tobytes() == direct.tobytes()
+
+
+def test_an_editor_result_of_no_pixels_is_refused_with_the_reason(scene):
+    editor = InvertEditor()
+    editor.edit = lambda image, prompt, **options: Image.new("RGB", (0, 4))
+    with serve_app(create_app(editor)) as url:
+        response = httpx2.post(f"{url}/edit", json={"image": b64(scene), "prompt": "x"}, timeout=10)
+    assert response.status_code == 500
+    assert response.json()["error"] == "The editor's result has no pixels (0×4)."
+
+
 def test_the_reference_clients_request_is_understood(scene):
     """The paper's client sends num_inference_step (singular), width/height 1024 and enhance_prompt."""
     editor = InvertEditor()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 from PIL import Image
 
 from thinkedit import space
@@ -51,6 +52,7 @@ def test_every_variant_builds_into_a_deployable_folder(built, variant):
     assert (folder / "thinkedit" / "prompts" / "critique.txt").is_file()
     defaults = json.loads((folder / "thinkedit_settings.json").read_text())
     assert defaults["public"] is True and defaults["host"] == "0.0.0.0"
+    assert defaults["mcp"] is True and "mcp-server" in meta["tags"], "every Space is also an MCP server"
     requirements = (folder / "requirements.txt").read_text().splitlines()
     names = {re.split(r"[<>=]", line)[0] for line in requirements}
     if meta["suggested_hardware"] == "cpu-basic":
@@ -65,8 +67,14 @@ def test_every_variant_builds_into_a_deployable_folder(built, variant):
 def test_zerogpu_variant_preloads_the_models_it_uses(built):
     meta = readme_meta(built["zerogpu-flux-kontext"])
     assert meta["suggested_hardware"] == "zero-a10g"
+    preloaded = dict((entry.split() + [None])[:2] for entry in meta["preload_from_hub"])
     for model in ("black-forest-labs/FLUX.1-Kontext-dev", "appletea2333/EditThinker-8B"):
-        assert model in meta["models"] and model in meta["preload_from_hub"]
+        assert model in meta["models"] and model in preloaded
+    kontext = preloaded["black-forest-labs/FLUX.1-Kontext-dev"].split(",")  # what diffusers loads, no more
+    assert "model_index.json" in kontext and "flux1-kontext-dev.safetensors" not in kontext
+    assert "ae.safetensors" not in kontext and all("/" in name for name in kontext[1:])
+    for folder in ("scheduler", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "transformer", "vae"):
+        assert any(name.startswith(f"{folder}/") for name in kontext), folder
     defaults = json.loads((built["zerogpu-flux-kontext"] / "thinkedit_settings.json").read_text())
     assert (defaults["editor"], defaults["thinker"], defaults["device"], defaults["offload"]) == (
         "flux-kontext", "editthinker", "cuda", "none")  # fmt: skip
@@ -128,6 +136,47 @@ def test_other_breakages_fail_check_with_the_reason(built, tmp_path):
     assert any("fights sdk_version" in p for p in space.check(folder))
     (folder / "README.md").write_text("# no front matter\n")
     assert space.check(folder) == ["README.md front matter: README.md must start with a YAML block between '---' lines"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("black-forest-labs/FLUX.1-Kontext-dev model_index.json, vae/config.json", "without spaces"),
+        ("black-forest-labs/FLUX.1-Kontext-dev model_index.json,,vae/config.json", "an empty file name"),
+        ("black-forest-labs/FLUX.1-Kontext-dev model_index.json main", "'main', which is not a commit sha"),
+        ("black forest labs FLUX", "is not `repo_id"),
+        ("--flux-- model_index.json", "does not start with a repository id"),
+        ("black-forest-labs/FLUX.1-Kontext-dev vae/config.json", "not its model_index.json"),
+    ],
+)
+def test_preload_entries_are_checked_against_the_spaces_syntax(built, tmp_path, entry, reason):
+    folder = broken_copy(built, tmp_path, "zerogpu-flux-kontext")
+    rewrite_front_matter(folder, lambda m: m.update(preload_from_hub=[entry, "appletea2333/EditThinker-8B"]))
+    assert any(reason in problem for problem in space.check(folder, start_app=False))
+
+
+def test_a_python_the_pinned_packages_refuse_fails_check_naming_them(built, tmp_path):
+    folder = broken_copy(built, tmp_path, "zerogpu-flux-kontext")
+    rewrite_front_matter(folder, lambda m: m.update(python_version="3.10"))
+    problems = space.check(folder, start_app=False)
+    for package in ("transformers 5.23.0", "diffusers 0.42.1"):  # both say Requires-Python >=3.11
+        assert any(p.startswith(f"{package} requires Python >=3.11") and '"3.10"' in p for p in problems), problems
+    assert not any(p.startswith(("torch ", "gradio ")) for p in problems)  # these accept 3.10
+    rewrite_front_matter(folder, lambda m: m.update(python_version="three"))
+    assert space.check(folder, start_app=False) == ['python_version "three" is not a Python version such as "3.12"']
+
+
+def test_the_projects_lowest_python_is_one_every_pinned_dependency_accepts():
+    import tomllib
+
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    supported = SpecifierSet(project["requires-python"])
+    lowest = next(f"3.{minor}" for minor in range(8, 20) if f"3.{minor}" in supported)
+    pins = {re.split(r"[\[=]", line)[0]: line.split("==")[1] for line in project["dependencies"] if "==" in line}
+    assert len(pins) >= 10
+    assert space.python_problems(lowest, pins) == []
+    assert pyproject["tool"]["ruff"]["target-version"] == "py3" + lowest.split(".")[1]
 
 
 def test_an_app_that_does_not_start_fails_check(built, tmp_path):
@@ -206,8 +255,9 @@ def test_built_cpu_space_starts_without_torch_and_runs_a_classic_edit(built, spa
                             max_turns=2)  # fmt: skip
         record = job.result()[8]
         assert (record["editor"], record["thinker"], record["error"]) == ("classic", "classic", None)
-        run_dir = Path(record["run_dir"])
-        assert run_dir.parent == tmp_path / "runs" and (run_dir / "turn_01.png").is_file()
+        assert "/" not in record["run_dir"]  # a public page names the run by its id, never by its path
+        run_dir = tmp_path / "runs" / record["run_dir"]
+        assert (run_dir / "turn_01.png").is_file()
         edited = Image.open(run_dir / "turn_01.png").convert("HSV")
         assert max(edited.getchannel("S").getdata()) <= 8  # black and white: no saturation left
     finally:

@@ -105,8 +105,9 @@ def test_uploaded_zips_are_bounded_and_unpacked_where_asked(scene, tmp_path, mon
     scratch.mkdir()
     assert store.load_run(archive, unpack_to=scratch).path.parent == scratch
     monkeypatch.setattr(store, "MAX_MEMBER_BYTES", 100)
-    with pytest.raises(BadInput, match="not a run's zip"):
+    with pytest.raises(BadInput, match="holds a 0.0 MB source.png; a run's source.png is at most"):
         store.load_run(archive, unpack_to=scratch)
+    assert len(list(scratch.iterdir())) == 1, "a refused zip is refused before anything is unpacked"
 
 
 def test_records_that_break_the_contract_are_refused(tmp_path):

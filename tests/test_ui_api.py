@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import platform
 import runpy
+import shutil
 import socket
 import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -99,6 +102,59 @@ def test_edit_streams_turns_and_ends_with_the_trajectory(app, photo):
     assert final["download"] and final["download"].endswith(".zip")
     assert final["slider"] is not None
     assert final["history"] and len(final["history"]) == 1
+
+
+SHAPES = [("rotate 90 degrees clockwise", (220, 320)), ("crop the left half", (160, 220)),
+          ("crop the right half", (160, 220)), ("crop the top half", (320, 110)), ("crop the bottom half", (320, 110)),
+          ("make the image half the size", (160, 110))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("instruction", "size"), SHAPES)
+def test_an_edit_keeps_its_shape_through_the_api(app, photo, instruction, size):
+    """The run folder, its zip, the gallery, the slider and the History thumbnail all hold the turn's own shape."""
+    url, _ = app
+    _, final = edit(Client(url, verbose=False), photo, instruction, max_turns=2)
+    record = final["trajectory"]
+    assert record["size"] == [320, 220] and [turn["size"] for turn in record["turns"]] == [list(size)]
+    assert record["stop_reason"] == "threshold" and record["turns"][0]["semantic"] >= 8
+    assert Image.open(Path(record["run_dir"]) / "turn_01.png").size == size
+    with zipfile.ZipFile(final["download"]) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("turn_01.png"))
+        assert Image.open(io.BytesIO(archive.read(name))).size == size
+    assert Image.open(final["gallery"][0]["image"]).size == size
+    frame = (max(320, size[0]), max(220, size[1]))
+    assert [Image.open(path).size for path in final["slider"]] == [frame, frame], "one frame: the slider cuts nothing"
+    thumbnail = Image.open(final["history"][0]["image"]).size
+    assert thumbnail[0] / thumbnail[1] == pytest.approx(size[0] / size[1], rel=0.02)
+
+
+def test_sliders_show_turns_of_another_shape_whole_at_their_true_scale(scene, tmp_path):
+    """Gradio's slider lays its second image over the first one's box, so a taller or wider image was cut: both
+    go on one transparent frame, centred. Same-shaped images are shown as they are."""
+    from thinkedit import loop
+    from thinkedit.registry import build_backend
+    from thinkedit.store import load_run
+    from thinkedit.ui.view import RunView, history_item
+
+    def view_of(instruction: str) -> RunView:
+        request = loop.make_request(scene, instruction, max_turns=1)
+        view = RunView(source=request.image, folder=tmp_path / "views" / instruction)
+        for event in loop.run(build_backend("editor", Settings()), build_backend("thinker", Settings()), request,
+                              run_dir=tmp_path / "runs" / instruction):  # fmt: skip
+            view.apply(event)
+        return view
+
+    def opaque(paths) -> list[tuple]:
+        return [(Image.open(path).size, Image.open(path).getbbox()) for path in paths]
+
+    rotated, cropped, warmer = (view_of(i) for i in ("rotate 90 degrees clockwise", "crop the left half", "warmer"))
+    assert Image.open(rotated.gallery()[0][0]).size == (64, 96)
+    assert opaque(rotated.slider()) == [((96, 96), (0, 16, 96, 80)), ((96, 96), (16, 0, 80, 96))]
+    assert opaque(rotated.versus(cropped)) == [((64, 96), (0, 0, 64, 96)), ((64, 96), (8, 16, 56, 80))]
+    assert warmer.slider() == (warmer.source_path, warmer.turns[0].image)
+    saved = load_run(rotated.run_dir)
+    assert opaque(RunView.from_saved(saved, tmp_path / "reopened").slider()) == opaque(rotated.slider())
+    assert Image.open(history_item(saved, tmp_path)[0]).size == (64, 96)
 
 
 @pytest.mark.parametrize(
@@ -281,3 +337,71 @@ def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():
     assert {"Editor URL", "Thinker URL", "Editor model", "Thinker model"} <= labels(Settings())
     public = labels(Settings(public=True))
     assert not public & {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Run folder on the server"}
+
+
+def test_open_by_folder_reaches_only_the_runs_folder(app, photo, tmp_path):
+    """Outside public mode a run opens by its folder — only one inside the runs folder, symlinks resolved."""
+    url, runs = app
+    client = Client(url, verbose=False)
+    _, first = edit(client, photo, "add a red frame", max_turns=1)
+    run_dir = Path(first["trajectory"]["run_dir"])
+    by_name = client.predict(None, run_dir.name, api_name="/open_run")
+    assert by_name[OUTPUTS.index("trajectory")]["instruction"] == "add a red frame"
+
+    elsewhere = tmp_path / "elsewhere"  # a real run of another instance, outside this app's runs folder
+    shutil.copytree(run_dir, elsewhere)
+    (runs / "link").symlink_to(elsewhere, target_is_directory=True)
+    for folder in (str(elsewhere), f"../{elsewhere.name}", "../../../../etc", "/etc", "link", f"{run_dir.name}/../.."):
+        with pytest.raises(Exception, match="Only runs in the runs folder"):
+            client.predict(None, folder, api_name="/open_run")
+
+
+def test_a_public_page_names_runs_by_id_and_never_a_server_path(tmp_path, photo):
+    runs = tmp_path / "runs"
+    demo, url = serve(Settings(runs_dir=runs, public=True))
+    try:
+        client = Client(url, verbose=False)
+        _, final = edit(client, photo, "add a red frame", max_turns=1)
+        record = final["trajectory"]
+        assert record["run_dir"] == next(runs.iterdir()).name, "the run id, not its folder"
+        broken = tmp_path / "broken.zip"  # a run zip without its turn image: the refusal names where it was unpacked
+        with zipfile.ZipFile(final["download"]) as whole, zipfile.ZipFile(broken, "w") as part:
+            for member in whole.namelist():
+                if not member.endswith("turn_01.png"):
+                    part.writestr(member, whole.read(member))
+        with pytest.raises(Exception, match="has no turn_01.png") as refusal:
+            client.predict(handle_file(str(broken)), "", api_name="/open_run")
+        texts = [str(refusal.value), final["status"], str(record)]
+        for text in texts:
+            assert str(tmp_path) not in text and tempfile.gettempdir() + "/" not in text, text
+    finally:
+        demo.close()
+
+
+def test_history_numbers_count_from_the_newest_and_nothing_else_opens(app, photo):
+    url, _ = app
+    client = Client(url, verbose=False)
+    for instruction in ("add a red frame", "make it brighter"):
+        edit(client, photo, instruction, max_turns=1)
+    newest = client.predict(0, api_name="/history_open")[OUTPUTS.index("trajectory")]
+    assert newest["instruction"] == "make it brighter"
+    for index in (-1, 2, 1.5, "x"):  # -1 once opened the oldest run
+        with pytest.raises(Exception, match="not in this session's history"):
+            client.predict(index, api_name="/history_open")
+
+
+def test_the_slider_and_the_gallery_show_the_turns_losslessly(app, photo):
+    """They show (and their buttons download) PNG copies with the run's own pixels, not WebP approximations."""
+    from scripted import same_pixels
+
+    url, _ = app
+    _, final = edit(Client(url, verbose=False), photo, VAGUE, max_turns=2)
+    record = final["trajectory"]
+    run_dir = Path(record["run_dir"])
+    shown = [Image.open(path) for path in final["slider"]]
+    assert [image.format for image in shown] == ["PNG", "PNG"]
+    assert same_pixels(shown[0], Image.open(run_dir / "source.png"))
+    assert same_pixels(shown[1], Image.open(run_dir / f"turn_{record['best_turn']:02d}.png"))
+    for item, turn in zip(final["gallery"], record["turns"], strict=True):
+        image = Image.open(item["image"])
+        assert image.format == "PNG" and same_pixels(image, Image.open(run_dir / turn["image"]))

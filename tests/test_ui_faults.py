@@ -261,7 +261,7 @@ def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(a
     """Through Gradio's plain HTTP API, which carries what gradio_client cannot send (NaN, Infinity, lists)."""
     url = app.rstrip("/")
     data = [upload(url, photo), "make it brighter", "classic", "classic", 3, 8.0, "none", 0, False, None, None,
-            None, None, None, None, None]  # fmt: skip
+            None, None, None, None, None, None, None]  # fmt: skip
     data[EDIT_INPUTS.index(field)] = value
     before = set(runs.iterdir())
     answer = call_edit(url, data)
@@ -374,14 +374,14 @@ def test_an_editor_fault_ends_the_run_with_a_message_and_keeps_turn_1(client, ph
     assert_serving(client, photo)
 
 
-def test_an_editor_returning_another_size_and_mode_is_brought_back(client, photo):
+def test_an_editor_returning_another_size_and_mode_is_kept_at_its_size_in_rgb(client, photo):
     final, _ = run_edit(client, handle_file(photo), "make it brighter", editor="editor-resize", thinker="thinker-steady",
                         max_turns=2)  # fmt: skip
     run_dir, record = saved(final)
     assert record["error"] is None and len(record["turns"]) == 2
     for name in ("turn_01.png", "turn_02.png"):
         with Image.open(run_dir / name) as turn:
-            assert (turn.size, turn.mode) == ((320, 220), "RGB")
+            assert (turn.size, turn.mode) == ((160, 110), "RGB")
 
 
 # -- storage -----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ thinker tests' tiny Qwen2.5-VL.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -52,12 +53,25 @@ def clip_text_encoder(tok, dim: int = TEXT_DIM):
 
 
 def qwen_vl_text_encoder(dim: int = TEXT_DIM):
-    """(Qwen2.5-VL text encoder, tokenizer, processor) as the Qwen-Image and LongCat pipelines use them."""
+    """(Qwen2.5-VL text encoder, tokenizer, processor) as the Qwen-Image and LongCat pipelines use them.
+
+    At any width the attention stays consistent: 8-wide heads when tiny, else Qwen2.5-VL-7B's 128-wide heads
+    (3584 = 28 heads × 128, 4 key/value heads), and the multimodal rotary sections split each head's half in
+    Qwen's proportions (1 : 1.5 : 1.5, [16, 24, 24] at 128).
+    """
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     tok = tokenizer(512)
     config = qwen2_5_vl_config(tok)
-    config.text_config.hidden_size = config.vision_config.out_hidden_size = dim
+    head_dim = 128 if dim % 128 == 0 else 8
+    if dim % head_dim:
+        raise ValueError(f"a Qwen2.5-VL text width must be a multiple of 8, not {dim}")
+    heads = dim // head_dim
+    half, spatial = head_dim // 2, head_dim * 3 // 16
+    text = config.text_config
+    text.hidden_size = config.vision_config.out_hidden_size = dim
+    text.num_attention_heads, text.num_key_value_heads = heads, math.gcd(heads, 4 if head_dim == 128 else 2)
+    text.rope_parameters["mrope_section"] = [half - 2 * spatial, spatial, spatial]
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     return model, tok, build_processor("qwen2_5_vl", tok)
 
@@ -110,7 +124,19 @@ def longcat_image_edit(text_dim: int = TEXT_DIM):
                                     transformer)  # fmt: skip
 
 
-def instruct_pix2pix(text_dim: int = TEXT_DIM):
+def safety_checker():
+    """(StableDiffusionSafetyChecker, CLIPImageProcessor) at toy sizes, as a Stable Diffusion checkpoint ships them."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    tower = {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = CLIPConfig(
+        text_config=tower, vision_config={**tower, "image_size": 32, "patch_size": 16}, projection_dim=8
+    )
+    return StableDiffusionSafetyChecker(config).eval(), CLIPImageProcessor(size=32, crop_size=32)
+
+
+def instruct_pix2pix(text_dim: int = TEXT_DIM, with_safety_checker: bool = False):
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 
     tok = tokenizer(77)
@@ -120,9 +146,10 @@ def instruct_pix2pix(text_dim: int = TEXT_DIM):
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                                 cross_attention_dim=text_dim)  # fmt: skip
     scheduler = EulerAncestralDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    checker, extractor = safety_checker() if with_safety_checker else (None, None)
     return StableDiffusionInstructPix2PixPipeline(vae_kl(4), clip_text_encoder(tok, text_dim), tok, unet, scheduler,
-                                                  safety_checker=None, feature_extractor=None,
-                                                  requires_safety_checker=False)  # fmt: skip
+                                                  safety_checker=checker, feature_extractor=extractor,
+                                                  requires_safety_checker=with_safety_checker)  # fmt: skip
 
 
 def flux2_klein(text_dim: int = 16):
@@ -165,6 +192,7 @@ BUILDERS = {
     "qwen-image-edit-original": lambda **dims: qwen_image_edit(original=True, **dims),
     "longcat-image-edit": longcat_image_edit,
     "instruct-pix2pix": instruct_pix2pix,
+    "instruct-pix2pix-checked": lambda **dims: instruct_pix2pix(with_safety_checker=True, **dims),
     "flux2-klein": flux2_klein,
     "flux2-dev": flux2_dev,
 }

@@ -75,6 +75,7 @@ class BackendSpec:
     seconds_per_step: float = 1.0  # local editors: one denoising step at ~1024², bf16, H200-class (ZeroGPU budget)
     tokens_per_second: float = 30.0  # local thinkers: decoding speed, bf16, batch 1 (ZeroGPU budget)
     tiny: str | None = None  # the tiny random pipeline tests/tiny_pipelines.py builds of it (`bench --tiny`)
+    code_check: str | None = None  # "module:function(settings)": why code beyond `packages` is missing, or None
 
     def load_class(self) -> type:
         module_name, _, class_name = self.target.partition(":")

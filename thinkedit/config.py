@@ -23,7 +23,9 @@ FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "sequential")
-SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
+SETTINGS_FILE = "thinkedit_settings.json"
+PER_REQUEST = {"caller_endpoints", "editor_key", "thinker_key"}  # set per request by the web app, never configured
+NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
 
 
 @dataclass
@@ -40,6 +42,13 @@ class Settings:
     thinker_provider: str | None = None
     thinker_template: str | None = None
     polish_template: str | None = None
+    judge: str = "classic"  # `thinkedit eval`: who scores the edits (VIEScore rubric), independent of the thinker
+    judge_model: str | None = None
+    judge_url: str | None = None
+    judge_provider: str | None = None
+    judge_templates: str | None = None  # a folder with judge_semantic.txt and judge_quality.txt
+    judge_retries: int = 2  # an unreadable verdict is asked again this many times, then recorded as null
+    evals_dir: Path = Path("evals")  # where `thinkedit eval` folders are looked for (the web app's Benchmarks)
     max_turns: int = 3
     threshold: float = 8.0
     first_turn: str = "none"
@@ -48,8 +57,9 @@ class Settings:
     dtype: str | None = None
     offload: str = "auto"
     memory_budget_gb: float | None = None
+    omnigen2_path: str | None = None  # a clone of github.com/VectorSpaceLab/OmniGen2: its code is not on PyPI
     thinker_image_side: int = 1024
-    thinker_max_new_tokens: int = 2048
+    thinker_max_new_tokens: int = 4096  # what the EditThinker authors allow their thinker (vLLM max_tokens)
     request_timeout: float = 120.0  # remote backends: seconds to wait for an answer (read timeout)
     connect_timeout: float = 10.0  # remote backends: seconds to wait for a connection
     request_retries: int = 3  # remote backends: retries on 429, 5xx and connection errors
@@ -61,7 +71,12 @@ class Settings:
     public: bool = False
     ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
+    mcp: bool = False  # web app: also an MCP server at /gradio_api/mcp/ with the think_edit tool
     extra: dict = field(default_factory=dict)
+    # Per request, from a caller (the web page or its API), never from the environment and never saved:
+    caller_endpoints: tuple[str, ...] = ()  # the roles whose URL the caller named: they get no server key
+    editor_key: str | None = field(default=None, repr=False)  # the caller's own key for their endpoint
+    thinker_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -70,14 +85,15 @@ class Settings:
         env = os.environ if env is None else env
         values = read_settings_file(env.get("THINKEDIT_SETTINGS_FILE"))
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
+            if f.name in NOT_FROM_ENVIRONMENT:
                 continue
             raw = env.get(f"THINKEDIT_{f.name.upper()}")
             if raw not in (None, ""):
                 values[f.name] = _convert(f.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "runs_dir" in values:
-            values["runs_dir"] = Path(values["runs_dir"])
+        for name in ("runs_dir", "evals_dir"):
+            if name in values:
+                values[name] = Path(values[name])
         return cls(**values)
 
     def replace(self, **changes) -> Settings:
@@ -111,7 +127,7 @@ def read_settings_file(named: str | None) -> dict:
         raise BadInput(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path} must hold one JSON object of settings.")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Settings)})
+    unknown = sorted((set(data) - {f.name for f in dataclasses.fields(Settings)}) | (set(data) & PER_REQUEST))
     if unknown:
         raise BadInput(f"{path} has unknown settings: {', '.join(unknown)}. Remove them or fix their names.")
     return data
@@ -139,5 +155,28 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the backend flags of `add_backend_arguments` on top."""
     names = ("editor", "editor_model", "editor_url", "editor_provider", "thinker", "thinker_model",
              "thinker_url", "thinker_provider", "thinker_template", "device", "dtype", "offload",
-             "runs_dir")  # fmt: skip
+             "runs_dir", "judge", "judge_model", "judge_url", "judge_provider", "judge_templates")  # fmt: skip
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loop's settings, as `edit` and `eval` take them; `loop_options` reads them back."""
+    group = parser.add_argument_group("the loop")
+    group.add_argument("--max-turns", type=int, help="1..10 (default 3)")
+    group.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
+    group.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
+    group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+
+
+def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
+    """`loop.make_request` keyword arguments from the loop flags, with the settings' defaults."""
+    return {
+        "max_turns": args.max_turns if args.max_turns is not None else settings.max_turns,
+        "threshold": args.threshold if args.threshold is not None else settings.threshold,
+        "first_turn": args.first_turn or settings.first_turn,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance": args.guidance,
+    }

@@ -78,13 +78,22 @@ def _plain(value: float | None):
 # -- templates ---------------------------------------------------------------------------------------
 
 
+# The EditThinker authors' own template (inference/prompt_template.txt in appletea233/EditThinker) names the
+# placeholders differently and marks the two images with `<image>`; the images go before the text anyway.
+AUTHORS_PLACEHOLDERS = {"{original_instruction}": "{instruction}", "{rewritten_prompt}": "{prompt}", "<image>": ""}
+
+
 def load_template(kind: str, path: str | Path | None = None) -> str:
-    """The `critique` or `polish` template: a user's file when given, else the one shipped here."""
+    """The `critique` or `polish` template: a user's file when given (ours or the EditThinker authors'
+    placeholders), else the one shipped here."""
     if path:
         file = Path(path)
         if not file.is_file():
             raise BadInput(f"Template file not found: {file}")
         text = file.read_text(encoding="utf-8")
+        for theirs, ours in AUTHORS_PLACEHOLDERS.items():
+            text = text.replace(theirs, ours)
+        text = text.lstrip()
         if kind == "critique" and "{instruction}" not in text:
             raise BadInput(f"Template {file} has no {{instruction}} placeholder.")
         return text

@@ -8,6 +8,9 @@ Export writes one record per exported turn, the way the paper built ThinkEdit-14
 - `rl`: EasyR1-style JSON lines `{"prompt", "images", "answer"}`: the same prompt and answer text.
 - `jsonl`: one JSON line per turn with every field of the run and the turn, plus overall, gain, satisfied.
 Image paths are relative to the output file; the images are copied into `<out stem>_images/` next to it.
+- `hf`: a folder that `datasets.load_dataset(folder)` reads and `hf upload` publishes as is: parquet shards
+  `data/train-NNNNN-of-NNNNN.parquet` with the images embedded (`datasets` Image features), and a dataset card
+  `README.md` whose front matter tells the Hub its configs, features, license and task categories.
 
 Which turns: those whose semantic and quality scores were read. `--min-gain X` keeps a turn when its
 overall score (the geometric mean of semantic and quality that ranks the best turn) is at least X above
@@ -22,16 +25,20 @@ import json
 import shutil
 import sys
 import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import critique
+from . import __version__, critique
 from .critique import defuse, format_critique, load_template, render, score_text
 from .errors import BadInput
 from .store import SavedRun, load_run
 
-FORMATS = ("sft", "rl", "jsonl")
+FORMATS = ("sft", "rl", "jsonl", "hf")
 IMAGE_PLACEHOLDERS = "<image><image>"  # source, then edited: the order the thinker sees them
+MAX_SHARD_BYTES = 500 * 10**6  # a parquet shard of the hf format holds at most about this much (push_to_hub's default)
 
 
 def find_runs(root: str | Path, unpack_to: str | Path | None = None) -> list[tuple[str, SavedRun]]:
@@ -78,6 +85,15 @@ def select(rows: list[dict[str, Any]], min_gain: float | None = None, only_satis
     return rows
 
 
+def selected_turns(runs: str | Path, scratch: str, min_gain: float | None, only_satisfied: bool) -> Iterator[tuple]:
+    """(unique run name, run, turn) for every turn of every run under `runs` that the filters keep."""
+    used_names: set[str] = set()
+    for name, run in find_runs(runs, scratch):
+        name = _unique(name, used_names)
+        for turn in select(scored_turns(run), min_gain, only_satisfied):
+            yield name, run, turn
+
+
 def export(
     runs: str | Path,
     out: str | Path,
@@ -86,30 +102,32 @@ def export(
     min_gain: float | None = None,
     only_satisfied: bool = False,
     template: str | Path | None = None,
+    license: str = "other",
 ) -> int:
-    """Write the selected turns of every run under `runs` to `out` in `fmt`; the number of records."""
+    """Write the selected turns of every run under `runs` to `out` in `fmt`; the number of records.
+    `license` is the dataset card's, for the `hf` format."""
     if fmt not in FORMATS:
         raise BadInput(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
     out = Path(out)
+    if fmt == "hf":
+        return export_hub_dataset(runs, out, min_gain=min_gain, only_satisfied=only_satisfied, license=license)
     critique_template = load_template("critique", template)
     images_dir = out.parent / f"{out.stem}_images"
-    records, used_names = [], set()
+    records = []
     with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
-        for name, run in find_runs(runs, scratch):
-            name = _unique(name, used_names)
-            for turn in select(scored_turns(run), min_gain, only_satisfied):
-                images = [_copy(run.file(run.record.get("source", "source.png")), images_dir / name, out.parent),
-                          _copy(run.file(turn["image"]), images_dir / name, out.parent)]  # fmt: skip
-                prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
-                answer = format_critique(turn["semantic"], turn["quality"], defuse(turn["reasoning"] or ""),
-                                         defuse(turn["refined_prompt"] or turn["prompt"]))  # fmt: skip
-                if fmt == "sft":
-                    records.append({"messages": [{"role": "user", "content": prompt},
-                                                 {"role": "assistant", "content": answer}], "images": images})  # fmt: skip
-                elif fmt == "rl":
-                    records.append({"prompt": prompt, "images": images, "answer": answer})
-                else:
-                    records.append(_full_record(name, run, turn, images))
+        for name, run, turn in selected_turns(runs, scratch, min_gain, only_satisfied):
+            images = [_copy(run.file(run.record.get("source", "source.png")), images_dir / name, out.parent),
+                      _copy(run.file(turn["image"]), images_dir / name, out.parent)]  # fmt: skip
+            prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
+            answer = format_critique(turn["semantic"], turn["quality"], defuse(turn["reasoning"] or ""),
+                                     defuse(turn["refined_prompt"] or turn["prompt"]))  # fmt: skip
+            if fmt == "sft":
+                records.append({"messages": [{"role": "user", "content": prompt},
+                                             {"role": "assistant", "content": answer}], "images": images})  # fmt: skip
+            elif fmt == "rl":
+                records.append({"prompt": prompt, "images": images, "answer": answer})
+            else:
+                records.append(_full_record(name, run, turn, images))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as file:
         if fmt == "sft" and out.suffix != ".jsonl":
@@ -118,6 +136,136 @@ def export(
         else:
             file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     return len(records)
+
+
+# -- a Hugging Face dataset --------------------------------------------------------------------------
+
+
+def hub_features():
+    """The columns of the `hf` format, as `datasets` features."""
+    from datasets import Features, Image, Value
+
+    text = Value("string")
+    return Features({"source": Image(), "edited": Image(), "instruction": text, "prompt": text,
+                     "semantic": Value("float64"), "quality": Value("float64"), "reasoning": text,
+                     "refined_prompt": text, "turn": Value("int32"), "best": Value("bool"), "run": text,
+                     "editor": text, "thinker": text})  # fmt: skip
+
+
+def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
+    """One row per selected turn, its two images as PNG bytes (so the parquet files hold them)."""
+    for name, run, turn in selected:
+        source = run.file(run.record.get("source", "source.png"))
+        edited = run.file(turn["image"])
+        yield {
+            "source": {"bytes": source.read_bytes(), "path": f"{name}/{source.name}"},
+            "edited": {"bytes": edited.read_bytes(), "path": f"{name}/{edited.name}"},
+            "instruction": run.record["instruction"],
+            "prompt": turn["prompt"],
+            "semantic": turn["semantic"],
+            "quality": turn["quality"],
+            "reasoning": turn["reasoning"],
+            "refined_prompt": turn["refined_prompt"],
+            "turn": turn["index"],
+            "best": turn["index"] == run.record.get("best_turn"),
+            "run": name,
+            "editor": run.record.get("editor"),
+            "thinker": run.record.get("thinker"),
+        }
+
+
+def export_hub_dataset(runs: str | Path, out: Path, *, min_gain: float | None = None, only_satisfied: bool = False,
+                       license: str = "other") -> int:  # fmt: skip
+    """Write the selected turns as a Hub dataset folder (parquet shards and a dataset card); the number of rows."""
+    from datasets import Dataset
+
+    data = out / "data"
+    with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
+        selected = list(selected_turns(runs, scratch, min_gain, only_satisfied))
+        if not selected:
+            raise BadInput("No turn passed the filters, and a dataset needs at least one row: nothing was written.")
+        data.mkdir(parents=True, exist_ok=True)
+        for stale in data.glob("train-*-of-*.parquet"):  # a previous export's shards would be read along
+            stale.unlink()
+        dataset = Dataset.from_generator(hub_rows, features=hub_features(), gen_kwargs={"selected": selected},
+                                         cache_dir=str(Path(scratch) / "cache"))  # fmt: skip
+        shards = min(len(dataset), dataset.data.nbytes // MAX_SHARD_BYTES + 1)
+        for index in range(shards):
+            part = dataset.shard(num_shards=shards, index=index, contiguous=True)
+            part.to_parquet(str(data / f"train-{index:05d}-of-{shards:05d}.parquet"))
+        card = dataset_card(dataset, selected, min_gain=min_gain, only_satisfied=only_satisfied, license=license,
+                            download_size=sum(file.stat().st_size for file in data.glob("train-*.parquet")))  # fmt: skip
+        rows = len(dataset)
+        del dataset, part  # the arrow cache lives in `scratch`
+    card.save(out / "README.md")
+    return rows
+
+
+def dataset_card(dataset, selected: list[tuple], *, min_gain: float | None, only_satisfied: bool, license: str,
+                 download_size: int):  # fmt: skip
+    """The dataset card: front matter the Hub reads (configs, features, sizes, license, task categories) and a
+    text saying how the data was made."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = DatasetCardData(license=license, task_categories=["image-to-image", "image-text-to-text"],
+                           tags=["thinkedit", "think-while-edit", "image-editing"], pretty_name="ThinkEdit trajectories")  # fmt: skip
+    info = DatasetInfo(features=dataset.features, splits=SplitDict(), download_size=download_size,
+                       dataset_size=dataset.data.nbytes)  # fmt: skip
+    info.splits.add(SplitInfo(name="train", num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
+    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
+    configs = {"default": {"data_files": [{"split": "train", "path": "data/train-*"}]}}
+    MetadataConfigs(configs).to_dataset_card_data(data)
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_text(selected, min_gain, only_satisfied)}")
+
+
+def card_text(selected: list[tuple], min_gain: float | None, only_satisfied: bool) -> str:
+    runs = {name: run for name, run, _ in selected}
+    backends = Counter((run.record.get("editor"), run.record.get("thinker")) for _, run, _ in selected)
+    made_with = "\n".join(f"- editor `{editor}`, thinker `{thinker}`: {count} turn(s)"
+                          for (editor, thinker), count in sorted(backends.items()))  # fmt: skip
+    filters = (
+        [f"its overall score rose by at least {min_gain:g} over the previous turn"] if min_gain is not None else []
+    )
+    filters += ["both its scores reached its run's stop threshold"] if only_satisfied else []
+    kept = "every turn with both scores" + (f" where {' and '.join(filters)}" if filters else "")
+    return f"""# ThinkEdit trajectories
+
+{len(selected)} turns of {len(runs)} Think-while-Edit runs ({kept}), exported by ThinkEdit {__version__} on
+{time.strftime("%Y-%m-%d")} with `python -m thinkedit export --format hf`.
+
+Each run follows the EditThinker loop ([arXiv 2512.05965](https://arxiv.org/abs/2512.05965)): an image editor
+edits the source image with a prompt, a multimodal thinker scores the edit (semantic: instruction followed and
+the rest preserved; quality: natural, no artifacts; both 0-10), explains what fell short and rewrites the
+prompt, and the editor edits the source again with the rewrite, until both scores reach the run's threshold,
+the thinker keeps the prompt, or the turns run out. The best turn has the highest √(semantic·quality).
+
+{made_with}
+
+| column | what |
+| --- | --- |
+| `source` | the image the run started from (every turn edits it anew) |
+| `edited` | this turn's edit, at the size the editor made it (a rotation or a crop changes it) |
+| `instruction` | what the person asked for |
+| `prompt` | what the editor was given this turn: the instruction, then the previous turn's refined prompt |
+| `semantic`, `quality` | the thinker's scores, 0-10 |
+| `reasoning` | the thinker's reasoning |
+| `refined_prompt` | the thinker's rewrite for the next turn (null when it gave none) |
+| `turn` | the turn's number in its run, from 1 |
+| `best` | whether this is its run's best turn |
+| `run`, `editor`, `thinker` | the run's folder name and the backends that made it |
+
+```python
+from datasets import load_dataset
+
+turns = load_dataset("USER/NAME", split="train")  # or the folder itself
+```
+
+The license above is the exporter's choice (`--license`, default `other`). The source images are whoever ran
+ThinkEdit's; the edited images also carry the terms of the editor model that made them.
+"""
 
 
 def _full_record(name: str, run: SavedRun, turn: dict[str, Any], images: list[str]) -> dict[str, Any]:
@@ -159,6 +307,7 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         f"Instruction: {record['instruction']}",
         f"Editor:      {_backend(record.get('editor'), settings.get('editor_model'))}",
         f"Thinker:     {_backend(record.get('thinker'), settings.get('thinker_model'))}",
+        f"Source:      {_size(record.get('size'))}",
         f"Stopped:     {record.get('stop_reason')} after {len(record['turns'])} turn(s), "
         f"{record.get('seconds', 0):g} s (threshold {settings.get('threshold', '–')})",
     ]
@@ -167,15 +316,21 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
     if record.get("first_turn_prompt"):
         lines.append(f"Turn 1 prompt ({settings.get('first_turn')}): {record['first_turn_prompt']}")
     lines.append("")
-    lines.append("  turn  semantic  quality  edit s  think s  prompt")
+    lines.append("  turn  semantic  quality  edit s  think s       size  prompt")
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
         lines.append(f"{mark} {turn['index']:>4}  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
-                     f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}  {turn['prompt']}")  # fmt: skip
+                     f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
+                     f"  {_size(turn.get('size')):>9}  {turn['prompt']}")  # fmt: skip
     lines.append("")
     lines.append(f"Best turn:   {best if best is not None else 'none'}" + (" (marked *)" if best is not None else ""))
     lines += [f"Warning:     {warning}" for warning in record.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _size(size: Any) -> str:
+    """ "W×H" for a run's or a turn's `size` ([width, height]); runs saved before turns had one show "–"."""
+    return f"{size[0]}×{size[1]}" if isinstance(size, list) and len(size) == 2 else "–"
 
 
 def _backend(name: str | None, model: str | None) -> str:
@@ -192,11 +347,13 @@ def register(subparsers) -> None:
 
     data = subparsers.add_parser("export", help="turn saved runs into training data for a thinker")
     data.add_argument("--runs", required=True, help="a folder of runs (folders or zips), or one run")
-    data.add_argument("--format", choices=FORMATS, default="sft", help="sft (LLaMA-Factory), rl (EasyR1), jsonl")
+    data.add_argument("--format", choices=FORMATS, default="sft",
+                      help="sft (LLaMA-Factory), rl (EasyR1), jsonl, hf (a Hugging Face dataset folder)")  # fmt: skip
     data.add_argument("--min-gain", type=float, help="keep turns whose overall score rose by at least this")
     data.add_argument("--only-satisfied", action="store_true", help="keep turns that reached the run's threshold")
     data.add_argument("--template", help="critique template file (default: the shipped one)")
-    data.add_argument("--out", required=True, help="the output file; images go next to it")
+    data.add_argument("--license", default="other", help="hf: the dataset card's license (default other)")
+    data.add_argument("--out", required=True, help="the output file, images next to it; for hf, a folder")
     data.set_defaults(handler=_export_command)
 
 
@@ -208,6 +365,6 @@ def _show_command(args: argparse.Namespace) -> int:
 
 def _export_command(args: argparse.Namespace) -> int:
     count = export(args.runs, args.out, args.format, min_gain=args.min_gain, only_satisfied=args.only_satisfied,
-                   template=args.template)  # fmt: skip
+                   template=args.template, license=args.license)  # fmt: skip
     print(f"{count} record(s) written to {args.out}")
     return 0

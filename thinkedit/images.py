@@ -8,22 +8,25 @@ import io
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .config import MAX_IMAGE_PIXELS
-from .errors import BadInput
+from .errors import BadInput, ThinkEditError
 
 # Pillow refuses to decode anything over twice this (every decode in the process, Gradio's included);
 # between 1× and 2× it only warns, and `check_size` below refuses it with the clear message.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+_SRGB = ImageCms.createProfile("sRGB")
 
 
 def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
     """Open a path, bytes or PIL image as an upright RGB image, or raise `BadInput` saying why not.
 
-    EXIF rotation is applied, alpha is composited on white, palette / 16-bit / CMYK images are
-    converted, and an animated image gives its first frame.
+    EXIF rotation is applied, an embedded colour profile is applied (the pixels become sRGB), alpha is
+    composited on white, palette / 16-bit / CMYK images are converted, and an animated image gives its first
+    frame. The result carries no metadata (profile, EXIF, text chunks): what a run writes, it can read back.
     """
     if source is None:
         raise BadInput("No image: upload or choose an image to edit.")
@@ -45,7 +48,7 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
             pixels = re.search(r"\((\d+) pixels\)", str(exc))
             raise BadInput(_too_large(int(pixels.group(1)) if pixels else None)) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
-            raise BadInput(f"The image could not be opened: {exc}.") from None
+            raise BadInput(_unreadable(exc, "The image could not be opened: {}.")) from None
     check_size(image.width, image.height)
     try:
         image.seek(0)
@@ -55,24 +58,60 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return to_rgb(image)
+            image = to_rgb(to_srgb(ImageOps.exif_transpose(image) or image))
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated files raise OSError, odd modes ValueError
-        raise BadInput(f"The image is damaged or truncated and could not be decoded ({exc}).") from None
+        raise BadInput(_unreadable(exc, "The image is damaged or truncated and could not be decoded ({}).")) from None
+    image.info = {}  # exif_transpose made this copy: the profile is applied, and the rest the run does not need
+    return image
 
 
-def check_size(width: int, height: int) -> None:
+def _unreadable(exc: Exception, message: str) -> str:
+    """Why Pillow could not read an image: `message` with its error, or what to do about oversized metadata."""
+    if "MAX_TEXT_CHUNK" not in str(exc):  # Pillow's only sign of a metadata chunk over its limit
+        return message.format(exc)
+    limit = PngImagePlugin.MAX_TEXT_CHUNK // 2**20
+    return (f"The image carries a block of metadata (a colour profile or text) over {limit} MB, which is not read "
+            "safely: save it again without its metadata or colour profile, and upload that.")  # fmt: skip
+
+
+def to_srgb(image: Image.Image) -> Image.Image:
+    """The image with its embedded colour profile (RGB, RGBA, CMYK or grey) applied, in sRGB; unchanged when it
+    has none, or one that cannot be read (its pixels are then taken as sRGB)."""
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return image
+    try:
+        return ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)), _SRGB,
+                                         outputMode="RGBA" if image.mode == "RGBA" else "RGB")  # fmt: skip
+    except (OSError, ImageCms.PyCMSError, ValueError):
+        return image
+
+
+def check_size(width: int, height: int, what: str = "The image", advice: str = " Downscale it first.") -> None:
+    """`BadInput` for an image of no pixels or over the limit; `what` names the image in the message."""
     if width < 1 or height < 1:
-        raise BadInput(f"The image has no pixels ({width}×{height}).")
+        raise BadInput(f"{what} has no pixels ({width}×{height}).")
     if width * height > MAX_IMAGE_PIXELS:
-        raise BadInput(_too_large(width * height, f"{width}×{height} = "))
+        raise BadInput(_too_large(width * height, f"{width}×{height} = ", what, advice))
 
 
-def _too_large(pixels: int | None, size: str = "") -> str:
+def editor_output(edited: Any) -> Image.Image:
+    """What an editor returned as an RGB image of its own size, or a `ThinkEditError` saying why it cannot be kept."""
+    if edited is None:
+        raise ThinkEditError("The editor returned no image.")
+    if not isinstance(edited, Image.Image):
+        raise ThinkEditError(f"The editor returned {type(edited).__name__}, not an image.")
+    check_size(*edited.size, what="The editor's result", advice="")
+    return to_rgb(edited)
+
+
+def _too_large(
+    pixels: int | None, size: str = "", what: str = "The image", advice: str = " Downscale it first."
+) -> str:
     megapixels = f"{size}{pixels / 1e6:.0f} megapixels" if pixels else "too large"
-    return f"The image is {megapixels}; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it first."
+    return f"{what} is {megapixels}; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels.{advice}"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

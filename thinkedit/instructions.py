@@ -20,7 +20,10 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "magenta": (220, 40, 200), "pink": (245, 130, 180), "brown": (130, 80, 40), "gold": (212, 175, 55),
     "white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128),
 }  # fmt: skip
-_COLOR_WORD = r"\b(" + "|".join(COLORS) + r")\b"
+_COLOR_WORD = r"\b(" + "|".join(COLORS) + r")s?\b"
+SHAPES = {"square": "square", "rectangle": "rectangle", "disc": "disc", "disk": "disc", "circle": "disc",
+          "ball": "disc", "triangle": "triangle"}  # fmt: skip
+_SHAPE_WORD = r"\b((?:" + "|".join(SHAPES) + r")s?)\b"
 
 # A look's usual recipe at full strength: (operation, amount).
 LOOKS: dict[str, tuple[str, list[tuple[str, float]]]] = {
@@ -67,7 +70,7 @@ class Op:
 
     name: str
     amount: float | None = None
-    where: str | None = None  # crop side, flip axis, text position, "WxH" for resize
+    where: str | None = None  # crop side, flip axis, text position, "WxH" for resize, shape of a colored object
     color: str | None = None  # border / text / recolor target / kept color
     source_color: str | None = None  # recolor: the color to change
     text: str | None = None
@@ -98,7 +101,8 @@ def read(instruction: str) -> Plan:
     unknown: list[str] = []
     looks: list[str] = []
     keep = re.compile(
-        rf"\b(?:keep|leave) (?:only )?(?:the )?{_COLOR_WORD}[^,;.]*?(?:,|\band\b)\s*(?:make |turn |convert )?"
+        rf"\b(?:keep|leave) (?:only )?(?:the )?{_COLOR_WORD}(?:\s+{_SHAPE_WORD})?[^,;.]*?(?:,|\band\b)\s*"
+        r"(?:make |turn |convert )?"
         r"(?:everything else|the rest|all else)[^,;.]*?\b(?:blackwhite|gr[ae]y(?:scale)?|monochrome)\b"
         rf"|\bcolou?r splash (?:in |of )?{_COLOR_WORD}"
     )
@@ -106,7 +110,8 @@ def read(instruction: str) -> Plan:
     position = 0
     for match in keep.finditer(low):
         pieces.append(low[position : match.start()])
-        pieces.append(f" keep{match.group(1) or match.group(2)} ")
+        shape = f"_{_shape(match.group(2))}" if match.group(2) else ""
+        pieces.append(f" keep{match.group(1) or match.group(3)}{shape} ")
         position = match.end()
     low = "".join(pieces) + low[position:]
     for clause in re.split(r"\s*(?:[,;:]|[.!?](?=\s|$)|\band then\b|\bthen\b|\band\b|\balso\b|\bplus\b)\s*", low):
@@ -188,9 +193,9 @@ _TONES = [  # (operation, pattern that names it, words that raise it, words that
 
 def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
     ops: list[Op] = []
-    keep = re.search(r"\bkeep(" + "|".join(COLORS) + r")\b", clause)
+    keep = re.search(r"\bkeep(" + "|".join(COLORS) + r")(?:_(\w+))?\b", clause)
     if keep:
-        return [Op("keep_color", color=keep.group(1))]
+        return [Op("keep_color", color=keep.group(1), where=keep.group(2))]
     quote = re.search(r"\bquote(\d+)\b", clause)
     if quote and re.search(r"\b(add|write|put|place|caption|text|title|label|say|saying|reads?|print|stamp)\b", clause):
         return [_text_op(clause, quotes[int(quote.group(1))])]
@@ -227,9 +232,17 @@ def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
         color = colors[-1] if colors else "white"
         ops.append(Op("border", _number(clause, r"px|pixels?"), color=color, degree=_degree(clause)))
     elif recolor:
-        ops.append(Op("recolor", color=colors[1], source_color=colors[0]))
+        shape = re.search(rf"\b{colors[0]}s?\s+{_SHAPE_WORD}", clause)  # "the blue disc": that object only
+        where = _shape(shape.group(1)) if shape else None
+        ops.append(Op("recolor", color=colors[1], source_color=colors[0], where=where))
     ops += _geometry(clause)
     return ops
+
+
+def _shape(word: str) -> str:
+    """The shape a word names ("ball" → "disc"); a plural stays plural ("balls" → "discs": every one that fits)."""
+    plural = word.endswith("s")
+    return SHAPES[word.removesuffix("s")] + ("s" if plural else "")
 
 
 def _text_op(clause: str, text: str) -> Op:
@@ -355,9 +368,10 @@ def describe(op: Op) -> str:
         case "text":
             return f'add the text "{op.text}" at the {op.where} in {op.color} at {pct} of the image height'
         case "recolor":
-            return f"make the {op.source_color} areas {op.color}"
+            return f"make the {op.source_color} {op.where or 'areas'} {op.color}"
         case "keep_color":
-            return f"keep only the {op.color} and make everything else black and white"
+            kept = f"{op.color} {op.where}" if op.where else op.color
+            return f"keep only the {kept} and make everything else black and white"
     raise ValueError(f"unknown operation {op.name}")
 
 

@@ -29,8 +29,8 @@ from .config import (
 )
 from .critique import Critique
 from .errors import BadInput, Cancelled, ThinkEditError
-from .images import load_image
-from .store import save_run
+from .images import editor_output, load_image
+from .store import NOT_SAVED, NotSaved, save_run
 
 CANCEL_GRACE_S = 10.0  # after Stop or a timeout, how long a backend may take to reach its next step or token
 WATCH_S = 0.1  # how often the watcher looks at the clock while no event arrives
@@ -265,7 +265,8 @@ def stream(
     Stop (`cancel`) and a backend silent for longer than its timeout (no step, token or heartbeat) make the
     backend's next callback raise, so it stops at its next step or token. A backend that does not get there
     within `CANCEL_GRACE_S` is reported as stopped and left to finish on its own: its thread keeps the GPU
-    until the backend really returns. Leaving early (the page was closed) stops every job.
+    until the backend really returns. Leaving early (the page was closed) stops every job; finishing leaves
+    `cancel` as it was.
     """
     cancel = cancel or threading.Event()
     events: queue.SimpleQueue = queue.SimpleQueue()
@@ -292,7 +293,8 @@ def stream(
                 continue  # nothing more is shown once Stop is pressed
             yield number, event
     finally:
-        cancel.set()
+        if going:  # left early (the page was closed): stop what still runs
+            cancel.set()
 
 
 class _Run:
@@ -318,7 +320,11 @@ class _Run:
 
     def work(self) -> None:
         job = self.job
-        execute(job.editor, job.thinker, job.request, self.trajectory, emit=self.emit, alive=self.alive)
+        try:
+            execute(job.editor, job.thinker, job.request, self.trajectory, emit=self.emit, alive=self.alive)
+        except BaseException as exc:  # noqa: BLE001 - execute ends on every Exception; this is a SystemExit or the like
+            self.trajectory.stop_reason, self.trajectory.error = "error", f"The run was interrupted ({exc!r})."
+            self.emit(RunFinished(self.trajectory))  # the watcher waits for it: a run always finishes
 
     def alive(self) -> None:
         """Raise when the run must end (Stop, or a timeout the watcher saw); otherwise note a sign of life."""
@@ -409,7 +415,7 @@ def execute(
                                      on_step=_stepper(index, emit, alive))  # fmt: skip
                 alive()
                 edit_seconds = time.perf_counter() - started
-                edited, note = _check_edit(edited, source)
+                edited, note = _check_edit(edited)
                 if note:
                     emit(Notice(f"Turn {index}: {note}"))
                 critique, think_seconds = Critique(None, None, "", None, ""), 0.0
@@ -497,18 +503,11 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
     return critique.refined_prompt or request.instruction, critique.reasoning
 
 
-def _check_edit(edited: Any, source: Image.Image) -> tuple[Image.Image, str | None]:
-    """An editor's output as an RGB image of the source's size, plus the editor's note if any."""
-    if edited is None:
-        raise ThinkEditError("The editor returned no image.")
-    if not isinstance(edited, Image.Image):
-        raise ThinkEditError(f"The editor returned {type(edited).__name__}, not an image.")
-    note = edited.info.get("editor_note")
-    if edited.size != source.size:
-        edited = edited.resize(source.size, Image.Resampling.LANCZOS)
-    if edited.mode != "RGB":
-        edited = load_image(edited)
-    return edited, note
+def _check_edit(edited: Any) -> tuple[Image.Image, str | None]:
+    """An editor's output as an RGB image of its own size (a rotation or a crop changes the shape), plus the
+    editor's note if any."""
+    image = editor_output(edited)
+    return image, edited.info.get("editor_note")
 
 
 def _same(a: str, b: str) -> bool:
@@ -521,10 +520,10 @@ def _save(trajectory: Trajectory, emit: Callable[[Event], None]) -> None:
     started = time.perf_counter()
     try:
         save_run(trajectory, trajectory.run_dir)
-    except OSError as exc:
-        message = f"The run could not be saved to {trajectory.run_dir}: {exc.strerror or exc}. It is shown, not kept."
+    except NotSaved as exc:  # one warning names what the folder keeps; a new one replaces it when that changes
+        message = str(exc)
         if message not in trajectory.warnings:
-            trajectory.warnings.append(message)
+            trajectory.warnings[:] = [w for w in trajectory.warnings if not w.startswith(NOT_SAVED)] + [message]
             emit(Notice(message))
     finally:
         trajectory.save_seconds += time.perf_counter() - started

@@ -1,7 +1,8 @@
 """The backend tables by role, whether a backend can run here, and `build_backend`, the one way to build one.
 
 The rows themselves live beside their code (`EDITORS` in thinkedit/editors, `THINKERS` in
-thinkedit/thinkers); a row names its class by import path, so listing backends imports no torch.
+thinkedit/thinkers, `JUDGES` in thinkedit/judges); a row names its class by import path, so listing
+backends imports no torch.
 """
 
 from __future__ import annotations
@@ -17,16 +18,22 @@ from .backend import BackendSpec
 from .config import Settings
 from .editors import EDITORS
 from .errors import BadInput
+from .judges import JUDGES
 from .thinkers import THINKERS
 
-TABLES: dict[str, dict[str, BackendSpec]] = {"editor": EDITORS, "thinker": THINKERS}
+TABLES: dict[str, dict[str, BackendSpec]] = {"editor": EDITORS, "thinker": THINKERS, "judge": JUDGES}
 
 
-def availability(role: str, spec: BackendSpec, model: str | None = None, url: str | None = None) -> tuple[bool, str]:
+def availability(
+    role: str, spec: BackendSpec, model: str | None = None, url: str | None = None, settings: Settings | None = None
+) -> tuple[bool, str]:
     """(can run here, why not / what it will use) for a `role` backend. Cheap: nothing is loaded or fetched."""
     missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
     if missing:
         return False, f"package missing: {', '.join(missing)} (pip install -r requirements.txt)"
+    code = missing_code(spec, settings or Settings.from_env())
+    if code:
+        return False, code
     if spec.kind == "offline":
         return True, "runs on the CPU, no weights needed"
     if spec.kind == "remote":
@@ -51,6 +58,14 @@ def availability(role: str, spec: BackendSpec, model: str | None = None, url: st
         where = f"weights at {where}"
     on_gpu = runtime.pick_device(Settings()).startswith("cuda")
     return True, f"GPU, {where}" if on_gpu else f"no GPU: runs on the CPU, very slowly ({where})"
+
+
+def missing_code(spec: BackendSpec, settings: Settings) -> str | None:
+    """Why the code a backend needs beyond its packages is not here (with how to get it), or None."""
+    if not spec.code_check:
+        return None
+    module_name, _, function = spec.code_check.partition(":")
+    return getattr(importlib.import_module(module_name), function)(settings)
 
 
 def weights_location(checkpoint: str | None) -> str | None:
@@ -91,14 +106,14 @@ def build_backend(role: str, settings: Settings, name: str | None = None):
     """
     spec = find_spec(role, name or getattr(settings, role))
     checkpoint = model_for(spec, settings, role)
-    ok, reason = availability(role, spec, model=checkpoint, url=url_for(settings, role))
+    ok, reason = availability(role, spec, model=checkpoint, url=url_for(settings, role), settings=settings)
     if not ok:
         refusal = f"The {role} '{spec.name}' cannot run here"
-        if spec.kind == "local" and weights_location(checkpoint) is None:
+        if spec.kind == "local" and weights_location(checkpoint) is None and not missing_code(spec, settings):
             gated = spec.gated and checkpoint == spec.model
             missing = runtime.missing_weights(checkpoint, spec.size_gb, f"--{role}-model", gated=gated)
             raise BadInput(f"{refusal}. {missing}")
-        raise BadInput(f"{refusal}: {reason}. Choose another {role}.")
+        raise BadInput(f"{refusal}: {reason.rstrip('.')}. Choose another {role}.")
     return zerogpu.sliced(spec.load_class()(spec, settings))
 
 
@@ -116,7 +131,7 @@ def hf_token() -> str | None:
 
 
 def backend_rows(settings: Settings) -> list[dict[str, Any]]:
-    """Every editor and thinker with whether it can run here and why not — for `backends` and the UI."""
+    """Every editor, thinker and judge with whether it can run here and why not — for `backends` and the UI."""
     rows = []
     for role, table in TABLES.items():
         for spec in table.values():
@@ -126,6 +141,7 @@ def backend_rows(settings: Settings) -> list[dict[str, Any]]:
                 spec,
                 model=getattr(settings, f"{role}_model") if chosen else None,
                 url=url_for(settings, role) if chosen or spec.needs_url else None,
+                settings=settings,
             )
             rows.append({"role": role, "name": spec.name, "available": ok, "reason": reason,
                          "kind": spec.kind, "description": spec.description})  # fmt: skip

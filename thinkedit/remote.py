@@ -12,6 +12,7 @@ import base64
 import email.utils
 import itertools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -35,18 +36,19 @@ HEARTBEAT_SECONDS = 0.5  # how often an idle request asks the caller whether Sto
 
 @dataclass(frozen=True)
 class Policy:
-    """Timeouts and retries for one backend, from `Settings`."""
+    """Timeouts and retries for one backend, from `Settings`, and whether its servers' words may be shown."""
 
     connect: float
     read: float
     retries: int
     backoff: float
+    quote_server: bool = True  # False for an endpoint a caller named: its answers may be from anywhere
 
     @classmethod
-    def from_settings(cls, settings: Settings, read: float | None = None) -> Policy:
+    def from_settings(cls, settings: Settings, role: str, read: float | None = None) -> Policy:
         """`read` defaults to `request_timeout`; editors pass `edit_timeout`, since an edit may take minutes."""
         return cls(settings.connect_timeout, read or settings.request_timeout, max(0, settings.request_retries),
-                   max(0.0, settings.retry_backoff))  # fmt: skip
+                   max(0.0, settings.retry_backoff), role not in settings.caller_endpoints)  # fmt: skip
 
     def timeout(self) -> httpx2.Timeout:
         return httpx2.Timeout(self.read, connect=self.connect)
@@ -58,6 +60,27 @@ class RemoteFailure(Exception):
     def __init__(self, happened: str, *, retry: bool, wait: float | None = None, host: str | None = None):
         super().__init__(happened)
         self.happened, self.retry, self.wait, self.host = happened, retry, wait, host
+
+
+def credential(settings: Settings, role: str, *environment: str) -> str | None:
+    """The key for the `role` backend's endpoint: the caller's own when they gave one; else the server's (from
+    the first set of the `environment` variables), but only for the endpoint the server itself configured —
+    an endpoint a caller named (the web page's URL box, the API) never gets the server's key."""
+    own = getattr(settings, f"{role}_key", None)
+    if own or role in settings.caller_endpoints:
+        return own or None
+    return next((os.environ[name] for name in environment if os.environ.get(name)), None)
+
+
+NO_KEY = "EMPTY"  # what goes to an endpoint that takes no key (vLLM's convention), never a secret
+
+
+def hub_token(settings: Settings, role: str) -> str | None:
+    """huggingface_hub's `token=` for the `role` endpoint: the key `credential` allows; for an endpoint a caller
+    named without a key of their own, `NO_KEY` (given None, huggingface_hub would send HF_TOKEN or its stored
+    login); else None (huggingface_hub's own login, for the server's endpoints)."""
+    key = credential(settings, role, "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+    return key or (NO_KEY if role in settings.caller_endpoints else None)
 
 
 def check_url(url: str, flag: str) -> str:
@@ -153,7 +176,8 @@ def describe(exc: BaseException, policy: Policy, credentials: str | None = None)
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     if isinstance(status, int):
-        return status_failure(status, response.headers, _detail(exc, response), credentials)
+        detail = _detail(exc, response) if policy.quote_server else ""
+        return status_failure(status, response.headers, detail, credentials)
     chain = _chain(exc)
     if any(isinstance(e, httpx2.TimeoutException) or type(e).__name__ == "InferenceTimeoutError" for e in chain):
         if any(isinstance(e, httpx2.ConnectTimeout) for e in chain):

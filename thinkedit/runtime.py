@@ -21,6 +21,8 @@ from .backend import is_local
 from .config import Settings
 from .errors import ThinkEditError
 
+MEMORY_HEADROOM = 0.15  # share of the GPU's memory the default budget leaves free for activations
+
 
 def has_torch() -> bool:
     return importlib.util.find_spec("torch") is not None
@@ -42,7 +44,8 @@ def pick_device(settings: Settings) -> str:
 
 
 def pick_dtype(settings: Settings, device: str | None = None):
-    """CUDA → bfloat16, MPS → float16, CPU → float32, unless the user said otherwise."""
+    """CUDA and MPS → bfloat16 (FLUX and Qwen-Image overflow to NaN, black images, in float16), CPU → float32,
+    unless the user said otherwise."""
     import torch
 
     if settings.dtype:
@@ -53,11 +56,7 @@ def pick_dtype(settings: Settings, device: str | None = None):
             raise BadInput(f"Unknown dtype '{settings.dtype}'; use bfloat16, float16 or float32.")
         return dtype
     device = device or pick_device(settings)
-    if device.startswith("cuda"):
-        return torch.bfloat16
-    if device.startswith("mps"):
-        return torch.float16
-    return torch.float32
+    return torch.bfloat16 if device.startswith(("cuda", "mps")) else torch.float32
 
 
 @dataclass
@@ -90,7 +89,9 @@ class ModelCache:
         size_gb: float | None = None,
         budget_gb: float | None = None,
         offload: str = "none",
+        device: str | None = None,
     ) -> Any:
+        """The model for `key`, loaded once. It is budgeted at what it keeps on `device` between uses."""
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -100,7 +101,8 @@ class ModelCache:
             with self._lock:
                 if key in self._entries:
                     return self._entries[key].model
-            self._make_room(size_gb or 0.0, budget_gb, keep=key)
+            resident_estimate = (size_gb or 0.0) if offload == "none" else 0.0  # offloaded: it waits in CPU memory
+            self._make_room(resident_estimate, budget_gb, keep=key)
             started = time.perf_counter()
             try:
                 model = loader()
@@ -108,9 +110,9 @@ class ModelCache:
                 gc.collect()  # a half-built model (e.g. after CUDA OOM) must not keep its memory
                 _empty_cuda_cache()
                 raise
-            measured = resident_gb(model, offload)
+            measured = resident_gb(model, device)
             with self._lock:
-                self._entries[key] = Entry(model, measured if measured is not None else size_gb or 0.0, offload)
+                self._entries[key] = Entry(model, measured if measured is not None else resident_estimate, offload)
                 self.loads += 1
                 self.load_seconds += time.perf_counter() - started
             self._make_room(0.0, budget_gb, keep=key)
@@ -192,29 +194,38 @@ def load(
     recently used models first when the new one would not fit.
     """
     budget = memory_budget_gb(settings) if settings is not None else None
-    return CACHE.get(key, loader, size_gb=size_gb, budget_gb=budget, offload=offload)
+    device = pick_device(settings) if settings is not None else None
+    return CACHE.get(key, loader, size_gb=size_gb, budget_gb=budget, offload=offload, device=device)
 
 
 def memory_budget_gb(settings: Settings) -> float | None:
-    """The user's budget (THINKEDIT_MEMORY_BUDGET_GB), else the GPU's memory, else no limit (CPU)."""
+    """The user's budget (THINKEDIT_MEMORY_BUDGET_GB), else the chosen GPU's memory less `MEMORY_HEADROOM`
+    (room for activations: CFG at ~8k image tokens needs several GB), else no limit (CPU)."""
     if settings.memory_budget_gb is not None:
         return float(settings.memory_budget_gb)
-    if pick_device(settings).startswith("cuda"):
+    device = pick_device(settings)
+    if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.get_device_properties(0).total_memory / 1e9
+        return torch.cuda.get_device_properties(device).total_memory * (1 - MEMORY_HEADROOM) / 1e9
     return None
 
 
-def resident_gb(model: Any, offload: str = "none") -> float | None:
-    """GB of weights `model` keeps in budgeted memory: all of them, the largest part, or none (offloaded)."""
+def resident_gb(model: Any, device: str | None = None) -> float | None:
+    """GB of weights `model` keeps on `device` (any device of its type), None when it holds no torch modules.
+
+    Offloaded models wait in CPU memory, so they hold nothing on the GPU between uses. Without a device: all
+    the weights it holds anywhere.
+    """
     modules = _modules(model)
     if not modules:
         return None
-    sizes = [sum(t.numel() * t.element_size() for t in (*m.parameters(), *m.buffers())) / 1e9 for m in modules]
-    if offload == "sequential":
-        return 0.0
-    return max(sizes) if offload == "model" else sum(sizes)
+    import torch
+
+    kind = torch.device(device).type if device else None
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    held = [t for t in tensors if t.device.type == kind] if kind else [t for t in tensors if t.device.type != "meta"]
+    return sum(t.numel() * t.element_size() for t in held) / 1e9
 
 
 def _modules(model: Any) -> list:
@@ -252,7 +263,7 @@ def free_memory_gb(settings: Settings) -> float:
     """Free accelerator memory plus what releasable cached models hold, capped by the budget."""
     import torch
 
-    free = torch.cuda.mem_get_info()[0] / 1e9
+    free = torch.cuda.mem_get_info(pick_device(settings))[0] / 1e9
     releasable = CACHE.releasable_gb()
     budget = memory_budget_gb(settings)
     held = sum(entry.size_gb for _, entry in CACHE.entries())

@@ -10,10 +10,11 @@ every surface. One edit at a time per GPU (`runtime.gpu_turn`); up to `max_queue
 answer is 503 with Retry-After, sent from the headers before the body is read. A waiting request holds only
 its body; decoding, the edit and encoding run in worker threads, so the event loop (and /health) never
 waits on an image. A connection slow to send its headers, or an admitted body slow to arrive, is closed or
-refused after `--header-timeout` / `--body-timeout` seconds. The output keeps the input's size, as the reference servers do (width/height are accepted and checked, not
-used); `enhance_prompt` is accepted and ignored: prompts are refined by the thinker, not here. An edit
-whose client hangs up is stopped at its next step. There is no authentication: bind to 127.0.0.1 or a
-private network.
+refused after `--header-timeout` / `--body-timeout` seconds. The output has the editor's size: the input's
+for the diffusion editors, which map back to it themselves, and the asked shape for a rotation or a crop
+(width/height are accepted and checked, not used); `enhance_prompt` is accepted and ignored: prompts are
+refined by the thinker, not here. An edit whose client hangs up is stopped at its next step. There is no
+authentication: bind to 127.0.0.1 or a private network.
 """
 
 import argparse
@@ -24,13 +25,11 @@ import threading
 import time
 from typing import Any
 
-from PIL import Image
-
 from . import runtime
 from .backend import name_of
 from .config import add_backend_arguments, settings_from_args
 from .errors import BadInput, Cancelled, ThinkEditError
-from .images import base64_bytes, check_size, load_image, png_bytes
+from .images import base64_bytes, check_size, editor_output, png_bytes
 from .loop import EditRequest, make_request, number
 from .registry import build_backend
 
@@ -149,7 +148,7 @@ def create_app(
                 del body[:]  # parsed: the bytes are not needed while the edit runs
                 edited = editor.edit(job.image, job.instruction, seed=job.seed, steps=job.steps,
                                      guidance=job.guidance, on_step=check_stop)  # fmt: skip
-            return edit_answer(job, edited, time.perf_counter() - started)
+            return edit_answer(edited, job.seed, time.perf_counter() - started)
 
         try:
             body = await _read_body(request, max_body, body_timeout)
@@ -175,19 +174,18 @@ def create_app(
     return app
 
 
-def edit_answer(job: EditRequest, edited: Any, seconds: float) -> bytes:
-    """The protocol's JSON answer: the edit as a PNG at the source's size (the protocol's promise)."""
-    if not isinstance(edited, Image.Image):
-        raise Refused(500, f"The editor returned {type(edited).__name__}, not an image.")
-    edited = load_image(edited)
-    if edited.size != job.image.size:
-        edited = edited.resize(job.image.size, Image.Resampling.LANCZOS)
+def edit_answer(edited: Any, seed: int, seconds: float) -> bytes:
+    """The protocol's JSON answer: the edit as a PNG."""
+    try:
+        edited = editor_output(edited)  # the editor's own size: a rotation or a crop changes the shape
+    except ThinkEditError as exc:
+        raise Refused(500, str(exc)) from None
     png = base64.b64encode(png_bytes(edited)).decode("ascii")
     answer = {
         "success": True,
         "edited_image": png,
         "error": None,
-        "seed": job.seed,
+        "seed": seed,
         "processing_time": round(seconds, 3),
     }
     return json.dumps(answer).encode()

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from .config import SETTINGS_FILE, Settings, read_settings_file
 from .errors import BadInput, ThinkEditError
@@ -99,10 +101,13 @@ def check(folder: str | Path, *, start_app: bool = True) -> list[str]:
     if "sdk_version" in meta and str(meta["sdk_version"]) != pinned:
         problems.append(f"sdk_version is {meta['sdk_version']}, but requirements.txt pins gradio {pinned}")
     if "python_version" in meta and not isinstance(meta["python_version"], str):
-        problems.append(f'python_version must be a quoted string such as "3.10", not {meta["python_version"]!r}')
+        problems.append(f'python_version must be a quoted string such as "3.12", not {meta["python_version"]!r}')
+    elif "python_version" in meta:
+        problems += python_problems(meta["python_version"], _installed_pins(folder, meta))
     if len(str(meta.get("short_description", ""))) > MAX_SHORT_DESCRIPTION:
         problems.append(f"short_description is longer than {MAX_SHORT_DESCRIPTION} characters")
     problems += _hardware_problems(meta.get("suggested_hardware"))
+    problems += preload_problems(meta.get("preload_from_hub") or [])
     app_file = meta.get("app_file")
     if app_file and not (folder / app_file).is_file():
         problems.append(f"app_file {app_file} is not in the folder")
@@ -111,6 +116,40 @@ def check(folder: str | Path, *, start_app: bool = True) -> list[str]:
     if start_app and not problems:
         problems += _start_problems(folder, app_file)
     return problems
+
+
+def python_problems(python_version: str, pins: dict[str, str]) -> list[str]:
+    """One sentence per pinned package (name → version) whose own `Requires-Python` refuses `python_version`.
+
+    The requirement is read from the installed package's metadata, so only packages installed here at
+    exactly the pinned version can be checked; the others are left alone.
+    """
+    try:
+        python = Version(python_version)
+    except InvalidVersion:
+        return [f'python_version "{python_version}" is not a Python version such as "3.12"']
+    problems = []
+    for name, version in sorted(pins.items()):
+        try:
+            installed = metadata.metadata(name)
+        except metadata.PackageNotFoundError:
+            continue
+        requires = installed.get("Requires-Python")
+        if installed["Version"].split("+")[0] == version and requires and python not in SpecifierSet(requires):
+            problems.append(f'{name} {version} requires Python {requires} (its package metadata), but '
+                            f'python_version is "{python_version}": choose a Python it accepts')  # fmt: skip
+    return problems
+
+
+def _installed_pins(folder: Path, meta: dict) -> dict[str, str]:
+    """What the Space installs at an exact version: the `==` lines of its requirements.txt, and gradio at
+    sdk_version (the Space installs that gradio whatever requirements.txt says)."""
+    file = folder / "requirements.txt"
+    lines = _requirements(file) if file.is_file() else []
+    pins = {_package(line): line.split("==", 1)[1].split(";")[0].strip() for line in lines if "==" in line}
+    if "sdk_version" in meta:
+        pins["gradio"] = str(meta["sdk_version"])
+    return pins
 
 
 def front_matter(text: str) -> dict:
@@ -125,6 +164,32 @@ def front_matter(text: str) -> dict:
     if not isinstance(meta, dict):
         raise ValueError("the YAML block is not a mapping of keys to values")
     return meta
+
+
+def preload_problems(entries) -> list[str]:
+    """`preload_from_hub` entries read as the Spaces docs write them: `repo_id [file1,file2,...] [commit_sha]`."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if not isinstance(entries, list):
+        return ["preload_from_hub must be a list of `repo_id [file1,file2] [commit]` entries"]
+    problems = []
+    for entry in entries:
+        parts = str(entry).split()
+        if not 1 <= len(parts) <= 3:
+            problems.append(f"preload_from_hub entry '{entry}' is not `repo_id [file1,file2] [commit]` "
+                            "(file names are separated by commas, without spaces)")  # fmt: skip
+            continue
+        try:
+            validate_repo_id(parts[0])
+        except HFValidationError:
+            problems.append(f"preload_from_hub entry '{entry}' does not start with a repository id such as org/name")
+        if len(parts) > 1 and "" in parts[1].split(","):
+            problems.append(f"preload_from_hub entry '{entry}' has an empty file name in its comma-separated list")
+        if len(parts) == 3 and not re.fullmatch(r"[0-9a-f]{40}", parts[2]):
+            problems.append(f"preload_from_hub entry '{entry}' ends with '{parts[2]}', which is not a commit sha "
+                            "(file names are separated by commas, without spaces)")  # fmt: skip
+    return problems
 
 
 def _hardware_problems(hardware) -> list[str]:
@@ -159,7 +224,8 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
         return [f"{SETTINGS_FILE}: {exc}"]
     problems = []
     models = meta.get("models") or []
-    preloaded = [str(entry).split()[0] for entry in meta.get("preload_from_hub") or []]
+    preloaded = {parts[0]: parts[1].split(",") if len(parts) > 1 else None
+                 for parts in (str(entry).split() for entry in meta.get("preload_from_hub") or []) if parts}  # fmt: skip
     for role, table in (("editor", EDITORS), ("thinker", THINKERS)):
         name = getattr(settings, role)
         spec = table.get(name)
@@ -171,6 +237,9 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
             problems.append(f"the {role} model {model} is not in the front matter's models list")
         if spec.kind == "local" and model not in preloaded:
             problems.append(f"the {role} model {model} is not in preload_from_hub, so it would download at start")
+        marker = "model_index.json" if role == "editor" else "config.json"  # what from_pretrained reads first
+        if spec.kind == "local" and preloaded.get(model) and marker not in preloaded[model]:
+            problems.append(f"preload_from_hub lists files of {model} but not its {marker}")
     return problems
 
 

@@ -6,10 +6,12 @@ export formats rely on it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import time
 import zipfile
@@ -21,12 +23,22 @@ from typing import Any
 from PIL import Image
 
 from . import __version__
-from .errors import BadInput
+from .config import MAX_TURNS_RANGE
+from .errors import BadInput, ThinkEditError
 from .images import load_image, png_bytes
 
 SCHEMA_VERSION = 1
-MAX_MEMBER_BYTES = 256 * 2**20  # a run's PNG or JSON; anything larger in an uploaded zip is refused
+MAX_TURNS = MAX_TURNS_RANGE[1]  # the contract: a saved run has at most this many turns
+MAX_MEMBER_BYTES = 256 * 2**20  # a run's PNG; anything larger in an uploaded zip is refused
+MAX_RECORD_BYTES = 64 * 2**20  # a trajectory.json (10 turns of long reasoning take a few MB)
+MAX_RUN_BYTES = 2**30  # all that a run's zip may unpack to
+MAX_ZIP_MEMBERS = 64  # a run's zip holds at most 12 files; a zip of its folder made by hand adds a few entries
+NOT_SAVED = "The run could not be saved"  # how every `NotSaved` message begins
 _RUN_IMAGE = re.compile(r"source\.png|turn_\d{2,}\.png")
+
+
+class NotSaved(ThinkEditError):
+    """The run folder could not be written completely; the message says exactly what it keeps."""
 
 
 def new_run_dir(runs_root: str | Path) -> Path:
@@ -36,17 +48,74 @@ def new_run_dir(runs_root: str | Path) -> Path:
 
 
 def save_run(trajectory, run_dir: str | Path) -> Path:
-    """Write what is new (images once, the JSON every time). Raises OSError when the disk says no."""
+    """Write what is new (images once, the JSON every time). When the disk says no, trajectory.json (small) still
+    lists the turns whose images are on disk, and `NotSaved` says what the folder keeps."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "source.png").exists():
-        _write_image(trajectory.request.image, run_dir / "source.png")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / "source.png").exists():
+            _write_image(trajectory.request.image, run_dir / "source.png")
+    except OSError as exc:
+        raise NotSaved(_what_is_kept(run_dir, exc)) from None
+    kept, failure = [], None
     for turn in trajectory.turns:
         path = run_dir / turn_file(turn.index)
-        if not path.exists():
-            _write_image(turn.image, path)
-    write_json_atomic(run_dir / "trajectory.json", trajectory_record(trajectory))
+        try:
+            if not path.exists():
+                _write_image(turn.image, path)
+            kept.append(turn)
+        except OSError as exc:
+            failure = failure or exc
+    try:
+        write_json_atomic(run_dir / "trajectory.json", trajectory_record(dataclasses.replace(trajectory, turns=kept)))
+    except OSError as exc:
+        failure = failure or exc
+    if failure is not None:
+        raise NotSaved(_what_is_kept(run_dir, failure))
     return run_dir
+
+
+def _what_is_kept(run_dir: Path, failure: OSError) -> str:
+    """The sentence for a failed save, naming what the run folder holds now (read from the folder itself)."""
+    reason = failure.strerror or str(failure)
+    images = sorted(p.name for p in run_dir.iterdir() if _RUN_IMAGE.fullmatch(p.name)) if run_dir.is_dir() else []
+    if "source.png" not in images:
+        return f"{NOT_SAVED} to {run_dir} ({reason}); it is shown, not kept."
+    try:
+        listed = [turn["index"] for turn in json.loads((run_dir / "trajectory.json").read_bytes())["turns"]]
+        record = f"a trajectory.json of {_turns_text(listed)}"
+    except (OSError, ValueError, KeyError, TypeError):
+        record = "no trajectory.json"
+    return f"{NOT_SAVED} completely to {run_dir} ({reason}): it keeps {', '.join(images)} and {record}; the rest is not kept."
+
+
+def _turns_text(indexes: list[int]) -> str:
+    """[1] → "turn 1", [1, 2, 3] → "turns 1, 2 and 3"."""
+    if not indexes:
+        return "no turns"
+    words = [str(index) for index in indexes]
+    if len(words) == 1:
+        return f"turn {words[0]}"
+    return f"turns {', '.join(words[:-1])} and {words[-1]}"
+
+
+def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:
+    """The folder a new run is written to. One that already holds a run is refused, so two runs never mix; with
+    `overwrite` that run's own files (trajectory.json, source.png, turn_NN.png) are removed first, nothing else."""
+    run_dir = Path(run_dir)
+    found = sorted(p for p in run_dir.iterdir() if _is_run_file(p.name)) if run_dir.is_dir() else []
+    if found and not overwrite:
+        names = ", ".join(p.name for p in found[:3]) + (", …" if len(found) > 3 else "")
+        raise BadInput(
+            f"{run_dir} already holds a run ({names}); choose another folder, or overwrite it (--overwrite)."
+        )
+    for path in found:
+        path.unlink()
+    return run_dir
+
+
+def _is_run_file(name: str) -> bool:
+    return name == "trajectory.json" or bool(_RUN_IMAGE.fullmatch(name))
 
 
 def turn_file(index: int) -> str:
@@ -73,6 +142,7 @@ def trajectory_record(trajectory) -> dict[str, Any]:
                 "index": turn.index,
                 "prompt": turn.prompt,
                 "image": turn_file(turn.index),
+                "size": list(turn.image.size),
                 "semantic": turn.critique.semantic,
                 "quality": turn.critique.quality,
                 "reasoning": turn.critique.reasoning,
@@ -94,9 +164,10 @@ def trajectory_record(trajectory) -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, str | None]:
+def versions(*more: str) -> dict[str, str | None]:
+    """thinkedit's version and its main libraries' (and the `more` packages'), None where one is not installed."""
     found: dict[str, str | None] = {"thinkedit": __version__}
-    for package in ("torch", "diffusers", "transformers", "gradio"):
+    for package in ("torch", "diffusers", "transformers", "gradio", *more):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -106,6 +177,10 @@ def versions() -> dict[str, str | None]:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     _write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, text.encode("utf-8"))
 
 
 def _write_image(image: Image.Image, path: Path) -> None:
@@ -157,30 +232,165 @@ class SavedRun:
 
 
 def load_run(path: str | Path, unpack_to: str | Path | None = None) -> SavedRun:
-    """Read a run folder (or a run's zip) back; `BadInput` when it is not a run. A zip is unpacked into a new
-    folder inside `unpack_to` (default: the system temp folder), which the caller removes when done."""
+    """Read a run folder (or a run's zip) back; `BadInput` with the reason when it is not a run that follows the
+    trajectory.json contract. A zip is checked before anything is unpacked, then unpacked into a new folder inside
+    `unpack_to` (default: the system temp folder), which the caller removes when done."""
     path = Path(path)
     if path.is_file() and zipfile.is_zipfile(path):
-        path = _unzip(path, unpack_to)
+        return _load_zip(path, unpack_to)
     file = path / "trajectory.json"
     if not file.is_file():
         raise BadInput(f"{path} is not a ThinkEdit run: it has no trajectory.json.")
-    try:
-        record = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise BadInput(f"{file} is not valid JSON: {exc}") from None
-    if not _follows_contract(record):
-        raise BadInput(f"{file} does not follow the trajectory format (instruction, turns with index and image).")
+    _check_size(file.stat().st_size, MAX_RECORD_BYTES, file.name, str(path))
+    record = _read_record(file.read_bytes(), str(file))
+    missing = next((name for name in _run_images(record, str(file)) if not (path / name).is_file()), None)
+    if missing is not None:
+        raise BadInput(f"The run at {path} has no {missing}, which its trajectory.json names.")
     return SavedRun(path, record)
 
 
-def _follows_contract(record: Any) -> bool:
-    if not isinstance(record, dict) or not isinstance(record.get("instruction"), str):
-        return False
-    turns = record.get("turns")
-    return isinstance(turns, list) and all(
-        isinstance(t, dict) and isinstance(t.get("index"), int) and isinstance(t.get("image"), str) for t in turns
-    )
+def _load_zip(archive_path: Path, unpack_to: str | Path | None) -> SavedRun:
+    """Check the zip's listing and its trajectory.json, then unpack only the files the record names."""
+    name, target = archive_path.name, None
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            members = archive.infolist()
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise BadInput(f"{name} holds {len(members)} files; a run's zip holds at most {MAX_ZIP_MEMBERS}.")
+            files: dict[str, zipfile.ZipInfo] = {}
+            for member in members:
+                base = Path(member.filename).name
+                if member.is_dir() or not _is_run_file(base):
+                    continue
+                if base in files:
+                    raise BadInput(f"{name} holds two files named {base}; a run's zip holds one run.")
+                files[base] = member
+            if "trajectory.json" not in files:
+                raise BadInput(f"{name} is not a ThinkEdit run: it has no trajectory.json.")
+            _check_size(files["trajectory.json"].file_size, MAX_RECORD_BYTES, "trajectory.json", name)
+            record = _read_record(archive.read(files["trajectory.json"]), f"{name}'s trajectory.json")
+            wanted = [files["trajectory.json"]]
+            for image in _run_images(record, f"{name}'s trajectory.json"):
+                if image not in files:
+                    raise BadInput(f"{name} has no {image}, which its trajectory.json names.")
+                _check_size(files[image].file_size, MAX_MEMBER_BYTES, image, name)
+                wanted.append(files[image])
+            total = sum(member.file_size for member in wanted)
+            if total > MAX_RUN_BYTES:
+                raise BadInput(f"{name} unpacks to {total / 2**20:.0f} MB; a run's zip may hold at most "
+                               f"{MAX_RUN_BYTES / 2**20:.0f} MB.")  # fmt: skip
+            target = Path(tempfile.mkdtemp(prefix="thinkedit-run-", dir=unpack_to))
+            for member in wanted:
+                with archive.open(member) as packed, open(target / Path(member.filename).name, "wb") as unpacked:
+                    shutil.copyfileobj(packed, unpacked)
+    except Exception as exc:  # noqa: BLE001 - a damaged, encrypted or refused zip leaves nothing unpacked
+        if target is not None:
+            shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, BadInput):
+            raise
+        raise BadInput(f"{name} could not be unpacked ({exc}); it is not a run's zip ThinkEdit can read.") from None
+    return SavedRun(target, record)
+
+
+def _check_size(size: int, limit: int, file: str, where: str) -> None:
+    if size > limit:
+        raise BadInput(f"{where} holds a {size / 2**20:.1f} MB {file}; a run's {file} is at most {limit / 2**20:g} MB.")
+
+
+def _read_record(data: bytes, label: str) -> dict[str, Any]:
+    """A trajectory.json's bytes as its record; `BadInput` naming what is wrong (`label` names the file)."""
+    try:
+        record = json.loads(data, parse_constant=_not_json)
+    except RecursionError:
+        raise BadInput(f"{label} is nested too deeply to be a run's record.") from None
+    except ValueError as exc:
+        raise BadInput(f"{label} is not valid JSON: {exc}") from None
+    _check_record(record, label)
+    return record
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# The trajectory.json contract (README "The run folder and trajectory.json") as the app reads it back: the kinds
+# each field may hold. A field may be missing unless it is in the REQUIRED set beside its table.
+_KINDS = {
+    "text": lambda v: isinstance(v, str),
+    "a whole number": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "null": lambda v: v is None,
+    "an object": lambda v: isinstance(v, dict),
+    "a list": lambda v: isinstance(v, list),
+    "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+_RECORD_FIELDS = {
+    "schema_version": ("a whole number",), "instruction": ("text",), "editor": ("text",), "thinker": ("text",),
+    "settings": ("an object",), "versions": ("an object",), "source": ("text",), "size": ("a list",),
+    "first_turn_prompt": ("text", "null"), "first_turn_reasoning": ("text", "null"), "turns": ("a list",),
+    "best_turn": ("a whole number", "null"), "stop_reason": ("text", "null"), "error": ("text", "null"),
+    "warnings": ("a list of text",), "started": ("text",), "seconds": ("a number",),
+}  # fmt: skip
+_RECORD_REQUIRED = {"instruction", "turns"}
+_SETTINGS_FIELDS = {
+    "max_turns": ("a whole number",), "threshold": ("a number",), "first_turn": ("text",),
+    "seed": ("a whole number", "null"), "steps": ("a whole number", "null"), "guidance": ("a number", "null"),
+    "editor_model": ("text", "null"), "thinker_model": ("text", "null"),
+}  # fmt: skip
+_TURN_FIELDS = {
+    "index": ("a whole number",), "prompt": ("text",), "image": ("text",), "semantic": ("a number", "null"),
+    "quality": ("a number", "null"), "reasoning": ("text", "null"), "refined_prompt": ("text", "null"),
+    "raw": ("text", "null"), "seed": ("a whole number", "null"), "edit_seconds": ("a number",),
+    "think_seconds": ("a number",), "editor_note": ("text", "null"),
+}  # fmt: skip
+_TURN_REQUIRED = {"index", "prompt", "image", "semantic", "quality", "edit_seconds", "think_seconds"}
+
+
+def _check_record(record: Any, label: str) -> None:
+    """Refuse a record that breaks the contract with `BadInput`, naming the field, what it holds and what belongs."""
+    _check_fields(record, _RECORD_FIELDS, _RECORD_REQUIRED, "the record", label)
+    _check_fields(record.get("settings", {}), _SETTINGS_FIELDS, set(), "the settings", label)
+    turns = record["turns"]
+    if len(turns) > MAX_TURNS:
+        raise BadInput(f"{label} does not follow the trajectory format: it has {len(turns)} turns, "
+                       f"and a run has at most {MAX_TURNS}.")  # fmt: skip
+    for number, turn in enumerate(turns, 1):
+        _check_fields(turn, _TURN_FIELDS, _TURN_REQUIRED, f"turn {number}", label)
+
+
+def _check_fields(data: Any, fields: dict[str, tuple[str, ...]], required: set[str], what: str, label: str) -> None:
+    """Refuse `data` (`what`: the record, its settings or one turn) unless it is an object whose fields hold what
+    the contract allows."""
+
+    def refuse(problem: str) -> None:
+        raise BadInput(f"{label} does not follow the trajectory format: {problem}.")
+
+    if not isinstance(data, dict):
+        refuse(f"{what} is {_kind(data)}, not an object")
+    owner = f"{what}'" if what.endswith("s") else f"{what}'s"
+    for key, kinds in fields.items():
+        if key not in data:
+            if key in required:
+                refuse(f'{what} has no "{key}"')
+        elif not any(_KINDS[kind](data[key]) for kind in kinds):
+            refuse(f'{owner} "{key}" is {_kind(data[key])}, where {" or ".join(kinds)} belongs')
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in the words the contract uses."""
+    if isinstance(value, bool):
+        return "true or false"
+    return next((kind for kind in ("null", "text", "a whole number", "a number", "an object", "a list")
+                 if _KINDS[kind](value)), type(value).__name__)  # fmt: skip
+
+
+def _run_images(record: dict[str, Any], label: str) -> list[str]:
+    """The image files a record names, source first; `BadInput` for a name that is not one of a run's own files."""
+    names = [record.get("source", "source.png")] + [turn["image"] for turn in record["turns"]]
+    stray = next((name for name in names if not _RUN_IMAGE.fullmatch(name)), None)
+    if stray is not None:
+        raise BadInput(f"{label} names an image '{stray}' that is not one of its own files.")
+    return names
 
 
 def zip_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -192,23 +402,6 @@ def zip_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             if file.is_file() and not file.name.startswith("."):
                 archive.write(file, arcname=f"{run_dir.name}/{file.name}")
     return out
-
-
-def _unzip(archive_path: Path, unpack_to: str | Path | None) -> Path:
-    target = Path(tempfile.mkdtemp(prefix="thinkedit-run-", dir=unpack_to))
-    with zipfile.ZipFile(archive_path) as archive:
-        for member in archive.infolist():
-            name = Path(member.filename).name
-            if member.is_dir() or not name or name.startswith("."):
-                continue
-            if not (name == "trajectory.json" or _RUN_IMAGE.fullmatch(name)):
-                continue
-            if member.file_size > MAX_MEMBER_BYTES:
-                raise BadInput(
-                    f"{archive_path.name} holds a {member.file_size / 2**20:.0f} MB {name}; not a run's zip."
-                )
-            (target / name).write_bytes(archive.read(member))
-    return target
 
 
 def _open(path: Path) -> Image.Image:

@@ -33,8 +33,8 @@ EDITORS: dict[str, BackendSpec] = {
         BackendSpec("instruct-pix2pix", "thinkedit.editors.instruct_pix2pix:InstructPix2PixEditor", "local",
                     "InstructPix2Pix (Stable Diffusion 1.5 size): small enough for a laptop.",
                     model="timbrooks/instruct-pix2pix", steps=20, guidance=7.5,
-                    options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=5.5, seconds_per_step=0.06,
-                    tiny="instruct-pix2pix"),  # fp32 + safety checker
+                    options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=4.3, seconds_per_step=0.06,
+                    tiny="instruct-pix2pix"),  # fp32, no safety checker
         BackendSpec("flux2-klein", "thinkedit.editors.flux2_klein:Flux2KleinEditor", "local",
                     "FLUX.2 [klein] 4B (Apache-2.0) through diffusers.Flux2KleinPipeline: few-step, fits 24 GB.",
                     model="black-forest-labs/FLUX.2-klein-4B", steps=4, guidance=1.0,
@@ -44,9 +44,10 @@ EDITORS: dict[str, BackendSpec] = {
                     model="black-forest-labs/FLUX.2-dev", steps=50, guidance=4.0,
                     packages=_DIFFUSERS, size_gb=110, gated=True, seconds_per_step=2.0, tiny="flux2-dev"),
         BackendSpec("omnigen2", "thinkedit.editors.omnigen2:OmniGen2Editor", "local",
-                    "OmniGen2 through its own pipeline code from its hub repository.",
+                    "OmniGen2 through its own code: a clone of its GitHub repository (THINKEDIT_OMNIGEN2_PATH).",
                     model="OmniGen2/OmniGen2", steps=50, guidance=5.0,
-                    options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=16, seconds_per_step=0.9),
+                    options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=16, seconds_per_step=0.9,
+                    code_check="thinkedit.editors.omnigen2:missing_code"),
         BackendSpec("hf-inference", "thinkedit.editors.hf_inference:HFInferenceEditor", "remote",
                     "An image-to-image model on Hugging Face Inference Providers (needs HF_TOKEN).",
                     model="black-forest-labs/FLUX.1-Kontext-dev", packages=("huggingface_hub",), inference_providers=True),

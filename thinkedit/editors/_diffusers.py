@@ -18,13 +18,13 @@ from ..config import Settings
 from ..errors import Cancelled
 from ..registry import hf_token, model_for, weights_location
 
-MAX_AREA = 1024 * 1024
+AREA = 1024 * 1024  # what FLUX.1 Kontext, Qwen-Image-Edit(-Plus), FLUX.2, LongCat and OmniGen2 work at in diffusers
 
 
-def fit_size(width: int, height: int, multiple: int, max_area: int = MAX_AREA, min_side: int = 0) -> tuple[int, int]:
-    """The working size: at most `max_area` pixels and at least `min_side` a side, the aspect ratio kept,
-    both sides a multiple of `multiple`."""
-    scale = min(1.0, math.sqrt(max_area / (width * height)))
+def fit_size(width: int, height: int, multiple: int, area: int = AREA, min_side: int = 0) -> tuple[int, int]:
+    """The working size: about `area` pixels whether the source is smaller or larger, at least `min_side` a
+    side, the aspect ratio kept, both sides a multiple of `multiple`."""
+    scale = math.sqrt(area / (width * height))
     scale = max(scale, min_side / min(width, height))
     return (
         max(multiple, round(width * scale / multiple) * multiple),
@@ -37,7 +37,7 @@ class DiffusersEditor:
 
     pipeline_name = "DiffusionPipeline"
     multiple = 16  # latent packing: 8× VAE × 2×2 patches for the FLUX and Qwen families
-    max_area = MAX_AREA
+    area = AREA  # the model's preferred working area: small sources are scaled up to it, large ones down
     min_side = 0
 
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
@@ -53,7 +53,8 @@ class DiffusersEditor:
 
         return getattr(diffusers, self.pipeline_name)
 
-    def from_pretrained_options(self) -> dict[str, Any]:
+    def from_pretrained_options(self, dtype) -> dict[str, Any]:
+        """Extra `from_pretrained` arguments (components passed in, components left out)."""
         return {}
 
     @property
@@ -76,13 +77,14 @@ class DiffusersEditor:
         )
 
     def _load(self, device: str, offload: str, size_gb: float | None):
+        pipeline_class = self.pipeline_class()  # first: an editor whose own code is missing says so, not "weights"
         gated = self.spec.gated and self.model == self.spec.model
         if runtime.offline() and weights_location(self.model) is None:
             raise runtime.missing_weights(self.model, size_gb, gated=gated)
         dtype = runtime.pick_dtype(self.settings, device)
         with runtime.friendly_errors(f"loading {self.model}", self.model, size_gb, offload=offload, gated=gated):
-            pipe = self.pipeline_class().from_pretrained(
-                self.model, dtype=dtype, token=hf_token(), **self.from_pretrained_options()
+            pipe = pipeline_class.from_pretrained(
+                self.model, dtype=dtype, token=hf_token(), **self.from_pretrained_options(dtype)
             )
             if offload == "model":
                 pipe.enable_model_cpu_offload(device=device)
@@ -113,7 +115,8 @@ class DiffusersEditor:
         return edited.convert("RGB").resize(image.size, Image.Resampling.LANCZOS)
 
     def working_size(self, image: Image.Image) -> tuple[int, int]:
-        return fit_size(*image.size, self.multiple, self.max_area, self.min_side)
+        """The size `image` is edited at (the result is resized back to the image's size)."""
+        return fit_size(*image.size, self.multiple, self.area, self.min_side)
 
     def call_arguments(
         self, image: Image.Image, prompt: str, seed: int, steps: int | None = None, guidance: float | None = None

@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..backend import BackendSpec, OnStep
-from ..config import Settings
-from ..instructions import COLORS, REPERTOIRE, Op, applied, read, resolve
+from ..config import MAX_IMAGE_PIXELS, Settings
+from ..instructions import COLORS, REPERTOIRE, Op, applied, describe, read, resolve
+from ..regions import NoRegion, select
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SEPIA = np.array([1.0, 0.78, 0.55], np.float32) / float(LUMA @ np.array([1.0, 0.78, 0.55], np.float32))
@@ -43,24 +44,26 @@ class ClassicEditor:
     ) -> Image.Image:
         plan = read(prompt)
         ops = [applied(resolve(op, image.size)) for op in plan.ops]
-        result, pixels = image.convert("RGB"), None
+        result, pixels, missing = image.convert("RGB"), None, []
         for index, op in enumerate(ops, 1):
             if op.name in TONES:  # consecutive per-pixel operations share one float array
                 pixels = np.asarray(result, np.float32) if pixels is None else pixels
                 pixels = np.clip(_tone(pixels, op.name, float(op.amount or 0.0)), 0, 255)
             else:
-                result = apply(result if pixels is None else _image(pixels), op)
-                pixels = None
+                result, pixels = result if pixels is None else _image(pixels), None
+                try:
+                    result = apply(result, op)
+                except NoRegion as exc:
+                    missing.append(f"'{describe(op)}', since {exc}")
             if on_step is not None:
                 on_step(index, len(ops))
         result = result.copy() if pixels is None else _image(pixels)
         result.info.pop("editor_note", None)
-        if plan.unknown:
-            parts = ", ".join(f"'{part}'" for part in plan.unknown)
-            unchanged = " (the image is unchanged)" if not ops else ""
-            result.info["editor_note"] = (
-                f"could not do: {parts}{unchanged} — this offline editor only does {REPERTOIRE}; {GENERATIVE} can."
-            )
+        if missing or plan.unknown:
+            parts = ", ".join(missing + [f"'{part}'" for part in plan.unknown])
+            unchanged = " (the image is unchanged)" if len(missing) == len(ops) else ""
+            why = f" — this offline editor only does {REPERTOIRE}; {GENERATIVE} can" if plan.unknown else ""
+            result.info["editor_note"] = f"could not do: {parts}{unchanged}{why}."
         return result
 
 
@@ -91,11 +94,7 @@ def apply(image: Image.Image, op: Op) -> Image.Image:
         case "crop":
             return image.crop(crop_box(image.size, op))
         case "resize":
-            if op.where:
-                width, height = (int(v) for v in op.where.split("x"))
-            else:
-                width, height = round(image.width * a), round(image.height * a)
-            return image.resize((min(8192, max(1, width)), min(8192, max(1, height))), Image.Resampling.LANCZOS)
+            return image.resize(resized(image.size, op), Image.Resampling.LANCZOS)
         case "border":
             return _border(image, op)
         case "text":
@@ -142,6 +141,32 @@ def radial(width: int, height: int) -> np.ndarray:
     ys = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
     xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
     return (xs * xs + ys * ys) / 2
+
+
+def planned_size(size: tuple[int, int], ops: list[Op]) -> tuple[int, int]:
+    """The size `apply` gives an image of `size` after `ops`: quarter turns, crops and resizes change it."""
+    for op in ops:
+        if op.name == "rotate" and float(op.amount or 0.0) % 180 == 90:
+            size = (size[1], size[0])
+        elif op.name == "crop":
+            left, top, right, bottom = crop_box(size, op)
+            size = (right - left, bottom - top)
+        elif op.name == "resize":
+            size = resized(size, op)
+    return size
+
+
+def resized(size: tuple[int, int], op: Op) -> tuple[int, int]:
+    """The size a resize asks for, shrunk (the aspect ratio kept) to within the image limit."""
+    if op.where:
+        width, height = (max(1, int(v)) for v in op.where.split("x"))
+    else:
+        width, height = (max(1, round(side * float(op.amount or 1.0))) for side in size)
+    if width * height > MAX_IMAGE_PIXELS:
+        shrink = math.sqrt(MAX_IMAGE_PIXELS / (width * height))
+        width, height = max(1, int(width * shrink)), max(1, int(height * shrink))
+        width = min(width, MAX_IMAGE_PIXELS // height)
+    return width, height
 
 
 def crop_box(size: tuple[int, int], op: Op) -> tuple[int, int, int, int]:
@@ -209,29 +234,15 @@ def _text(image: Image.Image, op: Op) -> Image.Image:
     return result
 
 
-def color_mask(hsv: np.ndarray, color: str) -> np.ndarray:
-    """Pixels of a named color in a Pillow HSV array (all channels 0..255)."""
-    h, s, v = (hsv[..., i].astype(np.int16) for i in range(3))
-    if color in ("white", "black", "gray", "grey"):
-        return {"white": (s < 40) & (v > 215), "black": v < 50}.get(color, (s < 40) & (v >= 50) & (v <= 215))
-    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[color]))
-    distance = np.abs(h - round(hue * 255))
-    near = np.minimum(distance, 256 - distance) <= 14
-    mask = near & (s > 70) & (v > 50)
-    if color in ("brown", "orange"):
-        mask &= (v < 160) if color == "brown" else (v >= 160)
-    return mask
-
-
 def _by_color(image: Image.Image, op: Op) -> Image.Image:
-    hsv = np.array(image.convert("HSV"))
-    mask = color_mask(hsv, op.source_color if op.name == "recolor" else op.color or "red")
+    mask = select(np.asarray(image), op.source_color if op.name == "recolor" else op.color or "red", op.where)
     if op.name == "keep_color":
         x = np.asarray(image, np.float32)
         gray = np.repeat((x @ LUMA)[..., None], 3, axis=2)
         return Image.fromarray(np.where(mask[..., None], x, gray).clip(0, 255).astype(np.uint8))
     target = op.color or "red"
     hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[target]))
+    hsv = np.array(image.convert("HSV"))
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     if target in ("white", "black", "gray", "grey"):
         s[mask] = 0

@@ -14,7 +14,7 @@ from .. import remote
 from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..images import load_image, png_bytes
-from ..registry import hf_token, model_for, url_for
+from ..registry import model_for, url_for
 
 PROVIDERS_HOST = "router.huggingface.co"
 
@@ -27,7 +27,7 @@ class HFInferenceEditor:
         url = url_for(settings, "editor")
         self.url = remote.check_url(url, "--editor-url") if url else None
         self.provider = settings.editor_provider or None
-        self.policy = remote.Policy.from_settings(settings, read=settings.edit_timeout)
+        self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
 
     def edit(
         self,
@@ -39,7 +39,7 @@ class HFInferenceEditor:
         guidance: float | None = None,
         on_step: OnStep | None = None,
     ) -> Image.Image:
-        key = hf_token()
+        key = remote.hub_token(self.settings, "editor")
         source = png_bytes(image)
 
         async def attempt() -> Image.Image:

@@ -37,7 +37,7 @@ class HTTPEditor:
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        self.policy = remote.Policy.from_settings(settings, read=settings.edit_timeout)
+        self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
         urls = [u for u in (url_for(settings, "editor") or "").split(",") if u.strip()]
         if not urls:
             raise BadInput("The http editor needs an editing server: set --editor-url (THINKEDIT_EDITOR_URL), "
@@ -117,7 +117,9 @@ class HTTPEditor:
     async def _post(self, client: httpx2.AsyncClient, url: str, payload: dict) -> Image.Image:
         response = await client.post(f"{url}/edit", json=payload)
         answer = _json(response)
-        reason = remote.shorten(str(answer.get("error") or answer.get("detail") or ""))
+        reason = (
+            remote.shorten(str(answer.get("error") or answer.get("detail") or "")) if self.policy.quote_server else ""
+        )
         if response.status_code >= 400:
             raise remote.status_failure(response.status_code, response.headers, reason)
         if not answer:

@@ -17,8 +17,9 @@ from PIL import Image
 from ..backend import BackendSpec, OnToken
 from ..config import Settings
 from ..critique import Critique, defuse, format_critique, parse_critique, parse_polish
-from ..editors.classic import GENERATIVE, LUMA, SEPIA, apply, color_mask, radial, text_box
+from ..editors.classic import GENERATIVE, LUMA, SEPIA, apply, planned_size, radial, text_box
 from ..instructions import COLORS, GEOMETRY, LIMITS, REPERTOIRE, SIZED, Op, applied, describe, join, read, resolve
+from ..regions import NoRegion, color_mask, grow, hsv, select
 
 WORK_SIDE = 256  # global measurements run on copies this size; detail on a full-resolution crop this size
 LOCAL = ("border", "text", "recolor", "keep_color")
@@ -96,9 +97,9 @@ def stream(text: str, on_token: OnToken | None) -> None:
 class Views:
     """Everything a review measures: small float copies (0..255) and a few full-resolution arrays."""
 
-    size: tuple[int, int]
+    size: tuple[int, int]  # the size the instruction asks for: the source's, unless it asks for geometry
     scale: float  # full-resolution pixels per small pixel
-    source: np.ndarray
+    untouched: np.ndarray  # the source squeezed into the asked size; all small copies have that shape
     edited: np.ndarray
     reference: np.ndarray  # the source with only the asked geometry: what "unchanged" means here
     base: np.ndarray  # the source with every asked operation except the local ones (border, text, colors)
@@ -115,23 +116,47 @@ class Views:
         return self.measured[which]
 
 
-def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> str:
-    """The critique as canonical thinker text, every number in it measured."""
+@dataclass
+class Assessment:
+    """What `assess` measured: each asked part, what else changed, and how well made the result is."""
+
+    looks: list[str]  # looks the instruction named without amounts
+    recipe: str  # those looks spelled out
+    parts: list[Part]
+    asks: list[str | None]  # explicit text per part, in the instruction's order
+    preservation: float  # 0.4..1: 1 when nothing changed that was not asked for
+    kept: list[str]
+    quality: float  # 0..10
+    flaws: list[str]
+
+    @property
+    def success(self) -> float:
+        """0..1: how fully the instruction's parts were done."""
+        return sum(p.score for p in self.parts) / len(self.parts)
+
+    def findings(self) -> list[str]:
+        return [p.finding for p in self.parts] + self.kept + self.flaws
+
+
+def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> Assessment:
+    """Measure the edit against what the instruction asks (`prompt`: what the editor was told)."""
     source = source.convert("RGB")
     edited = edited.convert("RGB")
-    if edited.size != source.size:
-        edited = edited.resize(source.size, Image.Resampling.LANCZOS)
     intent, used = read(instruction), read(prompt)
     targets = [resolve(op, source.size) for op in intent.ops]
     done = [applied(resolve(op, source.size)) for op in used.ops]
     views = _views(source, edited, targets)
     geometry = [op for op in targets if op.name in GEOMETRY]
+    misshapen = _misshapen(geometry, source.size, edited.size, views.size)
     parts, asks = [], []  # asks in the order the instruction gave its operations
+    if misshapen and not geometry:
+        parts.append(Part(0.0, misshapen, None))
     for op in targets:
         if op.name in GEOMETRY:
-            asks.append(describe(op))
+            again = f" so that the result is {views.size[0]}×{views.size[1]} pixels" if misshapen else ""
+            asks.append(describe(op) + (again if op is geometry[-1] else ""))
             if op is geometry[0]:
-                parts.append(_geometry(geometry, targets, views))
+                parts.append(_geometry(geometry, targets, views, misshapen))
         else:
             parts.append(_assess(op, _used(op, targets, done), views))
             asks.append(parts[-1].ask)
@@ -140,13 +165,20 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
         asks.append(parts[-1].ask)
     preservation, kept = _preservation(targets, views)
     quality, flaws = _quality(targets, views)
-    semantic = round(10 * sum(p.score for p in parts) / len(parts) * preservation, 1)
+    recipe = join([describe(op) for op in targets if op.vague])
+    return Assessment(intent.looks, recipe, parts, asks, preservation, kept, quality, flaws)
+
+
+def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> str:
+    """The critique as canonical thinker text, every number in it measured."""
+    measured = assess(source, edited, instruction, prompt)
+    asks, quality = measured.asks, measured.quality
+    semantic = round(10 * measured.success * measured.preservation, 1)
 
     lines = [f"The instruction asks: {instruction}"]
-    if intent.looks:
-        recipe = join([describe(op) for op in targets if op.vague])
-        lines.append(f"'{', '.join(intent.looks)}' names a look without amounts; in full it is: {recipe}.")
-    lines += [f"- {p.finding}" for p in parts] + [f"- {line}" for line in kept + flaws]
+    if measured.looks:
+        lines.append(f"'{', '.join(measured.looks)}' names a look without amounts; in full it is: {measured.recipe}.")
+    lines += [f"- {finding}" for finding in measured.findings()]
     if semantic >= 8 and quality >= 8:
         lines.append(f"Semantic {semantic:g}, quality {quality:g}: the edit does what was asked; I keep the prompt.")
         refined = prompt
@@ -159,23 +191,29 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
 
 
 def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views:
-    scale = max(1.0, max(source.size) / WORK_SIDE)
-    small_size = (max(1, round(source.width / scale)), max(1, round(source.height / scale)))
-    small = source.resize(small_size, Image.Resampling.BOX)
+    want = planned_size(source.size, targets)
+    scale = max(1.0, max(*source.size, *want) / WORK_SIDE)
 
-    def run(ops: list[Op], image: Image.Image) -> np.ndarray:
+    def shrunk(size: tuple[int, int]) -> tuple[int, int]:
+        return max(1, round(size[0] / scale)), max(1, round(size[1] / scale))
+
+    small, small_want = source.resize(shrunk(source.size), Image.Resampling.BOX), shrunk(want)
+
+    def run(ops: list[Op], image: Image.Image, size: tuple[int, int] | None = small_want) -> np.ndarray:
         for op in ops:
-            image = apply(image, replace(op, amount=op.amount / scale) if op.name in SIZED else op)
-        return _f(image.resize(small_size, Image.Resampling.BILINEAR) if image.size != small_size else image)
+            try:
+                image = apply(image, replace(op, amount=op.amount / scale) if op.name in SIZED else op)
+            except NoRegion:  # nothing to change; the part's own assessment says so
+                pass
+        return _f(image if size in (None, image.size) else image.resize(size, Image.Resampling.BILINEAR))
 
     crops = None
-    if not any(op.name in GEOMETRY for op in targets):
+    if not any(op.name in GEOMETRY for op in targets) and edited.size == source.size:
         box = _centre(source.size)
         ops = [op for op in targets if op.name not in LOCAL and op.name != "vignette"]
-        crops = (_f(source.crop(box)), _f(edited.crop(box)), run(ops, source.crop(box)))
+        crops = (_f(source.crop(box)), _f(edited.crop(box)), run(ops, source.crop(box), size=None))
     return Views(
-        size=source.size, scale=scale, source=_f(small),
-        edited=_f(edited.resize(small_size, Image.Resampling.BOX)),
+        size=want, scale=scale, untouched=run([], small), edited=_f(edited.resize(small_want, Image.Resampling.BOX)),
         reference=run([op for op in targets if op.name in GEOMETRY], small),
         base=run([op for op in targets if op.name not in LOCAL], small),
         expected=run(targets, small), source_full=np.asarray(source), edited_full=np.asarray(edited), crops=crops,
@@ -371,41 +409,35 @@ def _border(op: Op, used: Op | None, views: Views) -> Part:
     return Part(score, finding, describe(_corrected(op, used, ratio, score)))
 
 
-def _hsv(x: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(x.clip(0, 255).astype(np.uint8)).convert("HSV"))
-
-
 def _recolor(op: Op, used: Op | None, views: Views) -> Part:
-    mask = color_mask(_hsv(views.base), op.source_color or "red")
+    named = f"{op.source_color} {op.where}" if op.where else f"{op.source_color} areas"
+    try:
+        mask = select(views.base, op.source_color or "red", op.where)
+    except NoRegion as exc:
+        return Part(0.0, f"there is no {named} to recolor: {exc}", describe(op))
     if mask.mean() < 0.001:
-        return Part(0.5, f"there are no {op.source_color} areas in the source to recolor", describe(op))
-    now = color_mask(_hsv(views.edited), op.color or "red")
-    share = float(now[mask].mean())
+        return Part(0.5, f"there are no {named} in the source to recolor", describe(op))
+    share = float(color_mask(hsv(views.edited), op.color or "red")[mask].mean())
     finding = (
-        f"{share * 100:.0f}% of the {op.source_color} areas ({mask.mean() * 100:.1f}% of the image) are now {op.color}"
+        f"{share * 100:.0f}% of the pixels of the {named} ({mask.mean() * 100:.1f}% of the image) are now {op.color}"
     )
     return Part(min(1.0, share / 0.7), finding, describe(op))
 
 
 def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
-    mask = color_mask(_hsv(views.base), op.color or "red")
-    saturation = _hsv(views.edited)[..., 1] / 255
-    kept = (
-        float(saturation[mask].mean() / max(_hsv(views.base)[..., 1][mask].mean() / 255, 1e-6)) if mask.any() else 1.0
-    )
-    rest = float(saturation[~_grow(mask)].mean()) if (~mask).any() else 0.0
+    named = f"{op.color} {op.where}" if op.where else f"{op.color} areas"
+    try:
+        mask = select(views.base, op.color or "red", op.where)
+    except NoRegion as exc:
+        return Part(0.0, f"there is no {named} to keep: {exc}", describe(op))
+    saturation = hsv(views.edited)[..., 1] / 255
+    kept = float(saturation[mask].mean() / max(hsv(views.base)[..., 1][mask].mean() / 255, 1e-6)) if mask.any() else 1.0
+    rest = float(saturation[~grow(mask)].mean()) if (~mask).any() else 0.0
     score = min(1.0, kept / 0.7) * max(0.0, 1 - max(0.0, rest - 0.05) * 8)
-    finding = f"the {op.color} areas keep {kept * 100:.0f}% of their saturation; the rest has mean saturation {rest:.3f} (gray is 0)"
+    finding = (
+        f"the {named} kept {kept * 100:.0f}% of the saturation; the rest has mean saturation {rest:.3f} (gray is 0)"
+    )
     return Part(score, finding, describe(op))
-
-
-def _grow(mask: np.ndarray) -> np.ndarray:
-    grown = mask.copy()
-    grown[1:] |= mask[:-1]
-    grown[:-1] |= mask[1:]
-    grown[:, 1:] |= mask[:, :-1]
-    grown[:, :-1] |= mask[:, 1:]
-    return grown
 
 
 def _posterize(op: Op, used: Op | None, views: Views) -> Part:
@@ -441,16 +473,37 @@ def _pixelate(op: Op, used: Op | None, views: Views) -> Part:
     return Part(score, finding, describe(_corrected(op, used, ratio, score)))
 
 
-def _geometry(geometry: list[Op], targets: list[Op], views: Views) -> Part:
-    match = abs if any(op.name == "invert" for op in targets) else float
-    got, untouched = match(_ncc(views.edited, views.expected)), match(_ncc(views.edited, views.source))
+def _misshapen(geometry: list[Op], source: tuple[int, int], got: tuple[int, int], want: tuple[int, int]) -> str | None:
+    """What is wrong with the result's shape, in numbers; None when it has the asked aspect ratio (and the asked
+    size, when a resize was asked: other editors may return a rotation or a crop at their own resolution)."""
+    (gw, gh), (ww, wh) = got, want
+    slack = 0.03 + 1 / min(gw, gh, ww, wh)  # a pixel of rounding on a small side
+    stretched = abs(gw * wh / (gh * ww) - 1) > slack
+    resized = any(op.name == "resize" for op in geometry) and max(abs(gw / ww - 1), abs(gh / wh - 1)) > slack
+    if not (stretched or resized):
+        return None
+    problem = "the picture is squashed or stretched" if stretched else "the wrong size"
+    if not geometry:
+        return f"the result is {gw}×{gh}, but nothing asked changes the source's {source[0]}×{source[1]}: {problem}"
     asked = join([describe(op) for op in geometry])
-    if _ncc(views.reference, views.source) > 0.98:
-        return Part(1.0, f"{asked}: the source looks the same after it, so there is nothing to tell apart", None)
+    return f"{asked} turns the {source[0]}×{source[1]} source into {ww}×{wh}, but the result is {gw}×{gh}: {problem}"
+
+
+def _geometry(geometry: list[Op], targets: list[Op], views: Views, misshapen: str | None) -> Part:
+    """The asked shape first (a wrong one scores at most 0.2), then the layout against the expected pixels."""
+    match = abs if any(op.name == "invert" for op in targets) else float
+    got, untouched = match(_ncc(views.edited, views.expected)), match(_ncc(views.edited, views.untouched))
     score = min(1.0, max(0.0, (got - 0.5) / 0.4))
+    if misshapen:
+        return Part(0.2 * score, f"{misshapen}; squeezed into the asked frame its layout matches at {got:.2f}", None)
+    (height, width), (asked_width, asked_height) = views.edited_full.shape[:2], views.size
+    shape = "as asked" if (width, height) == views.size else f"the shape of the asked {asked_width}×{asked_height}"
+    asked = f"{join([describe(op) for op in geometry])}: the result is {width}×{height}, {shape}"
+    if _ncc(views.reference, views.untouched) > 0.98:
+        return Part(1.0, f"{asked}, and the source looks the same after it, so the layout tells nothing apart", None)
     if untouched > got:
         score = min(score, 0.2)
-    finding = f"{asked}: the layout matches the expected result at {got:.2f} (the untouched source at {untouched:.2f})"
+    finding = f"{asked}; the layout matches the expected result at {got:.2f} (the untouched source at {untouched:.2f})"
     return Part(score, finding, None)
 
 
@@ -489,7 +542,7 @@ def _preservation(targets: list[Op], views: Views) -> tuple[float, list[str]]:
                 f"{name} {'rose' if drift > 0 else 'fell'} ({drift:+.2f}) though the instruction did not ask for it"
             )
     if targets and all(op.name in LOCAL for op in targets) and not any(op.name == "keep_color" for op in targets):
-        changed = _changed(views.edited, views.expected) & ~_grow(_grow(_changed(views.expected, views.reference)))
+        changed = _changed(views.edited, views.expected) & ~grow(grow(_changed(views.expected, views.reference)))
         share = float(changed.mean())
         if share > 0.01:
             penalty += min(0.5, share * 3)

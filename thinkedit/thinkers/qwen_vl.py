@@ -4,8 +4,10 @@ One user turn: the source image, the edited image, then the rendered critique te
 runs in the caller's thread and hands its text to `on_token` through a `TextStreamer`; when `on_token`
 raises `Cancelled`, generation ends at that token.
 
-Greedy decoding by default. Sampling: `settings.extra["thinker_sampling"] = {"temperature": 0.7,
-"top_p": 0.8}` (keys: temperature, top_p, top_k, repetition_penalty; a temperature above 0 samples).
+Decoding follows the checkpoint's own `generation_config.json` (EditThinker-8B and the Qwen-VL checkpoints
+sample, and their authors serve them that way: greedy decoding tends to loop and never close `</answer>`).
+`settings.extra["thinker_sampling"] = {"temperature": 0.7, "top_p": 0.8}` overrides it (keys: temperature,
+top_p, top_k, repetition_penalty; a temperature of 0 decodes greedily).
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ _OPEN_THINK = re.compile(r"<think>\s*$")
 
 
 class QwenVLThinker:
-    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+    def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
         self.spec = spec
         self.settings = settings
-        self.model = model_for(spec, settings, "thinker")
+        self.role = role  # "judge" when a judge asks through this class; the same checkpoint shares one model
+        self.model = model_for(spec, settings, role)
         # read now, so a wrong --thinker-template is refused before any model runs
         self.critique_template = load_template("critique", settings.thinker_template)
         self.polish_template = load_template("polish", settings.polish_template)
@@ -56,6 +59,10 @@ class QwenVLThinker:
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
         return parse_polish(self._generate([source], render(self.polish_template, instruction), on_token), instruction)
 
+    def ask(self, images: list[Image.Image], text: str, *, on_token: OnToken | None = None) -> str:
+        """The model's reply to the images then `text` (what a judge asks)."""
+        return self._generate(images, text, on_token)
+
     @property
     def cache_key(self) -> tuple:
         device = runtime.pick_device(self.settings)
@@ -67,7 +74,7 @@ class QwenVLThinker:
         device = runtime.pick_device(self.settings)
         offload = runtime.choose_offload(self.settings, size, device)
         dtype = runtime.pick_dtype(self.settings, device)
-        loader = lambda: _load(self.model, device, dtype, offload, size)  # noqa: E731
+        loader = lambda: _load(self.model, device, dtype, offload, size, f"--{self.role}-model")  # noqa: E731
         return runtime.load(self.cache_key, loader, size_gb=size, settings=self.settings, offload=offload)
 
     def _generate(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> str:
@@ -113,21 +120,26 @@ class _Relay(TextStreamer):
 
 
 def generation_options(settings: Settings) -> dict[str, Any]:
-    """`generate()` arguments: the token limit, and greedy unless `extra["thinker_sampling"]` asks to sample."""
+    """`generate()` arguments: the token limit and the user's sampling settings, over the checkpoint's own."""
     sampling = dict(settings.extra.get("thinker_sampling") or {})
     unknown = set(sampling) - set(SAMPLING_KEYS)
     if unknown:
         raise BadInput(f"Unknown thinker sampling settings {sorted(unknown)}; use {', '.join(SAMPLING_KEYS)}.")
-    do_sample = float(sampling.get("temperature") or 0) > 0
-    return {"max_new_tokens": settings.thinker_max_new_tokens, "do_sample": do_sample, **sampling}
+    if "temperature" in sampling:
+        sampling["do_sample"] = float(sampling["temperature"] or 0) > 0
+        if not sampling["do_sample"]:
+            del sampling["temperature"]  # greedy: generate() refuses a temperature of 0
+    return {"max_new_tokens": settings.thinker_max_new_tokens, **sampling}
 
 
-def _load(checkpoint: str, device: str, dtype, offload: str, size_gb: float | None) -> tuple[Any, Any, str]:
+def _load(
+    checkpoint: str, device: str, dtype, offload: str, size_gb: float | None, flag: str = "--thinker-model"
+) -> tuple[Any, Any, str]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     if runtime.offline() and weights_location(checkpoint) is None:
-        raise runtime.missing_weights(checkpoint, size_gb, "--thinker-model")
-    with runtime.friendly_errors(f"loading {checkpoint}", checkpoint, size_gb, offload=offload, flag="--thinker-model"):
+        raise runtime.missing_weights(checkpoint, size_gb, flag)
+    with runtime.friendly_errors(f"loading {checkpoint}", checkpoint, size_gb, offload=offload, flag=flag):
         processor = AutoProcessor.from_pretrained(checkpoint, token=hf_token())
         placement = {"device_map": device} if offload == "none" else {}  # offloaded: waits in CPU memory
         model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, token=hf_token(), **placement)

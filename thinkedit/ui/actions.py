@@ -27,7 +27,7 @@ from ..errors import BadInput, ThinkEditError
 from ..images import base64_bytes
 from ..registry import build_backend
 from ..store import SavedRun, load_run, new_run_dir, zip_run
-from .view import RunView, history_item, new_folder, remove_folder, session_folder
+from .view import RunView, history_item, new_folder, remove_folder, session_folder, without_paths
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
 COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
@@ -64,9 +64,12 @@ class Session:
             return
         path = str(view.run_dir)
         try:
-            item = history_item(SavedRun(view.run_dir, view.record), self.folder)
-        except OSError:
-            return  # its best image is not on disk (a save that failed half way): nothing to reopen
+            saved = SavedRun(view.run_dir, view.record)
+            if view.record.get("warnings"):  # a save that failed part way: History lists what is on disk
+                saved = load_run(view.run_dir)
+            item = history_item(saved, self.folder)
+        except (BadInput, OSError):
+            return  # nothing on disk to reopen
         self.runs.append(path)
         self.history[path] = item
         while len(self.runs) > HISTORY_SIZE:
@@ -77,6 +80,11 @@ class Session:
 
     def gallery(self) -> list[tuple[str, str]]:
         return [self.history[path] for path in reversed(self.runs)]
+
+
+def new_session() -> Session:
+    """A browser session's state, made when its page loads (a function: Gradio would copy a dataclass's fields)."""
+    return Session()
 
 
 def end_session(session: Session) -> None:
@@ -115,10 +123,28 @@ def image_input(payload: Any) -> Any:
     return payload.get("path")
 
 
-def user_settings(settings: Settings, editor: str, thinker: str | None, overrides: dict[str, str | None]) -> Settings:
-    """The server's settings with the person's choices; model/URL overrides are ignored in public mode."""
-    changes = {} if settings.public else {k: (v or "").strip() or None for k, v in overrides.items()}
-    return settings.replace(editor=editor, thinker=thinker or settings.thinker, **changes)
+def user_settings(settings: Settings, editor: str, thinker: str | None, overrides: dict[str, Any]) -> Settings:
+    """The server's settings with the person's choices: backends, and (outside public mode) models, URLs and keys.
+
+    A URL other than the one the server configured is the caller's: its role is marked so that no key of the
+    server's goes there (`remote.credential`); the caller's own key, if they typed one, goes instead.
+    """
+    if settings.public:
+        return settings.replace(editor=editor, thinker=thinker or settings.thinker)
+    changes = {key: value.strip() for key, value in overrides.items() if isinstance(value, str) and value.strip()}
+    callers = tuple(
+        role
+        for role in ("editor", "thinker")
+        if f"{role}_url" in changes and not _same_url(changes[f"{role}_url"], getattr(settings, f"{role}_url"))
+    )
+    return settings.replace(editor=editor, thinker=thinker or settings.thinker, caller_endpoints=callers, **changes)
+
+
+def _same_url(given: str, configured: str | None) -> bool:
+    def normal(urls: str) -> list[str]:
+        return [url.strip().rstrip("/") for url in urls.split(",") if url.strip()]
+
+    return configured is not None and normal(given) == normal(configured)
 
 
 def job(settings: Settings, request: loop.EditRequest) -> loop.Job:
@@ -143,14 +169,14 @@ def follow(session: Session, which: str, jobs: list[loop.Job], views: list[RunVi
                                      think_timeout=settings.thinker_timeout):  # fmt: skip
         views[number].apply(event)
         if isinstance(event, loop.Notice):
-            warn(labels[number] + event.message)
+            warn(labels[number] + views[number].for_visitor(event.message))
         if isinstance(event, (loop.EditStep, loop.Reasoning)) and time.monotonic() - last < REFRESH_S:
             continue  # steps and tokens arrive fast: show them at most every REFRESH_S
         last = time.monotonic()
         yield
     for view, label in zip(views, labels, strict=True):
         if view.record and view.record.get("error"):
-            warn(label + view.record["error"])
+            warn(label + view.shown_record["error"])
         session.remember(view)
 
 
@@ -176,7 +202,7 @@ def viewer_update(view: RunView, final: bool, turns_changed: bool = True) -> tup
         view.slider() if final else gr.skip(),
         view.status(),
         zipped(view) if final else gr.skip(),
-        view.record if final else gr.skip(),
+        view.shown_record if final else gr.skip(),
     )
 
 
@@ -186,8 +212,10 @@ def inert(message: Any) -> str:
     return html.escape(str(message), quote=False)
 
 
-def refused(message: Any) -> gr.Error:
-    return gr.Error(inert(message), print_exception=False)
+def refused(message: Any, public: bool = False) -> gr.Error:
+    """A refusal as the page shows it; a public page's names no folder of the server's."""
+    text = without_paths(str(message)) if public else str(message)
+    return gr.Error(inert(text), print_exception=False)
 
 
 def warn(message: str) -> None:
@@ -202,7 +230,7 @@ def make_edit(settings: Settings):
 
     def edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, first_turn="none",
              seed=0, randomize=False, steps=None, guidance=None, editor_model=None, editor_url=None,
-             thinker_model=None, thinker_url=None, session=None):  # fmt: skip
+             thinker_model=None, thinker_url=None, editor_key=None, thinker_key=None, session=None):  # fmt: skip
         """Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."""
         session = session if session is not None else Session()
         try:
@@ -210,13 +238,14 @@ def make_edit(settings: Settings):
                 image_input(image), instruction, max_turns=max_turns, threshold=threshold, first_turn=first_turn,
                 seed=random.randrange(2**31) if randomize is True else seed, steps=steps, guidance=guidance,
             )  # fmt: skip
-            overrides = dict(editor_model=editor_model, editor_url=editor_url,
-                             thinker_model=thinker_model, thinker_url=thinker_url)  # fmt: skip
+            overrides = dict(editor_model=editor_model, editor_url=editor_url, thinker_model=thinker_model,
+                             thinker_url=thinker_url, editor_key=editor_key, thinker_key=thinker_key)  # fmt: skip
             run_settings = user_settings(settings, editor, thinker, overrides)
             jobs = [job(run_settings, request)]
         except ThinkEditError as exc:
-            raise refused(exc) from None
-        view = RunView(source=request.image, max_turns=request.max_turns, folder=session.view_folder())
+            raise refused(exc, settings.public) from None
+        view = RunView(source=request.image, max_turns=request.max_turns, folder=session.view_folder(),
+                       public=settings.public)  # fmt: skip
         shown = 0
         yield (*viewer_update(view, final=False), gr.skip())
         for _ in follow(session, "studio", jobs, [view], [""], run_settings):
@@ -272,7 +301,7 @@ def make_compare(settings: Settings):
         shown = [0, 0]
 
         def update(final: bool) -> tuple:
-            slider = (views[0].slider()[1], views[1].slider()[1]) if final and all(v.slider() for v in views) else None
+            slider = views[0].versus(views[1]) if final else None
             galleries = [
                 view.gallery() if final or len(view.turns) != n else gr.skip()
                 for view, n in zip(views, shown, strict=True)
@@ -283,7 +312,7 @@ def make_compare(settings: Settings):
                 *(gr.Textbox(view.status(), label=label) for view, label in zip(views, labels, strict=True)),
                 slider if final else gr.skip(),
                 [view.summary_row(label) for view, label in zip(views, labels, strict=True)],
-                {"a": views[0].record, "b": views[1].record} if final else gr.skip(),
+                {"a": views[0].shown_record, "b": views[1].shown_record} if final else gr.skip(),
                 session.gallery() if final else gr.skip(),
             )  # fmt: skip
 
@@ -295,34 +324,47 @@ def make_compare(settings: Settings):
     return compare
 
 
-def open_history(index: Any, session: Session | None) -> tuple:
+def open_history(index: Any, session: Session | None, public: bool = False) -> tuple:
     """Reload the session's run number `index` (0 = newest, as History lists them) from disk."""
     session = session or Session()
     runs = list(reversed(session.runs))
     try:
-        path = runs[int(index)]
-    except (IndexError, TypeError, ValueError):
+        number = loop.number(index, "The run number", 0, len(runs) - 1, whole=True)
+    except BadInput:
         raise refused("That run is not in this session's history.") from None
-    return viewer_update(saved_view(path, session), final=True)
+    return viewer_update(saved_view(runs[number], session, public), final=True)
 
 
-def open_saved(upload: Any, folder: str | None, session: Session, public: bool) -> tuple:
-    """Open a run from an uploaded zip, or (outside public mode) from a folder on the server."""
+def open_saved(upload: Any, folder: str | None, session: Session, settings: Settings) -> tuple:
+    """Open a run from an uploaded zip, or (outside public mode) from a folder in the runs folder."""
     folder = (folder or "").strip()
-    if folder and public:
+    if folder and settings.public:
         raise refused("Opening folders on the server is turned off here; upload the run's zip.")
-    source = upload if upload else folder
-    if not source:
+    if not upload and not folder:
         raise refused("Upload a run's zip or give its folder to open it.")
-    view = saved_view(source, session)
+    view = saved_view(upload or confined(folder, settings), session, settings.public)
     session.remember(view)
     return (*viewer_update(view, final=True), session.gallery())
 
 
-def saved_view(path: str | Path, session: Session) -> RunView:
+def confined(folder: str, settings: Settings) -> Path:
+    """A run folder (or zip) named on the server, which must lie in the runs folder once symlinks are resolved;
+    a bare name is looked up there."""
+    roots = [Path(settings.runs_dir).resolve()]
+    path = (roots[0] / folder).resolve()  # an absolute `folder` stays itself
+    if not any(path.is_relative_to(root) for root in roots):
+        raise refused(f"Only runs in the runs folder ({settings.runs_dir}) can be opened by name; upload its zip.")
+    return path
+
+
+def saved_view(path: str | Path, session: Session, public: bool = False) -> RunView:
     """A saved run (folder or zip) as a view; a zip is unpacked into the session's temp folder, removed with it."""
+    saved = None
     try:
-        return RunView.from_saved(load_run(path, unpack_to=session.folder), folder=session.view_folder())
-    except (BadInput, OSError, KeyError, StopIteration) as exc:
+        saved = load_run(path, unpack_to=session.folder)
+        return RunView.from_saved(saved, folder=session.view_folder(), public=public)
+    except (BadInput, OSError) as exc:
+        if saved is not None and saved.path != Path(path):
+            remove_folder(saved.path)  # what was unpacked from a zip whose images cannot be read
         message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
-        raise refused(message) from None
+        raise refused(message, public) from None

@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, THRESHOLD_RANGE, Settings
 from ..registry import backend_rows
-from . import actions
+from . import actions, agent
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -66,7 +66,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP, analytics_enabled=False
     ) as demo:
         # Gradio calls Session() on each page load and end_session once that tab has been closed for a while.
-        session = gr.State(lambda: actions.Session(), delete_callback=actions.end_session)
+        session = gr.State(actions.new_session, delete_callback=actions.end_session)
         # Every run adds to History, so its gallery is made first and shown in its own tab.
         history = gr.Gallery(label="Runs", columns=6, height=380, allow_preview=False, object_fit="contain",
                              fit_columns=False, elem_id="te-history", elem_classes="te-gallery", render=False)  # fmt: skip
@@ -78,6 +78,8 @@ def build_app(settings: Settings) -> gr.Blocks:
                 compare_tab(settings, editors, thinkers, session, history)
             with gr.Tab("History", id="history") as history_tab_item:
                 history_tab(settings, session, history, history_tab_item, tabs, viewer)
+        if settings.mcp:
+            agent.add_tools(settings, run_options(settings))
     return demo
 
 
@@ -208,14 +210,15 @@ def history_tab(settings: Settings, session: gr.State, history: gr.Gallery, tab:
 
     to_studio = dict(fn=lambda: gr.Tabs(selected="studio"), outputs=tabs, api_visibility="private")
     tab.select(lambda state: state.gallery(), session, history, api_name="history")
+
+    def select_history(state: actions.Session, event: gr.SelectData) -> tuple:
+        return actions.open_history(event.index, state, settings.public)
+
     history.select(select_history, session, viewer, api_visibility="private").then(**to_studio)
-    index.change(actions.open_history, [index, session], viewer, api_name="history_open")
-    open_button.click(partial(actions.open_saved, public=settings.public), [upload, folder, session],
+    open_history = partial(actions.open_history, public=settings.public)  # raw input: a wrong type gets our sentence
+    index.change(open_history, [index, session], viewer, api_name="history_open", preprocess=False)
+    open_button.click(partial(actions.open_saved, settings=settings), [upload, folder, session],
                       [*viewer, history], api_name="open_run").success(**to_studio)  # fmt: skip
-
-
-def select_history(session: actions.Session, event: gr.SelectData) -> tuple:
-    return actions.open_history(event.index, session)
 
 
 def instruction_box(**options) -> gr.Textbox:
@@ -235,13 +238,20 @@ def turn_gallery(label: str, **options) -> gr.Gallery:
 
 
 def model_and_url_boxes(settings: Settings) -> list:
-    """Editor/thinker model and URL overrides, or (public mode) placeholders that carry nothing."""
+    """Editor/thinker model, URL and key overrides, or (public mode) placeholders that carry nothing.
+
+    A URL other than the server's gets none of the server's keys; a key typed here goes with the request only
+    (it is never shown again, saved or logged)."""
     if settings.public:
-        return [gr.State(None) for _ in range(4)]
-    with gr.Row():
-        boxes = [gr.Textbox(settings.editor_model, label="Editor model", placeholder="default"),
-                 gr.Textbox(settings.editor_url, label="Editor URL", placeholder="http://…")]  # fmt: skip
-    with gr.Row():
-        boxes += [gr.Textbox(settings.thinker_model, label="Thinker model", placeholder="default"),
-                  gr.Textbox(settings.thinker_url, label="Thinker URL", placeholder="http://…/v1")]  # fmt: skip
-    return boxes
+        return [gr.State(None) for _ in range(6)]
+    boxes = []
+    for role, url_hint in (("editor", "http://…"), ("thinker", "http://…/v1")):
+        title = role.capitalize()
+        with gr.Row():
+            boxes += [
+                gr.Textbox(getattr(settings, f"{role}_model"), label=f"{title} model", placeholder="default"),
+                gr.Textbox(getattr(settings, f"{role}_url"), label=f"{title} URL", placeholder=url_hint),
+                gr.Textbox(label=f"{title} API key", type="password", placeholder="for your own URL"),
+            ]
+    editor_model, editor_url, editor_key, thinker_model, thinker_url, thinker_key = boxes
+    return [editor_model, editor_url, thinker_model, thinker_url, editor_key, thinker_key]

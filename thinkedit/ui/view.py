@@ -7,6 +7,7 @@ from History, and the tests. Model text is kept as plain text; the page renders 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 import time
@@ -18,7 +19,7 @@ from PIL import Image
 
 from .. import loop
 from ..critique import score_text as score
-from ..images import fit_within
+from ..images import fit_within, png_bytes
 from ..store import SavedRun, trajectory_record
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
@@ -44,6 +45,7 @@ class TurnView:
     quality: float | None
     edit_seconds: float
     think_seconds: float
+    size: tuple[int, int]  # the turn's own size, which a rotation or a crop changes
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RunView:
     started: float = field(default_factory=time.monotonic)
     folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
+    public: bool = False  # a public page shows run ids, never the server's paths
 
     def __post_init__(self) -> None:
         if self.source is not None:
@@ -70,10 +73,11 @@ class RunView:
 
     def display_copy(self, image: Image.Image, name: str) -> str:
         """The image written once to a temp file: the page gets a path, so Gradio never rewrites a file
-        that a browser may be reading (it re-encodes PIL images on every update)."""
+        that a browser may be reading (it re-encodes PIL images on every update). PNG, because the gallery's
+        full view and the slider show it and their download buttons save it: people compare fine detail."""
         self.folder.mkdir(parents=True, exist_ok=True)  # back if the session dropped it (KEEP_FOLDERS)
-        path = self.folder / f"{name}.webp"
-        fit_within(image, DISPLAY_SIDE).save(path, "WEBP", quality=92)
+        path = self.folder / f"{name}.png"
+        path.write_bytes(png_bytes(fit_within(image, DISPLAY_SIDE)))
         return str(path)
 
     def apply(self, event: loop.Event) -> None:
@@ -92,7 +96,7 @@ class RunView:
             critique = turn.critique
             image = self.display_copy(turn.image, f"turn_{turn.index:02d}")
             self.turns.append(TurnView(turn.index, turn.prompt, image, critique.semantic, critique.quality,
-                                       turn.edit_seconds, turn.think_seconds))  # fmt: skip
+                                       turn.edit_seconds, turn.think_seconds, turn.image.size))  # fmt: skip
             self.reasoning = critique.reasoning or self.reasoning
             self.refined = critique.refined_prompt or ""
             self.finished_text = (self.reasoning, self.refined)
@@ -108,18 +112,38 @@ class RunView:
                 self.reasoning, self.refined = self.finished_text
 
     @classmethod
-    def from_saved(cls, saved: SavedRun, folder: Path | None = None) -> RunView:
+    def from_saved(cls, saved: SavedRun, folder: Path | None = None, public: bool = False) -> RunView:
         record = saved.record
-        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder or new_folder(SCRATCH.name))
+        folder = folder or new_folder(SCRATCH.name)
+        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
         for turn in record["turns"]:
-            image = view.display_copy(saved.image(turn["index"]), f"turn_{turn['index']:02d}")
+            original = saved.image(turn["index"])
+            image = view.display_copy(original, f"turn_{turn['index']:02d}")
             view.turns.append(TurnView(turn["index"], turn["prompt"], image, turn["semantic"], turn["quality"],
-                                       turn["edit_seconds"], turn["think_seconds"]))  # fmt: skip
+                                       turn["edit_seconds"], turn["think_seconds"], original.size))  # fmt: skip
         last = record["turns"][-1] if record["turns"] else {}
         view.reasoning, view.refined = last.get("reasoning") or "", last.get("refined_prompt") or ""
         view.record = {**record, "run_dir": str(saved.path)}
         view.best = record.get("best_turn")
         return view
+
+    @property
+    def shown_record(self) -> dict[str, Any] | None:
+        """The record as the page shows it: on a public page the run folder is its id and messages name no path."""
+        if self.record is None or not self.public:
+            return self.record
+        record = self.record
+        return {**record, "run_dir": self.run_dir.name if self.run_dir else None,
+                "error": self.for_visitor(record.get("error")),
+                "warnings": [self.for_visitor(warning) for warning in record.get("warnings", [])]}  # fmt: skip
+
+    def for_visitor(self, text: str | None) -> str | None:
+        """`text` as this page may show it: on a public page, no folder of the server's appears."""
+        if text is None or not self.public:
+            return text
+        if self.run_dir is not None:
+            text = text.replace(str(self.run_dir), self.run_dir.name)
+        return without_paths(text)
 
     @property
     def run_dir(self) -> Path | None:
@@ -144,15 +168,23 @@ class RunView:
         ]  # fmt: skip
 
     def slider(self) -> tuple[str, str] | None:
+        """Source ↔ best turn, on one frame."""
         best = self.best_turn
-        if best is None or self.source_path is None:
+        if best is None or self.source is None or self.source_path is None:
             return None
-        return self.source_path, best.image
+        return same_frame((self.source_path, self.source.size), (best.image, best.size), self.folder)
+
+    def versus(self, other: RunView) -> tuple[str, str] | None:
+        """This run's best turn ↔ another run's (Compare), on one frame."""
+        mine, theirs = self.best_turn, other.best_turn
+        if mine is None or theirs is None:
+            return None
+        return same_frame((mine.image, mine.size), (theirs.image, theirs.size), self.folder)
 
     def status(self) -> str:
         if self.record is None:
             return self.phase or "Starting…"
-        record = self.record
+        record = self.shown_record
         reason = STOP_REASONS.get(record["stop_reason"], record["stop_reason"] or "")
         turns = len(record["turns"])
         text = f"Finished after {turns} turn{'s' if turns != 1 else ''} in {record['seconds']:.1f} s: {reason}."
@@ -183,6 +215,41 @@ class RunView:
 
 
 SUMMARY_HEADERS = ["Side", "Best semantic", "Best quality", "Turns", "Seconds"]
+
+
+_SERVER_FOLDERS = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"`<>]+/)+")  # the folders of an absolute path, not of a URL
+
+
+def without_paths(text: str) -> str:
+    """Every absolute path in `text` cut to its last part (a run id, a file name): what a public page may show."""
+    return _SERVER_FOLDERS.sub("", text)
+
+
+def same_frame(
+    first: tuple[str, tuple[int, int]], second: tuple[str, tuple[int, int]], folder: Path
+) -> tuple[str, str]:
+    """Two display copies (path, size of the original) centred on one transparent frame at their true relative
+    scale. The slider lays its second image over the first one's box, so a taller or wider one was cut off."""
+    if first[1] == second[1]:
+        return first[0], second[0]
+    frame = (max(first[1][0], second[1][0]), max(first[1][1], second[1][1]))
+    scale = min(1.0, DISPLAY_SIDE / max(frame))
+
+    def scaled(size: tuple[int, int]) -> tuple[int, int]:
+        return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = "-".join(Path(path).stem for path, _ in (first, second))
+    framed = []
+    for side, (path, size) in enumerate((first, second)):
+        out = folder / f"frame-{names}-{side}.webp"
+        if not out.is_file():  # written once: a browser may be reading it
+            image = Image.open(path).convert("RGBA").resize(scaled(size), Image.Resampling.LANCZOS)
+            canvas = Image.new("RGBA", scaled(frame), (0, 0, 0, 0))
+            canvas.paste(image, ((canvas.width - image.width) // 2, (canvas.height - image.height) // 2))
+            canvas.save(out, "WEBP", quality=92)
+        framed.append(str(out))
+    return framed[0], framed[1]
 
 
 def progress_bar(percent: int, label: str, state: str = "") -> str:

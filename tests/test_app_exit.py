@@ -1,0 +1,48 @@
+"""`python app.py` removes its temp files when it is stopped, by SIGTERM (service managers) as by Ctrl-C."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_servers import free_port
+from gradio_client import Client, handle_file
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_app_leaves_no_temp_files(tmp_path, scene, stop):
+    temp, gradio_temp, port = tmp_path / "tmp", tmp_path / "gradio", free_port()
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(gradio_temp), "THINKEDIT_PORT": str(port),
+           "THINKEDIT_RUNS_DIR": str(tmp_path / "runs")}  # fmt: skip
+    app = subprocess.Popen([sys.executable, str(PROJECT / "app.py")], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        while True:  # started when the port answers
+            assert app.poll() is None, app.stderr.read()
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        scene.save(tmp_path / "scene.png")
+        Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            handle_file(str(tmp_path / "scene.png")), "make it brighter", api_name="/edit", max_turns=2
+        )
+        assert files_under(temp) and files_under(gradio_temp), "the run left display copies and Gradio's copies"
+        app.send_signal(stop)
+        assert app.wait(60) == 0
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert files_under(temp) == [] and files_under(gradio_temp) == []
+    assert (tmp_path / "runs").is_dir() and files_under(tmp_path / "runs"), "the runs folder is data: it stays"

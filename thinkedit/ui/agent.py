@@ -1,0 +1,202 @@
+"""ThinkEdit as MCP tools for agents: `think_edit` runs the loop and returns the best image and a summary.
+
+With MCP on (`python app.py --mcp`, THINKEDIT_MCP=1) Gradio serves the tools at /gradio_api/mcp/. Both are marked
+with `gr.mcp.tool`, and `fix_gradio_mcp` makes Gradio serve only marked endpoints: agents never see the page's own
+endpoints, which stay public for gradio_client and the API page.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import gradio as gr
+from gradio import processing_utils
+from gradio.utils import get_upload_folder, is_in_or_equal
+from gradio_client.utils import is_http_url_like
+
+from .. import loop
+from ..config import Settings
+from ..errors import BadInput, ThinkEditError
+from ..images import base64_bytes
+from ..registry import backend_rows
+from ..store import trajectory_record
+from . import actions
+from .view import without_paths
+
+UPLOADED = "/gradio_api/file="  # how Gradio names a file uploaded to this app (POST /gradio_api/upload)
+SEND_IMAGE_AS = "Send the image as a data URL (data:image/png;base64,…) or the URL of a file uploaded here."
+
+
+def add_tools(settings: Settings, run_options: dict) -> None:
+    """Add `think_edit` and `list_backends` to the Blocks being built: API-only endpoints on hidden components;
+    `think_edit` is queued like the page's runs (`run_options`: how many at once, the raw input passed on)."""
+    fix_gradio_mcp()
+    names = {role: [row["name"] for row in backend_rows(settings) if row["role"] == role] for role in ("editor", "thinker")}  # fmt: skip
+    with gr.Group(visible=False):
+        inputs = [
+            gr.Textbox(label="Image (data URL or upload URL)"),
+            gr.Textbox(label="Instruction"),
+            gr.Dropdown(names["editor"], value=settings.editor, label="Editor"),
+            gr.Dropdown(names["thinker"], value=settings.thinker, label="Thinker"),
+            gr.Number(settings.max_turns, precision=0, label="Max turns"),
+            gr.Number(settings.threshold, label="Stop threshold"),
+            gr.Number(0, precision=0, label="Seed"),
+        ]
+        outputs = [gr.Image(type="pil", format="png", label="Best turn"), gr.Textbox(label="Summary (JSON)")]
+        backends = gr.Textbox(label="Backends (JSON)")
+    gr.on([], make_think_edit(settings), inputs, outputs, api_name="think_edit", **run_options)
+    gr.on([], make_list_backends(settings), None, backends, api_name="list_backends", queue=False)
+
+
+def fix_gradio_mcp() -> None:
+    """Two changes to Gradio 6.31's MCP server (`GradioMCPServer`), made once per process.
+
+    1. It makes a tool of every public endpoint, the page's /edit, /compare, /history… too (their only other
+       visibility, "undocumented", would cost gradio_client its keyword arguments). Where an app marks endpoints
+       with `gr.mcp.tool` (or as resources or prompts), only the marked ones are served.
+    2. When a client asks for no progress, it wraps `job.result()` in a list, and a result with several outputs is
+       already a tuple of them: the agent got one text of the tuple instead of the image and the summary.
+    """
+    from gradio.mcp import GradioMCPServer
+
+    if getattr(GradioMCPServer, "fixed_by_thinkedit", False):
+        return
+    all_tools, execute = GradioMCPServer.get_tool_to_endpoint, GradioMCPServer._execute_tool_without_progress
+
+    def marked_tools(self) -> dict[str, str]:
+        tools = all_tools(self)
+        marked = {name: endpoint for name, endpoint in tools.items()
+                  if hasattr(self.get_block_fn_from_endpoint_name(endpoint).fn, "_mcp_type")}  # fmt: skip
+        return marked or tools
+
+    async def unwrapped(self, job) -> list:
+        data = await execute(self, job)
+        return list(data[0]) if len(data) == 1 and isinstance(data[0], tuple) else data
+
+    GradioMCPServer.get_tool_to_endpoint = marked_tools
+    GradioMCPServer._execute_tool_without_progress = unwrapped
+    GradioMCPServer.fixed_by_thinkedit = True
+
+
+def tool_image(value: str | None, public: bool) -> bytes | str | None:
+    """The tool's `image` argument as something `load_image` reads.
+
+    A data URL is decoded; the URL of a file uploaded to this app is read from Gradio's upload folder. Any
+    other http(s) URL is fetched with Gradio's own SSRF-protected download (public addresses only), except in
+    public mode, where the tool never fetches a URL the caller names.
+    """
+    if not isinstance(value, str | None):
+        raise BadInput(SEND_IMAGE_AS)
+    text = (value or "").strip()
+    if not text:
+        return None  # load_image: "No image: …"
+    if text.startswith("data:"):
+        return base64_bytes(text)
+    if not is_http_url_like(text):
+        raise BadInput(SEND_IMAGE_AS)
+    path = unquote(urlparse(text).path.partition(UPLOADED)[2])
+    if path and is_in_or_equal(path, get_upload_folder()):
+        return path
+    if public:
+        raise BadInput("This public demo does not fetch images from URLs: send a data URL or upload the image here.")
+    try:
+        return processing_utils.ssrf_protected_download(text, get_upload_folder())
+    except Exception as exc:  # noqa: BLE001 - refused address, HTTP error, timeout: one sentence
+        raise BadInput(f"The image at {text} could not be downloaded ({exc}).") from None
+
+
+def progress_report(event: loop.Event, max_turns: int) -> tuple[tuple[int, int], str] | None:
+    """(turns done of max_turns, what is happening) for `gr.Progress`, which MCP clients get as notifications."""
+    if isinstance(event, loop.EditStep):
+        return (event.index - 1, max_turns), f"turn {event.index} editing, step {event.step}/{event.total}"
+    if isinstance(event, loop.TurnStarted):
+        return (event.index - 1, max_turns), f"turn {event.index} editing"
+    if isinstance(event, loop.ThinkingStarted):  # think_edit uses the instruction as is: no thinking before turn 1
+        return (event.index - 1, max_turns), f"turn {event.index} thinking"
+    if isinstance(event, loop.TurnFinished):
+        turn = event.turn
+        scores = f"semantic {turn.critique.semantic}, quality {turn.critique.quality}"
+        return (turn.index, max_turns), f"turn {turn.index} done, {scores}"
+    return None
+
+
+def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
+    """What an agent needs from a run: each turn's prompt, scores and refined prompt, the best turn, why it
+    stopped, and the run id (its folder's name under the runs folder)."""
+    record = trajectory_record(trajectory)
+    saved = trajectory.run_dir is not None and not trajectory.warnings
+    keys = ("prompt", "semantic", "quality", "refined_prompt")
+    return {
+        "run": trajectory.run_dir.name if saved else None,
+        "editor": record["editor"],
+        "thinker": record["thinker"],
+        "turns": [{"turn": turn["index"], **{key: turn[key] for key in keys}} for turn in record["turns"]],
+        "best_turn": record["best_turn"],
+        "stop_reason": record["stop_reason"],
+        "error": record["error"],
+        "notices": notices,
+        "seconds": record["seconds"],
+    }
+
+
+def make_think_edit(settings: Settings):
+    """The `think_edit` tool for these server settings."""
+
+    @gr.mcp.tool()
+    def think_edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, seed=0,
+                   progress=gr.Progress()):  # noqa: B008 - how Gradio asks for a progress tracker  # fmt: skip
+        """Edit an image with Think-while-Edit: an image editor edits, a multimodal thinker scores the edit (semantic and quality, 0-10) and rewrites the instruction, and the loop repeats until the edit is good enough. Every turn edits the original image again; the best turn is returned, not the last.
+
+        Args:
+            image: the image to edit, as a data URL (data:image/png;base64,...) or as the URL of a file uploaded to this app (POST /gradio_api/upload, e.g. with Gradio's upload_file_to_gradio tool); outside a public demo, a public http(s) image URL also works.
+            instruction: what to change in the image, in plain words (at most 2,000 characters).
+            editor: the image editor (list_backends says which can run here).
+            thinker: the thinker that critiques each edit and refines the instruction.
+            max_turns: at most this many edits, 1 to 10.
+            threshold: stop as soon as both scores reach this, 0 to 10.
+            seed: the first turn's seed (turn n uses seed + n - 1).
+
+        Returns:
+            The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (threshold, prompt_kept, max_turns, error); any notices; and the run id.
+        """
+        try:
+            request = loop.make_request(tool_image(image, settings.public), instruction, max_turns=max_turns,
+                                        threshold=threshold, seed=seed)  # fmt: skip
+            run_settings = actions.user_settings(settings, editor, thinker, {})
+            job = actions.job(run_settings, request)
+        except ThinkEditError as exc:
+            raise actions.refused(exc, settings.public) from None
+        notices, trajectory = [], None
+        events = loop.stream([job], edit_timeout=run_settings.edit_timeout, think_timeout=run_settings.thinker_timeout)
+        for _, event in events:
+            if (report := progress_report(event, request.max_turns)) is not None:
+                progress(report[0], desc=report[1], unit="turns")
+            elif isinstance(event, loop.Notice):
+                notices.append(event.message)
+            elif isinstance(event, loop.RunFinished):
+                trajectory = event.trajectory
+        best = trajectory.best_turn
+        if best is None:  # nothing was edited: the run's error is the answer
+            raise actions.refused(trajectory.error or "The run ended before any edit was made.", settings.public)
+        text = json.dumps(summary(trajectory, notices), ensure_ascii=False)
+        return best.image, without_paths(text) if settings.public else text
+
+    return think_edit
+
+
+def make_list_backends(settings: Settings):
+    """The `list_backends` tool (Gradio names a tool after its function and describes it from the docstring)."""
+
+    @gr.mcp.tool()
+    def list_backends() -> str:
+        """List the editors and thinkers that think_edit can use, and whether each can run on this server.
+
+        Returns:
+            A JSON list: for each backend its role (editor or thinker), name, whether it is available here (and if not, why), and what it is.
+        """
+        keys = ("role", "name", "available", "reason", "description")
+        return json.dumps([{key: row[key] for key in keys} for row in backend_rows(settings)], ensure_ascii=False)
+
+    return list_backends
