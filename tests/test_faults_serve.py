@@ -92,7 +92,7 @@ def test_uploaded_kinds_come_back_upright_in_rgb(server, name):
 @pytest.mark.parametrize(
     ("prompt", "status"),
     [
-        ("make it brighter " * 600, 422),  # 10,000 characters
+        ("make it brighter " * 600, 400),  # 10,000 characters
         ("invert\x00 the\x07 colors\x1b[0m", 200),
         ("اجعل الصورة أكثر إشراقا", 200),
         ("invert the colors 🙃🌈", 200),
