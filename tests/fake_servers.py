@@ -138,13 +138,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(app) -> Iterator[str]:
-    """Run an ASGI app under uvicorn on a free port in a thread; yields its URL."""
+def serve_app(app, **settings) -> Iterator[str]:
+    """Run an ASGI app under uvicorn (`settings` go to its Config) on a free port in a thread; yields its URL."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", **settings)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

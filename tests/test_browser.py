@@ -68,7 +68,11 @@ def app_url(tmp_path_factory):
     EDITORS["slow-classic"] = replace(EDITORS["classic"], name="slow-classic", target="test_browser:SlowEditor")
     THINKERS["html"] = replace(THINKERS["classic"], name="html", target="test_browser:HTMLThinker")
     try:
-        demo, url = serve(Settings(runs_dir=tmp_path_factory.mktemp("runs")))
+        from test_eval import build_eval
+
+        evals = tmp_path_factory.mktemp("evals")
+        build_eval(evals)
+        demo, url = serve(Settings(runs_dir=tmp_path_factory.mktemp("runs"), evals_dir=evals))
         yield url
         demo.close()
     finally:
@@ -266,3 +270,18 @@ def wait_until(condition, what: str, timeout: float = 20.0):
         assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
         time.sleep(0.1)
     return result
+
+
+def test_benchmarks_tab_shows_where_the_loop_helps(page):
+    page.get_by_role("tab", name="Benchmarks").click()
+    choose(page, "te-b-eval", "classic-folder")
+    page.locator("#te-b-open").click()
+    captions = wait_for_captions(page, "te-b-gallery", 2)
+    assert captions[0].startswith("summer · gain +") and captions[1].startswith("bw · gain +0.00")
+    page.locator("#te-b-table span.text", has_text="mean over categories").wait_for()
+    page.locator("#te-b-chart img").wait_for()
+    page.locator("#te-b-gallery .thumbnail-item").first.click()
+    for name in ("source", "single", "loop"):
+        page.locator(f"#te-b-{name} img").wait_for()
+    assert "turn 2 prompt:" in page.locator("#te-b-details textarea").input_value()
+    page.screenshot(path=str(ARTIFACTS / "benchmarks.png"), full_page=True)

@@ -85,7 +85,7 @@ BAD_IMAGES = {
     "truncated.png": (lambda: truncated("PNG"), "damaged or truncated", 400),
     "truncated.jpg": (lambda: truncated("JPEG"), "damaged or truncated", 400),
     "zero-by-zero.png": (zero_by_zero_png, "not an image", 400),
-    "bomb.png": (lambda: encode(Image.new("1", (20000, 20000)), "PNG"), "400 megapixels", 413),
+    "bomb.png": (lambda: encode(Image.new("1", (20000, 20000)), "PNG"), "400 megapixels", 400),
     "drawing.svg": (lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', "not an image", 400),
 }
 

@@ -92,7 +92,7 @@ def test_uploaded_kinds_come_back_upright_in_rgb(server, name):
 @pytest.mark.parametrize(
     ("prompt", "status"),
     [
-        ("make it brighter " * 600, 422),  # 10,000 characters
+        ("make it brighter " * 600, 400),  # 10,000 characters
         ("invert\x00 the\x07 colors\x1b[0m", 200),
         ("اجعل الصورة أكثر إشراقا", 200),
         ("invert the colors 🙃🌈", 200),
@@ -170,7 +170,7 @@ FAILURES = {
     "malformed": Reply(200, b"<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"}),
 }
 EXPECTED = {  # what the error says, besides the server's address
-    ("editor", "down"): "could not be reached",
+    ("editor", "down"): "could not be reached",  # or, when the shutdown catches a connection, "dropped the connection"
     ("editor", "slow"): "did not answer within 0.5 s",
     ("editor", "500"): "CUDA error",
     ("editor", "malformed"): "not the editing-server JSON",
@@ -217,5 +217,7 @@ def test_a_remote_backend_failing_mid_run_ends_it_clearly_with_turn_1_kept(tmp_p
     with editing, chat:
         trajectory = run_through(build_backend("editor", settings), build_backend("thinker", settings), tmp_path / "run",
                                  after_turn_1=failing.close if failure == "down" else None)  # fmt: skip
-    assert_failed_after_turn_1(trajectory, tmp_path / "run", failing.url.removeprefix("http://"),
-                               EXPECTED[role, failure])  # fmt: skip
+    expected = EXPECTED[role, failure]
+    if failure == "down" and "dropped the connection" in (trajectory.error or ""):
+        expected = "dropped the connection"  # a server going down may reset a connection it had just accepted
+    assert_failed_after_turn_1(trajectory, tmp_path / "run", failing.url.removeprefix("http://"), expected)

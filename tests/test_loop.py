@@ -332,3 +332,20 @@ def test_heartbeats_are_not_events(scene):
 
     events, _ = run_all(RecordingEditor(), Heartbeats([(9, 9, "x")]), request(scene))
     assert all(e.text for e in events if isinstance(e, loop.Reasoning))
+
+
+def test_a_backend_that_exits_its_thread_still_ends_the_run(scene):
+    class Exits(RecordingEditor):
+        def edit(self, image, prompt, **kwargs):
+            raise SystemExit("the backend called exit()")
+
+    _, trajectory = run_all(Exits(), ScriptedThinker([(9, 9, "x")]), request(scene))
+    assert trajectory.stop_reason == "error" and "exit()" in trajectory.error
+
+
+def test_a_stop_switch_shared_by_runs_one_after_another_is_left_as_it_was(scene):
+    cancel = threading.Event()
+    for _ in range(2):
+        _, trajectory = run_all(RecordingEditor(), ScriptedThinker([(9, 9, "x")]), request(scene), cancel=cancel)
+        assert trajectory.stop_reason == "threshold"
+    assert not cancel.is_set()

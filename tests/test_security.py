@@ -8,6 +8,7 @@ assets only, and model text comes back as text.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import http.client
 import json
@@ -15,6 +16,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -294,3 +296,28 @@ def test_model_text_comes_back_as_text_and_error_toasts_escaped(tmp_path, monkey
     shown = [text for text, _ in toasts if "window.__pwned" in text]
     # toasts are rendered as HTML: no "<" may reach them; quotes stay as written (they cannot open a tag)
     assert shown and all("<" not in text and html.escape(EVIL, quote=False) in text for text in shown), toasts
+
+
+def test_the_web_app_closes_a_connection_that_never_finishes_its_headers(public_app):
+    """Slow-loris: half a request header, then a byte at a time; the server closes both after its header timeout
+    (uvicorn's keep-alive timeout, 5 s in Gradio's server), and goes on serving."""
+    from test_serve_editor import closed_by_server, raw_request
+
+    url, _ = public_app
+    half = raw_request(url, b"GET /config HTTP/1.1\r\nHost: test\r\n")
+    trickling = raw_request(url, b"GET /config HTTP/1.1\r\nX-Slow: ")
+    stop = threading.Event()
+
+    def trickle():  # a byte every 0.2 s: each one would restart uvicorn's keep-alive timer
+        with contextlib.suppress(OSError):
+            while not stop.wait(0.2):
+                trickling.sendall(b"a")
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        assert closed_by_server(half) and closed_by_server(trickling)
+    finally:
+        stop.set()
+        half.close()
+        trickling.close()
+    assert httpx.get(f"{url}/config").status_code == 200

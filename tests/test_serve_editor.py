@@ -2,9 +2,12 @@
 end to end with a remote thinker and a remote editor."""
 
 import base64
+import contextlib
+import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +25,14 @@ from fake_servers import (
     serve_app,
     sse_reply,
 )
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, PngImagePlugin
 
 from thinkedit import loop
 from thinkedit.backend import BackendSpec
 from thinkedit.config import Settings
 from thinkedit.errors import Cancelled
 from thinkedit.registry import build_backend
-from thinkedit.server import create_app
+from thinkedit.server import create_app, server_settings
 
 KEY = "sk-planted-e2e-secret-777"
 
@@ -45,11 +48,13 @@ class InvertEditor:
         self.running = 0
         self.most_at_once = 0
         self.stopped = threading.Event()
+        self.entered = threading.Event()
         self.release = threading.Event()
         self.release.set()
 
     def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
         self.calls.append({"prompt": prompt, "seed": seed, "steps": steps, "guidance": guidance})
+        self.entered.set()
         self.running += 1
         self.most_at_once = max(self.most_at_once, self.running)
         try:
@@ -122,31 +127,47 @@ def test_the_reference_clients_request_is_understood(scene):
     assert editor.calls[0]["steps"] == 2
 
 
+def fields(**changes) -> bytes:
+    """An /edit body: the test scene as IMAGE, prompt "x", and `changes` (NaN and Infinity written as JSON has them)."""
+    return json.dumps({"image": "IMAGE", "prompt": "x", **changes}).encode()
+
+
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
         (b"{not json", 400, "not JSON"),
         (b"[1, 2]", 400, "JSON object"),
-        (json.dumps({"image": "aGVsbG8=", "prompt": " "}).encode(), 422, "prompt is missing"),
-        (json.dumps({"prompt": "x"}).encode(), 422, "image is missing"),
-        (json.dumps({"image": "%%%not-base64", "prompt": "x"}).encode(), 400, "not valid base64"),
-        (json.dumps({"image": "aGVsbG8=", "prompt": "x"}).encode(), 400, "not an image"),
-        (json.dumps({"image": "IMAGE", "prompt": "x", "num_inference_steps": 0}).encode(), 422, "from 1 to 500"),
-        (json.dumps({"image": "IMAGE", "prompt": "x", "seed": "7"}).encode(), 422, "whole number"),
-        (json.dumps({"image": "IMAGE", "prompt": "x", "width": 20000, "height": 20000}).encode(), 413, "megapixels"),
-        (json.dumps({"image": "IMAGE", "prompt": "x" * 3000}).encode(), 422, "limit is 2000"),
-        (b"x" * 40_000, 413, "limit"),
+        (b"[" * 200_000, 400, "nested too deeply"),
+        (fields(prompt=" "), 400, "instruction is empty"),
+        (fields(prompt="\x00" * 20), 400, "no readable characters"),
+        (fields(prompt=["x"]), 400, "must be text"),
+        (fields(prompt="x" * 3000), 400, "limit is 2000"),
+        (json.dumps({"prompt": "x"}).encode(), 400, "image is missing"),
+        (fields(image="%%%not-base64"), 400, "not valid base64"),
+        (fields(image="aGVsbG8="), 400, "not an image"),
+        (fields(num_inference_steps=0), 400, "from 1 to 500"),
+        (fields(num_inference_steps=float("nan")), 400, "finite number"),
+        (fields(num_inference_step=2.5), 400, "whole number"),
+        (fields(guidance_scale=float("-inf")), 400, "finite number"),
+        (fields(guidance_scale="strong"), 400, "guidance must be a number"),
+        (fields(seed=float("inf")), 400, "finite number"),
+        (fields(seed=7.5), 400, "whole number"),
+        (fields(seed=True), 400, "whole number"),
+        (fields(width="WIDTH", height=1024).replace(b'"WIDTH"', b"1e400"), 400, "width must be a finite number"),
+        (fields(width=20000, height=20000), 400, "megapixels"),
+        (b"x" * 600_000, 413, "limit"),
     ],
 )
 def test_bad_requests_get_a_4xx_with_a_reason(scene, body, status, reason):
     editor = InvertEditor()
     body = body.replace(b"IMAGE", b64(scene).encode())
-    with serve_app(create_app(editor, max_body_mb=0.03)) as url:
+    with serve_app(create_app(editor, max_body_mb=0.5)) as url:
         response = httpx2.post(f"{url}/edit", content=body, headers={"Content-Type": "application/json"}, timeout=10)
-    assert response.status_code == status
-    answer = response.json()
-    assert answer["success"] is False and reason in answer["error"]
-    assert editor.calls == []
+        assert response.status_code == status
+        answer = response.json()
+        assert answer["success"] is False and reason in answer["error"]
+        assert httpx2.post(f"{url}/edit", content=fields().replace(b"IMAGE", b64(scene).encode())).status_code == 200
+    assert [call["prompt"] for call in editor.calls] == ["x"]  # only the good request reached the editor
 
 
 def test_one_edit_at_a_time_on_a_gpu_and_a_bounded_queue(scene):
@@ -173,6 +194,117 @@ def test_one_edit_at_a_time_on_a_gpu_and_a_bounded_queue(scene):
     assert "busy" in busy.json()["error"]
     assert [a.status_code for a in answers] == [200, 200]
     assert editor.most_at_once == 1
+
+
+def raw_request(url: str, head: bytes, body: bytes = b"") -> socket.socket:
+    """A connection to `url` that has sent `head` (request line and headers, as given) and `body`, nothing more."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=20)  # the timeout only ends a test that fails
+    sock.sendall(head + body)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[str, dict]:
+    """The status line and headers (lower-cased) and the JSON body of the server's answer on `sock`."""
+    received = b""
+    while True:
+        head, found, body = received.partition(b"\r\n\r\n")
+        head = head.decode().lower()
+        if found and len(body) >= int(head.partition("content-length: ")[2].split("\r\n")[0]):
+            return head, json.loads(body)
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection without answering: {received!r}"
+        received += chunk
+
+
+def post_head(length: int) -> bytes:
+    return f"POST /edit HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+
+
+def test_a_full_queue_refuses_from_the_headers_before_the_body_is_sent(scene):
+    editor = InvertEditor(kind="local")
+    editor.release.clear()
+    body = {"image": b64(scene), "prompt": "x", "num_inference_steps": 1}
+    with serve_app(create_app(editor, max_queue=0)) as url:
+        running = threading.Thread(target=httpx2.post, args=(f"{url}/edit",), kwargs={"json": body, "timeout": 20})
+        running.start()
+        assert editor.entered.wait(10)
+        with raw_request(url, post_head(50_000_000), b'{"image": "') as sock:  # 50 MB declared, 11 bytes sent
+            refused, busy = read_response(sock)
+        with raw_request(url, post_head(900_000_000)) as sock:  # over the limit
+            too_large, limit = read_response(sock)
+        health = httpx2.get(f"{url}/health", timeout=10).json()
+        editor.release.set()
+        running.join(20)
+    assert refused.startswith("http/1.1 503") and "retry-after: 5" in refused and "busy" in busy["error"]
+    assert too_large.startswith("http/1.1 413") and "the limit is 64 MB" in limit["error"]
+    assert health["in_flight"] == 1 and len(editor.calls) == 1
+
+
+def test_health_answers_while_an_image_is_being_decoded(scene):
+    """The edited image comes back as a lazily decoded PNG whose decoding waits: the server meanwhile answers."""
+    decoding, decoded = threading.Event(), threading.Event()
+
+    class SlowToDecode(PngImagePlugin.PngImageFile):
+        def load(self):
+            decoding.set()
+            decoded.wait(20)
+            return super().load()
+
+    class LazyEditor(InvertEditor):
+        def edit(self, image, prompt, **options):
+            return SlowToDecode(io.BytesIO(base64.b64decode(b64(super().edit(image, prompt, **options)))))
+
+    editor = LazyEditor()
+    answers = []
+    with serve_app(create_app(editor)) as url:
+        body = {"image": b64(scene), "prompt": "invert", "num_inference_steps": 1}
+        client = threading.Thread(target=lambda: answers.append(httpx2.post(f"{url}/edit", json=body, timeout=30)))
+        client.start()
+        assert decoding.wait(10)
+        health = httpx2.get(f"{url}/health", timeout=10).json()
+        decoded.set()
+        client.join(30)
+    assert health["in_flight"] == 1
+    assert answers[0].status_code == 200
+    assert decode_b64_image(answers[0].json()["edited_image"]).tobytes() == ImageOps.invert(scene).tobytes()
+
+
+def test_a_body_that_does_not_arrive_in_time_is_refused_and_frees_its_place(scene):
+    with serve_app(create_app(InvertEditor(), max_queue=0, body_timeout=0.5)) as url:
+        with raw_request(url, post_head(1000), b'{"prompt": ') as sock:
+            head, answer = read_response(sock)
+        after = httpx2.post(f"{url}/edit", json={"image": b64(scene), "prompt": "invert"}, timeout=10)
+    assert head.startswith("http/1.1 408") and "did not arrive within 0.5 s" in answer["error"]
+    assert after.status_code == 200
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_connection_slow_to_send_its_headers_is_closed_after_the_header_timeout(scene):
+    editor = InvertEditor(pause=0.3)  # an edit of 4 steps outlasts the header timeout: it is answered all the same
+    with serve_app(create_app(editor), **server_settings(header_timeout=0.5)) as url:
+        with raw_request(url, b"POST /edit HTTP/1.1\r\nHost: test\r\n") as sock:
+            started = time.monotonic()
+            assert closed_by_server(sock)
+            assert time.monotonic() - started >= 0.4
+        with raw_request(url, b"POST /edit HTTP/1.1\r\nX-Slow: ") as trickling:
+
+            def trickle():  # a byte every 0.1 s: each one would restart a keep-alive timer
+                with contextlib.suppress(OSError):
+                    while True:
+                        trickling.sendall(b"a")
+                        time.sleep(0.1)
+
+            threading.Thread(target=trickle, daemon=True).start()
+            assert closed_by_server(trickling)
+        edited = httpx2.post(f"{url}/edit", json={"image": b64(scene), "prompt": "invert"}, timeout=20)
+    assert edited.status_code == 200 and editor.calls[0]["steps"] is None
 
 
 def test_a_client_that_hangs_up_stops_the_edit(scene):
@@ -232,7 +364,8 @@ def test_the_loop_runs_two_turns_with_remote_backends_and_keeps_no_key(scene, tm
 def test_serve_editor_command_serves_the_classic_editor(scene):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "thinkedit", "serve-editor", "--editor", "classic", "--port", str(port)]
+    command = [sys.executable, "-m", "thinkedit", "serve-editor", "--editor", "classic", "--port", str(port),
+               "--header-timeout", "1"]  # fmt: skip
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -245,6 +378,8 @@ def test_serve_editor_command_serves_the_classic_editor(scene):
                 time.sleep(0.1)
         direct = build_backend("editor", Settings(editor="classic")).edit(scene, "make the image grayscale", seed=0)
         remote = http_editor(url).edit(scene, "make the image grayscale", seed=0)
+        with raw_request(url, b"GET /health HTTP/1.1\r\n") as slow:
+            assert closed_by_server(slow)
     finally:
         server.terminate()
         output = server.communicate(timeout=10)[0]

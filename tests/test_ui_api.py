@@ -406,3 +406,30 @@ def test_the_slider_and_the_gallery_show_the_turns_losslessly(app, photo):
     for item, turn in zip(final["gallery"], record["turns"], strict=True):
         image = Image.open(item["image"])
         assert image.format == "PNG" and same_pixels(image, Image.open(run_dir / turn["image"]))
+
+
+def test_the_benchmarks_tab_shows_an_eval_by_the_loop_s_gain(tmp_path):
+    from test_eval import build_eval
+
+    evals = tmp_path / "evals"
+    build_eval(evals)
+    demo, url = serve(Settings(runs_dir=tmp_path / "runs", evals_dir=evals))
+    try:
+        client = Client(url, verbose=False)
+        summary, table, chart, gallery = client.predict("classic-folder", api_name="/benchmark")
+        assert "**folder** · editor classic, thinker classic, judge classic" in summary and "self-grading" in summary
+        assert "single: O 9.272 over 2 samples" in summary and "loop: O 10 over 2 samples" in summary
+        assert table["headers"][:2] == ["category", "n"] and table["data"][-1][0] == "mean over categories"
+        assert Image.open(chart).size[0] > 300, "the per-category bar chart"
+        captions = [item["caption"] for item in gallery]
+        assert captions[0].startswith("summer · gain +") and captions[1].startswith("bw · gain +0.00")
+        source, single, looped, details = client.predict(0, api_name="/benchmark_sample")
+        assert all(Path(path).is_file() for path in (source, single, looped))
+        assert "summer (look): make it look like summer" in details and "turn 2 prompt:" in details
+        for name in ("../runs", "/etc", "nope"):
+            with pytest.raises(Exception, match="evals folder|could not be read"):
+                client.predict(name, api_name="/benchmark")
+        with pytest.raises(Exception, match="not in this eval"):
+            client.predict(7, api_name="/benchmark_sample")
+    finally:
+        demo.close()

@@ -9,15 +9,15 @@ import argparse
 import json
 import sys
 
-from . import bench, export, loop, runtime, server, space
-from .config import FIRST_TURN_STRATEGIES, add_backend_arguments, settings_from_args
+from . import bench, evaluate, export, loop, runtime, server, space
+from .config import add_backend_arguments, add_loop_arguments, loop_options, settings_from_args
 from .critique import score_text
 from .errors import BadInput, ThinkEditError
 from .registry import backend_rows, build_backend
 from .store import new_run_dir, prepare_run_dir, trajectory_record
 
 # Modules that add their own subcommand with `register(subparsers)`.
-COMMAND_MODULES = (export, space, server, bench)
+COMMAND_MODULES = (export, space, server, bench, evaluate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,19 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     edit = commands.add_parser("edit", help="edit an image with the Think-while-Edit loop")
     edit.add_argument("--image", required=True, help="the source image")
     edit.add_argument("--instruction", required=True, help="what to change")
-    edit.add_argument("--max-turns", type=int, help="1..10 (default 3)")
-    edit.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
-    edit.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
-    edit.add_argument("--seed", type=int, default=0)
-    edit.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
-    edit.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+    add_loop_arguments(edit)
     edit.add_argument("--out", help="write the run folder exactly here (refused if it already holds a run)")
     edit.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files only)")
     edit.add_argument("--json", action="store_true", help="print the final trajectory as JSON")
     add_backend_arguments(edit)
     edit.set_defaults(handler=_edit)
 
-    backends = commands.add_parser("backends", help="list editors and thinkers and whether they can run here")
+    backends = commands.add_parser("backends", help="list editors, thinkers and judges and whether they can run here")
     add_backend_arguments(backends)
     backends.set_defaults(handler=_backends)
 
@@ -65,16 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _edit(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    request = loop.make_request(
-        args.image,
-        args.instruction,
-        max_turns=args.max_turns if args.max_turns is not None else settings.max_turns,
-        threshold=args.threshold if args.threshold is not None else settings.threshold,
-        first_turn=args.first_turn or settings.first_turn,
-        seed=args.seed,
-        steps=args.steps,
-        guidance=args.guidance,
-    )
+    request = loop.make_request(args.image, args.instruction, **loop_options(args, settings))
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     run_dir = prepare_run_dir(args.out, args.overwrite) if args.out else new_run_dir(settings.runs_dir)
     trajectory = None
@@ -127,8 +113,8 @@ def _print_event(event):
 def _backends(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     rows = backend_rows(settings)
-    for role in ("editor", "thinker"):
-        print(f"{role}s:")
+    for role in ("editor", "thinker", "judge"):
+        print(f"{role}s:" if role != "judge" else "judges (thinkedit eval):")
         for row in (r for r in rows if r["role"] == role):
             mark = "yes" if row["available"] else "no "
             print(f"  {row['name']:<20} {mark}  {row['reason']}")

@@ -43,6 +43,13 @@ class Settings:
     thinker_provider: str | None = None
     thinker_template: str | None = None
     polish_template: str | None = None
+    judge: str = "classic"  # `thinkedit eval`: who scores the edits (VIEScore rubric), independent of the thinker
+    judge_model: str | None = None
+    judge_url: str | None = None
+    judge_provider: str | None = None
+    judge_templates: str | None = None  # a folder with judge_semantic.txt and judge_quality.txt
+    judge_retries: int = 2  # an unreadable verdict is asked again this many times, then recorded as null
+    evals_dir: Path = Path("evals")  # where `thinkedit eval` folders are looked for (the web app's Benchmarks)
     max_turns: int = 3
     threshold: float = 8.0
     first_turn: str = "none"
@@ -86,8 +93,9 @@ class Settings:
             if raw not in (None, ""):
                 values[f.name] = _convert(f.name, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "runs_dir" in values:
-            values["runs_dir"] = Path(values["runs_dir"])
+        for name in ("runs_dir", "evals_dir"):
+            if name in values:
+                values[name] = Path(values[name])
         return cls(**values)
 
     def __post_init__(self) -> None:
@@ -154,5 +162,28 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the backend flags of `add_backend_arguments` on top."""
     names = ("editor", "editor_model", "editor_url", "editor_provider", "thinker", "thinker_model",
              "thinker_url", "thinker_provider", "thinker_template", "device", "dtype", "offload",
-             "speed", "runs_dir")  # fmt: skip
+             "speed", "runs_dir", "judge", "judge_model", "judge_url", "judge_provider", "judge_templates")  # fmt: skip
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loop's settings, as `edit` and `eval` take them; `loop_options` reads them back."""
+    group = parser.add_argument_group("the loop")
+    group.add_argument("--max-turns", type=int, help="1..10 (default 3)")
+    group.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
+    group.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
+    group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+
+
+def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
+    """`loop.make_request` keyword arguments from the loop flags, with the settings' defaults."""
+    return {
+        "max_turns": args.max_turns if args.max_turns is not None else settings.max_turns,
+        "threshold": args.threshold if args.threshold is not None else settings.threshold,
+        "first_turn": args.first_turn or settings.first_turn,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance": args.guidance,
+    }

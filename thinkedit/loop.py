@@ -265,7 +265,8 @@ def stream(
     Stop (`cancel`) and a backend silent for longer than its timeout (no step, token or heartbeat) make the
     backend's next callback raise, so it stops at its next step or token. A backend that does not get there
     within `CANCEL_GRACE_S` is reported as stopped and left to finish on its own: its thread keeps the GPU
-    until the backend really returns. Leaving early (the page was closed) stops every job.
+    until the backend really returns. Leaving early (the page was closed) stops every job; finishing leaves
+    `cancel` as it was.
     """
     cancel = cancel or threading.Event()
     events: queue.SimpleQueue = queue.SimpleQueue()
@@ -292,7 +293,8 @@ def stream(
                 continue  # nothing more is shown once Stop is pressed
             yield number, event
     finally:
-        cancel.set()
+        if going:  # left early (the page was closed): stop what still runs
+            cancel.set()
 
 
 class _Run:
@@ -318,7 +320,11 @@ class _Run:
 
     def work(self) -> None:
         job = self.job
-        execute(job.editor, job.thinker, job.request, self.trajectory, emit=self.emit, alive=self.alive)
+        try:
+            execute(job.editor, job.thinker, job.request, self.trajectory, emit=self.emit, alive=self.alive)
+        except BaseException as exc:  # noqa: BLE001 - execute ends on every Exception; this is a SystemExit or the like
+            self.trajectory.stop_reason, self.trajectory.error = "error", f"The run was interrupted ({exc!r})."
+            self.emit(RunFinished(self.trajectory))  # the watcher waits for it: a run always finishes
 
     def alive(self) -> None:
         """Raise when the run must end (Stop, or a timeout the watcher saw); otherwise note a sign of life."""

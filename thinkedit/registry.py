@@ -1,7 +1,8 @@
 """The backend tables by role, whether a backend can run here, and `build_backend`, the one way to build one.
 
 The rows themselves live beside their code (`EDITORS` in thinkedit/editors, `THINKERS` in
-thinkedit/thinkers); a row names its class by import path, so listing backends imports no torch.
+thinkedit/thinkers, `JUDGES` in thinkedit/judges); a row names its class by import path, so listing
+backends imports no torch.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from .backend import BackendSpec
 from .config import Settings
 from .editors import EDITORS
 from .errors import BadInput
+from .judges import JUDGES
 from .thinkers import THINKERS
 
-TABLES: dict[str, dict[str, BackendSpec]] = {"editor": EDITORS, "thinker": THINKERS}
+TABLES: dict[str, dict[str, BackendSpec]] = {"editor": EDITORS, "thinker": THINKERS, "judge": JUDGES}
 
 
 def availability(
@@ -129,7 +131,7 @@ def hf_token() -> str | None:
 
 
 def backend_rows(settings: Settings) -> list[dict[str, Any]]:
-    """Every editor and thinker with whether it can run here and why not — for `backends` and the UI."""
+    """Every editor, thinker and judge with whether it can run here and why not — for `backends` and the UI."""
     rows = []
     for role, table in TABLES.items():
         for spec in table.values():

@@ -5,35 +5,38 @@
     GET  /health -> {status, editor, model, in_flight, max_queue}
 
 So a GPU box can serve a laptop's UI (`--editor http --editor-url http://gpu-box:8005`), and the paper's
-own clients can use our servers. Bad requests get a 4xx and a reason. One edit at a time per GPU
-(`runtime.gpu_turn`); up to `max_queue` more wait, beyond that the answer is 503 with Retry-After. The
-output has the editor's size: the input's for the diffusion editors, which map back to it themselves, and
-the asked shape for a rotation or a crop (width/height are accepted and checked, not used);
-`enhance_prompt` is accepted and ignored: prompts are refined by the thinker, not here. An edit
-whose client hangs up is stopped at its next step. There is no authentication: bind to 127.0.0.1 or a
-private network.
+own clients can use our servers. Bad requests get a 4xx and a reason, checked by `loop.make_request` as on
+every surface. One edit at a time per GPU (`runtime.gpu_turn`); up to `max_queue` more wait, beyond that the
+answer is 503 with Retry-After, sent from the headers before the body is read. A waiting request holds only
+its body; decoding, the edit and encoding run in worker threads, so the event loop (and /health) never
+waits on an image. A connection slow to send its headers, or an admitted body slow to arrive, is closed or
+refused after `--header-timeout` / `--body-timeout` seconds. The output has the editor's size: the input's
+for the diffusion editors, which map back to it themselves, and the asked shape for a rotation or a crop
+(width/height are accepted and checked, not used); `enhance_prompt` is accepted and ignored: prompts are
+refined by the thinker, not here. An edit whose client hangs up is stopped at its next step. There is no
+authentication: bind to 127.0.0.1 or a private network.
 """
 
 import argparse
 import asyncio
 import base64
-import binascii
 import json
 import threading
 import time
 from typing import Any
 
-from PIL import Image
-
 from . import runtime
 from .backend import name_of
-from .config import MAX_INSTRUCTION_CHARS, add_backend_arguments, settings_from_args
+from .config import add_backend_arguments, settings_from_args
 from .errors import BadInput, Cancelled, ThinkEditError
-from .images import check_size, editor_output, load_image, png_bytes
+from .images import base64_bytes, check_size, editor_output, png_bytes
+from .loop import EditRequest, make_request, number
 from .registry import build_backend
 
 MAX_QUEUE = 8
 MAX_BODY_MB = 64.0
+BODY_TIMEOUT_S = 60.0  # an admitted request holds its place while its body arrives: not forever
+HEADER_TIMEOUT_S = 5.0  # uvicorn's keep-alive timeout, stretched over the wait for a request's headers
 BUSY_RETRY_SECONDS = 5
 DISCONNECT_POLL_SECONDS = 0.5
 
@@ -46,61 +49,33 @@ class Refused(Exception):
         self.status, self.reason = status, reason
 
 
-def parse_edit_request(body: bytes) -> dict[str, Any]:
-    """The /edit JSON checked field by field; `Refused` (400/413/422) with the reason otherwise."""
+def parse_edit_request(body: bytes | bytearray, seed: int) -> EditRequest:
+    """The /edit JSON as an `EditRequest`, checked by `loop.make_request`; `Refused` (400) with the reason otherwise.
+
+    `seed` is used when the request names none.
+    """
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise Refused(400, "The body is not JSON this server reads: it is nested too deeply.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Refused(400, f"The body is not JSON: {exc}.") from None
     if not isinstance(data, dict):
         raise Refused(400, "The body must be a JSON object.")
-    prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise Refused(422, "prompt is missing or empty: say what to change in the image.")
-    if len(prompt) > MAX_INSTRUCTION_CHARS:
-        raise Refused(422, f"prompt is {len(prompt)} characters long; the limit is {MAX_INSTRUCTION_CHARS}.")
-    steps = data.get("num_inference_steps", data.get("num_inference_step"))
-    request = {
-        "image": _image(data.get("image")),
-        "prompt": prompt.strip(),
-        "steps": _number(steps, "num_inference_steps", int, 1, 500),
-        "guidance": _number(data.get("guidance_scale"), "guidance_scale", float, 0.0, 100.0),
-        "seed": _number(data.get("seed"), "seed", int, 0, 2**63 - 1),
-    }
-    width = _number(data.get("width"), "width", int, 1, 1 << 16)
-    height = _number(data.get("height"), "height", int, 1, 1 << 16)
-    if width and height:
-        try:
+    try:
+        width = number(data.get("width"), "width", 1, 1 << 16, whole=True, optional=True)
+        height = number(data.get("height"), "height", 1, 1 << 16, whole=True, optional=True)
+        if width and height:
             check_size(width, height)
-        except BadInput as exc:
-            raise Refused(413, str(exc)) from None
-    return request
-
-
-def _image(value: Any) -> Image.Image:
-    if not isinstance(value, str) or not value:
-        raise Refused(422, "image is missing: send the source image as a base64-encoded PNG or JPEG.")
-    if value.startswith("data:"):
-        value = value.partition(",")[2]
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise Refused(400, "image is not valid base64.") from None
-    try:
-        return load_image(data)
+        return make_request(
+            base64_bytes(data.get("image")),
+            data.get("prompt"),
+            seed=seed if data.get("seed") is None else data["seed"],
+            steps=data.get("num_inference_steps", data.get("num_inference_step")),
+            guidance=data.get("guidance_scale"),
+        )
     except BadInput as exc:
-        status = 413 if "megapixels" in str(exc) else 400
-        raise Refused(status, f"image: {exc}") from None
-
-
-def _number(value: Any, name: str, kind: type, low: float, high: float):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise Refused(422, f"{name} must be a {'whole ' if kind is int else ''}number, not {value!r}.")
-    if not low <= value <= high:
-        raise Refused(422, f"{name} must be from {low:g} to {high:g}, not {value}.")
-    return kind(value)
+        raise Refused(400, str(exc)) from None
 
 
 class Admission:
@@ -123,11 +98,19 @@ class Admission:
             self.in_flight -= 1
 
 
-def create_app(editor, *, max_queue: int = MAX_QUEUE, max_body_mb: float = MAX_BODY_MB):
-    """The FastAPI app serving `editor` (any object with the editor protocol)."""
+def create_app(
+    editor, *, max_queue: int = MAX_QUEUE, max_body_mb: float = MAX_BODY_MB, body_timeout: float = BODY_TIMEOUT_S
+):
+    """The FastAPI app serving `editor` (any object with the editor protocol).
+
+    A request is admitted or refused from its headers alone, before its body is read; an admitted one holds
+    only its body (at most `max_body_mb`, arriving within `body_timeout` seconds) until its turn, and all
+    image work (decoding, the edit, encoding the answer) runs in a worker thread, never on the event loop.
+    """
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
 
     # No `from __future__ import annotations` in this module: FastAPI reads `request: Request` at runtime.
     app = FastAPI(title="ThinkEdit editing server", docs_url=None, redoc_url=None)
@@ -139,42 +122,45 @@ def create_app(editor, *, max_queue: int = MAX_QUEUE, max_body_mb: float = MAX_B
         return JSONResponse({"success": False, "edited_image": None, "error": reason}, status, headers=headers)
 
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:  # on the event loop: worker threads may all be waiting for the GPU
         return {"status": "ok", "editor": name, "model": getattr(editor, "model", None),
                 "in_flight": admission.in_flight, "max_queue": admission.limit - 1}  # fmt: skip
 
     @app.post("/edit")
     async def edit(request: Request):
-        try:
-            body = await _read_body(request, max_body)
-            job = parse_edit_request(body)
-        except Refused as exc:
-            return refusal(exc.status, exc.reason)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body:
+            return refusal(413, f"The request is {int(declared) / 2**20:.1f} MB; the limit is {max_body_mb:g} MB.")
         if not admission.enter():
             return refusal(503, f"The server is busy: {admission.limit} edits are running or queued; try again "
                            "shortly.", {"Retry-After": str(BUSY_RETRY_SECONDS)})  # fmt: skip
         stop = threading.Event()
-        seed = job["seed"] % 2**32 if job["seed"] is not None else time.time_ns() % 2**32
 
-        def on_step(step: int, total: int) -> None:
+        def check_stop(*_) -> None:
             if stop.is_set():
                 raise Cancelled
 
-        def work() -> Image.Image:
-            with runtime.gpu_turn(editor):
-                on_step(0, 0)
-                return editor.edit(job["image"], job["prompt"], seed=seed, steps=job["steps"],
-                                   guidance=job["guidance"], on_step=on_step)  # fmt: skip
+        def work(body: bytearray) -> bytes:
+            started = time.perf_counter()
+            with runtime.gpu_turn(editor, waiting=check_stop):
+                check_stop()
+                job = parse_edit_request(body, seed=time.time_ns() % 2**32)
+                del body[:]  # parsed: the bytes are not needed while the edit runs
+                edited = editor.edit(job.image, job.instruction, seed=job.seed, steps=job.steps,
+                                     guidance=job.guidance, on_step=check_stop)  # fmt: skip
+            return edit_answer(edited, job.seed, time.perf_counter() - started)
 
-        started = time.perf_counter()
         try:
-            task = asyncio.ensure_future(run_in_threadpool(work))
+            body = await _read_body(request, max_body, body_timeout)
+            task = asyncio.ensure_future(run_in_threadpool(work, body))
             while not task.done():
                 await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
                 if not task.done() and await request.is_disconnected():
                     stop.set()
-            edited = task.result()
-        except Cancelled:
+            return Response(task.result(), media_type="application/json")
+        except Refused as exc:
+            return refusal(exc.status, exc.reason)
+        except (Cancelled, ClientDisconnect):
             return refusal(499, "The client went away; the edit was stopped.")
         except BadInput as exc:
             return refusal(400, str(exc))
@@ -184,32 +170,45 @@ def create_app(editor, *, max_queue: int = MAX_QUEUE, max_body_mb: float = MAX_B
             return refusal(500, f"The editor failed: {type(exc).__name__}: {exc}")
         finally:
             admission.leave()
-        try:
-            edited = editor_output(edited)  # the editor's own size: a rotation or a crop changes the shape
-        except ThinkEditError as exc:
-            return refusal(500, str(exc))
-        return {
-            "success": True,
-            "edited_image": base64.b64encode(png_bytes(edited)).decode("ascii"),
-            "error": None,
-            "seed": seed,
-            "processing_time": round(time.perf_counter() - started, 3),
-        }
 
     return app
 
 
-async def _read_body(request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise Refused(413, f"The request is {int(declared) / 2**20:.1f} MB; the limit is {limit / 2**20:g} MB.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"The request is larger than the {limit / 2**20:g} MB limit.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def edit_answer(edited: Any, seed: int, seconds: float) -> bytes:
+    """The protocol's JSON answer: the edit as a PNG."""
+    try:
+        edited = editor_output(edited)  # the editor's own size: a rotation or a crop changes the shape
+    except ThinkEditError as exc:
+        raise Refused(500, str(exc)) from None
+    png = base64.b64encode(png_bytes(edited)).decode("ascii")
+    answer = {
+        "success": True,
+        "edited_image": png,
+        "error": None,
+        "seed": seed,
+        "processing_time": round(seconds, 3),
+    }
+    return json.dumps(answer).encode()
+
+
+async def _read_body(request, limit: int, timeout: float) -> bytearray:
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise Refused(413, f"The request is larger than the {limit / 2**20:g} MB limit.")
+    except TimeoutError:
+        raise Refused(408, f"The request body did not arrive within {timeout:g} s.") from None
+    return body
+
+
+def server_settings(header_timeout: float = HEADER_TIMEOUT_S) -> dict[str, Any]:
+    """uvicorn settings: connections idle, or slow to send a request's headers, are closed after `header_timeout` s."""
+    from .http_protocol import HeaderTimeoutProtocol
+
+    return {"http": HeaderTimeoutProtocol, "timeout_keep_alive": header_timeout}
 
 
 # -- the subcommand ----------------------------------------------------------------------------------
@@ -222,6 +221,18 @@ def register(commands) -> None:
     parser.add_argument("--port", type=int, default=8005, help="port (default 8005)")
     parser.add_argument("--max-queue", type=int, default=MAX_QUEUE, help=f"edits that may wait (default {MAX_QUEUE})")
     parser.add_argument("--max-body-mb", type=float, default=MAX_BODY_MB, help="largest request accepted, in MB")
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=BODY_TIMEOUT_S,
+        help=f"seconds an admitted request's body may take to arrive (default {BODY_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_S,
+        help=f"seconds a connection may be idle or sending headers (default {HEADER_TIMEOUT_S:g})",
+    )
     parser.set_defaults(handler=serve)
 
 
@@ -230,7 +241,7 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     editor = build_backend("editor", settings)
-    app = create_app(editor, max_queue=args.max_queue, max_body_mb=args.max_body_mb)
+    app = create_app(editor, max_queue=args.max_queue, max_body_mb=args.max_body_mb, body_timeout=args.body_timeout)
     print(f"Serving the {settings.editor} editor on http://{args.host}:{args.port} (POST /edit, GET /health)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **server_settings(args.header_timeout))
     return 0

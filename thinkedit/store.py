@@ -164,9 +164,10 @@ def trajectory_record(trajectory) -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, str | None]:
+def versions(*more: str) -> dict[str, str | None]:
+    """thinkedit's version and its main libraries' (and the `more` packages'), None where one is not installed."""
     found: dict[str, str | None] = {"thinkedit": __version__}
-    for package in ("torch", "diffusers", "transformers", "gradio"):
+    for package in ("torch", "diffusers", "transformers", "gradio", *more):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -176,6 +177,10 @@ def versions() -> dict[str, str | None]:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     _write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, text.encode("utf-8"))
 
 
 def _write_image(image: Image.Image, path: Path) -> None:

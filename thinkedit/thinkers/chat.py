@@ -23,17 +23,18 @@ from ..registry import model_for
 
 
 class ChatThinker:
-    service = "The thinker server"
     credentials: str | None = None  # where the key comes from, named in 401/403 messages
 
-    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+    def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
         self.spec = spec
         self.settings = settings
-        self.model = model_for(spec, settings, "thinker")
+        self.role = role  # "judge" when a judge asks through this class: its own model, URL and key
+        self.service = f"The {role} server"
+        self.model = model_for(spec, settings, role)
         # read now, so a wrong --thinker-template is refused before any model runs
         self.critique_template = load_template("critique", settings.thinker_template)
         self.polish_template = load_template("polish", settings.polish_template)
-        self.policy = remote.Policy.from_settings(settings, "thinker")
+        self.policy = remote.Policy.from_settings(settings, role)
 
     def critique(
         self,
@@ -50,6 +51,11 @@ class ChatThinker:
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
         content, reasoning = self._chat([source], render(self.polish_template, instruction), on_token)
         return parse_critique(content, reasoning_content=reasoning).refined_prompt or instruction
+
+    def ask(self, images: list[Image.Image], text: str, *, on_token: OnToken | None = None) -> str:
+        """The model's answer to the images then `text` (its reasoning field when the answer came only there)."""
+        content, reasoning = self._chat(images, text, on_token)
+        return content if content.strip() else reasoning
 
     # -- what a subclass provides ------------------------------------------------------------------------
 

@@ -116,8 +116,30 @@ class Views:
         return self.measured[which]
 
 
-def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> str:
-    """The critique as canonical thinker text, every number in it measured."""
+@dataclass
+class Assessment:
+    """What `assess` measured: each asked part, what else changed, and how well made the result is."""
+
+    looks: list[str]  # looks the instruction named without amounts
+    recipe: str  # those looks spelled out
+    parts: list[Part]
+    asks: list[str | None]  # explicit text per part, in the instruction's order
+    preservation: float  # 0.4..1: 1 when nothing changed that was not asked for
+    kept: list[str]
+    quality: float  # 0..10
+    flaws: list[str]
+
+    @property
+    def success(self) -> float:
+        """0..1: how fully the instruction's parts were done."""
+        return sum(p.score for p in self.parts) / len(self.parts)
+
+    def findings(self) -> list[str]:
+        return [p.finding for p in self.parts] + self.kept + self.flaws
+
+
+def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> Assessment:
+    """Measure the edit against what the instruction asks (`prompt`: what the editor was told)."""
     source = source.convert("RGB")
     edited = edited.convert("RGB")
     intent, used = read(instruction), read(prompt)
@@ -143,13 +165,20 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
         asks.append(parts[-1].ask)
     preservation, kept = _preservation(targets, views)
     quality, flaws = _quality(targets, views)
-    semantic = round(10 * sum(p.score for p in parts) / len(parts) * preservation, 1)
+    recipe = join([describe(op) for op in targets if op.vague])
+    return Assessment(intent.looks, recipe, parts, asks, preservation, kept, quality, flaws)
+
+
+def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> str:
+    """The critique as canonical thinker text, every number in it measured."""
+    measured = assess(source, edited, instruction, prompt)
+    asks, quality = measured.asks, measured.quality
+    semantic = round(10 * measured.success * measured.preservation, 1)
 
     lines = [f"The instruction asks: {instruction}"]
-    if intent.looks:
-        recipe = join([describe(op) for op in targets if op.vague])
-        lines.append(f"'{', '.join(intent.looks)}' names a look without amounts; in full it is: {recipe}.")
-    lines += [f"- {p.finding}" for p in parts] + [f"- {line}" for line in kept + flaws]
+    if measured.looks:
+        lines.append(f"'{', '.join(measured.looks)}' names a look without amounts; in full it is: {measured.recipe}.")
+    lines += [f"- {finding}" for finding in measured.findings()]
     if semantic >= 8 and quality >= 8:
         lines.append(f"Semantic {semantic:g}, quality {quality:g}: the edit does what was asked; I keep the prompt.")
         refined = prompt

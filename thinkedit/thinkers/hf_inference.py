@@ -25,19 +25,19 @@ PROVIDERS_HOST = "router.huggingface.co"
 class HFInferenceThinker(ChatThinker):
     credentials = "HF_TOKEN"
 
-    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
-        super().__init__(spec, settings)
-        url = url_for(settings, "thinker")
-        self.url = remote.check_url(url, "--thinker-url") if url else None
-        self.provider = settings.thinker_provider or None
-        self.service = "The thinker endpoint" if self.url else "Hugging Face Inference Providers"
+    def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
+        super().__init__(spec, settings, role)
+        url = url_for(settings, role)
+        self.url = remote.check_url(url, f"--{role}-url") if url else None
+        self.provider = getattr(settings, f"{role}_provider") or None
+        self.service = f"The {role} endpoint" if self.url else "Hugging Face Inference Providers"
 
     @property
     def host(self) -> str:
         return remote.host_of(self.url) if self.url else PROVIDERS_HOST
 
     def api_key(self) -> str | None:
-        return remote.hub_token(self.settings, "thinker")
+        return remote.hub_token(self.settings, self.role)
 
     async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
         client = AsyncInferenceClient(base_url=self.url, provider=self.provider, token=key, timeout=self.policy.read)

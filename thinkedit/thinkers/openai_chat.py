@@ -4,13 +4,16 @@ Through the `openai` package, not `huggingface_hub.InferenceClient`: the latter 
 127.0.0.1 included, while HF_HUB_OFFLINE=1 is set — exactly how an air-gapped GPU box with a local
 vLLM runs. The server's key (THINKEDIT_THINKER_API_KEY or OPENAI_API_KEY) goes only to the URL the server
 configured (`--thinker-url`); a URL a caller named gets the caller's own key or none (keyless vLLM gets a
-placeholder). With no
-`--thinker-model`, the first model the server lists is used.
+placeholder). With no `--thinker-model`, the first model the server lists is used. The answer is streamed;
+a server that sends the whole completion instead is read too. As a judge (`role="judge"`) the same holds for
+--judge-url, --judge-model and THINKEDIT_JUDGE_API_KEY.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 from openai import AsyncOpenAI
@@ -24,45 +27,58 @@ from .chat import ChatThinker
 
 
 class OpenAIThinker(ChatThinker):
-    credentials = "THINKEDIT_THINKER_API_KEY or OPENAI_API_KEY"
-
-    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
-        super().__init__(spec, settings)
-        url = url_for(settings, "thinker")
+    def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
+        super().__init__(spec, settings, role)
+        self.key_variable = f"THINKEDIT_{role.upper()}_API_KEY"
+        self.credentials = f"{self.key_variable} or OPENAI_API_KEY"
+        url = url_for(settings, role)
         if not url:
-            raise BadInput("The openai thinker needs a server: set --thinker-url (THINKEDIT_THINKER_URL), "
+            raise BadInput(f"The openai {role} needs a server: set --{role}-url (THINKEDIT_{role.upper()}_URL), "
                            "e.g. http://gpu-box:8000/v1.")  # fmt: skip
-        self.url = remote.check_url(url, "--thinker-url")
+        self.url = remote.check_url(url, f"--{role}-url")
 
     @property
     def host(self) -> str:
         return remote.host_of(self.url)
 
     def api_key(self) -> str:
-        return (
-            remote.credential(self.settings, "thinker", "THINKEDIT_THINKER_API_KEY", "OPENAI_API_KEY") or remote.NO_KEY
-        )
+        return remote.credential(self.settings, self.role, self.key_variable, "OPENAI_API_KEY") or remote.NO_KEY
 
     async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
         client = AsyncOpenAI(base_url=self.url, api_key=key, timeout=self.policy.timeout(), max_retries=0)
         try:
             if not self.model:
-                self.model = await served_model(client, self.url)
+                self.model = await served_model(client, self.url, self.role)
             stream = await client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 stream=True,
                 max_tokens=self.settings.thinker_max_new_tokens,
             )
+            if stream.response.headers.get("content-type", "").startswith("application/json"):
+                return whole_answer(await stream.response.aread()), client
         except BaseException:
             await client.close()
             raise
         return stream, client
 
 
-async def served_model(client: AsyncOpenAI, url: str) -> str:
+async def whole_answer(body: bytes) -> AsyncIterator[Any]:
+    """A server that ignores `stream` and sends the whole completion at once: its message as one chunk."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return
+    for choice in (data.get("choices") if isinstance(data, dict) else None) or []:
+        message = choice.get("message") or {}
+        thought = message.get("reasoning_content") or message.get("reasoning")
+        yield SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=message.get("content"),
+                                                                             reasoning_content=thought))])  # fmt: skip
+
+
+async def served_model(client: AsyncOpenAI, url: str, role: str = "thinker") -> str:
     """The first model the server lists (a vLLM server serves one)."""
     page = await client.models.list()
     if not page.data:
-        raise ThinkEditError(f"The thinker server at {remote.host_of(url)} lists no models; set --thinker-model.")
+        raise ThinkEditError(f"The {role} server at {remote.host_of(url)} lists no models; set --{role}-model.")
     return page.data[0].id

@@ -36,10 +36,11 @@ _OPEN_THINK = re.compile(r"<think>\s*$")
 
 
 class QwenVLThinker:
-    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+    def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
         self.spec = spec
         self.settings = settings
-        self.model = model_for(spec, settings, "thinker")
+        self.role = role  # "judge" when a judge asks through this class; the same checkpoint shares one model
+        self.model = model_for(spec, settings, role)
         # read now, so a wrong --thinker-template is refused before any model runs
         self.critique_template = load_template("critique", settings.thinker_template)
         self.polish_template = load_template("polish", settings.polish_template)
@@ -61,6 +62,10 @@ class QwenVLThinker:
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
         return parse_polish(self._generate([source], render(self.polish_template, instruction), on_token), instruction)
 
+    def ask(self, images: list[Image.Image], text: str, *, on_token: OnToken | None = None) -> str:
+        """The model's reply to the images then `text` (what a judge asks)."""
+        return self._generate(images, text, on_token)
+
     @property
     def cache_key(self) -> tuple:
         device = runtime.pick_device(self.settings)
@@ -72,7 +77,7 @@ class QwenVLThinker:
         device = runtime.pick_device(self.settings)
         offload = runtime.choose_offload(self.settings, size, device)
         dtype = runtime.pick_dtype(self.settings, device)
-        loader = lambda: _load(self.model, device, dtype, offload, size)  # noqa: E731
+        loader = lambda: _load(self.model, device, dtype, offload, size, f"--{self.role}-model")  # noqa: E731
         return runtime.load(self.cache_key, loader, size_gb=size, settings=self.settings, offload=offload)
 
     def _generate(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> str:
@@ -140,12 +145,14 @@ def generation_options(settings: Settings) -> dict[str, Any]:
     return {"max_new_tokens": settings.thinker_max_new_tokens, **sampling, **fast}
 
 
-def _load(checkpoint: str, device: str, dtype, offload: str, size_gb: float | None) -> tuple[Any, Any, str]:
+def _load(
+    checkpoint: str, device: str, dtype, offload: str, size_gb: float | None, flag: str = "--thinker-model"
+) -> tuple[Any, Any, str]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     if runtime.offline() and weights_location(checkpoint) is None:
-        raise runtime.missing_weights(checkpoint, size_gb, "--thinker-model")
-    with runtime.friendly_errors(f"loading {checkpoint}", checkpoint, size_gb, offload=offload, flag="--thinker-model"):
+        raise runtime.missing_weights(checkpoint, size_gb, flag)
+    with runtime.friendly_errors(f"loading {checkpoint}", checkpoint, size_gb, offload=offload, flag=flag):
         processor = AutoProcessor.from_pretrained(checkpoint, token=hf_token())
         placement = {"device_map": device} if offload == "none" else {}  # offloaded: waits in CPU memory
         model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, token=hf_token(), **placement)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import uvicorn.config
+
 from ..config import Settings
 from .layout import ASSETS, CSS, build_app
 
@@ -23,6 +25,13 @@ def launch_options(settings: Settings, share: bool = False) -> dict[str, Any]:
 
 def launch(demo, settings: Settings, share: bool = False, **extra):
     """Queue (at most `settings.max_queue` waiting, `settings.ui_concurrency` at once) and serve `demo`;
-    `extra` goes to `Blocks.launch` (tests pass prevent_thread_lock)."""
+    `extra` goes to `Blocks.launch` (tests pass prevent_thread_lock).
+
+    Gradio builds its uvicorn server with uvicorn's "auto" HTTP protocol and no way to pass another; naming
+    `HeaderTimeoutProtocol` as "auto" in uvicorn's own protocol table gives the web app what serve-editor has:
+    a connection whose request headers are not complete within uvicorn's keep-alive timeout (Gradio's server:
+    uvicorn's 5 s) is closed, so slow-loris clients cannot hold the server's sockets.
+    """
+    uvicorn.config.HTTP_PROTOCOLS["auto"] = "thinkedit.http_protocol:HeaderTimeoutProtocol"
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.ui_concurrency)
     return demo.launch(**{**launch_options(settings, share), **extra})

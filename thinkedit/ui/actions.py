@@ -18,16 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 
 from .. import loop
 from ..backend import is_local
 from ..config import Settings
+from ..critique import score_text as score
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
+from ..evaluate.report import eval_folders, plot, read_eval
+from ..evaluate.report import who as who_ran
 from ..images import base64_bytes
 from ..registry import build_backend
 from ..store import SavedRun, load_run, new_run_dir, zip_run
-from .view import RunView, history_item, new_folder, remove_folder, session_folder, without_paths
+from .view import RunView, display_file, history_item, new_folder, remove_folder, session_folder, without_paths
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
 COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
@@ -351,12 +355,17 @@ def open_saved(upload: Any, folder: str | None, session: Session, settings: Sett
 
 
 def confined(folder: str, settings: Settings) -> Path:
-    """A run folder (or zip) named on the server, which must lie in the runs folder once symlinks are resolved;
-    a bare name is looked up there."""
-    roots = [Path(settings.runs_dir).resolve()]
-    path = (roots[0] / folder).resolve()  # an absolute `folder` stays itself
-    if not any(path.is_relative_to(root) for root in roots):
-        raise refused(f"Only runs in the runs folder ({settings.runs_dir}) can be opened by name; upload its zip.")
+    """A run folder (or zip) named on the server: it must lie in the runs folder once symlinks are resolved."""
+    return inside(folder, settings.runs_dir, f"Only runs in the runs folder ({settings.runs_dir}) can be opened by "
+                  "name; upload its zip.")  # fmt: skip
+
+
+def inside(name: str, root: str | Path, refusal: str) -> Path:
+    """`name` (a bare name is looked up in `root`) as a path that lies in `root` once symlinks are resolved."""
+    root = Path(root).resolve()
+    path = (root / name).resolve()  # an absolute `name` stays itself
+    if not path.is_relative_to(root):
+        raise refused(refusal)
     return path
 
 
@@ -371,3 +380,76 @@ def saved_view(path: str | Path, session: Session, public: bool = False) -> RunV
             remove_folder(saved.path)  # what was unpacked from a zip whose images cannot be read
         message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
         raise refused(message, public) from None
+
+
+# -- the Benchmarks tab ------------------------------------------------------------------------------------
+
+
+def eval_choices(settings: Settings) -> list[str]:
+    """The eval folders under the evals folder (THINKEDIT_EVALS_DIR), by their path inside it, newest first."""
+    root = Path(settings.evals_dir)
+    folders = sorted(eval_folders(root), key=lambda folder: folder.stat().st_mtime, reverse=True)
+    return [str(folder.relative_to(root)) for folder in folders]
+
+
+def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
+    """(summary text, table, chart, gallery, samples) of one eval folder in the evals folder.
+
+    The gallery shows each sample's loop result, sorted by how much the loop gained over single-shot;
+    the samples (plain data) go to the page's state for `show_sample`.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise refused("Choose an eval folder (made by `thinkedit eval --out …` in the evals folder).")
+    folder = inside(
+        name.strip(), settings.evals_dir, f"Only evals in the evals folder ({settings.evals_dir}) open here."
+    )
+    try:
+        found = read_eval(folder)
+    except (BadInput, OSError, ValueError, KeyError) as exc:
+        raise refused(f"{name} could not be read as an eval folder ({exc}).", settings.public) from None
+    view = session.view_folder()
+    samples = found["samples"]
+    gallery = []
+    for number, sample in enumerate(samples):
+        shown = sample.get("loop") or sample.get("single") or {}
+        if shown.get("image"):
+            gallery.append((display_file(shown["image"], view, f"sample-{number}"), sample_caption(sample)))
+    chart = view / "chart.png"  # drawn from the summary, as `thinkedit eval` draws its report.png
+    plot(found["summary"], chart)
+    table = pd.DataFrame(found["table"], columns=found["headers"])
+    return eval_summary(found["summary"]), table, str(chart), gallery, samples
+
+
+def eval_summary(summary: dict[str, Any]) -> str:
+    """One paragraph: which benchmark, which backends, the overall O of each mode, and any warning."""
+    who = ", ".join(f"{role} {who_ran(summary[role])}" for role in ("editor", "thinker", "judge") if summary.get(role))
+    modes = "; ".join(f"{mode}: O {score(block.get('o'))} over {block.get('samples')} samples "
+                      f"({block.get('failed', 0)} failed)" for mode, block in summary["modes"].items())  # fmt: skip
+    return " ".join([f"**{summary.get('bench')}** · {who}. {modes}.", *summary.get("warnings", [])])
+
+
+def sample_caption(sample: dict[str, Any]) -> str:
+    single, loop_ = sample.get("single") or {}, sample.get("loop") or {}
+    gain = sample.get("gain")
+    change = f"gain {gain:+.2f}" if gain is not None else "gain –"
+    return f"{sample['key']} · {change} · single O {score(single.get('o'))} → loop O {score(loop_.get('o'))}"
+
+
+def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Session) -> tuple:
+    """(source, single-shot, loop result, what was asked and how the loop refined it) of one sample."""
+    try:
+        sample = (samples or [])[loop.number(index, "The sample", 0, len(samples or []) - 1, whole=True)]
+    except BadInput:
+        raise refused("That sample is not in this eval.") from None
+    view = session.view_folder()
+    images = [sample.get("source"), (sample.get("single") or {}).get("image"), (sample.get("loop") or {}).get("image")]
+    shown = [display_file(path, view, f"pick-{n}") if path else None for n, path in enumerate(images)]
+    lines = [f"{sample['key']} ({sample['category']}): {sample['instruction']}"]
+    for mode in ("single", "loop"):
+        result = sample.get(mode)
+        if result:
+            lines.append(f"{mode}: SC {score(result.get('sc'))}, PQ {score(result.get('pq'))}, O {score(result.get('o'))}"
+                         + (f", error: {result['error']}" if result.get("error") else ""))  # fmt: skip
+    prompts = (sample.get("loop") or {}).get("prompts") or []
+    lines += [f"turn {number} prompt: {prompt}" for number, prompt in enumerate(prompts, 1)]
+    return (*shown, "\n".join(lines))

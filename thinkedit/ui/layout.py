@@ -78,6 +78,8 @@ def build_app(settings: Settings) -> gr.Blocks:
                 compare_tab(settings, editors, thinkers, session, history)
             with gr.Tab("History", id="history") as history_tab_item:
                 history_tab(settings, session, history, history_tab_item, tabs, viewer)
+            with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
+                benchmarks_tab(settings, session, benchmarks_tab_item)
         if settings.mcp:
             agent.add_tools(settings, run_options(settings))
     return demo
@@ -221,6 +223,44 @@ def history_tab(settings: Settings, session: gr.State, history: gr.Gallery, tab:
     index.change(open_history, [index, session], viewer, api_name="history_open", preprocess=False)
     open_button.click(partial(actions.open_saved, settings=settings), [upload, folder, session],
                       [*viewer, history], api_name="open_run").success(**to_studio)  # fmt: skip
+
+
+def benchmarks_tab(settings: Settings, session: gr.State, tab: gr.Tab) -> None:
+    """`thinkedit eval` results: the summary table, per-category O (single-shot vs the loop), and the samples
+    sorted by the loop's gain — where the loop helps, and where it hurts."""
+    where = "" if settings.public else f" (`{settings.evals_dir}`)"
+    gr.Markdown(f"Eval folders made by `thinkedit eval --out …` inside the evals folder{where}.")
+    with gr.Row():
+        folder = gr.Dropdown(actions.eval_choices(settings), label="Eval", allow_custom_value=True, scale=4,
+                             elem_id="te-b-eval")  # fmt: skip
+        refresh = gr.Button("Refresh", scale=1)
+        show = gr.Button("Open", variant="primary", scale=1, elem_id="te-b-open")
+    summary = gr.Markdown(elem_id="te-b-summary")
+    table = gr.Dataframe(label="Category × mode", interactive=False, wrap=True, elem_id="te-b-table")
+    chart = gr.Image(label="O per category: single-shot, the loop's best turn, its last turn", type="filepath",
+                     interactive=False, format="png", elem_id="te-b-chart")  # fmt: skip
+    samples = gr.State([])
+    gallery = turn_gallery("Samples, largest gain first (the loop's result)", columns=6, height=260,
+                           allow_preview=False, elem_id="te-b-gallery")  # fmt: skip
+    with gr.Row(equal_height=False):
+        picked = [gr.Image(label=label, type="filepath", interactive=False, height=240, elem_id=f"te-b-{name}")
+                  for name, label in (("source", "Source"), ("single", "Single-shot"), ("loop", "Think-while-Edit"))]  # fmt: skip
+    details = gr.Textbox(label="Scores and the loop's prompts", lines=6, interactive=False, elem_id="te-b-details")
+    index = gr.Number(visible=False, precision=0)
+
+    def select_sample(state: list, event: gr.SelectData, session_state: actions.Session) -> tuple:
+        return actions.show_sample(state, event.index, session_state)
+
+    def fresh_choices() -> gr.Dropdown:
+        return gr.Dropdown(choices=actions.eval_choices(settings))
+
+    outputs = [summary, table, chart, gallery, samples]
+    show.click(partial(actions.open_eval, settings=settings), [folder, session], outputs, api_name="benchmark")
+    refresh.click(fresh_choices, None, folder, api_visibility="private")
+    tab.select(fresh_choices, None, folder, api_visibility="private")
+    gallery.select(select_sample, [samples, session], [*picked, details], api_visibility="private")
+    index.change(actions.show_sample, [samples, index, session], [*picked, details], api_name="benchmark_sample",
+                 preprocess=False)  # fmt: skip
 
 
 def instruction_box(**options) -> gr.Textbox:

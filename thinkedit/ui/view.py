@@ -19,7 +19,7 @@ from PIL import Image
 
 from .. import loop
 from ..critique import score_text as score
-from ..images import fit_within, png_bytes
+from ..images import fit_within, load_image, png_bytes
 from ..store import SavedRun, trajectory_record
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
@@ -75,10 +75,7 @@ class RunView:
         """The image written once to a temp file: the page gets a path, so Gradio never rewrites a file
         that a browser may be reading (it re-encodes PIL images on every update). PNG, because the gallery's
         full view and the slider show it and their download buttons save it: people compare fine detail."""
-        self.folder.mkdir(parents=True, exist_ok=True)  # back if the session dropped it (KEEP_FOLDERS)
-        path = self.folder / f"{name}.png"
-        path.write_bytes(png_bytes(fit_within(image, DISPLAY_SIDE)))
-        return str(path)
+        return display_file(image, self.folder, name)
 
     def apply(self, event: loop.Event) -> None:
         if isinstance(event, loop.TurnStarted):
@@ -223,6 +220,17 @@ _SERVER_FOLDERS = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"`<>]+/)+")  # the folders
 def without_paths(text: str) -> str:
     """Every absolute path in `text` cut to its last part (a run id, a file name): what a public page may show."""
     return _SERVER_FOLDERS.sub("", text)
+
+
+def display_file(image: Image.Image | str | Path, folder: Path, name: str) -> str:
+    """A display copy of `image` (or of the image file at that path) as `folder`/`name`.png, at most DISPLAY_SIDE
+    a side: what the page is sent, never the original (which may lie outside what Gradio serves)."""
+    if not isinstance(image, Image.Image):
+        image = load_image(image)
+    folder.mkdir(parents=True, exist_ok=True)  # back if the session dropped it (KEEP_VIEWS)
+    path = folder / f"{name}.png"
+    path.write_bytes(png_bytes(fit_within(image, DISPLAY_SIDE)))
+    return str(path)
 
 
 def same_frame(

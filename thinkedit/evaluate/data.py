@@ -1,0 +1,209 @@
+"""The benchmarks' samples: GEdit-Bench (through `datasets`), ImgEdit-Bench basic, or a folder of your own.
+
+Every loader returns samples in the benchmark's own order. A row that cannot run (no instruction, an unsafe
+key, a line that is not JSON) keeps its place with `problem` set; an image is only read when its sample
+runs, so one that does not decode is that sample's recorded failure, never the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+
+BENCHES = ("gedit", "imgedit", "folder")
+GEDIT_HUB_ID = "stepfun-ai/GEdit-Bench"
+LANGUAGES = ("en", "cn", "all")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]*")  # a key or category that is a plain file name
+
+
+@dataclass
+class Sample:
+    key: str
+    category: str
+    instruction: str
+    read_image: Callable[[], Any] | None  # returns what `load_image` takes: a path, bytes or an image
+    language: str | None = None  # GEdit only: "en" / "cn"
+    intersection: bool | None = None  # GEdit only: in the Intersection subset
+    problem: str | None = None  # why this sample cannot run; recorded as its failure
+
+    @property
+    def id(self) -> str:
+        """Unique within an eval: GEdit's English and Chinese rows share keys."""
+        return f"{self.language}/{self.key}" if self.language else self.key
+
+
+def load(bench: str, data: str | None, *, language: str = "en", edit_json: str | None = None) -> list[Sample]:
+    if bench == "gedit":
+        return load_gedit(data or GEDIT_HUB_ID, language)
+    if not data:
+        raise BadInput(f"--bench {bench} needs --data: " + ("the folder of ImgEdit-Bench's images."
+                       if bench == "imgedit" else "a folder with edits.jsonl, or the edits.jsonl file."))  # fmt: skip
+    return load_imgedit(data, edit_json) if bench == "imgedit" else load_folder(data)
+
+
+def select(samples: list[Sample], *, categories: list[str] | None = None, keys: list[str] | None = None,
+           limit: int | None = None) -> list[Sample]:  # fmt: skip
+    """The samples asked for, in the benchmark's order: these categories, these keys, the first `limit`."""
+    for field, wanted in (("category", categories), ("key", keys)):
+        if not wanted:
+            continue
+        known = [getattr(s, field) for s in samples]
+        unknown = [value for value in wanted if value not in known]
+        if unknown:
+            raise BadInput(f"No {field} {', '.join(unknown)} in the selection; it has: "
+                           f"{', '.join(sorted(set(known))[:40])}.")  # fmt: skip
+        samples = [s for s in samples if getattr(s, field) in wanted]
+    if limit is not None:
+        if limit < 1:
+            raise BadInput("--limit must be at least 1.")
+        samples = samples[:limit]
+    if not samples:
+        raise BadInput("No samples to run: the data holds none for this selection.")
+    return samples
+
+
+# -- GEdit-Bench -------------------------------------------------------------------------------------------
+
+
+def load_gedit(data: str, language: str) -> list[Sample]:
+    """GEdit-Bench's parquet (`key`, `task_type`, `instruction`, `instruction_language`, `input_image`,
+    `Intersection_exist`) from a hub id, a local folder or a parquet file. `language` en, cn or all."""
+    import datasets
+
+    if language not in LANGUAGES:
+        raise BadInput(f"--language must be one of {', '.join(LANGUAGES)}, not '{language}'.")
+    table = _open_dataset(data)
+    images = None
+    if "input_image" in table.column_names:  # read and decoded per sample, when it runs
+        images = table.select_columns(["input_image"]).cast_column("input_image", datasets.Image(decode=False))
+    fields = [c for c in ("key", "task_type", "instruction", "instruction_language", "Intersection_exist")
+              if c in table.column_names]  # fmt: skip
+    samples = []
+    for index, row in enumerate(table.select_columns(fields).to_list()):
+        row_language = row.get("instruction_language")
+        if language != "all" and row_language not in (language, None):
+            continue
+        sample = Sample(
+            key=str(row.get("key") or f"row-{index}"),
+            category=str(row.get("task_type") or "unknown"),
+            instruction=row.get("instruction") or "",
+            read_image=(lambda i=index: _image_value(images[i]["input_image"])) if images is not None else None,
+            language=row_language or (language if language != "all" else "unknown"),
+            intersection=bool(row.get("Intersection_exist")),
+        )
+        missing = [c for c in ("key", "task_type", "instruction", "instruction_language") if row.get(c) in (None, "")]
+        missing += [] if images is not None else ["input_image"]
+        sample.problem = f"the row has no {', '.join(missing)}" if missing else _unsafe(sample)
+        samples.append(sample)
+    return samples
+
+
+def _open_dataset(data: str):
+    import datasets
+
+    path = Path(data).expanduser()
+    try:
+        if path.is_file():
+            return datasets.load_dataset("parquet", data_files=str(path), split="train")
+        return datasets.load_dataset(str(path) if path.is_dir() else data, split="train")
+    except Exception as exc:  # noqa: BLE001 - missing, offline, unreadable: one sentence
+        from .. import runtime
+
+        if path.exists():
+            raise BadInput(f"{path} could not be read as GEdit-Bench's parquet: {exc}") from None
+        if runtime.offline():
+            raise BadInput(f"'{data}' is not on this machine and HF_HUB_OFFLINE=1 is set: download it where there "
+                           f"is network with `hf download {GEDIT_HUB_ID} --repo-type dataset --local-dir "
+                           f"data/GEdit-Bench`, then pass --data data/GEdit-Bench.") from None  # fmt: skip
+        raise BadInput(f"'{data}' could not be loaded as a dataset ({type(exc).__name__}: {exc}); pass a hub id "
+                       f"such as {GEDIT_HUB_ID}, a local folder or a parquet file.") from None  # fmt: skip
+
+
+def _image_value(value: Any) -> Any:
+    """An undecoded `datasets.Image` value ({"bytes", "path"}) as bytes or a path."""
+    if isinstance(value, dict):
+        return value.get("bytes") or value.get("path")
+    return value
+
+
+# -- ImgEdit-Bench basic ----------------------------------------------------------------------------------
+
+
+def load_imgedit(data: str, edit_json: str | None = None) -> list[Sample]:
+    """ImgEdit-Bench's basic set: `basic_edit.json` (`{key: {"id", "prompt", "edit_type"}}`, default
+    `<data>/basic_edit.json`) with each `id` a path under the image folder `data`."""
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise BadInput(f"--data {root} is not a folder: point it at ImgEdit-Bench's images (Benchmark.tar, unpacked).")
+    file = Path(edit_json).expanduser() if edit_json else root / "basic_edit.json"
+    entries = read_json(file, f"No basic_edit.json at {file}: pass --edit-json PATH.")
+    if not isinstance(entries, dict):
+        raise BadInput(f"{file} must hold one JSON object of {{key: {{id, prompt, edit_type}}}}.")
+    samples = []
+    for key, entry in entries.items():
+        entry = entry if isinstance(entry, dict) else {}
+        image = entry.get("id")
+        sample = Sample(str(key), str(entry.get("edit_type") or "unknown"), entry.get("prompt") or "",
+                        (lambda p=root / image: p) if isinstance(image, str) else None)  # fmt: skip
+        missing = [field for field in ("id", "prompt", "edit_type") if not entry.get(field)]
+        sample.problem = f"the entry has no {', '.join(missing)}" if missing else _unsafe(sample)
+        samples.append(sample)
+    return samples
+
+
+# -- a folder of your own ------------------------------------------------------------------------------------
+
+
+def load_folder(data: str) -> list[Sample]:
+    """`edits.jsonl`: one `{"key", "image", "instruction", "category"}` per line; images relative to its folder."""
+    path = Path(data).expanduser()
+    file = path / "edits.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        raise BadInput(f"No edits.jsonl at {file}: write one line {{\"key\", \"image\", \"instruction\", "
+                       "\"category\"}} per edit.")  # fmt: skip
+    samples, seen = [], set()
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict):
+            samples.append(Sample(f"line-{number}", "unknown", "", None, problem=f"line {number} is not a JSON object"))
+            continue
+        key = str(entry.get("key") or f"line-{number}")
+        if key in seen:
+            raise BadInput(f"{file} has the key '{key}' twice (line {number}); keys must be unique.")
+        seen.add(key)
+        image = entry.get("image")
+        sample = Sample(key, str(entry.get("category") or "all"), entry.get("instruction") or "",
+                        (lambda p=file.parent / image: p) if isinstance(image, str) else None)  # fmt: skip
+        missing = [field for field in ("key", "image", "instruction") if not entry.get(field)]
+        sample.problem = f"line {number} has no {', '.join(missing)}" if missing else _unsafe(sample)
+        samples.append(sample)
+    return samples
+
+
+def read_json(file: Path, missing: str) -> Any:
+    """The JSON in `file`; `BadInput` saying `missing` when there is no such file, or why it is not JSON."""
+    if not file.is_file():
+        raise BadInput(missing)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise BadInput(f"{file} is not valid JSON: {exc}") from None
+
+
+def _unsafe(sample: Sample) -> str | None:
+    """Keys, categories and languages become folder and file names: nothing but plain names."""
+    for what, value in (("key", sample.key), ("category", sample.category), ("language", sample.language)):
+        if value is not None and (not _SAFE_NAME.fullmatch(value) or len(value) > 128):
+            return f"its {what} '{value[:40]}' cannot be a file name"
+    return None

@@ -1,0 +1,359 @@
+"""Running an eval: every (sample, mode) through `loop.run`, judged, written as one line; sharded and resumable.
+
+Under any launcher (`accelerate launch`, `torchrun`) accelerate's `PartialState` says which process this is:
+process r of w takes samples r, r+w, r+2w, … on its own GPU and appends its lines to `shards/rank-r.jsonl`.
+When all have finished, the main process merges the shards into `samples.jsonl` and writes the summary.
+A (key, mode) already in `samples.jsonl` or a shard is skipped: no edit, no thinker, no judge call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .. import loop
+from ..config import Settings
+from ..errors import BadInput, ThinkEditError
+from ..images import png_bytes
+from ..registry import build_backend, find_spec, model_for
+from .data import Sample, load, read_json, select
+
+MODES = ("single", "loop")
+CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
+SAME_EVAL = ("bench", "language", "editor", "editor_model", "thinker", "thinker_model", "judge", "judge_model",
+             "max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # fmt: skip
+REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `loop.make_request` options
+BARRIER_TIMEOUT = timedelta(days=7)  # the last shard may finish hours after the first
+
+
+@dataclass
+class Plan:
+    """One `thinkedit eval` command: what to run, how, and where it goes."""
+
+    bench: str
+    data: str | None
+    out: Path
+    settings: Settings
+    request: dict[str, Any]  # `loop.make_request` options (REQUEST): max_turns, threshold, seed, …
+    modes: tuple[str, ...] = MODES
+    language: str = "en"
+    edit_json: str | None = None
+    categories: list[str] | None = None
+    keys: list[str] | None = None
+    limit: int | None = None
+    concurrency: int = 1
+    retry_failed: bool = False
+    progress: bool = True
+
+    def config(self) -> dict[str, Any]:
+        """What `eval.json` records: enough to tell whether a later command continues the same eval (a
+        single-shot eval continues with `--modes loop`, so the thinker is named even when unused)."""
+        record = {"bench": self.bench, "data": self.data, "modes": list(self.modes),
+                  "language": self.language if self.bench == "gedit" else None}  # fmt: skip
+        for role in ("editor", "thinker", "judge"):
+            name = getattr(self.settings, role)
+            record[role] = name
+            record[f"{role}_model"] = model_for(find_spec(role, name), self.settings, role)
+        record.update(thinker_url=self.settings.thinker_url, judge_url=self.settings.judge_url)
+        record.update({name: self.request.get(name) for name in REQUEST})
+        return record
+
+
+@dataclass
+class Backends:
+    editor: Any
+    thinker: Any
+    judge: Any
+    in_flight: set[threading.Event] = field(default_factory=set)  # each run's own Stop (the loop sets it at its end)
+    stopping: bool = False
+
+    def stop(self) -> None:
+        """Ctrl-C: the runs in flight stop at their next step or token and are not recorded."""
+        self.stopping = True
+        for cancel in list(self.in_flight):
+            cancel.set()
+
+
+def run_eval(plan: Plan) -> dict[str, Any] | None:
+    """Run this process's share; on the main process, merge and summarise. Returns the summary (main only)."""
+    from .report import merge, read_rows, self_grading, write_reports
+
+    if not set(plan.modes) <= set(MODES) or not plan.modes:
+        raise BadInput(f"--modes takes {' and/or '.join(MODES)}, comma-separated.")
+    samples = select(load(plan.bench, plan.data, language=plan.language, edit_json=plan.edit_json),
+                     categories=plan.categories, keys=plan.keys, limit=plan.limit)  # fmt: skip
+    state = _process_state()
+    rank, world = state.process_index, state.num_processes
+    settings = plan.settings
+    if world > 1 and settings.device is None and _cuda():
+        settings = settings.replace(device=f"cuda:{state.local_process_index}")
+    backends = Backends(build_backend("editor", settings),
+                        build_backend("thinker", settings) if "loop" in plan.modes else None,
+                        build_backend("judge", settings))  # fmt: skip
+    config = plan.config()
+    _check_same_eval(plan.out, config)
+    warning = self_grading(config)
+    if state.is_main_process:
+        plan.out.mkdir(parents=True, exist_ok=True)
+        if not (plan.out / CONFIG_FILE).is_file():
+            _write_text(plan.out / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False))
+        if warning:
+            print(f"warning: {warning}", flush=True)
+    done = read_rows(plan.out)
+    todo = [(sample, mode) for sample in samples[rank::world] for mode in plan.modes
+            if _needs_run(done.get((sample.id, mode)), plan.retry_failed)]  # fmt: skip
+    shard = plan.out / SHARDS / f"rank-{rank}.jsonl"
+    _run_tasks(plan, backends, todo, shard, rank)
+    state.wait_for_everyone()
+    summary = None
+    if state.is_main_process:
+        rows = merge(plan.out, [s.id for s in samples])
+        summary = write_reports(plan.out, rows, config)
+    if world > 1:
+        state.destroy_process_group()
+    return summary
+
+
+def _process_state():
+    """accelerate's view of the launch. On CPU it must be told so (`cpu=True`), or under torchrun every process
+    would think it is alone."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not _cuda(), timeout=BARRIER_TIMEOUT)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_same_eval(out: Path, config: dict[str, Any]) -> None:
+    file = out / CONFIG_FILE
+    if not file.is_file():
+        return
+    before = read_json(file, f"{file} vanished")
+    changed = [name for name in SAME_EVAL if before.get(name) != config.get(name)]
+    if changed:
+        what = ", ".join(f"{name} {before.get(name)!r} → {config.get(name)!r}" for name in changed)
+        raise BadInput(f"{out} holds an eval with other settings ({what}); continue it with the same settings "
+                       "or choose another --out.")  # fmt: skip
+
+
+def _needs_run(row: dict[str, Any] | None, retry_failed: bool) -> bool:
+    return row is None or (retry_failed and row.get("error") is not None)
+
+
+# -- the tasks of one process ----------------------------------------------------------------------------
+
+
+def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], shard: Path, rank: int) -> None:
+    """Run `todo` with up to `concurrency` in flight; each line is appended to the shard the moment it is done."""
+    if not todo:
+        return
+    workers = plan.concurrency
+    kinds = {b.spec.kind for b in (backends.editor, backends.thinker, backends.judge) if b is not None}
+    if workers > 1 and "local" in kinds:
+        print("note: local models take one sample at a time per process; --concurrency is for remote backends "
+              "(use one process per GPU for more)", flush=True)  # fmt: skip
+        workers = 1
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    if shard.is_file() and shard.stat().st_size:
+        with open(shard, "rb+") as lines:  # a line cut short by a crash must stay a line of its own
+            lines.seek(-1, os.SEEK_END)
+            if lines.read(1) != b"\n":
+                lines.write(b"\n")
+    progress = _progress(len(todo), rank, plan.progress)
+    means: dict[str, list[float]] = {}
+    with open(shard, "a", encoding="utf-8") as lines, ThreadPoolExecutor(workers, "thinkedit-eval") as pool:
+        pending: set[Future] = set()
+        queue = iter(todo)
+        try:
+            while True:
+                while len(pending) < workers and (task := next(queue, None)) is not None:
+                    pending.add(pool.submit(run_sample, plan, backends, *task))
+                if not pending:
+                    break
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)  # Ctrl-C gets in
+                for future in finished:
+                    row = future.result()
+                    if row is None:  # cancelled in flight: not recorded, so the next run does it again
+                        continue
+                    row["process"] = rank
+                    lines.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    lines.flush()
+                    if row["o"] is not None:
+                        means.setdefault(row["mode"], []).append(row["o"])
+                    progress.set_postfix_str(" · ".join(f"{mode} O {sum(v) / len(v):.2f}" for mode, v in means.items()))
+                    progress.update()
+        except BaseException:
+            backends.stop()
+            for future in pending:
+                future.cancel()
+            raise
+        finally:
+            progress.close()
+
+
+def _progress(total: int, rank: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"eval [process {rank}]", unit="run", position=rank, disable=not enabled,
+                dynamic_ncols=True)  # fmt: skip
+
+
+# -- one (sample, mode) -------------------------------------------------------------------------------------
+
+
+def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dict[str, Any] | None:
+    """Edit (single-shot or the loop), judge the best turn and the last, place the images, return the line."""
+    started = time.perf_counter()
+    row = _base_row(plan, sample, mode)
+    if sample.problem:
+        row["error"] = f"bad data: {sample.problem}"
+        return _finish(row, started)
+    try:
+        image = sample.read_image() if sample.read_image else None
+        request = loop.make_request(image, sample.instruction, **plan.request)
+    except Exception as exc:  # noqa: BLE001 - a row that does not decode is this sample's failure
+        row["error"] = f"bad data: {exc}"
+        return _finish(row, started)
+    seconds = row["seconds"]
+    seconds["load"] = time.perf_counter() - started
+    run_dir = plan.out / row["run"]
+    if run_dir.exists():  # an interrupted earlier attempt: start clean, never mix its turns in
+        shutil.rmtree(run_dir)
+    thinker = backends.thinker if mode == "loop" else None
+    trajectory, first_thinking, looping = None, None, time.perf_counter()
+    cancel = threading.Event()
+    backends.in_flight.add(cancel)
+    try:
+        if backends.stopping:
+            return None
+        settings = plan.settings
+        for event in loop.run(backends.editor, thinker, request, cancel=cancel, run_dir=run_dir,
+                              edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout):  # fmt: skip
+            if isinstance(event, loop.ThinkingStarted) and event.index == 0:
+                first_thinking = time.perf_counter()
+            elif isinstance(event, loop.TurnStarted) and event.index == 1 and first_thinking is not None:
+                seconds["think"] += time.perf_counter() - first_thinking
+            elif isinstance(event, loop.RunFinished):
+                trajectory = event.trajectory
+    finally:
+        backends.in_flight.discard(cancel)
+    seconds["loop"] = time.perf_counter() - looping
+    if trajectory is None or trajectory.stop_reason == "cancelled":
+        return None
+    turns = trajectory.turns
+    seconds["edit"] = sum(t.edit_seconds for t in turns)
+    seconds["think"] += sum(t.think_seconds for t in turns)
+    seconds["store"] = trajectory.save_seconds
+    row.update(turns=len(turns), stop_reason=trajectory.stop_reason, prompts=[t.prompt for t in turns],
+               thinker_model=trajectory.settings.get("thinker_model"))  # fmt: skip
+    if trajectory.stop_reason == "error" or not turns:
+        row["error"] = trajectory.error or "the run produced no image"
+        return _finish(row, started)
+    best, last = trajectory.best_turn, turns[-1]
+    row["best_turn"] = best.index
+    try:
+        verdict = _judge(backends.judge, request.image, best.image, sample.instruction, seconds)
+        row.update(verdict)
+        if mode == "loop":
+            row["last"] = {"turn": last.index, **(verdict if last is best else _judge(
+                backends.judge, request.image, last.image, sample.instruction, seconds))}  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - a judge that fails (server down) fails this sample, not the run
+        row["error"] = f"judge: {exc if isinstance(exc, ThinkEditError) else f'{type(exc).__name__}: {exc}'}"
+        return _finish(row, started)
+    row["judge_model"] = backends.judge.model
+    placed = time.perf_counter()
+    _place_images(plan, sample, mode, row, run_dir, request.image, best, last)
+    seconds["place"] = time.perf_counter() - placed
+    return _finish(row, started)
+
+
+def _base_row(plan: Plan, sample: Sample, mode: str) -> dict[str, Any]:
+    row = {"key": sample.key, "category": sample.category, "instruction": sample.instruction, "mode": mode}
+    if plan.bench == "gedit":
+        row.update(language=sample.language, intersection=sample.intersection)
+    row.update(sc=None, pq=None, o=None, turns=0, best_turn=None, run=f"runs/{mode}/{sample.id}", image=None,
+               seconds=dict.fromkeys(("load", "edit", "think", "judge", "store", "place", "loop"), 0.0),
+               error=None)  # fmt: skip
+    return row
+
+
+def _judge(judge, source: Image.Image, edited: Image.Image, instruction: str, seconds: dict) -> dict[str, Any]:
+    started = time.perf_counter()
+    verdict = judge.judge(source, edited, instruction)
+    seconds["judge"] += time.perf_counter() - started
+    return {"sc": verdict.sc, "pq": verdict.pq, "o": verdict.o,
+            "scores": {"semantic": verdict.semantic, "quality": verdict.quality},
+            "judge": {"semantic": verdict.semantic_reply, "quality": verdict.quality_reply, "asked": verdict.asked},
+            "unreadable": [part for part, scores in (("semantic", verdict.semantic), ("quality", verdict.quality))
+                           if scores is None]}  # fmt: skip
+
+
+def _finish(row: dict[str, Any], started: float) -> dict[str, Any]:
+    """`loop` is the time inside `loop.run` (editing, thinking, saving the run folder, the loop's own work);
+    `harness` is what eval adds around it and the judge: reading the sample, placing images, bookkeeping."""
+    seconds = row["seconds"]
+    seconds["wall"] = time.perf_counter() - started
+    seconds["harness"] = seconds["wall"] - seconds["loop"] - seconds["judge"]
+    row["seconds"] = {name: round(value, 5) for name, value in seconds.items()}
+    return row
+
+
+def image_path(bench: str, sample_or_row, folder: str) -> str:
+    """Where a result goes, in the benchmark's own layout (so its official scorer reads our output)."""
+    key, category, language = (getattr(sample_or_row, name, None) if not isinstance(sample_or_row, dict)
+                               else sample_or_row.get(name) for name in ("key", "category", "language"))  # fmt: skip
+    if bench == "gedit":
+        return f"images/{folder}/fullset/{category}/{language}/{key}.png"
+    return f"images/{folder}/{key}.png"
+
+
+def _place_images(plan: Plan, sample: Sample, mode: str, row: dict, run_dir: Path, source: Image.Image, best,
+                  last) -> None:  # fmt: skip
+    """The best turn under images/<mode>/, the loop's last under images/loop-last/ (what the paper judged),
+    and for GEdit the source beside each as <key>_SRCIMG.png, which its scorer reads."""
+    from ..store import turn_file
+
+    targets = [(mode, best)] + ([("loop-last", last)] if mode == "loop" else [])
+    for folder, turn in targets:
+        relative = image_path(plan.bench, sample, folder)
+        _copy_or_write(run_dir / turn_file(turn.index), turn.image, plan.out / relative)
+        if plan.bench == "gedit":
+            _copy_or_write(run_dir / "source.png", source, plan.out / (relative.removesuffix(".png") + "_SRCIMG.png"))
+        if folder == mode:
+            row["image"] = relative
+        else:
+            row["last"]["image"] = relative
+
+
+def _copy_or_write(saved: Path, image: Image.Image, target: Path) -> None:
+    """The PNG the run folder already holds, linked (or copied) into place: no second encoding. Written anew
+    only if the run could not save it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    if not saved.is_file():
+        target.write_bytes(png_bytes(image))
+        return
+    try:
+        os.link(saved, target)  # run folders are written once, so sharing the file is safe
+    except OSError:  # a file system without hard links
+        shutil.copyfile(saved, target)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ..store import write_text_atomic
+
+    write_text_atomic(path, text)

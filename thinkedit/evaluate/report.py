@@ -1,0 +1,394 @@
+"""What an eval folder says: its lines read back, the summary, `report.md`, `report.png`, and the data for
+the web app's Benchmarks tab (`read_eval`).
+
+The numbers follow GEdit-Bench's own rule: per category the mean over its judged samples, overall the mean
+over categories of those means (a macro average), for SC, PQ and O alike; GEdit also gets the same for its
+Intersection subset. Samples that failed or whose verdict was unreadable count in `failed` / `unreadable`,
+not in the means.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadInput
+from .data import read_json
+from .harness import CONFIG_FILE, SAMPLES_FILE, SHARDS
+
+STAGES = ("load", "edit", "think", "judge", "store", "place", "loop", "harness", "wall")
+MODE_ORDER = {"single": 0, "loop": 1}
+MODE_LABELS = {"single": "single", "loop": "loop", "last": "loop last"}
+
+
+def row_id(row: dict[str, Any]) -> str:
+    language = row.get("language")
+    return f"{language}/{row['key']}" if language else str(row["key"])
+
+
+def read_rows(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every recorded (sample, mode) of the folder: samples.jsonl, then the shards (a later line wins)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for file in [out / SAMPLES_FILE, *sorted((out / SHARDS).glob("rank-*.jsonl"))]:
+        if not file.is_file():
+            continue
+        for line in file.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: that sample runs again
+            if isinstance(row, dict) and "key" in row and "mode" in row:
+                rows[(row_id(row), row["mode"])] = row
+    return rows
+
+
+def merge(out: Path, order: list[str]) -> list[dict[str, Any]]:
+    """Fold the shards into samples.jsonl, in the benchmark's order, then remove them."""
+    from ..store import write_text_atomic
+
+    rows = read_rows(out)
+    position = {sample_id: number for number, sample_id in enumerate(order)}
+    seen = {key: number for number, key in enumerate(rows)}  # rows of samples no longer selected keep their order
+    keys = sorted(rows, key=lambda k: (position.get(k[0], len(order) + seen[k]), MODE_ORDER.get(k[1], 9)))
+    merged = [rows[k] for k in keys]
+    write_text_atomic(out / SAMPLES_FILE, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in merged))
+    for shard in (out / SHARDS).glob("rank-*.jsonl"):
+        shard.unlink()
+    if (out / SHARDS).is_dir() and not any((out / SHARDS).iterdir()):
+        (out / SHARDS).rmdir()
+    return merged
+
+
+# -- the arithmetic --------------------------------------------------------------------------------------------
+
+
+def mean(values) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def macro(rows: list[dict[str, Any]], pick: Callable[[dict], dict | None]) -> dict[str, Any]:
+    """SC, PQ and O: per category the mean over its judged samples, overall the mean of the category means.
+    A sample counts once both of its verdicts were read (it has an O); failures and nulls are counted apart."""
+    by_category: dict[str, list[dict]] = {}
+    for row in rows:
+        scores = pick(row) if row.get("error") is None else None
+        if scores is not None and scores.get("o") is not None:
+            by_category.setdefault(row["category"], []).append(scores)
+    categories = {
+        name: {"n": len(scores), **{metric: mean(s[metric] for s in scores) for metric in ("sc", "pq", "o")}}
+        for name, scores in sorted(by_category.items())
+    }
+    overall = {metric: mean(c[metric] for c in categories.values()) for metric in ("sc", "pq", "o")}
+    return {**overall, "n": sum(c["n"] for c in categories.values()), "categories": categories}
+
+
+def _best(row: dict) -> dict:
+    return row
+
+
+def _last(row: dict) -> dict | None:
+    return row.get("last")
+
+
+def _unreadable(row: dict) -> int:
+    """Null verdicts of a line: its best turn's, and its last turn's when that was judged apart."""
+    last = row.get("last") or {}
+    apart = last.get("turn") not in (None, row.get("best_turn"))
+    return len(row.get("unreadable") or []) + (len(last.get("unreadable") or []) if apart else 0)
+
+
+def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: the eval's settings and, per mode, the macro averages, failures and unreadable verdicts."""
+    from .. import store
+
+    gedit = config.get("bench") == "gedit"
+    modes = {}
+    present = sorted({r["mode"] for r in rows}, key=lambda mode: MODE_ORDER.get(mode, 9))
+    for mode in present:
+        mine = [r for r in rows if r["mode"] == mode]
+        block = macro(mine, _best)
+        if mode == "loop":
+            block["last"] = macro(mine, _last)
+        if gedit:
+            block["intersection"] = macro([r for r in mine if r.get("intersection")], _best)
+            if mode == "loop":
+                block["last"]["intersection"] = macro([r for r in mine if r.get("intersection")], _last)
+        block["samples"] = len(mine)
+        block["failed"] = sum(r.get("error") is not None for r in mine)
+        block["unreadable"] = sum(_unreadable(r) for r in mine)
+        modes[mode] = block
+    summary: dict[str, Any] = {
+        "bench": config.get("bench"), "data": config.get("data"), "language": config.get("language"),
+        "editor": {"name": config.get("editor"), "model": config.get("editor_model")},
+        "thinker": {"name": config.get("thinker"), "model": _first(rows, "thinker_model") or config.get("thinker_model")},
+        "judge": {"name": config.get("judge"), "model": config.get("judge_model") or _first(rows, "judge_model")},
+        "settings": {name: config.get(name) for name in ("max_turns", "threshold", "first_turn", "seed", "steps",
+                                                          "guidance")} | {"modes": present},
+        "versions": store.versions("datasets", "accelerate"),
+        "samples": len({row_id(r) for r in rows}),
+        "modes": modes,
+    }  # fmt: skip
+    if "single" in modes and "loop" in modes:
+        summary["gain"] = {"best": _gain(modes["loop"], modes["single"]),
+                           "last": _gain(modes["loop"]["last"], modes["single"])}  # fmt: skip
+    summary["seconds"] = seconds(rows)
+    warning = self_grading({**config, "modes": present, "judge_model": summary["judge"]["model"],
+                            "thinker_model": summary["thinker"]["model"]})  # fmt: skip
+    summary["warnings"] = [warning] if warning else []
+    return _rounded(summary)
+
+
+def _gain(loop: dict, single: dict) -> dict[str, float | None]:
+    return {m: None if loop[m] is None or single[m] is None else loop[m] - single[m] for m in ("sc", "pq", "o")}
+
+
+def seconds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seconds per (sample, mode) in each stage, and shares of the wall time: the harness itself (everything
+    outside `loop.run` and the judge), the same without reading the benchmark's images, and the loop's own
+    overhead (inside `loop.run` but neither editing, thinking nor saving the run folder)."""
+    ran = [r["seconds"] for r in rows if (r.get("seconds") or {}).get("loop")]
+    totals = {stage: sum(s.get(stage, 0.0) for s in ran) for stage in STAGES}
+    wall = totals["wall"] or 1.0
+    return {
+        "per_sample": {stage: totals[stage] / len(ran) if ran else None for stage in STAGES},
+        "harness_share": totals["harness"] / wall,
+        "harness_share_without_loading": (totals["harness"] - totals["load"]) / wall,
+        "loop_overhead_share": (totals["loop"] - totals["edit"] - totals["think"] - totals["store"]) / wall,
+    }
+
+
+def self_grading(config: dict[str, Any]) -> str | None:
+    """A warning when the judge is the model that steered the loop: it would grade its own work."""
+    thinker, judge = config.get("thinker"), config.get("judge")
+    if thinker is None or "loop" not in (config.get("modes") or ["loop"]):
+        return None
+    same = (
+        (thinker == judge == "classic")
+        or (config.get("judge_model") is not None and config.get("judge_model") == config.get("thinker_model"))
+        or (thinker == judge == "openai" and config.get("judge_url") == config.get("thinker_url")
+            and None in (config.get("judge_model"), config.get("thinker_model")))
+    )  # fmt: skip
+    if not same:
+        return None
+    who = config.get("judge_model") or judge
+    return (f"the judge ({who}) is the thinker's own model: the loop is graded by what steered it (self-grading). "
+            "Use an independent judge for numbers you report.")  # fmt: skip
+
+
+def _first(rows: list[dict], name: str) -> Any:
+    return next((r[name] for r in rows if r.get(name)), None)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+# -- what people read ----------------------------------------------------------------------------------------
+
+
+def table(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Category × mode: SC, PQ and O per mode, the loop's last turn, and the loop's gain in O."""
+    modes = summary["modes"]
+    series = [(mode, modes[mode]) for mode in modes] + ([("last", modes["loop"]["last"])] if "loop" in modes else [])
+    headers = ["category", "n"]
+    for name, _ in series:
+        label = MODE_LABELS[name]
+        headers += [f"{label} O"] if name == "last" else [f"{label} SC", f"{label} PQ", f"{label} O"]
+    both = "gain" in summary
+    headers += ["gain O (best)", "gain O (last)"] if both else []
+
+    def line(label: str, n: int | str, pick: Callable[[dict], dict | None]) -> list[Any]:
+        cells: list[Any] = [label, n]
+        for name, block in series:
+            scores = pick(block) or {}
+            cells += [scores.get("o")] if name == "last" else [scores.get("sc"), scores.get("pq"), scores.get("o")]
+        if both:
+            single, best, last = (
+                (pick(modes["single"]) or {}),
+                (pick(modes["loop"]) or {}),
+                (pick(modes["loop"]["last"]) or {}),
+            )
+            cells += [_minus(best.get("o"), single.get("o")), _minus(last.get("o"), single.get("o"))]
+        return cells
+
+    names = sorted({c for _, block in series for c in block["categories"]})
+    counts = {c: max(block["categories"].get(c, {}).get("n", 0) for _, block in series) for c in names}
+    rows = [line(c, counts[c], lambda block, c=c: block["categories"].get(c)) for c in names]
+    rows.append(line("mean over categories", sum(counts.values()), lambda block: block))
+    if series and "intersection" in series[0][1]:
+        rows.append(line("intersection subset", series[0][1]["intersection"]["n"], lambda block: block["intersection"]))
+    return headers, rows
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 4)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    headers, rows = table(summary)
+    gains = {i for i, h in enumerate(headers) if h.startswith("gain")}
+
+    def cell(i: int, value: Any) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float):
+            return f"{value:+.2f}" if i in gains else f"{value:.2f}"
+        return str(value)
+
+    lines = [f"# {summary['bench']} eval" + (f" ({summary['language']})" if summary.get("language") else ""), ""]
+    thinker = summary["thinker"]
+    lines.append(f"editor {who(summary['editor'])} · thinker {who(thinker) if thinker['name'] else '–'} · judge "
+                 f"{who(summary['judge'])}  ")  # fmt: skip
+    settings = summary["settings"]
+    lines += [f"max turns {settings['max_turns']} · threshold {settings['threshold']} · first turn "
+              f"{settings['first_turn']} · seed {settings['seed']} · {summary['samples']} samples", ""]  # fmt: skip
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(cell(i, value) for i, value in enumerate(row)) + " |")
+    lines.append("")
+    for mode, block in summary["modes"].items():
+        lines.append(f"- {mode}: {block['n']} judged of {block['samples']}, {block['failed']} failed, "
+                     f"{block['unreadable']} unreadable verdicts")  # fmt: skip
+    timing = summary["seconds"]
+    per = timing["per_sample"]
+    if per["wall"] is not None:
+        lines.append("- seconds per sample and mode: " + " · ".join(f"{stage} {per[stage]:.3f}" for stage in STAGES))
+        lines.append(f"- the harness itself (reading samples, placing images, bookkeeping): "
+                     f"{timing['harness_share']:.2%} of the wall time, {timing['harness_share_without_loading']:.2%} "
+                     f"without decoding the benchmark's images; the loop's own overhead "
+                     f"{timing['loop_overhead_share']:.2%}")  # fmt: skip
+    lines += [f"- warning: {w}" for w in summary["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def who(backend: dict) -> str:
+    """A backend as the reports name it: its name, and its model when it has one."""
+    return f"{backend['name']} ({backend['model']})" if backend.get("model") else str(backend["name"])
+
+
+def chart(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-category O for each series (single, loop, loop last), plus the mean: rows for a bar chart."""
+    modes = summary["modes"]
+    series = [(mode, modes[mode]) for mode in modes] + ([("last", modes["loop"]["last"])] if "loop" in modes else [])
+    points = []
+    for name, block in series:
+        for category, scores in block["categories"].items():
+            points.append({"category": category, "series": MODE_LABELS[name], "o": scores["o"]})
+        points.append({"category": "mean", "series": MODE_LABELS[name], "o": block["o"]})
+    return points
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """report.png: O per category, one bar per series."""
+    from matplotlib.figure import Figure
+
+    points = chart(summary)
+    categories = list(dict.fromkeys(p["category"] for p in points))
+    labels = list(dict.fromkeys(p["series"] for p in points))
+    figure = Figure(figsize=(max(6.0, 0.9 * len(categories) + 2), 4.2), layout="constrained")
+    axes = figure.subplots()
+    width = 0.8 / len(labels)
+    for number, label in enumerate(labels):
+        values = {p["category"]: p["o"] for p in points if p["series"] == label}
+        heights = [values.get(c) or 0.0 for c in categories]
+        axes.bar([i + (number - (len(labels) - 1) / 2) * width for i in range(len(categories))], heights, width,
+                 label=label)  # fmt: skip
+    axes.set_xticks(range(len(categories)), categories, rotation=35, ha="right")
+    axes.set_ylim(0, 10)
+    axes.set_ylabel("O = √(SC·PQ)")
+    axes.set_title(f"{summary['bench']}: {who(summary['editor'])}, judged by {who(summary['judge'])}", fontsize=9)
+    axes.legend(fontsize=8)
+    figure.savefig(path, dpi=110)
+
+
+def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any], quiet: bool = False) -> dict:
+    from ..store import write_json_atomic, write_text_atomic
+
+    summary = summarize(rows, config)
+    write_json_atomic(out / "summary.json", summary)
+    text = markdown(summary)
+    write_text_atomic(out / "report.md", text)
+    plot(summary, out / "report.png")
+    if not quiet:
+        print("\n" + text + f"\nWritten: {out / 'summary.json'}, {out / 'report.md'}, {out / 'report.png'}",
+              flush=True)  # fmt: skip
+    return summary
+
+
+def config_of(folder: Path) -> dict[str, Any]:
+    return read_json(Path(folder) / CONFIG_FILE, f"{folder} is not an eval folder (no {CONFIG_FILE}); run "
+                     f"`thinkedit eval --out {folder}` first.")  # fmt: skip
+
+
+def refresh(folder: Path) -> dict[str, Any]:
+    """`thinkedit eval --report DIR`: the summary again from what the folder holds, the plot redrawn."""
+    folder = Path(folder)
+    config = config_of(folder)
+    rows = list(read_rows(folder).values())
+    if not rows:
+        raise BadInput(f"{folder} has no recorded samples yet: run its `thinkedit eval --out {folder}` first.")
+    return write_reports(folder, rows, config)
+
+
+# -- the web app's Benchmarks tab -------------------------------------------------------------------------------
+
+
+def eval_folders(root: str | Path) -> list[Path]:
+    """Eval folders directly under `root` (those with an eval.json), newest first."""
+    root = Path(root)
+    found = [p for p in root.iterdir() if (p / CONFIG_FILE).is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda p: (p / CONFIG_FILE).stat().st_mtime, reverse=True)
+
+
+def read_eval(folder: str | Path) -> dict[str, Any]:
+    """Everything the Benchmarks tab shows of one eval folder: the summary, its table (headers, rows), the
+    per-category chart points, and the samples sorted by the loop's gain in O (largest first; samples
+    without both scores last), each with absolute image paths, scores and the loop's prompts."""
+    folder = Path(folder)
+    config = config_of(folder)
+    rows = list(read_rows(folder).values())
+    summary = summarize(rows, config)
+    headers, table_rows = table(summary)
+    return {"summary": summary, "headers": headers, "table": table_rows, "chart": chart(summary),
+            "samples": gallery(folder, rows)}  # fmt: skip
+
+
+def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_sample: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_sample.setdefault(row_id(row), {})[row["mode"]] = row
+    items = []
+    for modes in by_sample.values():
+        first = next(iter(modes.values()))
+        item = {"key": first["key"], "category": first["category"], "instruction": first["instruction"],
+                "source": _path(folder, f"{first['run']}/source.png")}  # fmt: skip
+        for mode, row in modes.items():
+            item[mode] = {"image": _path(folder, row.get("image")), "sc": row["sc"], "pq": row["pq"], "o": row["o"],
+                          "turns": row.get("turns"), "best_turn": row.get("best_turn"), "prompts": row.get("prompts"),
+                          "error": row.get("error")}  # fmt: skip
+            if row.get("last"):
+                last = row["last"]
+                item[mode]["last"] = {"turn": last.get("turn"), "image": _path(folder, last.get("image")),
+                                      "sc": last.get("sc"), "pq": last.get("pq"), "o": last.get("o")}  # fmt: skip
+        single, loop = item.get("single", {}).get("o"), item.get("loop", {}).get("o")
+        item["gain"] = _minus(loop, single)
+        items.append(item)
+    items.sort(key=lambda item: (item["gain"] is None, -(item["gain"] or 0.0)))
+    return items
+
+
+def _path(folder: Path, relative: str | None) -> str | None:
+    if not relative:
+        return None
+    path = folder / relative
+    return str(path) if path.is_file() else None
