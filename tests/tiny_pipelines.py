@@ -216,7 +216,10 @@ def random_lora(pipe, folder: str | Path, weight_name: str, rank: int = 4, seed:
     targets = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
     config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
     pipe.transformer.add_adapter(config, adapter_name="random")
-    layers = get_peft_model_state_dict(pipe.transformer, adapter_name="random")
+    layers = {
+        name: tensor.cpu()
+        for name, tensor in get_peft_model_state_dict(pipe.transformer, adapter_name="random").items()
+    }
     pipe.transformer.unload_lora()
     type(pipe).save_lora_weights(folder, transformer_lora_layers=layers, weight_name=weight_name)
     return Path(folder)
