@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -31,6 +31,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from tiny_qwen_vl import build_processor, build_tokenizer, qwen3_vl_config  # noqa: E402
 
 from thinkedit import runtime  # noqa: E402
+from thinkedit.bench import scene  # noqa: E402
 from thinkedit.config import Settings  # noqa: E402
 from thinkedit.thinkers import THINKERS  # noqa: E402
 from thinkedit.thinkers.qwen_vl import QwenVLThinker  # noqa: E402
@@ -113,7 +114,8 @@ def measure_thinker(
         steps.append(_synchronized(device))
 
     hook = model.register_forward_hook(tick)
-    source, edited = _scene(image_side, (220, 30, 30)), _scene(image_side, (30, 60, 200))
+    source = scene(image_side, image_side)
+    edited = ImageOps.mirror(source)
     try:
         # warm-up: CUDA kernels, cuBLAS handles, the allocator; a static cache is as long as the token budget, so
         # fast warms up (and compiles) at the budget it is measured at
@@ -141,14 +143,6 @@ def measure_thinker(
         "peak_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if device.startswith("cuda") else None,
         "first_call_s": round(first_call, 2),
     }
-
-
-def _scene(side: int, square: tuple[int, int, int]) -> Image.Image:
-    image = Image.new("RGB", (side, side), (135, 190, 235))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([0, side * 2 // 3, side, side], fill=(60, 150, 60))
-    draw.rectangle([side // 8, side // 5, side // 2, side // 2], fill=square)
-    return image
 
 
 def _synchronized(device: str) -> float:

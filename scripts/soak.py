@@ -20,7 +20,7 @@ import psutil
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from fake_servers import serve_app  # noqa: E402  (uvicorn in a thread on a free port)
+from helpers import serve_app  # noqa: E402  (uvicorn in a thread on a free port)
 
 from thinkedit.config import Settings  # noqa: E402
 from thinkedit.loop import make_request, run  # noqa: E402

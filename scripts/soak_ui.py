@@ -19,9 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from helpers import free_port  # noqa: E402
+
+from thinkedit.bench import scene  # noqa: E402
+
 INSTRUCTIONS = ("make it brighter", "make it look old", "add a red frame", "make it black and white")
 
 
@@ -41,11 +45,7 @@ def temp_files() -> tuple[int, int]:
 
 
 def test_image(path: Path, side: int) -> str:
-    image = Image.new("RGB", (side, side * 3 // 4), (135, 190, 235))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([0, side // 2, side, side], fill=(60, 150, 60))
-    draw.ellipse([side // 2, side // 10, side * 3 // 4, side // 3], fill=(240, 200, 40))
-    image.save(path)
+    scene(side, side * 3 // 4).save(path)
     return str(path)
 
 
@@ -68,12 +68,6 @@ def soak(url: str, pid: int, runs: int, image: str, warmup: int = 5, runs_per_se
     (ours, cache), (ours_before, cache_before) = temp_files(), files_before
     return {"runs": runs, "rss_before_mb": before, "rss_after_mb": rss_mb(pid), "seconds": seconds,
             "temp_files_added": ours - ours_before, "gradio_cache_files_added": cache - cache_before}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_app(runs_dir: Path) -> tuple[subprocess.Popen, str]:

@@ -30,6 +30,8 @@ except ImportError:
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from thinkedit import bench  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _runs_dir(tmp_path, monkeypatch):
@@ -39,15 +41,8 @@ def _runs_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def scene() -> Image.Image:
-    """A small RGB scene with distinct regions: sky, grass, a red square, a blue disc."""
-    from PIL import ImageDraw
-
-    image = Image.new("RGB", (96, 64), (135, 190, 235))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([0, 40, 95, 63], fill=(60, 150, 60))
-    draw.rectangle([10, 12, 34, 36], fill=(220, 30, 30))
-    draw.ellipse([56, 10, 84, 38], fill=(30, 60, 200))
-    return image
+    """A small RGB scene with distinct regions: sky, grass, a red square, a blue disc (96×64)."""
+    return bench.scene()
 
 
 @pytest.fixture(scope="session")

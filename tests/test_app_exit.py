@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_servers import free_port
 from gradio_client import Client, handle_file
+from helpers import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_ui_api import scene_file, serve
+from helpers import scene_file, serve
 
 from thinkedit.config import Settings
 from thinkedit.critique import format_critique, parse_critique

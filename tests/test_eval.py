@@ -17,7 +17,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from fake_servers import FakeServer, chat_chunks, decode_b64_image, json_reply, sse_reply
+from helpers import FakeServer, chat_chunks, decode_b64_image, json_reply, sse_reply
 from PIL import Image, ImageDraw
 
 from thinkedit import runtime

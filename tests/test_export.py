@@ -3,8 +3,8 @@ import math
 import shutil
 
 import pytest
+from helpers import RecordingEditor, ScriptedThinker, same_pixels
 from PIL import Image
-from scripted import RecordingEditor, ScriptedThinker, same_pixels
 
 from thinkedit import loop, store
 from thinkedit.cli import main

@@ -13,9 +13,8 @@ import struct
 import zlib
 
 import pytest
-from fake_servers import FakeServer, chat_chunks, json_reply, sse_reply
+from helpers import FakeServer, RecordingEditor, ScriptedThinker, chat_chunks, json_reply, sse_reply
 from PIL import Image
-from scripted import RecordingEditor, ScriptedThinker
 
 from thinkedit import loop, store
 from thinkedit.cli import main

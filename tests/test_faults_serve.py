@@ -12,9 +12,18 @@ import time
 
 import httpx2
 import pytest
-from fake_servers import FakeServer, Reply, b64_png, chat_chunks, decode_b64_image, json_reply, serve_app, sse_reply
+from helpers import (
+    FakeServer,
+    Reply,
+    ScriptedThinker,
+    b64_png,
+    chat_chunks,
+    decode_b64_image,
+    json_reply,
+    serve_app,
+    sse_reply,
+)
 from PIL import Image, ImageOps
-from scripted import ScriptedThinker
 from test_faults import BAD_IMAGES, GOOD_IMAGES
 
 from thinkedit import loop

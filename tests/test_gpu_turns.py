@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from scripted import ScriptedThinker
+from helpers import ScriptedThinker
 
 from thinkedit import loop, runtime
 from thinkedit.backend import BackendSpec

@@ -3,8 +3,8 @@ import threading
 import time
 
 import pytest
+from helpers import RecordingEditor, ScriptedThinker, same_pixels
 from PIL import Image
-from scripted import RecordingEditor, ScriptedThinker, same_pixels
 
 from thinkedit import loop, runtime
 from thinkedit.backend import BackendSpec
@@ -231,7 +231,7 @@ def test_an_editor_that_hangs_is_abandoned_after_its_timeout(scene, monkeypatch)
 class LocalEditor(RecordingEditor):
     """A RecordingEditor that says it runs a model on this machine's GPU."""
 
-    spec = BackendSpec("local-recording", "scripted:RecordingEditor", "local", "test editor")
+    spec = BackendSpec("local-recording", "helpers:RecordingEditor", "local", "test editor")
 
 
 def test_an_abandoned_local_backend_keeps_the_gpu_until_it_really_returns(scene, monkeypatch):

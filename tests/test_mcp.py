@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_servers import FakeServer, Reply
+from helpers import FakeServer, Reply, same_pixels, scene_file, serve
 from PIL import Image
-from scripted import same_pixels
-from test_ui_api import scene_file, serve
 
 from thinkedit.config import Settings
 from thinkedit.editors.classic import ClassicEditor

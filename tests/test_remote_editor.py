@@ -6,7 +6,7 @@ import time
 
 import huggingface_hub.constants
 import pytest
-from fake_servers import FakeServer, Reply, b64_png, decode_b64_image, free_port, in_order, json_reply
+from helpers import FakeServer, Reply, b64_png, decode_b64_image, free_port, in_order, json_reply
 from PIL import Image, ImageOps
 
 from thinkedit.config import Settings

@@ -16,9 +16,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import register, run_edit, scene_file, serve, steady
 from PIL import Image, ImageCms
-from test_ui_api import scene_file, serve
-from ui_fakes import register, run_edit, steady
 
 from thinkedit import store
 from thinkedit.cli import main

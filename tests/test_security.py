@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import html
 import http.client
-import json
 import os
 import secrets
 import subprocess
@@ -23,9 +22,21 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from fake_servers import FakeServer, chat_chunks, free_port, in_order, json_reply, sse_reply
-from test_ui_api import scene_file, serve
-from ui_fakes import EVIL, register, run_edit
+from helpers import (
+    EVIL,
+    FakeServer,
+    call_edit,
+    chat_chunks,
+    free_port,
+    in_order,
+    json_reply,
+    register,
+    run_edit,
+    scene_file,
+    serve,
+    sse_reply,
+    upload,
+)
 
 from thinkedit.config import Settings
 
@@ -179,23 +190,6 @@ def public_app(tmp_path_factory):
     demo.close()
 
 
-def upload(url: str, path: str) -> dict:
-    with open(path, "rb") as file:
-        response = httpx.post(f"{url}/gradio_api/upload", files={"files": (Path(path).name, file, "image/png")})
-    response.raise_for_status()
-    return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}}
-
-
-def call_edit(url: str, data: list) -> str:
-    """/edit through Gradio's plain HTTP API with exactly these input values (NaN and Infinity written as Python's
-    json writes them); returns the event stream's text."""
-    body = json.dumps({"data": data})
-    event = httpx.post(f"{url}/gradio_api/call/edit", content=body, headers={"Content-Type": "application/json"})
-    event = event.json()["event_id"]
-    with httpx.stream("GET", f"{url}/gradio_api/call/edit/{event}", timeout=60) as stream:
-        return "".join(stream.iter_text())
-
-
 def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
     url, _ = public_app
     parameters = httpx.get(f"{url}/gradio_api/info").json()["named_endpoints"]["/edit"]["parameters"]
@@ -301,7 +295,7 @@ def test_model_text_comes_back_as_text_and_error_toasts_escaped(tmp_path, monkey
 def test_the_web_app_closes_a_connection_that_never_finishes_its_headers(public_app):
     """Slow-loris: half a request header, then a byte at a time; the server closes both after its header timeout
     (uvicorn's keep-alive timeout, 5 s in Gradio's server), and goes on serving."""
-    from test_serve_editor import closed_by_server, raw_request
+    from helpers import closed_by_server, raw_request
 
     url, _ = public_app
     half = raw_request(url, b"GET /config HTTP/1.1\r\nHost: test\r\n")

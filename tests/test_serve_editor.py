@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,13 +14,16 @@ import time
 
 import httpx2
 import pytest
-from fake_servers import (
+from helpers import (
     FakeServer,
     chat_chunks,
+    closed_by_server,
     decode_b64_image,
     free_port,
     in_order,
     json_reply,
+    raw_request,
+    read_response,
     serve_app,
     sse_reply,
 )
@@ -196,27 +198,6 @@ def test_one_edit_at_a_time_on_a_gpu_and_a_bounded_queue(scene):
     assert editor.most_at_once == 1
 
 
-def raw_request(url: str, head: bytes, body: bytes = b"") -> socket.socket:
-    """A connection to `url` that has sent `head` (request line and headers, as given) and `body`, nothing more."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=20)  # the timeout only ends a test that fails
-    sock.sendall(head + body)
-    return sock
-
-
-def read_response(sock: socket.socket) -> tuple[str, dict]:
-    """The status line and headers (lower-cased) and the JSON body of the server's answer on `sock`."""
-    received = b""
-    while True:
-        head, found, body = received.partition(b"\r\n\r\n")
-        head = head.decode().lower()
-        if found and len(body) >= int(head.partition("content-length: ")[2].split("\r\n")[0]):
-            return head, json.loads(body)
-        chunk = sock.recv(65536)
-        assert chunk, f"the server closed the connection without answering: {received!r}"
-        received += chunk
-
-
 def post_head(length: int) -> bytes:
     return f"POST /edit HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
 
@@ -277,13 +258,6 @@ def test_a_body_that_does_not_arrive_in_time_is_refused_and_frees_its_place(scen
         after = httpx2.post(f"{url}/edit", json={"image": b64(scene), "prompt": "invert"}, timeout=10)
     assert head.startswith("http/1.1 408") and "did not arrive within 0.5 s" in answer["error"]
     assert after.status_code == 200
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(65536) == b""
-    except ConnectionResetError:
-        return True
 
 
 def test_a_connection_slow_to_send_its_headers_is_closed_after_the_header_timeout(scene):

@@ -2,7 +2,7 @@ import json
 import os
 
 import pytest
-from scripted import RecordingEditor, ScriptedThinker, same_pixels
+from helpers import RecordingEditor, ScriptedThinker, same_pixels
 
 from thinkedit import loop, store
 from thinkedit.errors import BadInput

@@ -6,13 +6,13 @@ import io
 import platform
 import runpy
 import shutil
-import socket
 import tempfile
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import scene_file, serve
 from PIL import Image
 
 from thinkedit.config import Settings
@@ -21,40 +21,12 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve(settings: Settings):
-    """Start the app in this process on a free port; returns (demo, url)."""
-    from thinkedit.ui import build_app, launch
-
-    demo = build_app(settings)
-    _, url, _ = launch(demo, settings.replace(port=free_port()), prevent_thread_lock=True, quiet=True)
-    return demo, url
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     demo, url = serve(Settings(runs_dir=runs))
     yield url, runs
     demo.close()
-
-
-def scene_file(folder) -> str:
-    """A 320×220 PNG with sky, grass, a red square and a blue disc."""
-    from PIL import ImageDraw
-
-    image = Image.new("RGB", (320, 220), (135, 190, 235))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([0, 150, 319, 219], fill=(60, 150, 60))
-    draw.rectangle([40, 50, 120, 130], fill=(220, 30, 30))
-    draw.ellipse([190, 40, 280, 130], fill=(30, 60, 200))
-    image.save(folder / "scene.png")
-    return str(folder / "scene.png")
 
 
 @pytest.fixture(scope="module")
@@ -393,7 +365,7 @@ def test_history_numbers_count_from_the_newest_and_nothing_else_opens(app, photo
 
 def test_the_slider_and_the_gallery_show_the_turns_losslessly(app, photo):
     """They show (and their buttons download) PNG copies with the run's own pixels, not WebP approximations."""
-    from scripted import same_pixels
+    from helpers import same_pixels
 
     url, _ = app
     _, final = edit(Client(url, verbose=False), photo, VAGUE, max_turns=2)

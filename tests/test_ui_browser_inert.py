@@ -6,9 +6,8 @@ the status line). test_browser.py covers the reasoning and table of a run stoppe
 from __future__ import annotations
 
 import pytest
+from helpers import EVIL, register, scene_file, serve
 from test_browser import CHROMIUM, FLAGS
-from test_ui_api import scene_file, serve
-from ui_fakes import EVIL, register
 
 from thinkedit.config import Settings
 from thinkedit.critique import format_critique

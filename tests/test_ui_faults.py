@@ -13,10 +13,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from helpers import EVIL, call_edit, register, run_edit, scene_file, serve, solid, steady, upload
 from PIL import Image, ImageOps
-from test_security import call_edit, upload
-from test_ui_api import scene_file, serve
-from ui_fakes import EVIL, register, run_edit, solid, steady
 
 from thinkedit.config import MAX_INSTRUCTION_CHARS, Settings
 from thinkedit.critique import format_critique

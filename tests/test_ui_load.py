@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import CountingEditor, register, run_edit, scene_file, serve, solid
 from PIL import Image, ImageStat
-from test_ui_api import scene_file, serve
-from ui_fakes import CountingEditor, register, run_edit, solid
 
 from thinkedit.config import Settings
 from thinkedit.registry import build_backend

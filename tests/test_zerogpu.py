@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import register, steady
 from tiny_pipelines import build_tiny_pipeline
-from ui_fakes import register, steady
 
 from thinkedit import runtime, zerogpu
 from thinkedit.config import Settings

@@ -140,13 +140,19 @@ def print_speeds(editor, request: loop.EditRequest, calls: int) -> None:
     print()
 
 
-def scene(side: int) -> Image.Image:
-    """A drawn source image: sky, grass, a red square, a blue disc."""
-    image = Image.new("RGB", (side, side), (135, 190, 235))
+def scene(width: int = 96, height: int | None = None) -> Image.Image:
+    """A drawn picture with regions the offline backends tell apart: sky, grass, a red square and a blue disc.
+
+    The benchmark's source, and the scene of the tests and scripts (at 96×64 the shapes sit on whole pixels:
+    the red square at (10, 12)–(34, 36), the disc at (56, 10)–(84, 38), grass from row 40).
+    """
+    height = height or width * 2 // 3
+    x, y = width / 96, height / 64
+    image = Image.new("RGB", (width, height), (135, 190, 235))
     draw = ImageDraw.Draw(image)
-    draw.rectangle([0, side * 5 // 8, side, side], fill=(60, 150, 60))
-    draw.rectangle([side // 10, side // 6, side * 4 // 10, side // 2], fill=(220, 30, 30))
-    draw.ellipse([side * 6 // 10, side // 7, side * 9 // 10, side * 3 // 7], fill=(30, 60, 200))
+    draw.rectangle([0, round(40 * y), width - 1, height - 1], fill=(60, 150, 60))
+    draw.rectangle([round(10 * x), round(12 * y), round(34 * x), round(36 * y)], fill=(220, 30, 30))
+    draw.ellipse([round(56 * x), round(10 * y), round(84 * x), round(38 * y)], fill=(30, 60, 200))
     return image
 
 
@@ -207,7 +213,7 @@ def bench(args: argparse.Namespace) -> int:
                   + " …", file=sys.stderr, flush=True)  # fmt: skip
             settings = tiny_settings(settings, args.tiny, temp / "models", thinker_given=bool(args.thinker))
         side = args.side or (128 if args.tiny else 1024)
-        image = args.image or scene(side)  # make_request reads and checks a path
+        image = args.image or scene(side, side)  # make_request reads and checks a path
         instruction = args.instruction or (TINY_INSTRUCTION if args.tiny else CLASSIC_INSTRUCTION)
         steps = args.steps or (4 if args.tiny else None)
         request = loop.make_request(image, instruction, max_turns=args.turns, threshold=10.0, steps=steps)

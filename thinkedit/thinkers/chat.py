@@ -16,46 +16,18 @@ from PIL import Image
 from .. import remote
 from ..backend import BackendSpec, OnToken
 from ..config import Settings
-from ..critique import Critique, load_template, parse_critique, render
 from ..errors import Cancelled
 from ..images import fit_within
-from ..registry import model_for
+from ._prompted import PromptedThinker
 
 
-class ChatThinker:
+class ChatThinker(PromptedThinker):
     credentials: str | None = None  # where the key comes from, named in 401/403 messages
 
     def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
-        self.spec = spec
-        self.settings = settings
-        self.role = role  # "judge" when a judge asks through this class: its own model, URL and key
+        super().__init__(spec, settings, role)
         self.service = f"The {role} server"
-        self.model = model_for(spec, settings, role)
-        # read now, so a wrong --thinker-template is refused before any model runs
-        self.critique_template = load_template("critique", settings.thinker_template)
-        self.polish_template = load_template("polish", settings.polish_template)
         self.policy = remote.Policy.from_settings(settings, role)
-
-    def critique(
-        self,
-        source: Image.Image,
-        edited: Image.Image,
-        instruction: str,
-        prompt: str,
-        *,
-        on_token: OnToken | None = None,
-    ) -> Critique:
-        content, reasoning = self._chat([source, edited], render(self.critique_template, instruction, prompt), on_token)
-        return parse_critique(content, reasoning_content=reasoning)
-
-    def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
-        content, reasoning = self._chat([source], render(self.polish_template, instruction), on_token)
-        return parse_critique(content, reasoning_content=reasoning).refined_prompt or instruction
-
-    def ask(self, images: list[Image.Image], text: str, *, on_token: OnToken | None = None) -> str:
-        """The model's answer to the images then `text` (its reasoning field when the answer came only there)."""
-        content, reasoning = self._chat(images, text, on_token)
-        return content if content.strip() else reasoning
 
     # -- what a subclass provides ------------------------------------------------------------------------
 
@@ -80,7 +52,7 @@ class ChatThinker:
         content.append({"type": "text", "text": text})
         return [{"role": "user", "content": content}]
 
-    def _chat(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
+    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
         """(content, reasoning) of one streamed answer; `on_token` sees every piece as it arrives."""
         messages, key = self.messages(images, text), self.api_key()
         emit = on_token or (lambda piece: None)

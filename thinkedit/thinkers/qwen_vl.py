@@ -26,45 +26,22 @@ from transformers import TextStreamer
 from .. import runtime
 from ..backend import BackendSpec, OnToken
 from ..config import Settings
-from ..critique import Critique, load_template, parse_critique, parse_polish, render
 from ..errors import BadInput
 from ..images import fit_within
-from ..registry import hf_token, model_for, weights_location
+from ..registry import hf_token, weights_location
+from ._prompted import PromptedThinker
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")
 _OPEN_THINK = re.compile(r"<think>\s*$")
 
 
-class QwenVLThinker:
+class QwenVLThinker(PromptedThinker):
     def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
-        self.spec = spec
-        self.settings = settings
-        self.role = role  # "judge" when a judge asks through this class; the same checkpoint shares one model
-        self.model = model_for(spec, settings, role)
-        # read now, so a wrong --thinker-template is refused before any model runs
-        self.critique_template = load_template("critique", settings.thinker_template)
-        self.polish_template = load_template("polish", settings.polish_template)
+        super().__init__(spec, settings, role)  # a judge and a thinker on one checkpoint share one loaded model
         self.generation = generation_options(settings)
 
-    def critique(
-        self,
-        source: Image.Image,
-        edited: Image.Image,
-        instruction: str,
-        prompt: str,
-        *,
-        on_token: OnToken | None = None,
-    ) -> Critique:
-        return parse_critique(
-            self._generate([source, edited], render(self.critique_template, instruction, prompt), on_token)
-        )
-
-    def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
-        return parse_polish(self._generate([source], render(self.polish_template, instruction), on_token), instruction)
-
-    def ask(self, images: list[Image.Image], text: str, *, on_token: OnToken | None = None) -> str:
-        """The model's reply to the images then `text` (what a judge asks)."""
-        return self._generate(images, text, on_token)
+    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
+        return self._generate(images, text, on_token), ""
 
     @property
     def cache_key(self) -> tuple:
