@@ -70,10 +70,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="ThinkEdit: a live Think-while-Edit studio in the browser.")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1, THINKEDIT_HOST)")
     parser.add_argument("--port", type=int, help="port (default 7860, THINKEDIT_PORT)")
-    parser.add_argument("--public", action="store_true", default=None,
-                        help="public demo: no model/URL boxes, no server folders (THINKEDIT_PUBLIC=1)")  # fmt: skip
-    parser.add_argument("--mcp", action="store_true", default=None,
-                        help="also an MCP server at /gradio_api/mcp/ with the think_edit tool (THINKEDIT_MCP=1)")  # fmt: skip
+    parser.add_argument(
+        "--public",
+        action="store_true",
+        default=None,
+        help="public demo: no model/URL boxes, no server folders (THINKEDIT_PUBLIC=1)",
+    )
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        default=None,
+        help="also an MCP server at /gradio_api/mcp/ with the think_edit tool (THINKEDIT_MCP=1)",
+    )
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
     args = parser.parse_args(argv)
     settings = Settings.from_env(host=args.host, port=args.port, public=args.public, mcp=args.mcp)

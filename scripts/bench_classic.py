@@ -47,8 +47,10 @@ def main() -> None:
         trajectory = loop(editor, thinker, image, example["instruction"], args.max_turns, 8.0)
         first, best = trajectory.turns[0], trajectory.best_turn
         case = f"{example['image']}: {example['instruction']}"
-        print(f"{case[:72]:<72} {'yes' if example['vague'] else 'no':<5} {scores(first):>8} {scores(best):>8} "
-              f"{best.index:>7} {len(trajectory.turns):>5}  {trajectory.stop_reason}")  # fmt: skip
+        print(
+            f"{case[:72]:<72} {'yes' if example['vague'] else 'no':<5} {scores(first):>8} {scores(best):>8} "
+            f"{best.index:>7} {len(trajectory.turns):>5}  {trajectory.stop_reason}"
+        )
         if example["vague"]:
             vague += 1
             better += best.rank > first.rank
@@ -65,8 +67,10 @@ def main() -> None:
         turns, seconds = turns + len(trajectory.turns), seconds + elapsed
         if len(trajectory.turns) == 3:
             full.append((elapsed, example["instruction"]))
-    print(f"{args.side}×{args.side}: {seconds / turns * 1000:.0f} ms per turn (edit + critique, through the loop) "
-          f"→ {3 * seconds / turns:.2f} s for 3 turns")  # fmt: skip
+    print(
+        f"{args.side}×{args.side}: {seconds / turns * 1000:.0f} ms per turn (edit + critique, through the loop) "
+        f"→ {3 * seconds / turns:.2f} s for 3 turns"
+    )
     for elapsed, instruction in full:
         print(f"{args.side}×{args.side}: a real 3-turn run ('{instruction}') took {elapsed:.2f} s")
 

@@ -51,15 +51,23 @@ CONFIGS = ROOT / "scripts" / "gpu_configs"
 REAL = {
     "instruct-pix2pix": ("unet", "sd15_instruct_pix2pix_unet", "sd15_vae", {"text_dim": 768}, None),
     "flux2-klein": ("transformer", "flux2_klein_4b_transformer", "flux2_vae", {"text_dim": 2560}, None),
-    "flux-kontext": ("transformer", "flux_kontext_transformer", "flux_vae", {"text_dim": 4096, "pooled_dim": 768}, None),
+    "flux-kontext": (
+        "transformer",
+        "flux_kontext_transformer",
+        "flux_vae",
+        {"text_dim": 4096, "pooled_dim": 768},
+        None,
+    ),
     "longcat-image-edit": ("transformer", "longcat_image_transformer", "flux_vae", {"text_dim": 3584}, 20),
     "qwen-image-edit": ("transformer", "qwen_image_transformer", "qwen_image_vae", {"text_dim": 3584}, 20),
-}  # fmt: skip
+}
 ONE_LAYER = {"num_layers": 1, "num_single_layers": 1, "layers_per_block": 1, "num_res_blocks": 1}  # --dry-run
 # Pipelines that work at a fixed ~1 MP whatever the request (the condition image of Qwen-Image-Edit-Plus,
 # everything in LongCat); a dry run shrinks that area to its small image: it checks shapes, not sizes.
-FIXED_AREA_MODULES = ("diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus",
-                      "diffusers.pipelines.longcat_image.pipeline_longcat_image_edit")  # fmt: skip
+FIXED_AREA_MODULES = (
+    "diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus",
+    "diffusers.pipelines.longcat_image.pipeline_longcat_image_edit",
+)
 
 
 def build(name: str, device: str, mode: str):
@@ -96,8 +104,9 @@ def random_editor(name: str, device: str, mode: str, speed: str = "default", spe
     """The editor class itself (its "checkpoint" is the random pipeline this script puts in the cache)."""
     spec = spec or EDITORS[name]
     dtype = "float32" if mode == "tiny" else "bfloat16"
-    settings = Settings(editor=name, editor_model=f"random-{name}", device=device, dtype=dtype, offload="none",
-                        speed=speed)  # fmt: skip
+    settings = Settings(
+        editor=name, editor_model=f"random-{name}", device=device, dtype=dtype, offload="none", speed=speed
+    )
     return spec.load_class()(spec, settings)
 
 
@@ -127,12 +136,20 @@ def check_editor(name: str, device: str, mode: str, side: int, speed: str = "def
         editor.edit(source, "warm up", seed=0, steps=1)  # kernels, allocator, cuDNN autotune
     if speed == "fast":
         return {"editor": name, **fast_against_default(editor, pipe, source, steps, device, mode)}
-    ours, _ = timed(lambda: editor.edit(source, "make the sky orange", seed=0, steps=steps, on_step=lambda i, n: None),
-                    device)  # fmt: skip
+    ours, _ = timed(
+        lambda: editor.edit(source, "make the sky orange", seed=0, steps=steps, on_step=lambda i, n: None), device
+    )
     bare_s, peak = timed(lambda: pipe(**bare), device)
-    return {"editor": name, "steps": steps, "default_steps": editor.spec.steps,
-            "working_size": list(editor.working_size(source)), "ours_s": round(ours, 2), "bare_s": round(bare_s, 2),
-            "overhead": round(ours / bare_s, 3), "peak_gb": peak}  # fmt: skip
+    return {
+        "editor": name,
+        "steps": steps,
+        "default_steps": editor.spec.steps,
+        "working_size": list(editor.working_size(source)),
+        "ours_s": round(ours, 2),
+        "bare_s": round(bare_s, 2),
+        "overhead": round(ours / bare_s, 3),
+        "peak_gb": peak,
+    }
 
 
 def fast_against_default(editor, pipe, source: Image.Image, steps: int, device: str, mode: str) -> dict:
@@ -141,32 +158,50 @@ def fast_against_default(editor, pipe, source: Image.Image, steps: int, device: 
     with tempfile.TemporaryDirectory(prefix="gpu-check-lora-") as folder:
         if preset.lora:  # the real distillation is a download: a random LoRA of its kind on this very model
             random_lora(pipe, folder, "random-lightning.safetensors", rank=4 if mode == "tiny" else 64)
-            spec = dataclasses.replace(spec, fast=dataclasses.replace(preset, lora=folder,
-                                                                      lora_weight="random-lightning.safetensors"))  # fmt: skip
+            spec = dataclasses.replace(
+                spec, fast=dataclasses.replace(preset, lora=folder, lora_weight="random-lightning.safetensors")
+            )
         fast = random_editor(spec.name, device, mode, "fast", spec)
         fast.area = editor.area
         fast_steps = steps if mode != "real" or not preset.steps else preset.steps  # a LoRA's own step count
-        runs = {label: timed(lambda editor=editor, steps=at: editor.edit(source, "make the sky orange", seed=0,
-                                                                         steps=steps), device)
-                for label, editor, at in (("default", editor, steps), ("fast_first", fast, fast_steps),
-                                          ("fast", fast, fast_steps))}  # fmt: skip
+        runs = {
+            label: timed(
+                lambda editor=editor, steps=at: editor.edit(source, "make the sky orange", seed=0, steps=steps), device
+            )
+            for label, editor, at in (
+                ("default", editor, steps),
+                ("fast_first", fast, fast_steps),
+                ("fast", fast, fast_steps),
+            )
+        }
     did = [preset.cache] if preset.cache else []
     did += [f"LoRA ({preset.steps} steps)"] if preset.lora else []
     did += ["compiled"] if preset.compile and runtime.compiles(fast.settings) else []
-    return {"steps": steps, "fast_steps": fast_steps, "fast": " + ".join(did) or "nothing (it compiles on CUDA only)",
-            **{f"{label}_s": round(seconds, 2) for label, (seconds, _) in runs.items()},
-            "fast_ratio": round(runs["fast"][0] / runs["default"][0], 3),
-            "default_peak_gb": runs["default"][1], "fast_peak_gb": runs["fast"][1]}  # fmt: skip
+    return {
+        "steps": steps,
+        "fast_steps": fast_steps,
+        "fast": " + ".join(did) or "nothing (it compiles on CUDA only)",
+        **{f"{label}_s": round(seconds, 2) for label, (seconds, _) in runs.items()},
+        "fast_ratio": round(runs["fast"][0] / runs["default"][0], 3),
+        "default_peak_gb": runs["default"][1],
+        "fast_peak_gb": runs["fast"][1],
+    }
 
 
 def check_thinker(device: str, mode: str) -> dict:
     """A critique at the default speed, then at fast: a Qwen3-VL-8B-sized thinker on a GPU, a tiny one elsewhere."""
-    options = {"tiny": mode != "real", "new_tokens": 128 if mode == "real" else 6,
-               "image_side": 1024 if mode == "real" else 96}  # fmt: skip
+    options = {
+        "tiny": mode != "real",
+        "new_tokens": 128 if mode == "real" else 6,
+        "image_side": 1024 if mode == "real" else 96,
+    }
     runs = {speed: measure_thinker(device, **options, speed=speed) for speed in SPEEDS}
     speeds = [runs[speed]["tokens_per_s"] for speed in SPEEDS]
-    return {"thinker": "qwen3-vl-8b" if mode == "real" else "qwen3-vl-tiny", **runs,
-            "tokens_per_s_ratio": round(speeds[1] / speeds[0], 3) if all(speeds) else None}  # fmt: skip
+    return {
+        "thinker": "qwen3-vl-8b" if mode == "real" else "qwen3-vl-tiny",
+        **runs,
+        "tokens_per_s_ratio": round(speeds[1] / speeds[0], 3) if all(speeds) else None,
+    }
 
 
 def check_resident_together(device: str, mode: str) -> dict:
@@ -175,7 +210,7 @@ def check_resident_together(device: str, mode: str) -> dict:
     runtime.load(editor.cache_key, lambda: build("flux-kontext", device, mode))
     random_thinker(device, tiny=mode != "real")
     held = torch.cuda.memory_allocated() / 1e9 if device.startswith("cuda") else None
-    return {"resident": [str(key[0]) for key in runtime.CACHE.keys()], "gpu_gb": round(held, 1) if held else None}
+    return {"resident": [str(key[0]) for key in runtime.CACHE], "gpu_gb": round(held, 1) if held else None}
 
 
 def row(label: dict, check, *args) -> dict:

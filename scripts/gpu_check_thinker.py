@@ -37,15 +37,28 @@ from thinkedit.thinkers import THINKERS  # noqa: E402
 from thinkedit.thinkers.qwen_vl import QwenVLThinker  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent / "gpu_configs"
-TINY_FLUX_TRANSFORMER = {"num_layers": 1, "num_single_layers": 1, "attention_head_dim": 16, "num_attention_heads": 2,
-                         "joint_attention_dim": 32, "pooled_projection_dim": 32, "in_channels": 16,
-                         "guidance_embeds": True, "axes_dims_rope": [4, 6, 6]}  # fmt: skip
+TINY_FLUX_TRANSFORMER = {
+    "num_layers": 1,
+    "num_single_layers": 1,
+    "attention_head_dim": 16,
+    "num_attention_heads": 2,
+    "joint_attention_dim": 32,
+    "pooled_projection_dim": 32,
+    "in_channels": 16,
+    "guidance_embeds": True,
+    "axes_dims_rope": [4, 6, 6],
+}
 
 
 def random_thinker(device: str, tiny: bool = False, speed: str = "default") -> QwenVLThinker:
     """A `QwenVLThinker` whose cached model is a random Qwen3-VL-8B (or tiny) built in place on `device`."""
-    settings = Settings(thinker="editthinker", thinker_model=f"random-qwen3-vl-{'tiny' if tiny else '8b'}",
-                        device=device, offload="none", speed=speed)  # fmt: skip
+    settings = Settings(
+        thinker="editthinker",
+        thinker_model=f"random-qwen3-vl-{'tiny' if tiny else '8b'}",
+        device=device,
+        offload="none",
+        speed=speed,
+    )
     thinker = QwenVLThinker(THINKERS["editthinker"], settings)
     runtime.load(thinker.cache_key, lambda: _build_qwen3_vl(device, tiny))
     return thinker
@@ -89,13 +102,24 @@ def build_flux_kontext(device: str, tiny: bool = False) -> list[torch.nn.Module]
     else:
         transformer = json.loads((CONFIGS / "flux_kontext_transformer.json").read_text())
         vae = json.loads((CONFIGS / "flux_vae.json").read_text())
-        t5 = T5Config(d_model=4096, d_ff=10240, num_layers=24, num_heads=64, d_kv=64, vocab_size=32128,
-                      feed_forward_proj="gated-gelu")  # fmt: skip
+        t5 = T5Config(
+            d_model=4096,
+            d_ff=10240,
+            num_layers=24,
+            num_heads=64,
+            d_kv=64,
+            vocab_size=32128,
+            feed_forward_proj="gated-gelu",
+        )
         clip = CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
     dtype = runtime.pick_dtype(Settings(device=device), device)
     with default_dtype(dtype), torch.device(device):
-        models = [FluxTransformer2DModel.from_config(transformer), T5EncoderModel(t5), CLIPTextModel(clip),
-                  AutoencoderKL.from_config(vae)]  # fmt: skip
+        models = [
+            FluxTransformer2DModel.from_config(transformer),
+            T5EncoderModel(t5),
+            CLIPTextModel(clip),
+            AutoencoderKL.from_config(vae),
+        ]
     return [model.eval() for model in models]
 
 
@@ -176,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.tiny and not torch.cuda.is_available():
         parser.error("no CUDA device here; use --tiny for the CPU run")
     torch.manual_seed(0)
-    options = {"tiny": args.tiny, "new_tokens": args.tokens or (16 if args.tiny else 256),
-               "image_side": args.image_side or (96 if args.tiny else 1024)}  # fmt: skip
+    options = {
+        "tiny": args.tiny,
+        "new_tokens": args.tokens or (16 if args.tiny else 256),
+        "image_side": args.image_side or (96 if args.tiny else 1024),
+    }
     started = time.perf_counter()
     report = {"thinker_alone": measure_thinker(device, **options)}
     flux = build_flux_kontext(device, args.tiny)

@@ -57,19 +57,54 @@ def photo_png(side: int) -> bytes:
     return buffer.getvalue()
 
 
-def burst(requests: int, side: int, edit_seconds: float, max_queue: int) -> dict:
+def start_server(edit_seconds: float, max_queue: int) -> tuple[multiprocessing.Process, int]:
+    """`serve-editor`'s app in its own process on a free port, once it answers /health."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(port, edit_seconds, max_queue))
     server.start()
     while True:
         try:
-            httpx2.get(f"{url}/health", timeout=1)
-            break
+            httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return server, port
         except httpx2.HTTPError:
             time.sleep(0.1)
+
+
+def headers_only(port: int, body: bytes, max_queue: int, done: threading.Event) -> str:
+    """Once the queue is full: the answer to a request that sends only its headers, as a client that waits for an
+    answer before it sends its body."""
+    while httpx2.get(f"http://127.0.0.1:{port}/health", timeout=120).json()["in_flight"] <= max_queue:
+        if done.is_set():
+            return "the queue never filled"
+        time.sleep(0.05)
+    head = f"POST /edit HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        started = time.perf_counter()
+        sock.sendall(head)
+        try:
+            status = sock.recv(12).decode()
+        except TimeoutError:
+            return "no answer within 60 s"
+        return f"{status[9:12]} after {time.perf_counter() - started:.2f} s"
+
+
+def post(url: str, body: bytes) -> tuple[int, float]:
+    """One edit request: its status (0: no answer) and seconds."""
+    started = time.perf_counter()
+    try:
+        status = httpx2.post(
+            f"{url}/edit", content=body, headers={"Content-Type": "application/json"}, timeout=600
+        ).status_code
+    except httpx2.HTTPError:
+        status = 0
+    return status, time.perf_counter() - started
+
+
+def burst(requests: int, side: int, edit_seconds: float, max_queue: int) -> dict:
+    server, port = start_server(edit_seconds, max_queue)
+    url = f"http://127.0.0.1:{port}"
     body = json.dumps({"image": base64.b64encode(photo_png(side)).decode(), "prompt": "invert"}).encode()
     process = psutil.Process(server.pid)
     rss = {"before": process.memory_info().rss, "peak": 0}
@@ -90,36 +125,15 @@ def burst(requests: int, side: int, edit_seconds: float, max_queue: int) -> dict
             health.append(time.perf_counter() - started)
             time.sleep(0.1)
 
-    def probe():  # once the queue is full: headers only, as a client that waits for an answer before its body
-        while httpx2.get(f"{url}/health", timeout=120).json()["in_flight"] <= max_queue and not done.is_set():
-            time.sleep(0.05)
-        if done.is_set():
-            return
-        head = f"POST /edit HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-            started = time.perf_counter()
-            sock.sendall(head)
-            try:
-                status = sock.recv(12).decode()
-                refusal["headers only"] = f"{status[9:12]} after {time.perf_counter() - started:.2f} s"
-            except TimeoutError:
-                refusal["headers only"] = "no answer within 60 s"
-
-    def post():
-        started = time.perf_counter()
-        try:
-            status = httpx2.post(f"{url}/edit", content=body, headers={"Content-Type": "application/json"},
-                                 timeout=600).status_code  # fmt: skip
-        except httpx2.HTTPError:
-            status = 0
-        answers.append((status, time.perf_counter() - started))
+    def probe():
+        refusal["headers only"] = headers_only(port, body, max_queue, done)
 
     watchers = [
         threading.Thread(target=watch_memory),
         threading.Thread(target=ask_health),
         threading.Thread(target=probe),
     ]
-    clients = [threading.Thread(target=post) for _ in range(requests)]
+    clients = [threading.Thread(target=lambda: answers.append(post(url, body))) for _ in range(requests)]
     for thread in watchers + clients:
         thread.start()
     for client in clients:

@@ -28,8 +28,13 @@ from thinkedit.registry import build_backend  # noqa: E402
 from thinkedit.server import create_app  # noqa: E402
 
 WARM_UP = 5
-INSTRUCTIONS = ["make it look like summer", "make it black and white and add a thin red frame",
-                "rotate 90 degrees clockwise", "make it moodier", "increase contrast by 30% and add a vignette"]  # fmt: skip
+INSTRUCTIONS = [
+    "make it look like summer",
+    "make it black and white and add a thin red frame",
+    "rotate 90 degrees clockwise",
+    "make it moodier",
+    "increase contrast by 30% and add a vignette",
+]
 
 
 def rss_mb() -> float:
@@ -77,8 +82,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="runs per phase (default 200)")
     parser.add_argument("--side", type=int, default=256, help="side of the source images (default 256)")
     args = parser.parse_args()
-    print(f"{args.runs} classic runs per phase, up to 3 turns each, {args.side}×{args.side}, saved; "
-          f"RSS measured after {WARM_UP} warm-up runs\n")  # fmt: skip
+    print(
+        f"{args.runs} classic runs per phase, up to 3 turns each, {args.side}×{args.side}, saved; "
+        f"RSS measured after {WARM_UP} warm-up runs\n"
+    )
     print("| path | RSS before MB | RSS after MB | growth MB | seconds |")
     print("|---|---:|---:|---:|---:|")
     for name, (before, after, seconds) in soak(args.runs, args.side).items():

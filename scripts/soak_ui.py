@@ -66,15 +66,22 @@ def soak(url: str, pid: int, runs: int, image: str, warmup: int = 5, runs_per_se
         run(client, i)
     seconds = time.perf_counter() - started
     (ours, cache), (ours_before, cache_before) = temp_files(), files_before
-    return {"runs": runs, "rss_before_mb": before, "rss_after_mb": rss_mb(pid), "seconds": seconds,
-            "temp_files_added": ours - ours_before, "gradio_cache_files_added": cache - cache_before}  # fmt: skip
+    return {
+        "runs": runs,
+        "rss_before_mb": before,
+        "rss_after_mb": rss_mb(pid),
+        "seconds": seconds,
+        "temp_files_added": ours - ours_before,
+        "gradio_cache_files_added": cache - cache_before,
+    }
 
 
 def start_app(runs_dir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "THINKEDIT_RUNS_DIR": str(runs_dir), "THINKEDIT_PORT": str(port), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -113,12 +120,18 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
     growth = result["rss_after_mb"] - result["rss_before_mb"]
-    print(f"{result['runs']} runs ({args.side}×{args.side * 3 // 4}, 2 turns each) in {result['seconds']:.0f} s "
-          f"({result['seconds'] / result['runs']:.2f} s/run)")  # fmt: skip
-    print(f"server RSS before {result['rss_before_mb']:.0f} MB, after {result['rss_after_mb']:.0f} MB, "
-          f"growth {growth:+.0f} MB ({growth / result['runs'] * 1024:+.0f} KB/run)")  # fmt: skip
-    print(f"files added to the app's temp folder: {result['temp_files_added']:+d}, "
-          f"to Gradio's cache: {result['gradio_cache_files_added']:+d}")  # fmt: skip
+    print(
+        f"{result['runs']} runs ({args.side}×{args.side * 3 // 4}, 2 turns each) in {result['seconds']:.0f} s "
+        f"({result['seconds'] / result['runs']:.2f} s/run)"
+    )
+    print(
+        f"server RSS before {result['rss_before_mb']:.0f} MB, after {result['rss_after_mb']:.0f} MB, "
+        f"growth {growth:+.0f} MB ({growth / result['runs'] * 1024:+.0f} KB/run)"
+    )
+    print(
+        f"files added to the app's temp folder: {result['temp_files_added']:+d}, "
+        f"to Gradio's cache: {result['gradio_cache_files_added']:+d}"
+    )
 
 
 if __name__ == "__main__":

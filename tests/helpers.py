@@ -114,8 +114,18 @@ def same_pixels(a: Image.Image, b: Image.Image) -> bool:
 
 
 EVIL = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
-OUTPUTS = ["gallery", "progress", "reasoning", "refined", "table", "slider", "status", "download", "trajectory",
-           "history"]  # fmt: skip
+OUTPUTS = [
+    "gallery",
+    "progress",
+    "reasoning",
+    "refined",
+    "table",
+    "slider",
+    "status",
+    "download",
+    "trajectory",
+    "history",
+]
 
 
 def register(monkeypatch, role: str, name: str, target: str, **options) -> str:
@@ -281,10 +291,15 @@ def chat_chunks(content: list[str], reasoning: list[str] = (), reasoning_field: 
     """OpenAI `chat.completion.chunk` events: the reasoning pieces first, then the content pieces."""
     deltas = [{reasoning_field: piece} for piece in reasoning] + [{"content": piece} for piece in content]
     return [
-        {"id": "chat-1", "object": "chat.completion.chunk", "created": 0, "model": "served",
-         "choices": [{"index": 0, "delta": {"role": "assistant", **delta}, "finish_reason": None}]}
+        {
+            "id": "chat-1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "served",
+            "choices": [{"index": 0, "delta": {"role": "assistant", **delta}, "finish_reason": None}],
+        }
         for delta in deltas
-    ]  # fmt: skip
+    ]
 
 
 def in_order(*replies: Reply) -> Callable[[Seen], Reply]:

@@ -23,10 +23,16 @@ def files_under(folder: Path) -> list[Path]:
 def test_a_stopped_app_leaves_no_temp_files(tmp_path, scene, stop):
     temp, gradio_temp, port = tmp_path / "tmp", tmp_path / "gradio", free_port()
     temp.mkdir()
-    env = {**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(gradio_temp), "THINKEDIT_PORT": str(port),
-           "THINKEDIT_RUNS_DIR": str(tmp_path / "runs")}  # fmt: skip
-    app = subprocess.Popen([sys.executable, str(PROJECT / "app.py")], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "TMPDIR": str(temp),
+        "GRADIO_TEMP_DIR": str(gradio_temp),
+        "THINKEDIT_PORT": str(port),
+        "THINKEDIT_RUNS_DIR": str(tmp_path / "runs"),
+    }
+    app = subprocess.Popen(
+        [sys.executable, str(PROJECT / "app.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         while True:  # started when the port answers
             assert app.poll() is None, app.stderr.read()

@@ -3,8 +3,19 @@
 from thinkedit import runtime
 from thinkedit.cli import main
 
-COLUMNS = ["request", "loads", "load s", "turns", "edit s/turn", "think s/turn", "store s/turn", "wall s", "overhead",
-           "overhead w/o store", "peak RSS MB"]  # fmt: skip
+COLUMNS = [
+    "request",
+    "loads",
+    "load s",
+    "turns",
+    "edit s/turn",
+    "think s/turn",
+    "store s/turn",
+    "wall s",
+    "overhead",
+    "overhead w/o store",
+    "peak RSS MB",
+]
 
 
 def table(out: str, header: str) -> list[list[str]]:
@@ -46,8 +57,24 @@ def test_tiny_pipelines_load_on_the_first_request_only(capsys):
 
 def test_speed_fast_vs_bare_times_both_speeds_on_one_pipeline(capsys):
     try:
-        code = main(["bench", "--tiny", "instruct-pix2pix", "--speed", "fast", "--vs-bare", "-n", "1", "--turns", "2",
-                     "--side", "32", "--steps", "1"])  # fmt: skip
+        code = main(
+            [
+                "bench",
+                "--tiny",
+                "instruct-pix2pix",
+                "--speed",
+                "fast",
+                "--vs-bare",
+                "-n",
+                "1",
+                "--turns",
+                "2",
+                "--side",
+                "32",
+                "--steps",
+                "1",
+            ]
+        )
     finally:
         runtime.CACHE.clear()
     assert code == 0

@@ -67,13 +67,24 @@ ROTATED = Image.Transpose.ROTATE_270  # 90 degrees clockwise
 
 @pytest.mark.parametrize(
     ("instruction", "wrong", "numbers"),
-    [("rotate 90 degrees clockwise", lambda image: image.transpose(ROTATED).resize(image.size),
-      "rotate 90 degrees clockwise turns the 180×120 source into 120×180, but the result is 180×120"),
-     ("crop the left half", lambda image: image.crop((0, 0, 90, 120)).resize(image.size),
-      "crop to the left 50% turns the 180×120 source into 90×120, but the result is 180×120"),
-     ("make the image half the size", lambda image: image,
-      "resize to 50% turns the 180×120 source into 90×60, but the result is 180×120: the wrong size")],
-)  # fmt: skip
+    [
+        (
+            "rotate 90 degrees clockwise",
+            lambda image: image.transpose(ROTATED).resize(image.size),
+            "rotate 90 degrees clockwise turns the 180×120 source into 120×180, but the result is 180×120",
+        ),
+        (
+            "crop the left half",
+            lambda image: image.crop((0, 0, 90, 120)).resize(image.size),
+            "crop to the left 50% turns the 180×120 source into 90×120, but the result is 180×120",
+        ),
+        (
+            "make the image half the size",
+            lambda image: image,
+            "resize to 50% turns the 180×120 source into 90×60, but the result is 180×120: the wrong size",
+        ),
+    ],
+)
 def test_a_squashed_rotation_a_stretched_crop_and_a_wrong_size_score_low(
     editor, thinker, photo, instruction, wrong, numbers
 ):
@@ -89,9 +100,12 @@ def test_a_squashed_rotation_a_stretched_crop_and_a_wrong_size_score_low(
 
 @pytest.mark.parametrize(
     ("instruction", "done"),
-    [("rotate 90 degrees clockwise", "rotate 90 degrees counter-clockwise"),
-     ("crop the left half", "crop the right half"), ("crop the top half", "crop the bottom half")],
-)  # fmt: skip
+    [
+        ("rotate 90 degrees clockwise", "rotate 90 degrees counter-clockwise"),
+        ("crop the left half", "crop the right half"),
+        ("crop the top half", "crop the bottom half"),
+    ],
+)
 def test_the_right_shape_the_wrong_way_scores_low(editor, thinker, photo, instruction, done):
     wrong = editor.edit(photo, done, seed=0)
     assert wrong.size == editor.edit(photo, instruction, seed=0).size
@@ -108,14 +122,16 @@ def test_a_result_squashed_without_geometry_asked_scores_low(editor, thinker, ph
 
 @pytest.mark.parametrize(
     ("instruction", "expected"),
-    [("rotate 90 degrees clockwise", lambda image: image.transpose(ROTATED)),
-     ("rotate 90 degrees counter-clockwise", lambda image: image.transpose(Image.Transpose.ROTATE_90)),
-     ("crop the left half", lambda image: image.crop((0, 0, 90, 120))),
-     ("crop the right half", lambda image: image.crop((90, 0, 180, 120))),
-     ("crop the top half", lambda image: image.crop((0, 0, 180, 60))),
-     ("crop the bottom half", lambda image: image.crop((0, 60, 180, 120))),
-     ("make the image half the size", lambda image: image.resize((90, 60), Image.Resampling.LANCZOS))],
-)  # fmt: skip
+    [
+        ("rotate 90 degrees clockwise", lambda image: image.transpose(ROTATED)),
+        ("rotate 90 degrees counter-clockwise", lambda image: image.transpose(Image.Transpose.ROTATE_90)),
+        ("crop the left half", lambda image: image.crop((0, 0, 90, 120))),
+        ("crop the right half", lambda image: image.crop((90, 0, 180, 120))),
+        ("crop the top half", lambda image: image.crop((0, 0, 180, 60))),
+        ("crop the bottom half", lambda image: image.crop((0, 60, 180, 120))),
+        ("make the image half the size", lambda image: image.resize((90, 60), Image.Resampling.LANCZOS)),
+    ],
+)
 def test_shape_changing_edits_keep_their_shape_through_the_loop(photo, instruction, expected):
     settings = Settings()
     *_, finished = run(

@@ -214,8 +214,10 @@ def test_text_changes_only_its_band(editor, where):
 
 
 def test_brightness_degree_words_are_monotonic(editor, photo):
-    means = [luma(edit(editor, photo, p)).mean() for p in
-             ("make it slightly brighter", "make it brighter", "make it much brighter")]  # fmt: skip
+    means = [
+        luma(edit(editor, photo, p)).mean()
+        for p in ("make it slightly brighter", "make it brighter", "make it much brighter")
+    ]
     assert luma(photo).mean() < means[0] < means[1] < means[2]
 
 
@@ -341,15 +343,34 @@ def test_vague_look_is_applied_cautiously(editor, photo):
 
 @pytest.mark.parametrize(
     "op",
-    [Op("brightness", -0.2), Op("contrast", 0.35), Op("saturation", 0.5), Op("warmth", -0.15), Op("sepia", 0.8),
-     Op("vignette", 0.3), Op("sharpen", 1.5), Op("grayscale", 1.0), Op("invert", 1.0), Op("blur", 4.0),
-     Op("pixelate", 12.0), Op("posterize", 5.0), Op("border", 8.0, color="black"), Op("rotate", -45.0),
-     Op("flip", where="vertical"), Op("crop", 0.5, where="right"), Op("crop", 0.4, where="center"),
-     Op("resize", 0.5), Op("resize", 1.0, where="640x480"), Op("recolor", color="green", source_color="blue"),
-     Op("keep_color", color="yellow"), Op("text", 0.1, where="top", color="red", text="Big Sale, 50% off"),
-     Op("recolor", color="red", source_color="blue", where="disc"), Op("keep_color", color="red", where="square"),
-     Op("recolor", color="green", source_color="yellow", where="triangles")],
-)  # fmt: skip
+    [
+        Op("brightness", -0.2),
+        Op("contrast", 0.35),
+        Op("saturation", 0.5),
+        Op("warmth", -0.15),
+        Op("sepia", 0.8),
+        Op("vignette", 0.3),
+        Op("sharpen", 1.5),
+        Op("grayscale", 1.0),
+        Op("invert", 1.0),
+        Op("blur", 4.0),
+        Op("pixelate", 12.0),
+        Op("posterize", 5.0),
+        Op("border", 8.0, color="black"),
+        Op("rotate", -45.0),
+        Op("flip", where="vertical"),
+        Op("crop", 0.5, where="right"),
+        Op("crop", 0.4, where="center"),
+        Op("resize", 0.5),
+        Op("resize", 1.0, where="640x480"),
+        Op("recolor", color="green", source_color="blue"),
+        Op("keep_color", color="yellow"),
+        Op("text", 0.1, where="top", color="red", text="Big Sale, 50% off"),
+        Op("recolor", color="red", source_color="blue", where="disc"),
+        Op("keep_color", color="red", where="square"),
+        Op("recolor", color="green", source_color="yellow", where="triangles"),
+    ],
+)
 def test_describe_reads_back_to_the_same_operation(op):
     assert read(describe(op)).ops == [op]
     assert read(describe(op)).unknown == []

@@ -13,15 +13,29 @@ ASSET = next(iter(sorted(Path(__file__).parent.parent.joinpath("assets").glob("*
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "thinkedit", *args], capture_output=True, text=True, timeout=120,
-                          env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "thinkedit", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.mark.skipif(ASSET is None, reason="assets/ has no PNG")
 def test_edit_end_to_end_writes_a_valid_run_folder(tmp_path):
     out = tmp_path / "run"
-    result = cli("edit", "--image", str(ASSET), "--instruction", "make it black and white and add a thin red frame",
-                 "--editor", "classic", "--thinker", "classic", "--max-turns", "3", "--out", str(out))  # fmt: skip
+    result = cli(
+        "edit",
+        "--image",
+        str(ASSET),
+        "--instruction",
+        "make it black and white and add a thin red frame",
+        "--editor",
+        "classic",
+        "--thinker",
+        "classic",
+        "--max-turns",
+        "3",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert "Turn 1" in result.stdout and "semantic" in result.stdout
     record = json.loads((out / "trajectory.json").read_text())
@@ -36,8 +50,19 @@ def test_edit_end_to_end_writes_a_valid_run_folder(tmp_path):
 @pytest.mark.skipif(ASSET is None, reason="assets/ has no PNG")
 def test_a_rotation_keeps_its_shape_through_edit_show_and_export(tmp_path, capsys):
     out = tmp_path / "run"
-    result = cli("edit", "--image", str(ASSET), "--instruction", "rotate 90 degrees clockwise", "--editor", "classic",
-                 "--thinker", "classic", "--out", str(out))  # fmt: skip
+    result = cli(
+        "edit",
+        "--image",
+        str(ASSET),
+        "--instruction",
+        "rotate 90 degrees clockwise",
+        "--editor",
+        "classic",
+        "--thinker",
+        "classic",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     source = Image.open(ASSET).convert("RGB")
     (width, height), rotated = source.size, source.transpose(Image.Transpose.ROTATE_270)
@@ -56,14 +81,30 @@ def test_a_rotation_keeps_its_shape_through_edit_show_and_export(tmp_path, capsy
 
 @pytest.mark.parametrize(
     ("instruction", "size"),
-    [("crop the left half", (16, 20)), ("crop the right half", (16, 20)), ("crop the top half", (32, 10)),
-     ("crop the bottom half", (32, 10)), ("make the image half the size", (16, 10))],
-)  # fmt: skip
+    [
+        ("crop the left half", (16, 20)),
+        ("crop the right half", (16, 20)),
+        ("crop the top half", (32, 10)),
+        ("crop the bottom half", (32, 10)),
+        ("make the image half the size", (16, 10)),
+    ],
+)
 def test_crops_and_resizes_keep_their_shape_through_the_cli(tmp_path, capsys, instruction, size):
     image = tmp_path / "in.png"
     Image.radial_gradient("L").resize((32, 20)).convert("RGB").save(image)
-    code = main(["edit", "--image", str(image), "--instruction", instruction, "--max-turns", "2",
-                 "--out", str(tmp_path / "run")])  # fmt: skip
+    code = main(
+        [
+            "edit",
+            "--image",
+            str(image),
+            "--instruction",
+            instruction,
+            "--max-turns",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     turns = json.loads((tmp_path / "run" / "trajectory.json").read_text())["turns"]
     assert [Image.open(tmp_path / "run" / turn["image"]).size for turn in turns] == [size]
@@ -78,10 +119,22 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert "not an image" in result.stderr
     image = tmp_path / "ok.png"
     Image.new("RGB", (8, 8)).save(image)
-    for args in (["--instruction", "  "], ["--instruction", "x", "--max-turns", "11"],
-                 ["--instruction", "x", "--threshold", "12"], ["--instruction", "x", "--editor", "nope"],
-                 ["--instruction", "x", "--thinker", "openai", "--thinker-url", "http://127.0.0.1:9/v1",
-                  "--thinker-template", str(tmp_path / "missing.txt")]):  # fmt: skip
+    for args in (
+        ["--instruction", "  "],
+        ["--instruction", "x", "--max-turns", "11"],
+        ["--instruction", "x", "--threshold", "12"],
+        ["--instruction", "x", "--editor", "nope"],
+        [
+            "--instruction",
+            "x",
+            "--thinker",
+            "openai",
+            "--thinker-url",
+            "http://127.0.0.1:9/v1",
+            "--thinker-template",
+            str(tmp_path / "missing.txt"),
+        ],
+    ):
         result = cli("edit", "--image", str(image), *args)
         assert result.returncode == 2, args
         assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
@@ -107,8 +160,10 @@ def test_backends_lists_every_backend_with_a_reason(capsys):
 
 
 def test_settings_mirror_the_environment():
-    settings = Settings.from_env({"THINKEDIT_EDITOR_MODEL": "/models/x", "THINKEDIT_MAX_TURNS": "5",
-                                  "THINKEDIT_PUBLIC": "true"}, thinker_url="http://h/v1")  # fmt: skip
+    settings = Settings.from_env(
+        {"THINKEDIT_EDITOR_MODEL": "/models/x", "THINKEDIT_MAX_TURNS": "5", "THINKEDIT_PUBLIC": "true"},
+        thinker_url="http://h/v1",
+    )
     assert settings.editor_model == "/models/x" and settings.max_turns == 5 and settings.public is True
     assert settings.thinker_url == "http://h/v1"
     assert Settings.from_env({"THINKEDIT_EDITOR": "a"}, editor="b").editor == "b"

@@ -32,17 +32,42 @@ def test_well_formed_output():
         # missing closing tags / unclosed answer (cut at the token limit)
         ('<think>ok</think><score>{"semantic": 7, "quality": 6}</score><answer>Add a hat', 7, 6, "Add a hat"),
         # no think tags at all, text outside tags
-        ('Here is my verdict.\n<score>{"semantic": 3, "quality": 9}</score>\nSo: <answer>Paint it red</answer> thanks', 3, 9, "Paint it red"),
+        (
+            'Here is my verdict.\n<score>{"semantic": 3, "quality": 9}</score>\nSo: <answer>Paint it red</answer> thanks',
+            3,
+            9,
+            "Paint it red",
+        ),
         # tags in another order
-        ('<answer>Crop tighter</answer><think>meh</think><score>{"semantic": 5, "quality": 5}</score>', 5, 5, "Crop tighter"),
+        (
+            '<answer>Crop tighter</answer><think>meh</think><score>{"semantic": 5, "quality": 5}</score>',
+            5,
+            5,
+            "Crop tighter",
+        ),
         ('<score>{"semantic": 6, "quality": 4}</score><answer>a1</answer><think>because</think>', 6, 4, "a1"),
         # several answers: the last one outside <think>
-        ('<think>x</think><answer>first</answer><score>{"semantic":1,"quality":2}</score><answer>second</answer>', 1, 2, "second"),
+        (
+            '<think>x</think><answer>first</answer><score>{"semantic":1,"quality":2}</score><answer>second</answer>',
+            1,
+            2,
+            "second",
+        ),
         # tags echoed inside <think>
-        ('<think>I should write <score>{"semantic": 10, "quality": 10}</score> and <answer>bad</answer></think>'
-         '<score>{"semantic": 4, "quality": 7}</score><answer>good</answer>', 4, 7, "good"),
+        (
+            '<think>I should write <score>{"semantic": 10, "quality": 10}</score> and <answer>bad</answer></think>'
+            '<score>{"semantic": 4, "quality": 7}</score><answer>good</answer>',
+            4,
+            7,
+            "good",
+        ),
         # trailing comma, single quotes, string numbers, extra keys
-        ("<think>t</think><score>{'semantic': '8', 'quality': \"7.5\", 'overall': 9,}</score><answer>a</answer>", 8, 7.5, "a"),
+        (
+            "<think>t</think><score>{'semantic': '8', 'quality': \"7.5\", 'overall': 9,}</score><answer>a</answer>",
+            8,
+            7.5,
+            "a",
+        ),
         # out of range clamps, NaN is unknown
         ('<think>t</think><score>{"semantic": -5, "quality": 99}</score><answer>a</answer>', 0, 10, "a"),
         ('<think>t</think><score>{"semantic": NaN, "quality": 4}</score><answer>a</answer>', None, 4, "a"),
@@ -53,17 +78,27 @@ def test_well_formed_output():
         # empty answer keeps the prompt (None)
         ('<think>t</think><score>{"semantic": 9, "quality": 9}</score><answer>   </answer>', 9, 9, None),
         # quoted and prefixed answers
-        ('<score>{"semantic": 2, "quality": 2}</score><answer>Rewritten prompt: "Turn the car blue"</answer>', 2, 2, "Turn the car blue"),
+        (
+            '<score>{"semantic": 2, "quality": 2}</score><answer>Rewritten prompt: "Turn the car blue"</answer>',
+            2,
+            2,
+            "Turn the car blue",
+        ),
         ("<answer>**Refined prompt:** `Remove the lamp`</answer>", None, None, "Remove the lamp"),
         # vLLM reasoning parser: the template put <think> in the prompt, only </think> comes back
-        ('the edit missed the hat</think><score>{"semantic": 3, "quality": 8}</score><answer>Add a red hat</answer>', 3, 8, "Add a red hat"),
+        (
+            'the edit missed the hat</think><score>{"semantic": 3, "quality": 8}</score><answer>Add a red hat</answer>',
+            3,
+            8,
+            "Add a red hat",
+        ),
         # scores not in a score tag at all
         ("Semantic: 7/10, Quality: 6/10. <answer>Brighter</answer>", 7, 6, "Brighter"),
         # garbage
         ("ssss ,,, <<>> asdf", None, None, None),
         ("", None, None, None),
     ],
-)  # fmt: skip
+)
 def test_tolerant_parsing(text, semantic, quality, answer):
     c = parse_critique(text)
     assert c.semantic == semantic
@@ -138,9 +173,32 @@ def test_parse_polish_falls_back_to_the_instruction():
 # -- property-based: random and mutated outputs never break the parser ------------------------------
 
 _pieces = st.sampled_from(
-    ["<think>", "</think>", "<score>", "</score>", "<answer>", "</answer>", '{"semantic": ', '"quality": ',
-     "}", ",", "'", '"', "NaN", "-3", "11", "7.5", "eight", "Rewritten prompt:", "\n", " ", "<", ">", "/"]
-)  # fmt: skip
+    [
+        "<think>",
+        "</think>",
+        "<score>",
+        "</score>",
+        "<answer>",
+        "</answer>",
+        '{"semantic": ',
+        '"quality": ',
+        "}",
+        ",",
+        "'",
+        '"',
+        "NaN",
+        "-3",
+        "11",
+        "7.5",
+        "eight",
+        "Rewritten prompt:",
+        "\n",
+        " ",
+        "<",
+        ">",
+        "/",
+    ]
+)
 _fragments = st.lists(st.one_of(_pieces, st.text(max_size=12)), max_size=40).map("".join)
 
 

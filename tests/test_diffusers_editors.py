@@ -130,9 +130,11 @@ def test_gated_repository_asks_to_accept_the_licence():
     from huggingface_hub.errors import GatedRepoError
 
     response = Response(403, request=Request("GET", "https://huggingface.co/api/models/x"))
-    with pytest.raises(ThinkEditError, match="accept its licence"):
-        with runtime.friendly_errors("loading", "black-forest-labs/FLUX.1-Kontext-dev"):
-            raise GatedRepoError("403 gated", response=response)
+    with (
+        pytest.raises(ThinkEditError, match="accept its licence"),
+        runtime.friendly_errors("loading", "black-forest-labs/FLUX.1-Kontext-dev"),
+    ):
+        raise GatedRepoError("403 gated", response=response)
 
 
 def test_offload_is_none_without_a_gpu_and_auto_follows_free_memory(monkeypatch):
@@ -172,8 +174,9 @@ def test_apple_gpus_get_bfloat16():
     assert runtime.pick_dtype(Settings(dtype="float16"), "mps") is torch.float16
 
 
-@pytest.mark.parametrize(("name", "area"), [("flux-kontext", 1024 * 1024), ("flux2-klein", 1024 * 1024),
-                                            ("instruct-pix2pix", 512 * 512)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "area"), [("flux-kontext", 1024 * 1024), ("flux2-klein", 1024 * 1024), ("instruct-pix2pix", 512 * 512)]
+)
 def test_a_small_upload_is_denoised_at_the_models_preferred_area(tiny, name, area, monkeypatch):
     editor = editor_for(tiny, name)
     pipe = editor.pipeline()

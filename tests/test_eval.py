@@ -72,16 +72,22 @@ def datasets_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gedit(tmp_path_factory) -> Path:
     """A GEdit-Bench-shaped parquet file (the hub's columns), with a broken image and a missing instruction."""
-    features = datasets.Features({
-        "key": datasets.Value("string"), "task_type": datasets.Value("string"),
-        "instruction": datasets.Value("string"), "instruction_language": datasets.Value("string"),
-        "input_image": datasets.Image(), "Intersection_exist": datasets.Value("bool"),
-    })  # fmt: skip
+    features = datasets.Features(
+        {
+            "key": datasets.Value("string"),
+            "task_type": datasets.Value("string"),
+            "instruction": datasets.Value("string"),
+            "instruction_language": datasets.Value("string"),
+            "input_image": datasets.Image(),
+            "Intersection_exist": datasets.Value("bool"),
+        }
+    )
     columns = {name: [] for name in features}
     for number, (key, task, instruction, language, intersection, image) in enumerate(GEDIT):
         data = png(picture(number * 10)) if image == "ok" else b"these bytes are not an image"
-        for name, value in zip(features, (key, task, instruction, language, {"bytes": data, "path": None},
-                                          intersection), strict=True):  # fmt: skip
+        for name, value in zip(
+            features, (key, task, instruction, language, {"bytes": data, "path": None}, intersection), strict=True
+        ):
             columns[name].append(value)
     path = tmp_path_factory.mktemp("gedit") / "test-00000-of-00001.parquet"
     datasets.Dataset.from_dict(columns, features=features).to_parquet(str(path))
@@ -92,8 +98,9 @@ def write_folder(folder: Path, edits: list[tuple[str, str, str]]) -> Path:
     """An edits.jsonl set: (key, instruction, category) each on its own copy of the picture."""
     folder.mkdir(parents=True, exist_ok=True)
     picture().save(folder / "scene.png")
-    lines = [{"key": key, "image": "scene.png", "instruction": text, "category": category}
-             for key, text, category in edits]  # fmt: skip
+    lines = [
+        {"key": key, "image": "scene.png", "instruction": text, "category": category} for key, text, category in edits
+    ]
     (folder / "edits.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return folder
 
@@ -123,8 +130,9 @@ def test_gedit_run_writes_the_benchmark_layout_and_records_bad_rows(gedit, tmp_p
     printed = capsys.readouterr().out
 
     rows = lines_of(out)
-    assert [(r["key"], r["mode"]) for r in rows] == [(k, m) for k in ("g1", "g2", "g3", "g5", "g6")
-                                                      for m in ("single", "loop")]  # fmt: skip
+    assert [(r["key"], r["mode"]) for r in rows] == [
+        (k, m) for k in ("g1", "g2", "g3", "g5", "g6") for m in ("single", "loop")
+    ]
     for row in rows:
         if row["key"] not in RAN:
             continue
@@ -233,8 +241,9 @@ def test_resume_asks_nothing_new_and_an_interrupt_loses_only_what_was_in_flight(
 
     # a lost line and a line cut short by a crash: exactly that (key, mode) runs again
     dropped = next(r for r in rows if (r["key"], r["mode"]) == ("g3", "loop"))
-    (out / "samples.jsonl").write_text("".join(line + "\n" for line in written.splitlines()
-                                               if json.loads(line) != dropped))  # fmt: skip
+    (out / "samples.jsonl").write_text(
+        "".join(line + "\n" for line in written.splitlines() if json.loads(line) != dropped)
+    )
     (out / "shards").mkdir()
     (out / "shards" / "rank-0.jsonl").write_text('{"key": "g3", "mode": "lo')
     assert run(*command) == 0
@@ -258,9 +267,23 @@ def test_two_torchrun_processes_give_the_same_samples_as_one(gedit, tmp_path):
     common = ["eval", "--data", str(gedit), "--max-turns", "2", "--no-progress"]
     assert main([*common, "--out", str(one)]) == 0
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "thinkedit",
-         *common, "--out", str(two)], capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "thinkedit",
+            *common,
+            "--out",
+            str(two),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert launched.returncode == 0, launched.stderr[-3000:]
 
     alone, sharded = lines_of(one), lines_of(two)
@@ -309,8 +332,13 @@ def test_classic_judge_measures_what_was_asked():
 
 
 def completion(text: str) -> dict:
-    return {"id": "c1", "object": "chat.completion", "created": 0, "model": "judge-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}  # fmt: skip
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "judge-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -346,8 +374,15 @@ SCRIPT = {
 def test_openai_judge_follows_viescore_and_the_macro_average(streaming, tmp_path, monkeypatch):
     monkeypatch.setenv("THINKEDIT_JUDGE_API_KEY", "judge-key-1234")
     monkeypatch.setenv("THINKEDIT_THINKER_API_KEY", "thinker-key-9999")
-    data = write_folder(tmp_path / "set", [("s1", "make it brighter", "alpha"), ("s2", "make it darker", "alpha"),
-                                           ("s3", "make it warmer", "beta"), ("s4", "make it cooler", "beta")])  # fmt: skip
+    data = write_folder(
+        tmp_path / "set",
+        [
+            ("s1", "make it brighter", "alpha"),
+            ("s2", "make it darker", "alpha"),
+            ("s3", "make it warmer", "beta"),
+            ("s4", "make it cooler", "beta"),
+        ],
+    )
     templates = None
     if not streaming:  # --judge-templates: another folder's texts are what the judge is asked
         templates = tmp_path / "templates"
@@ -382,8 +417,20 @@ def test_openai_judge_follows_viescore_and_the_macro_average(streaming, tmp_path
 
     with chat_server(answer, streaming) as server:
         out = tmp_path / "eval"
-        args = ["--bench", "folder", "--data", str(data), "--out", str(out), "--modes", "single", "--judge", "openai",
-                "--judge-url", f"{server.url}/v1"] + (["--judge-templates", str(templates)] if templates else [])  # fmt: skip
+        args = [
+            "--bench",
+            "folder",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--modes",
+            "single",
+            "--judge",
+            "openai",
+            "--judge-url",
+            f"{server.url}/v1",
+        ] + (["--judge-templates", str(templates)] if templates else [])
         assert run(*args) == 0
         keys = {seen.headers.get("authorization") for seen in server.requests(*CHAT)}
     assert keys == {"Bearer judge-key-1234"}
@@ -420,21 +467,57 @@ def test_concurrency_keeps_several_samples_in_flight(tmp_path):
 
     with chat_server(answer) as server:
         out = tmp_path / "eval"
-        assert run("--bench", "folder", "--data", str(data), "--out", str(out), "--modes", "single", "--judge",
-                   "openai", "--judge-url", f"{server.url}/v1", "--concurrency", "2") == 0  # fmt: skip
+        assert (
+            run(
+                "--bench",
+                "folder",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--modes",
+                "single",
+                "--judge",
+                "openai",
+                "--judge-url",
+                f"{server.url}/v1",
+                "--concurrency",
+                "2",
+            )
+            == 0
+        )
     assert [(r["key"], r["error"], r["o"]) for r in lines_of(out)] == [("a", None, 8.0), ("b", None, 8.0)]
 
 
 def test_a_loop_is_judged_on_its_best_turn_and_on_its_last(tmp_path):
     data = write_folder(tmp_path / "set", [("k", "make it brighter by 10%", "light")])
-    critiques = iter(['<think>a bit dark</think><score>{"semantic": 7, "quality": 7}</score>'
-                      "<answer>make it brighter by 60%</answer>",
-                      '<think>far too bright</think><score>{"semantic": 3, "quality": 4}</score>'
-                      "<answer>make it brighter by 5%</answer>"])  # fmt: skip
+    critiques = iter(
+        [
+            '<think>a bit dark</think><score>{"semantic": 7, "quality": 7}</score>'
+            "<answer>make it brighter by 60%</answer>",
+            '<think>far too bright</think><score>{"semantic": 3, "quality": 4}</score>'
+            "<answer>make it brighter by 5%</answer>",
+        ]
+    )
     with chat_server(lambda seen, images, text: next(critiques), model="served-thinker") as thinker:
         out = tmp_path / "eval"
-        assert run("--bench", "folder", "--data", str(data), "--out", str(out), "--thinker", "openai",
-                   "--thinker-url", f"{thinker.url}/v1", "--max-turns", "2") == 0  # fmt: skip
+        assert (
+            run(
+                "--bench",
+                "folder",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--thinker",
+                "openai",
+                "--thinker-url",
+                f"{thinker.url}/v1",
+                "--max-turns",
+                "2",
+            )
+            == 0
+        )
     row = by_key(out, "loop")["k"]
     assert (row["turns"], row["best_turn"], row["last"]["turn"]) == (2, 1, 2)
     assert row["prompts"] == ["make it brighter by 10%", "make it brighter by 60%"]
@@ -478,8 +561,12 @@ def tiny_judge(tmp_path_factory) -> str:
 
 
 def test_tiny_qwen_vl_judges_through_transformers(tiny_judge, tmp_path, monkeypatch):
-    for name, value in (("THINKER_MAX_NEW_TOKENS", "6"), ("THINKER_IMAGE_SIDE", "64"), ("DEVICE", "cpu"),
-                        ("JUDGE_RETRIES", "1")):  # fmt: skip
+    for name, value in (
+        ("THINKER_MAX_NEW_TOKENS", "6"),
+        ("THINKER_IMAGE_SIDE", "64"),
+        ("DEVICE", "cpu"),
+        ("JUDGE_RETRIES", "1"),
+    ):
         monkeypatch.setenv(f"THINKEDIT_{name}", value)
     asks = []
     original = QwenVLThinker.ask
@@ -493,8 +580,23 @@ def test_tiny_qwen_vl_judges_through_transformers(tiny_judge, tmp_path, monkeypa
     data = write_folder(tmp_path / "set", [("k", "make the red square blue", "color")])
     out = tmp_path / "eval"
     try:
-        assert run("--bench", "folder", "--data", str(data), "--out", str(out), "--modes", "single", "--judge",
-                   "qwen-vl", "--judge-model", tiny_judge) == 0  # fmt: skip
+        assert (
+            run(
+                "--bench",
+                "folder",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--modes",
+                "single",
+                "--judge",
+                "qwen-vl",
+                "--judge-model",
+                tiny_judge,
+            )
+            == 0
+        )
     finally:
         runtime.CACHE.clear()
     row = by_key(out, "single")["k"]
@@ -533,16 +635,16 @@ def test_imgedit_basic_set_writes_key_png(tmp_path):
     picture().save(root / "animal" / "000000001.jpg")  # the missing image arrives: only that failure runs again
     assert run("--bench", "imgedit", "--data", str(root), "--out", str(out), "--modes", "single") == 0
     assert lines_of(out)[2]["error"] is not None  # a plain rerun keeps what is recorded
-    assert run("--bench", "imgedit", "--data", str(root), "--out", str(out), "--modes", "single",
-               "--retry-failed") == 0  # fmt: skip
+    assert run("--bench", "imgedit", "--data", str(root), "--out", str(out), "--modes", "single", "--retry-failed") == 0
     again = lines_of(out)
     assert again[2]["error"] is None and (out / again[2]["image"]).is_file()
     assert [without_timing(r) for r in again[:2]] == [without_timing(r) for r in rows[:2]]
 
 
 def test_report_again_and_what_the_benchmarks_tab_reads(tmp_path):
-    data = write_folder(tmp_path / "set", [("bw", "make it black and white", "color"),
-                                           ("summer", "make it look like summer", "look")])  # fmt: skip
+    data = write_folder(
+        tmp_path / "set", [("bw", "make it black and white", "color"), ("summer", "make it look like summer", "look")]
+    )
     out = tmp_path / "eval"
     assert run("--bench", "folder", "--data", str(data), "--out", str(out)) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -569,8 +671,10 @@ def test_report_again_and_what_the_benchmarks_tab_reads(tmp_path):
 
 def build_eval(evals: Path) -> Path:
     """A small eval folder (classic backends, two samples: one the loop improves, one it does not) in `evals`."""
-    data = write_folder(evals.parent / "eval-set", [("bw", "make it black and white", "color"),
-                                                     ("summer", "make it look like summer", "look")])  # fmt: skip
+    data = write_folder(
+        evals.parent / "eval-set",
+        [("bw", "make it black and white", "color"), ("summer", "make it look like summer", "look")],
+    )
     out = evals / "classic-folder"
     assert run("--bench", "folder", "--data", str(data), "--out", str(out)) == 0
     return out

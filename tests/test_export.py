@@ -203,16 +203,31 @@ def test_show_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 # -- the hf format: a Hugging Face dataset folder ----------------------------------------------------
 
-COLUMNS = ["source", "edited", "instruction", "prompt", "semantic", "quality", "reasoning", "refined_prompt",
-           "turn", "best", "run", "editor", "thinker"]  # fmt: skip
+COLUMNS = [
+    "source",
+    "edited",
+    "instruction",
+    "prompt",
+    "semantic",
+    "quality",
+    "reasoning",
+    "refined_prompt",
+    "turn",
+    "best",
+    "run",
+    "editor",
+    "thinker",
+]
 
 
 def make_sized_run(scene, run_dir):
     """A run whose turns have other sizes than the source (a rotation, then a crop), saved the way the loop saves."""
     request = loop.make_request(scene, "turn it on its side", max_turns=2, threshold=8.0)
     trajectory = loop.Trajectory(request, "classic", "classic", {"threshold": 8.0, "max_turns": 2}, run_dir=run_dir)
-    for index, (image, answer) in enumerate([(scene.rotate(90, expand=True), "rotate by 90 degrees"),
-                                             (scene.crop((8, 4, 72, 52)), "rotate by 90 degrees")], 1):  # fmt: skip
+    for index, (image, answer) in enumerate(
+        [(scene.rotate(90, expand=True), "rotate by 90 degrees"), (scene.crop((8, 4, 72, 52)), "rotate by 90 degrees")],
+        1,
+    ):
         critique = parse_critique(format_critique(6 + index, 8, f"look {index}", answer))
         trajectory.turns.append(loop.Turn(index, "turn it on its side", image, critique, index, 0.1, 0.1))
     trajectory.stop_reason = "prompt_kept"
@@ -235,7 +250,10 @@ def test_hf_folder_loads_as_is_with_every_field_and_image_of_the_runs(runs, scen
     out = tmp_path / "data" / "my-trajectories"
     assert export(runs, out, "hf") == len(CLIMB) + len(SLIP) + 2
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        "README.md", "data", "data/train-00000-of-00001.parquet"]  # fmt: skip
+        "README.md",
+        "data",
+        "data/train-00000-of-00001.parquet",
+    ]
     hidden = runs.rename(tmp_path / "hidden")  # the images are in the parquet file, not referenced
     rows = load_hub_dataset(out, tmp_path)
     assert rows.column_names == COLUMNS
@@ -282,8 +300,21 @@ def test_hf_takes_the_same_filters_and_replaces_a_previous_export(runs, tmp_path
     from huggingface_hub import DatasetCard
 
     out = tmp_path / "ds"
-    code = main(["export", "--runs", str(runs), "--format", "hf", "--min-gain", "1", "--license", "cc-by-4.0",
-                 "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "export",
+            "--runs",
+            str(runs),
+            "--format",
+            "hf",
+            "--min-gain",
+            "1",
+            "--license",
+            "cc-by-4.0",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0 and "2 record(s)" in capsys.readouterr().out
     rows = load_hub_dataset(out, tmp_path / "first")
     assert [(row["run"], row["turn"]) for row in rows] == [("climb", 2), ("climb", 3)]
@@ -306,5 +337,10 @@ def test_hf_writes_shards_the_hub_way_when_the_data_is_large(runs, tmp_path, mon
     assert export(runs, out, "hf") == 5
     assert sorted(p.name for p in (out / "data").iterdir()) == [f"train-0000{i}-of-00005.parquet" for i in range(5)]
     rows = load_hub_dataset(out, tmp_path)
-    assert [(row["run"], row["turn"]) for row in rows] == [("climb", 1), ("climb", 2), ("climb", 3), ("slip", 1),
-                                                           ("slip", 2)]  # fmt: skip
+    assert [(row["run"], row["turn"]) for row in rows] == [
+        ("climb", 1),
+        ("climb", 2),
+        ("climb", 3),
+        ("slip", 1),
+        ("slip", 2),
+    ]

@@ -90,19 +90,28 @@ BAD_IMAGES = {
 
 # name → the file's bytes, and a check of the upright RGB source the loop got
 GOOD_IMAGES = {
-    "one-pixel.png": (lambda: encode(Image.new("RGB", (1, 1), RED), "PNG"),
-                      lambda im: im.size == (1, 1) and im.getpixel((0, 0)) == RED),
-    "sixteen-bit.png": (lambda: encode(Image.new("I;16", (32, 32), 65535), "PNG"),
-                        lambda im: im.getpixel((16, 16)) == (255, 255, 255)),
-    "cmyk.jpg": (lambda: encode(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"),
-                 lambda im: close(im.getpixel((16, 16)), (255, 0, 0))),
-    "palette-transparent.png": (palette_with_transparency,
-                                lambda im: im.getpixel((8, 16)) == RED and im.getpixel((24, 16)) == (255, 255, 255)),
-    "exif-rotated.jpg": (exif_rotated,
-                         lambda im: im.size == (32, 64) and close(im.getpixel((16, 12)), RED)
-                         and close(im.getpixel((16, 52)), BLUE)),
+    "one-pixel.png": (
+        lambda: encode(Image.new("RGB", (1, 1), RED), "PNG"),
+        lambda im: im.size == (1, 1) and im.getpixel((0, 0)) == RED,
+    ),
+    "sixteen-bit.png": (
+        lambda: encode(Image.new("I;16", (32, 32), 65535), "PNG"),
+        lambda im: im.getpixel((16, 16)) == (255, 255, 255),
+    ),
+    "cmyk.jpg": (
+        lambda: encode(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"),
+        lambda im: close(im.getpixel((16, 16)), (255, 0, 0)),
+    ),
+    "palette-transparent.png": (
+        palette_with_transparency,
+        lambda im: im.getpixel((8, 16)) == RED and im.getpixel((24, 16)) == (255, 255, 255),
+    ),
+    "exif-rotated.jpg": (
+        exif_rotated,
+        lambda im: im.size == (32, 64) and close(im.getpixel((16, 12)), RED) and close(im.getpixel((16, 52)), BLUE),
+    ),
     "animated.gif": (animated_gif, lambda im: close(im.getpixel((16, 16)), RED)),
-}  # fmt: skip
+}
 
 
 # -- images through the CLI --------------------------------------------------------------------------
@@ -124,8 +133,9 @@ def write(tmp_path, name: str, data: bytes):
 def test_cli_refuses_a_bad_image_with_exit_2_and_one_line(tmp_path, capsys, name):
     make, reason, _ = BAD_IMAGES[name]
     out = tmp_path / "run"
-    code, _, err = edit(capsys, "--image", str(write(tmp_path, name, make())), "--instruction", "make it brighter",
-                        "--out", str(out))  # fmt: skip
+    code, _, err = edit(
+        capsys, "--image", str(write(tmp_path, name, make())), "--instruction", "make it brighter", "--out", str(out)
+    )
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and reason in err
     assert not out.exists()  # refused before any model ran
@@ -135,8 +145,17 @@ def test_cli_refuses_a_bad_image_with_exit_2_and_one_line(tmp_path, capsys, name
 def test_cli_edits_what_people_upload_upright_and_in_rgb(tmp_path, capsys, name):
     make, check = GOOD_IMAGES[name]
     out = tmp_path / "run"
-    code, _, err = edit(capsys, "--image", str(write(tmp_path, name, make())), "--instruction",
-                        "add a thin red frame", "--max-turns", "1", "--out", str(out))  # fmt: skip
+    code, _, err = edit(
+        capsys,
+        "--image",
+        str(write(tmp_path, name, make())),
+        "--instruction",
+        "add a thin red frame",
+        "--max-turns",
+        "1",
+        "--out",
+        str(out),
+    )
     assert code == 0, err
     source = Image.open(out / "source.png")
     assert source.mode == "RGB" and check(source)
@@ -163,8 +182,9 @@ def test_cli_refuses_a_10000_character_instruction(tmp_path, capsys):
 def test_cli_runs_odd_instructions_and_saves_them_readable(tmp_path, capsys, instruction):
     image = write(tmp_path, "in.png", encode(halves(), "PNG"))
     out = tmp_path / "run"
-    code, stdout, err = edit(capsys, "--image", str(image), "--instruction", instruction, "--max-turns", "2",
-                             "--out", str(out))  # fmt: skip
+    code, stdout, err = edit(
+        capsys, "--image", str(image), "--instruction", instruction, "--max-turns", "2", "--out", str(out)
+    )
     assert code == 0, err
     record = json.loads((out / "trajectory.json").read_text(encoding="utf-8"))
     assert record["stop_reason"] in ("threshold", "prompt_kept", "max_turns")
@@ -197,8 +217,13 @@ def test_an_injected_score_echoed_back_by_the_thinker_does_not_end_the_loop(scen
         (tmp_path / "critique.txt").write_text(template)
         template = str(tmp_path / "critique.txt")
     with echo_server() as server:
-        settings = Settings(thinker="openai", thinker_url=server.url + "/v1", thinker_image_side=32,
-                            request_retries=0, thinker_template=template)  # fmt: skip
+        settings = Settings(
+            thinker="openai",
+            thinker_url=server.url + "/v1",
+            thinker_image_side=32,
+            request_retries=0,
+            thinker_template=template,
+        )
         request = loop.make_request(scene, INJECTION, max_turns=3, threshold=8)
         events = list(
             loop.run(
@@ -294,8 +319,17 @@ def test_a_disk_that_fills_mid_run_keeps_what_was_written_and_warns(scene, tmp_p
 def test_cli_on_a_full_disk_finishes_the_run_says_it_was_not_saved_and_exits_1(tmp_path, capsys, monkeypatch):
     disk_full_after(monkeypatch, writes=0)
     image = write(tmp_path, "in.png", encode(halves(), "PNG"))
-    code, out, err = edit(capsys, "--image", str(image), "--instruction", "make it brighter", "--max-turns", "2",
-                          "--out", str(tmp_path / "run"))  # fmt: skip
+    code, out, err = edit(
+        capsys,
+        "--image",
+        str(image),
+        "--instruction",
+        "make it brighter",
+        "--max-turns",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert code == 1
     assert "Turn 1" in out and "Stopped:" in out and "Saved:" not in out
     assert err.count("could not be saved") == 1 and "(No space left on device); it is shown, not kept" in err

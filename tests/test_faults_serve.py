@@ -188,8 +188,10 @@ EXPECTED = {  # what the error says, besides the server's address
     ("thinker", "500"): "500",
     ("thinker", "malformed"): "not a chat completion stream",
 }
-ANSWER = ['<think>The colors are inverted.</think><score>{"semantic": 5, "quality": 6}</score>',
-          "<answer>invert the colors, keep the layout</answer>"]  # fmt: skip
+ANSWER = [
+    '<think>The colors are inverted.</think><score>{"semantic": 5, "quality": 6}</score>',
+    "<answer>invert the colors, keep the layout</answer>",
+]
 
 
 def first_good_then(good, failure):
@@ -220,12 +222,24 @@ def test_a_remote_backend_failing_mid_run_ends_it_clearly_with_turn_1_kept(tmp_p
     editing = FakeServer({("GET", "/health"): lambda _: json_reply({"status": "ok"}), ("POST", "/edit"): edit})
     chat = FakeServer({("GET", "/v1/models"): lambda _: models, ("POST", "/v1/chat/completions"): chat})
     failing = editing if role == "editor" else chat
-    settings = Settings(editor="http", editor_url=editing.url, thinker="openai", thinker_url=chat.url + "/v1",
-                        thinker_image_side=32, request_retries=0, request_timeout=0.5, edit_timeout=0.5,
-                        connect_timeout=0.5)  # fmt: skip
+    settings = Settings(
+        editor="http",
+        editor_url=editing.url,
+        thinker="openai",
+        thinker_url=chat.url + "/v1",
+        thinker_image_side=32,
+        request_retries=0,
+        request_timeout=0.5,
+        edit_timeout=0.5,
+        connect_timeout=0.5,
+    )
     with editing, chat:
-        trajectory = run_through(build_backend("editor", settings), build_backend("thinker", settings), tmp_path / "run",
-                                 after_turn_1=failing.close if failure == "down" else None)  # fmt: skip
+        trajectory = run_through(
+            build_backend("editor", settings),
+            build_backend("thinker", settings),
+            tmp_path / "run",
+            after_turn_1=failing.close if failure == "down" else None,
+        )
     expected = EXPECTED[role, failure]
     if failure == "down" and "dropped the connection" in (trajectory.error or ""):
         expected = "dropped the connection"  # a server going down may reset a connection it had just accepted

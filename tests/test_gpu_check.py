@@ -57,8 +57,10 @@ def test_a_failing_editor_is_an_error_row_and_the_others_still_run(script, capsy
     monkeypatch.setitem(script.BUILDERS, "flux-kontext", broken)
     assert script.main(["--tiny", "--only", "flux-kontext", "instruct-pix2pix"]) == 1
     kontext, pix2pix, resident, summary = rows(capsys.readouterr().out)
-    assert kontext == {"editor": "flux-kontext", "error": "RuntimeError: split_with_sizes expects split_sizes to "
-                       "sum exactly to 448"}  # fmt: skip
+    assert kontext == {
+        "editor": "flux-kontext",
+        "error": "RuntimeError: split_with_sizes expects split_sizes to sum exactly to 448",
+    }
     assert pix2pix["editor"] == "instruct-pix2pix" and pix2pix["ours_s"] > 0 and "error" not in pix2pix
     assert "error" in resident and summary["failed"] == 2  # the resident check builds FLUX.1 Kontext too
 

@@ -102,8 +102,10 @@ def test_colour_profiles_are_applied_and_no_metadata_is_kept():
     exif = Image.Exif()
     exif[0x010F] = "a camera"
     half_clear = Image.new("RGBA", (4, 4), (255, 0, 0, 128))
-    for data in (encode(half_clear, "PNG", icc_profile=srgb),  # RGBA: the profile is applied, then alpha on white
-                 encode(Image.new("RGB", (4, 4), (255, 0, 0)), "JPEG", icc_profile=b"not a profile", exif=exif)):  # fmt: skip
+    for data in (
+        encode(half_clear, "PNG", icc_profile=srgb),  # RGBA: the profile is applied, then alpha on white
+        encode(Image.new("RGB", (4, 4), (255, 0, 0)), "JPEG", icc_profile=b"not a profile", exif=exif),
+    ):
         image = load_image(data)
         assert image.mode == "RGB" and image.info == {}
         assert image.getpixel((0, 0))[0] > 240 and image.getpixel((0, 0))[2] < 140

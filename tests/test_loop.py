@@ -202,9 +202,11 @@ def test_an_edit_keeps_its_own_size_and_becomes_rgb(scene, tmp_path):
 
 @pytest.mark.parametrize(
     ("size", "message"),
-    [((0, 12), "The editor's result has no pixels (0×12)."),
-     ((8000, 6000), "The editor's result is 8000×6000 = 48 megapixels; the limit is 40 megapixels.")],
-)  # fmt: skip
+    [
+        ((0, 12), "The editor's result has no pixels (0×12)."),
+        ((8000, 6000), "The editor's result is 8000×6000 = 48 megapixels; the limit is 40 megapixels."),
+    ],
+)
 def test_an_edit_of_no_pixels_or_over_the_limit_ends_with_a_clear_error(scene, size, message):
     editor = RecordingEditor(returns=lambda image: Image.new("1", size))
     _, trajectory = run_all(editor, ScriptedThinker([(9, 9, "x")]), request(scene))

@@ -79,10 +79,12 @@ def with_session(url: str, work):
     """Run `await work(session)` in a fresh MCP client session on the app's streamable HTTP endpoint."""
 
     async def main():
-        async with streamable_http_client(f"{url}gradio_api/mcp/") as (read, write, _):
-            async with mcp.ClientSession(read, write) as session:
-                await session.initialize()
-                return await work(session)
+        async with (
+            streamable_http_client(f"{url}gradio_api/mcp/") as (read, write, _),
+            mcp.ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return await work(session)
 
     return asyncio.run(main())
 
@@ -141,8 +143,13 @@ def test_the_page_endpoints_stay_public_for_gradio_client(app, photo):
 def test_think_edit_returns_the_best_image_and_a_summary_with_progress(app, photo, stepping_editor):
     url, runs = app
     progress = []
-    arguments = {"image": data_url(photo), "instruction": "make it look old", "editor": stepping_editor,
-                 "max_turns": 3, "seed": 5}  # fmt: skip
+    arguments = {
+        "image": data_url(photo),
+        "instruction": "make it look old",
+        "editor": stepping_editor,
+        "max_turns": 3,
+        "seed": 5,
+    }
     result = call(url, "think_edit", arguments, progress)
     assert not result.isError, texts(result)
 
@@ -150,10 +157,15 @@ def test_think_edit_returns_the_best_image_and_a_summary_with_progress(app, phot
     record = json.loads((runs / summary["run"] / "trajectory.json").read_text())
     assert (summary["editor"], summary["thinker"]) == (stepping_editor, "classic")
     assert summary["turns"] == [
-        {"turn": t["index"], "prompt": t["prompt"], "semantic": t["semantic"], "quality": t["quality"],
-         "refined_prompt": t["refined_prompt"]}
+        {
+            "turn": t["index"],
+            "prompt": t["prompt"],
+            "semantic": t["semantic"],
+            "quality": t["quality"],
+            "refined_prompt": t["refined_prompt"],
+        }
         for t in record["turns"]
-    ]  # fmt: skip
+    ]
     assert len(summary["turns"]) >= 2 and summary["turns"][0]["prompt"] == "make it look old"
     assert (summary["best_turn"], summary["stop_reason"]) == (record["best_turn"], record["stop_reason"])
     assert record["settings"]["seed"] == 5 and record["settings"]["max_turns"] == 3

@@ -100,9 +100,12 @@ def test_critique_sends_source_then_edited_and_streams_the_reply(family, checkpo
     chunks: list[tuple[float, str]] = []
 
     critique = thinker.critique(
-        scene, yellow, "Make the red square blue", "Paint the red square deep blue",
+        scene,
+        yellow,
+        "Make the red square blue",
+        "Paint the red square deep blue",
         on_token=lambda text: chunks.append((time.perf_counter(), text)),
-    )  # fmt: skip
+    )
     returned = time.perf_counter()
 
     assert len(calls) == 1
@@ -179,7 +182,7 @@ def test_second_request_reuses_the_cached_model(checkpoints, scene, yellow):
     second.critique(scene, yellow, "Add a cat", "Add a cat")
     assert runtime.CACHE.loads == loads
     assert second.load()[0] is first.load()[0]
-    assert ("thinker", checkpoints["qwen2_5_vl"], "cpu", "torch.float32", "auto") in runtime.CACHE.keys()
+    assert ("thinker", checkpoints["qwen2_5_vl"], "cpu", "torch.float32", "auto") in runtime.CACHE
 
 
 def test_polish_sends_the_source_only(checkpoints, scene, monkeypatch):
@@ -206,7 +209,9 @@ def test_sampling_settings(checkpoints, scene, yellow):
     options = generation_options(Settings(extra={"thinker_sampling": {"temperature": 0.7, "top_p": 0.8}}))
     assert options == {"max_new_tokens": 4096, "do_sample": True, "temperature": 0.7, "top_p": 0.8}
     assert generation_options(Settings(extra={"thinker_sampling": {"temperature": 0}})) == {
-        "max_new_tokens": 4096, "do_sample": False}  # fmt: skip
+        "max_new_tokens": 4096,
+        "do_sample": False,
+    }
     with pytest.raises(BadInput, match="beam"):
         generation_options(Settings(extra={"thinker_sampling": {"beams": 4}}))
     thinker = make(checkpoints["qwen2_5_vl"], extra={"thinker_sampling": {"temperature": 1.5, "top_k": 50}})

@@ -19,8 +19,9 @@ HEALTHY = json_reply({"status": "ok"})
 
 
 def editor_for(urls: str, name: str = "http", **changes):
-    settings = Settings(editor=name, editor_url=urls, edit_timeout=5.0, connect_timeout=2.0,
-                        request_retries=2, retry_backoff=0.05)  # fmt: skip
+    settings = Settings(
+        editor=name, editor_url=urls, edit_timeout=5.0, connect_timeout=2.0, request_retries=2, retry_backoff=0.05
+    )
     return build_backend("editor", settings.replace(**changes))
 
 
@@ -37,14 +38,23 @@ def editing_server(*replies: Reply) -> FakeServer:
 def test_http_editor_speaks_the_editing_server_protocol(scene):
     steps = []
     with editing_server() as server:
-        edited = editor_for(server.url).edit(scene, "invert it", seed=7, steps=12, guidance=3.5,
-                                             on_step=lambda i, n: steps.append((i, n)))  # fmt: skip
+        edited = editor_for(server.url).edit(
+            scene, "invert it", seed=7, steps=12, guidance=3.5, on_step=lambda i, n: steps.append((i, n))
+        )
     assert edited.tobytes() == ImageOps.invert(scene).tobytes()
     (request,) = server.requests(*EDIT)
     body = request.json()
     assert decode_b64_image(body.pop("image")).tobytes() == scene.tobytes()
-    assert body == {"prompt": "invert it", "num_inference_step": 12, "num_inference_steps": 12, "guidance_scale": 3.5,
-                    "width": 96, "height": 64, "seed": 7, "enhance_prompt": False}  # fmt: skip
+    assert body == {
+        "prompt": "invert it",
+        "num_inference_step": 12,
+        "num_inference_steps": 12,
+        "guidance_scale": 3.5,
+        "width": 96,
+        "height": 64,
+        "seed": 7,
+        "enhance_prompt": False,
+    }
     assert len(server.requests(*HEALTH)) == 1
     assert steps[0] == (0, 1) and steps[-1] == (1, 1)
 
@@ -66,9 +76,11 @@ def test_500_then_success_is_retried(scene):
 
 
 def test_the_reference_servers_error_detail_is_reported(scene):
-    with editing_server(json_reply({"detail": "FLUX edit failed: out of memory"}, 500)) as server:
-        with pytest.raises(ThinkEditError, match=r"HTTP 500: FLUX edit failed: out of memory \(after 3 attempts\)"):
-            editor_for(server.url).edit(scene, "x", seed=0)
+    with (
+        editing_server(json_reply({"detail": "FLUX edit failed: out of memory"}, 500)) as server,
+        pytest.raises(ThinkEditError, match=r"HTTP 500: FLUX edit failed: out of memory \(after 3 attempts\)"),
+    ):
+        editor_for(server.url).edit(scene, "x", seed=0)
     assert len(server.requests(*EDIT)) == 3
 
 
@@ -92,22 +104,28 @@ def test_a_server_that_never_answers_times_out_and_is_not_asked_again(scene):
 
 
 def test_malformed_json_is_a_clear_error_and_not_retried(scene):
-    with editing_server(Reply(200, b"<html>502 Bad Gateway</html")) as server:
-        with pytest.raises(ThinkEditError, match="not the editing-server JSON"):
-            editor_for(server.url).edit(scene, "x", seed=0)
+    with (
+        editing_server(Reply(200, b"<html>502 Bad Gateway</html")) as server,
+        pytest.raises(ThinkEditError, match="not the editing-server JSON"),
+    ):
+        editor_for(server.url).edit(scene, "x", seed=0)
     assert len(server.requests(*EDIT)) == 1
 
 
 def test_a_refused_edit_reports_the_servers_reason(scene):
-    with editing_server(json_reply({"success": False, "edited_image": None, "error": "prompt too long"})) as server:
-        with pytest.raises(ThinkEditError, match="could not edit the image: prompt too long"):
-            editor_for(server.url).edit(scene, "x", seed=0)
+    with (
+        editing_server(json_reply({"success": False, "edited_image": None, "error": "prompt too long"})) as server,
+        pytest.raises(ThinkEditError, match="could not edit the image: prompt too long"),
+    ):
+        editor_for(server.url).edit(scene, "x", seed=0)
 
 
 def test_a_broken_edited_image_is_reported(scene):
-    with editing_server(json_reply({"success": True, "edited_image": "bm90IGEgcG5n"})) as server:
-        with pytest.raises(ThinkEditError, match="not a readable image"):
-            editor_for(server.url).edit(scene, "x", seed=0)
+    with (
+        editing_server(json_reply({"success": True, "edited_image": "bm90IGEgcG5n"})) as server,
+        pytest.raises(ThinkEditError, match="not a readable image"),
+    ):
+        editor_for(server.url).edit(scene, "x", seed=0)
 
 
 def test_connection_refused_names_the_host(scene):
@@ -118,9 +136,11 @@ def test_connection_refused_names_the_host(scene):
 
 @pytest.mark.parametrize("first_fails", ["refused", "unhealthy", "500"])
 def test_a_second_url_takes_over_when_the_first_is_down(scene, first_fails):
-    broken = {"unhealthy": {HEALTH: lambda _: json_reply({"status": "loading", "gpu_manager_ready": False})},
-              "500": {HEALTH: lambda _: HEALTHY, EDIT: lambda _: json_reply({"detail": "boom"}, 500)},
-              "refused": {}}[first_fails]  # fmt: skip
+    broken = {
+        "unhealthy": {HEALTH: lambda _: json_reply({"status": "loading", "gpu_manager_ready": False})},
+        "500": {HEALTH: lambda _: HEALTHY, EDIT: lambda _: json_reply({"detail": "boom"}, 500)},
+        "refused": {},
+    }[first_fails]
     with FakeServer(broken) as first, editing_server() as second:
         first_url = f"http://127.0.0.1:{free_port()}" if first_fails == "refused" else first.url
         editor = editor_for(f"{first_url}, {second.url}/")
@@ -217,11 +237,13 @@ def test_hf_inference_editor_sends_no_server_token_to_an_endpoint_a_caller_named
 def test_hf_inference_editor_errors_name_the_host_not_the_token(scene, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_TOKEN", "hf_planted_token_123")
-    with FakeServer(
-        {("POST", "/kontext"): lambda _: json_reply({"error": "bad token hf_planted_token_123"}, 401)}
-    ) as server:
-        with pytest.raises(ThinkEditError) as caught:
-            editor_for(server.url + "/kontext", "hf-inference").edit(scene, "x", seed=0)
+    with (
+        FakeServer(
+            {("POST", "/kontext"): lambda _: json_reply({"error": "bad token hf_planted_token_123"}, 401)}
+        ) as server,
+        pytest.raises(ThinkEditError) as caught,
+    ):
+        editor_for(server.url + "/kontext", "hf-inference").edit(scene, "x", seed=0)
     assert "refused the credentials (HTTP 401" in str(caught.value) and "HF_TOKEN" in str(caught.value)
     assert "hf_planted_token_123" not in str(caught.value)
     assert server.url.removeprefix("http://") in str(caught.value)

@@ -18,13 +18,23 @@ from thinkedit.registry import build_backend
 KEY = "sk-planted-secret-4242"
 CHAT = ("POST", "/v1/chat/completions")
 MODELS = ("GET", "/v1/models")
-ANSWER = ['<think>The square is still red; the ', 'sky is untouched.</think>\n<score>{"semantic": 3, ',
-          '"quality": 9}</score>\n<answer>Paint the red square bright yellow</answer>']  # fmt: skip
+ANSWER = [
+    "<think>The square is still red; the ",
+    'sky is untouched.</think>\n<score>{"semantic": 3, ',
+    '"quality": 9}</score>\n<answer>Paint the red square bright yellow</answer>',
+]
 
 
 def thinker_for(url: str, name: str = "openai", **changes):
-    settings = Settings(thinker=name, thinker_url=url, thinker_image_side=64, request_timeout=5.0,
-                        connect_timeout=2.0, request_retries=2, retry_backoff=0.05)  # fmt: skip
+    settings = Settings(
+        thinker=name,
+        thinker_url=url,
+        thinker_image_side=64,
+        request_timeout=5.0,
+        connect_timeout=2.0,
+        request_retries=2,
+        retry_backoff=0.05,
+    )
     return build_backend("thinker", settings.replace(**changes))
 
 
@@ -59,8 +69,9 @@ def test_openai_thinker_streams_a_critique_with_images_source_first(scene, edite
     monkeypatch.setenv("THINKEDIT_THINKER_API_KEY", KEY)
     with chat_server(sse_reply(chat_chunks(ANSWER))) as server:
         tokens = []
-        critique = thinker_for(server.url + "/v1").critique(scene, edited, "make the square yellow",
-                                                            "make the square yellow", on_token=tokens.append)  # fmt: skip
+        critique = thinker_for(server.url + "/v1").critique(
+            scene, edited, "make the square yellow", "make the square yellow", on_token=tokens.append
+        )
     (request,) = server.requests(*CHAT)
     template = render(load_template("critique"), "make the square yellow", "make the square yellow")
     assert_images_and_text(request, [scene, edited], template)
@@ -96,8 +107,9 @@ def test_trailing_comma_in_the_score_json(scene, edited):
 
 
 def test_polish_sends_the_source_and_the_polish_template(scene):
-    with chat_server(sse_reply(chat_chunks(["<think>a red square</think><answer>Make the red square yellow"
-                                            "</answer>"]))) as server:  # fmt: skip
+    with chat_server(
+        sse_reply(chat_chunks(["<think>a red square</think><answer>Make the red square yellow</answer>"]))
+    ) as server:
         prompt = thinker_for(server.url + "/v1").polish(scene, "yellow square please")
     assert_images_and_text(server.requests(*CHAT)[0], [scene], render(load_template("polish"), "yellow square please"))
     assert prompt == "Make the red square yellow"
@@ -209,8 +221,9 @@ def test_hf_inference_thinker_streams_through_inference_client(scene, edited, hu
     content = ['<score>{"semantic": 6, "quality": 7}</score>', "<answer>Make it yellow</answer>"]
     with chat_server(sse_reply(chat_chunks(content, ["Looks ", "unchanged."]))) as server:
         tokens = []
-        critique = thinker_for(server.url + "/v1", "hf-inference").critique(scene, edited, "yellow", "yellow",
-                                                                            on_token=tokens.append)  # fmt: skip
+        critique = thinker_for(server.url + "/v1", "hf-inference").critique(
+            scene, edited, "yellow", "yellow", on_token=tokens.append
+        )
     (request,) = server.requests(*CHAT)
     assert_images_and_text(request, [scene, edited], render(load_template("critique"), "yellow", "yellow"))
     assert request.json()["model"] == "Qwen/Qwen2.5-VL-72B-Instruct"

@@ -76,12 +76,27 @@ def fill_the_disk_after_turn_1(monkeypatch) -> None:
     monkeypatch.setattr(store, "_write_atomic", write)
 
 
-def test_cli_on_a_disk_that_fills_mid_run_keeps_turn_1_says_so_and_exits_1(photo, tmp_path, capsys, monkeypatch,
-                                                                          steady_thinker):  # fmt: skip
+def test_cli_on_a_disk_that_fills_mid_run_keeps_turn_1_says_so_and_exits_1(
+    photo, tmp_path, capsys, monkeypatch, steady_thinker
+):
     fill_the_disk_after_turn_1(monkeypatch)
     out_dir = tmp_path / "run"
-    code, out, err = cli(capsys, "edit", "--image", photo, "--instruction", "make it brighter", "--editor", "classic",
-                         "--thinker", steady_thinker, "--max-turns", "3", "--out", str(out_dir))  # fmt: skip
+    code, out, err = cli(
+        capsys,
+        "edit",
+        "--image",
+        photo,
+        "--instruction",
+        "make it brighter",
+        "--editor",
+        "classic",
+        "--thinker",
+        steady_thinker,
+        "--max-turns",
+        "3",
+        "--out",
+        str(out_dir),
+    )
     assert code == 1, "a run that could not be saved completely is a failure"
     assert "Turn 3" in out and "Stopped: max_turns" in out and "Saved:" not in out
     assert err.count("could not be saved") == 1 and FULL_AFTER_TURN_1 in err and "No space left on device" in err
@@ -93,8 +108,9 @@ def test_cli_on_a_disk_that_fills_mid_run_keeps_turn_1_says_so_and_exits_1(photo
     assert main(["show", str(out_dir)]) == 0, "what was kept reopens"
 
 
-def test_when_only_trajectory_json_fails_the_one_warning_follows_what_the_folder_keeps(photo, tmp_path, capsys,
-                                                                                     monkeypatch, steady_thinker):  # fmt: skip
+def test_when_only_trajectory_json_fails_the_one_warning_follows_what_the_folder_keeps(
+    photo, tmp_path, capsys, monkeypatch, steady_thinker
+):
     real = store._write_atomic
 
     def write(path: Path, data: bytes) -> None:
@@ -104,8 +120,21 @@ def test_when_only_trajectory_json_fails_the_one_warning_follows_what_the_folder
 
     monkeypatch.setattr(store, "_write_atomic", write)
     out_dir = tmp_path / "run"
-    code, out, err = cli(capsys, "edit", "--image", photo, "--instruction", "make it brighter", "--thinker",
-                         steady_thinker, "--max-turns", "3", "--out", str(out_dir), "--json")  # fmt: skip
+    code, out, err = cli(
+        capsys,
+        "edit",
+        "--image",
+        photo,
+        "--instruction",
+        "make it brighter",
+        "--thinker",
+        steady_thinker,
+        "--max-turns",
+        "3",
+        "--out",
+        str(out_dir),
+        "--json",
+    )
     kept = "it keeps source.png, turn_01.png, turn_02.png{} and a trajectory.json of turn 1; the rest is not kept"
     notes = [line for line in err.splitlines() if "could not be saved" in line]
     assert len(notes) == 2 and kept.format("") in notes[0] and kept.format(", turn_03.png") in notes[1], notes
@@ -176,8 +205,18 @@ def test_a_jpeg_with_an_8_mb_colour_profile_is_converted_to_srgb_and_its_run_reo
     photo = tmp_path / "profiled.jpg"
     Image.new("RGB", (64, 48), RED).save(photo, "JPEG", quality=95, icc_profile=swapped_primaries_profile(8 * 2**20))
     out_dir = tmp_path / "run"
-    code, _, err = cli(capsys, "edit", "--image", str(photo), "--instruction", "make it brighter", "--max-turns", "1",
-                       "--out", str(out_dir))  # fmt: skip
+    code, _, err = cli(
+        capsys,
+        "edit",
+        "--image",
+        str(photo),
+        "--instruction",
+        "make it brighter",
+        "--max-turns",
+        "1",
+        "--out",
+        str(out_dir),
+    )
     assert code == 0, err
     source = store.load_run(out_dir).source  # today: refused, the 8 MB profile exceeds MAX_TEXT_CHUNK
     assert all(abs(a - b) <= 12 for a, b in zip(source.getpixel((32, 24)), BLUE, strict=True)), "profile applied"
@@ -196,8 +235,9 @@ METADATA_SENTENCE = "metadata (a colour profile or text) over 1 MB"
 
 def test_a_png_with_a_10_mb_profile_is_refused_with_a_sentence(app, tmp_path, capsys):
     png = png_with_a_10_mb_profile(tmp_path / "profiled.png")
-    code, _, err = cli(capsys, "edit", "--image", png, "--instruction", "make it brighter", "--out",
-                       str(tmp_path / "run"))  # fmt: skip
+    code, _, err = cli(
+        capsys, "edit", "--image", png, "--instruction", "make it brighter", "--out", str(tmp_path / "run")
+    )
     assert code == 2 and METADATA_SENTENCE in err and "save it again without its metadata" in err
     assert "MAX_TEXT_CHUNK" not in err and not (tmp_path / "run").exists()
     with pytest.raises(Exception, match=re.escape(METADATA_SENTENCE)) as refusal:
@@ -215,8 +255,24 @@ def saved(tmp_path_factory) -> tuple[dict, dict[str, bytes]]:
     run_dir = folder / "run"
     with pytest.MonkeyPatch.context() as mp:
         thinker = register(mp, "thinker", "thinker-steady", "FaultThinker", output=steady())
-        assert main(["edit", "--image", scene_file(folder), "--instruction", "make it look old", "--thinker", thinker,
-                     "--max-turns", "3", "--out", str(run_dir)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "edit",
+                    "--image",
+                    scene_file(folder),
+                    "--instruction",
+                    "make it look old",
+                    "--thinker",
+                    thinker,
+                    "--max-turns",
+                    "3",
+                    "--out",
+                    str(run_dir),
+                ]
+            )
+            == 0
+        )
     return record_of(run_dir), {p.name: p.read_bytes() for p in sorted(run_dir.glob("*.png"))}
 
 
@@ -257,34 +313,60 @@ def with_turn(record: dict, **changes) -> dict:
 
 def ten_turns(record: dict) -> dict:
     turn = record["turns"][0]
-    return {**record, "turns": [{**turn, "index": i, "image": f"turn_{i:02d}.png"} for i in range(1, 11)],
-            "best_turn": 1}  # fmt: skip
+    return {
+        **record,
+        "turns": [{**turn, "index": i, "image": f"turn_{i:02d}.png"} for i in range(1, 11)],
+        "best_turn": 1,
+    }
 
 
 BOMB_IMAGES = {name: 100 * 2**20 for name in ["source.png", *(f"turn_{i:02d}.png" for i in range(1, 11))]}
 # name → (how to make the zip from the saved run, what the one-sentence refusal says)
 REFUSED_ZIPS = {
-    "bomb": (lambda p, r, f: run_zip(p, ten_turns(r), BOMB_IMAGES), "unpacks to 1100 MB; a run's zip may hold at most 1024 MB"),  # noqa: E501
+    "bomb": (
+        lambda p, r, f: run_zip(p, ten_turns(r), BOMB_IMAGES),
+        "unpacks to 1100 MB; a run's zip may hold at most 1024 MB",
+    ),  # noqa: E501
     "members": (lambda p, r, f: run_zip(p, r, f, extra=100), "holds 105 files; a run's zip holds at most 64"),
-    "turns": (lambda p, r, f: run_zip(p, {**r, "turns": r["turns"] * 1000}, f), "it has 3000 turns, and a run has at most 10"),  # noqa: E501
-    "nested": (lambda p, r, f: run_zip(p, "[" * 100_000 + "]" * 100_000, f), "is nested too deeply to be a run's record"),  # noqa: E501
-    "score-text": (lambda p, r, f: run_zip(p, with_turn(r, semantic="high"), f),
-                   "turn 1's \"semantic\" is text, where a number or null belongs"),
-    "turns-object": (lambda p, r, f: run_zip(p, {**r, "turns": {"1": r["turns"][0]}}, f),
-                     "the record's \"turns\" is an object, where a list belongs"),
-    "seconds-text": (lambda p, r, f: run_zip(p, {**r, "seconds": "fast"}, f),
-                     "the record's \"seconds\" is text, where a number belongs"),
-    "warnings-numbers": (lambda p, r, f: run_zip(p, {**r, "warnings": [1]}, f),
-                         "the record's \"warnings\" is a list, where a list of text belongs"),
-    "threshold-list": (lambda p, r, f: run_zip(p, {**r, "settings": {**r["settings"], "threshold": [8]}}, f),
-                       "the settings' \"threshold\" is a list, where a number belongs"),
-    "no-prompt": (lambda p, r, f: run_zip(p, {**r, "turns": [{"index": 1, "image": "turn_01.png"}]}, f),
-                  "turn 1 has no \"prompt\""),
+    "turns": (
+        lambda p, r, f: run_zip(p, {**r, "turns": r["turns"] * 1000}, f),
+        "it has 3000 turns, and a run has at most 10",
+    ),  # noqa: E501
+    "nested": (
+        lambda p, r, f: run_zip(p, "[" * 100_000 + "]" * 100_000, f),
+        "is nested too deeply to be a run's record",
+    ),  # noqa: E501
+    "score-text": (
+        lambda p, r, f: run_zip(p, with_turn(r, semantic="high"), f),
+        'turn 1\'s "semantic" is text, where a number or null belongs',
+    ),
+    "turns-object": (
+        lambda p, r, f: run_zip(p, {**r, "turns": {"1": r["turns"][0]}}, f),
+        'the record\'s "turns" is an object, where a list belongs',
+    ),
+    "seconds-text": (
+        lambda p, r, f: run_zip(p, {**r, "seconds": "fast"}, f),
+        'the record\'s "seconds" is text, where a number belongs',
+    ),
+    "warnings-numbers": (
+        lambda p, r, f: run_zip(p, {**r, "warnings": [1]}, f),
+        'the record\'s "warnings" is a list, where a list of text belongs',
+    ),
+    "threshold-list": (
+        lambda p, r, f: run_zip(p, {**r, "settings": {**r["settings"], "threshold": [8]}}, f),
+        'the settings\' "threshold" is a list, where a number belongs',
+    ),
+    "no-prompt": (
+        lambda p, r, f: run_zip(p, {**r, "turns": [{"index": 1, "image": "turn_01.png"}]}, f),
+        'turn 1 has no "prompt"',
+    ),
     "nan": (lambda p, r, f: run_zip(p, json.dumps(with_turn(r, quality=float("nan"))), f), "NaN is not a JSON number"),
-    "missing-image": (lambda p, r, f: run_zip(p, r, {k: v for k, v in f.items() if k != "turn_02.png"}),
-                      "has no turn_02.png, which its trajectory.json names"),
+    "missing-image": (
+        lambda p, r, f: run_zip(p, r, {k: v for k, v in f.items() if k != "turn_02.png"}),
+        "has no turn_02.png, which its trajectory.json names",
+    ),
     "damaged": (lambda p, r, f: damaged(p, r, f), "could not be unpacked (Bad CRC-32 for file 'run/turn_03.png')"),
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")

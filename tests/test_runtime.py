@@ -72,8 +72,9 @@ def test_the_budget_counts_what_stays_resident(two_gpus):
     """With a budget of one model, a resident model and an offloaded one both stay; two resident ones do not."""
     one = runtime.resident_gb(torch.nn.Linear(100, 100), "cpu")
     runtime.CACHE.get("editor", lambda: torch.nn.Linear(100, 100), budget_gb=one * 1.5, device="cpu")
-    runtime.CACHE.get("thinker", lambda: torch.nn.Linear(100, 100), budget_gb=one * 1.5, device="cuda:1",
-                      offload="model")  # fmt: skip
+    runtime.CACHE.get(
+        "thinker", lambda: torch.nn.Linear(100, 100), budget_gb=one * 1.5, device="cuda:1", offload="model"
+    )
     assert runtime.CACHE.keys() == ["editor", "thinker"]
     runtime.CACHE.get("other", lambda: torch.nn.Linear(100, 100), budget_gb=one * 1.5, device="cpu")
     assert runtime.CACHE.keys() == ["thinker", "other"]

@@ -77,9 +77,18 @@ def app_process(tmp_path_factory, chat_server):
     """`python app.py` in a subprocess with the secrets in its environment and its output captured."""
     folder = tmp_path_factory.mktemp("secrets")
     port = free_port()
-    env = {**os.environ, **PLANTED, "THINKEDIT_PORT": str(port), "THINKEDIT_RUNS_DIR": str(folder / "runs"),
-           "THINKEDIT_THINKER": "openai", "THINKEDIT_THINKER_URL": f"{chat_server.url}/v1", "THINKEDIT_THINKER_MODEL": "served",
-           "THINKEDIT_REQUEST_RETRIES": "1", "THINKEDIT_RETRY_BACKOFF": "0.05", "THINKEDIT_CONNECT_TIMEOUT": "2"}  # fmt: skip
+    env = {
+        **os.environ,
+        **PLANTED,
+        "THINKEDIT_PORT": str(port),
+        "THINKEDIT_RUNS_DIR": str(folder / "runs"),
+        "THINKEDIT_THINKER": "openai",
+        "THINKEDIT_THINKER_URL": f"{chat_server.url}/v1",
+        "THINKEDIT_THINKER_MODEL": "served",
+        "THINKEDIT_REQUEST_RETRIES": "1",
+        "THINKEDIT_RETRY_BACKOFF": "0.05",
+        "THINKEDIT_CONNECT_TIMEOUT": "2",
+    }
     log = folder / "app.log"
     with log.open("wb") as out:
         app = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=out, stderr=out)
@@ -114,8 +123,15 @@ def test_a_url_the_caller_names_gets_no_server_key_and_its_answers_are_not_quote
         keyless, _ = run_edit(
             client, photo, "make it brighter", max_turns=1, thinker="openai", thinker_url=stranger_url
         )
-        own, toasts = run_edit(client, photo, "make it brighter", max_turns=1, thinker="openai",
-                               thinker_url=stranger_url, thinker_key="caller-own-key-123")  # fmt: skip
+        own, toasts = run_edit(
+            client,
+            photo,
+            "make it brighter",
+            max_turns=1,
+            thinker="openai",
+            thinker_url=stranger_url,
+            thinker_key="caller-own-key-123",
+        )
         failed, _ = run_edit(client, photo, "make it brighter", max_turns=1, thinker="openai", thinker_url=stranger_url)
     sent = [seen.headers.get("authorization") for seen in stranger.seen]
     assert sent[:2] == ["Bearer EMPTY", "Bearer caller-own-key-123"], sent
@@ -193,13 +209,16 @@ def public_app(tmp_path_factory):
 def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
     url, _ = public_app
     parameters = httpx.get(f"{url}/gradio_api/info").json()["named_endpoints"]["/edit"]["parameters"]
-    assert {p["parameter_name"] for p in parameters}.isdisjoint({"editor_model", "editor_url", "thinker_model",
-                                                                 "thinker_url"})  # fmt: skip
+    assert {p["parameter_name"] for p in parameters}.isdisjoint(
+        {"editor_model", "editor_url", "thinker_model", "thinker_url"}
+    )
     with FakeServer({("GET", "/health"): lambda s: json_reply({"status": "ok"})}) as target:
         image = upload(url, scene_file(tmp_path))
         basics = [image, "make it brighter", "http", "classic", 1, 8, "none", 0, False, None, None]
         # every slot filled, the model/URL ones (server-side state in public mode) with the caller's server
-        answer = call_edit(url, basics + ["evil/model", target.url, "evil/model", f"{target.url}/v1", "k", "k", None])
+        answer = call_edit(
+            url, basics + ["evil/model", target.url, "evil/model", f"{target.url}/v1", "k", "k", "fast", None]
+        )
         assert "cannot run here" in answer and "no endpoint configured" in answer
         assert target.seen == [], "the public app must never call a URL a caller supplied"
 
@@ -217,6 +236,7 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
                     None,
                     None,
                     None,
+                    "default",
                     None,
                 ],
             )
@@ -257,12 +277,22 @@ def test_the_file_route_serves_the_assets_and_nothing_else(public_app, tmp_path)
     assert status == 200 and b"instruction" in body, "the control: assets are served"
 
     forbidden = [
-        "/etc/passwd", "/proc/self/environ", f"{ROOT}/thinkedit/config.py", "thinkedit/config.py", "app.py",
-        f"{run_dir}/source.png", f"{run_dir}/trajectory.json", str(display_copy),
-        "assets/../thinkedit/config.py", f"{ROOT}/assets/../app.py", "../../../../etc/passwd",
-        "assets/..%2f..%2f..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/%2e%2e/etc/passwd", f"{ROOT}/assets/%2e%2e/app.py",
+        "/etc/passwd",
+        "/proc/self/environ",
+        f"{ROOT}/thinkedit/config.py",
+        "thinkedit/config.py",
+        "app.py",
+        f"{run_dir}/source.png",
+        f"{run_dir}/trajectory.json",
+        str(display_copy),
+        "assets/../thinkedit/config.py",
+        f"{ROOT}/assets/../app.py",
+        "../../../../etc/passwd",
+        "assets/..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        f"{ROOT}/assets/%2e%2e/app.py",
         "assets/../../../../proc/self/environ",
-    ]  # fmt: skip
+    ]
     for path in forbidden:
         status, body = get_raw(url, f"/gradio_api/file={path}")
         assert status in (403, 404), f"{path} was served ({status}): {body[:80]!r}"
@@ -271,13 +301,23 @@ def test_the_file_route_serves_the_assets_and_nothing_else(public_app, tmp_path)
 
 def test_model_text_comes_back_as_text_and_error_toasts_escaped(tmp_path, monkeypatch):
     """A real OpenAI-compatible stream (a fake server) that writes markup, on a public app configured with it."""
-    content = [f"<think>Looks fine {EVIL}</think>", '<score>{"semantic": 4, "quality": 6}</score>',
-               f"<answer>make it brighter {EVIL}</answer>"]  # fmt: skip
+    content = [
+        f"<think>Looks fine {EVIL}</think>",
+        '<score>{"semantic": 4, "quality": 6}</score>',
+        f"<answer>make it brighter {EVIL}</answer>",
+    ]
     stream = in_order(sse_reply(chat_chunks(content)))
     with FakeServer({("POST", "/v1/chat/completions"): stream}) as server:
         register(monkeypatch, "thinker", "refuser", "FaultThinker", output="", raise_on_call=1, raise_message=EVIL)
-        demo, url = serve(Settings(runs_dir=tmp_path / "runs", public=True, thinker_url=f"{server.url}/v1", thinker_model="served",
-                                   request_retries=0))  # fmt: skip
+        demo, url = serve(
+            Settings(
+                runs_dir=tmp_path / "runs",
+                public=True,
+                thinker_url=f"{server.url}/v1",
+                thinker_model="served",
+                request_retries=0,
+            )
+        )
         try:
             client = Client(url, verbose=False)
             photo = handle_file(scene_file(tmp_path))

@@ -120,8 +120,16 @@ def test_an_editor_result_of_no_pixels_is_refused_with_the_reason(scene):
 def test_the_reference_clients_request_is_understood(scene):
     """The paper's client sends num_inference_step (singular), width/height 1024 and enhance_prompt."""
     editor = InvertEditor()
-    body = {"image": b64(scene), "prompt": "invert", "num_inference_step": 2, "guidance_scale": 2.5,
-            "width": 1024, "height": 1024, "enhance_prompt": False, "seed": 0}  # fmt: skip
+    body = {
+        "image": b64(scene),
+        "prompt": "invert",
+        "num_inference_step": 2,
+        "guidance_scale": 2.5,
+        "width": 1024,
+        "height": 1024,
+        "enhance_prompt": False,
+        "seed": 0,
+    }
     with serve_app(create_app(editor)) as url:
         answer = httpx2.post(f"{url}/edit", json=body, timeout=10).json()
     assert answer["success"] is True and answer["error"] is None
@@ -297,17 +305,32 @@ def test_a_client_that_hangs_up_stops_the_edit(scene):
 def test_the_loop_runs_two_turns_with_remote_backends_and_keeps_no_key(scene, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("THINKEDIT_THINKER_API_KEY", KEY)
     caplog.set_level(logging.DEBUG)
-    turn_1 = ["<think>Inverted, but the sky also changed.</think>", '<score>{"semantic": 4, "quality": 6}</score>',
-              "<answer>Invert only the red square</answer>"]  # fmt: skip
-    turn_2 = ["<think>Better.</think>", '<score>{"semantic": 7, "quality": 7,}</score>',
-              "<answer>Invert only the red square, keep the sky</answer>"]  # fmt: skip
-    chat = FakeServer({("POST", "/v1/chat/completions"): in_order(sse_reply(chat_chunks(turn_1)),
-                                                                   sse_reply(chat_chunks(turn_2))),
-                       ("GET", "/v1/models"): lambda _: json_reply({"data": [{"id": "et-8b", "object": "model"}]})})  # fmt: skip
+    turn_1 = [
+        "<think>Inverted, but the sky also changed.</think>",
+        '<score>{"semantic": 4, "quality": 6}</score>',
+        "<answer>Invert only the red square</answer>",
+    ]
+    turn_2 = [
+        "<think>Better.</think>",
+        '<score>{"semantic": 7, "quality": 7,}</score>',
+        "<answer>Invert only the red square, keep the sky</answer>",
+    ]
+    chat = FakeServer(
+        {
+            ("POST", "/v1/chat/completions"): in_order(sse_reply(chat_chunks(turn_1)), sse_reply(chat_chunks(turn_2))),
+            ("GET", "/v1/models"): lambda _: json_reply({"data": [{"id": "et-8b", "object": "model"}]}),
+        }
+    )
     editor_backend = InvertEditor()
     with chat, serve_app(create_app(editor_backend)) as editor_url:
-        settings = Settings(editor="http", editor_url=editor_url, thinker="openai", thinker_url=chat.url + "/v1",
-                            thinker_image_side=64, request_retries=0)  # fmt: skip
+        settings = Settings(
+            editor="http",
+            editor_url=editor_url,
+            thinker="openai",
+            thinker_url=chat.url + "/v1",
+            thinker_image_side=64,
+            request_retries=0,
+        )
         request = loop.make_request(scene, "invert the red square", max_turns=2, seed=3)
         run_dir = tmp_path / "run"
         events = list(
@@ -338,8 +361,18 @@ def test_the_loop_runs_two_turns_with_remote_backends_and_keeps_no_key(scene, tm
 def test_serve_editor_command_serves_the_classic_editor(scene):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "thinkedit", "serve-editor", "--editor", "classic", "--port", str(port),
-               "--header-timeout", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "thinkedit",
+        "serve-editor",
+        "--editor",
+        "classic",
+        "--port",
+        str(port),
+        "--header-timeout",
+        "1",
+    ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"

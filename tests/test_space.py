@@ -77,7 +77,11 @@ def test_zerogpu_variant_preloads_the_models_it_uses(built):
         assert any(name.startswith(f"{folder}/") for name in kontext), folder
     defaults = json.loads((built["zerogpu-flux-kontext"] / "thinkedit_settings.json").read_text())
     assert (defaults["editor"], defaults["thinker"], defaults["device"], defaults["offload"]) == (
-        "flux-kontext", "editthinker", "cuda", "none")  # fmt: skip
+        "flux-kontext",
+        "editthinker",
+        "cuda",
+        "none",
+    )
 
 
 def test_cli_check_passes_a_built_folder(built, capsys, monkeypatch):
@@ -234,12 +238,15 @@ def test_built_cpu_space_starts_without_torch_and_runs_a_classic_edit(built, spa
     folder, port = built["cpu-basic"], free_port()
     blocked = space.missing_on_space(folder)
     assert {"torch", "diffusers", "transformers"} <= set(blocked)
-    start = (f"import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); sys.path.insert(0, '.'); "
-             f"sys.argv = ['app.py', '--port', '{port}']; runpy.run_path('app.py', run_name='__main__')")  # fmt: skip
+    start = (
+        f"import runpy, sys; sys.modules.update(dict.fromkeys({blocked!r})); sys.path.insert(0, '.'); "
+        f"sys.argv = ['app.py', '--port', '{port}']; runpy.run_path('app.py', run_name='__main__')"
+    )
     env = {**os.environ, "THINKEDIT_HOST": "127.0.0.1", "THINKEDIT_RUNS_DIR": str(tmp_path / "runs")}
     env.pop("SPACES_ZERO_GPU", None)
-    app = subprocess.Popen([sys.executable, "-c", start], cwd=folder, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    app = subprocess.Popen(
+        [sys.executable, "-c", start], cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -251,8 +258,9 @@ def test_built_cpu_space_starts_without_torch_and_runs_a_classic_edit(built, spa
             time.sleep(0.2)
         scene.save(tmp_path / "scene.png")
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        job = client.submit(handle_file(str(tmp_path / "scene.png")), "make it black and white", api_name="/edit",
-                            max_turns=2)  # fmt: skip
+        job = client.submit(
+            handle_file(str(tmp_path / "scene.png")), "make it black and white", api_name="/edit", max_turns=2
+        )
         record = job.result()[8]
         assert (record["editor"], record["thinker"], record["error"]) == ("classic", "classic", None)
         assert "/" not in record["run_dir"]  # a public page names the run by its id, never by its path

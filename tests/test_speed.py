@@ -52,8 +52,10 @@ def at_speeds(tiny, name: str, spec=None) -> tuple:
     """The editor `name` on its tiny pipeline at the default speed and at fast (one loaded pipeline for both),
     working at a small area."""
     spec = spec or EDITORS[name]
-    editors = tuple(spec.load_class()(spec, Settings(editor=name, editor_model=str(tiny(spec.tiny)), speed=speed))
-                    for speed in ("default", "fast"))  # fmt: skip
+    editors = tuple(
+        spec.load_class()(spec, Settings(editor=name, editor_model=str(tiny(spec.tiny)), speed=speed))
+        for speed in ("default", "fast")
+    )
     for editor in editors:
         editor.area = AREA
     return editors
@@ -122,8 +124,9 @@ def test_the_lora_gives_its_steps_and_scheduler_changes_the_edit_and_unloads(tin
     lora = random_lora(
         DiffusionPipeline.from_pretrained(tiny(row.tiny)), tmp_path / "lora", "tiny-lightning.safetensors"
     )
-    spec = dataclasses.replace(row, fast=dataclasses.replace(row.fast, lora=str(lora),
-                                                             lora_weight="tiny-lightning.safetensors"))  # fmt: skip
+    spec = dataclasses.replace(
+        row, fast=dataclasses.replace(row.fast, lora=str(lora), lora_weight="tiny-lightning.safetensors")
+    )
     default, fast = at_speeds(tiny, "qwen-image-edit", spec)
     pipe = default.pipeline()
     scheduler = pipe.scheduler
@@ -173,8 +176,11 @@ def test_group_offload_runs_the_tiny_pipeline(tiny, source):
     # On the CPU any mode resolves to "none" (there is no accelerator to offload to): load it the way CUDA would,
     # with the CPU as the onload device and no streams (they are CUDA's).
     pipe = grouped._load("cpu", "group", None)
-    hooked = [name for name, module in pipe.transformer.named_modules()
-              if "group_offloading" in getattr(getattr(module, "_diffusers_hook", None), "hooks", {})]  # fmt: skip
+    hooked = [
+        name
+        for name, module in pipe.transformer.named_modules()
+        if "group_offloading" in getattr(getattr(module, "_diffusers_hook", None), "hooks", {})
+    ]
     assert hooked
     pipe.set_progress_bar_config(disable=True)
     image = pipe(**grouped.call_arguments(source, PROMPT, 0, 2)).images[0]
@@ -208,8 +214,13 @@ def test_thinker_fast_options_ask_for_a_static_cache_only_where_compiling_pays(m
 def test_thinker_fast_decodes_into_a_static_cache_and_not_when_it_moves_between_devices(tmp_path, scene, monkeypatch):
     monkeypatch.setattr(runtime, "compiles", lambda settings: True)  # as on CUDA; generate() compiles on CUDA only
     checkpoint = str(build_tiny_qwen_vl(tmp_path / "qwen3-vl", "qwen3_vl", seed=1))
-    settings = Settings(thinker="qwen-vl", thinker_model=checkpoint, device="cpu", thinker_max_new_tokens=8,
-                        extra={"thinker_sampling": {"temperature": 0}})  # greedy: the two caches agree  # fmt: skip
+    settings = Settings(
+        thinker="qwen-vl",
+        thinker_model=checkpoint,
+        device="cpu",
+        thinker_max_new_tokens=8,
+        extra={"thinker_sampling": {"temperature": 0}},
+    )  # greedy: the two caches agree
     calls = []
 
     def critique(speed: str):
@@ -233,8 +244,12 @@ def test_thinker_fast_decodes_with_a_compiled_static_cache_on_cuda(tmp_path, sce
     checkpoint = str(build_tiny_qwen_vl(tmp_path / "qwen3-vl", "qwen3_vl", seed=1))
     replies = {}
     for speed in ("default", "fast"):
-        thinker = build_backend("thinker", Settings(thinker="qwen-vl", thinker_model=checkpoint, device="cuda",
-                                                    thinker_max_new_tokens=16, speed=speed))  # fmt: skip
+        thinker = build_backend(
+            "thinker",
+            Settings(
+                thinker="qwen-vl", thinker_model=checkpoint, device="cuda", thinker_max_new_tokens=16, speed=speed
+            ),
+        )
         replies[speed] = thinker.critique(scene, scene, "make it brighter", "make it brighter").raw
     model = thinker.load()[0]
     assert hasattr(model, "_compiled_call") and replies["fast"]  # generate() compiled its decoding step

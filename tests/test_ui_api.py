@@ -35,8 +35,18 @@ def photo(tmp_path_factory) -> str:
 
 
 VAGUE = "make it look old"  # the offline thinker refines this over several turns
-OUTPUTS = ["gallery", "progress", "reasoning", "refined", "table", "slider", "status", "download", "trajectory",
-           "history"]  # fmt: skip
+OUTPUTS = [
+    "gallery",
+    "progress",
+    "reasoning",
+    "refined",
+    "table",
+    "slider",
+    "status",
+    "download",
+    "trajectory",
+    "history",
+]
 
 
 def edit(client: Client, photo: str, instruction: str, **options):
@@ -76,9 +86,14 @@ def test_edit_streams_turns_and_ends_with_the_trajectory(app, photo):
     assert final["history"] and len(final["history"]) == 1
 
 
-SHAPES = [("rotate 90 degrees clockwise", (220, 320)), ("crop the left half", (160, 220)),
-          ("crop the right half", (160, 220)), ("crop the top half", (320, 110)), ("crop the bottom half", (320, 110)),
-          ("make the image half the size", (160, 110))]  # fmt: skip
+SHAPES = [
+    ("rotate 90 degrees clockwise", (220, 320)),
+    ("crop the left half", (160, 220)),
+    ("crop the right half", (160, 220)),
+    ("crop the top half", (320, 110)),
+    ("crop the bottom half", (320, 110)),
+    ("make the image half the size", (160, 110)),
+]
 
 
 @pytest.mark.parametrize(("instruction", "size"), SHAPES)
@@ -111,8 +126,12 @@ def test_sliders_show_turns_of_another_shape_whole_at_their_true_scale(scene, tm
     def view_of(instruction: str) -> RunView:
         request = loop.make_request(scene, instruction, max_turns=1)
         view = RunView(source=request.image, folder=tmp_path / "views" / instruction)
-        for event in loop.run(build_backend("editor", Settings()), build_backend("thinker", Settings()), request,
-                              run_dir=tmp_path / "runs" / instruction):  # fmt: skip
+        for event in loop.run(
+            build_backend("editor", Settings()),
+            build_backend("thinker", Settings()),
+            request,
+            run_dir=tmp_path / "runs" / instruction,
+        ):
             view.apply(event)
         return view
 
@@ -166,8 +185,9 @@ def test_unavailable_backend_is_refused_with_the_reason(app, photo):
 def test_compare_single_shot_against_the_loop(app, photo):
     url, _ = app
     client = Client(url, verbose=False)
-    job = client.submit(handle_file(photo), VAGUE, "single-shot vs Think-while-Edit", max_turns=4, seed=11,
-                        api_name="/compare")  # fmt: skip
+    job = client.submit(
+        handle_file(photo), VAGUE, "single-shot vs Think-while-Edit", max_turns=4, seed=11, api_name="/compare"
+    )
     updates = list(job)
     gallery_a, gallery_b, _, _, slider, summary, trajectories, history = job.outputs()[-1]
     assert len(updates) >= 3
@@ -308,8 +328,14 @@ def test_public_mode_has_no_model_or_url_boxes_and_no_server_folders():
 
     assert {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Speed"} <= labels(Settings())
     public = labels(Settings(public=True))
-    assert not public & {"Editor URL", "Thinker URL", "Editor model", "Thinker model", "Speed",
-                         "Run folder on the server"}  # fmt: skip
+    assert not public & {
+        "Editor URL",
+        "Thinker URL",
+        "Editor model",
+        "Thinker model",
+        "Speed",
+        "Run folder on the server",
+    }
 
 
 def test_open_by_folder_reaches_only_the_runs_folder(app, photo, tmp_path):

@@ -17,10 +17,23 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def test_markup_from_every_channel_is_shown_as_text_and_never_runs(tmp_path, monkeypatch):
-    register(monkeypatch, "editor", "noting", "FaultEditor", fault="raise", on_call=2, message=f"Server said {EVIL}",
-             note=EVIL)  # fmt: skip
-    register(monkeypatch, "thinker", "marking", "FaultThinker", output=format_critique(3, 3, f"Reasoning {EVIL}",
-                                                                                        f"{{prompt}} {EVIL}"))  # fmt: skip
+    register(
+        monkeypatch,
+        "editor",
+        "noting",
+        "FaultEditor",
+        fault="raise",
+        on_call=2,
+        message=f"Server said {EVIL}",
+        note=EVIL,
+    )
+    register(
+        monkeypatch,
+        "thinker",
+        "marking",
+        "FaultThinker",
+        output=format_critique(3, 3, f"Reasoning {EVIL}", f"{{prompt}} {EVIL}"),
+    )
     demo, url = serve(Settings(runs_dir=tmp_path / "runs", editor="noting", thinker="marking", max_turns=3))
     try:
         with sync_api.sync_playwright() as playwright:

@@ -45,11 +45,18 @@ def app(runs):
             "html": format_critique(4, 5, f"Needs warmth {EVIL}", f"{{prompt}} {EVIL}"),
             "out-of-range": '<think>odd scores</think><score>{"semantic": -5, "quality": 99}</score><answer>{prompt}!</answer>',
             "words-nan": '<score>{"semantic": "eight", "quality": NaN}</score><answer>{prompt}!</answer>',
-        }  # fmt: skip
+        }
         for name, output in outputs.items():
             register(mp, "thinker", f"thinker-{name}", "FaultThinker", output=output)
-        register(mp, "thinker", "thinker-raise", "FaultThinker", output=steady(), raise_on_call=2,
-                 raise_message="The test thinker's server said no; try again later.")  # fmt: skip
+        register(
+            mp,
+            "thinker",
+            "thinker-raise",
+            "FaultThinker",
+            output=steady(),
+            raise_on_call=2,
+            raise_message="The test thinker's server said no; try again later.",
+        )
         register(mp, "thinker", "echo", "EchoThinker")
         mp.setenv("THINKEDIT_EDIT_TIMEOUT", str(EDIT_TIMEOUT_S))
         demo, url = serve(Settings.from_env(runs_dir=runs))
@@ -124,8 +131,11 @@ REFUSED_IMAGES = {
     "truncated.jpg": (lambda p: truncated(p, "JPEG"), "damaged or truncated"),
     "zero.png": (lambda p: png_file(p, 0, 0, 8, 2, zlib.compress(b"")), "not an image"),
     "bomb.png": (bomb, "megapixels"),
-    "drawing.svg": (lambda p: written(p, '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'), "not an image"),
-}  # fmt: skip
+    "drawing.svg": (
+        lambda p: written(p, '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'),
+        "not an image",
+    ),
+}
 
 
 def test_unreadable_images_are_refused_and_the_app_keeps_serving(client, photo, tmp_path):
@@ -193,11 +203,13 @@ ACCEPTED_IMAGES = {
     "one.png": (lambda p: solid(p, (200, 30, 30), (1, 1)), lambda s, _: s.size == (1, 1)),
     "sixteen.png": (sixteen_bit, check_sixteen_bit),
     "cmyk.jpg": (cmyk, lambda s, _: near(s.getpixel((32, 24)), (255, 0, 0), 50)),
-    "palette.png": (palette_with_transparency,
-                    lambda s, _: s.getpixel((5, 5)) == (255, 255, 255) and s.getpixel((60, 5)) == (20, 40, 200)),
+    "palette.png": (
+        palette_with_transparency,
+        lambda s, _: s.getpixel((5, 5)) == (255, 255, 255) and s.getpixel((60, 5)) == (20, 40, 200),
+    ),
     "rotated.jpg": (exif_rotated, check_exif),
     "animated.gif": (animated, lambda s, _: near(s.getpixel((16, 16)), (220, 20, 20))),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(ACCEPTED_IMAGES))
@@ -232,8 +244,19 @@ def test_unusable_instructions_are_refused(client, photo):
     assert_serving(client, photo)
 
 
-EDIT_INPUTS = ["image", "instruction", "editor", "thinker", "max_turns", "threshold", "first_turn", "seed", "randomize",
-               "steps", "guidance"]  # fmt: skip
+EDIT_INPUTS = [
+    "image",
+    "instruction",
+    "editor",
+    "thinker",
+    "max_turns",
+    "threshold",
+    "first_turn",
+    "seed",
+    "randomize",
+    "steps",
+    "guidance",
+]
 WRONG_NUMBERS = [  # (field, value, what the one-sentence refusal says)
     ("max_turns", "abc", "max_turns must be a whole number from 1 to 10, not 'abc'"),
     ("max_turns", None, "max_turns is missing"),
@@ -254,12 +277,29 @@ WRONG_NUMBERS = [  # (field, value, what the one-sentence refusal says)
 
 
 @pytest.mark.parametrize(("field", "value", "message"), WRONG_NUMBERS)
-def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(app, photo, runs, field, value,
-                                                                                message):  # fmt: skip
+def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(app, photo, runs, field, value, message):
     """Through Gradio's plain HTTP API, which carries what gradio_client cannot send (NaN, Infinity, lists)."""
     url = app.rstrip("/")
-    data = [upload(url, photo), "make it brighter", "classic", "classic", 3, 8.0, "none", 0, False, None, None,
-            None, None, None, None, None, None, None]  # fmt: skip
+    data = [
+        upload(url, photo),
+        "make it brighter",
+        "classic",
+        "classic",
+        3,
+        8.0,
+        "none",
+        0,
+        False,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
     data[EDIT_INPUTS.index(field)] = value
     before = set(runs.iterdir())
     answer = call_edit(url, data)
@@ -325,8 +365,11 @@ def test_markup_in_model_text_comes_back_as_plain_text(client, photo):
 
 @pytest.mark.parametrize(
     ("thinker", "scores", "caption"),
-    [("thinker-out-of-range", (0, 10), "semantic 0 · quality 10"), ("thinker-words-nan", (8, None), "semantic 8 · quality –")],
-)  # fmt: skip
+    [
+        ("thinker-out-of-range", (0, 10), "semantic 0 · quality 10"),
+        ("thinker-words-nan", (8, None), "semantic 8 · quality –"),
+    ],
+)
 def test_odd_scores_are_clamped_or_unreadable(client, photo, thinker, scores, caption):
     final, _ = run_edit(client, handle_file(photo), "make it brighter", thinker=thinker, max_turns=1)
     _, record = saved(final)
@@ -359,8 +402,9 @@ def test_a_thinker_error_keeps_finished_turns(client, photo):
     ],
 )
 def test_an_editor_fault_ends_the_run_with_a_message_and_keeps_turn_1(client, photo, editor, message):
-    final, toasts = run_edit(client, handle_file(photo), "make it brighter", editor=editor, thinker="thinker-steady",
-                             max_turns=3)  # fmt: skip
+    final, toasts = run_edit(
+        client, handle_file(photo), "make it brighter", editor=editor, thinker="thinker-steady", max_turns=3
+    )
     run_dir, record = saved(final)
     assert record["stop_reason"] == "error" and record["error"].startswith(message)
     assert "stopped by an error" in final["status"] and message in final["status"]
@@ -373,8 +417,9 @@ def test_an_editor_fault_ends_the_run_with_a_message_and_keeps_turn_1(client, ph
 
 
 def test_an_editor_returning_another_size_and_mode_is_kept_at_its_size_in_rgb(client, photo):
-    final, _ = run_edit(client, handle_file(photo), "make it brighter", editor="editor-resize", thinker="thinker-steady",
-                        max_turns=2)  # fmt: skip
+    final, _ = run_edit(
+        client, handle_file(photo), "make it brighter", editor="editor-resize", thinker="thinker-steady", max_turns=2
+    )
     run_dir, record = saved(final)
     assert record["error"] is None and len(record["turns"]) == 2
     for name in ("turn_01.png", "turn_02.png"):

@@ -17,8 +17,16 @@ from thinkedit.registry import build_backend
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-COLORS = [(200, 30, 30), (30, 160, 40), (30, 60, 200), (220, 200, 40), (140, 40, 160), (40, 180, 190),
-          (90, 90, 90), (230, 120, 30)]  # fmt: skip
+COLORS = [
+    (200, 30, 30),
+    (30, 160, 40),
+    (30, 60, 200),
+    (220, 200, 40),
+    (140, 40, 160),
+    (40, 180, 190),
+    (90, 90, 90),
+    (230, 120, 30),
+]
 SOAK = Path(__file__).resolve().parents[1] / "scripts" / "soak_ui.py"
 
 
@@ -43,8 +51,10 @@ def test_eight_sessions_at_once_each_get_their_own_image_within_the_run_limit(tm
     try:
         images = [solid(tmp_path / f"in-{i}.png", color, (40 + 8 * i, 40)) for i, color in enumerate(COLORS)]
         clients = sessions(url, len(images))
-        jobs = [client.submit(handle_file(image), "make it brighter", counting, "classic", 2, seed=i, api_name="/edit")
-                for i, (client, image) in enumerate(zip(clients, images, strict=True))]  # fmt: skip
+        jobs = [
+            client.submit(handle_file(image), "make it brighter", counting, "classic", 2, seed=i, api_name="/edit")
+            for i, (client, image) in enumerate(zip(clients, images, strict=True))
+        ]
         finals = [job.result() for job in jobs]
     finally:
         demo.close()

@@ -96,13 +96,24 @@ class LocalSlowEditor(ClassicEditor):
 
 @pytest.fixture
 def local_editor(monkeypatch, tmp_path) -> Settings:
-    spec = replace(EDITORS["classic"], name="local-slow", target="test_zerogpu:LocalSlowEditor", kind="local",
-                   steps=6, seconds_per_step=2.0, options={"log": str(tmp_path / "edits.log")})  # fmt: skip
+    spec = replace(
+        EDITORS["classic"],
+        name="local-slow",
+        target="test_zerogpu:LocalSlowEditor",
+        kind="local",
+        steps=6,
+        seconds_per_step=2.0,
+        options={"log": str(tmp_path / "edits.log")},
+    )
     monkeypatch.setitem(EDITORS, "local-slow", spec)
     register(monkeypatch, "thinker", "never-satisfied", "FaultThinker", output=steady())
     (tmp_path / "weights").mkdir()
-    return Settings(editor="local-slow", editor_model=str(tmp_path / "weights"), thinker="never-satisfied",
-                    runs_dir=tmp_path / "runs")  # fmt: skip
+    return Settings(
+        editor="local-slow",
+        editor_model=str(tmp_path / "weights"),
+        thinker="never-satisfied",
+        runs_dir=tmp_path / "runs",
+    )
 
 
 def test_each_call_asks_for_what_it_needs_from_the_row():
@@ -139,8 +150,9 @@ def test_on_zero_gpu_edits_run_in_their_own_slices_and_stop_and_history_stay_wit
     session = actions.Session()
     edit = actions.make_edit(local_editor)
     scene.save(tmp_path / "scene.png")
-    updates = edit(str(tmp_path / "scene.png"), "make it brighter", "local-slow", "never-satisfied", 10, 8.0,
-                   session=session)  # fmt: skip
+    updates = edit(
+        str(tmp_path / "scene.png"), "make it brighter", "local-slow", "never-satisfied", 10, 8.0, session=session
+    )
     log = tmp_path / "edits.log"
     for update in updates:
         if log.exists() and len(log.read_text().split()) == 3:
@@ -159,8 +171,14 @@ def test_preload_puts_the_editor_where_requests_find_it(on_zero_gpu, tmp_path, s
     """The zerogpu variant's editor, as a tiny random FLUX.1 Kontext pipeline on the CPU: loaded at start, in the
     main process, so that a request finds it in the cache (a forked worker inherits it)."""
     folder = build_tiny_pipeline("flux-kontext", tmp_path / "tiny-flux-kontext")
-    settings = Settings(editor="flux-kontext", editor_model=str(folder), thinker="classic", device="cpu",
-                        dtype="float32", offload="none")  # fmt: skip
+    settings = Settings(
+        editor="flux-kontext",
+        editor_model=str(folder),
+        thinker="classic",
+        device="cpu",
+        dtype="float32",
+        offload="none",
+    )
     editor = build_backend("editor", settings)
     before = runtime.CACHE.loads
     assert zerogpu.preload([editor, build_backend("thinker", settings)]) == ["flux-kontext"]

@@ -29,8 +29,14 @@ def vae_kl(latent_channels: int, flux2: bool = False):
     """An 8× AutoencoderKL (four blocks), or FLUX.2's variant with its 2×2 patch batch-norm."""
     from diffusers import AutoencoderKL, AutoencoderKLFlux2
 
-    blocks = {"block_out_channels": (8, 8, 8, 8), "layers_per_block": 1, "norm_num_groups": 4,
-              "latent_channels": latent_channels, "sample_size": 64, "mid_block_add_attention": False}  # fmt: skip
+    blocks = {
+        "block_out_channels": (8, 8, 8, 8),
+        "layers_per_block": 1,
+        "norm_num_groups": 4,
+        "latent_channels": latent_channels,
+        "sample_size": 64,
+        "mid_block_add_attention": False,
+    }
     if flux2:
         return AutoencoderKLFlux2(**blocks, use_quant_conv=False, use_post_quant_conv=False)
     return AutoencoderKL(
@@ -45,10 +51,21 @@ def vae_kl(latent_channels: int, flux2: bool = False):
 def clip_text_encoder(tok, dim: int = TEXT_DIM):
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    ids = {"bos_token_id": tok.convert_tokens_to_ids("<|im_start|>"), "eos_token_id": tok.eos_token_id,
-           "pad_token_id": tok.pad_token_id}  # fmt: skip
-    config = CLIPTextConfig(vocab_size=len(tok), hidden_size=dim, intermediate_size=37, num_hidden_layers=2,
-                            num_attention_heads=4, projection_dim=dim, max_position_embeddings=77, **ids)  # fmt: skip
+    ids = {
+        "bos_token_id": tok.convert_tokens_to_ids("<|im_start|>"),
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
+    config = CLIPTextConfig(
+        vocab_size=len(tok),
+        hidden_size=dim,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        projection_dim=dim,
+        max_position_embeddings=77,
+        **ids,
+    )
     return CLIPTextModel(config).eval()
 
 
@@ -82,13 +99,27 @@ def flux_kontext(text_dim: int = TEXT_DIM, pooled_dim: int = TEXT_DIM):
 
     tok = tokenizer(77)
     t5 = T5EncoderModel(T5Config(vocab_size=len(tok), d_model=text_dim, d_kv=8, d_ff=37, num_layers=1, num_heads=4))
-    transformer = FluxTransformer2DModel(in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-                                         num_attention_heads=2, joint_attention_dim=text_dim,
-                                         pooled_projection_dim=pooled_dim, guidance_embeds=True,
-                                         axes_dims_rope=(4, 4, 8))  # fmt: skip
+    transformer = FluxTransformer2DModel(
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=text_dim,
+        pooled_projection_dim=pooled_dim,
+        guidance_embeds=True,
+        axes_dims_rope=(4, 4, 8),
+    )
     t5_tok = tokenizer(512)
-    return FluxKontextPipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(4), clip_text_encoder(tok, pooled_dim), tok,
-                               t5.eval(), t5_tok, transformer)  # fmt: skip
+    return FluxKontextPipeline(
+        FlowMatchEulerDiscreteScheduler(),
+        vae_kl(4),
+        clip_text_encoder(tok, pooled_dim),
+        tok,
+        t5.eval(),
+        t5_tok,
+        transformer,
+    )
 
 
 def qwen_image_edit(original: bool = False, text_dim: int = TEXT_DIM):
@@ -101,12 +132,25 @@ def qwen_image_edit(original: bool = False, text_dim: int = TEXT_DIM):
     )
 
     text_encoder, tok, processor = qwen_vl_text_encoder(text_dim)
-    vae = AutoencoderKLQwenImage(base_dim=4, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                                 temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
-                                 latents_std=[1.0] * 4)  # fmt: skip
-    transformer = QwenImageTransformer2DModel(patch_size=2, in_channels=16, out_channels=4, num_layers=1,
-                                              attention_head_dim=16, num_attention_heads=2,
-                                              joint_attention_dim=text_dim, axes_dims_rope=(8, 4, 4))  # fmt: skip
+    vae = AutoencoderKLQwenImage(
+        base_dim=4,
+        z_dim=4,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * 4,
+        latents_std=[1.0] * 4,
+    )
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=16,
+        out_channels=4,
+        num_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=text_dim,
+        axes_dims_rope=(8, 4, 4),
+    )
     cls = QwenImageEditPipeline if original else QwenImageEditPlusPipeline
     return cls(FlowMatchEulerDiscreteScheduler(), vae, text_encoder, tok, processor, transformer)
 
@@ -115,13 +159,20 @@ def longcat_image_edit(text_dim: int = TEXT_DIM):
     from diffusers import FlowMatchEulerDiscreteScheduler, LongCatImageEditPipeline, LongCatImageTransformer2DModel
 
     text_encoder, tok, processor = qwen_vl_text_encoder(text_dim)
-    transformer = LongCatImageTransformer2DModel(in_channels=64, num_layers=1, num_single_layers=1,
-                                                 attention_head_dim=16, num_attention_heads=2,
-                                                 joint_attention_dim=text_dim, pooled_projection_dim=text_dim,
-                                                 axes_dims_rope=[4, 4, 8])  # fmt: skip
+    transformer = LongCatImageTransformer2DModel(
+        in_channels=64,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=text_dim,
+        pooled_projection_dim=text_dim,
+        axes_dims_rope=[4, 4, 8],
+    )
     # LongCat's latents always have 16 channels (4×4 = 64 packed into the transformer).
-    return LongCatImageEditPipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(16), text_encoder, tok, processor,
-                                    transformer)  # fmt: skip
+    return LongCatImageEditPipeline(
+        FlowMatchEulerDiscreteScheduler(), vae_kl(16), text_encoder, tok, processor, transformer
+    )
 
 
 def safety_checker():
@@ -140,50 +191,107 @@ def instruct_pix2pix(text_dim: int = TEXT_DIM, with_safety_checker: bool = False
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 
     tok = tokenizer(77)
-    unet = UNet2DConditionModel(sample_size=16, in_channels=8, out_channels=4, layers_per_block=1,
-                                block_out_channels=(8, 16), norm_num_groups=4, attention_head_dim=4,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                                cross_attention_dim=text_dim)  # fmt: skip
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=8,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        norm_num_groups=4,
+        attention_head_dim=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=text_dim,
+    )
     scheduler = EulerAncestralDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
     checker, extractor = safety_checker() if with_safety_checker else (None, None)
-    return StableDiffusionInstructPix2PixPipeline(vae_kl(4), clip_text_encoder(tok, text_dim), tok, unet, scheduler,
-                                                  safety_checker=checker, feature_extractor=extractor,
-                                                  requires_safety_checker=with_safety_checker)  # fmt: skip
+    return StableDiffusionInstructPix2PixPipeline(
+        vae_kl(4),
+        clip_text_encoder(tok, text_dim),
+        tok,
+        unet,
+        scheduler,
+        safety_checker=checker,
+        feature_extractor=extractor,
+        requires_safety_checker=with_safety_checker,
+    )
+
+
+def flux2_transformer(text_dim: int, guidance_embeds: bool):
+    """FLUX.2's denoiser at toy size: one double and one single block over the stacked text states."""
+    from diffusers import Flux2Transformer2DModel
+
+    return Flux2Transformer2DModel(
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=3 * text_dim,
+        guidance_embeds=guidance_embeds,
+        axes_dims_rope=(4, 4, 4, 4),
+    )
 
 
 def flux2_klein(text_dim: int = 16):
-    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     tok = tokenizer(512)
     # The pipeline reads the hidden states of layers 9, 18 and 27 and stacks them: 28 layers, 3× the width.
-    text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tok), hidden_size=text_dim, intermediate_size=16,
-                                                num_hidden_layers=28, num_attention_heads=2, num_key_value_heads=2,
-                                                head_dim=8, max_position_embeddings=1024))  # fmt: skip
-    transformer = Flux2Transformer2DModel(in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
-                                          num_attention_heads=2, joint_attention_dim=3 * text_dim, guidance_embeds=False,
-                                          axes_dims_rope=(4, 4, 4, 4))  # fmt: skip
-    return Flux2KleinPipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(1, flux2=True), text_encoder.eval(), tok,
-                              transformer, is_distilled=True)  # fmt: skip
+    text_encoder = Qwen3ForCausalLM(
+        Qwen3Config(
+            vocab_size=len(tok),
+            hidden_size=text_dim,
+            intermediate_size=16,
+            num_hidden_layers=28,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=1024,
+        )
+    )
+    transformer = flux2_transformer(text_dim, guidance_embeds=False)
+    return Flux2KleinPipeline(
+        FlowMatchEulerDiscreteScheduler(),
+        vae_kl(1, flux2=True),
+        text_encoder.eval(),
+        tok,
+        transformer,
+        is_distilled=True,
+    )
 
 
 def flux2_dev(text_dim: int = 16):
-    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2Pipeline, Flux2Transformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2Pipeline
     from transformers import Mistral3Config, Mistral3ForConditionalGeneration
 
     tok = tokenizer(512)
     # The pipeline stacks the hidden states of layers 10, 20 and 30 of its Mistral-3 text encoder: 30 layers.
-    text = {"vocab_size": len(tok), "hidden_size": text_dim, "intermediate_size": 16, "num_hidden_layers": 30,
-            "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 1024}  # fmt: skip
-    vision = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "head_dim": 8, "image_size": 32, "patch_size": 16}  # fmt: skip
+    text = {
+        "vocab_size": len(tok),
+        "hidden_size": text_dim,
+        "intermediate_size": 16,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "max_position_embeddings": 1024,
+    }
+    vision = {
+        "hidden_size": 16,
+        "intermediate_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "head_dim": 8,
+        "image_size": 32,
+        "patch_size": 16,
+    }
     text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(text_config=text, vision_config=vision))
-    transformer = Flux2Transformer2DModel(in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
-                                          num_attention_heads=2, joint_attention_dim=3 * text_dim, guidance_embeds=True,
-                                          axes_dims_rope=(4, 4, 4, 4))  # fmt: skip
-    return Flux2Pipeline(FlowMatchEulerDiscreteScheduler(), vae_kl(1, flux2=True), text_encoder.eval(), tok,
-                         transformer)  # fmt: skip
+    transformer = flux2_transformer(text_dim, guidance_embeds=True)
+    return Flux2Pipeline(
+        FlowMatchEulerDiscreteScheduler(), vae_kl(1, flux2=True), text_encoder.eval(), tok, transformer
+    )
 
 
 BUILDERS = {

@@ -19,8 +19,15 @@ from transformers import PreTrainedTokenizerFast
 
 from thinkedit.critique import load_template
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 # Qwen's template, reduced to what the thinker sends: user turns of images and text.
 CHAT_TEMPLATE = (
@@ -65,8 +72,10 @@ def build_tokenizer(vocab_size: int = 600, thinking: bool = False) -> PreTrained
 
 
 def _token_ids(tokenizer) -> dict[str, int]:
-    ids = {name: tokenizer.convert_tokens_to_ids(f"<|{name}|>") for name in ("vision_start", "vision_end",
-                                                                              "image_pad", "video_pad")}  # fmt: skip
+    ids = {
+        name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
+        for name in ("vision_start", "vision_end", "image_pad", "video_pad")
+    }
     return {
         "vision_start_token_id": ids["vision_start"],
         "vision_end_token_id": ids["vision_end"],
@@ -97,23 +106,46 @@ def qwen3_vl_config(tokenizer):
     text = _text_config(
         tokenizer,
         head_dim=16,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2],
-                         "mrope_interleaved": True},
-    )  # fmt: skip
-    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 48, "num_heads": 4, "out_hidden_size": 32,
-              "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64,
-              "deepstack_visual_indexes": [0, 1]}  # fmt: skip
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "mrope_section": [4, 2, 2],
+            "mrope_interleaved": True,
+        },
+    )
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_heads": 4,
+        "out_hidden_size": 32,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "num_position_embeddings": 64,
+        "deepstack_visual_indexes": [0, 1],
+    }
     return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **_token_ids(tokenizer))
 
 
 def qwen2_5_vl_config(tokenizer):
     from transformers import Qwen2_5_VLConfig
 
-    text = _text_config(tokenizer, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                                    "mrope_section": [2, 1, 1]})  # fmt: skip
-    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 48, "num_heads": 4, "out_hidden_size": 32,
-              "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
-              "fullatt_block_indexes": [1]}  # fmt: skip
+    text = _text_config(
+        tokenizer, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1]}
+    )
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_heads": 4,
+        "out_hidden_size": 32,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 56,
+        "fullatt_block_indexes": [1],
+    }
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **_token_ids(tokenizer))
 
 

@@ -88,8 +88,16 @@ def measure(editor, thinker, request: loop.EditRequest, run_dir: Path) -> Measur
     wall = time.perf_counter() - started
     if trajectory is None or trajectory.stop_reason == "error":
         raise ThinkEditError(f"The benchmark run failed: {trajectory.error if trajectory else 'no result'}")
-    return Measured(cache.loads - loads, cache.load_seconds - load_seconds, wall, edit, think, trajectory.save_seconds,
-                    peak_rss_mb(), turns)  # fmt: skip
+    return Measured(
+        cache.loads - loads,
+        cache.load_seconds - load_seconds,
+        wall,
+        edit,
+        think,
+        trajectory.save_seconds,
+        peak_rss_mb(),
+        turns,
+    )
 
 
 def bare_seconds(
@@ -130,13 +138,19 @@ def print_speeds(editor, request: loop.EditRequest, calls: int) -> None:
         at_speed = type(editor)(editor.spec, editor.settings.replace(speed=speed))  # the same cached pipeline
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        seconds = [bare_seconds(at_speed, request.image, request.instruction, request.seed + i, request.steps,
-                                request.guidance) for i in range(calls)]  # fmt: skip
+        seconds = [
+            bare_seconds(
+                at_speed, request.image, request.instruction, request.seed + i, request.steps, request.guidance
+            )
+            for i in range(calls)
+        ]
         peak = torch.cuda.max_memory_allocated() / 1e9 if cuda else peak_rss_mb()
         rest = seconds[1:] or seconds
         after_first[speed] = sum(rest) / len(rest)
-        print(f"| {speed} | {seconds[0]:.4f} | {after_first[speed]:.4f} | "
-              f"{after_first[speed] / after_first['default']:.3f} | {peak:.1f} |")  # fmt: skip
+        print(
+            f"| {speed} | {seconds[0]:.4f} | {after_first[speed]:.4f} | "
+            f"{after_first[speed] / after_first['default']:.3f} | {peak:.1f} |"
+        )
     print()
 
 
@@ -171,19 +185,24 @@ def tiny_settings(settings: Settings, name: str, folder: Path, thinker_given: bo
     if thinker_given:
         return settings
     thinker = build_tiny_qwen_vl(folder / "qwen3-vl")
-    return settings.replace(thinker="qwen-vl", thinker_model=str(thinker), thinker_max_new_tokens=32,
-                            thinker_image_side=64)  # fmt: skip
+    return settings.replace(
+        thinker="qwen-vl", thinker_model=str(thinker), thinker_max_new_tokens=32, thinker_image_side=64
+    )
 
 
 def print_table(rows: list[Measured], size: tuple[int, int]) -> None:
-    print("| request | loads | load s | turns | edit s/turn | think s/turn | store s/turn | wall s | overhead "
-          "| overhead w/o store | peak RSS MB |")  # fmt: skip
+    print(
+        "| request | loads | load s | turns | edit s/turn | think s/turn | store s/turn | wall s | overhead "
+        "| overhead w/o store | peak RSS MB |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for number, row in enumerate(rows, 1):
         n = len(row.edit)
-        print(f"| {number} | {row.loads} | {row.load_seconds:.3f} | {n} | {sum(row.edit) / n:.4f} "
-              f"| {sum(row.think) / n:.4f} | {row.store / n:.4f} | {row.wall:.3f} | {row.overhead():.2%} "
-              f"| {row.overhead(with_store=False):.2%} | {row.peak_rss_mb:.0f} |")  # fmt: skip
+        print(
+            f"| {number} | {row.loads} | {row.load_seconds:.3f} | {n} | {sum(row.edit) / n:.4f} "
+            f"| {sum(row.think) / n:.4f} | {row.store / n:.4f} | {row.wall:.3f} | {row.overhead():.2%} "
+            f"| {row.overhead(with_store=False):.2%} | {row.peak_rss_mb:.0f} |"
+        )
     if len(rows) > 1:
         later = sum(row.loads for row in rows[1:])
         print(f"\nrequests after the first loaded {later} model(s)" + (" — nothing, as it should" if not later else ""))
@@ -192,14 +211,18 @@ def print_table(rows: list[Measured], size: tuple[int, int]) -> None:
 
 
 def print_bare(editor, request: loop.EditRequest, last: Measured) -> None:
-    bare = [bare_seconds(editor, request.image, prompt, seed, request.steps, request.guidance)
-            for prompt, seed in last.turns]  # fmt: skip
+    bare = [
+        bare_seconds(editor, request.image, prompt, seed, request.steps, request.guidance)
+        for prompt, seed in last.turns
+    ]
     n = len(bare)
     outside_thinking = last.working - sum(last.think)
     print("\n| turns | editor in the loop s/turn | bare call s/turn | edit ratio | loop without thinking / bare |")
     print("|---:|---:|---:|---:|---:|")
-    print(f"| {n} | {sum(last.edit) / n:.4f} | {sum(bare) / n:.4f} | {sum(last.edit) / sum(bare):.3f} "
-          f"| {outside_thinking / sum(bare):.3f} |")  # fmt: skip
+    print(
+        f"| {n} | {sum(last.edit) / n:.4f} | {sum(bare) / n:.4f} | {sum(last.edit) / sum(bare):.3f} "
+        f"| {outside_thinking / sum(bare):.3f} |"
+    )
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -209,8 +232,13 @@ def bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="thinkedit-bench-") as temp:
         temp = Path(temp)
         if args.tiny:
-            print(f"building a tiny {args.tiny} pipeline" + ("" if args.thinker else " and a tiny Qwen3-VL thinker")
-                  + " …", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"building a tiny {args.tiny} pipeline"
+                + ("" if args.thinker else " and a tiny Qwen3-VL thinker")
+                + " …",
+                file=sys.stderr,
+                flush=True,
+            )
             settings = tiny_settings(settings, args.tiny, temp / "models", thinker_given=bool(args.thinker))
         side = args.side or (128 if args.tiny else 1024)
         image = args.image or scene(side, side)  # make_request reads and checks a path
@@ -218,10 +246,12 @@ def bench(args: argparse.Namespace) -> int:
         steps = args.steps or (4 if args.tiny else None)
         request = loop.make_request(image, instruction, max_turns=args.turns, threshold=10.0, steps=steps)
         editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
-        print(f"editor {settings.editor} ({getattr(editor, 'model', None) or 'no weights'}), thinker "
-              f"{settings.thinker} ({getattr(thinker, 'model', None) or 'no weights'}), {request.image.width}×"
-              f"{request.image.height}, up to {request.max_turns} turns, steps {steps or 'default'}, "
-              f"{runtime.describe(settings)}\n")  # fmt: skip
+        print(
+            f"editor {settings.editor} ({getattr(editor, 'model', None) or 'no weights'}), thinker "
+            f"{settings.thinker} ({getattr(thinker, 'model', None) or 'no weights'}), {request.image.width}×"
+            f"{request.image.height}, up to {request.max_turns} turns, steps {steps or 'default'}, "
+            f"{runtime.describe(settings)}\n"
+        )
         if args.vs_bare and settings.speed == "fast":  # first, so that fast's first call is the one that compiles
             print_speeds(editor, request, args.turns)
         rows = [measure(editor, thinker, request, temp / f"run-{number}") for number in range(args.requests)]
@@ -240,8 +270,11 @@ def register(commands) -> None:
     parser.add_argument("--image", help="a source image instead of the drawn one")
     parser.add_argument("--instruction", help="the instruction (default: one the backends can do)")
     parser.add_argument("--steps", type=int, help="editor steps (default: the editor's; 4 with --tiny)")
-    parser.add_argument("--tiny", choices=TINY_EDITORS,
-                        help="build a tiny random pipeline of this editor (and a tiny Qwen3-VL thinker unless "
-                             "--thinker is given) from the repository's tests/ helpers: no download")  # fmt: skip
+    parser.add_argument(
+        "--tiny",
+        choices=TINY_EDITORS,
+        help="build a tiny random pipeline of this editor (and a tiny Qwen3-VL thinker unless "
+        "--thinker is given) from the repository's tests/ helpers: no download",
+    )
     parser.add_argument("--vs-bare", action="store_true", help="repeat the last request's edits as bare calls")
     parser.set_defaults(handler=bench)

@@ -64,8 +64,14 @@ def _edit(args: argparse.Namespace) -> int:
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     run_dir = prepare_run_dir(args.out, args.overwrite) if args.out else new_run_dir(settings.runs_dir)
     trajectory = None
-    events = loop.run(editor, thinker, request, run_dir=run_dir, edit_timeout=settings.edit_timeout,
-                      think_timeout=settings.thinker_timeout)  # fmt: skip
+    events = loop.run(
+        editor,
+        thinker,
+        request,
+        run_dir=run_dir,
+        edit_timeout=settings.edit_timeout,
+        think_timeout=settings.thinker_timeout,
+    )
     for event in events:
         trajectory = _print_event(event) or trajectory
     if args.json:
@@ -81,8 +87,12 @@ def _print_event(event):
         width = 30
         filled = round(width * event.step / max(event.total, 1))
         end = "\n" if event.step >= event.total else ""
-        print(f"\r  editing [{'#' * filled}{'.' * (width - filled)}] {event.step}/{event.total}",
-              end=end, file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"\r  editing [{'#' * filled}{'.' * (width - filled)}] {event.step}/{event.total}",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
     elif isinstance(event, loop.ThinkingStarted):
         label = "thinking about the instruction" if event.index == 0 else "thinking"
         print(f"  {label}…", file=sys.stderr, flush=True)
@@ -91,8 +101,10 @@ def _print_event(event):
     elif isinstance(event, loop.TurnFinished):
         turn = event.turn
         critique = turn.critique
-        print(f"  semantic {score_text(critique.semantic)} · quality {score_text(critique.quality)} · "
-              f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s")  # fmt: skip
+        print(
+            f"  semantic {score_text(critique.semantic)} · quality {score_text(critique.quality)} · "
+            f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s"
+        )
         if critique.reasoning:
             print(f"  reasoning: {critique.reasoning}")
         if critique.refined_prompt:
@@ -102,8 +114,10 @@ def _print_event(event):
         best = trajectory.best_turn
         print(f"\nStopped: {trajectory.stop_reason}" + (f" — {trajectory.error}" if trajectory.error else ""))
         if best:
-            print(f"Best turn: {best.index} (semantic {score_text(best.critique.semantic)}, "
-                  f"quality {score_text(best.critique.quality)})")  # fmt: skip
+            print(
+                f"Best turn: {best.index} (semantic {score_text(best.critique.semantic)}, "
+                f"quality {score_text(best.critique.quality)})"
+            )
         if trajectory.run_dir and not trajectory.warnings:
             print(f"Saved: {trajectory.run_dir}")
         return trajectory

@@ -160,9 +160,27 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the backend flags of `add_backend_arguments` on top."""
-    names = ("editor", "editor_model", "editor_url", "editor_provider", "thinker", "thinker_model",
-             "thinker_url", "thinker_provider", "thinker_template", "device", "dtype", "offload",
-             "speed", "runs_dir", "judge", "judge_model", "judge_url", "judge_provider", "judge_templates")  # fmt: skip
+    names = (
+        "editor",
+        "editor_model",
+        "editor_url",
+        "editor_provider",
+        "thinker",
+        "thinker_model",
+        "thinker_url",
+        "thinker_provider",
+        "thinker_template",
+        "device",
+        "dtype",
+        "offload",
+        "speed",
+        "runs_dir",
+        "judge",
+        "judge_model",
+        "judge_url",
+        "judge_provider",
+        "judge_templates",
+    )
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
 
 

@@ -212,9 +212,14 @@ def _clean_answer(answer: str | None) -> str | None:
     text = answer.strip()
     for _ in range(2):
         text = _PREFIX.sub("", text).strip()
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`“”":
-            text = text[1:-1].strip()
-        elif len(text) >= 2 and text[0] in '“"' and text[-1] in '”"':
+        if (
+            len(text) >= 2
+            and text[0] == text[-1]
+            and text[0] in "\"'`“”"
+            or len(text) >= 2
+            and text[0] in '“"'
+            and text[-1] in '”"'
+        ):
             text = text[1:-1].strip()
     text = text.strip("` \n")
     return text or None

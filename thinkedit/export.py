@@ -116,14 +116,24 @@ def export(
     records = []
     with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
         for name, run, turn in selected_turns(runs, scratch, min_gain, only_satisfied):
-            images = [_copy(run.file(run.record.get("source", "source.png")), images_dir / name, out.parent),
-                      _copy(run.file(turn["image"]), images_dir / name, out.parent)]  # fmt: skip
+            images = [
+                _copy(run.file(run.record.get("source", "source.png")), images_dir / name, out.parent),
+                _copy(run.file(turn["image"]), images_dir / name, out.parent),
+            ]
             prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
-            answer = format_critique(turn["semantic"], turn["quality"], defuse(turn["reasoning"] or ""),
-                                     defuse(turn["refined_prompt"] or turn["prompt"]))  # fmt: skip
+            answer = format_critique(
+                turn["semantic"],
+                turn["quality"],
+                defuse(turn["reasoning"] or ""),
+                defuse(turn["refined_prompt"] or turn["prompt"]),
+            )
             if fmt == "sft":
-                records.append({"messages": [{"role": "user", "content": prompt},
-                                             {"role": "assistant", "content": answer}], "images": images})  # fmt: skip
+                records.append(
+                    {
+                        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+                        "images": images,
+                    }
+                )
             elif fmt == "rl":
                 records.append({"prompt": prompt, "images": images, "answer": answer})
             else:
@@ -146,10 +156,23 @@ def hub_features():
     from datasets import Features, Image, Value
 
     text = Value("string")
-    return Features({"source": Image(), "edited": Image(), "instruction": text, "prompt": text,
-                     "semantic": Value("float64"), "quality": Value("float64"), "reasoning": text,
-                     "refined_prompt": text, "turn": Value("int32"), "best": Value("bool"), "run": text,
-                     "editor": text, "thinker": text})  # fmt: skip
+    return Features(
+        {
+            "source": Image(),
+            "edited": Image(),
+            "instruction": text,
+            "prompt": text,
+            "semantic": Value("float64"),
+            "quality": Value("float64"),
+            "reasoning": text,
+            "refined_prompt": text,
+            "turn": Value("int32"),
+            "best": Value("bool"),
+            "run": text,
+            "editor": text,
+            "thinker": text,
+        }
+    )
 
 
 def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
@@ -174,8 +197,9 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
         }
 
 
-def export_hub_dataset(runs: str | Path, out: Path, *, min_gain: float | None = None, only_satisfied: bool = False,
-                       license: str = "other") -> int:  # fmt: skip
+def export_hub_dataset(
+    runs: str | Path, out: Path, *, min_gain: float | None = None, only_satisfied: bool = False, license: str = "other"
+) -> int:
     """Write the selected turns as a Hub dataset folder (parquet shards and a dataset card); the number of rows."""
     from datasets import Dataset
 
@@ -187,22 +211,30 @@ def export_hub_dataset(runs: str | Path, out: Path, *, min_gain: float | None = 
         data.mkdir(parents=True, exist_ok=True)
         for stale in data.glob("train-*-of-*.parquet"):  # a previous export's shards would be read along
             stale.unlink()
-        dataset = Dataset.from_generator(hub_rows, features=hub_features(), gen_kwargs={"selected": selected},
-                                         cache_dir=str(Path(scratch) / "cache"))  # fmt: skip
+        dataset = Dataset.from_generator(
+            hub_rows, features=hub_features(), gen_kwargs={"selected": selected}, cache_dir=str(Path(scratch) / "cache")
+        )
         shards = min(len(dataset), dataset.data.nbytes // MAX_SHARD_BYTES + 1)
         for index in range(shards):
             part = dataset.shard(num_shards=shards, index=index, contiguous=True)
             part.to_parquet(str(data / f"train-{index:05d}-of-{shards:05d}.parquet"))
-        card = dataset_card(dataset, selected, min_gain=min_gain, only_satisfied=only_satisfied, license=license,
-                            download_size=sum(file.stat().st_size for file in data.glob("train-*.parquet")))  # fmt: skip
+        card = dataset_card(
+            dataset,
+            selected,
+            min_gain=min_gain,
+            only_satisfied=only_satisfied,
+            license=license,
+            download_size=sum(file.stat().st_size for file in data.glob("train-*.parquet")),
+        )
         rows = len(dataset)
         del dataset, part  # the arrow cache lives in `scratch`
     card.save(out / "README.md")
     return rows
 
 
-def dataset_card(dataset, selected: list[tuple], *, min_gain: float | None, only_satisfied: bool, license: str,
-                 download_size: int):  # fmt: skip
+def dataset_card(
+    dataset, selected: list[tuple], *, min_gain: float | None, only_satisfied: bool, license: str, download_size: int
+):
     """The dataset card: front matter the Hub reads (configs, features, sizes, license, task categories) and a
     text saying how the data was made."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
@@ -210,10 +242,15 @@ def dataset_card(dataset, selected: list[tuple], *, min_gain: float | None, only
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    data = DatasetCardData(license=license, task_categories=["image-to-image", "image-text-to-text"],
-                           tags=["thinkedit", "think-while-edit", "image-editing"], pretty_name="ThinkEdit trajectories")  # fmt: skip
-    info = DatasetInfo(features=dataset.features, splits=SplitDict(), download_size=download_size,
-                       dataset_size=dataset.data.nbytes)  # fmt: skip
+    data = DatasetCardData(
+        license=license,
+        task_categories=["image-to-image", "image-text-to-text"],
+        tags=["thinkedit", "think-while-edit", "image-editing"],
+        pretty_name="ThinkEdit trajectories",
+    )
+    info = DatasetInfo(
+        features=dataset.features, splits=SplitDict(), download_size=download_size, dataset_size=dataset.data.nbytes
+    )
     info.splits.add(SplitInfo(name="train", num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
     DatasetInfosDict({"default": info}).to_dataset_card_data(data)
     configs = {"default": {"data_files": [{"split": "train", "path": "data/train-*"}]}}
@@ -224,8 +261,10 @@ def dataset_card(dataset, selected: list[tuple], *, min_gain: float | None, only
 def card_text(selected: list[tuple], min_gain: float | None, only_satisfied: bool) -> str:
     runs = {name: run for name, run, _ in selected}
     backends = Counter((run.record.get("editor"), run.record.get("thinker")) for _, run, _ in selected)
-    made_with = "\n".join(f"- editor `{editor}`, thinker `{thinker}`: {count} turn(s)"
-                          for (editor, thinker), count in sorted(backends.items()))  # fmt: skip
+    made_with = "\n".join(
+        f"- editor `{editor}`, thinker `{thinker}`: {count} turn(s)"
+        for (editor, thinker), count in sorted(backends.items())
+    )
     filters = (
         [f"its overall score rose by at least {min_gain:g} over the previous turn"] if min_gain is not None else []
     )
@@ -271,8 +310,14 @@ ThinkEdit's; the edited images also carry the terms of the editor model that mad
 def _full_record(name: str, run: SavedRun, turn: dict[str, Any], images: list[str]) -> dict[str, Any]:
     record = run.record
     run_fields = {key: value for key, value in record.items() if key not in ("turns", "source")}
-    return {"run": name, **run_fields, **turn, "source": images[0], "image": images[1],
-            "best": turn["index"] == record.get("best_turn")}  # fmt: skip
+    return {
+        "run": name,
+        **run_fields,
+        **turn,
+        "source": images[0],
+        "image": images[1],
+        "best": turn["index"] == record.get("best_turn"),
+    }
 
 
 def _copy(image: Path, folder: Path, base: Path) -> str:
@@ -319,9 +364,11 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
     lines.append("  turn  semantic  quality  edit s  think s       size  prompt")
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
-        lines.append(f"{mark} {turn['index']:>4}  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
-                     f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
-                     f"  {_size(turn.get('size')):>9}  {turn['prompt']}")  # fmt: skip
+        lines.append(
+            f"{mark} {turn['index']:>4}  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
+            f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
+            f"  {_size(turn.get('size')):>9}  {turn['prompt']}"
+        )
     lines.append("")
     lines.append(f"Best turn:   {best if best is not None else 'none'}" + (" (marked *)" if best is not None else ""))
     lines += [f"Warning:     {warning}" for warning in record.get("warnings", [])]
@@ -347,8 +394,12 @@ def register(subparsers) -> None:
 
     data = subparsers.add_parser("export", help="turn saved runs into training data for a thinker")
     data.add_argument("--runs", required=True, help="a folder of runs (folders or zips), or one run")
-    data.add_argument("--format", choices=FORMATS, default="sft",
-                      help="sft (LLaMA-Factory), rl (EasyR1), jsonl, hf (a Hugging Face dataset folder)")  # fmt: skip
+    data.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="sft",
+        help="sft (LLaMA-Factory), rl (EasyR1), jsonl, hf (a Hugging Face dataset folder)",
+    )
     data.add_argument("--min-gain", type=float, help="keep turns whose overall score rose by at least this")
     data.add_argument("--only-satisfied", action="store_true", help="keep turns that reached the run's threshold")
     data.add_argument("--template", help="critique template file (default: the shipped one)")
@@ -364,7 +415,14 @@ def _show_command(args: argparse.Namespace) -> int:
 
 
 def _export_command(args: argparse.Namespace) -> int:
-    count = export(args.runs, args.out, args.format, min_gain=args.min_gain, only_satisfied=args.only_satisfied,
-                   template=args.template, license=args.license)  # fmt: skip
+    count = export(
+        args.runs,
+        args.out,
+        args.format,
+        min_gain=args.min_gain,
+        only_satisfied=args.only_satisfied,
+        template=args.template,
+        license=args.license,
+    )
     print(f"{count} record(s) written to {args.out}")
     return 0

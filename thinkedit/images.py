@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import re
 import warnings
@@ -50,10 +51,8 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
             raise BadInput(_unreadable(exc, "The image could not be opened: {}.")) from None
     check_size(image.width, image.height)
-    try:
+    with contextlib.suppress(EOFError, AttributeError, ValueError):
         image.seek(0)
-    except (EOFError, AttributeError, ValueError):
-        pass
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -72,8 +71,10 @@ def _unreadable(exc: Exception, message: str) -> str:
     if "MAX_TEXT_CHUNK" not in str(exc):  # Pillow's only sign of a metadata chunk over its limit
         return message.format(exc)
     limit = PngImagePlugin.MAX_TEXT_CHUNK // 2**20
-    return (f"The image carries a block of metadata (a colour profile or text) over {limit} MB, which is not read "
-            "safely: save it again without its metadata or colour profile, and upload that.")  # fmt: skip
+    return (
+        f"The image carries a block of metadata (a colour profile or text) over {limit} MB, which is not read "
+        "safely: save it again without its metadata or colour profile, and upload that."
+    )
 
 
 def to_srgb(image: Image.Image) -> Image.Image:
@@ -83,8 +84,12 @@ def to_srgb(image: Image.Image) -> Image.Image:
     if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
         return image
     try:
-        return ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(profile)), _SRGB,
-                                         outputMode="RGBA" if image.mode == "RGBA" else "RGB")  # fmt: skip
+        return ImageCms.profileToProfile(
+            image,
+            ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+            _SRGB,
+            outputMode="RGBA" if image.mode == "RGBA" else "RGB",
+        )
     except (OSError, ImageCms.PyCMSError, ValueError):
         return image
 

@@ -21,8 +21,15 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128),
 }  # fmt: skip
 _COLOR_WORD = r"\b(" + "|".join(COLORS) + r")s?\b"
-SHAPES = {"square": "square", "rectangle": "rectangle", "disc": "disc", "disk": "disc", "circle": "disc",
-          "ball": "disc", "triangle": "triangle"}  # fmt: skip
+SHAPES = {
+    "square": "square",
+    "rectangle": "rectangle",
+    "disc": "disc",
+    "disk": "disc",
+    "circle": "disc",
+    "ball": "disc",
+    "triangle": "triangle",
+}
 _SHAPE_WORD = r"\b((?:" + "|".join(SHAPES) + r")s?)\b"
 
 # A look's usual recipe at full strength: (operation, amount).
@@ -49,8 +56,17 @@ LIMITS: dict[str, tuple[float, float]] = {
     "sepia": (0.0, 1.0), "vignette": (0.0, 0.9), "sharpen": (0.0, 5.0), "blur": (0.3, 200.0),
     "pixelate": (2.0, 512.0), "border": (1.0, 1000.0), "posterize": (2.0, 64.0), "text": (0.02, 0.5),
 }  # fmt: skip
-DEFAULTS = {"brightness": 0.25, "contrast": 0.25, "saturation": 0.3, "warmth": 0.2, "sepia": 1.0,
-            "vignette": 0.35, "sharpen": 1.0, "posterize": 4, "text": 0.08}  # fmt: skip
+DEFAULTS = {
+    "brightness": 0.25,
+    "contrast": 0.25,
+    "saturation": 0.3,
+    "warmth": 0.2,
+    "sepia": 1.0,
+    "vignette": 0.35,
+    "sharpen": 1.0,
+    "posterize": 4,
+    "text": 0.08,
+}
 SIZED = ("blur", "pixelate", "border")  # amounts in pixels, by default a share of the image's size
 GEOMETRY = ("rotate", "flip", "crop", "resize")
 REPERTOIRE = "color, tone, geometry, frames and text"
@@ -59,8 +75,50 @@ _SLIGHT = r"\b(slight(ly)?|a (little )?bit|a little|a touch|a tad|subtl[ey]|some
 _STRONG = r"\b(much|very|a lot|lots|strong(ly)?|significantly|really|heavily|dramatically|way|thick|wide|big)\b"
 _EXTREME = r"\b(extremely|massively|hugely|super|really really)\b"
 _FILLER = set(
-    "please can could would you i want like to the a an it its this that image photo picture me make "
-    "just some bit little slightly more less so also be look looks feel of in on with for and is my".split()
+    [
+        "please",
+        "can",
+        "could",
+        "would",
+        "you",
+        "i",
+        "want",
+        "like",
+        "to",
+        "the",
+        "a",
+        "an",
+        "it",
+        "its",
+        "this",
+        "that",
+        "image",
+        "photo",
+        "picture",
+        "me",
+        "make",
+        "just",
+        "some",
+        "bit",
+        "little",
+        "slightly",
+        "more",
+        "less",
+        "so",
+        "also",
+        "be",
+        "look",
+        "looks",
+        "feel",
+        "of",
+        "in",
+        "on",
+        "with",
+        "for",
+        "and",
+        "is",
+        "my",
+    ]
 )
 
 
@@ -192,13 +250,18 @@ _TONES = [  # (operation, pattern that names it, words that raise it, words that
 
 
 def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
-    ops: list[Op] = []
     keep = re.search(r"\bkeep(" + "|".join(COLORS) + r")(?:_(\w+))?\b", clause)
     if keep:
         return [Op("keep_color", color=keep.group(1), where=keep.group(2))]
     quote = re.search(r"\bquote(\d+)\b", clause)
     if quote and re.search(r"\b(add|write|put|place|caption|text|title|label|say|saying|reads?|print|stamp)\b", clause):
         return [_text_op(clause, quotes[int(quote.group(1))])]
+    return _looks(clause) + _filters(clause) + _border_or_recolor(clause) + _geometry(clause)
+
+
+def _looks(clause: str) -> list[Op]:
+    """The named looks ("vintage", "dramatic") and the tone words ("brighter", "cooler") of a clause."""
+    ops: list[Op] = []
     for pattern, recipe in LOOKS.values():
         if re.search(pattern, clause):
             degree = _degree(clause)
@@ -206,10 +269,12 @@ def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
     for name, pattern, up, down in _TONES:
         if re.search(pattern, clause):
             ops.append(_signed(name, clause, _sign(clause, up, down) or 1))
-    colors = re.findall(_COLOR_WORD, clause)
-    recolor = len(set(colors)) >= 2 and re.search(
-        r"\b(make|turn|change|recolou?r|paint|replace|swap|colou?r)\b", clause
-    )
+    return ops
+
+
+def _filters(clause: str) -> list[Op]:
+    """The whole-image filters a clause names, with the amount it gives or a default scaled by its degree words."""
+    ops: list[Op] = []
     if re.search(r"\bblackwhite\b|\bgr[ae]y ?scale\b|\bmonochrome\b|\bremove (all )?(the )?colou?rs?\b", clause):
         ops.append(Op("grayscale", 1.0))
     if re.search(r"\bsepia\b", clause):
@@ -217,8 +282,7 @@ def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
     if re.search(r"\binvert|\bnegative\b", clause):
         ops.append(Op("invert", 1.0))
     if re.search(r"\bblur|\bsoften|\bout of focus\b|\bdefocus", clause):
-        radius = _number(clause, r"px|pixels?")
-        ops.append(Op("blur", radius, degree=_degree(clause)))
+        ops.append(Op("blur", _number(clause, r"px|pixels?"), degree=_degree(clause)))
     if re.search(r"\bsharp|\bcrisp", clause):
         ops.append(Op("sharpen", _clamp("sharpen", _percent(clause) or DEFAULTS["sharpen"] * _degree(clause))))
     if re.search(r"\bvignett|\bdarken the (corners|edges)\b", clause):
@@ -228,15 +292,20 @@ def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
         ops.append(Op("posterize", _clamp("posterize", levels)))
     if re.search(r"\bpixel(ate|ated|ise|ize|ized|ation)\b|\bmosaic\b|\b8-?bit\b", clause):
         ops.append(Op("pixelate", _number(clause, r"px|pixels?"), degree=_degree(clause)))
+    return ops
+
+
+def _border_or_recolor(clause: str) -> list[Op]:
+    """A border (in the last color named), or else a recolor from the first color named to the second."""
+    colors = re.findall(_COLOR_WORD, clause)
     if re.search(r"\bborder\b|\bframe\b", clause):
         color = colors[-1] if colors else "white"
-        ops.append(Op("border", _number(clause, r"px|pixels?"), color=color, degree=_degree(clause)))
-    elif recolor:
+        return [Op("border", _number(clause, r"px|pixels?"), color=color, degree=_degree(clause))]
+    if len(set(colors)) >= 2 and re.search(r"\b(make|turn|change|recolou?r|paint|replace|swap|colou?r)\b", clause):
         shape = re.search(rf"\b{colors[0]}s?\s+{_SHAPE_WORD}", clause)  # "the blue disc": that object only
         where = _shape(shape.group(1)) if shape else None
-        ops.append(Op("recolor", color=colors[1], source_color=colors[0], where=where))
-    ops += _geometry(clause)
-    return ops
+        return [Op("recolor", color=colors[1], source_color=colors[0], where=where)]
+    return []
 
 
 def _shape(word: str) -> str:
@@ -352,6 +421,12 @@ def describe(op: Op) -> str:
             return f"pixelate with {amount:g}-pixel blocks"
         case "posterize":
             return f"posterize to {amount:g} levels"
+    return _describe_layout(op, amount, pct)
+
+
+def _describe_layout(op: Op, amount: float, pct: str) -> str:
+    """`describe` for the operations that place something: borders, geometry, text, recolors of a region."""
+    match op.name:
         case "border":
             article = "an" if f"{amount:g}".startswith(("8", "11", "18")) else "a"
             return f"add {article} {amount:g}-pixel {op.color} border"

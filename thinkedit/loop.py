@@ -247,8 +247,9 @@ def run(
     think_timeout: float = 600.0,
 ) -> Iterator[Event]:
     """Run Think-while-Edit on a worker thread and yield its events live; the last one is always `RunFinished`."""
-    for _, event in stream([Job(editor, thinker, request, run_dir)], cancel=cancel, edit_timeout=edit_timeout,
-                           think_timeout=think_timeout):  # fmt: skip
+    for _, event in stream(
+        [Job(editor, thinker, request, run_dir)], cancel=cancel, edit_timeout=edit_timeout, think_timeout=think_timeout
+    ):
         yield event
 
 
@@ -304,8 +305,9 @@ class _Run:
     so that its next callback raises, and gives up on it once it has ignored that for `CANCEL_GRACE_S`.
     """
 
-    def __init__(self, number: int, job: Job, cancel: threading.Event, put: Callable, edit_timeout: float,
-                 think_timeout: float) -> None:  # fmt: skip
+    def __init__(
+        self, number: int, job: Job, cancel: threading.Event, put: Callable, edit_timeout: float, think_timeout: float
+    ) -> None:
         self.number, self.job, self.cancel, self.put = number, job, cancel, put
         self.timeouts = {"editor": edit_timeout, "thinker": think_timeout}
         self.role: str | None = None  # the backend at work; None while waiting for the GPU
@@ -315,8 +317,9 @@ class _Run:
         self.given_up = False
         self.trajectory = new_trajectory(job.editor, job.thinker, job.request, job.run_dir)
         # contextvars go along: ZeroGPU's per-call GPU slices read the request that Gradio set for this handler
-        self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self.work,), daemon=True,
-                                       name=f"thinkedit-run-{number}")  # fmt: skip
+        self.thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self.work,), daemon=True, name=f"thinkedit-run-{number}"
+        )
 
     def work(self) -> None:
         job = self.job
@@ -351,8 +354,10 @@ class _Run:
             if self.cancel.is_set():
                 self.halted, self.halted_at = (Cancelled, ""), now
             elif now - self.last_sign > timeout:
-                message = (f"The {self.role} did not answer within {timeout:g} s; the run was stopped. "
-                           "Try fewer steps or a smaller image, or check the backend.")  # fmt: skip
+                message = (
+                    f"The {self.role} did not answer within {timeout:g} s; the run was stopped. "
+                    "Try fewer steps or a smaller image, or check the backend."
+                )
                 self.halted, self.halted_at = (ThinkEditError, message), now
             return None
         if now - self.halted_at < CANCEL_GRACE_S or not self.thread.is_alive():
@@ -411,8 +416,14 @@ def execute(
                 seed = (request.seed + index - 1) % (2**32)
                 emit(TurnStarted(index, prompt))
                 started = time.perf_counter()
-                edited = editor.edit(source, prompt, seed=seed, steps=request.steps, guidance=request.guidance,
-                                     on_step=_stepper(index, emit, alive))  # fmt: skip
+                edited = editor.edit(
+                    source,
+                    prompt,
+                    seed=seed,
+                    steps=request.steps,
+                    guidance=request.guidance,
+                    on_step=_stepper(index, emit, alive),
+                )
                 alive()
                 edit_seconds = time.perf_counter() - started
                 edited, note = _check_edit(edited)
@@ -422,8 +433,9 @@ def execute(
                 if thinker is not None:
                     emit(ThinkingStarted(index))
                     started = time.perf_counter()
-                    critique = thinker.critique(source, edited, request.instruction, prompt,
-                                                on_token=_teller(index, emit, alive))  # fmt: skip
+                    critique = thinker.critique(
+                        source, edited, request.instruction, prompt, on_token=_teller(index, emit, alive)
+                    )
                     alive()
                     think_seconds = time.perf_counter() - started
                 turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
@@ -497,8 +509,9 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
         prompt = polish(source, request.instruction, on_token=_teller(0, emit, alive, chunks))
         alive()
         return (prompt or "").strip() or request.instruction, "".join(chunks) or None
-    critique = thinker.critique(source, source, request.instruction, request.instruction,
-                                on_token=_teller(0, emit, alive))  # fmt: skip
+    critique = thinker.critique(
+        source, source, request.instruction, request.instruction, on_token=_teller(0, emit, alive)
+    )
     alive()
     return critique.refined_prompt or request.instruction, critique.reasoning
 

@@ -116,9 +116,17 @@ def fit(box: np.ndarray, shape: str) -> float:
         "rectangle": [full],
         "square": [full] if round_enough else [],
         "disc": [(2 * x - 1) ** 2 + (2 * y - 1) ** 2 <= 1] if round_enough else [],
-        "triangle": [y >= np.abs(2 * x - 1), 1 - y >= np.abs(2 * x - 1), x >= np.abs(2 * y - 1),
-                     1 - x >= np.abs(2 * y - 1), x + y <= 1, x + y >= 1, x <= y, x >= y],
-    }[shape]  # fmt: skip
+        "triangle": [
+            y >= np.abs(2 * x - 1),
+            1 - y >= np.abs(2 * x - 1),
+            x >= np.abs(2 * y - 1),
+            1 - x >= np.abs(2 * y - 1),
+            x + y <= 1,
+            x + y >= 1,
+            x <= y,
+            x >= y,
+        ],
+    }[shape]
     return max((float((box & o).sum() / (box | o).sum()) for o in outlines), default=0.0)
 
 

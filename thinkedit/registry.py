@@ -143,6 +143,14 @@ def backend_rows(settings: Settings) -> list[dict[str, Any]]:
                 url=url_for(settings, role) if chosen or spec.needs_url else None,
                 settings=settings,
             )
-            rows.append({"role": role, "name": spec.name, "available": ok, "reason": reason,
-                         "kind": spec.kind, "description": spec.description})  # fmt: skip
+            rows.append(
+                {
+                    "role": role,
+                    "name": spec.name,
+                    "available": ok,
+                    "reason": reason,
+                    "kind": spec.kind,
+                    "description": spec.description,
+                }
+            )
     return rows

@@ -47,8 +47,13 @@ class Policy:
     @classmethod
     def from_settings(cls, settings: Settings, role: str, read: float | None = None) -> Policy:
         """`read` defaults to `request_timeout`; editors pass `edit_timeout`, since an edit may take minutes."""
-        return cls(settings.connect_timeout, read or settings.request_timeout, max(0, settings.request_retries),
-                   max(0.0, settings.retry_backoff), role not in settings.caller_endpoints)  # fmt: skip
+        return cls(
+            settings.connect_timeout,
+            read or settings.request_timeout,
+            max(0, settings.request_retries),
+            max(0.0, settings.retry_backoff),
+            role not in settings.caller_endpoints,
+        )
 
     def timeout(self) -> httpx2.Timeout:
         return httpx2.Timeout(self.read, connect=self.connect)
@@ -164,8 +169,9 @@ async def _with_retries(attempt, policy: Policy, service: str, host: str, secret
             asked = f"; it asked to wait {failure.wait:g} s, longer than {MAX_RETRY_AFTER:g} s" if too_long else ""
             raise ThinkEditError(f"{service} at {where} {happened}{after}{asked}.") from None
         pause = failure.wait if failure.wait is not None else policy.backoff * 2 ** (number - 1)
-        logger.warning("%s at %s %s; retrying in %.1f s (attempt %d of %d)", service, where, happened, pause,
-                       number + 1, tries)  # fmt: skip
+        logger.warning(
+            "%s at %s %s; retrying in %.1f s (attempt %d of %d)", service, where, happened, pause, number + 1, tries
+        )
         await asyncio.sleep(pause)
 
 
@@ -185,21 +191,29 @@ def describe(exc: BaseException, policy: Policy, credentials: str | None = None)
         # not retried: the server may still be working on it, and another wait would likely end the same way
         return RemoteFailure(f"did not answer within {policy.read:g} s (read timeout)", retry=False)
     if any(isinstance(e, httpx2.ConnectError) for e in chain):
-        return RemoteFailure("could not be reached (connection refused or unknown host: is the server running "
-                             "and the URL right?)", retry=True)  # fmt: skip
+        return RemoteFailure(
+            "could not be reached (connection refused or unknown host: is the server running and the URL right?)",
+            retry=True,
+        )
     if any(isinstance(e, httpx2.TransportError) for e in chain):
         return RemoteFailure(f"dropped the connection ({_text(chain[-1])})", retry=True)
     if type(exc).__name__ == "OfflineModeIsEnabled":
-        return RemoteFailure("cannot be called while HF_HUB_OFFLINE=1 is set (huggingface_hub refuses every URL "
-                             "in offline mode); unset it, or use the openai thinker for a local server", retry=False)  # fmt: skip
+        return RemoteFailure(
+            "cannot be called while HF_HUB_OFFLINE=1 is set (huggingface_hub refuses every URL "
+            "in offline mode); unset it, or use the openai thinker for a local server",
+            retry=False,
+        )
     return RemoteFailure(f"failed: {_text(exc)}", retry=False)
 
 
 def status_failure(status: int, headers, detail: str = "", credentials: str | None = None) -> RemoteFailure:
     said = f": {detail}" if detail else ""
     if status == 429:
-        return RemoteFailure(f"kept answering 429 Too Many Requests{said}; wait a little and try again",
-                             retry=True, wait=retry_after(headers))  # fmt: skip
+        return RemoteFailure(
+            f"kept answering 429 Too Many Requests{said}; wait a little and try again",
+            retry=True,
+            wait=retry_after(headers),
+        )
     if status in (401, 403):
         where = f"; check {credentials}" if credentials else ""
         return RemoteFailure(f"refused the credentials (HTTP {status}{said}){where}", retry=False)

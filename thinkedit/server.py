@@ -108,9 +108,8 @@ def create_app(
     image work (decoding, the edit, encoding the answer) runs in a worker thread, never on the event loop.
     """
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import Response
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import ClientDisconnect
 
     # No `from __future__ import annotations` in this module: FastAPI reads `request: Request` at runtime.
     app = FastAPI(title="ThinkEdit editing server", docs_url=None, redoc_url=None)
@@ -118,60 +117,81 @@ def create_app(
     max_body = int(max_body_mb * 1024 * 1024)
     name = name_of(editor)
 
-    def refusal(status: int, reason: str, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse({"success": False, "edited_image": None, "error": reason}, status, headers=headers)
-
     @app.get("/health")
     async def health() -> dict:  # on the event loop: worker threads may all be waiting for the GPU
-        return {"status": "ok", "editor": name, "model": getattr(editor, "model", None),
-                "in_flight": admission.in_flight, "max_queue": admission.limit - 1}  # fmt: skip
+        return {
+            "status": "ok",
+            "editor": name,
+            "model": getattr(editor, "model", None),
+            "in_flight": admission.in_flight,
+            "max_queue": admission.limit - 1,
+        }
 
     @app.post("/edit")
     async def edit(request: Request):
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
-            return refusal(413, f"The request is {int(declared) / 2**20:.1f} MB; the limit is {max_body_mb:g} MB.")
+            return _refusal(413, f"The request is {int(declared) / 2**20:.1f} MB; the limit is {max_body_mb:g} MB.")
         if not admission.enter():
-            return refusal(503, f"The server is busy: {admission.limit} edits are running or queued; try again "
-                           "shortly.", {"Retry-After": str(BUSY_RETRY_SECONDS)})  # fmt: skip
+            return _refusal(
+                503,
+                f"The server is busy: {admission.limit} edits are running or queued; try again shortly.",
+                {"Retry-After": str(BUSY_RETRY_SECONDS)},
+            )
         stop = threading.Event()
-
-        def check_stop(*_) -> None:
-            if stop.is_set():
-                raise Cancelled
-
-        def work(body: bytearray) -> bytes:
-            started = time.perf_counter()
-            with runtime.gpu_turn(editor, waiting=check_stop):
-                check_stop()
-                job = parse_edit_request(body, seed=time.time_ns() % 2**32)
-                del body[:]  # parsed: the bytes are not needed while the edit runs
-                edited = editor.edit(job.image, job.instruction, seed=job.seed, steps=job.steps,
-                                     guidance=job.guidance, on_step=check_stop)  # fmt: skip
-            return edit_answer(edited, job.seed, time.perf_counter() - started)
-
         try:
             body = await _read_body(request, max_body, body_timeout)
-            task = asyncio.ensure_future(run_in_threadpool(work, body))
+            task = asyncio.ensure_future(run_in_threadpool(_edit, editor, body, stop))
             while not task.done():
                 await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
                 if not task.done() and await request.is_disconnected():
                     stop.set()
             return Response(task.result(), media_type="application/json")
-        except Refused as exc:
-            return refusal(exc.status, exc.reason)
-        except (Cancelled, ClientDisconnect):
-            return refusal(499, "The client went away; the edit was stopped.")
-        except BadInput as exc:
-            return refusal(400, str(exc))
-        except ThinkEditError as exc:
-            return refusal(500, str(exc))
         except Exception as exc:  # noqa: BLE001 - the client gets the reason, the server stays up
-            return refusal(500, f"The editor failed: {type(exc).__name__}: {exc}")
+            return _refusal_for(exc)
         finally:
             admission.leave()
 
     return app
+
+
+def _edit(editor, body: bytearray, stop: threading.Event) -> bytes:
+    """One admitted request, in a worker thread: wait for the GPU, parse, edit, encode; `stop` ends it early."""
+
+    def check_stop(*_) -> None:
+        if stop.is_set():
+            raise Cancelled
+
+    started = time.perf_counter()
+    with runtime.gpu_turn(editor, waiting=check_stop):
+        check_stop()
+        job = parse_edit_request(body, seed=time.time_ns() % 2**32)
+        del body[:]  # parsed: the bytes are not needed while the edit runs
+        edited = editor.edit(
+            job.image, job.instruction, seed=job.seed, steps=job.steps, guidance=job.guidance, on_step=check_stop
+        )
+    return edit_answer(edited, job.seed, time.perf_counter() - started)
+
+
+def _refusal(status: int, reason: str, headers: dict | None = None):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"success": False, "edited_image": None, "error": reason}, status, headers=headers)
+
+
+def _refusal_for(exc: Exception):
+    """The protocol's answer to an edit that ended in `exc`: bad input is the client's (400), the rest the server's."""
+    from starlette.requests import ClientDisconnect
+
+    if isinstance(exc, Refused):
+        return _refusal(exc.status, exc.reason)
+    if isinstance(exc, Cancelled | ClientDisconnect):
+        return _refusal(499, "The client went away; the edit was stopped.")
+    if isinstance(exc, BadInput):
+        return _refusal(400, str(exc))
+    if isinstance(exc, ThinkEditError):
+        return _refusal(500, str(exc))
+    return _refusal(500, f"The editor failed: {type(exc).__name__}: {exc}")
 
 
 def edit_answer(edited: Any, seed: int, seconds: float) -> bytes:

@@ -27,8 +27,17 @@ from .errors import BadInput, ThinkEditError
 
 PROJECT = Path(__file__).resolve().parent.parent
 CONFIGS = PROJECT / "spaces_config"
-REQUIRED_KEYS = ("title", "emoji", "sdk", "sdk_version", "python_version", "app_file", "license",
-                 "short_description", "suggested_hardware")  # fmt: skip
+REQUIRED_KEYS = (
+    "title",
+    "emoji",
+    "sdk",
+    "sdk_version",
+    "python_version",
+    "app_file",
+    "license",
+    "short_description",
+    "suggested_hardware",
+)
 MAX_SHORT_DESCRIPTION = 60  # the Hub refuses longer ones
 LFS_PATTERNS = ("*.png", "*.jpg", "*.jpeg", "*.webp", "*.ttf", "*.otf")  # binary files a git push must send by LFS
 START_TIMEOUT_S = 180  # starting the app imports gradio and builds the page
@@ -136,8 +145,10 @@ def python_problems(python_version: str, pins: dict[str, str]) -> list[str]:
             continue
         requires = installed.get("Requires-Python")
         if installed["Version"].split("+")[0] == version and requires and python not in SpecifierSet(requires):
-            problems.append(f'{name} {version} requires Python {requires} (its package metadata), but '
-                            f'python_version is "{python_version}": choose a Python it accepts')  # fmt: skip
+            problems.append(
+                f"{name} {version} requires Python {requires} (its package metadata), but "
+                f'python_version is "{python_version}": choose a Python it accepts'
+            )
     return problems
 
 
@@ -177,8 +188,10 @@ def preload_problems(entries) -> list[str]:
     for entry in entries:
         parts = str(entry).split()
         if not 1 <= len(parts) <= 3:
-            problems.append(f"preload_from_hub entry '{entry}' is not `repo_id [file1,file2] [commit]` "
-                            "(file names are separated by commas, without spaces)")  # fmt: skip
+            problems.append(
+                f"preload_from_hub entry '{entry}' is not `repo_id [file1,file2] [commit]` "
+                "(file names are separated by commas, without spaces)"
+            )
             continue
         try:
             validate_repo_id(parts[0])
@@ -187,8 +200,10 @@ def preload_problems(entries) -> list[str]:
         if len(parts) > 1 and "" in parts[1].split(","):
             problems.append(f"preload_from_hub entry '{entry}' has an empty file name in its comma-separated list")
         if len(parts) == 3 and not re.fullmatch(r"[0-9a-f]{40}", parts[2]):
-            problems.append(f"preload_from_hub entry '{entry}' ends with '{parts[2]}', which is not a commit sha "
-                            "(file names are separated by commas, without spaces)")  # fmt: skip
+            problems.append(
+                f"preload_from_hub entry '{entry}' ends with '{parts[2]}', which is not a commit sha "
+                "(file names are separated by commas, without spaces)"
+            )
     return problems
 
 
@@ -224,8 +239,11 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
         return [f"{SETTINGS_FILE}: {exc}"]
     problems = []
     models = meta.get("models") or []
-    preloaded = {parts[0]: parts[1].split(",") if len(parts) > 1 else None
-                 for parts in (str(entry).split() for entry in meta.get("preload_from_hub") or []) if parts}  # fmt: skip
+    preloaded = {
+        parts[0]: parts[1].split(",") if len(parts) > 1 else None
+        for parts in (str(entry).split() for entry in meta.get("preload_from_hub") or [])
+        if parts
+    }
     for role, table in (("editor", EDITORS), ("thinker", THINKERS)):
         name = getattr(settings, role)
         spec = table.get(name)
@@ -263,8 +281,9 @@ sys.exit(0 if launched else 4)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("THINKEDIT_SETTINGS_FILE", None)  # the folder's own settings file is the one under test
     try:
-        done = subprocess.run([sys.executable, "-c", probe], cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=START_TIMEOUT_S)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", probe], cwd=folder, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired:
         return [f"starting {app_file} took longer than {START_TIMEOUT_S} s"]
     if done.returncode == 3:

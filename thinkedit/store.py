@@ -254,17 +254,7 @@ def _load_zip(archive_path: Path, unpack_to: str | Path | None) -> SavedRun:
     name, target = archive_path.name, None
     try:
         with zipfile.ZipFile(archive_path) as archive:
-            members = archive.infolist()
-            if len(members) > MAX_ZIP_MEMBERS:
-                raise BadInput(f"{name} holds {len(members)} files; a run's zip holds at most {MAX_ZIP_MEMBERS}.")
-            files: dict[str, zipfile.ZipInfo] = {}
-            for member in members:
-                base = Path(member.filename).name
-                if member.is_dir() or not _is_run_file(base):
-                    continue
-                if base in files:
-                    raise BadInput(f"{name} holds two files named {base}; a run's zip holds one run.")
-                files[base] = member
+            files = _run_members(archive, name)
             if "trajectory.json" not in files:
                 raise BadInput(f"{name} is not a ThinkEdit run: it has no trajectory.json.")
             _check_size(files["trajectory.json"].file_size, MAX_RECORD_BYTES, "trajectory.json", name)
@@ -277,8 +267,10 @@ def _load_zip(archive_path: Path, unpack_to: str | Path | None) -> SavedRun:
                 wanted.append(files[image])
             total = sum(member.file_size for member in wanted)
             if total > MAX_RUN_BYTES:
-                raise BadInput(f"{name} unpacks to {total / 2**20:.0f} MB; a run's zip may hold at most "
-                               f"{MAX_RUN_BYTES / 2**20:.0f} MB.")  # fmt: skip
+                raise BadInput(
+                    f"{name} unpacks to {total / 2**20:.0f} MB; a run's zip may hold at most "
+                    f"{MAX_RUN_BYTES / 2**20:.0f} MB."
+                )
             target = Path(tempfile.mkdtemp(prefix="thinkedit-run-", dir=unpack_to))
             for member in wanted:
                 with archive.open(member) as packed, open(target / Path(member.filename).name, "wb") as unpacked:
@@ -290,6 +282,22 @@ def _load_zip(archive_path: Path, unpack_to: str | Path | None) -> SavedRun:
             raise
         raise BadInput(f"{name} could not be unpacked ({exc}); it is not a run's zip ThinkEdit can read.") from None
     return SavedRun(target, record)
+
+
+def _run_members(archive: zipfile.ZipFile, name: str) -> dict[str, zipfile.ZipInfo]:
+    """The zip's files a run may hold, by file name, wherever they sit in it; two of one name are refused."""
+    members = archive.infolist()
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise BadInput(f"{name} holds {len(members)} files; a run's zip holds at most {MAX_ZIP_MEMBERS}.")
+    files: dict[str, zipfile.ZipInfo] = {}
+    for member in members:
+        base = Path(member.filename).name
+        if member.is_dir() or not _is_run_file(base):
+            continue
+        if base in files:
+            raise BadInput(f"{name} holds two files named {base}; a run's zip holds one run.")
+        files[base] = member
+    return files
 
 
 def _check_size(size: int, limit: int, file: str, where: str) -> None:
@@ -325,24 +333,50 @@ _KINDS = {
     "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
 }
 _RECORD_FIELDS = {
-    "schema_version": ("a whole number",), "instruction": ("text",), "editor": ("text",), "thinker": ("text",),
-    "settings": ("an object",), "versions": ("an object",), "source": ("text",), "size": ("a list",),
-    "first_turn_prompt": ("text", "null"), "first_turn_reasoning": ("text", "null"), "turns": ("a list",),
-    "best_turn": ("a whole number", "null"), "stop_reason": ("text", "null"), "error": ("text", "null"),
-    "warnings": ("a list of text",), "started": ("text",), "seconds": ("a number",),
-}  # fmt: skip
+    "schema_version": ("a whole number",),
+    "instruction": ("text",),
+    "editor": ("text",),
+    "thinker": ("text",),
+    "settings": ("an object",),
+    "versions": ("an object",),
+    "source": ("text",),
+    "size": ("a list",),
+    "first_turn_prompt": ("text", "null"),
+    "first_turn_reasoning": ("text", "null"),
+    "turns": ("a list",),
+    "best_turn": ("a whole number", "null"),
+    "stop_reason": ("text", "null"),
+    "error": ("text", "null"),
+    "warnings": ("a list of text",),
+    "started": ("text",),
+    "seconds": ("a number",),
+}
 _RECORD_REQUIRED = {"instruction", "turns"}
 _SETTINGS_FIELDS = {
-    "max_turns": ("a whole number",), "threshold": ("a number",), "first_turn": ("text",),
-    "seed": ("a whole number", "null"), "steps": ("a whole number", "null"), "guidance": ("a number", "null"),
-    "editor_model": ("text", "null"), "thinker_model": ("text", "null"), "speed": ("text",),
-}  # fmt: skip
+    "max_turns": ("a whole number",),
+    "threshold": ("a number",),
+    "first_turn": ("text",),
+    "seed": ("a whole number", "null"),
+    "steps": ("a whole number", "null"),
+    "guidance": ("a number", "null"),
+    "editor_model": ("text", "null"),
+    "thinker_model": ("text", "null"),
+    "speed": ("text",),
+}
 _TURN_FIELDS = {
-    "index": ("a whole number",), "prompt": ("text",), "image": ("text",), "semantic": ("a number", "null"),
-    "quality": ("a number", "null"), "reasoning": ("text", "null"), "refined_prompt": ("text", "null"),
-    "raw": ("text", "null"), "seed": ("a whole number", "null"), "edit_seconds": ("a number",),
-    "think_seconds": ("a number",), "editor_note": ("text", "null"),
-}  # fmt: skip
+    "index": ("a whole number",),
+    "prompt": ("text",),
+    "image": ("text",),
+    "semantic": ("a number", "null"),
+    "quality": ("a number", "null"),
+    "reasoning": ("text", "null"),
+    "refined_prompt": ("text", "null"),
+    "raw": ("text", "null"),
+    "seed": ("a whole number", "null"),
+    "edit_seconds": ("a number",),
+    "think_seconds": ("a number",),
+    "editor_note": ("text", "null"),
+}
 _TURN_REQUIRED = {"index", "prompt", "image", "semantic", "quality", "edit_seconds", "think_seconds"}
 
 
@@ -352,8 +386,10 @@ def _check_record(record: Any, label: str) -> None:
     _check_fields(record.get("settings", {}), _SETTINGS_FIELDS, set(), "the settings", label)
     turns = record["turns"]
     if len(turns) > MAX_TURNS:
-        raise BadInput(f"{label} does not follow the trajectory format: it has {len(turns)} turns, "
-                       f"and a run has at most {MAX_TURNS}.")  # fmt: skip
+        raise BadInput(
+            f"{label} does not follow the trajectory format: it has {len(turns)} turns, "
+            f"and a run has at most {MAX_TURNS}."
+        )
     for number, turn in enumerate(turns, 1):
         _check_fields(turn, _TURN_FIELDS, _TURN_REQUIRED, f"turn {number}", label)
 
@@ -380,8 +416,10 @@ def _kind(value: Any) -> str:
     """What a JSON value is, in the words the contract uses."""
     if isinstance(value, bool):
         return "true or false"
-    return next((kind for kind in ("null", "text", "a whole number", "a number", "an object", "a list")
-                 if _KINDS[kind](value)), type(value).__name__)  # fmt: skip
+    return next(
+        (kind for kind in ("null", "text", "a whole number", "a number", "an object", "a list") if _KINDS[kind](value)),
+        type(value).__name__,
+    )
 
 
 def _run_images(record: dict[str, Any], label: str) -> list[str]:

@@ -104,8 +104,9 @@ class Sliced:
         return _follow(_slice("edit", edit_duration), (self.backend, image, prompt, seed, steps, guidance), on_step)
 
     def critique(self, source, edited, instruction, prompt, *, on_token=None):
-        return _follow(_slice("critique", critique_duration), (self.backend, source, edited, instruction, prompt),
-                       on_token)  # fmt: skip
+        return _follow(
+            _slice("critique", critique_duration), (self.backend, source, edited, instruction, prompt), on_token
+        )
 
     def polish(self, source, instruction, *, on_token=None):
         return _follow(_slice("polish", polish_duration), (self.backend, source, instruction), on_token)
@@ -124,8 +125,11 @@ polish_duration = critique_duration
 
 def _run_edit(editor, image, prompt, seed, steps, guidance) -> Iterator[tuple[str, Any]]:
     """In the GPU worker: the edit, its steps as ("call", (i, n)) while it runs, then ("done", image)."""
-    return _in_thread(lambda report: editor.edit(image, prompt, seed=seed, steps=steps, guidance=guidance,
-                                                 on_step=lambda i, n: report(i, n)))  # fmt: skip
+    return _in_thread(
+        lambda report: editor.edit(
+            image, prompt, seed=seed, steps=steps, guidance=guidance, on_step=lambda i, n: report(i, n)
+        )
+    )
 
 
 def _run_critique(thinker, source, edited, instruction, prompt) -> Iterator[tuple[str, Any]]:

@@ -131,9 +131,11 @@ class DiffusersEditor:
             kwargs = self.call_arguments(image, prompt, seed, steps, guidance)
             width, height = self.working_size(image)
             what = f"{self.spec.name} edited a {width}×{height} image"
-            with runtime.friendly_errors(what, offload=runtime.CACHE.offload_of(self.cache_key)):
-                with _speed.denoising(pipe):
-                    edited = run_pipeline(pipe, kwargs, on_step)
+            with (
+                runtime.friendly_errors(what, offload=runtime.CACHE.offload_of(self.cache_key)),
+                _speed.denoising(pipe),
+            ):
+                edited = run_pipeline(pipe, kwargs, on_step)
         return edited.convert("RGB").resize(image.size, Image.Resampling.LANCZOS)
 
     def working_size(self, image: Image.Image) -> tuple[int, int]:
@@ -150,8 +152,11 @@ class DiffusersEditor:
         steps = steps or self.default_steps
         guidance = self.default_guidance if guidance is None else guidance
         working = image.resize(self.working_size(image), Image.Resampling.LANCZOS)
-        return {**self.arguments(working, prompt, steps, guidance), "num_inference_steps": steps,
-                "generator": torch.Generator("cpu").manual_seed(seed)}  # fmt: skip
+        return {
+            **self.arguments(working, prompt, steps, guidance),
+            "num_inference_steps": steps,
+            "generator": torch.Generator("cpu").manual_seed(seed),
+        }
 
 
 def run_pipeline(pipe, kwargs: dict[str, Any], on_step: OnStep | None) -> Image.Image:

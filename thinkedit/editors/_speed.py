@@ -85,8 +85,9 @@ def _load_lora(pipe, preset: FastPreset, token: str | None) -> None:
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    missing = runtime.missing_weights(preset.lora, preset.lora_gb, file=preset.lora_weight,
-                                      instead="use --speed default")  # fmt: skip
+    missing = runtime.missing_weights(
+        preset.lora, preset.lora_gb, file=preset.lora_weight, instead="use --speed default"
+    )
     local = Path(preset.lora).expanduser().is_dir()
     if not local and runtime.offline() and not isinstance(try_to_load_from_cache(preset.lora, preset.lora_weight), str):
         raise missing

@@ -229,8 +229,9 @@ def _text(image: Image.Image, op: Op) -> Image.Image:
     font, xy, anchor, stroke = text_layout(image.size, op)
     fill = COLORS.get(op.color or "white", (255, 255, 255))
     outline = (0, 0, 0) if float(LUMA @ np.array(fill, np.float32)) > 128 else (255, 255, 255)
-    ImageDraw.Draw(result).text(xy, op.text or "", fill=fill, font=font, anchor=anchor,
-                                stroke_width=stroke, stroke_fill=outline)  # fmt: skip
+    ImageDraw.Draw(result).text(
+        xy, op.text or "", fill=fill, font=font, anchor=anchor, stroke_width=stroke, stroke_fill=outline
+    )
     return result
 
 

@@ -17,5 +17,10 @@ class Flux2KleinEditor(DiffusersEditor):
     min_side = 64  # the pipeline refuses smaller reference images
 
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
-        return {"image": image, "prompt": prompt, "guidance_scale": guidance, "height": image.height,
-                "width": image.width}  # fmt: skip
+        return {
+            "image": image,
+            "prompt": prompt,
+            "guidance_scale": guidance,
+            "height": image.height,
+            "width": image.width,
+        }

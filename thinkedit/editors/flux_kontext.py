@@ -15,5 +15,12 @@ class FluxKontextEditor(DiffusersEditor):
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
         # Kontext snaps the input to its preferred resolutions unless `_auto_resize=False`, and scales the
         # output to `max_area` whatever height/width say: both are set so that our working size stands.
-        return {"image": image, "prompt": prompt, "guidance_scale": guidance, "height": image.height,
-                "width": image.width, "max_area": image.width * image.height, "_auto_resize": False}  # fmt: skip
+        return {
+            "image": image,
+            "prompt": prompt,
+            "guidance_scale": guidance,
+            "height": image.height,
+            "width": image.width,
+            "max_area": image.width * image.height,
+            "_auto_resize": False,
+        }

@@ -45,14 +45,25 @@ class HFInferenceEditor:
         async def attempt() -> Image.Image:
             async with AsyncInferenceClient(provider=self.provider, token=key, timeout=self.policy.read) as client:
                 return await client.image_to_image(
-                    source, prompt, model=self.url or self.model, num_inference_steps=steps or self.spec.steps,
-                    guidance_scale=guidance if guidance is not None else self.spec.guidance, seed=int(seed),
-                )  # fmt: skip
+                    source,
+                    prompt,
+                    model=self.url or self.model,
+                    num_inference_steps=steps or self.spec.steps,
+                    guidance_scale=guidance if guidance is not None else self.spec.guidance,
+                    seed=int(seed),
+                )
 
         step = on_step or (lambda i, n: None)
         step(0, 1)
         host = remote.host_of(self.url) if self.url else PROVIDERS_HOST
-        edited = remote.run(attempt, policy=self.policy, service="The image-to-image service", host=host,
-                            secrets=(key,), probe=lambda: step(0, 1), credentials="HF_TOKEN")  # fmt: skip
+        edited = remote.run(
+            attempt,
+            policy=self.policy,
+            service="The image-to-image service",
+            host=host,
+            secrets=(key,),
+            probe=lambda: step(0, 1),
+            credentials="HF_TOKEN",
+        )
         step(1, 1)
         return load_image(edited)

@@ -40,8 +40,10 @@ class HTTPEditor:
         self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
         urls = [u for u in (url_for(settings, "editor") or "").split(",") if u.strip()]
         if not urls:
-            raise BadInput("The http editor needs an editing server: set --editor-url (THINKEDIT_EDITOR_URL), "
-                           "e.g. http://gpu-box:8005 — several may be given, comma-separated.")  # fmt: skip
+            raise BadInput(
+                "The http editor needs an editing server: set --editor-url (THINKEDIT_EDITOR_URL), "
+                "e.g. http://gpu-box:8005 — several may be given, comma-separated."
+            )
         self.urls = [remote.check_url(url, "--editor-url") for url in urls]
         self.model = ", ".join(remote.host_of(url) for url in self.urls)
         self._lock = threading.Lock()
@@ -72,8 +74,13 @@ class HTTPEditor:
         }
         step = on_step or (lambda i, n: None)
         step(0, 1)
-        edited = remote.run(lambda: self._attempt(payload), policy=self.policy, service=SERVICE,
-                            host=self.model, probe=lambda: step(0, 1))  # fmt: skip
+        edited = remote.run(
+            lambda: self._attempt(payload),
+            policy=self.policy,
+            service=SERVICE,
+            host=self.model,
+            probe=lambda: step(0, 1),
+        )
         step(1, 1)
         return edited
 

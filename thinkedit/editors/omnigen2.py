@@ -57,8 +57,10 @@ def omnigen2_classes(settings: Settings) -> tuple[type, type]:
         pipeline = importlib.import_module(PIPELINE_MODULE).OmniGen2Pipeline
         transformer = importlib.import_module(TRANSFORMER_MODULE).OmniGen2Transformer2DModel
     except Exception as exc:  # noqa: BLE001 - its import runs its code (e.g. triton kernels query the GPU)
-        raise ThinkEditError(f"OmniGen2's code in {settings.omnigen2_path or 'omnigen2'} could not be imported: "
-                             f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+        raise ThinkEditError(
+            f"OmniGen2's code in {settings.omnigen2_path or 'omnigen2'} could not be imported: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     return pipeline, transformer
 
 
@@ -70,8 +72,9 @@ class OmniGen2Editor(DiffusersEditor):
 
     def from_pretrained_options(self, dtype) -> dict[str, Any]:
         pipeline, transformer_class = omnigen2_classes(self.settings)
-        transformer = transformer_class.from_pretrained(self.model, subfolder="transformer", dtype=dtype,
-                                                        token=hf_token())  # fmt: skip
+        transformer = transformer_class.from_pretrained(
+            self.model, subfolder="transformer", dtype=dtype, token=hf_token()
+        )
         _resolve_transformer_module(pipeline, self.model, transformer_class)
         # trust_remote_code as upstream's loaders pass it: the checkpoint may ship other components' code
         return {"transformer": transformer, "trust_remote_code": True}

@@ -24,8 +24,14 @@ class QwenImageEditor(DiffusersEditor):
 
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
         negative = {"negative_prompt": self.spec.options.get("negative_prompt", " ")} if guidance > 1 else {}
-        return {"image": image, "prompt": prompt, **negative, "true_cfg_scale": guidance, "height": image.height,
-                "width": image.width}  # fmt: skip
+        return {
+            "image": image,
+            "prompt": prompt,
+            **negative,
+            "true_cfg_scale": guidance,
+            "height": image.height,
+            "width": image.width,
+        }
 
 
 def pipeline_name_for(checkpoint: str) -> str:

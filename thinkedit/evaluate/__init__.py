@@ -37,11 +37,21 @@ def evaluate(args: argparse.Namespace) -> int:
         raise BadInput("--concurrency must be at least 1.")
     settings = settings_from_args(args)
     plan = Plan(
-        bench=args.bench, data=args.data, out=Path(args.out), settings=settings, request=loop_options(args, settings),
-        modes=tuple(_names(args.modes) or MODES), language=args.language, edit_json=args.edit_json,
-        categories=_names(args.categories), keys=_names(args.keys), limit=args.limit,
-        concurrency=args.concurrency, retry_failed=args.retry_failed, progress=not args.no_progress,
-    )  # fmt: skip
+        bench=args.bench,
+        data=args.data,
+        out=Path(args.out),
+        settings=settings,
+        request=loop_options(args, settings),
+        modes=tuple(_names(args.modes) or MODES),
+        language=args.language,
+        edit_json=args.edit_json,
+        categories=_names(args.categories),
+        keys=_names(args.keys),
+        limit=args.limit,
+        concurrency=args.concurrency,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
+    )
     run_eval(plan)
     return 0
 
@@ -51,8 +61,11 @@ def register(commands) -> None:
 
     parser = commands.add_parser("eval", help="benchmark single-shot vs the loop (GEdit-Bench, ImgEdit, your own)")
     parser.add_argument("--bench", choices=BENCHES, default="gedit", help="which benchmark (default gedit)")
-    parser.add_argument("--data", help="gedit: hub id (default stepfun-ai/GEdit-Bench), folder or parquet file; "
-                                       "imgedit: the images folder; folder: a folder with edits.jsonl")  # fmt: skip
+    parser.add_argument(
+        "--data",
+        help="gedit: hub id (default stepfun-ai/GEdit-Bench), folder or parquet file; "
+        "imgedit: the images folder; folder: a folder with edits.jsonl",
+    )
     parser.add_argument("--edit-json", help="imgedit: basic_edit.json (default <data>/basic_edit.json)")
     parser.add_argument("--language", choices=LANGUAGES, default="en", help="gedit: en (default), cn or all")
     parser.add_argument("--modes", default="single,loop", help="single and/or loop, comma-separated")

@@ -42,13 +42,24 @@ def load(bench: str, data: str | None, *, language: str = "en", edit_json: str |
     if bench == "gedit":
         return load_gedit(data or GEDIT_HUB_ID, language)
     if not data:
-        raise BadInput(f"--bench {bench} needs --data: " + ("the folder of ImgEdit-Bench's images."
-                       if bench == "imgedit" else "a folder with edits.jsonl, or the edits.jsonl file."))  # fmt: skip
+        raise BadInput(
+            f"--bench {bench} needs --data: "
+            + (
+                "the folder of ImgEdit-Bench's images."
+                if bench == "imgedit"
+                else "a folder with edits.jsonl, or the edits.jsonl file."
+            )
+        )
     return load_imgedit(data, edit_json) if bench == "imgedit" else load_folder(data)
 
 
-def select(samples: list[Sample], *, categories: list[str] | None = None, keys: list[str] | None = None,
-           limit: int | None = None) -> list[Sample]:  # fmt: skip
+def select(
+    samples: list[Sample],
+    *,
+    categories: list[str] | None = None,
+    keys: list[str] | None = None,
+    limit: int | None = None,
+) -> list[Sample]:
     """The samples asked for, in the benchmark's order: these categories, these keys, the first `limit`."""
     for field, wanted in (("category", categories), ("key", keys)):
         if not wanted:
@@ -56,8 +67,9 @@ def select(samples: list[Sample], *, categories: list[str] | None = None, keys: 
         known = [getattr(s, field) for s in samples]
         unknown = [value for value in wanted if value not in known]
         if unknown:
-            raise BadInput(f"No {field} {', '.join(unknown)} in the selection; it has: "
-                           f"{', '.join(sorted(set(known))[:40])}.")  # fmt: skip
+            raise BadInput(
+                f"No {field} {', '.join(unknown)} in the selection; it has: {', '.join(sorted(set(known))[:40])}."
+            )
         samples = [s for s in samples if getattr(s, field) in wanted]
     if limit is not None:
         if limit < 1:
@@ -82,8 +94,11 @@ def load_gedit(data: str, language: str) -> list[Sample]:
     images = None
     if "input_image" in table.column_names:  # read and decoded per sample, when it runs
         images = table.select_columns(["input_image"]).cast_column("input_image", datasets.Image(decode=False))
-    fields = [c for c in ("key", "task_type", "instruction", "instruction_language", "Intersection_exist")
-              if c in table.column_names]  # fmt: skip
+    fields = [
+        c
+        for c in ("key", "task_type", "instruction", "instruction_language", "Intersection_exist")
+        if c in table.column_names
+    ]
     samples = []
     for index, row in enumerate(table.select_columns(fields).to_list()):
         row_language = row.get("instruction_language")
@@ -118,11 +133,15 @@ def _open_dataset(data: str):
         if path.exists():
             raise BadInput(f"{path} could not be read as GEdit-Bench's parquet: {exc}") from None
         if runtime.offline():
-            raise BadInput(f"'{data}' is not on this machine and HF_HUB_OFFLINE=1 is set: download it where there "
-                           f"is network with `hf download {GEDIT_HUB_ID} --repo-type dataset --local-dir "
-                           f"data/GEdit-Bench`, then pass --data data/GEdit-Bench.") from None  # fmt: skip
-        raise BadInput(f"'{data}' could not be loaded as a dataset ({type(exc).__name__}: {exc}); pass a hub id "
-                       f"such as {GEDIT_HUB_ID}, a local folder or a parquet file.") from None  # fmt: skip
+            raise BadInput(
+                f"'{data}' is not on this machine and HF_HUB_OFFLINE=1 is set: download it where there "
+                f"is network with `hf download {GEDIT_HUB_ID} --repo-type dataset --local-dir "
+                f"data/GEdit-Bench`, then pass --data data/GEdit-Bench."
+            ) from None
+        raise BadInput(
+            f"'{data}' could not be loaded as a dataset ({type(exc).__name__}: {exc}); pass a hub id "
+            f"such as {GEDIT_HUB_ID}, a local folder or a parquet file."
+        ) from None
 
 
 def _image_value(value: Any) -> Any:
@@ -149,8 +168,12 @@ def load_imgedit(data: str, edit_json: str | None = None) -> list[Sample]:
     for key, entry in entries.items():
         entry = entry if isinstance(entry, dict) else {}
         image = entry.get("id")
-        sample = Sample(str(key), str(entry.get("edit_type") or "unknown"), entry.get("prompt") or "",
-                        (lambda p=root / image: p) if isinstance(image, str) else None)  # fmt: skip
+        sample = Sample(
+            str(key),
+            str(entry.get("edit_type") or "unknown"),
+            entry.get("prompt") or "",
+            (lambda p=root / image: p) if isinstance(image, str) else None,
+        )
         missing = [field for field in ("id", "prompt", "edit_type") if not entry.get(field)]
         sample.problem = f"the entry has no {', '.join(missing)}" if missing else _unsafe(sample)
         samples.append(sample)
@@ -165,8 +188,9 @@ def load_folder(data: str) -> list[Sample]:
     path = Path(data).expanduser()
     file = path / "edits.jsonl" if path.is_dir() else path
     if not file.is_file():
-        raise BadInput(f"No edits.jsonl at {file}: write one line {{\"key\", \"image\", \"instruction\", "
-                       "\"category\"}} per edit.")  # fmt: skip
+        raise BadInput(
+            f'No edits.jsonl at {file}: write one line {{"key", "image", "instruction", "category"}}}} per edit.'
+        )
     samples, seen = [], set()
     for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -183,8 +207,12 @@ def load_folder(data: str) -> list[Sample]:
             raise BadInput(f"{file} has the key '{key}' twice (line {number}); keys must be unique.")
         seen.add(key)
         image = entry.get("image")
-        sample = Sample(key, str(entry.get("category") or "all"), entry.get("instruction") or "",
-                        (lambda p=file.parent / image: p) if isinstance(image, str) else None)  # fmt: skip
+        sample = Sample(
+            key,
+            str(entry.get("category") or "all"),
+            entry.get("instruction") or "",
+            (lambda p=file.parent / image: p) if isinstance(image, str) else None,
+        )
         missing = [field for field in ("key", "image", "instruction") if not entry.get(field)]
         sample.problem = f"line {number} has no {', '.join(missing)}" if missing else _unsafe(sample)
         samples.append(sample)

@@ -30,8 +30,22 @@ from .data import Sample, load, read_json, select
 
 MODES = ("single", "loop")
 CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
-SAME_EVAL = ("bench", "language", "editor", "editor_model", "thinker", "thinker_model", "judge", "judge_model",
-             "max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # fmt: skip
+SAME_EVAL = (
+    "bench",
+    "language",
+    "editor",
+    "editor_model",
+    "thinker",
+    "thinker_model",
+    "judge",
+    "judge_model",
+    "max_turns",
+    "threshold",
+    "first_turn",
+    "seed",
+    "steps",
+    "guidance",
+)
 REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `loop.make_request` options
 BARRIER_TIMEOUT = timedelta(days=7)  # the last shard may finish hours after the first
 
@@ -58,8 +72,12 @@ class Plan:
     def config(self) -> dict[str, Any]:
         """What `eval.json` records: enough to tell whether a later command continues the same eval (a
         single-shot eval continues with `--modes loop`, so the thinker is named even when unused)."""
-        record = {"bench": self.bench, "data": self.data, "modes": list(self.modes),
-                  "language": self.language if self.bench == "gedit" else None}  # fmt: skip
+        record = {
+            "bench": self.bench,
+            "data": self.data,
+            "modes": list(self.modes),
+            "language": self.language if self.bench == "gedit" else None,
+        }
         for role in ("editor", "thinker", "judge"):
             name = getattr(self.settings, role)
             record[role] = name
@@ -90,16 +108,22 @@ def run_eval(plan: Plan) -> dict[str, Any] | None:
 
     if not set(plan.modes) <= set(MODES) or not plan.modes:
         raise BadInput(f"--modes takes {' and/or '.join(MODES)}, comma-separated.")
-    samples = select(load(plan.bench, plan.data, language=plan.language, edit_json=plan.edit_json),
-                     categories=plan.categories, keys=plan.keys, limit=plan.limit)  # fmt: skip
+    samples = select(
+        load(plan.bench, plan.data, language=plan.language, edit_json=plan.edit_json),
+        categories=plan.categories,
+        keys=plan.keys,
+        limit=plan.limit,
+    )
     state = _process_state()
     rank, world = state.process_index, state.num_processes
     settings = plan.settings
     if world > 1 and settings.device is None and _cuda():
         settings = settings.replace(device=f"cuda:{state.local_process_index}")
-    backends = Backends(build_backend("editor", settings),
-                        build_backend("thinker", settings) if "loop" in plan.modes else None,
-                        build_backend("judge", settings))  # fmt: skip
+    backends = Backends(
+        build_backend("editor", settings),
+        build_backend("thinker", settings) if "loop" in plan.modes else None,
+        build_backend("judge", settings),
+    )
     config = plan.config()
     _check_same_eval(plan.out, config)
     warning = self_grading(config)
@@ -110,8 +134,12 @@ def run_eval(plan: Plan) -> dict[str, Any] | None:
         if warning:
             print(f"warning: {warning}", flush=True)
     done = read_rows(plan.out)
-    todo = [(sample, mode) for sample in samples[rank::world] for mode in plan.modes
-            if _needs_run(done.get((sample.id, mode)), plan.retry_failed)]  # fmt: skip
+    todo = [
+        (sample, mode)
+        for sample in samples[rank::world]
+        for mode in plan.modes
+        if _needs_run(done.get((sample.id, mode)), plan.retry_failed)
+    ]
     shard = plan.out / SHARDS / f"rank-{rank}.jsonl"
     _run_tasks(plan, backends, todo, shard, rank)
     state.wait_for_everyone()
@@ -146,8 +174,10 @@ def _check_same_eval(out: Path, config: dict[str, Any]) -> None:
     changed = [name for name in SAME_EVAL if before.get(name) != config.get(name)]
     if changed:
         what = ", ".join(f"{name} {before.get(name)!r} → {config.get(name)!r}" for name in changed)
-        raise BadInput(f"{out} holds an eval with other settings ({what}); continue it with the same settings "
-                       "or choose another --out.")  # fmt: skip
+        raise BadInput(
+            f"{out} holds an eval with other settings ({what}); continue it with the same settings "
+            "or choose another --out."
+        )
 
 
 def _needs_run(row: dict[str, Any] | None, retry_failed: bool) -> bool:
@@ -164,15 +194,13 @@ def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], s
     workers = plan.concurrency
     kinds = {b.spec.kind for b in (backends.editor, backends.thinker, backends.judge) if b is not None}
     if workers > 1 and "local" in kinds:
-        print("note: local models take one sample at a time per process; --concurrency is for remote backends "
-              "(use one process per GPU for more)", flush=True)  # fmt: skip
+        print(
+            "note: local models take one sample at a time per process; --concurrency is for remote backends "
+            "(use one process per GPU for more)",
+            flush=True,
+        )
         workers = 1
-    shard.parent.mkdir(parents=True, exist_ok=True)
-    if shard.is_file() and shard.stat().st_size:
-        with open(shard, "rb+") as lines:  # a line cut short by a crash must stay a line of its own
-            lines.seek(-1, os.SEEK_END)
-            if lines.read(1) != b"\n":
-                lines.write(b"\n")
+    _end_the_last_line(shard)
     progress = _progress(len(todo), rank, plan.progress)
     means: dict[str, list[float]] = {}
     with open(shard, "a", encoding="utf-8") as lines, ThreadPoolExecutor(workers, "thinkedit-eval") as pool:
@@ -187,15 +215,8 @@ def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], s
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)  # Ctrl-C gets in
                 for future in finished:
                     row = future.result()
-                    if row is None:  # cancelled in flight: not recorded, so the next run does it again
-                        continue
-                    row["process"] = rank
-                    lines.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    lines.flush()
-                    if row["o"] is not None:
-                        means.setdefault(row["mode"], []).append(row["o"])
-                    progress.set_postfix_str(" · ".join(f"{mode} O {sum(v) / len(v):.2f}" for mode, v in means.items()))
-                    progress.update()
+                    if row is not None:  # one cancelled in flight is not recorded: the next run does it again
+                        _record(row | {"process": rank}, lines, means, progress)
         except BaseException:
             backends.stop()
             for future in pending:
@@ -205,11 +226,32 @@ def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], s
             progress.close()
 
 
+def _end_the_last_line(shard: Path) -> None:
+    """The shard's folder made, and its last line ended: a line cut short by a crash stays a line of its own."""
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    if shard.is_file() and shard.stat().st_size:
+        with open(shard, "rb+") as lines:
+            lines.seek(-1, os.SEEK_END)
+            if lines.read(1) != b"\n":
+                lines.write(b"\n")
+
+
+def _record(row: dict[str, Any], lines, means: dict[str, list[float]], progress) -> None:
+    """Append one finished row to the shard at once, and show each mode's running mean O."""
+    lines.write(json.dumps(row, ensure_ascii=False) + "\n")
+    lines.flush()
+    if row["o"] is not None:
+        means.setdefault(row["mode"], []).append(row["o"])
+    progress.set_postfix_str(" · ".join(f"{mode} O {sum(v) / len(v):.2f}" for mode, v in means.items()))
+    progress.update()
+
+
 def _progress(total: int, rank: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"eval [process {rank}]", unit="run", position=rank, disable=not enabled,
-                dynamic_ncols=True)  # fmt: skip
+    return tqdm(
+        total=total, desc=f"eval [process {rank}]", unit="run", position=rank, disable=not enabled, dynamic_ncols=True
+    )
 
 
 # -- one (sample, mode) -------------------------------------------------------------------------------------
@@ -233,24 +275,8 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
     run_dir = plan.out / row["run"]
     if run_dir.exists():  # an interrupted earlier attempt: start clean, never mix its turns in
         shutil.rmtree(run_dir)
-    thinker = backends.thinker if mode == "loop" else None
-    trajectory, first_thinking, looping = None, None, time.perf_counter()
-    cancel = threading.Event()
-    backends.in_flight.add(cancel)
-    try:
-        if backends.stopping:
-            return None
-        settings = plan.settings
-        for event in loop.run(backends.editor, thinker, request, cancel=cancel, run_dir=run_dir,
-                              edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout):  # fmt: skip
-            if isinstance(event, loop.ThinkingStarted) and event.index == 0:
-                first_thinking = time.perf_counter()
-            elif isinstance(event, loop.TurnStarted) and event.index == 1 and first_thinking is not None:
-                seconds["think"] += time.perf_counter() - first_thinking
-            elif isinstance(event, loop.RunFinished):
-                trajectory = event.trajectory
-    finally:
-        backends.in_flight.discard(cancel)
+    looping = time.perf_counter()
+    trajectory = _edit(plan, backends, request, mode, run_dir, seconds)
     seconds["loop"] = time.perf_counter() - looping
     if trajectory is None or trajectory.stop_reason == "cancelled":
         return None
@@ -258,19 +284,19 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
     seconds["edit"] = sum(t.edit_seconds for t in turns)
     seconds["think"] += sum(t.think_seconds for t in turns)
     seconds["store"] = trajectory.save_seconds
-    row.update(turns=len(turns), stop_reason=trajectory.stop_reason, prompts=[t.prompt for t in turns],
-               thinker_model=trajectory.settings.get("thinker_model"))  # fmt: skip
+    row.update(
+        turns=len(turns),
+        stop_reason=trajectory.stop_reason,
+        prompts=[t.prompt for t in turns],
+        thinker_model=trajectory.settings.get("thinker_model"),
+    )
     if trajectory.stop_reason == "error" or not turns:
         row["error"] = trajectory.error or "the run produced no image"
         return _finish(row, started)
     best, last = trajectory.best_turn, turns[-1]
     row["best_turn"] = best.index
     try:
-        verdict = _judge(backends.judge, request.image, best.image, sample.instruction, seconds)
-        row.update(verdict)
-        if mode == "loop":
-            row["last"] = {"turn": last.index, **(verdict if last is best else _judge(
-                backends.judge, request.image, last.image, sample.instruction, seconds))}  # fmt: skip
+        row.update(_judge_best_and_last(backends.judge, request.image, best, last, sample.instruction, mode, seconds))
     except Exception as exc:  # noqa: BLE001 - a judge that fails (server down) fails this sample, not the run
         row["error"] = f"judge: {exc if isinstance(exc, ThinkEditError) else f'{type(exc).__name__}: {exc}'}"
         return _finish(row, started)
@@ -281,13 +307,61 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
     return _finish(row, started)
 
 
+def _edit(plan: Plan, backends: Backends, request, mode: str, run_dir: Path, seconds: dict[str, float]):
+    """Run the editor alone (single-shot) or the loop; the trajectory, or None when it was stopped before it ran.
+
+    The first critique (between turn 0 and turn 1) is timed here: it is thinking the turns do not count."""
+    thinker = backends.thinker if mode == "loop" else None
+    trajectory, first_thinking = None, None
+    cancel = threading.Event()
+    backends.in_flight.add(cancel)
+    try:
+        if backends.stopping:
+            return None
+        for event in loop.run(
+            backends.editor,
+            thinker,
+            request,
+            cancel=cancel,
+            run_dir=run_dir,
+            edit_timeout=plan.settings.edit_timeout,
+            think_timeout=plan.settings.thinker_timeout,
+        ):
+            if isinstance(event, loop.ThinkingStarted) and event.index == 0:
+                first_thinking = time.perf_counter()
+            elif isinstance(event, loop.TurnStarted) and event.index == 1 and first_thinking is not None:
+                seconds["think"] += time.perf_counter() - first_thinking
+            elif isinstance(event, loop.RunFinished):
+                trajectory = event.trajectory
+    finally:
+        backends.in_flight.discard(cancel)
+    return trajectory
+
+
+def _judge_best_and_last(judge, source, best, last, instruction: str, mode: str, seconds) -> dict[str, Any]:
+    """The judge's verdict on the best turn; in loop mode also on the last (judged once when it is the best)."""
+    verdict = _judge(judge, source, best.image, instruction, seconds)
+    if mode != "loop":
+        return verdict
+    last_verdict = verdict if last is best else _judge(judge, source, last.image, instruction, seconds)
+    return verdict | {"last": {"turn": last.index, **last_verdict}}
+
+
 def _base_row(plan: Plan, sample: Sample, mode: str) -> dict[str, Any]:
     row = {"key": sample.key, "category": sample.category, "instruction": sample.instruction, "mode": mode}
     if plan.bench == "gedit":
         row.update(language=sample.language, intersection=sample.intersection)
-    row.update(sc=None, pq=None, o=None, turns=0, best_turn=None, run=f"runs/{mode}/{sample.id}", image=None,
-               seconds=dict.fromkeys(("load", "edit", "think", "judge", "store", "place", "loop"), 0.0),
-               error=None)  # fmt: skip
+    row.update(
+        sc=None,
+        pq=None,
+        o=None,
+        turns=0,
+        best_turn=None,
+        run=f"runs/{mode}/{sample.id}",
+        image=None,
+        seconds=dict.fromkeys(("load", "edit", "think", "judge", "store", "place", "loop"), 0.0),
+        error=None,
+    )
     return row
 
 
@@ -295,11 +369,16 @@ def _judge(judge, source: Image.Image, edited: Image.Image, instruction: str, se
     started = time.perf_counter()
     verdict = judge.judge(source, edited, instruction)
     seconds["judge"] += time.perf_counter() - started
-    return {"sc": verdict.sc, "pq": verdict.pq, "o": verdict.o,
-            "scores": {"semantic": verdict.semantic, "quality": verdict.quality},
-            "judge": {"semantic": verdict.semantic_reply, "quality": verdict.quality_reply, "asked": verdict.asked},
-            "unreadable": [part for part, scores in (("semantic", verdict.semantic), ("quality", verdict.quality))
-                           if scores is None]}  # fmt: skip
+    return {
+        "sc": verdict.sc,
+        "pq": verdict.pq,
+        "o": verdict.o,
+        "scores": {"semantic": verdict.semantic, "quality": verdict.quality},
+        "judge": {"semantic": verdict.semantic_reply, "quality": verdict.quality_reply, "asked": verdict.asked},
+        "unreadable": [
+            part for part, scores in (("semantic", verdict.semantic), ("quality", verdict.quality)) if scores is None
+        ],
+    }
 
 
 def _finish(row: dict[str, Any], started: float) -> dict[str, Any]:
@@ -314,15 +393,18 @@ def _finish(row: dict[str, Any], started: float) -> dict[str, Any]:
 
 def image_path(bench: str, sample_or_row, folder: str) -> str:
     """Where a result goes, in the benchmark's own layout (so its official scorer reads our output)."""
-    key, category, language = (getattr(sample_or_row, name, None) if not isinstance(sample_or_row, dict)
-                               else sample_or_row.get(name) for name in ("key", "category", "language"))  # fmt: skip
+    key, category, language = (
+        getattr(sample_or_row, name, None) if not isinstance(sample_or_row, dict) else sample_or_row.get(name)
+        for name in ("key", "category", "language")
+    )
     if bench == "gedit":
         return f"images/{folder}/fullset/{category}/{language}/{key}.png"
     return f"images/{folder}/{key}.png"
 
 
-def _place_images(plan: Plan, sample: Sample, mode: str, row: dict, run_dir: Path, source: Image.Image, best,
-                  last) -> None:  # fmt: skip
+def _place_images(
+    plan: Plan, sample: Sample, mode: str, row: dict, run_dir: Path, source: Image.Image, best, last
+) -> None:
     """The best turn under images/<mode>/, the loop's last under images/loop-last/ (what the paper judged),
     and for GEdit the source beside each as <key>_SRCIMG.png, which its scorer reads."""
     from ..store import turn_file

@@ -121,22 +121,37 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
         block["unreadable"] = sum(_unreadable(r) for r in mine)
         modes[mode] = block
     summary: dict[str, Any] = {
-        "bench": config.get("bench"), "data": config.get("data"), "language": config.get("language"),
+        "bench": config.get("bench"),
+        "data": config.get("data"),
+        "language": config.get("language"),
         "editor": {"name": config.get("editor"), "model": config.get("editor_model")},
-        "thinker": {"name": config.get("thinker"), "model": _first(rows, "thinker_model") or config.get("thinker_model")},
+        "thinker": {
+            "name": config.get("thinker"),
+            "model": _first(rows, "thinker_model") or config.get("thinker_model"),
+        },
         "judge": {"name": config.get("judge"), "model": config.get("judge_model") or _first(rows, "judge_model")},
-        "settings": {name: config.get(name) for name in ("max_turns", "threshold", "first_turn", "seed", "steps",
-                                                          "guidance")} | {"modes": present},
+        "settings": {
+            name: config.get(name) for name in ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")
+        }
+        | {"modes": present},
         "versions": store.versions("datasets", "accelerate"),
         "samples": len({row_id(r) for r in rows}),
         "modes": modes,
-    }  # fmt: skip
+    }
     if "single" in modes and "loop" in modes:
-        summary["gain"] = {"best": _gain(modes["loop"], modes["single"]),
-                           "last": _gain(modes["loop"]["last"], modes["single"])}  # fmt: skip
+        summary["gain"] = {
+            "best": _gain(modes["loop"], modes["single"]),
+            "last": _gain(modes["loop"]["last"], modes["single"]),
+        }
     summary["seconds"] = seconds(rows)
-    warning = self_grading({**config, "modes": present, "judge_model": summary["judge"]["model"],
-                            "thinker_model": summary["thinker"]["model"]})  # fmt: skip
+    warning = self_grading(
+        {
+            **config,
+            "modes": present,
+            "judge_model": summary["judge"]["model"],
+            "thinker_model": summary["thinker"]["model"],
+        }
+    )
     summary["warnings"] = [warning] if warning else []
     return _rounded(summary)
 
@@ -168,14 +183,19 @@ def self_grading(config: dict[str, Any]) -> str | None:
     same = (
         (thinker == judge == "classic")
         or (config.get("judge_model") is not None and config.get("judge_model") == config.get("thinker_model"))
-        or (thinker == judge == "openai" and config.get("judge_url") == config.get("thinker_url")
-            and None in (config.get("judge_model"), config.get("thinker_model")))
-    )  # fmt: skip
+        or (
+            thinker == judge == "openai"
+            and config.get("judge_url") == config.get("thinker_url")
+            and None in (config.get("judge_model"), config.get("thinker_model"))
+        )
+    )
     if not same:
         return None
     who = config.get("judge_model") or judge
-    return (f"the judge ({who}) is the thinker's own model: the loop is graded by what steered it (self-grading). "
-            "Use an independent judge for numbers you report.")  # fmt: skip
+    return (
+        f"the judge ({who}) is the thinker's own model: the loop is graded by what steered it (self-grading). "
+        "Use an independent judge for numbers you report."
+    )
 
 
 def _first(rows: list[dict], name: str) -> Any:
@@ -246,27 +266,36 @@ def markdown(summary: dict[str, Any]) -> str:
 
     lines = [f"# {summary['bench']} eval" + (f" ({summary['language']})" if summary.get("language") else ""), ""]
     thinker = summary["thinker"]
-    lines.append(f"editor {who(summary['editor'])} · thinker {who(thinker) if thinker['name'] else '–'} · judge "
-                 f"{who(summary['judge'])}  ")  # fmt: skip
+    lines.append(
+        f"editor {who(summary['editor'])} · thinker {who(thinker) if thinker['name'] else '–'} · judge "
+        f"{who(summary['judge'])}  "
+    )
     settings = summary["settings"]
-    lines += [f"max turns {settings['max_turns']} · threshold {settings['threshold']} · first turn "
-              f"{settings['first_turn']} · seed {settings['seed']} · {summary['samples']} samples", ""]  # fmt: skip
+    lines += [
+        f"max turns {settings['max_turns']} · threshold {settings['threshold']} · first turn "
+        f"{settings['first_turn']} · seed {settings['seed']} · {summary['samples']} samples",
+        "",
+    ]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
     for row in rows:
         lines.append("| " + " | ".join(cell(i, value) for i, value in enumerate(row)) + " |")
     lines.append("")
     for mode, block in summary["modes"].items():
-        lines.append(f"- {mode}: {block['n']} judged of {block['samples']}, {block['failed']} failed, "
-                     f"{block['unreadable']} unreadable verdicts")  # fmt: skip
+        lines.append(
+            f"- {mode}: {block['n']} judged of {block['samples']}, {block['failed']} failed, "
+            f"{block['unreadable']} unreadable verdicts"
+        )
     timing = summary["seconds"]
     per = timing["per_sample"]
     if per["wall"] is not None:
         lines.append("- seconds per sample and mode: " + " · ".join(f"{stage} {per[stage]:.3f}" for stage in STAGES))
-        lines.append(f"- the harness itself (reading samples, placing images, bookkeeping): "
-                     f"{timing['harness_share']:.2%} of the wall time, {timing['harness_share_without_loading']:.2%} "
-                     f"without decoding the benchmark's images; the loop's own overhead "
-                     f"{timing['loop_overhead_share']:.2%}")  # fmt: skip
+        lines.append(
+            f"- the harness itself (reading samples, placing images, bookkeeping): "
+            f"{timing['harness_share']:.2%} of the wall time, {timing['harness_share_without_loading']:.2%} "
+            f"without decoding the benchmark's images; the loop's own overhead "
+            f"{timing['loop_overhead_share']:.2%}"
+        )
     lines += [f"- warning: {w}" for w in summary["warnings"]]
     return "\n".join(lines) + "\n"
 
@@ -301,8 +330,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     for number, label in enumerate(labels):
         values = {p["category"]: p["o"] for p in points if p["series"] == label}
         heights = [values.get(c) or 0.0 for c in categories]
-        axes.bar([i + (number - (len(labels) - 1) / 2) * width for i in range(len(categories))], heights, width,
-                 label=label)  # fmt: skip
+        axes.bar(
+            [i + (number - (len(labels) - 1) / 2) * width for i in range(len(categories))], heights, width, label=label
+        )
     axes.set_xticks(range(len(categories)), categories, rotation=35, ha="right")
     axes.set_ylim(0, 10)
     axes.set_ylabel("O = √(SC·PQ)")
@@ -320,14 +350,15 @@ def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any],
     write_text_atomic(out / "report.md", text)
     plot(summary, out / "report.png")
     if not quiet:
-        print("\n" + text + f"\nWritten: {out / 'summary.json'}, {out / 'report.md'}, {out / 'report.png'}",
-              flush=True)  # fmt: skip
+        print("\n" + text + f"\nWritten: {out / 'summary.json'}, {out / 'report.md'}, {out / 'report.png'}", flush=True)
     return summary
 
 
 def config_of(folder: Path) -> dict[str, Any]:
-    return read_json(Path(folder) / CONFIG_FILE, f"{folder} is not an eval folder (no {CONFIG_FILE}); run "
-                     f"`thinkedit eval --out {folder}` first.")  # fmt: skip
+    return read_json(
+        Path(folder) / CONFIG_FILE,
+        f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first.",
+    )
 
 
 def refresh(folder: Path) -> dict[str, Any]:
@@ -359,8 +390,13 @@ def read_eval(folder: str | Path) -> dict[str, Any]:
     rows = list(read_rows(folder).values())
     summary = summarize(rows, config)
     headers, table_rows = table(summary)
-    return {"summary": summary, "headers": headers, "table": table_rows, "chart": chart(summary),
-            "samples": gallery(folder, rows)}  # fmt: skip
+    return {
+        "summary": summary,
+        "headers": headers,
+        "table": table_rows,
+        "chart": chart(summary),
+        "samples": gallery(folder, rows),
+    }
 
 
 def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -370,16 +406,32 @@ def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     items = []
     for modes in by_sample.values():
         first = next(iter(modes.values()))
-        item = {"key": first["key"], "category": first["category"], "instruction": first["instruction"],
-                "source": _path(folder, f"{first['run']}/source.png")}  # fmt: skip
+        item = {
+            "key": first["key"],
+            "category": first["category"],
+            "instruction": first["instruction"],
+            "source": _path(folder, f"{first['run']}/source.png"),
+        }
         for mode, row in modes.items():
-            item[mode] = {"image": _path(folder, row.get("image")), "sc": row["sc"], "pq": row["pq"], "o": row["o"],
-                          "turns": row.get("turns"), "best_turn": row.get("best_turn"), "prompts": row.get("prompts"),
-                          "error": row.get("error")}  # fmt: skip
+            item[mode] = {
+                "image": _path(folder, row.get("image")),
+                "sc": row["sc"],
+                "pq": row["pq"],
+                "o": row["o"],
+                "turns": row.get("turns"),
+                "best_turn": row.get("best_turn"),
+                "prompts": row.get("prompts"),
+                "error": row.get("error"),
+            }
             if row.get("last"):
                 last = row["last"]
-                item[mode]["last"] = {"turn": last.get("turn"), "image": _path(folder, last.get("image")),
-                                      "sc": last.get("sc"), "pq": last.get("pq"), "o": last.get("o")}  # fmt: skip
+                item[mode]["last"] = {
+                    "turn": last.get("turn"),
+                    "image": _path(folder, last.get("image")),
+                    "sc": last.get("sc"),
+                    "pq": last.get("pq"),
+                    "o": last.get("o"),
+                }
         single, loop = item.get("single", {}).get("o"), item.get("loop", {}).get("o")
         item["gain"] = _minus(loop, single)
         items.append(item)

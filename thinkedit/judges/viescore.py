@@ -37,8 +37,10 @@ def load_templates(folder: str | Path | None = None) -> dict[str, str]:
     if folder:
         folder = Path(folder)
         if not folder.is_dir():
-            raise BadInput(f"--judge-templates must be a folder holding judge_semantic.txt and judge_quality.txt; "
-                           f"{folder} is not a folder.")  # fmt: skip
+            raise BadInput(
+                f"--judge-templates must be a folder holding judge_semantic.txt and judge_quality.txt; "
+                f"{folder} is not a folder."
+            )
         for name in TEMPLATES:
             file = folder / f"{name}.txt"
             if file.is_file():
@@ -88,8 +90,9 @@ class ModelJudge:
         return self.asker.model  # a served model's name is known after the first call
 
     def judge(self, source: Image.Image, edited: Image.Image, instruction: str) -> Verdict:
-        semantic, semantic_reply, asked = self._scores([source, edited], render(self.templates["judge_semantic"],
-                                                                                instruction))  # fmt: skip
+        semantic, semantic_reply, asked = self._scores(
+            [source, edited], render(self.templates["judge_semantic"], instruction)
+        )
         quality, quality_reply, more = self._scores([edited], self.templates["judge_quality"])
         return Verdict(semantic, quality, semantic_reply, quality_reply, asked + more)
 

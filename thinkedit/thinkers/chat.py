@@ -64,8 +64,15 @@ class ChatThinker(PromptedThinker):
             finally:
                 await client.close()
 
-        return remote.run(attempt, policy=self.policy, service=self.service, host=self.host, secrets=(key,),
-                          probe=lambda: emit(""), credentials=self.credentials)  # fmt: skip
+        return remote.run(
+            attempt,
+            policy=self.policy,
+            service=self.service,
+            host=self.host,
+            secrets=(key,),
+            probe=lambda: emit(""),
+            credentials=self.credentials,
+        )
 
 
 async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.Policy) -> tuple[str, str]:

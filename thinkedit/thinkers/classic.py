@@ -9,6 +9,7 @@ color masks, and where pixels changed that should not have (preservation), plus 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,17 +25,35 @@ from ..regions import NoRegion, color_mask, grow, hsv, select
 WORK_SIDE = 256  # global measurements run on copies this size; detail on a full-resolution crop this size
 LOCAL = ("border", "text", "recolor", "keep_color")
 SIDE_EFFECTS = {  # features an operation may move besides its own, so they are not called unexpected
-    "sepia": {"saturation", "warmth", "contrast"}, "grayscale": {"saturation", "warmth"},
-    "invert": {"brightness", "contrast", "saturation", "warmth", "detail"}, "vignette": {"brightness", "contrast"},
-    "blur": {"contrast"}, "sharpen": {"contrast"}, "pixelate": {"contrast"},
-    "posterize": {"contrast", "saturation", "detail", "brightness"}, "contrast": {"saturation", "detail"},
-    "brightness": {"saturation", "contrast"}, "saturation": {"warmth"}, "warmth": {"saturation", "brightness"},
-    "recolor": {"saturation", "warmth"}, "keep_color": {"saturation", "warmth"},
-    "border": {"brightness", "contrast", "saturation", "warmth", "detail"}, "text": {"brightness", "contrast", "detail"},
-    "rotate": {"brightness", "contrast", "detail"}, "crop": {"detail"}, "resize": {"detail"},
-}  # fmt: skip
-FEATURE_OF = {"brightness": "brightness", "contrast": "contrast", "saturation": "saturation", "warmth": "warmth",
-              "grayscale": "saturation", "blur": "detail", "sharpen": "detail"}  # fmt: skip
+    "sepia": {"saturation", "warmth", "contrast"},
+    "grayscale": {"saturation", "warmth"},
+    "invert": {"brightness", "contrast", "saturation", "warmth", "detail"},
+    "vignette": {"brightness", "contrast"},
+    "blur": {"contrast"},
+    "sharpen": {"contrast"},
+    "pixelate": {"contrast"},
+    "posterize": {"contrast", "saturation", "detail", "brightness"},
+    "contrast": {"saturation", "detail"},
+    "brightness": {"saturation", "contrast"},
+    "saturation": {"warmth"},
+    "warmth": {"saturation", "brightness"},
+    "recolor": {"saturation", "warmth"},
+    "keep_color": {"saturation", "warmth"},
+    "border": {"brightness", "contrast", "saturation", "warmth", "detail"},
+    "text": {"brightness", "contrast", "detail"},
+    "rotate": {"brightness", "contrast", "detail"},
+    "crop": {"detail"},
+    "resize": {"detail"},
+}
+FEATURE_OF = {
+    "brightness": "brightness",
+    "contrast": "contrast",
+    "saturation": "saturation",
+    "warmth": "warmth",
+    "grayscale": "saturation",
+    "blur": "detail",
+    "sharpen": "detail",
+}
 
 
 @dataclass
@@ -201,10 +220,8 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
 
     def run(ops: list[Op], image: Image.Image, size: tuple[int, int] | None = small_want) -> np.ndarray:
         for op in ops:
-            try:
+            with contextlib.suppress(NoRegion):  # nothing to change; the part's own assessment says so
                 image = apply(image, replace(op, amount=op.amount / scale) if op.name in SIZED else op)
-            except NoRegion:  # nothing to change; the part's own assessment says so
-                pass
         return _f(image if size in (None, image.size) else image.resize(size, Image.Resampling.BILINEAR))
 
     crops = None
@@ -213,11 +230,17 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
         ops = [op for op in targets if op.name not in LOCAL and op.name != "vignette"]
         crops = (_f(source.crop(box)), _f(edited.crop(box)), run(ops, source.crop(box), size=None))
     return Views(
-        size=want, scale=scale, untouched=run([], small), edited=_f(edited.resize(small_want, Image.Resampling.BOX)),
+        size=want,
+        scale=scale,
+        untouched=run([], small),
+        edited=_f(edited.resize(small_want, Image.Resampling.BOX)),
         reference=run([op for op in targets if op.name in GEOMETRY], small),
         base=run([op for op in targets if op.name not in LOCAL], small),
-        expected=run(targets, small), source_full=np.asarray(source), edited_full=np.asarray(edited), crops=crops,
-    )  # fmt: skip
+        expected=run(targets, small),
+        source_full=np.asarray(source),
+        edited_full=np.asarray(edited),
+        crops=crops,
+    )
 
 
 def _centre(size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -320,8 +343,14 @@ def _achieved(ratio: float) -> float:
 
 
 def _assess(op: Op, used: Op | None, views: Views) -> Part:
-    special = {"border": _border, "text": _text, "recolor": _recolor, "keep_color": _keep_color,
-               "posterize": _posterize, "pixelate": _pixelate}  # fmt: skip
+    special = {
+        "border": _border,
+        "text": _text,
+        "recolor": _recolor,
+        "keep_color": _keep_color,
+        "posterize": _posterize,
+        "pixelate": _pixelate,
+    }
     if op.name in special:
         return special[op.name](op, used, views)
     reference, got, want = _measure(op.name, views)
@@ -375,8 +404,12 @@ def _changed(image: np.ndarray, against: np.ndarray) -> np.ndarray:
 def _small_box(op: Op, views: Views) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = text_box(views.size, op)
     height, width = views.edited.shape[:2]
-    return (max(0, int(x0 / views.scale)), max(0, int(y0 / views.scale)),
-            min(width, int(np.ceil(x1 / views.scale))), min(height, int(np.ceil(y1 / views.scale))))  # fmt: skip
+    return (
+        max(0, int(x0 / views.scale)),
+        max(0, int(y0 / views.scale)),
+        min(width, int(np.ceil(x1 / views.scale))),
+        min(height, int(np.ceil(y1 / views.scale))),
+    )
 
 
 def _text(op: Op, used: Op | None, views: Views) -> Part:
@@ -389,8 +422,10 @@ def _text(op: Op, used: Op | None, views: Views) -> Part:
     target = np.array(COLORS.get(op.color or "white", (255, 255, 255)), np.float32)
     colored = float((np.linalg.norm(pixels - target, axis=1) < 100).mean()) if len(pixels) else 0.0
     score = min(1.0, share / 0.04) * (1.0 if colored >= 0.1 else 0.6)
-    finding = (f"text '{op.text}': {share * 100:.0f}% of its {op.where} band changed "
-               f"({outside * 100:.1f}% elsewhere), {colored * 100:.0f}% of the changed pixels are {op.color}")  # fmt: skip
+    finding = (
+        f"text '{op.text}': {share * 100:.0f}% of its {op.where} band changed "
+        f"({outside * 100:.1f}% elsewhere), {colored * 100:.0f}% of the changed pixels are {op.color}"
+    )
     return Part(score, finding, describe(op))
 
 
@@ -513,10 +548,18 @@ def _unsupported(pieces: list[str], views: Views, keep: str | None) -> Part:
     ask = keep or join(pieces)
     share = float(_changed(views.edited, views.expected).mean())
     if share > 0.03:
-        return Part(0.5, f"{named}: {share * 100:.0f}% of the image changed beyond the measurable operations, "
-                         f"which may be it; this critic can only check {REPERTOIRE}", ask)  # fmt: skip
-    return Part(0.0, f"{named} was not done ({share * 100:.1f}% of the image changed). The offline editor cannot do "
-                     f"this: it only does {REPERTOIRE}; {GENERATIVE} can", ask)  # fmt: skip
+        return Part(
+            0.5,
+            f"{named}: {share * 100:.0f}% of the image changed beyond the measurable operations, "
+            f"which may be it; this critic can only check {REPERTOIRE}",
+            ask,
+        )
+    return Part(
+        0.0,
+        f"{named} was not done ({share * 100:.1f}% of the image changed). The offline editor cannot do "
+        f"this: it only does {REPERTOIRE}; {GENERATIVE} can",
+        ask,
+    )
 
 
 # -- preservation and quality ----------------------------------------------------------------------------

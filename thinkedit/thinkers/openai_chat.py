@@ -33,8 +33,10 @@ class OpenAIThinker(ChatThinker):
         self.credentials = f"{self.key_variable} or OPENAI_API_KEY"
         url = url_for(settings, role)
         if not url:
-            raise BadInput(f"The openai {role} needs a server: set --{role}-url (THINKEDIT_{role.upper()}_URL), "
-                           "e.g. http://gpu-box:8000/v1.")  # fmt: skip
+            raise BadInput(
+                f"The openai {role} needs a server: set --{role}-url (THINKEDIT_{role.upper()}_URL), "
+                "e.g. http://gpu-box:8000/v1."
+            )
         self.url = remote.check_url(url, f"--{role}-url")
 
     @property
@@ -72,8 +74,9 @@ async def whole_answer(body: bytes) -> AsyncIterator[Any]:
     for choice in (data.get("choices") if isinstance(data, dict) else None) or []:
         message = choice.get("message") or {}
         thought = message.get("reasoning_content") or message.get("reasoning")
-        yield SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content=message.get("content"),
-                                                                             reasoning_content=thought))])  # fmt: skip
+        yield SimpleNamespace(
+            choices=[SimpleNamespace(delta=SimpleNamespace(content=message.get("content"), reasoning_content=thought))]
+        )
 
 
 async def served_model(client: AsyncOpenAI, url: str, role: str = "thinker") -> str:

@@ -67,10 +67,14 @@ class QwenVLThinker(PromptedThinker):
         )
         inputs = processor(text=[chat], images=images, return_tensors="pt")
         what = f"the thinker read {len(images)} image(s) of up to {self.settings.thinker_image_side} pixels a side"
-        with runtime.CACHE.in_use(self.cache_key), runtime.friendly_errors(what, offload=offload):
-            with _on_device(model, runtime.pick_device(self.settings), offload):
-                reply = self._stream(model, processor.tokenizer, inputs.to(model.device), on_token,
-                                     self.options_for(offload))  # fmt: skip
+        with (
+            runtime.CACHE.in_use(self.cache_key),
+            runtime.friendly_errors(what, offload=offload),
+            _on_device(model, runtime.pick_device(self.settings), offload),
+        ):
+            reply = self._stream(
+                model, processor.tokenizer, inputs.to(model.device), on_token, self.options_for(offload)
+            )
         # A "thinking" chat template opens <think> in the prompt; the reply starts inside that block.
         return ("<think>" if _OPEN_THINK.search(chat) else "") + reply
 

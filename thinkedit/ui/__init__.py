@@ -18,9 +18,20 @@ def launch_options(settings: Settings, share: bool = False) -> dict[str, Any]:
     """`launch()` keyword arguments: no file reads outside the assets, bounded uploads, no telemetry, and the MCP
     server only when `settings.mcp` says so (GRADIO_MCP_SERVER alone does not turn it on)."""
     allowed = [str(ASSETS)] if ASSETS.is_dir() else []
-    return dict(server_name=settings.host, server_port=settings.port, share=share, show_error=False,
-                allowed_paths=allowed, max_file_size=MAX_UPLOAD, ssr_mode=False, enable_monitoring=False,
-                run_history=False, footer_links=["api"], css=CSS, mcp_server=settings.mcp)  # fmt: skip
+    return dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=share,
+        show_error=False,
+        allowed_paths=allowed,
+        max_file_size=MAX_UPLOAD,
+        ssr_mode=False,
+        enable_monitoring=False,
+        run_history=False,
+        footer_links=["api"],
+        css=CSS,
+        mcp_server=settings.mcp,
+    )
 
 
 def launch(demo, settings: Settings, share: bool = False, **extra):

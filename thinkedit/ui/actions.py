@@ -158,8 +158,9 @@ def job(settings: Settings, request: loop.EditRequest) -> loop.Job:
     return loop.Job(editor, thinker, request, new_run_dir(settings.runs_dir))
 
 
-def follow(session: Session, which: str, jobs: list[loop.Job], views: list[RunView], labels: list[str],
-           settings: Settings) -> Iterator[None]:  # fmt: skip
+def follow(
+    session: Session, which: str, jobs: list[loop.Job], views: list[RunView], labels: list[str], settings: Settings
+) -> Iterator[None]:
     """Run `jobs` (one per view) and feed each view its events; yield whenever the page should be updated.
 
     Runs on the one local GPU take turns; offline and remote runs go at the same time. Stop (`which`'s
@@ -170,8 +171,9 @@ def follow(session: Session, which: str, jobs: list[loop.Job], views: list[RunVi
         if is_local(each.editor) or is_local(each.thinker):
             view.phase = WAITING
     last = 0.0
-    for number, event in loop.stream(jobs, cancel=cancel, edit_timeout=settings.edit_timeout,
-                                     think_timeout=settings.thinker_timeout):  # fmt: skip
+    for number, event in loop.stream(
+        jobs, cancel=cancel, edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout
+    ):
         views[number].apply(event)
         if isinstance(event, loop.Notice):
             warn(labels[number] + views[number].for_visitor(event.message))
@@ -233,26 +235,56 @@ def warn(message: str) -> None:
 def make_edit(settings: Settings):
     """The Studio's run handler for these server settings."""
 
-    def edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, first_turn="none",
-             seed=0, randomize=False, steps=None, guidance=None, editor_model=None, editor_url=None,
-             thinker_model=None, thinker_url=None, editor_key=None, thinker_key=None, speed=None,
-             session=None):  # fmt: skip
+    def edit(
+        image,
+        instruction,
+        editor="classic",
+        thinker="classic",
+        max_turns=3,
+        threshold=8.0,
+        first_turn="none",
+        seed=0,
+        randomize=False,
+        steps=None,
+        guidance=None,
+        editor_model=None,
+        editor_url=None,
+        thinker_model=None,
+        thinker_url=None,
+        editor_key=None,
+        thinker_key=None,
+        speed=None,
+        session=None,
+    ):
         """Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."""
         session = session if session is not None else Session()
         try:
             request = loop.make_request(
-                image_input(image), instruction, max_turns=max_turns, threshold=threshold, first_turn=first_turn,
-                seed=random.randrange(2**31) if randomize is True else seed, steps=steps, guidance=guidance,
-            )  # fmt: skip
-            overrides = dict(editor_model=editor_model, editor_url=editor_url, thinker_model=thinker_model,
-                             thinker_url=thinker_url, editor_key=editor_key, thinker_key=thinker_key,
-                             speed=speed)  # fmt: skip
+                image_input(image),
+                instruction,
+                max_turns=max_turns,
+                threshold=threshold,
+                first_turn=first_turn,
+                seed=random.randrange(2**31) if randomize is True else seed,
+                steps=steps,
+                guidance=guidance,
+            )
+            overrides = dict(
+                editor_model=editor_model,
+                editor_url=editor_url,
+                thinker_model=thinker_model,
+                thinker_url=thinker_url,
+                editor_key=editor_key,
+                thinker_key=thinker_key,
+                speed=speed,
+            )
             run_settings = user_settings(settings, editor, thinker, overrides)
             jobs = [job(run_settings, request)]
         except ThinkEditError as exc:
             raise refused(exc, settings.public) from None
-        view = RunView(source=request.image, max_turns=request.max_turns, folder=session.view_folder(),
-                       public=settings.public)  # fmt: skip
+        view = RunView(
+            source=request.image, max_turns=request.max_turns, folder=session.view_folder(), public=settings.public
+        )
         shown = 0
         yield (*viewer_update(view, final=False), gr.skip())
         for _ in follow(session, "studio", jobs, [view], [""], run_settings):
@@ -274,31 +306,50 @@ def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, think
     """[(label, editor, thinker, single_shot)] for the two sides of a comparison. A single-shot side runs
     turn 1 only, still scored by the same thinker, so the summary compares like with like."""
     if mode == COMPARE_MODES[0]:
-        return [(f"A · {SINGLE_SHOT}", editor_a, thinker_a, True),
-                ("B · Think-while-Edit", editor_a, thinker_a, False)]  # fmt: skip
+        return [(f"A · {SINGLE_SHOT}", editor_a, thinker_a, True), ("B · Think-while-Edit", editor_a, thinker_a, False)]
     if mode == COMPARE_MODES[1]:
-        return [(f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
-                (f"B · {editor_b} + {thinker_a}", editor_b, thinker_a, False)]  # fmt: skip
+        return [
+            (f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
+            (f"B · {editor_b} + {thinker_a}", editor_b, thinker_a, False),
+        ]
     if mode == COMPARE_MODES[2]:
-        return [(f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
-                (f"B · {editor_a} + {thinker_b}", editor_a, thinker_b, False)]  # fmt: skip
+        return [
+            (f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
+            (f"B · {editor_a} + {thinker_b}", editor_a, thinker_b, False),
+        ]
     raise BadInput(f"Unknown comparison '{mode}'; use one of: {', '.join(COMPARE_MODES)}.")
 
 
 def make_compare(settings: Settings):
     """The Compare tab's handler for these server settings."""
 
-    def compare(image, instruction, mode=COMPARE_MODES[0], editor_a="classic", editor_b="classic",
-                thinker_a="classic", thinker_b="classic", max_turns=3, threshold=8.0, seed=0, session=None):  # fmt: skip
+    def compare(
+        image,
+        instruction,
+        mode=COMPARE_MODES[0],
+        editor_a="classic",
+        editor_b="classic",
+        thinker_a="classic",
+        thinker_b="classic",
+        max_turns=3,
+        threshold=8.0,
+        seed=0,
+        session=None,
+    ):
         """Run one image and instruction two ways at once, same seed; the last update carries both trajectories."""
         session = session if session is not None else Session()
         try:
-            request = loop.make_request(image_input(image), instruction, max_turns=max_turns, threshold=threshold,
-                                        seed=seed)  # fmt: skip
+            request = loop.make_request(
+                image_input(image), instruction, max_turns=max_turns, threshold=threshold, seed=seed
+            )
             sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
-            jobs = [job(user_settings(settings, editor, thinker, {}),
-                        dataclasses.replace(request, max_turns=1) if single_shot else request)
-                    for _, editor, thinker, single_shot in sides]  # fmt: skip
+            jobs = [
+                job(
+                    user_settings(settings, editor, thinker, {}),
+                    dataclasses.replace(request, max_turns=1) if single_shot else request,
+                )
+                for _, editor, thinker, single_shot in sides
+            ]
         except ThinkEditError as exc:
             raise refused(exc) from None
         labels = [label for label, *_ in sides]
@@ -321,7 +372,7 @@ def make_compare(settings: Settings):
                 [view.summary_row(label) for view, label in zip(views, labels, strict=True)],
                 {"a": views[0].shown_record, "b": views[1].shown_record} if final else gr.skip(),
                 session.gallery() if final else gr.skip(),
-            )  # fmt: skip
+            )
 
         yield update(final=False)
         for _ in follow(session, "compare", jobs, views, [f"{label}: " for label in labels], settings):
@@ -356,8 +407,11 @@ def open_saved(upload: Any, folder: str | None, session: Session, settings: Sett
 
 def confined(folder: str, settings: Settings) -> Path:
     """A run folder (or zip) named on the server: it must lie in the runs folder once symlinks are resolved."""
-    return inside(folder, settings.runs_dir, f"Only runs in the runs folder ({settings.runs_dir}) can be opened by "
-                  "name; upload its zip.")  # fmt: skip
+    return inside(
+        folder,
+        settings.runs_dir,
+        f"Only runs in the runs folder ({settings.runs_dir}) can be opened by name; upload its zip.",
+    )
 
 
 def inside(name: str, root: str | Path, refusal: str) -> Path:
@@ -423,8 +477,10 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
 def eval_summary(summary: dict[str, Any]) -> str:
     """One paragraph: which benchmark, which backends, the overall O of each mode, and any warning."""
     who = ", ".join(f"{role} {who_ran(summary[role])}" for role in ("editor", "thinker", "judge") if summary.get(role))
-    modes = "; ".join(f"{mode}: O {score(block.get('o'))} over {block.get('samples')} samples "
-                      f"({block.get('failed', 0)} failed)" for mode, block in summary["modes"].items())  # fmt: skip
+    modes = "; ".join(
+        f"{mode}: O {score(block.get('o'))} over {block.get('samples')} samples ({block.get('failed', 0)} failed)"
+        for mode, block in summary["modes"].items()
+    )
     return " ".join([f"**{summary.get('bench')}** · {who}. {modes}.", *summary.get("warnings", [])])
 
 
@@ -448,8 +504,10 @@ def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Sessi
     for mode in ("single", "loop"):
         result = sample.get(mode)
         if result:
-            lines.append(f"{mode}: SC {score(result.get('sc'))}, PQ {score(result.get('pq'))}, O {score(result.get('o'))}"
-                         + (f", error: {result['error']}" if result.get("error") else ""))  # fmt: skip
+            lines.append(
+                f"{mode}: SC {score(result.get('sc'))}, PQ {score(result.get('pq'))}, O {score(result.get('o'))}"
+                + (f", error: {result['error']}" if result.get("error") else "")
+            )
     prompts = (sample.get("loop") or {}).get("prompts") or []
     lines += [f"turn {number} prompt: {prompt}" for number, prompt in enumerate(prompts, 1)]
     return (*shown, "\n".join(lines))

@@ -33,7 +33,9 @@ def add_tools(settings: Settings, run_options: dict) -> None:
     """Add `think_edit` and `list_backends` to the Blocks being built: API-only endpoints on hidden components;
     `think_edit` is queued like the page's runs (`run_options`: how many at once, the raw input passed on)."""
     fix_gradio_mcp()
-    names = {role: [row["name"] for row in backend_rows(settings) if row["role"] == role] for role in ("editor", "thinker")}  # fmt: skip
+    names = {
+        role: [row["name"] for row in backend_rows(settings) if row["role"] == role] for role in ("editor", "thinker")
+    }
     with gr.Group(visible=False):
         inputs = [
             gr.Textbox(label="Image (data URL or upload URL)"),
@@ -67,8 +69,11 @@ def fix_gradio_mcp() -> None:
 
     def marked_tools(self) -> dict[str, str]:
         tools = all_tools(self)
-        marked = {name: endpoint for name, endpoint in tools.items()
-                  if hasattr(self.get_block_fn_from_endpoint_name(endpoint).fn, "_mcp_type")}  # fmt: skip
+        marked = {
+            name: endpoint
+            for name, endpoint in tools.items()
+            if hasattr(self.get_block_fn_from_endpoint_name(endpoint).fn, "_mcp_type")
+        }
         return marked or tools
 
     async def unwrapped(self, job) -> list:
@@ -145,8 +150,16 @@ def make_think_edit(settings: Settings):
     """The `think_edit` tool for these server settings."""
 
     @gr.mcp.tool()
-    def think_edit(image, instruction, editor="classic", thinker="classic", max_turns=3, threshold=8.0, seed=0,
-                   progress=gr.Progress()):  # noqa: B008 - how Gradio asks for a progress tracker  # fmt: skip
+    def think_edit(
+        image,
+        instruction,
+        editor="classic",
+        thinker="classic",
+        max_turns=3,
+        threshold=8.0,
+        seed=0,
+        progress=gr.Progress(),  # noqa: B008 - how Gradio asks for a progress tracker
+    ):
         """Edit an image with Think-while-Edit: an image editor edits, a multimodal thinker scores the edit (semantic and quality, 0-10) and rewrites the instruction, and the loop repeats until the edit is good enough. Every turn edits the original image again; the best turn is returned, not the last.
 
         Args:
@@ -162,8 +175,9 @@ def make_think_edit(settings: Settings):
             The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (threshold, prompt_kept, max_turns, error); any notices; and the run id.
         """
         try:
-            request = loop.make_request(tool_image(image, settings.public), instruction, max_turns=max_turns,
-                                        threshold=threshold, seed=seed)  # fmt: skip
+            request = loop.make_request(
+                tool_image(image, settings.public), instruction, max_turns=max_turns, threshold=threshold, seed=seed
+            )
             run_settings = actions.user_settings(settings, editor, thinker, {})
             job = actions.job(run_settings, request)
         except ThinkEditError as exc:

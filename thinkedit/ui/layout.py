@@ -68,8 +68,17 @@ def build_app(settings: Settings) -> gr.Blocks:
         # Gradio calls Session() on each page load and end_session once that tab has been closed for a while.
         session = gr.State(actions.new_session, delete_callback=actions.end_session)
         # Every run adds to History, so its gallery is made first and shown in its own tab.
-        history = gr.Gallery(label="Runs", columns=6, height=380, allow_preview=False, object_fit="contain",
-                             fit_columns=False, elem_id="te-history", elem_classes="te-gallery", render=False)  # fmt: skip
+        history = gr.Gallery(
+            label="Runs",
+            columns=6,
+            height=380,
+            allow_preview=False,
+            object_fit="contain",
+            fit_columns=False,
+            elem_id="te-history",
+            elem_classes="te-gallery",
+            render=False,
+        )
         gr.Markdown(INTRO, elem_id="te-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Studio", id="studio"):
@@ -126,8 +135,22 @@ def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.St
         with gr.Column(scale=3, min_width=420):
             viewer = run_viewer()
 
-    inputs = [image, instruction, editor, thinker, max_turns, threshold, first_turn, seed, randomize, steps_box,
-              guidance_box, *model_boxes, speed, session]  # fmt: skip
+    inputs = [
+        image,
+        instruction,
+        editor,
+        thinker,
+        max_turns,
+        threshold,
+        first_turn,
+        seed,
+        randomize,
+        steps_box,
+        guidance_box,
+        *model_boxes,
+        speed,
+        session,
+    ]
     run.click(actions.make_edit(settings), inputs, [*viewer, history], api_name="edit", **run_options(settings))
     stop.click(partial(actions.stop, which="studio"), session, None, queue=False, api_visibility="private")
     for choice in (editor, speed):
@@ -147,8 +170,15 @@ def run_viewer() -> list:
                 label="Thinker's reasoning", lines=7, max_lines=7, interactive=False, elem_id="te-reasoning"
             )
             refined = gr.Textbox(label="Refined prompt", lines=2, interactive=False, elem_id="te-refined")
-    table = gr.Dataframe(headers=TABLE_HEADERS, datatype="str", label="Turn by turn", interactive=False, wrap=True,
-                         elem_id="te-table", column_widths=["8%", "40%", "14%", "13%", "12%", "13%"])  # fmt: skip
+    table = gr.Dataframe(
+        headers=TABLE_HEADERS,
+        datatype="str",
+        label="Turn by turn",
+        interactive=False,
+        wrap=True,
+        elem_id="te-table",
+        column_widths=["8%", "40%", "14%", "13%", "12%", "13%"],
+    )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
         trajectory = gr.JSON(label="Trajectory")
@@ -180,9 +210,15 @@ def compare_tab(settings: Settings, editors: list, thinkers: list, session: gr.S
                 status_a, gallery_a = side_column("a")
                 status_b, gallery_b = side_column("b")
             slider = gr.ImageSlider(label="Best of A ↔ best of B", type="pil", max_height=300, elem_id="te-c-slider")
-            summary = gr.Dataframe(headers=SUMMARY_HEADERS, datatype="str", interactive=False, wrap=True,
-                                   column_widths=["44%", "15%", "15%", "11%", "15%"], label="Summary",
-                                   elem_id="te-c-summary")  # fmt: skip
+            summary = gr.Dataframe(
+                headers=SUMMARY_HEADERS,
+                datatype="str",
+                interactive=False,
+                wrap=True,
+                column_widths=["44%", "15%", "15%", "11%", "15%"],
+                label="Summary",
+                elem_id="te-c-summary",
+            )
             with gr.Accordion("Trajectories (JSON)", open=False):
                 trajectories = gr.JSON(label="Trajectories")
 
@@ -200,8 +236,9 @@ def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
     return status, gallery
 
 
-def history_tab(settings: Settings, session: gr.State, history: gr.Gallery, tab: gr.Tab, tabs: gr.Tabs,
-                viewer: list) -> None:  # fmt: skip
+def history_tab(
+    settings: Settings, session: gr.State, history: gr.Gallery, tab: gr.Tab, tabs: gr.Tabs, viewer: list
+) -> None:
     """This session's runs; a click reopens one in the Studio. Saved runs open from their zip (or folder)."""
     gr.Markdown("This session's runs, newest first. Click one to open it in the Studio.")
     history.render()
@@ -221,8 +258,12 @@ def history_tab(settings: Settings, session: gr.State, history: gr.Gallery, tab:
     history.select(select_history, session, viewer, api_visibility="private").then(**to_studio)
     open_history = partial(actions.open_history, public=settings.public)  # raw input: a wrong type gets our sentence
     index.change(open_history, [index, session], viewer, api_name="history_open", preprocess=False)
-    open_button.click(partial(actions.open_saved, settings=settings), [upload, folder, session],
-                      [*viewer, history], api_name="open_run").success(**to_studio)  # fmt: skip
+    open_button.click(
+        partial(actions.open_saved, settings=settings),
+        [upload, folder, session],
+        [*viewer, history],
+        api_name="open_run",
+    ).success(**to_studio)
 
 
 def benchmarks_tab(settings: Settings, session: gr.State, tab: gr.Tab) -> None:
@@ -231,20 +272,33 @@ def benchmarks_tab(settings: Settings, session: gr.State, tab: gr.Tab) -> None:
     where = "" if settings.public else f" (`{settings.evals_dir}`)"
     gr.Markdown(f"Eval folders made by `thinkedit eval --out …` inside the evals folder{where}.")
     with gr.Row():
-        folder = gr.Dropdown(actions.eval_choices(settings), label="Eval", allow_custom_value=True, scale=4,
-                             elem_id="te-b-eval")  # fmt: skip
+        folder = gr.Dropdown(
+            actions.eval_choices(settings), label="Eval", allow_custom_value=True, scale=4, elem_id="te-b-eval"
+        )
         refresh = gr.Button("Refresh", scale=1)
         show = gr.Button("Open", variant="primary", scale=1, elem_id="te-b-open")
     summary = gr.Markdown(elem_id="te-b-summary")
     table = gr.Dataframe(label="Category × mode", interactive=False, wrap=True, elem_id="te-b-table")
-    chart = gr.Image(label="O per category: single-shot, the loop's best turn, its last turn", type="filepath",
-                     interactive=False, format="png", elem_id="te-b-chart")  # fmt: skip
+    chart = gr.Image(
+        label="O per category: single-shot, the loop's best turn, its last turn",
+        type="filepath",
+        interactive=False,
+        format="png",
+        elem_id="te-b-chart",
+    )
     samples = gr.State([])
-    gallery = turn_gallery("Samples, largest gain first (the loop's result)", columns=6, height=260,
-                           allow_preview=False, elem_id="te-b-gallery")  # fmt: skip
+    gallery = turn_gallery(
+        "Samples, largest gain first (the loop's result)",
+        columns=6,
+        height=260,
+        allow_preview=False,
+        elem_id="te-b-gallery",
+    )
     with gr.Row(equal_height=False):
-        picked = [gr.Image(label=label, type="filepath", interactive=False, height=240, elem_id=f"te-b-{name}")
-                  for name, label in (("source", "Source"), ("single", "Single-shot"), ("loop", "Think-while-Edit"))]  # fmt: skip
+        picked = [
+            gr.Image(label=label, type="filepath", interactive=False, height=240, elem_id=f"te-b-{name}")
+            for name, label in (("source", "Source"), ("single", "Single-shot"), ("loop", "Think-while-Edit"))
+        ]
     details = gr.Textbox(label="Scores and the loop's prompts", lines=6, interactive=False, elem_id="te-b-details")
     index = gr.Number(visible=False, precision=0)
 
@@ -259,8 +313,13 @@ def benchmarks_tab(settings: Settings, session: gr.State, tab: gr.Tab) -> None:
     refresh.click(fresh_choices, None, folder, api_visibility="private")
     tab.select(fresh_choices, None, folder, api_visibility="private")
     gallery.select(select_sample, [samples, session], [*picked, details], api_visibility="private")
-    index.change(actions.show_sample, [samples, index, session], [*picked, details], api_name="benchmark_sample",
-                 preprocess=False)  # fmt: skip
+    index.change(
+        actions.show_sample,
+        [samples, index, session],
+        [*picked, details],
+        api_name="benchmark_sample",
+        preprocess=False,
+    )
 
 
 def instruction_box(**options) -> gr.Textbox:
@@ -283,8 +342,13 @@ def speed_box(settings: Settings):
     """The speed (`--speed`), or (public mode) the server's, which the page cannot change."""
     if settings.public:
         return gr.State(settings.speed)
-    return gr.Dropdown(list(SPEEDS), value=settings.speed, label="Speed", elem_id="te-speed",
-                       info="fast: the editor's cache, compilation or few-step LoRA; a compiled thinker on CUDA")  # fmt: skip
+    return gr.Dropdown(
+        list(SPEEDS),
+        value=settings.speed,
+        label="Speed",
+        elem_id="te-speed",
+        info="fast: the editor's cache, compilation or few-step LoRA; a compiled thinker on CUDA",
+    )
 
 
 def model_and_url_boxes(settings: Settings) -> list:

@@ -92,8 +92,18 @@ class RunView:
             turn = event.turn
             critique = turn.critique
             image = self.display_copy(turn.image, f"turn_{turn.index:02d}")
-            self.turns.append(TurnView(turn.index, turn.prompt, image, critique.semantic, critique.quality,
-                                       turn.edit_seconds, turn.think_seconds, turn.image.size))  # fmt: skip
+            self.turns.append(
+                TurnView(
+                    turn.index,
+                    turn.prompt,
+                    image,
+                    critique.semantic,
+                    critique.quality,
+                    turn.edit_seconds,
+                    turn.think_seconds,
+                    turn.image.size,
+                )
+            )
             self.reasoning = critique.reasoning or self.reasoning
             self.refined = critique.refined_prompt or ""
             self.finished_text = (self.reasoning, self.refined)
@@ -116,8 +126,18 @@ class RunView:
         for turn in record["turns"]:
             original = saved.image(turn["index"])
             image = view.display_copy(original, f"turn_{turn['index']:02d}")
-            view.turns.append(TurnView(turn["index"], turn["prompt"], image, turn["semantic"], turn["quality"],
-                                       turn["edit_seconds"], turn["think_seconds"], original.size))  # fmt: skip
+            view.turns.append(
+                TurnView(
+                    turn["index"],
+                    turn["prompt"],
+                    image,
+                    turn["semantic"],
+                    turn["quality"],
+                    turn["edit_seconds"],
+                    turn["think_seconds"],
+                    original.size,
+                )
+            )
         last = record["turns"][-1] if record["turns"] else {}
         view.reasoning, view.refined = last.get("reasoning") or "", last.get("refined_prompt") or ""
         view.record = {**record, "run_dir": str(saved.path)}
@@ -130,9 +150,12 @@ class RunView:
         if self.record is None or not self.public:
             return self.record
         record = self.record
-        return {**record, "run_dir": self.run_dir.name if self.run_dir else None,
-                "error": self.for_visitor(record.get("error")),
-                "warnings": [self.for_visitor(warning) for warning in record.get("warnings", [])]}  # fmt: skip
+        return {
+            **record,
+            "run_dir": self.run_dir.name if self.run_dir else None,
+            "error": self.for_visitor(record.get("error")),
+            "warnings": [self.for_visitor(warning) for warning in record.get("warnings", [])],
+        }
 
     def for_visitor(self, text: str | None) -> str | None:
         """`text` as this page may show it: on a public page, no folder of the server's appears."""
@@ -159,10 +182,16 @@ class RunView:
 
     def table(self) -> list[list[Any]]:
         return [
-            [f"{turn.index} ★" if turn.index == self.best else str(turn.index), turn.prompt, score(turn.semantic),
-             score(turn.quality), round(turn.edit_seconds, 2), round(turn.think_seconds, 2)]
+            [
+                f"{turn.index} ★" if turn.index == self.best else str(turn.index),
+                turn.prompt,
+                score(turn.semantic),
+                score(turn.quality),
+                round(turn.edit_seconds, 2),
+                round(turn.think_seconds, 2),
+            ]
             for turn in self.turns
-        ]  # fmt: skip
+        ]
 
     def slider(self) -> tuple[str, str] | None:
         """Source ↔ best turn, on one frame."""
@@ -207,8 +236,13 @@ class RunView:
         """One row of the Compare summary: which backends, best scores, turns used, seconds."""
         record = self.record or {}
         best = self.best_turn
-        return [label, score(best.semantic) if best else "–", score(best.quality) if best else "–",
-                len(self.turns), round(record.get("seconds", time.monotonic() - self.started), 1)]  # fmt: skip
+        return [
+            label,
+            score(best.semantic) if best else "–",
+            score(best.quality) if best else "–",
+            len(self.turns),
+            round(record.get("seconds", time.monotonic() - self.started), 1),
+        ]
 
 
 SUMMARY_HEADERS = ["Side", "Best semantic", "Best quality", "Turns", "Seconds"]
