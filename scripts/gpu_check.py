@@ -210,7 +210,7 @@ def check_resident_together(device: str, mode: str) -> dict:
     runtime.load(editor.cache_key, lambda: build("flux-kontext", device, mode))
     random_thinker(device, tiny=mode != "real")
     held = torch.cuda.memory_allocated() / 1e9 if device.startswith("cuda") else None
-    return {"resident": [str(key[0]) for key in runtime.CACHE], "gpu_gb": round(held, 1) if held else None}
+    return {"resident": [str(key[0]) for key, _ in runtime.CACHE.entries()], "gpu_gb": round(held, 1) if held else None}
 
 
 def row(label: dict, check, *args) -> dict:

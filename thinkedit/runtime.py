@@ -161,6 +161,10 @@ class ModelCache:
         with self._lock:
             return list(self._entries)
 
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
     def entries(self) -> list[tuple[Hashable, Entry]]:
         with self._lock:
             return list(self._entries.items())
