@@ -53,19 +53,25 @@ def own_gradio_folder() -> str:
     return folder
 
 
-def stop_on_sigterm() -> None:
+def stop_on_signals() -> None:
     """End the app on SIGTERM (how service managers and container runtimes stop a process) the way Ctrl-C does:
-    the server closes and the app's temp folders are removed."""
+    the server closes and the app's temp folders are removed. A second signal while it closes (Ctrl-C twice,
+    `timeout` forwarding a SIGTERM that also reached the app) is not allowed to break that off with a traceback;
+    Gradio's close is bounded (it waits 5 s for its server thread)."""
+    stopping = []
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)
 
 
 def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas()
-    stop_on_sigterm()
+    stop_on_signals()
     own_gradio_folder()
     parser = argparse.ArgumentParser(description="ThinkEdit: a live Think-while-Edit studio in the browser.")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1, THINKEDIT_HOST)")

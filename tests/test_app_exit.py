@@ -1,4 +1,5 @@
-"""`python app.py` removes its temp files when it is stopped, by SIGTERM (service managers) as by Ctrl-C."""
+"""`python app.py` removes its temp files when it is stopped, by SIGTERM (service managers) as by Ctrl-C, and a
+second signal while it closes does not break that off."""
 
 import os
 import signal
@@ -46,7 +47,9 @@ def test_a_stopped_app_leaves_no_temp_files(tmp_path, scene, stop):
         )
         assert files_under(temp) and files_under(gradio_temp), "the run left display copies and Gradio's copies"
         app.send_signal(stop)
+        app.send_signal(stop)  # twice, as an impatient Ctrl-C or `timeout` beside a service manager sends it
         assert app.wait(60) == 0
+        assert "Traceback" not in app.stderr.read()
     finally:
         if app.poll() is None:
             app.kill()
