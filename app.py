@@ -90,13 +90,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
     args = parser.parse_args(argv)
-    settings = Settings.from_env(host=args.host, port=args.port, public=args.public, mcp=args.mcp)
 
     from thinkedit import zerogpu
+    from thinkedit.errors import ThinkEditError
     from thinkedit.registry import build_backend
 
-    if zerogpu.on_zero_gpu():  # weights load here, in the main process, before the first request
-        zerogpu.preload([build_backend(role, settings) for role in ("editor", "thinker")])
+    try:  # a bad THINKEDIT_* value or a Space's missing weights: one sentence, as the CLI says it
+        settings = Settings.from_env(host=args.host, port=args.port, public=args.public, mcp=args.mcp)
+        if zerogpu.on_zero_gpu():  # weights load here, in the main process, before the first request
+            zerogpu.preload([build_backend(role, settings) for role in ("editor", "thinker")])
+    except ThinkEditError as exc:
+        parser.exit(2, f"error: {exc}\n")
 
     from thinkedit.ui import build_app, launch
 

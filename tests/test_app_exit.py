@@ -55,3 +55,16 @@ def test_a_stopped_app_leaves_no_temp_files(tmp_path, scene, stop):
             app.kill()
     assert files_under(temp) == [] and files_under(gradio_temp) == []
     assert (tmp_path / "runs").is_dir() and files_under(tmp_path / "runs"), "the runs folder is data: it stays"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "sentence"),
+    [
+        ("THINKEDIT_SPEED", "turbo", "error: Unknown speed 'turbo'; use default or fast."),
+        ("THINKEDIT_MAX_TURNS", "abc", "error: THINKEDIT_MAX_TURNS must be a whole number, not 'abc'."),
+    ],
+)
+def test_a_bad_setting_is_one_sentence_and_exit_2(variable, value, sentence):
+    env = {**os.environ, variable: value}
+    done = subprocess.run([sys.executable, str(PROJECT / "app.py")], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stderr.strip()) == (2, sentence)
