@@ -109,6 +109,25 @@ def run(*args: str) -> int:
     return main(["eval", *args, "--no-progress"])
 
 
+def judged_single(data: Path, out: Path, judge_url: str, *extra: str) -> int:
+    """`eval` of a folder set in single mode, judged by the OpenAI-compatible server at `judge_url`."""
+    return run(
+        "--bench",
+        "folder",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--modes",
+        "single",
+        "--judge",
+        "openai",
+        "--judge-url",
+        judge_url,
+        *extra,
+    )
+
+
 def lines_of(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
 
@@ -417,21 +436,8 @@ def test_openai_judge_follows_viescore_and_the_macro_average(streaming, tmp_path
 
     with chat_server(answer, streaming) as server:
         out = tmp_path / "eval"
-        args = [
-            "--bench",
-            "folder",
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--modes",
-            "single",
-            "--judge",
-            "openai",
-            "--judge-url",
-            f"{server.url}/v1",
-        ] + (["--judge-templates", str(templates)] if templates else [])
-        assert run(*args) == 0
+        extra = ["--judge-templates", str(templates)] if templates else []
+        assert judged_single(data, out, f"{server.url}/v1", *extra) == 0
         keys = {seen.headers.get("authorization") for seen in server.requests(*CHAT)}
     assert keys == {"Bearer judge-key-1234"}
 
@@ -467,25 +473,7 @@ def test_concurrency_keeps_several_samples_in_flight(tmp_path):
 
     with chat_server(answer) as server:
         out = tmp_path / "eval"
-        assert (
-            run(
-                "--bench",
-                "folder",
-                "--data",
-                str(data),
-                "--out",
-                str(out),
-                "--modes",
-                "single",
-                "--judge",
-                "openai",
-                "--judge-url",
-                f"{server.url}/v1",
-                "--concurrency",
-                "2",
-            )
-            == 0
-        )
+        assert judged_single(data, out, f"{server.url}/v1", "--concurrency", "2") == 0
     assert [(r["key"], r["error"], r["o"]) for r in lines_of(out)] == [("a", None, 8.0), ("b", None, 8.0)]
 
 

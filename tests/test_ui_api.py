@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import scene_file, serve
+from helpers import OUTPUTS, scene_file, serve
 from PIL import Image
 
 from thinkedit.config import Settings
@@ -35,18 +35,6 @@ def photo(tmp_path_factory) -> str:
 
 
 VAGUE = "make it look old"  # the offline thinker refines this over several turns
-OUTPUTS = [
-    "gallery",
-    "progress",
-    "reasoning",
-    "refined",
-    "table",
-    "slider",
-    "status",
-    "download",
-    "trajectory",
-    "history",
-]
 
 
 def edit(client: Client, photo: str, instruction: str, **options):
