@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import multiprocessing
 import socket
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx2
 import numpy as np
 import psutil
 from PIL import Image, ImageOps
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
+
+from helpers import free_port  # noqa: E402
+
+from thinkedit.images import png_bytes  # noqa: E402
+
+START_TIMEOUT_S = 60
 
 
 class SlowEditor:
@@ -32,7 +41,7 @@ class SlowEditor:
     def __init__(self, seconds: float):
         from thinkedit.backend import BackendSpec
 
-        self.spec = BackendSpec("slow", "scripts:SlowEditor", "local", "inverts slowly", steps=1)
+        self.spec = BackendSpec("slow", "serve_burst:SlowEditor", "local", "inverts slowly", steps=1)
         self.model, self.seconds = "slow", seconds
 
     def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
@@ -52,24 +61,23 @@ def photo_png(side: int) -> bytes:
     """Smooth colour fields, as compressible as a photo: 6000² is ~19 MB of PNG."""
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).resize((side, side), Image.BICUBIC)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return png_bytes(image)
 
 
 def start_server(edit_seconds: float, max_queue: int) -> tuple[multiprocessing.Process, int]:
     """`serve-editor`'s app in its own process on a free port, once it answers /health."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(port, edit_seconds, max_queue))
     server.start()
-    while True:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while server.is_alive() and time.monotonic() < deadline:
         try:
             httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1)
             return server, port
         except httpx2.HTTPError:
             time.sleep(0.1)
+    server.kill()
+    raise SystemExit(f"serve-editor did not answer /health within {START_TIMEOUT_S} s (exit code {server.exitcode}).")
 
 
 def headers_only(port: int, body: bytes, max_queue: int, done: threading.Event) -> str:

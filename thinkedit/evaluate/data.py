@@ -34,8 +34,12 @@ class Sample:
 
     @property
     def id(self) -> str:
-        """Unique within an eval: GEdit's English and Chinese rows share keys."""
-        return f"{self.language}/{self.key}" if self.language else self.key
+        return sample_id(self.key, self.language)
+
+
+def sample_id(key: str, language: str | None) -> str:
+    """A sample's id, unique within an eval: GEdit's English and Chinese rows share keys."""
+    return f"{language}/{key}" if language else str(key)
 
 
 def load(bench: str, data: str | None, *, language: str = "en", edit_json: str | None = None) -> list[Sample]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from .. import loop
+from .. import loop, store
 from ..config import Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
@@ -30,6 +30,7 @@ from .data import Sample, load, read_json, select
 
 MODES = ("single", "loop")
 CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
+REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `loop.make_request` options
 SAME_EVAL = (
     "bench",
     "language",
@@ -39,14 +40,8 @@ SAME_EVAL = (
     "thinker_model",
     "judge",
     "judge_model",
-    "max_turns",
-    "threshold",
-    "first_turn",
-    "seed",
-    "steps",
-    "guidance",
+    *REQUEST,
 )
-REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `loop.make_request` options
 BARRIER_TIMEOUT = timedelta(days=7)  # the last shard may finish hours after the first
 
 
@@ -130,7 +125,7 @@ def run_eval(plan: Plan) -> dict[str, Any] | None:
     if state.is_main_process:
         plan.out.mkdir(parents=True, exist_ok=True)
         if not (plan.out / CONFIG_FILE).is_file():
-            _write_text(plan.out / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False))
+            store.write_text_atomic(plan.out / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False))
         if warning:
             print(f"warning: {warning}", flush=True)
     done = read_rows(plan.out)
@@ -391,15 +386,11 @@ def _finish(row: dict[str, Any], started: float) -> dict[str, Any]:
     return row
 
 
-def image_path(bench: str, sample_or_row, folder: str) -> str:
+def image_path(bench: str, sample: Sample, folder: str) -> str:
     """Where a result goes, in the benchmark's own layout (so its official scorer reads our output)."""
-    key, category, language = (
-        getattr(sample_or_row, name, None) if not isinstance(sample_or_row, dict) else sample_or_row.get(name)
-        for name in ("key", "category", "language")
-    )
     if bench == "gedit":
-        return f"images/{folder}/fullset/{category}/{language}/{key}.png"
-    return f"images/{folder}/{key}.png"
+        return f"images/{folder}/fullset/{sample.category}/{sample.language}/{sample.key}.png"
+    return f"images/{folder}/{sample.key}.png"
 
 
 def _place_images(
@@ -433,9 +424,3 @@ def _copy_or_write(saved: Path, image: Image.Image, target: Path) -> None:
         os.link(saved, target)  # run folders are written once, so sharing the file is safe
     except OSError:  # a file system without hard links
         shutil.copyfile(saved, target)
-
-
-def _write_text(path: Path, text: str) -> None:
-    from ..store import write_text_atomic
-
-    write_text_atomic(path, text)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
-from .data import read_json
-from .harness import CONFIG_FILE, SAMPLES_FILE, SHARDS
+from .data import read_json, sample_id
+from .harness import CONFIG_FILE, REQUEST, SAMPLES_FILE, SHARDS
 
 STAGES = ("load", "edit", "think", "judge", "store", "place", "loop", "harness", "wall")
 MODE_ORDER = {"single": 0, "loop": 1}
@@ -24,8 +24,7 @@ MODE_LABELS = {"single": "single", "loop": "loop", "last": "loop last"}
 
 
 def row_id(row: dict[str, Any]) -> str:
-    language = row.get("language")
-    return f"{language}/{row['key']}" if language else str(row["key"])
+    return sample_id(row["key"], row.get("language"))
 
 
 def read_rows(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -85,10 +84,6 @@ def macro(rows: list[dict[str, Any]], pick: Callable[[dict], dict | None]) -> di
     return {**overall, "n": sum(c["n"] for c in categories.values()), "categories": categories}
 
 
-def _best(row: dict) -> dict:
-    return row
-
-
 def _last(row: dict) -> dict | None:
     return row.get("last")
 
@@ -109,11 +104,11 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
     present = sorted({r["mode"] for r in rows}, key=lambda mode: MODE_ORDER.get(mode, 9))
     for mode in present:
         mine = [r for r in rows if r["mode"] == mode]
-        block = macro(mine, _best)
+        block = macro(mine, lambda row: row)
         if mode == "loop":
             block["last"] = macro(mine, _last)
         if gedit:
-            block["intersection"] = macro([r for r in mine if r.get("intersection")], _best)
+            block["intersection"] = macro([r for r in mine if r.get("intersection")], lambda row: row)
             if mode == "loop":
                 block["last"]["intersection"] = macro([r for r in mine if r.get("intersection")], _last)
         block["samples"] = len(mine)
@@ -130,10 +125,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
             "model": _first(rows, "thinker_model") or config.get("thinker_model"),
         },
         "judge": {"name": config.get("judge"), "model": config.get("judge_model") or _first(rows, "judge_model")},
-        "settings": {
-            name: config.get(name) for name in ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")
-        }
-        | {"modes": present},
+        "settings": {name: config.get(name) for name in REQUEST} | {"modes": present},
         "versions": store.versions("datasets", "accelerate"),
         "samples": len({row_id(r) for r in rows}),
         "modes": modes,
@@ -218,7 +210,7 @@ def _rounded(value: Any) -> Any:
 def table(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Category × mode: SC, PQ and O per mode, the loop's last turn, and the loop's gain in O."""
     modes = summary["modes"]
-    series = [(mode, modes[mode]) for mode in modes] + ([("last", modes["loop"]["last"])] if "loop" in modes else [])
+    series = _series(modes)
     headers = ["category", "n"]
     for name, _ in series:
         label = MODE_LABELS[name]
@@ -305,10 +297,15 @@ def who(backend: dict) -> str:
     return f"{backend['name']} ({backend['model']})" if backend.get("model") else str(backend["name"])
 
 
+def _series(modes: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """What the report compares: each mode, and the loop's last turn beside its best."""
+    return [*modes.items()] + ([("last", modes["loop"]["last"])] if "loop" in modes else [])
+
+
 def chart(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-category O for each series (single, loop, loop last), plus the mean: rows for a bar chart."""
     modes = summary["modes"]
-    series = [(mode, modes[mode]) for mode in modes] + ([("last", modes["loop"]["last"])] if "loop" in modes else [])
+    series = _series(modes)
     points = []
     for name, block in series:
         for category, scores in block["categories"].items():

@@ -442,8 +442,7 @@ def saved_view(path: str | Path, session: Session, public: bool = False) -> RunV
 def eval_choices(settings: Settings) -> list[str]:
     """The eval folders under the evals folder (THINKEDIT_EVALS_DIR), by their path inside it, newest first."""
     root = Path(settings.evals_dir)
-    folders = sorted(eval_folders(root), key=lambda folder: folder.stat().st_mtime, reverse=True)
-    return [str(folder.relative_to(root)) for folder in folders]
+    return [str(folder.relative_to(root)) for folder in eval_folders(root)]
 
 
 def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
