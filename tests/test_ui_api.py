@@ -344,8 +344,8 @@ def test_open_by_folder_reaches_only_the_runs_folder(app, photo, tmp_path):
 
 
 def test_a_public_page_names_runs_by_id_and_never_a_server_path(tmp_path, photo):
-    runs = tmp_path / "runs"
-    demo, url = serve(Settings(runs_dir=runs, public=True))
+    runs, evals = tmp_path / "runs", tmp_path / "evals"
+    demo, url = serve(Settings(runs_dir=runs, evals_dir=evals, public=True))
     try:
         client = Client(url, verbose=False)
         _, final = edit(client, photo, "add a red frame", max_turns=1)
@@ -358,7 +358,22 @@ def test_a_public_page_names_runs_by_id_and_never_a_server_path(tmp_path, photo)
                     part.writestr(member, whole.read(member))
         with pytest.raises(Exception, match="has no turn_01.png") as refusal:
             client.predict(handle_file(str(broken)), "", api_name="/open_run")
-        texts = [str(refusal.value), final["status"], str(record)]
+        compared = client.predict(
+            handle_file(photo), "add a red frame", "editor A vs editor B", max_turns=1, api_name="/compare"
+        )
+        _, _, status_a, status_b, _, _, trajectories, _ = compared
+        assert {trajectories[side]["run_dir"] for side in "ab"} <= {p.name for p in runs.iterdir()}
+        with pytest.raises(Exception, match="evals folder") as outside:
+            client.predict("../runs", api_name="/benchmark")
+        texts = [
+            str(refusal.value),
+            final["status"],
+            str(record),
+            status_a,
+            status_b,
+            str(trajectories),
+            str(outside.value),
+        ]
         for text in texts:
             assert str(tmp_path) not in text and tempfile.gettempdir() + "/" not in text, text
     finally:

@@ -68,15 +68,18 @@ def missing_code(spec: BackendSpec, settings: Settings) -> str | None:
     return getattr(importlib.import_module(module_name), function)(settings)
 
 
-def weights_location(checkpoint: str | None) -> str | None:
-    """A local folder, or the hub cache folder of `checkpoint`, or None when it is not on this machine."""
+def weights_location(
+    checkpoint: str | None, markers: tuple[str, ...] = ("model_index.json", "config.json")
+) -> str | None:
+    """A local folder, or the hub cache folder of `checkpoint` that holds one of `markers` (by default a diffusers
+    pipeline's or a transformers model's), or None when it is not on this machine."""
     if not checkpoint:
         return None
     if Path(checkpoint).expanduser().is_dir():
         return str(Path(checkpoint).expanduser())
     from huggingface_hub import try_to_load_from_cache
 
-    for marker in ("model_index.json", "config.json"):  # a diffusers pipeline, a transformers model
+    for marker in markers:
         try:
             found = try_to_load_from_cache(checkpoint, marker)
         except Exception:  # noqa: BLE001 - not a repo id (a path that does not exist), an unreadable cache

@@ -99,6 +99,11 @@ def _turns_text(indexes: list[int]) -> str:
     return f"turns {', '.join(words[:-1])} and {words[-1]}"
 
 
+def holds_run(run_dir: Path | None) -> bool:
+    """Whether `run_dir` holds a saved run (its trajectory.json was written, if not every image was)."""
+    return run_dir is not None and (run_dir / "trajectory.json").is_file()
+
+
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:
     """The folder a new run is written to. One that already holds a run is refused, so two runs never mix; with
     `overwrite` that run's own files (trajectory.json, source.png, turn_NN.png) are removed first, nothing else."""

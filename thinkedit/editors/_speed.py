@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .. import runtime
 from ..backend import FastPreset
+from ..registry import weights_location
 
 ADAPTER = "thinkedit-fast"  # the LoRA's adapter name on the pipeline
 STATE = "thinkedit_fast"  # the attribute of a loaded pipeline that says what is on it
@@ -82,14 +82,12 @@ def _take_off(pipe, state: Applied) -> None:
 
 
 def _load_lora(pipe, preset: FastPreset, token: str | None) -> None:
-    from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     missing = runtime.missing_weights(
         preset.lora, preset.lora_gb, file=preset.lora_weight, instead="use --speed default"
     )
-    local = Path(preset.lora).expanduser().is_dir()
-    if not local and runtime.offline() and not isinstance(try_to_load_from_cache(preset.lora, preset.lora_weight), str):
+    if runtime.offline() and weights_location(preset.lora, (preset.lora_weight,)) is None:
         raise missing
     try:
         pipe.load_lora_weights(preset.lora, weight_name=preset.lora_weight, adapter_name=ADAPTER, token=token)

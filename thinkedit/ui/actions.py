@@ -1,7 +1,8 @@
 """What the buttons do: validate, build backends from the registry, run the loop, stream views.
 
-Each handler hands its runs to `thinkedit.loop.stream` (one worker thread per run) and turns the events
-into page updates through `RunView`; no model logic lives here. Errors a person can act on become
+Each handler that runs edits hands its runs to `thinkedit.loop.stream` (one worker thread per run) and turns
+the events into page updates through `RunView`; the Benchmarks tab's handlers read eval folders. No model
+logic lives here. Errors a person can act on become
 `gr.Error` (refused) or `gr.Warning` (the run goes on).
 """
 
@@ -28,10 +29,19 @@ from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
 from ..evaluate.report import eval_folders, plot, read_eval
 from ..evaluate.report import who as who_ran
-from ..images import base64_bytes
+from ..images import base64_bytes, load_image
 from ..registry import build_backend
-from ..store import SavedRun, load_run, new_run_dir, zip_run
-from .view import RunView, display_file, history_item, new_folder, remove_folder, session_folder, without_paths
+from ..store import SavedRun, holds_run, load_run, new_run_dir, zip_run
+from .view import (
+    RunView,
+    display_file,
+    history_item,
+    new_folder,
+    remove_folder,
+    session_folder,
+    thumbnail_file,
+    without_paths,
+)
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
 COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
@@ -190,7 +200,7 @@ def follow(
 def zipped(view: RunView) -> str | None:
     """The run as a zip in a temp folder (Gradio serves temp files; the runs folder itself stays private)."""
     run_dir = view.run_dir
-    if run_dir is None or not (run_dir / "trajectory.json").is_file():
+    if not holds_run(run_dir):
         return None
     return str(zip_run(run_dir, view.folder / f"{run_dir.name}.zip"))
 
@@ -219,7 +229,7 @@ def inert(message: Any) -> str:
     return html.escape(str(message), quote=False)
 
 
-def refused(message: Any, public: bool = False) -> gr.Error:
+def refused(message: Any, public: bool) -> gr.Error:
     """A refusal as the page shows it; a public page's names no folder of the server's."""
     text = without_paths(str(message)) if public else str(message)
     return gr.Error(inert(text), print_exception=False)
@@ -282,14 +292,10 @@ def make_edit(settings: Settings):
             jobs = [job(run_settings, request)]
         except ThinkEditError as exc:
             raise refused(exc, settings.public) from None
-        view = RunView(
-            source=request.image, max_turns=request.max_turns, folder=session.view_folder(), public=settings.public
-        )
-        shown = 0
+        (view,) = run_views(jobs, session, settings.public)
         yield (*viewer_update(view, final=False), gr.skip())
         for _ in follow(session, "studio", jobs, [view], [""], run_settings):
-            changed, shown = len(view.turns) != shown, len(view.turns)
-            yield (*viewer_update(view, final=False, turns_changed=changed), gr.skip())
+            yield (*viewer_update(view, final=False, turns_changed=view.turns_to_send()), gr.skip())
         yield (*viewer_update(view, final=True), session.gallery())
 
     return edit
@@ -351,24 +357,15 @@ def make_compare(settings: Settings):
                 for _, editor, thinker, single_shot in sides
             ]
         except ThinkEditError as exc:
-            raise refused(exc) from None
+            raise refused(exc, settings.public) from None
         labels = [label for label, *_ in sides]
-        views = [
-            RunView(source=request.image, max_turns=j.request.max_turns, folder=session.view_folder()) for j in jobs
-        ]
-        shown = [0, 0]
+        views = run_views(jobs, session, settings.public)
 
         def update(final: bool) -> tuple:
-            slider = views[0].versus(views[1]) if final else None
-            galleries = [
-                view.gallery() if final or len(view.turns) != n else gr.skip()
-                for view, n in zip(views, shown, strict=True)
-            ]
-            shown[:] = [len(view.turns) for view in views]
             return (
-                *galleries,
+                *(view.gallery() if final or view.turns_to_send() else gr.skip() for view in views),
                 *(gr.Textbox(view.status(), label=label) for view, label in zip(views, labels, strict=True)),
-                slider if final else gr.skip(),
+                views[0].versus(views[1]) if final else gr.skip(),
                 [view.summary_row(label) for view, label in zip(views, labels, strict=True)],
                 {"a": views[0].shown_record, "b": views[1].shown_record} if final else gr.skip(),
                 session.gallery() if final else gr.skip(),
@@ -389,7 +386,7 @@ def open_history(index: Any, session: Session | None, public: bool = False) -> t
     try:
         number = loop.number(index, "The run number", 0, len(runs) - 1, whole=True)
     except BadInput:
-        raise refused("That run is not in this session's history.") from None
+        raise refused("That run is not in this session's history.", public) from None
     return viewer_update(saved_view(runs[number], session, public), final=True)
 
 
@@ -397,9 +394,9 @@ def open_saved(upload: Any, folder: str | None, session: Session, settings: Sett
     """Open a run from an uploaded zip, or (outside public mode) from a folder in the runs folder."""
     folder = (folder or "").strip()
     if folder and settings.public:
-        raise refused("Opening folders on the server is turned off here; upload the run's zip.")
+        raise refused("Opening folders on the server is turned off here; upload the run's zip.", True)
     if not upload and not folder:
-        raise refused("Upload a run's zip or give its folder to open it.")
+        raise refused("Upload a run's zip or give its folder to open it.", settings.public)
     view = saved_view(upload or confined(folder, settings), session, settings.public)
     session.remember(view)
     return (*viewer_update(view, final=True), session.gallery())
@@ -411,16 +408,25 @@ def confined(folder: str, settings: Settings) -> Path:
         folder,
         settings.runs_dir,
         f"Only runs in the runs folder ({settings.runs_dir}) can be opened by name; upload its zip.",
+        settings.public,
     )
 
 
-def inside(name: str, root: str | Path, refusal: str) -> Path:
+def inside(name: str, root: str | Path, refusal: str, public: bool) -> Path:
     """`name` (a bare name is looked up in `root`) as a path that lies in `root` once symlinks are resolved."""
     root = Path(root).resolve()
     path = (root / name).resolve()  # an absolute `name` stays itself
     if not path.is_relative_to(root):
-        raise refused(refusal)
+        raise refused(refusal, public)
     return path
+
+
+def run_views(jobs: list[loop.Job], session: Session, public: bool) -> list[RunView]:
+    """One view per job, filled as its run streams; a public page's views name no server folder."""
+    return [
+        RunView(source=j.request.image, max_turns=j.request.max_turns, folder=session.view_folder(), public=public)
+        for j in jobs
+    ]
 
 
 def saved_view(path: str | Path, session: Session, public: bool = False) -> RunView:
@@ -452,9 +458,12 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
     the samples (plain data) go to the page's state for `show_sample`.
     """
     if not isinstance(name, str) or not name.strip():
-        raise refused("Choose an eval folder (made by `thinkedit eval --out …` in the evals folder).")
+        raise refused("Choose an eval folder (made by `thinkedit eval --out …` in the evals folder).", settings.public)
     folder = inside(
-        name.strip(), settings.evals_dir, f"Only evals in the evals folder ({settings.evals_dir}) open here."
+        name.strip(),
+        settings.evals_dir,
+        f"Only evals in the evals folder ({settings.evals_dir}) open here.",
+        settings.public,
     )
     try:
         found = read_eval(folder)
@@ -466,7 +475,8 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
     for number, sample in enumerate(samples):
         shown = sample.get("loop") or sample.get("single") or {}
         if shown.get("image"):
-            gallery.append((display_file(shown["image"], view, f"sample-{number}"), sample_caption(sample)))
+            preview = thumbnail_file(view / f"sample-{number}.webp", lambda path=shown["image"]: load_image(path))
+            gallery.append((preview, sample_caption(sample)))
     chart = view / "chart.png"  # drawn from the summary, as `thinkedit eval` draws its report.png
     plot(found["summary"], chart)
     table = pd.DataFrame(found["table"], columns=found["headers"])
@@ -495,7 +505,7 @@ def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Sessi
     try:
         sample = (samples or [])[loop.number(index, "The sample", 0, len(samples or []) - 1, whole=True)]
     except BadInput:
-        raise refused("That sample is not in this eval.") from None
+        raise refused("That sample is not in this eval.", True) from None
     view = session.view_folder()
     images = [sample.get("source"), (sample.get("single") or {}).get("image"), (sample.get("loop") or {}).get("image")]
     shown = [display_file(path, view, f"pick-{n}") if path else None for n, path in enumerate(images)]

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import base64_bytes
 from ..registry import backend_rows
-from ..store import trajectory_record
+from ..store import holds_run, trajectory_record
 from . import actions
 from .view import without_paths
 
@@ -131,10 +131,9 @@ def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
     """What an agent needs from a run: each turn's prompt, scores and refined prompt, the best turn, why it
     stopped, and the run id (its folder's name under the runs folder)."""
     record = trajectory_record(trajectory)
-    saved = trajectory.run_dir is not None and not trajectory.warnings
     keys = ("prompt", "semantic", "quality", "refined_prompt")
     return {
-        "run": trajectory.run_dir.name if saved else None,
+        "run": trajectory.run_dir.name if holds_run(trajectory.run_dir) else None,
         "editor": record["editor"],
         "thinker": record["thinker"],
         "turns": [{"turn": turn["index"], **{key: turn[key] for key in keys}} for turn in record["turns"]],

@@ -1,4 +1,5 @@
-"""The page: a Studio tab (one run, live), a Compare tab (two runs side by side) and a History tab.
+"""The page: a Studio tab (one run, live), a Compare tab (two runs side by side), a History tab and a Benchmarks
+tab (eval folders), plus the MCP tools for agents (`agent.py`) when `--mcp` is on.
 
 One function per tab builds its components and wires its events beside them, as Gradio's own demos do;
 what the buttons do lives in `actions`.
@@ -65,7 +66,7 @@ def build_app(settings: Settings) -> gr.Blocks:
     with gr.Blocks(
         title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP, analytics_enabled=False
     ) as demo:
-        # Gradio calls Session() on each page load and end_session once that tab has been closed for a while.
+        # Gradio calls actions.new_session on each page load and end_session once that tab has been closed for a while.
         session = gr.State(actions.new_session, delete_callback=actions.end_session)
         # Every run adds to History, so its gallery is made first and shown in its own tab.
         history = gr.Gallery(
@@ -130,8 +131,8 @@ def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.St
             with gr.Row():
                 run = gr.Button("Run", variant="primary", elem_id="te-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="te-stop")
-            if examples():
-                gr.Examples(examples(), [image, instruction], label="Examples", examples_per_page=4)
+            if example_rows := examples():
+                gr.Examples(example_rows, [image, instruction], label="Examples", examples_per_page=4)
         with gr.Column(scale=3, min_width=420):
             viewer = run_viewer()
 

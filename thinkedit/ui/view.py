@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from PIL import Image
 from .. import loop
 from ..critique import score_text as score
 from ..images import fit_within, load_image, png_bytes
-from ..store import SavedRun, trajectory_record
+from ..store import SavedRun, holds_run, trajectory_record
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
@@ -66,10 +67,16 @@ class RunView:
     folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
     public: bool = False  # a public page shows run ids, never the server's paths
+    sent_turns: int = 0  # how many turns the page's gallery has been sent
 
     def __post_init__(self) -> None:
         if self.source is not None:
             self.source_path = self.display_copy(self.source, "source")
+
+    def turns_to_send(self) -> bool:
+        """Whether turns were added since the page was last sent them (and, from now on, they count as sent)."""
+        changed, self.sent_turns = len(self.turns) != self.sent_turns, len(self.turns)
+        return changed
 
     def display_copy(self, image: Image.Image, name: str) -> str:
         """The image written once to a temp file: the page gets a path, so Gradio never rewrites a file
@@ -111,17 +118,15 @@ class RunView:
         elif isinstance(event, loop.RunFinished):
             trajectory = event.trajectory
             run_dir = trajectory.run_dir
-            saved = run_dir is not None and (run_dir / "trajectory.json").is_file()
-            self.record = {**trajectory_record(trajectory), "run_dir": str(run_dir) if saved else None}
+            self.record = {**trajectory_record(trajectory), "run_dir": str(run_dir) if holds_run(run_dir) else None}
             self.best = self.record["best_turn"]
             self.step = None
             if self.turns:  # a run stopped while thinking keeps the last finished turn's text, not a cleared panel
                 self.reasoning, self.refined = self.finished_text
 
     @classmethod
-    def from_saved(cls, saved: SavedRun, folder: Path | None = None, public: bool = False) -> RunView:
+    def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False) -> RunView:
         record = saved.record
-        folder = folder or new_folder(SCRATCH.name)
         view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
         for turn in record["turns"]:
             original = saved.image(turn["index"])
@@ -316,19 +321,28 @@ def new_folder(parent: str | Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="view-", dir=parent))
 
 
+def thumbnail_file(path: Path, image: Callable[[], Image.Image], side: int = 256) -> str:
+    """A small WebP preview at `path`, made once: `image` is read only when the preview is not there yet."""
+    if not path.is_file():
+        picture = image()
+        picture.thumbnail((side, side))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        picture.save(path, "WEBP", quality=90)
+    return str(path)
+
+
 def history_item(saved: SavedRun, folder: str | Path) -> tuple[str, str]:
     """A thumbnail (written once per run into `folder`) and a one-line caption for History: instruction,
     best score, time."""
     record = saved.record
     best = saved.best
-    thumbnail = Path(folder) / f"{hashlib.sha1(str(saved.path.resolve()).encode()).hexdigest()[:16]}.webp"
-    if not thumbnail.is_file():
-        image = saved.image(best["index"]) if best else saved.source
-        image.thumbnail((256, 256))
-        image.save(thumbnail, "WEBP", quality=90)
+    thumbnail = thumbnail_file(
+        Path(folder) / f"{hashlib.sha1(str(saved.path.resolve()).encode()).hexdigest()[:16]}.webp",
+        lambda: saved.image(best["index"]) if best else saved.source,
+    )
     instruction = record["instruction"]
     if len(instruction) > 48:
         instruction = instruction[:47] + "…"
     scores = f"best semantic {score(best['semantic'])}, quality {score(best['quality'])}" if best else "no turns"
     started = str(record.get("started", ""))[11:16]
-    return str(thumbnail), f"{instruction} · {scores} · {started}"
+    return thumbnail, f"{instruction} · {scores} · {started}"
