@@ -24,9 +24,9 @@ MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "group", "sequential")
 SPEEDS = ("default", "fast")  # fast: the editor row's `fast` preset, a static-cache compiled thinker on CUDA
-SETTINGS_FILE = "thinkedit_settings.json"
+SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
 PER_REQUEST = {"caller_endpoints", "editor_key", "thinker_key"}  # set per request by the web app, never configured
-NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
+NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # never read from a THINKEDIT_* variable
 
 
 @dataclass

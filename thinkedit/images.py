@@ -57,7 +57,7 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            image = to_rgb(to_srgb(ImageOps.exif_transpose(image) or image))
+            image = to_rgb(to_srgb(ImageOps.exif_transpose(image)))
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated files raise OSError, odd modes ValueError
@@ -108,7 +108,10 @@ def editor_output(edited: Any) -> Image.Image:
         raise ThinkEditError("The editor returned no image.")
     if not isinstance(edited, Image.Image):
         raise ThinkEditError(f"The editor returned {type(edited).__name__}, not an image.")
-    check_size(*edited.size, what="The editor's result", advice="")
+    try:
+        check_size(*edited.size, what="The editor's result", advice="")
+    except BadInput as exc:  # the editor's fault, not the request's
+        raise ThinkEditError(str(exc)) from None
     return to_rgb(edited)
 
 

@@ -1,7 +1,7 @@
 """The Think-while-Edit loop: edit, critique, refine, repeat — as a stream of events.
 
-`run(editor, thinker, request)` yields events as they happen; the web app, the CLI and the tests all
-consume this one stream. It knows nothing of Gradio, diffusers or HTTP.
+`stream(jobs)` yields the events of one or more runs as they happen (`run(editor, thinker, request)`: of one);
+the web app, the CLI, `bench`, `eval` and the tests all consume these events. It knows nothing of Gradio, diffusers or HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from . import runtime
+from .backend import name_of
 from .config import (
     FIRST_TURN_STRATEGIES,
     GUIDANCE_RANGE,
@@ -373,17 +374,11 @@ class _Run:
 def new_trajectory(editor, thinker, request: EditRequest, run_dir: Path | None = None) -> Trajectory:
     return Trajectory(
         request=request,
-        editor=backend_name(editor),
-        thinker=backend_name(thinker) if thinker is not None else "none",
+        editor=name_of(editor),
+        thinker=name_of(thinker) if thinker is not None else "none",
         settings=_settings_record(editor, thinker, request),
         run_dir=run_dir,
     )
-
-
-def backend_name(backend) -> str:
-    """The table name of a backend (a test's stand-in is named by its class)."""
-    spec = getattr(backend, "spec", None)
-    return spec.name if spec is not None else type(backend).__name__
 
 
 def execute(
@@ -393,8 +388,8 @@ def execute(
     trajectory: Trajectory,
     *,
     emit: Callable[[Event], None],
-    alive: Callable[[], None] = lambda: None,
-) -> Trajectory:
+    alive: Callable[[], None],
+) -> None:
     """The loop itself, in the calling thread: edit, critique, refine, repeat, reporting each event to `emit`.
 
     `alive()` is called at every step and token the backends report and after every backend call; it raises
@@ -457,7 +452,6 @@ def execute(
             trajectory.settings[f"{role}_model"] = backend.model
     _save(trajectory, emit)
     emit(RunFinished(trajectory))
-    return trajectory
 
 
 def _stepper(index: int, emit: Callable, alive: Callable) -> Callable[[int, int], None]:

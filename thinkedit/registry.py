@@ -28,10 +28,11 @@ def availability(
     role: str, spec: BackendSpec, model: str | None = None, url: str | None = None, settings: Settings | None = None
 ) -> tuple[bool, str]:
     """(can run here, why not / what it will use) for a `role` backend. Cheap: nothing is loaded or fetched."""
+    settings = settings or Settings.from_env()
     missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
     if missing:
         return False, f"package missing: {', '.join(missing)} (pip install -r requirements.txt)"
-    code = missing_code(spec, settings or Settings.from_env())
+    code = missing_code(spec, settings)
     if code:
         return False, code
     if spec.kind == "offline":
@@ -56,8 +57,12 @@ def availability(
         where = f"{checkpoint}{size} downloads on first use"
     else:
         where = f"weights at {where}"
-    on_gpu = runtime.pick_device(Settings()).startswith("cuda")
-    return True, f"GPU, {where}" if on_gpu else f"no GPU: runs on the CPU, very slowly ({where})"
+    device = runtime.pick_device(settings)
+    if device.startswith("cuda"):
+        return True, f"GPU, {where}"
+    if device == "mps":
+        return True, f"Apple GPU (MPS), {where}"
+    return True, f"no GPU: runs on the CPU, very slowly ({where})"
 
 
 def missing_code(spec: BackendSpec, settings: Settings) -> str | None:

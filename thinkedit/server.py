@@ -50,32 +50,29 @@ class Refused(Exception):
 
 
 def parse_edit_request(body: bytes | bytearray, seed: int) -> EditRequest:
-    """The /edit JSON as an `EditRequest`, checked by `loop.make_request`; `Refused` (400) with the reason otherwise.
+    """The /edit JSON as an `EditRequest`, checked by `loop.make_request`; `BadInput` (a 400) with the reason otherwise.
 
     `seed` is used when the request names none.
     """
     try:
         data = json.loads(body)
     except RecursionError:
-        raise Refused(400, "The body is not JSON this server reads: it is nested too deeply.") from None
+        raise BadInput("The body is not JSON this server reads: it is nested too deeply.") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Refused(400, f"The body is not JSON: {exc}.") from None
+        raise BadInput(f"The body is not JSON: {exc}.") from None
     if not isinstance(data, dict):
-        raise Refused(400, "The body must be a JSON object.")
-    try:
-        width = number(data.get("width"), "width", 1, 1 << 16, whole=True, optional=True)
-        height = number(data.get("height"), "height", 1, 1 << 16, whole=True, optional=True)
-        if width and height:
-            check_size(width, height)
-        return make_request(
-            base64_bytes(data.get("image")),
-            data.get("prompt"),
-            seed=seed if data.get("seed") is None else data["seed"],
-            steps=data.get("num_inference_steps", data.get("num_inference_step")),
-            guidance=data.get("guidance_scale"),
-        )
-    except BadInput as exc:
-        raise Refused(400, str(exc)) from None
+        raise BadInput("The body must be a JSON object.")
+    width = number(data.get("width"), "width", 1, 1 << 16, whole=True, optional=True)
+    height = number(data.get("height"), "height", 1, 1 << 16, whole=True, optional=True)
+    if width and height:
+        check_size(width, height)
+    return make_request(
+        base64_bytes(data.get("image")),
+        data.get("prompt"),
+        seed=seed if data.get("seed") is None else data["seed"],
+        steps=data.get("num_inference_steps", data.get("num_inference_step")),
+        guidance=data.get("guidance_scale"),
+    )
 
 
 class Admission:
@@ -196,10 +193,7 @@ def _refusal_for(exc: Exception):
 
 def edit_answer(edited: Any, seed: int, seconds: float) -> bytes:
     """The protocol's JSON answer: the edit as a PNG."""
-    try:
-        edited = editor_output(edited)  # the editor's own size: a rotation or a crop changes the shape
-    except ThinkEditError as exc:
-        raise Refused(500, str(exc)) from None
+    edited = editor_output(edited)  # the editor's own size: a rotation or a crop changes the shape
     png = base64.b64encode(png_bytes(edited)).decode("ascii")
     answer = {
         "success": True,

@@ -9,7 +9,8 @@ On a ZeroGPU Space (`SPACES_ZERO_GPU` true and the `spaces` package installed):
   a visitor with a few minutes of quota is asked only for what one call needs, never for a whole run.
   The run itself (the loop, the session, Stop, History) stays in the main process; the slice streams its
   steps and tokens back, and Stop closes the slice at the next one (ZeroGPU then stops the worker).
-Anywhere else both do nothing and `spaces` is never imported.
+`preload` is for ZeroGPU only (`app.py` asks `on_zero_gpu()` first); anywhere else `sliced` returns the backend
+as it is and `spaces` is never imported.
 """
 
 from __future__ import annotations
@@ -126,9 +127,7 @@ polish_duration = critique_duration
 def _run_edit(editor, image, prompt, seed, steps, guidance) -> Iterator[tuple[str, Any]]:
     """In the GPU worker: the edit, its steps as ("call", (i, n)) while it runs, then ("done", image)."""
     return _in_thread(
-        lambda report: editor.edit(
-            image, prompt, seed=seed, steps=steps, guidance=guidance, on_step=lambda i, n: report(i, n)
-        )
+        lambda report: editor.edit(image, prompt, seed=seed, steps=steps, guidance=guidance, on_step=report)
     )
 
 

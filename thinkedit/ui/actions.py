@@ -21,8 +21,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from .. import loop
-from ..backend import is_local
+from .. import loop, runtime
 from ..config import Settings
 from ..critique import score_text as score
 from ..editors import EDITORS
@@ -178,7 +177,7 @@ def follow(
     """
     cancel = session.cancel[which] = threading.Event()
     for view, each in zip(views, jobs, strict=True):
-        if is_local(each.editor) or is_local(each.thinker):
+        if runtime.takes_gpu_turn(each.editor, each.thinker):
             view.phase = WAITING
     last = 0.0
     for number, event in loop.stream(
