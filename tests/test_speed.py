@@ -154,6 +154,23 @@ def test_a_missing_lora_offline_is_named_with_how_to_get_it(tiny, source):
     assert default.edit(source, PROMPT, seed=0, steps=1).size == source.size
 
 
+def test_a_preset_that_fails_half_way_is_taken_off_again(tiny, source, monkeypatch):
+    row = EDITORS["flux-kontext"]  # its cache, with a scheduler change in front that goes on before the cache fails
+    spec = dataclasses.replace(row, fast=dataclasses.replace(row.fast, scheduler={"shift": 2.0}))
+    default, fast = at_speeds(tiny, "flux-kontext", spec)
+    pipe = default.pipeline()
+    scheduler, before = pipe.scheduler, default.edit(source, PROMPT, seed=0, steps=2)
+
+    def refuse(config) -> None:
+        raise RuntimeError("this denoiser takes no cache")
+
+    monkeypatch.setattr(_speed.denoiser(pipe), "enable_cache", refuse)
+    with pytest.raises(RuntimeError, match="takes no cache"):
+        fast.edit(source, PROMPT, seed=0, steps=2)
+    assert _speed.applied(pipe).preset is None and pipe.scheduler is scheduler
+    assert np.array_equal(pixels(default.edit(source, PROMPT, seed=0, steps=2)), pixels(before))
+
+
 @pytest.mark.parametrize(("name", "fullgraph"), [("flux-kontext", False), ("instruct-pix2pix", True)])
 def test_compilation_once_per_loaded_model_and_the_default_runs_eagerly(tiny, source, monkeypatch, name, fullgraph):
     default, fast = at_speeds(tiny, name)

@@ -93,10 +93,14 @@ class BackendSpec:
     code_check: str | None = None  # "module:function(settings)": why code beyond `packages` is missing, or None
     fast: FastPreset | None = None  # diffusers editors: what `--speed fast` changes (None: nothing)
 
+    def preset(self, speed: str) -> FastPreset | None:
+        """What runs at `speed`: the row's fast preset at `--speed fast`, None (the default path) otherwise."""
+        return self.fast if speed == "fast" else None
+
     def defaults(self, speed: str = "default") -> tuple[int | None, float | None]:
         """Steps and guidance when a request names none: the row's, or at `--speed fast` those of its preset's
         few-step distillation."""
-        fast = self.fast if speed == "fast" else None
+        fast = self.preset(speed)
         steps = (fast and fast.steps) or self.steps
         return steps, fast.guidance if fast is not None and fast.guidance is not None else self.guidance
 

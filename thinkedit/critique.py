@@ -134,10 +134,9 @@ def parse_critique(text: str | None, reasoning_content: str | None = None) -> Cr
     return Critique(semantic, quality, reasoning, _clean_answer(answer), raw)
 
 
-def parse_polish(text: str | None, instruction: str) -> str:
+def parse_polish(text: str | None, instruction: str, reasoning_content: str | None = None) -> str:
     """The rewritten instruction from a polish reply, or the instruction itself when there is none."""
-    critique = parse_critique(text)
-    return critique.refined_prompt or instruction
+    return parse_critique(text, reasoning_content=reasoning_content).refined_prompt or instruction
 
 
 def _split_think(text: str) -> tuple[str, str]:

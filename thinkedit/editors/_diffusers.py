@@ -13,7 +13,7 @@ from typing import Any
 from PIL import Image
 
 from .. import runtime
-from ..backend import BackendSpec, FastPreset, OnStep
+from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..errors import Cancelled
 from ..registry import hf_token, model_for, weights_location
@@ -65,11 +65,6 @@ class DiffusersEditor:
         return (self.spec.name, self.model, self.pipeline_name, device, dtype, self.settings.offload)
 
     @property
-    def fast(self) -> FastPreset | None:
-        """The row's fast preset when the settings ask for `--speed fast`; None is the default path."""
-        return self.spec.fast if self.settings.speed == "fast" else None
-
-    @property
     def default_steps(self) -> int | None:
         return self.spec.defaults(self.settings.speed)[0]
 
@@ -92,7 +87,12 @@ class DiffusersEditor:
             settings=self.settings,
             offload=offload,
         )
-        _speed.switch(pipe, self.fast, compile_blocks=runtime.compiles(self.settings), token=hf_token())
+        _speed.switch(
+            pipe,
+            self.spec.preset(self.settings.speed),
+            compile_blocks=runtime.compiles(self.settings),
+            token=hf_token(),
+        )
         return pipe
 
     def _load(self, device: str, offload: str, size_gb: float | None):
@@ -126,13 +126,14 @@ class DiffusersEditor:
         guidance: float | None = None,
         on_step: OnStep | None = None,
     ) -> Image.Image:
-        with runtime.CACHE.in_use(self.cache_key):  # marked before it is fetched: no budget decision evicts it
+        key = self.cache_key
+        with runtime.CACHE.in_use(key):  # marked before it is fetched: no budget decision evicts it
             pipe = self.pipeline()
             kwargs = self.call_arguments(image, prompt, seed, steps, guidance)
             width, height = self.working_size(image)
             what = f"{self.spec.name} edited a {width}×{height} image"
             with (
-                runtime.friendly_errors(what, offload=runtime.CACHE.offload_of(self.cache_key)),
+                runtime.friendly_errors(what, offload=runtime.CACHE.offload_of(key)),
                 _speed.denoising(pipe),
             ):
                 edited = run_pipeline(pipe, kwargs, on_step)

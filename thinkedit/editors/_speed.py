@@ -55,14 +55,18 @@ def switch(pipe, preset: FastPreset | None, *, compile_blocks: bool, token: str 
     model = denoiser(pipe)
     if preset.lora:  # first: a missing LoRA is refused before anything else changes
         _load_lora(pipe, preset, token)
-    if preset.scheduler:
-        state.scheduler = pipe.scheduler
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **preset.scheduler)
-    if preset.cache:
-        import diffusers.hooks
+    state.preset = preset  # from here on, should a later piece fail, `_take_off` takes off what went on
+    try:
+        if preset.scheduler:
+            state.scheduler = pipe.scheduler
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **preset.scheduler)
+        if preset.cache:
+            import diffusers.hooks
 
-        model.enable_cache(getattr(diffusers.hooks, preset.cache)(**preset.cache_options))
-    state.preset = preset
+            model.enable_cache(getattr(diffusers.hooks, preset.cache)(**preset.cache_options))
+    except BaseException:
+        _take_off(pipe, state)
+        raise
     if compile_blocks and preset.compile and not state.compiled:
         # A cache decides outside the graph (its hooks are `torch.compiler.disable`d), so with one the blocks
         # compile in pieces around it; without one each block is one graph.
@@ -72,7 +76,7 @@ def switch(pipe, preset: FastPreset | None, *, compile_blocks: bool, token: str 
 
 def _take_off(pipe, state: Applied) -> None:
     preset = state.preset
-    if preset.cache:
+    if preset.cache and denoiser(pipe).is_cache_enabled:
         denoiser(pipe).disable_cache()
     if preset.lora:
         pipe.unload_lora_weights()  # the original layers back, not only the adapter switched off

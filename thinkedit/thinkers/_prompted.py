@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..backend import BackendSpec, OnToken
 from ..config import Settings
-from ..critique import Critique, load_template, parse_critique, render
+from ..critique import Critique, load_template, parse_critique, parse_polish, render
 from ..registry import model_for
 
 
@@ -45,7 +45,7 @@ class PromptedThinker:
 
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
         content, reasoning = self.answer([source], render(self.polish_template, instruction), on_token)
-        return parse_critique(content, reasoning_content=reasoning).refined_prompt or instruction
+        return parse_polish(content, instruction, reasoning_content=reasoning)
 
     def ask(self, images: list[Image.Image], text: str, *, on_token: OnToken | None = None) -> str:
         """The model's answer to the images then `text` (its reasoning when the answer came only there)."""

@@ -41,7 +41,26 @@ class QwenVLThinker(PromptedThinker):
         self.generation = generation_options(settings)
 
     def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
-        return self._generate(images, text, on_token), ""
+        """(the model's reply to the images then `text`, ""): `generate()` runs here and hands its text to
+        `on_token` piece by piece from inside this same thread, so when `on_token` raises (Stop) generation ends
+        at that token."""
+        with runtime.CACHE.in_use(self.cache_key):  # marked before it is fetched: no budget decision evicts it
+            model, processor, offload = self.load()
+            images = [fit_within(image, self.settings.thinker_image_side) for image in images]
+            content = [{"type": "image"} for _ in images] + [{"type": "text", "text": text}]
+            chat = processor.apply_chat_template(
+                [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+            )
+            inputs = processor(text=[chat], images=images, return_tensors="pt")
+            what = f"the thinker read {len(images)} image(s) of up to {self.settings.thinker_image_side} pixels a side"
+            relay = _Relay(processor.tokenizer, on_token)
+            with (
+                runtime.friendly_errors(what, offload=offload),
+                _on_device(model, runtime.pick_device(self.settings), offload),
+            ):
+                model.generate(**inputs.to(model.device), **self.options_for(offload), streamer=relay)
+        # A "thinking" chat template opens <think> in the prompt; the reply starts inside that block.
+        return ("<think>" if _OPEN_THINK.search(chat) else "") + "".join(relay.pieces), ""
 
     @property
     def cache_key(self) -> tuple:
@@ -57,43 +76,12 @@ class QwenVLThinker(PromptedThinker):
         loader = lambda: _load(self.model, device, dtype, offload, size, f"--{self.role}-model")  # noqa: E731
         return runtime.load(self.cache_key, loader, size_gb=size, settings=self.settings, offload=offload)
 
-    def _generate(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> str:
-        """The model's reply to the images then `text`, streamed chunk by chunk into `on_token`."""
-        model, processor, offload = self.load()
-        images = [fit_within(image, self.settings.thinker_image_side) for image in images]
-        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": text}]
-        chat = processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-        )
-        inputs = processor(text=[chat], images=images, return_tensors="pt")
-        what = f"the thinker read {len(images)} image(s) of up to {self.settings.thinker_image_side} pixels a side"
-        with (
-            runtime.CACHE.in_use(self.cache_key),
-            runtime.friendly_errors(what, offload=offload),
-            _on_device(model, runtime.pick_device(self.settings), offload),
-        ):
-            reply = self._stream(
-                model, processor.tokenizer, inputs.to(model.device), on_token, self.options_for(offload)
-            )
-        # A "thinking" chat template opens <think> in the prompt; the reply starts inside that block.
-        return ("<think>" if _OPEN_THINK.search(chat) else "") + reply
-
     def options_for(self, offload: str) -> dict[str, Any]:
         """The generation options for a model loaded with `offload`: one that moves between the CPU and the GPU
         would compile its decoding again at every critique, so it decodes without the static cache."""
         if offload == "none":
             return self.generation
         return {key: value for key, value in self.generation.items() if key != "cache_implementation"}
-
-    def _stream(self, model, tokenizer, inputs, on_token: OnToken | None, options: dict[str, Any]) -> str:
-        """Run `generate()` here, handing its text to `on_token` piece by piece as it decodes.
-
-        The streamer is called from inside `generate()` in this same thread: when `on_token` raises (Stop),
-        generation ends at that token.
-        """
-        relay = _Relay(tokenizer, on_token)
-        model.generate(**inputs, **options, streamer=relay)
-        return "".join(relay.pieces)
 
 
 class _Relay(TextStreamer):
