@@ -177,11 +177,14 @@ def hub_features():
 
 def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
     """One row per selected turn, its two images as PNG bytes (so the parquet files hold them)."""
+    source_of: tuple[str | None, bytes] = (None, b"")  # the turns of one run come together: its source read once
     for name, run, turn in selected:
         source = run.file(run.record.get("source", "source.png"))
+        if source_of[0] != name:
+            source_of = (name, source.read_bytes())
         edited = run.file(turn["image"])
         yield {
-            "source": {"bytes": source.read_bytes(), "path": f"{name}/{source.name}"},
+            "source": {"bytes": source_of[1], "path": f"{name}/{source.name}"},
             "edited": {"bytes": edited.read_bytes(), "path": f"{name}/{edited.name}"},
             "instruction": run.record["instruction"],
             "prompt": turn["prompt"],

@@ -45,10 +45,12 @@ def hsv(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("HSV"))
 
 
-def select(pixels: np.ndarray, color: str, shape: str | None = None) -> np.ndarray:
+def select(
+    pixels: np.ndarray, color: str, shape: str | None = None, hsv_pixels: np.ndarray | None = None
+) -> np.ndarray:
     """The mask of what "the `color` [`shape`]" names in an RGB array ("squares": every square); `NoRegion` when no
-    region fits."""
-    hue = color_mask(hsv(pixels), color)
+    region fits. `hsv_pixels`: the array's HSV, when the caller has it already."""
+    hue = color_mask(hsv(pixels) if hsv_pixels is None else hsv_pixels, color)
     if shape is None:
         return hue
     height, width = hue.shape

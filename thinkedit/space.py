@@ -239,9 +239,10 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
         return [f"{SETTINGS_FILE}: {exc}"]
     problems = []
     models = meta.get("models") or []
+    entries = meta.get("preload_from_hub")  # its own shape is `preload_problems`' to report
     preloaded = {
         parts[0]: parts[1].split(",") if len(parts) > 1 else None
-        for parts in (str(entry).split() for entry in meta.get("preload_from_hub") or [])
+        for parts in (str(entry).split() for entry in (entries if isinstance(entries, list) else []))
         if parts
     }
     for role, table in (("editor", EDITORS), ("thinker", THINKERS)):

@@ -236,14 +236,14 @@ def _text(image: Image.Image, op: Op) -> Image.Image:
 
 
 def _by_color(image: Image.Image, op: Op) -> Image.Image:
-    mask = select(np.asarray(image), op.source_color if op.name == "recolor" else op.color or "red", op.where)
+    hsv = np.array(image.convert("HSV"))
+    mask = select(np.asarray(image), op.source_color if op.name == "recolor" else op.color or "red", op.where, hsv)
     if op.name == "keep_color":
         x = np.asarray(image, np.float32)
         gray = np.repeat((x @ LUMA)[..., None], 3, axis=2)
         return Image.fromarray(np.where(mask[..., None], x, gray).clip(0, 255).astype(np.uint8))
     target = op.color or "red"
     hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[target]))
-    hsv = np.array(image.convert("HSV"))
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     if target in ("white", "black", "gray", "grey"):
         s[mask] = 0

@@ -6,12 +6,9 @@ The OpenAI thinker's client in the judge role: `--judge-url` (the only place the
 
 from __future__ import annotations
 
-from ..backend import BackendSpec
-from ..config import Settings
 from ..thinkers.openai_chat import OpenAIThinker
 from .viescore import ModelJudge
 
 
 class OpenAIJudge(ModelJudge):
-    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
-        super().__init__(spec, settings, OpenAIThinker(spec, settings, role="judge"))
+    asker_class = OpenAIThinker

@@ -6,12 +6,9 @@ one loaded model (and grade their own work: `thinkedit eval` warns).
 
 from __future__ import annotations
 
-from ..backend import BackendSpec
-from ..config import Settings
 from ..thinkers.qwen_vl import QwenVLThinker
 from .viescore import ModelJudge
 
 
 class QwenVLJudge(ModelJudge):
-    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
-        super().__init__(spec, settings, QwenVLThinker(spec, settings, role="judge"))
+    asker_class = QwenVLThinker

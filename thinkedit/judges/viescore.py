@@ -76,12 +76,15 @@ def _pair(numbers: list[str]) -> list[float] | None:
 
 
 class ModelJudge:
-    """A vision-language model asked the two questions through a thinker class's `ask(images, text)`."""
+    """A vision-language model asked the two questions through a thinker class's `ask(images, text)`; a subclass
+    names that class."""
 
-    def __init__(self, spec: BackendSpec, settings: Settings, asker) -> None:
+    asker_class: type  # a thinker class, built here in the judge role: its own model, URL and key
+
+    def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        self.asker = asker  # a thinker backend built for the judge role: its own model, URL and key
+        self.asker = self.asker_class(spec, settings, role="judge")
         self.templates = load_templates(settings.judge_templates)
         self.retries = max(0, settings.judge_retries)
 

@@ -461,12 +461,13 @@ def _recolor(op: Op, used: Op | None, views: Views) -> Part:
 
 def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
     named = f"{op.color} {op.where}" if op.where else f"{op.color} areas"
+    base_hsv = hsv(views.base)
     try:
-        mask = select(views.base, op.color or "red", op.where)
+        mask = select(views.base, op.color or "red", op.where, base_hsv)
     except NoRegion as exc:
         return Part(0.0, f"there is no {named} to keep: {exc}", describe(op))
     saturation = hsv(views.edited)[..., 1] / 255
-    kept = float(saturation[mask].mean() / max(hsv(views.base)[..., 1][mask].mean() / 255, 1e-6)) if mask.any() else 1.0
+    kept = float(saturation[mask].mean() / max(base_hsv[..., 1][mask].mean() / 255, 1e-6)) if mask.any() else 1.0
     rest = float(saturation[~grow(mask)].mean()) if (~mask).any() else 0.0
     score = min(1.0, kept / 0.7) * max(0.0, 1 - max(0.0, rest - 0.05) * 8)
     finding = (
