@@ -30,6 +30,7 @@ from thinkedit.critique import format_critique, load_template, parse_critique, r
 from thinkedit.editors import EDITORS
 from thinkedit.editors.classic import ClassicEditor
 from thinkedit.errors import ThinkEditError
+from thinkedit.images import png_bytes
 from thinkedit.thinkers import THINKERS
 
 
@@ -402,9 +403,7 @@ def serve_app(app, **settings) -> Iterator[str]:
 
 
 def b64_png(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
+    return base64.b64encode(png_bytes(image)).decode()
 
 
 def decode_b64_image(data: str) -> Image.Image:

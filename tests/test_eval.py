@@ -4,7 +4,6 @@ transformers, torchrun on CPU, resume, and the VIEScore arithmetic checked again
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from thinkedit.config import Settings
 from thinkedit.editors.classic import ClassicEditor
 from thinkedit.evaluate import read_eval
 from thinkedit.evaluate.data import load, select
+from thinkedit.images import png_bytes
 from thinkedit.judges.classic import ClassicJudge
 from thinkedit.judges.viescore import read_scores
 from thinkedit.registry import build_backend
@@ -53,12 +53,6 @@ def picture(shade: int = 0) -> Image.Image:
     return image
 
 
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def datasets_cache(tmp_path_factory):
     """`datasets` prepares local parquet files in its cache: keep that out of the home folder."""
@@ -84,7 +78,7 @@ def gedit(tmp_path_factory) -> Path:
     )
     columns = {name: [] for name in features}
     for number, (key, task, instruction, language, intersection, image) in enumerate(GEDIT):
-        data = png(picture(number * 10)) if image == "ok" else b"these bytes are not an image"
+        data = png_bytes(picture(number * 10)) if image == "ok" else b"these bytes are not an image"
         for name, value in zip(
             features, (key, task, instruction, language, {"bytes": data, "path": None}, intersection), strict=True
         ):

@@ -28,6 +28,7 @@ from test_faults import BAD_IMAGES, GOOD_IMAGES
 
 from thinkedit import loop
 from thinkedit.config import Settings
+from thinkedit.images import png_bytes
 from thinkedit.registry import build_backend
 from thinkedit.server import create_app
 
@@ -66,7 +67,7 @@ def post(url: str, image: bytes, prompt: str, timeout: float = 10.0) -> httpx2.R
 
 def still_serving(url: str) -> None:
     image = Image.new("RGB", (16, 16), (90, 90, 90))
-    answer = post(url, base64.b64decode(b64_png(image)), "invert the colors")
+    answer = post(url, png_bytes(image), "invert the colors")
     assert answer.status_code == 200, answer.text
     assert decode_b64_image(answer.json()["edited_image"]).getpixel((8, 8)) == (165, 165, 165)
     deadline = time.monotonic() + 5  # an edit whose client went away stops at its next step
@@ -110,7 +111,7 @@ def test_uploaded_kinds_come_back_upright_in_rgb(server, name):
     ids=["10000-chars", "control-chars", "right-to-left", "emoji", "injection"],
 )
 def test_odd_prompts_are_answered_or_refused_with_a_reason(server, prompt, status):
-    answer = post(server, base64.b64decode(b64_png(Image.new("RGB", (8, 8)))), prompt)
+    answer = post(server, png_bytes(Image.new("RGB", (8, 8))), prompt)
     assert answer.status_code == status, answer.text
     assert (answer.json()["error"] is None) == (status == 200)
     still_serving(server)
@@ -124,13 +125,13 @@ def test_odd_prompts_are_answered_or_refused_with_a_reason(server, prompt, statu
     [("RAISE", "RuntimeError: the model blew up"), ("NONE", "The editor returned no image")],
 )
 def test_an_editor_that_fails_gets_a_500_with_the_reason(server, fault, reason):
-    answer = post(server, base64.b64decode(b64_png(Image.new("RGB", (8, 8)))), fault)
+    answer = post(server, png_bytes(Image.new("RGB", (8, 8))), fault)
     assert answer.status_code == 500 and reason in answer.json()["error"]
     still_serving(server)
 
 
 def test_an_editor_returning_another_size_and_mode_is_answered_at_its_own_size_in_rgb(server):
-    answer = post(server, base64.b64decode(b64_png(Image.new("RGB", (24, 16), (10, 200, 10)))), "TINY-RGBA")
+    answer = post(server, png_bytes(Image.new("RGB", (24, 16), (10, 200, 10))), "TINY-RGBA")
     assert answer.status_code == 200
     edited = Image.open(io.BytesIO(base64.b64decode(answer.json()["edited_image"])))
     assert edited.size == (5, 3) and edited.mode == "RGB"
@@ -138,7 +139,7 @@ def test_an_editor_returning_another_size_and_mode_is_answered_at_its_own_size_i
 
 def test_a_hung_edit_times_out_for_the_client_and_is_stopped_on_the_server(server):
     with pytest.raises(httpx2.ReadTimeout):
-        post(server, base64.b64decode(b64_png(Image.new("RGB", (8, 8)))), "HANG", timeout=0.5)
+        post(server, png_bytes(Image.new("RGB", (8, 8))), "HANG", timeout=0.5)
     still_serving(server)
 
 

@@ -15,6 +15,8 @@ from thinkedit import runtime
 from thinkedit.config import Settings
 from thinkedit.registry import build_backend
 
+pytestmark = pytest.mark.usefixtures("empty_model_cache")
+
 GB = 1e9
 
 
@@ -33,13 +35,6 @@ def two_gpus(monkeypatch) -> list:
     )
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda d=None: (free[index(d)], total[index(d)]))
     return asked
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    runtime.CACHE.clear()
-    yield
-    runtime.CACHE.clear()
 
 
 def test_the_default_budget_is_the_chosen_gpus_memory_less_headroom(two_gpus):

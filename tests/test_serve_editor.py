@@ -1,7 +1,6 @@
 """`serve-editor`: our editors behind the editing-server protocol, driven by the `http` editor, and the loop
 end to end with a remote thinker and a remote editor."""
 
-import base64
 import contextlib
 import io
 import json
@@ -16,6 +15,7 @@ import httpx2
 import pytest
 from helpers import (
     FakeServer,
+    b64_png,
     chat_chunks,
     closed_by_server,
     decode_b64_image,
@@ -33,6 +33,7 @@ from thinkedit import loop
 from thinkedit.backend import BackendSpec
 from thinkedit.config import Settings
 from thinkedit.errors import Cancelled
+from thinkedit.images import png_bytes
 from thinkedit.registry import build_backend
 from thinkedit.server import create_app, server_settings
 
@@ -72,14 +73,6 @@ class InvertEditor:
         return ImageOps.invert(image)
 
 
-def b64(image: Image.Image) -> str:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 def http_editor(url: str, **changes):
     settings = Settings(editor="http", editor_url=url, edit_timeout=10.0, request_retries=1, retry_backoff=0.05)
     return build_backend("editor", settings.replace(**changes))
@@ -112,7 +105,7 @@ def test_an_editor_result_of_no_pixels_is_refused_with_the_reason(scene):
     editor = InvertEditor()
     editor.edit = lambda image, prompt, **options: Image.new("RGB", (0, 4))
     with serve_app(create_app(editor)) as url:
-        response = httpx2.post(f"{url}/edit", json={"image": b64(scene), "prompt": "x"}, timeout=10)
+        response = httpx2.post(f"{url}/edit", json={"image": b64_png(scene), "prompt": "x"}, timeout=10)
     assert response.status_code == 500
     assert response.json()["error"] == "The editor's result has no pixels (0×4)."
 
@@ -121,7 +114,7 @@ def test_the_reference_clients_request_is_understood(scene):
     """The paper's client sends num_inference_step (singular), width/height 1024 and enhance_prompt."""
     editor = InvertEditor()
     body = {
-        "image": b64(scene),
+        "image": b64_png(scene),
         "prompt": "invert",
         "num_inference_step": 2,
         "guidance_scale": 2.5,
@@ -170,20 +163,22 @@ def fields(**changes) -> bytes:
 )
 def test_bad_requests_get_a_4xx_with_a_reason(scene, body, status, reason):
     editor = InvertEditor()
-    body = body.replace(b"IMAGE", b64(scene).encode())
+    body = body.replace(b"IMAGE", b64_png(scene).encode())
     with serve_app(create_app(editor, max_body_mb=0.5)) as url:
         response = httpx2.post(f"{url}/edit", content=body, headers={"Content-Type": "application/json"}, timeout=10)
         assert response.status_code == status
         answer = response.json()
         assert answer["success"] is False and reason in answer["error"]
-        assert httpx2.post(f"{url}/edit", content=fields().replace(b"IMAGE", b64(scene).encode())).status_code == 200
+        assert (
+            httpx2.post(f"{url}/edit", content=fields().replace(b"IMAGE", b64_png(scene).encode())).status_code == 200
+        )
     assert [call["prompt"] for call in editor.calls] == ["x"]  # only the good request reached the editor
 
 
 def test_one_edit_at_a_time_on_a_gpu_and_a_bounded_queue(scene):
     editor = InvertEditor(kind="local")  # a local model: edits take turns on the one GPU
     editor.release.clear()
-    body = {"image": b64(scene), "prompt": "x", "num_inference_steps": 1}
+    body = {"image": b64_png(scene), "prompt": "x", "num_inference_steps": 1}
     answers = []
 
     def post(url):
@@ -213,7 +208,7 @@ def post_head(length: int) -> bytes:
 def test_a_full_queue_refuses_from_the_headers_before_the_body_is_sent(scene):
     editor = InvertEditor(kind="local")
     editor.release.clear()
-    body = {"image": b64(scene), "prompt": "x", "num_inference_steps": 1}
+    body = {"image": b64_png(scene), "prompt": "x", "num_inference_steps": 1}
     with serve_app(create_app(editor, max_queue=0)) as url:
         running = threading.Thread(target=httpx2.post, args=(f"{url}/edit",), kwargs={"json": body, "timeout": 20})
         running.start()
@@ -242,12 +237,12 @@ def test_health_answers_while_an_image_is_being_decoded(scene):
 
     class LazyEditor(InvertEditor):
         def edit(self, image, prompt, **options):
-            return SlowToDecode(io.BytesIO(base64.b64decode(b64(super().edit(image, prompt, **options)))))
+            return SlowToDecode(io.BytesIO(png_bytes(super().edit(image, prompt, **options))))
 
     editor = LazyEditor()
     answers = []
     with serve_app(create_app(editor)) as url:
-        body = {"image": b64(scene), "prompt": "invert", "num_inference_steps": 1}
+        body = {"image": b64_png(scene), "prompt": "invert", "num_inference_steps": 1}
         client = threading.Thread(target=lambda: answers.append(httpx2.post(f"{url}/edit", json=body, timeout=30)))
         client.start()
         assert decoding.wait(10)
@@ -263,7 +258,7 @@ def test_a_body_that_does_not_arrive_in_time_is_refused_and_frees_its_place(scen
     with serve_app(create_app(InvertEditor(), max_queue=0, body_timeout=0.5)) as url:
         with raw_request(url, post_head(1000), b'{"prompt": ') as sock:
             head, answer = read_response(sock)
-        after = httpx2.post(f"{url}/edit", json={"image": b64(scene), "prompt": "invert"}, timeout=10)
+        after = httpx2.post(f"{url}/edit", json={"image": b64_png(scene), "prompt": "invert"}, timeout=10)
     assert head.startswith("http/1.1 408") and "did not arrive within 0.5 s" in answer["error"]
     assert after.status_code == 200
 
@@ -285,13 +280,13 @@ def test_a_connection_slow_to_send_its_headers_is_closed_after_the_header_timeou
 
             threading.Thread(target=trickle, daemon=True).start()
             assert closed_by_server(trickling)
-        edited = httpx2.post(f"{url}/edit", json={"image": b64(scene), "prompt": "invert"}, timeout=20)
+        edited = httpx2.post(f"{url}/edit", json={"image": b64_png(scene), "prompt": "invert"}, timeout=20)
     assert edited.status_code == 200 and editor.calls[0]["steps"] is None
 
 
 def test_a_client_that_hangs_up_stops_the_edit(scene):
     editor = InvertEditor(pause=0.05)
-    body = {"image": b64(scene), "prompt": "x", "num_inference_steps": 200}  # ten seconds of steps
+    body = {"image": b64_png(scene), "prompt": "x", "num_inference_steps": 200}  # ten seconds of steps
     with serve_app(create_app(editor)) as url:
         with pytest.raises(httpx2.ReadTimeout):
             httpx2.post(f"{url}/edit", json=body, timeout=httpx2.Timeout(0.3, connect=2))

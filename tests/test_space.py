@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import free_port
 from packaging.specifiers import SpecifierSet
 from PIL import Image
 
@@ -223,12 +224,6 @@ def spaces_module(monkeypatch):
     """The real `spaces` package, imported while SPACES_ZERO_GPU is unset (as a Space's import would see it)."""
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     return pytest.importorskip("spaces")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_built_cpu_space_starts_without_torch_and_runs_a_classic_edit(built, spaces_module, tmp_path, scene):
