@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageOps
 
 from thinkedit.bench import scene
 from thinkedit.config import Settings
@@ -412,6 +412,32 @@ def decode_b64_image(data: str) -> Image.Image:
         data = data.partition(",")[2]
     with Image.open(io.BytesIO(base64.b64decode(data))) as image:
         return image.convert("RGB")
+
+
+# -- the remote servers' routes ------------------------------------------------------------------------
+
+CHAT, MODELS = ("POST", "/v1/chat/completions"), ("GET", "/v1/models")  # an OpenAI-compatible server
+EDIT, HEALTH = ("POST", "/edit"), ("GET", "/health")  # an editing server (EditThinker's protocol)
+
+
+def models_reply(model: str) -> Reply:
+    return json_reply({"object": "list", "data": [{"id": model, "object": "model"}]})
+
+
+def openai_server(chat: Callable[[Seen], Reply], model: str = "served") -> FakeServer:
+    """An OpenAI-compatible server serving `model`, whose chat completions `chat` answers."""
+    return FakeServer({MODELS: lambda _: models_reply(model), CHAT: chat})
+
+
+def inverting(seen: Seen) -> Reply:
+    """A well-behaved editing server's answer: the image it was sent, inverted."""
+    source = decode_b64_image(seen.json()["image"])
+    return json_reply({"success": True, "edited_image": b64_png(ImageOps.invert(source)), "error": None})
+
+
+def editing_server(edit: Callable[[Seen], Reply] = inverting) -> FakeServer:
+    """An editing server that is healthy and answers /edit with `edit`."""
+    return FakeServer({HEALTH: lambda _: json_reply({"status": "ok"}), EDIT: edit})
 
 
 # -- driving the web app and servers -----------------------------------------------------------------

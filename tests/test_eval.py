@@ -16,7 +16,7 @@ from pathlib import Path
 
 import datasets
 import pytest
-from helpers import FakeServer, chat_chunks, decode_b64_image, json_reply, sse_reply
+from helpers import CHAT, FakeServer, chat_chunks, decode_b64_image, json_reply, openai_server, sse_reply
 from PIL import Image, ImageDraw
 
 from thinkedit import runtime
@@ -32,7 +32,6 @@ from thinkedit.registry import build_backend
 from thinkedit.thinkers.classic import ClassicThinker
 from thinkedit.thinkers.qwen_vl import QwenVLThinker
 
-CHAT, MODELS = ("POST", "/v1/chat/completions"), ("GET", "/v1/models")
 # key, task_type, instruction, language, Intersection_exist, image
 GEDIT = [
     ("g1", "color_alter", "make it black and white", "en", True, "ok"),
@@ -370,8 +369,7 @@ def chat_server(answer, streaming: bool = True, model: str = "judge-model") -> F
             return json_reply(completion(text))
         return sse_reply(chat_chunks([text[i : i + 7] for i in range(0, len(text), 7)]))
 
-    models = json_reply({"object": "list", "data": [{"id": model, "object": "model"}]})
-    return FakeServer({MODELS: lambda _: models, CHAT: reply})
+    return openai_server(reply, model)
 
 
 # instruction -> semantic replies (one per question asked), quality replies

@@ -13,7 +13,7 @@ import struct
 import zlib
 
 import pytest
-from helpers import FakeServer, RecordingEditor, ScriptedThinker, chat_chunks, json_reply, sse_reply
+from helpers import FakeServer, RecordingEditor, ScriptedThinker, chat_chunks, openai_server, sse_reply
 from PIL import Image
 
 from thinkedit import loop, store
@@ -201,8 +201,7 @@ def echo_server() -> FakeServer:
         text = seen.json()["messages"][0]["content"][-1]["text"]
         return sse_reply(chat_chunks([text[i : i + 200] for i in range(0, len(text), 200)]))
 
-    models = json_reply({"object": "list", "data": [{"id": "echo", "object": "model"}]})
-    return FakeServer({("GET", "/v1/models"): lambda _: models, ("POST", "/v1/chat/completions"): echo})
+    return openai_server(echo, model="echo")
 
 
 INSTRUCTION_LAST = """Answer as <think>…</think><score>{"semantic": N, "quality": N}</score><answer>…</answer>.

@@ -13,17 +13,18 @@ import time
 import httpx2
 import pytest
 from helpers import (
-    FakeServer,
     Reply,
     ScriptedThinker,
-    b64_png,
     chat_chunks,
     decode_b64_image,
+    editing_server,
+    inverting,
     json_reply,
+    openai_server,
     serve_app,
     sse_reply,
 )
-from PIL import Image, ImageOps
+from PIL import Image
 from test_faults import BAD_IMAGES, GOOD_IMAGES
 
 from thinkedit import loop
@@ -205,23 +206,16 @@ def first_good_then(good, failure):
     return answer
 
 
-def inverting(seen) -> Reply:
-    source = decode_b64_image(seen.json()["image"])
-    return json_reply({"success": True, "edited_image": b64_png(ImageOps.invert(source)), "error": None})
-
-
 @pytest.mark.parametrize("role", ["editor", "thinker"])
 @pytest.mark.parametrize("failure", FAILURES)
 def test_a_remote_backend_failing_mid_run_ends_it_clearly_with_turn_1_kept(tmp_path, role, failure):
     reply = FAILURES[failure] or Reply()
-    models = json_reply({"object": "list", "data": [{"id": "et", "object": "model"}]})
     edit, chat = inverting, lambda _: sse_reply(chat_chunks(ANSWER))
     if role == "editor":
         edit = first_good_then(edit, reply)
     else:
         chat = first_good_then(chat, reply)
-    editing = FakeServer({("GET", "/health"): lambda _: json_reply({"status": "ok"}), ("POST", "/edit"): edit})
-    chat = FakeServer({("GET", "/v1/models"): lambda _: models, ("POST", "/v1/chat/completions"): chat})
+    editing, chat = editing_server(edit), openai_server(chat, model="et")
     failing = editing if role == "editor" else chat
     settings = Settings(
         editor="http",

@@ -6,15 +6,24 @@ import time
 
 import huggingface_hub.constants
 import pytest
-from helpers import FakeServer, Reply, b64_png, decode_b64_image, free_port, in_order, json_reply
+from helpers import (
+    EDIT,
+    HEALTH,
+    FakeServer,
+    Reply,
+    decode_b64_image,
+    editing_server,
+    free_port,
+    in_order,
+    inverting,
+    json_reply,
+)
 from PIL import Image, ImageOps
 
 from thinkedit.config import Settings
 from thinkedit.errors import Cancelled, ThinkEditError
 from thinkedit.registry import build_backend
 
-EDIT = ("POST", "/edit")
-HEALTH = ("GET", "/health")
 HEALTHY = json_reply({"status": "ok"})
 
 
@@ -25,14 +34,9 @@ def editor_for(urls: str, name: str = "http", **changes):
     return build_backend("editor", settings.replace(**changes))
 
 
-def inverting(seen) -> Reply:
-    """A well-behaved editing server: inverts the image it was sent."""
-    source = decode_b64_image(seen.json()["image"])
-    return json_reply({"success": True, "edited_image": b64_png(ImageOps.invert(source)), "error": None})
-
-
-def editing_server(*replies: Reply) -> FakeServer:
-    return FakeServer({HEALTH: lambda _: HEALTHY, EDIT: in_order(*replies) if replies else inverting})
+def answering(*replies: Reply) -> FakeServer:
+    """An editing server that gives `replies` in order (then no answer)."""
+    return editing_server(in_order(*replies))
 
 
 def test_http_editor_speaks_the_editing_server_protocol(scene):
@@ -77,7 +81,7 @@ def test_500_then_success_is_retried(scene):
 
 def test_the_reference_servers_error_detail_is_reported(scene):
     with (
-        editing_server(json_reply({"detail": "FLUX edit failed: out of memory"}, 500)) as server,
+        answering(json_reply({"detail": "FLUX edit failed: out of memory"}, 500)) as server,
         pytest.raises(ThinkEditError, match=r"HTTP 500: FLUX edit failed: out of memory \(after 3 attempts\)"),
     ):
         editor_for(server.url).edit(scene, "x", seed=0)
@@ -95,7 +99,7 @@ def test_429_honours_retry_after(scene):
 
 
 def test_a_server_that_never_answers_times_out_and_is_not_asked_again(scene):
-    with editing_server(Reply(hang=10)) as server:
+    with answering(Reply(hang=10)) as server:
         started = time.monotonic()
         with pytest.raises(ThinkEditError, match=r"did not answer within 0\.3 s \(read timeout\)\.$"):
             editor_for(server.url, edit_timeout=0.3).edit(scene, "x", seed=0)
@@ -105,7 +109,7 @@ def test_a_server_that_never_answers_times_out_and_is_not_asked_again(scene):
 
 def test_malformed_json_is_a_clear_error_and_not_retried(scene):
     with (
-        editing_server(Reply(200, b"<html>502 Bad Gateway</html")) as server,
+        answering(Reply(200, b"<html>502 Bad Gateway</html")) as server,
         pytest.raises(ThinkEditError, match="not the editing-server JSON"),
     ):
         editor_for(server.url).edit(scene, "x", seed=0)
@@ -114,7 +118,7 @@ def test_malformed_json_is_a_clear_error_and_not_retried(scene):
 
 def test_a_refused_edit_reports_the_servers_reason(scene):
     with (
-        editing_server(json_reply({"success": False, "edited_image": None, "error": "prompt too long"})) as server,
+        answering(json_reply({"success": False, "edited_image": None, "error": "prompt too long"})) as server,
         pytest.raises(ThinkEditError, match="could not edit the image: prompt too long"),
     ):
         editor_for(server.url).edit(scene, "x", seed=0)
@@ -122,7 +126,7 @@ def test_a_refused_edit_reports_the_servers_reason(scene):
 
 def test_a_broken_edited_image_is_reported(scene):
     with (
-        editing_server(json_reply({"success": True, "edited_image": "bm90IGEgcG5n"})) as server,
+        answering(json_reply({"success": True, "edited_image": "bm90IGEgcG5n"})) as server,
         pytest.raises(ThinkEditError, match="not a readable image"),
     ):
         editor_for(server.url).edit(scene, "x", seed=0)
@@ -170,7 +174,7 @@ def test_stop_aborts_the_edit_in_flight(scene):
         if time.monotonic() > pressed:
             raise Cancelled
 
-    with editing_server(Reply(hang=10)) as server:
+    with answering(Reply(hang=10)) as server:
         started = time.monotonic()
         with pytest.raises(Cancelled):
             editor_for(server.url).edit(scene, "x", seed=0, on_step=on_step)

@@ -6,7 +6,19 @@ import time
 
 import huggingface_hub.constants
 import pytest
-from helpers import FakeServer, Reply, chat_chunks, decode_b64_image, free_port, in_order, json_reply, sse_reply
+from helpers import (
+    CHAT,
+    MODELS,
+    FakeServer,
+    Reply,
+    chat_chunks,
+    decode_b64_image,
+    free_port,
+    in_order,
+    json_reply,
+    openai_server,
+    sse_reply,
+)
 from PIL import Image, ImageOps
 
 from thinkedit.config import Settings
@@ -16,8 +28,6 @@ from thinkedit.images import fit_within
 from thinkedit.registry import build_backend
 
 KEY = "sk-planted-secret-4242"
-CHAT = ("POST", "/v1/chat/completions")
-MODELS = ("GET", "/v1/models")
 ANSWER = [
     "<think>The square is still red; the ",
     'sky is untouched.</think>\n<score>{"semantic": 3, ',
@@ -39,8 +49,7 @@ def thinker_for(url: str, name: str = "openai", **changes):
 
 
 def chat_server(*replies: Reply) -> FakeServer:
-    models = json_reply({"object": "list", "data": [{"id": "served-editthinker", "object": "model"}]})
-    return FakeServer({MODELS: lambda _: models, CHAT: in_order(*replies)})
+    return openai_server(in_order(*replies), model="served-editthinker")
 
 
 def assert_images_and_text(seen, images, text):

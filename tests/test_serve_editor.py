@@ -14,14 +14,13 @@ import time
 import httpx2
 import pytest
 from helpers import (
-    FakeServer,
     b64_png,
     chat_chunks,
     closed_by_server,
     decode_b64_image,
     free_port,
     in_order,
-    json_reply,
+    openai_server,
     raw_request,
     read_response,
     serve_app,
@@ -310,12 +309,7 @@ def test_the_loop_runs_two_turns_with_remote_backends_and_keeps_no_key(scene, tm
         '<score>{"semantic": 7, "quality": 7,}</score>',
         "<answer>Invert only the red square, keep the sky</answer>",
     ]
-    chat = FakeServer(
-        {
-            ("POST", "/v1/chat/completions"): in_order(sse_reply(chat_chunks(turn_1)), sse_reply(chat_chunks(turn_2))),
-            ("GET", "/v1/models"): lambda _: json_reply({"data": [{"id": "et-8b", "object": "model"}]}),
-        }
-    )
+    chat = openai_server(in_order(sse_reply(chat_chunks(turn_1)), sse_reply(chat_chunks(turn_2))), model="et-8b")
     editor_backend = InvertEditor()
     with chat, serve_app(create_app(editor_backend)) as editor_url:
         settings = Settings(
