@@ -12,8 +12,10 @@ import base64
 import io
 import json
 import socket
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -400,6 +402,33 @@ def serve_app(app, **settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    """`image` as the bytes of a `fmt` file (Pillow's save options as given)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def truncated(fmt: str, size: tuple[int, int] = (128, 128)) -> bytes:
+    """The first half of a noisy `fmt` file: a damaged upload."""
+    data = encode(Image.effect_noise(size, 60).convert("RGB"), fmt)
+    return data[: len(data) // 2]
+
+
+def png_by_hand(width: int, height: int, bit_depth: int, color_type: int, rows: bytes) -> bytes:
+    """A PNG's bytes written chunk by chunk, so a 0×0 or a 20000×20000 image costs a few bytes to make."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def near(pixel, expected, tolerance: int = 40) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
 
 
 def b64_png(image: Image.Image) -> str:

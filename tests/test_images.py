@@ -1,16 +1,11 @@
 import io
 
 import pytest
+from helpers import encode, truncated
 from PIL import Image
 
 from thinkedit.errors import BadInput
 from thinkedit.images import fit_within, load_image
-
-
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **kwargs)
-    return buffer.getvalue()
 
 
 def test_not_an_image(tmp_path):
@@ -22,9 +17,8 @@ def test_not_an_image(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_truncated_files(fmt):
-    data = encode(Image.effect_noise((256, 256), 60).convert("RGB"), fmt)
     with pytest.raises(BadInput, match="damaged or truncated"):
-        load_image(data[: len(data) // 2])
+        load_image(truncated(fmt, (256, 256)))
 
 
 def test_empty_file():

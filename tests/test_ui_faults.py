@@ -6,14 +6,25 @@ keeps serving; turns finished before a fault stay in the final update and in the
 
 from __future__ import annotations
 
-import io
 import json
-import struct
 import zlib
 from pathlib import Path
 
 import pytest
-from helpers import EVIL, call_edit, register, run_edit, scene_file, serve, solid, steady, upload
+from helpers import (
+    EVIL,
+    call_edit,
+    near,
+    png_by_hand,
+    register,
+    run_edit,
+    scene_file,
+    serve,
+    solid,
+    steady,
+    truncated,
+    upload,
+)
 from PIL import Image, ImageOps
 
 from thinkedit.config import MAX_INSTRUCTION_CHARS, Settings
@@ -95,41 +106,21 @@ def assert_no_traceback(*texts: str) -> None:
 # -- images ------------------------------------------------------------------------------------------
 
 
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_file(path: Path, width: int, height: int, bit_depth: int, color_type: int, rows: bytes) -> str:
-    """A PNG written by hand, so a 20000×20000 image costs a few KB and no memory to make."""
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows) + png_chunk(b"IEND", b"")
-    )
-    return str(path)
-
-
-def truncated(path: Path, format: str) -> str:
-    buffer = io.BytesIO()
-    Image.effect_noise((200, 150), 60).convert("RGB").save(buffer, format)
-    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-    return str(path)
-
-
-def written(path: Path, text: str) -> str:
-    path.write_text(text)
+def written(path: Path, data: str | bytes) -> str:
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
     return str(path)
 
 
 def bomb(path: Path) -> str:
     side = 20000  # 400 megapixels of 1-bit grey: 50 MB of zeros, a few KB compressed
-    return png_file(path, side, side, 1, 0, zlib.compress(bytes(side * (1 + side // 8)), 9))
+    return written(path, png_by_hand(side, side, 1, 0, zlib.compress(bytes(side * (1 + side // 8)), 9)))
 
 
 REFUSED_IMAGES = {
     "text.png": (lambda p: written(p, "not a picture"), "not an image"),
-    "truncated.png": (lambda p: truncated(p, "PNG"), "damaged or truncated"),
-    "truncated.jpg": (lambda p: truncated(p, "JPEG"), "damaged or truncated"),
-    "zero.png": (lambda p: png_file(p, 0, 0, 8, 2, zlib.compress(b"")), "not an image"),
+    "truncated.png": (lambda p: written(p, truncated("PNG", (200, 150))), "damaged or truncated"),
+    "truncated.jpg": (lambda p: written(p, truncated("JPEG", (200, 150))), "damaged or truncated"),
+    "zero.png": (lambda p: written(p, png_by_hand(0, 0, 8, 2, zlib.compress(b""))), "not an image"),
     "bomb.png": (bomb, "megapixels"),
     "drawing.svg": (
         lambda p: written(p, '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'),
@@ -180,10 +171,6 @@ def animated(path: Path) -> str:
     frames = [Image.new("RGB", (32, 32), color) for color in ((220, 20, 20), (20, 20, 220), (20, 200, 20))]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
     return str(path)
-
-
-def near(pixel, expected, tolerance=40) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
 
 
 def check_sixteen_bit(source: Image.Image, original: str) -> None:
