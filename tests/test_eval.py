@@ -102,23 +102,9 @@ def run(*args: str) -> int:
     return main(["eval", *args, "--no-progress"])
 
 
-def judged_single(data: Path, out: Path, judge_url: str, *extra: str) -> int:
-    """`eval` of a folder set in single mode, judged by the OpenAI-compatible server at `judge_url`."""
-    return run(
-        "--bench",
-        "folder",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--modes",
-        "single",
-        "--judge",
-        "openai",
-        "--judge-url",
-        judge_url,
-        *extra,
-    )
+def judged_single(data: Path, out: Path, *judge: str) -> int:
+    """`eval` of a folder set in single mode with the judge `judge` names (`--judge` and what follows it)."""
+    return run("--bench", "folder", "--data", str(data), "--out", str(out), "--modes", "single", "--judge", *judge)
 
 
 def lines_of(out: Path) -> list[dict]:
@@ -429,7 +415,7 @@ def test_openai_judge_follows_viescore_and_the_macro_average(streaming, tmp_path
     with chat_server(answer, streaming) as server:
         out = tmp_path / "eval"
         extra = ["--judge-templates", str(templates)] if templates else []
-        assert judged_single(data, out, f"{server.url}/v1", *extra) == 0
+        assert judged_single(data, out, "openai", "--judge-url", f"{server.url}/v1", *extra) == 0
         keys = {seen.headers.get("authorization") for seen in server.requests(*CHAT)}
     assert keys == {"Bearer judge-key-1234"}
 
@@ -465,7 +451,7 @@ def test_concurrency_keeps_several_samples_in_flight(tmp_path):
 
     with chat_server(answer) as server:
         out = tmp_path / "eval"
-        assert judged_single(data, out, f"{server.url}/v1", "--concurrency", "2") == 0
+        assert judged_single(data, out, "openai", "--judge-url", f"{server.url}/v1", "--concurrency", "2") == 0
     assert [(r["key"], r["error"], r["o"]) for r in lines_of(out)] == [("a", None, 8.0), ("b", None, 8.0)]
 
 
@@ -560,23 +546,7 @@ def test_tiny_qwen_vl_judges_through_transformers(tiny_judge, tmp_path, monkeypa
     data = write_folder(tmp_path / "set", [("k", "make the red square blue", "color")])
     out = tmp_path / "eval"
     try:
-        assert (
-            run(
-                "--bench",
-                "folder",
-                "--data",
-                str(data),
-                "--out",
-                str(out),
-                "--modes",
-                "single",
-                "--judge",
-                "qwen-vl",
-                "--judge-model",
-                tiny_judge,
-            )
-            == 0
-        )
+        assert judged_single(data, out, "qwen-vl", "--judge-model", tiny_judge) == 0
     finally:
         runtime.CACHE.clear()
     row = by_key(out, "single")["k"]
