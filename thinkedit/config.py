@@ -139,48 +139,43 @@ def read_settings_file(named: str | None) -> dict:
     return data
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that choose and point backends; `Settings.from_env` mirrors each as THINKEDIT_*."""
-    group = parser.add_argument_group("backends")
-    group.add_argument("--editor", help="editor name (see `thinkedit backends`)")
-    group.add_argument("--editor-model", help="checkpoint id or local folder for the editor")
-    group.add_argument("--editor-url", help="editing server URL(s), comma-separated")
-    group.add_argument("--editor-provider", help="Inference Providers provider for hf-inference")
-    group.add_argument("--thinker", help="thinker name (see `thinkedit backends`)")
-    group.add_argument("--thinker-model", help="checkpoint id, local folder or served model name")
-    group.add_argument("--thinker-url", help="OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1")
-    group.add_argument("--thinker-provider", help="Inference Providers provider for hf-inference")
-    group.add_argument("--thinker-template", help="critique template file ({instruction}, {prompt})")
-    group.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
-    group.add_argument("--dtype", help="bfloat16, float16 or float32 (default: by device)")
-    group.add_argument("--offload", choices=OFFLOAD_MODES, help="model offload mode (default auto)")
-    group.add_argument("--speed", choices=SPEEDS, help="fast: caches, compilation, few-step LoRAs (default: default)")
-    group.add_argument("--runs-dir", help="where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)")
+BACKEND_FLAGS = {  # flag → its argparse options; each names a Settings field (`Settings.from_env` mirrors it)
+    "--editor": {"help": "editor name (see `thinkedit backends`)"},
+    "--editor-model": {"help": "checkpoint id or local folder for the editor"},
+    "--editor-url": {"help": "editing server URL(s), comma-separated"},
+    "--editor-provider": {"help": "Inference Providers provider for hf-inference"},
+    "--thinker": {"help": "thinker name (see `thinkedit backends`)"},
+    "--thinker-model": {"help": "checkpoint id, local folder or served model name"},
+    "--thinker-url": {"help": "OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1"},
+    "--thinker-provider": {"help": "Inference Providers provider for hf-inference"},
+    "--thinker-template": {"help": "critique template file ({instruction}, {prompt})"},
+    "--device": {"help": "cuda, cuda:1, mps or cpu (default: the best available)"},
+    "--dtype": {"help": "bfloat16, float16 or float32 (default: by device)"},
+    "--offload": {"choices": OFFLOAD_MODES, "help": "model offload mode (default auto)"},
+    "--speed": {"choices": SPEEDS, "help": "fast: caches, compilation, few-step LoRAs (default: default)"},
+    "--runs-dir": {"help": "where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)"},
+}
+JUDGE_FLAGS = {  # `thinkedit eval`'s judge, the same way
+    "--judge": {"help": "classic (default), openai, qwen-vl or hf-inference"},
+    "--judge-model": {"help": "served model name, checkpoint id or local folder"},
+    "--judge-url": {"help": "OpenAI-compatible base URL (the judge's key goes only here)"},
+    "--judge-provider": {"help": "Inference Providers provider for hf-inference"},
+    "--judge-templates": {"help": "folder with judge_semantic.txt and judge_quality.txt"},
+}
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser, judge: bool = False) -> None:
+    """The flags that choose and point backends (with `judge`, the judge's too); `settings_from_args` reads them."""
+    groups = {"backends": BACKEND_FLAGS} | ({"judge": JUDGE_FLAGS} if judge else {})
+    for title, flags in groups.items():
+        group = parser.add_argument_group(title)
+        for flag, options in flags.items():
+            group.add_argument(flag, **options)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The settings the environment gives, with the backend flags of `add_backend_arguments` on top."""
-    names = (
-        "editor",
-        "editor_model",
-        "editor_url",
-        "editor_provider",
-        "thinker",
-        "thinker_model",
-        "thinker_url",
-        "thinker_provider",
-        "thinker_template",
-        "device",
-        "dtype",
-        "offload",
-        "speed",
-        "runs_dir",
-        "judge",
-        "judge_model",
-        "judge_url",
-        "judge_provider",
-        "judge_templates",
-    )
+    """The settings the environment gives, with the backend (and judge) flags given on top."""
+    names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *JUDGE_FLAGS)]
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
 
 

@@ -29,13 +29,12 @@ UPLOADED = "/gradio_api/file="  # how Gradio names a file uploaded to this app (
 SEND_IMAGE_AS = "Send the image as a data URL (data:image/png;base64,…) or the URL of a file uploaded here."
 
 
-def add_tools(settings: Settings, run_options: dict) -> None:
+def add_tools(settings: Settings, rows: list[dict[str, Any]], run_options: dict) -> None:
     """Add `think_edit` and `list_backends` to the Blocks being built: API-only endpoints on hidden components;
-    `think_edit` is queued like the page's runs (`run_options`: how many at once, the raw input passed on)."""
+    `think_edit` is queued like the page's runs (`run_options`: how many at once, the raw input passed on) and
+    offers the backends of `rows` (the page's `backend_rows`)."""
     fix_gradio_mcp()
-    names = {
-        role: [row["name"] for row in backend_rows(settings) if row["role"] == role] for role in ("editor", "thinker")
-    }
+    names = {role: [row["name"] for row in rows if row["role"] == role] for role in ("editor", "thinker")}
     with gr.Group(visible=False):
         inputs = [
             gr.Textbox(label="Image (data URL or upload URL)"),

@@ -91,7 +91,7 @@ def build_app(settings: Settings) -> gr.Blocks:
             with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
                 benchmarks_tab(settings, session, benchmarks_tab_item)
         if settings.mcp:
-            agent.add_tools(settings, run_options(settings))
+            agent.add_tools(settings, rows, run_options(settings))
     return demo
 
 
