@@ -20,7 +20,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from thinkedit.config import Settings  # noqa: E402
+from thinkedit.config import add_app_arguments, settings_from_args  # noqa: E402
 
 M_ARENA_MAX = -8  # glibc's mallopt option number
 
@@ -74,20 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     stop_on_signals()
     own_gradio_folder()
     parser = argparse.ArgumentParser(description="ThinkEdit: a live Think-while-Edit studio in the browser.")
-    parser.add_argument("--host", help="address to bind (default 127.0.0.1, THINKEDIT_HOST)")
-    parser.add_argument("--port", type=int, help="port (default 7860, THINKEDIT_PORT)")
-    parser.add_argument(
-        "--public",
-        action="store_true",
-        default=None,
-        help="public demo: no model/URL boxes, no server folders (THINKEDIT_PUBLIC=1)",
-    )
-    parser.add_argument(
-        "--mcp",
-        action="store_true",
-        default=None,
-        help="also an MCP server at /gradio_api/mcp/ with the think_edit tool (THINKEDIT_MCP=1)",
-    )
+    add_app_arguments(parser)
+    # not a setting: a one-off choice of this launch
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
     args = parser.parse_args(argv)
 
@@ -96,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     from thinkedit.registry import build_backend
 
     try:  # a bad THINKEDIT_* value or a Space's missing weights: one sentence, as the CLI says it
-        settings = Settings.from_env(host=args.host, port=args.port, public=args.public, mcp=args.mcp)
+        settings = settings_from_args(args)
         if zerogpu.on_zero_gpu():  # weights load here, in the main process, before the first request
             zerogpu.preload([build_backend(role, settings) for role in ("editor", "thinker")])
     except ThinkEditError as exc:

@@ -16,8 +16,9 @@ from pathlib import Path
 from PIL import Image
 
 from thinkedit.config import Settings
-from thinkedit.loop import Trajectory, make_request, run
+from thinkedit.loop import Trajectory, run
 from thinkedit.registry import build_backend
+from thinkedit.requests import make_request
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

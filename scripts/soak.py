@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers import serve_app  # noqa: E402  (uvicorn in a thread on a free port)
 
 from thinkedit.config import Settings  # noqa: E402
-from thinkedit.loop import make_request, run  # noqa: E402
+from thinkedit.loop import run  # noqa: E402
 from thinkedit.registry import build_backend  # noqa: E402
+from thinkedit.requests import make_request  # noqa: E402
 from thinkedit.server import create_app  # noqa: E402
 
 WARM_UP = 5

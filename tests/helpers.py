@@ -472,6 +472,18 @@ def editing_server(edit: Callable[[Seen], Reply] = inverting) -> FakeServer:
 # -- driving the web app and servers -----------------------------------------------------------------
 
 
+def studio_handler(settings: Settings):
+    """The Studio's run handler outside a served page: (handler, its viewer, History's gallery); each update the
+    handler yields is keyed by those components."""
+    import gradio as gr
+
+    from thinkedit.ui import actions, layout
+
+    with gr.Blocks():
+        viewer, history = layout.run_viewer(), gr.Gallery()
+    return actions.make_edit(settings, viewer, history), viewer, history
+
+
 def serve(settings: Settings):
     """Start the app in this process on a free port; returns (demo, url)."""
     from thinkedit.ui import build_app, launch

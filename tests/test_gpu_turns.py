@@ -46,7 +46,7 @@ def test_local_sides_take_turns_and_offline_sides_run_together(scene, tmp_path, 
         thinker = ScriptedThinker([(5, 5, f"side {side} again"), (9, 9, "x")])
         sides.append(loop.Job(editor, thinker, request, tmp_path / str(side)))
     loads = runtime.CACHE.loads
-    finished = [event for _, event in loop.stream(sides) if isinstance(event, loop.RunFinished)]
+    finished = [event for _, event in loop.run_jobs(sides) if isinstance(event, loop.RunFinished)]
     assert [len(f.trajectory.turns) for f in finished] == [2, 2]
     assert len(log) == 4
     assert overlapping(log) is overlap

@@ -1,4 +1,5 @@
 from thinkedit import registry
+from thinkedit.config import Settings
 from thinkedit.editors import EDITORS
 
 
@@ -22,5 +23,5 @@ def test_weights_are_found_in_the_hub_cache_or_a_folder(tmp_path, monkeypatch):
     assert registry.weights_location("org/model") == str(model)
     assert registry.weights_location("org/absent") is None
     assert registry.weights_location(str(tmp_path)) == str(tmp_path)
-    ok, reason = registry.availability("editor", EDITORS["flux-kontext"], model="org/pipeline")
+    ok, reason = registry.availability("editor", EDITORS["flux-kontext"], Settings(), model="org/pipeline")
     assert ok and str(pipeline) in reason

@@ -20,7 +20,7 @@ from helpers import (
 )
 from PIL import Image, ImageOps
 
-from thinkedit.config import Settings
+from thinkedit.config import Caller, Settings
 from thinkedit.errors import Cancelled, ThinkEditError
 from thinkedit.registry import build_backend
 
@@ -228,12 +228,12 @@ def test_hf_inference_editor_sends_no_server_token_to_an_endpoint_a_caller_named
         return Reply(200, buffer.getvalue(), {"Content-Type": "image/png"})
 
     with FakeServer({("POST", "/kontext"): endpoint}) as server:
-        for changes in (
-            {"caller_endpoints": ("editor",)},
-            {"caller_endpoints": ("editor",), "editor_key": "hf_own"},
-            {},
+        for caller in (
+            Caller(named_urls=frozenset({"editor"})),
+            Caller(named_urls=frozenset({"editor"}), keys={"editor": "hf_own"}),
+            Caller(),
         ):
-            editor_for(server.url + "/kontext", "hf-inference", **changes).edit(scene, "x", seed=0)
+            editor_for(server.url + "/kontext", "hf-inference", caller=caller).edit(scene, "x", seed=0)
     sent = [seen.headers.get("authorization") for seen in server.seen]
     assert sent == ["Bearer EMPTY", "Bearer hf_own", "Bearer hf_planted_token_123"]
 

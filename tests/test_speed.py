@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
+from helpers import studio_handler
 from PIL import Image
 from tiny_pipelines import random_lora
 from tiny_qwen_vl import build_tiny_qwen_vl
@@ -277,8 +278,8 @@ def test_the_studios_speed_reaches_the_run_outside_public_mode_only(tmp_path, sc
 
     scene.save(tmp_path / "scene.png")
     for public, recorded in ((False, "fast"), (True, "default")):
-        edit = actions.make_edit(Settings(public=public, runs_dir=tmp_path / f"runs-{public}"))
-        *_, record, _ = list(edit(str(tmp_path / "scene.png"), "make it brighter", max_turns=1, speed="fast"))[-1]
-        assert record["settings"]["speed"] == recorded
+        edit, viewer, _ = studio_handler(Settings(public=public, runs_dir=tmp_path / f"runs-{public}"))
+        last = list(edit(str(tmp_path / "scene.png"), "make it brighter", max_turns=1, speed="fast"))[-1]
+        assert last[viewer.trajectory]["settings"]["speed"] == recorded
     assert actions.editor_defaults("qwen-image-edit", "fast") == (8, 1.0)  # what the Speed dropdown fills in
     assert actions.editor_defaults("qwen-image-edit", "default") == (50, 4.0)

@@ -252,9 +252,9 @@ def test_history_lists_and_reloads_a_run(app, photo):
 def test_history_items_are_made_once_per_run_and_the_list_is_bounded(app, photo, monkeypatch):
     """A finished run's History item is kept in the session: later runs do not read its trajectory.json again
     (here it is gone, and the item stays); the list keeps the HISTORY_SIZE newest runs."""
-    from thinkedit.ui import actions
+    from thinkedit.ui import session
 
-    monkeypatch.setattr(actions, "HISTORY_SIZE", 2)
+    monkeypatch.setattr(session, "HISTORY_SIZE", 2)
     url, _ = app
     client = Client(url, verbose=False)
     _, first = edit(client, photo, "add a red frame", max_turns=1)
@@ -296,14 +296,15 @@ def test_queue_limits_come_from_the_settings(tmp_path):
 
 
 def test_a_session_keeps_a_bounded_number_of_temp_folders_and_removes_them_when_it_ends():
-    from thinkedit.ui import actions, view
+    from thinkedit.ui.session import KEEP_VIEWS, Session, end_session
+    from thinkedit.ui.view import SCRATCH
 
-    session = actions.Session()
-    assert Path(session.folder).parent == Path(view.SCRATCH.name), "one temp folder per app, removed at exit"
-    folders = [session.view_folder() for _ in range(actions.KEEP_VIEWS + 3)]
-    assert [folder.is_dir() for folder in folders] == [False] * 3 + [True] * actions.KEEP_VIEWS
+    session = Session()
+    assert Path(session.folder).parent == Path(SCRATCH.name), "one temp folder per app, removed at exit"
+    folders = [session.view_folder() for _ in range(KEEP_VIEWS + 3)]
+    assert [folder.is_dir() for folder in folders] == [False] * 3 + [True] * KEEP_VIEWS
     cancel = session.cancel["studio"] = threading.Event()
-    actions.end_session(session)
+    end_session(session)
     assert not Path(session.folder).exists() and cancel.is_set()
 
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import register, steady
+from helpers import register, steady, studio_handler
 from tiny_pipelines import build_tiny_pipeline
 
 from thinkedit import runtime, zerogpu
@@ -20,7 +20,7 @@ from thinkedit.editors import EDITORS
 from thinkedit.editors.classic import ClassicEditor
 from thinkedit.registry import build_backend
 from thinkedit.thinkers import THINKERS
-from thinkedit.ui import actions
+from thinkedit.ui.session import Session, stop
 
 
 @pytest.fixture
@@ -147,8 +147,8 @@ def test_on_zero_gpu_edits_run_in_their_own_slices_and_stop_and_history_stay_wit
     assert isinstance(editor, zerogpu.Sliced) and not editor.takes_turns
     assert not isinstance(thinker, zerogpu.Sliced), "an offline thinker needs no GPU"
 
-    session = actions.Session()
-    edit = actions.make_edit(local_editor)
+    session = Session()
+    edit, viewer, history = studio_handler(local_editor)
     scene.save(tmp_path / "scene.png")
     updates = edit(
         str(tmp_path / "scene.png"), "make it brighter", "local-slow", "never-satisfied", 10, 8.0, session=session
@@ -156,12 +156,12 @@ def test_on_zero_gpu_edits_run_in_their_own_slices_and_stop_and_history_stay_wit
     log = tmp_path / "edits.log"
     for update in updates:
         if log.exists() and len(log.read_text().split()) == 3:
-            actions.stop(session, "studio")  # in the main process, where the run and its session live
+            stop(session, "studio")  # in the main process, where the run and its session live
         last = update
-    *_, status, _, record, history = last
+    record = last[viewer.trajectory]
     assert record["stop_reason"] == "cancelled" and len(record["turns"]) == 2, record
-    assert "stopped by you" in status
-    assert len(history) == 1 and session.runs == [record["run_dir"]], "History kept the run"
+    assert "stopped by you" in last[viewer.status]
+    assert len(last[history]) == 1 and session.runs == [record["run_dir"]], "History kept the run"
     pids = {int(pid) for pid in (tmp_path / "edits.log").read_text().split()}
     assert len(pids) == 3 and os.getpid() not in pids, "every edit ran in its own forked GPU worker"
     assert on_zero_gpu.durations == [zerogpu.edit_seconds(editor, None)] * 3, "one slice per edit, from the row"

@@ -28,11 +28,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from . import loop, runtime
-from .config import SPEEDS, Settings, add_backend_arguments, settings_from_args
+from .config import DEFAULTS, SPEEDS, Settings, add_backend_arguments, settings_from_args
 from .editors import EDITORS
 from .editors._speed import denoising
 from .errors import BadInput, ThinkEditError
 from .registry import build_backend
+from .requests import EditRequest, make_request
 
 TINY_EDITORS = tuple(spec.name for spec in EDITORS.values() if spec.tiny)  # rows that name a tiny pipeline
 CLASSIC_INSTRUCTION = "make it look like summer"  # vague: the classic critic refines it over 3 turns
@@ -66,7 +67,7 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
-def measure(editor, thinker, request: loop.EditRequest, run_dir: Path) -> Measured:
+def measure(editor, thinker, request: EditRequest, run_dir: Path) -> Measured:
     """Run `request` once through the loop, splitting its wall time by the loop's own events."""
     cache = runtime.CACHE
     loads, load_seconds = cache.loads, cache.load_seconds
@@ -120,7 +121,7 @@ def bare_seconds(
     return time.perf_counter() - started
 
 
-def print_speeds(editor, request: loop.EditRequest, calls: int) -> None:
+def print_speeds(editor, request: EditRequest, calls: int) -> None:
     """`calls` bare edits of the request at each speed, default first, on the one loaded pipeline."""
     from .editors._diffusers import DiffusersEditor
 
@@ -210,7 +211,7 @@ def print_table(rows: list[Measured], size: tuple[int, int]) -> None:
     print(f"last request: {len(last.edit)} turns at {size[0]}×{size[1]} in {last.wall:.3f} s")
 
 
-def print_bare(editor, request: loop.EditRequest, last: Measured) -> None:
+def print_bare(editor, request: EditRequest, last: Measured) -> None:
     bare = [
         bare_seconds(editor, request.image, prompt, seed, request.steps, request.guidance)
         for prompt, seed in last.turns
@@ -244,7 +245,7 @@ def bench(args: argparse.Namespace) -> int:
         image = args.image or scene(side, side)  # make_request reads and checks a path
         instruction = args.instruction or (TINY_INSTRUCTION if args.tiny else CLASSIC_INSTRUCTION)
         steps = args.steps or (4 if args.tiny else None)
-        request = loop.make_request(image, instruction, max_turns=args.turns, threshold=10.0, steps=steps)
+        request = make_request(image, instruction, max_turns=args.turns, threshold=10.0, steps=steps)
         editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
         print(
             f"editor {settings.editor} ({getattr(editor, 'model', None) or 'no weights'}), thinker "
@@ -265,7 +266,12 @@ def register(commands) -> None:
     parser = commands.add_parser("bench", help="measure loading, editing, thinking, storing and the loop's overhead")
     add_backend_arguments(parser)
     parser.add_argument("--requests", "-n", type=int, default=3, help="requests to run; the first loads (default 3)")
-    parser.add_argument("--turns", type=int, default=3, help="turns per request (default 3; threshold 10)")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=DEFAULTS.max_turns,
+        help=f"turns per request (default {DEFAULTS.max_turns}; threshold 10)",
+    )
     parser.add_argument("--side", type=int, help="side of the drawn source image (default 1024; 128 with --tiny)")
     parser.add_argument("--image", help="a source image instead of the drawn one")
     parser.add_argument("--instruction", help="the instruction (default: one the backends can do)")

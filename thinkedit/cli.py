@@ -14,6 +14,7 @@ from .config import add_backend_arguments, add_loop_arguments, loop_options, set
 from .critique import score_text
 from .errors import BadInput, ThinkEditError
 from .registry import backend_rows, build_backend
+from .requests import make_request
 from .store import new_run_dir, prepare_run_dir, trajectory_record
 
 # Modules that add their own subcommand with `register(subparsers)`.
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _edit(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    request = loop.make_request(args.image, args.instruction, **loop_options(args, settings))
+    request = make_request(args.image, args.instruction, **loop_options(args, settings))
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     run_dir = prepare_run_dir(args.out, args.overwrite) if args.out else new_run_dir(settings.runs_dir)
     trajectory = None

@@ -1,7 +1,10 @@
-"""Every setting in one place: its default, its environment variable, its allowed range.
+"""Every setting in one place: its default, its environment variable, its allowed range, its flag.
 
 The CLI flags, the web app and the Space variants all build a `Settings` through `Settings.from_env`,
-so `--editor-model X` and `THINKEDIT_EDITOR_MODEL=X` mean the same thing everywhere.
+so `--editor-model X` and `THINKEDIT_EDITOR_MODEL=X` mean the same thing everywhere. `DEFAULTS` holds the loop's
+defaults once for every surface (settings, requests, the page and its API, the MCP tool, the CLI's help).
+`settings.role("thinker")` is one role's part as one typed view; what a caller brings to one request (the URLs
+they named, their own keys) travels in its own `Caller`, on that request's copy of the settings only.
 """
 
 from __future__ import annotations
@@ -25,34 +28,81 @@ MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "group", "sequential")
 SPEEDS = ("default", "fast")  # fast: the editor row's `fast` preset, a static-cache compiled thinker on CUDA
 SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
-PER_REQUEST = {"caller_endpoints", "editor_key", "thinker_key"}  # set per request by the web app, never configured
+PER_REQUEST = {"caller"}  # set on a request's copy of the settings, never configured
 NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # never read from a THINKEDIT_* variable
+ROLES = ("editor", "thinker", "judge")
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The loop's defaults, written once: `Settings`' fields, `EditRequest`'s, the Studio's, Compare's and the MCP
+    tool's API parameters and the CLI's help all take them from `DEFAULTS`."""
+
+    editor: str = "classic"
+    thinker: str = "classic"
+    judge: str = "classic"
+    max_turns: int = 3  # the reference ran up to 5 (MAX_TURNS_RANGE bounds what a person may ask)
+    threshold: float = 8.0  # the reference stops when both scores reach 8
+    first_turn: str = "none"  # the instruction as written, as all four benchmarks ran it
+    seed: int = 0  # the reference's seed
+    edit_timeout: float = 600.0  # seconds an editor may go without a step or heartbeat (remote: the read timeout)
+    thinker_timeout: float = 600.0  # seconds a thinker may go without a token or heartbeat (loading included)
+
+
+DEFAULTS = Defaults()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What one caller (the web page, its API, an agent) brings to one request besides its choices: the roles whose
+    URL they named (those get no key of the server's, `remote.credential`) and their own keys for them. Never
+    configured, never read from the environment, never saved, logged or shown."""
+
+    named_urls: frozenset[str] = frozenset()
+    keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Role:
+    """One role's settings (editor, thinker or judge) as one typed view: `settings.role("thinker").url`."""
+
+    role: str
+    backend: str  # the chosen backend's name
+    model: str | None  # None: the backend row's default
+    url: str | None
+    provider: str | None
+    caller_named_url: bool = False  # the caller named this URL: no key of the server's goes there
+    caller_key: str | None = field(default=None, repr=False)  # the caller's own key for it
 
 
 @dataclass
 class Settings:
-    """Process-wide configuration: which backends, where their models and servers are, where runs go."""
+    """The configuration runs are built from: which backends, where their models and servers are, where runs go.
 
-    editor: str = "classic"
+    The server's own comes from `from_env` and is shared by every request; a request's copy (`for_caller`) adds
+    what its caller chose and brought.
+    """
+
+    editor: str = DEFAULTS.editor
     editor_model: str | None = None
     editor_url: str | None = None
     editor_provider: str | None = None
-    thinker: str = "classic"
+    thinker: str = DEFAULTS.thinker
     thinker_model: str | None = None
     thinker_url: str | None = None
     thinker_provider: str | None = None
     thinker_template: str | None = None
     polish_template: str | None = None
-    judge: str = "classic"  # `thinkedit eval`: who scores the edits (VIEScore rubric), independent of the thinker
+    judge: str = DEFAULTS.judge  # `thinkedit eval`: who scores the edits (VIEScore rubric), independent of the thinker
     judge_model: str | None = None
     judge_url: str | None = None
     judge_provider: str | None = None
     judge_templates: str | None = None  # a folder with judge_semantic.txt and judge_quality.txt
     judge_retries: int = 2  # an unreadable verdict is asked again this many times, then recorded as null
     evals_dir: Path = Path("evals")  # where `thinkedit eval` folders are looked for (the web app's Benchmarks)
-    max_turns: int = 3
-    threshold: float = 8.0
-    first_turn: str = "none"
+    max_turns: int = DEFAULTS.max_turns
+    threshold: float = DEFAULTS.threshold
+    first_turn: str = DEFAULTS.first_turn
     runs_dir: Path = Path("runs")
     device: str | None = None
     dtype: str | None = None
@@ -66,8 +116,8 @@ class Settings:
     connect_timeout: float = 10.0  # remote backends: seconds to wait for a connection
     request_retries: int = 3  # remote backends: retries on 429, 5xx and connection errors
     retry_backoff: float = 1.0  # remote backends: first retry waits this long, then doubling
-    edit_timeout: float = 600.0  # seconds an editor may go without a step or heartbeat (remote: the read timeout)
-    thinker_timeout: float = 600.0  # seconds a thinker may go without a token or heartbeat (loading included)
+    edit_timeout: float = DEFAULTS.edit_timeout
+    thinker_timeout: float = DEFAULTS.thinker_timeout
     host: str = "127.0.0.1"
     port: int = 7860
     public: bool = False
@@ -75,10 +125,7 @@ class Settings:
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
     mcp: bool = False  # web app: also an MCP server at /gradio_api/mcp/ with the think_edit tool
     extra: dict = field(default_factory=dict)
-    # Per request, from a caller (the web page or its API), never from the environment and never saved:
-    caller_endpoints: tuple[str, ...] = ()  # the roles whose URL the caller named: they get no server key
-    editor_key: str | None = field(default=None, repr=False)  # the caller's own key for their endpoint
-    thinker_key: str | None = field(default=None, repr=False)
+    caller: Caller = field(default_factory=Caller, repr=False)  # a request's copy only (`for_caller`)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
@@ -104,6 +151,24 @@ class Settings:
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def for_caller(self, caller: Caller) -> Settings:
+        """This configuration for one request of `caller`."""
+        return dataclasses.replace(self, caller=caller)
+
+    def role(self, role: str) -> Role:
+        """The `role` backend's settings (editor, thinker or judge) as one typed view."""
+        if role not in ROLES:
+            raise ValueError(f"Unknown role {role!r}; the roles are {', '.join(ROLES)}.")
+        return Role(
+            role=role,
+            backend=getattr(self, role),
+            model=getattr(self, f"{role}_model"),
+            url=getattr(self, f"{role}_url"),
+            provider=getattr(self, f"{role}_provider"),
+            caller_named_url=role in self.caller.named_urls,
+            caller_key=self.caller.keys.get(role),
+        )
 
 
 def _convert(name: str, raw: str):
@@ -162,6 +227,26 @@ JUDGE_FLAGS = {  # `thinkedit eval`'s judge, the same way
     "--judge-provider": {"help": "Inference Providers provider for hf-inference"},
     "--judge-templates": {"help": "folder with judge_semantic.txt and judge_quality.txt"},
 }
+APP_FLAGS = {  # `python app.py`, the web app, the same way
+    "--host": {"help": "address to bind (default 127.0.0.1, THINKEDIT_HOST)"},
+    "--port": {"type": int, "help": "port (default 7860, THINKEDIT_PORT)"},
+    "--public": {
+        "action": "store_true",
+        "default": None,
+        "help": "public demo: no model/URL boxes, no server folders (THINKEDIT_PUBLIC=1)",
+    },
+    "--mcp": {
+        "action": "store_true",
+        "default": None,
+        "help": "also an MCP server at /gradio_api/mcp/ with the think_edit tool (THINKEDIT_MCP=1)",
+    },
+}
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """The web app's flags; `settings_from_args` reads them."""
+    for flag, options in APP_FLAGS.items():
+        parser.add_argument(flag, **options)
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, judge: bool = False) -> None:
@@ -174,24 +259,29 @@ def add_backend_arguments(parser: argparse.ArgumentParser, judge: bool = False) 
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The settings the environment gives, with the backend (and judge) flags given on top."""
-    names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *JUDGE_FLAGS)]
+    """The settings the environment gives, with the flags of this module's tables that `args` has on top."""
+    names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *JUDGE_FLAGS, *APP_FLAGS)]
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
 
 
 def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
     """The loop's settings, as `edit` and `eval` take them; `loop_options` reads them back."""
     group = parser.add_argument_group("the loop")
-    group.add_argument("--max-turns", type=int, help="1..10 (default 3)")
-    group.add_argument("--threshold", type=float, help="stop when both scores reach this (default 8)")
-    group.add_argument("--first-turn", choices=FIRST_TURN_STRATEGIES, help="first-turn strategy (default none)")
-    group.add_argument("--seed", type=int, default=0)
+    low, high = MAX_TURNS_RANGE
+    group.add_argument("--max-turns", type=int, help=f"{low}..{high} (default {DEFAULTS.max_turns})")
+    group.add_argument(
+        "--threshold", type=float, help=f"stop when both scores reach this (default {DEFAULTS.threshold:g})"
+    )
+    group.add_argument(
+        "--first-turn", choices=FIRST_TURN_STRATEGIES, help=f"first-turn strategy (default {DEFAULTS.first_turn})"
+    )
+    group.add_argument("--seed", type=int, default=DEFAULTS.seed)
     group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
     group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
 
 
 def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
-    """`loop.make_request` keyword arguments from the loop flags, with the settings' defaults."""
+    """`make_request` keyword arguments from the loop flags, with the settings' defaults."""
     return {
         "max_turns": args.max_turns if args.max_turns is not None else settings.max_turns,
         "threshold": args.threshold if args.threshold is not None else settings.threshold,

@@ -1,13 +1,12 @@
 """The Think-while-Edit loop: edit, critique, refine, repeat — as a stream of events.
 
-`stream(jobs)` yields the events of one or more runs as they happen (`run(editor, thinker, request)`: of one);
+`run_jobs(jobs)` yields the events of one or more runs as they happen (`run(editor, thinker, request)`: of one);
 the web app, the CLI, `bench`, `eval` and the tests all consume these events. It knows nothing of Gradio, diffusers or HTTP.
 """
 
 from __future__ import annotations
 
 import contextvars
-import math
 import queue
 import threading
 import time
@@ -20,118 +19,15 @@ from PIL import Image
 
 from . import runtime
 from .backend import name_of
-from .config import (
-    FIRST_TURN_STRATEGIES,
-    GUIDANCE_RANGE,
-    MAX_INSTRUCTION_CHARS,
-    MAX_TURNS_RANGE,
-    STEPS_RANGE,
-    THRESHOLD_RANGE,
-)
+from .config import DEFAULTS
 from .critique import Critique
-from .errors import BadInput, Cancelled, ThinkEditError
-from .images import editor_output, load_image
+from .errors import Cancelled, ThinkEditError
+from .images import editor_output
+from .requests import EditRequest, make_request  # noqa: F401 - `loop.make_request`: how callers have built requests
 from .store import NOT_SAVED, NotSaved, save_run
 
 CANCEL_GRACE_S = 10.0  # after Stop or a timeout, how long a backend may take to reach its next step or token
 WATCH_S = 0.1  # how often the watcher looks at the clock while no event arrives
-
-
-@dataclass
-class EditRequest:
-    """What the person asked for. Build it with `make_request`, which validates every field."""
-
-    image: Image.Image
-    instruction: str
-    max_turns: int = 3
-    threshold: float = 8.0
-    first_turn: str = "none"
-    seed: int = 0
-    steps: int | None = None
-    guidance: float | None = None
-
-
-def make_request(
-    image: Any,
-    instruction: Any,
-    *,
-    max_turns: Any = 3,
-    threshold: Any = 8.0,
-    first_turn: Any = "none",
-    seed: Any = 0,
-    steps: Any = None,
-    guidance: Any = None,
-) -> EditRequest:
-    """Validate everything before any model runs; raise `BadInput` with the reason.
-
-    This is the one place that checks a request, whichever surface it came from (the web page, the Gradio
-    API, the CLI, `serve-editor`, `eval`): values may arrive as numbers or as text, and wrong types, NaN,
-    infinities, fractions where a whole number belongs and values out of range are refused with a sentence.
-    """
-    text = instruction_text(instruction)
-    if first_turn not in FIRST_TURN_STRATEGIES:
-        raise BadInput(
-            f"Unknown first-turn strategy {shown(first_turn)}; use one of {', '.join(FIRST_TURN_STRATEGIES)}."
-        )
-    return EditRequest(
-        instruction=text,
-        max_turns=number(max_turns, "max_turns", *MAX_TURNS_RANGE, whole=True),
-        threshold=number(threshold, "The stop threshold", *THRESHOLD_RANGE),
-        first_turn=first_turn,
-        seed=(number(seed, "The seed", -(2**63), 2**63 - 1, whole=True, optional=True) or 0) % (2**32),
-        steps=number(steps, "steps", *STEPS_RANGE, whole=True, optional=True),
-        guidance=number(guidance, "guidance", *GUIDANCE_RANGE, optional=True),
-        image=load_image(image),
-    )
-
-
-def instruction_text(instruction: Any) -> str:
-    """The instruction as the editor will get it: control characters dropped; empty or endless refused."""
-    if instruction is not None and not isinstance(instruction, str):
-        raise BadInput(f"The instruction must be text, not {type(instruction).__name__}.")
-    text = (instruction or "").strip()
-    if not text:
-        raise BadInput("The instruction is empty: say what to change in the image.")
-    if len(text) > MAX_INSTRUCTION_CHARS:
-        raise BadInput(f"The instruction is {len(text)} characters long; the limit is {MAX_INSTRUCTION_CHARS}.")
-    text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text).strip()
-    if not text:
-        raise BadInput("The instruction has no readable characters.")
-    return text
-
-
-def number(value: Any, name: str, low: float, high: float, *, whole: bool = False, optional: bool = False):
-    """`value` as a number from `low` to `high` (a whole one when `whole`), else `BadInput` saying why.
-
-    Text that reads as a number is accepted (API callers send text); booleans, NaN, infinities and other
-    types are not. An absent value (None or empty text) is None when `optional`.
-    """
-    kind = "a whole number" if whole else "a number"
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if optional:
-            return None
-        raise BadInput(f"{name} is missing: give {kind} from {low:g} to {high:g}.")
-    parsed = value
-    if isinstance(value, str):
-        try:
-            parsed = int(value) if whole and value.strip().lstrip("+-").isdigit() else float(value)
-        except (ValueError, OverflowError):
-            parsed = None
-    if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
-        raise BadInput(f"{name} must be {kind} from {low:g} to {high:g}, not {shown(value)}.")
-    if isinstance(parsed, float) and not math.isfinite(parsed):
-        raise BadInput(f"{name} must be a finite number from {low:g} to {high:g}, not {shown(value)}.")
-    if whole and parsed != int(parsed):
-        raise BadInput(f"{name} must be a whole number, not {shown(value)}.")
-    if not low <= parsed <= high:
-        raise BadInput(f"{name} must be from {low:g} to {high:g}, not {shown(value)}.")
-    return int(parsed) if whole else float(parsed)
-
-
-def shown(value: Any, limit: int = 40) -> str:
-    """A value as a message quotes it: its repr, shortened."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -244,22 +140,22 @@ def run(
     *,
     cancel: threading.Event | None = None,
     run_dir: Path | None = None,
-    edit_timeout: float = 600.0,
-    think_timeout: float = 600.0,
+    edit_timeout: float = DEFAULTS.edit_timeout,
+    think_timeout: float = DEFAULTS.thinker_timeout,
 ) -> Iterator[Event]:
     """Run Think-while-Edit on a worker thread and yield its events live; the last one is always `RunFinished`."""
-    for _, event in stream(
+    for _, event in run_jobs(
         [Job(editor, thinker, request, run_dir)], cancel=cancel, edit_timeout=edit_timeout, think_timeout=think_timeout
     ):
         yield event
 
 
-def stream(
+def run_jobs(
     jobs: list[Job],
     *,
     cancel: threading.Event | None = None,
-    edit_timeout: float = 600.0,
-    think_timeout: float = 600.0,
+    edit_timeout: float = DEFAULTS.edit_timeout,
+    think_timeout: float = DEFAULTS.thinker_timeout,
 ) -> Iterator[tuple[int, Event]]:
     """Run every job at once, one worker thread each, and yield (job number, event) as they happen.
 
@@ -417,7 +313,7 @@ def execute(
                     seed=seed,
                     steps=request.steps,
                     guidance=request.guidance,
-                    on_step=_stepper(index, emit, alive),
+                    on_step=_step_callback(index, emit, alive),
                 )
                 alive()
                 edit_seconds = time.perf_counter() - started
@@ -429,7 +325,7 @@ def execute(
                     emit(ThinkingStarted(index))
                     started = time.perf_counter()
                     critique = thinker.critique(
-                        source, edited, request.instruction, prompt, on_token=_teller(index, emit, alive)
+                        source, edited, request.instruction, prompt, on_token=_token_callback(index, emit, alive)
                     )
                     alive()
                     think_seconds = time.perf_counter() - started
@@ -454,7 +350,7 @@ def execute(
     emit(RunFinished(trajectory))
 
 
-def _stepper(index: int, emit: Callable, alive: Callable) -> Callable[[int, int], None]:
+def _step_callback(index: int, emit: Callable, alive: Callable) -> Callable[[int, int], None]:
     """The editor's `on_step(i, n)` for turn `index`: a sign of life, and an event for every real step."""
 
     def on_step(step: int, total: int) -> None:
@@ -465,7 +361,9 @@ def _stepper(index: int, emit: Callable, alive: Callable) -> Callable[[int, int]
     return on_step
 
 
-def _teller(index: int, emit: Callable, alive: Callable, chunks: list[str] | None = None) -> Callable[[str], None]:
+def _token_callback(
+    index: int, emit: Callable, alive: Callable, chunks: list[str] | None = None
+) -> Callable[[str], None]:
     """The thinker's `on_token(text)`: a sign of life, and an event for every piece of text (kept in `chunks`)."""
 
     def on_token(text: str) -> None:
@@ -500,11 +398,11 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
             emit(Notice("This thinker cannot polish instructions; turn 1 uses the instruction as written."))
             return request.instruction, None
         chunks: list[str] = []
-        prompt = polish(source, request.instruction, on_token=_teller(0, emit, alive, chunks))
+        prompt = polish(source, request.instruction, on_token=_token_callback(0, emit, alive, chunks))
         alive()
         return (prompt or "").strip() or request.instruction, "".join(chunks) or None
     critique = thinker.critique(
-        source, source, request.instruction, request.instruction, on_token=_teller(0, emit, alive)
+        source, source, request.instruction, request.instruction, on_token=_token_callback(0, emit, alive)
     )
     alive()
     return critique.refined_prompt or request.instruction, critique.reasoning

@@ -8,7 +8,6 @@ backends imports no torch.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,16 @@ from .config import Settings
 from .editors import EDITORS
 from .errors import BadInput
 from .judges import JUDGES
+from .remote import hf_token
 from .thinkers import THINKERS
 
 TABLES: dict[str, dict[str, BackendSpec]] = {"editor": EDITORS, "thinker": THINKERS, "judge": JUDGES}
 
 
 def availability(
-    role: str, spec: BackendSpec, model: str | None = None, url: str | None = None, settings: Settings | None = None
+    role: str, spec: BackendSpec, settings: Settings, model: str | None = None, url: str | None = None
 ) -> tuple[bool, str]:
     """(can run here, why not / what it will use) for a `role` backend. Cheap: nothing is loaded or fetched."""
-    settings = settings or Settings.from_env()
     missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
     if missing:
         return False, f"package missing: {', '.join(missing)} (pip install -r requirements.txt)"
@@ -112,9 +111,10 @@ def build_backend(role: str, settings: Settings, name: str | None = None):
     Refuses, with the reason, a backend that cannot run here. Building is cheap: models load on first use
     through the runtime's cache. On ZeroGPU a local backend's every call becomes its own GPU slice.
     """
-    spec = find_spec(role, name or getattr(settings, role))
-    checkpoint = model_for(spec, settings, role)
-    ok, reason = availability(role, spec, model=checkpoint, url=url_for(settings, role), settings=settings)
+    chosen = settings.role(role)
+    spec = find_spec(role, name or chosen.backend)
+    checkpoint = chosen.model or spec.model
+    ok, reason = availability(role, spec, settings, model=checkpoint, url=chosen.url)
     if not ok:
         refusal = f"The {role} '{spec.name}' cannot run here"
         if spec.kind == "local" and weights_location(checkpoint) is None and not missing_code(spec, settings):
@@ -125,31 +125,19 @@ def build_backend(role: str, settings: Settings, name: str | None = None):
     return zerogpu.sliced(spec.load_class()(spec, settings))
 
 
-def model_for(spec: BackendSpec, settings: Settings, role: str) -> str | None:
-    """The checkpoint or remote model a backend should use: the user's choice, else the spec's default."""
-    return getattr(settings, f"{role}_model") or spec.model
-
-
-def url_for(settings: Settings, role: str) -> str | None:
-    return getattr(settings, f"{role}_url") or None
-
-
-def hf_token() -> str | None:
-    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
-
-
 def backend_rows(settings: Settings) -> list[dict[str, Any]]:
     """Every editor, thinker and judge with whether it can run here and why not — for `backends` and the UI."""
     rows = []
     for role, table in TABLES.items():
+        configured = settings.role(role)
         for spec in table.values():
-            chosen = getattr(settings, role) == spec.name
+            chosen = configured.backend == spec.name
             ok, reason = availability(
                 role,
                 spec,
-                model=getattr(settings, f"{role}_model") if chosen else None,
-                url=url_for(settings, role) if chosen or spec.needs_url else None,
-                settings=settings,
+                settings,
+                model=configured.model if chosen else None,
+                url=configured.url if chosen or spec.needs_url else None,
             )
             rows.append(
                 {

@@ -52,7 +52,7 @@ class Policy:
             read or settings.request_timeout,
             max(0, settings.request_retries),
             max(0.0, settings.retry_backoff),
-            role not in settings.caller_endpoints,
+            not settings.role(role).caller_named_url,
         )
 
     def timeout(self) -> httpx2.Timeout:
@@ -71,21 +71,27 @@ def credential(settings: Settings, role: str, *environment: str) -> str | None:
     """The key for the `role` backend's endpoint: the caller's own when they gave one; else the server's (from
     the first set of the `environment` variables), but only for the endpoint the server itself configured —
     an endpoint a caller named (the web page's URL box, the API) never gets the server's key."""
-    own = getattr(settings, f"{role}_key", None)
-    if own or role in settings.caller_endpoints:
-        return own or None
+    chosen = settings.role(role)
+    if chosen.caller_key or chosen.caller_named_url:
+        return chosen.caller_key or None
     return next((os.environ[name] for name in environment if os.environ.get(name)), None)
 
 
 NO_KEY = "EMPTY"  # what goes to an endpoint that takes no key (vLLM's convention), never a secret
+HF_TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # huggingface_hub's own, in its order
 
 
 def hub_token(settings: Settings, role: str) -> str | None:
     """huggingface_hub's `token=` for the `role` endpoint: the key `credential` allows; for an endpoint a caller
     named without a key of their own, `NO_KEY` (given None, huggingface_hub would send HF_TOKEN or its stored
     login); else None (huggingface_hub's own login, for the server's endpoints)."""
-    key = credential(settings, role, "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-    return key or (NO_KEY if role in settings.caller_endpoints else None)
+    key = credential(settings, role, *HF_TOKEN_VARIABLES)
+    return key or (NO_KEY if settings.role(role).caller_named_url else None)
+
+
+def hf_token() -> str | None:
+    """The server's own Hugging Face token, for what the server itself fetches from the hub (its weights)."""
+    return next((os.environ[name] for name in HF_TOKEN_VARIABLES if os.environ.get(name)), None)
 
 
 def check_url(url: str, flag: str) -> str:

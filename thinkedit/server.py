@@ -5,7 +5,7 @@
     GET  /health -> {status, editor, model, in_flight, max_queue}
 
 So a GPU box can serve a laptop's UI (`--editor http --editor-url http://gpu-box:8005`), and the paper's
-own clients can use our servers. Bad requests get a 4xx and a reason, checked by `loop.make_request` as on
+own clients can use our servers. Bad requests get a 4xx and a reason, checked by `make_request` as on
 every surface. One edit at a time per GPU (`runtime.gpu_turn`); up to `max_queue` more wait, beyond that the
 answer is 503 with Retry-After, sent from the headers before the body is read. A waiting request holds only
 its body; decoding, the edit and encoding run in worker threads, so the event loop (and /health) never
@@ -30,8 +30,8 @@ from .backend import name_of
 from .config import add_backend_arguments, settings_from_args
 from .errors import BadInput, Cancelled, ThinkEditError
 from .images import base64_bytes, check_size, editor_output, png_bytes
-from .loop import EditRequest, make_request, number
 from .registry import build_backend
+from .requests import EditRequest, make_request, number
 
 MAX_QUEUE = 8
 MAX_BODY_MB = 64.0
@@ -50,7 +50,7 @@ class Refused(Exception):
 
 
 def parse_edit_request(body: bytes | bytearray, seed: int) -> EditRequest:
-    """The /edit JSON as an `EditRequest`, checked by `loop.make_request`; `BadInput` (a 400) with the reason otherwise.
+    """The /edit JSON as an `EditRequest`, checked by `make_request`; `BadInput` (a 400) with the reason otherwise.
 
     `seed` is used when the request names none.
     """

@@ -246,12 +246,13 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
         if parts
     }
     for role, table in (("editor", EDITORS), ("thinker", THINKERS)):
-        name = getattr(settings, role)
+        chosen = settings.role(role)
+        name = chosen.backend
         spec = table.get(name)
         if spec is None:
             problems.append(f"{SETTINGS_FILE} names {role} '{name}', which is not one of: {', '.join(table)}")
             continue
-        model = getattr(settings, f"{role}_model") or spec.model
+        model = chosen.model or spec.model
         if spec.kind == "local" and model not in models:
             problems.append(f"the {role} model {model} is not in the front matter's models list")
         if spec.kind == "local" and model not in preloaded:

@@ -16,7 +16,8 @@ from .. import runtime
 from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..errors import Cancelled
-from ..registry import hf_token, model_for, weights_location
+from ..registry import weights_location
+from ..remote import hf_token
 from . import _speed
 
 AREA = 1024 * 1024  # what FLUX.1 Kontext, Qwen-Image-Edit(-Plus), FLUX.2, LongCat and OmniGen2 work at in diffusers
@@ -43,7 +44,7 @@ class DiffusersEditor:
 
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec, self.settings = spec, settings
-        self.model = model_for(spec, settings, "editor")
+        self.model = settings.role("editor").model or spec.model
 
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
         """The pipeline's keyword arguments for one edit of `image` (already at the working size)."""

@@ -14,7 +14,6 @@ from .. import remote
 from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..images import load_image, png_bytes
-from ..registry import model_for, url_for
 
 PROVIDERS_HOST = "router.huggingface.co"
 
@@ -23,10 +22,10 @@ class HFInferenceEditor:
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        self.model = model_for(spec, settings, "editor")
-        url = url_for(settings, "editor")
-        self.url = remote.check_url(url, "--editor-url") if url else None
-        self.provider = settings.editor_provider or None
+        chosen = settings.role("editor")
+        self.model = chosen.model or spec.model
+        self.url = remote.check_url(chosen.url, "--editor-url") if chosen.url else None
+        self.provider = chosen.provider or None
         self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
 
     def edit(

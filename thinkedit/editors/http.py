@@ -27,7 +27,6 @@ from ..backend import BackendSpec, OnStep
 from ..config import Settings
 from ..errors import BadInput
 from ..images import base64_bytes, load_image, png_bytes
-from ..registry import url_for
 
 DOWN_SECONDS = 30.0
 SERVICE = "The editing server"
@@ -38,7 +37,7 @@ class HTTPEditor:
         self.spec = spec
         self.settings = settings
         self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
-        urls = [u for u in (url_for(settings, "editor") or "").split(",") if u.strip()]
+        urls = [u for u in (settings.role("editor").url or "").split(",") if u.strip()]
         if not urls:
             raise BadInput(
                 "The http editor needs an editing server: set --editor-url (THINKEDIT_EDITOR_URL), "

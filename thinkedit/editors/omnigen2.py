@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import ThinkEditError
-from ..registry import hf_token
+from ..remote import hf_token
 from ._diffusers import DiffusersEditor
 
 REPOSITORY = "https://github.com/VectorSpaceLab/OmniGen2"

@@ -22,15 +22,16 @@ from typing import Any
 from PIL import Image
 
 from .. import loop, store
-from ..config import Settings
+from ..config import ROLES, Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
-from ..registry import build_backend, find_spec, model_for
+from ..registry import build_backend, find_spec
+from ..requests import make_request
 from .data import Sample, load, read_json, select
+from .folder import CONFIG_FILE, REQUEST, SHARDS, merge, read_rows
+from .report import self_grading, write_reports
 
 MODES = ("single", "loop")
-CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
-REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `loop.make_request` options
 SAME_EVAL = (
     "bench",
     "language",
@@ -53,7 +54,7 @@ class Plan:
     data: str | None
     out: Path
     settings: Settings
-    request: dict[str, Any]  # `loop.make_request` options (REQUEST): max_turns, threshold, seed, …
+    request: dict[str, Any]  # `make_request` options (REQUEST): max_turns, threshold, seed, …
     modes: tuple[str, ...] = MODES
     language: str = "en"
     edit_json: str | None = None
@@ -73,10 +74,10 @@ class Plan:
             "modes": list(self.modes),
             "language": self.language if self.bench == "gedit" else None,
         }
-        for role in ("editor", "thinker", "judge"):
-            name = getattr(self.settings, role)
-            record[role] = name
-            record[f"{role}_model"] = model_for(find_spec(role, name), self.settings, role)
+        for role in ROLES:
+            chosen = self.settings.role(role)
+            record[role] = chosen.backend
+            record[f"{role}_model"] = chosen.model or find_spec(role, chosen.backend).model
         record.update(thinker_url=self.settings.thinker_url, judge_url=self.settings.judge_url)
         record.update({name: self.request.get(name) for name in REQUEST})
         return record
@@ -99,8 +100,6 @@ class Backends:
 
 def run_eval(plan: Plan) -> dict[str, Any] | None:
     """Run this process's share; on the main process, merge and summarise. Returns the summary (main only)."""
-    from .report import merge, read_rows, self_grading, write_reports
-
     if not set(plan.modes) <= set(MODES) or not plan.modes:
         raise BadInput(f"--modes takes {' and/or '.join(MODES)}, comma-separated.")
     samples = select(
@@ -261,7 +260,7 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
         return _finish(row, started)
     try:
         image = sample.read_image() if sample.read_image else None
-        request = loop.make_request(image, sample.instruction, **plan.request)
+        request = make_request(image, sample.instruction, **plan.request)
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is this sample's failure
         row["error"] = f"bad data: {exc}"
         return _finish(row, started)

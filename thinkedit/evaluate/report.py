@@ -1,5 +1,5 @@
-"""What an eval folder says: its lines read back, the summary, `report.md`, `report.png`, and the data for
-the web app's Benchmarks tab (`read_eval`).
+"""What an eval folder says: the summary, `report.md`, `report.png`, and `read_eval`, the whole of it for a viewer
+(the web app's Benchmarks tab, a notebook).
 
 The numbers follow GEdit-Bench's own rule: per category the mean over its judged samples, overall the mean
 over categories of those means (a macro average), for SC, PQ and O alike; GEdit also gets the same for its
@@ -9,55 +9,15 @@ not in the means.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
-from .data import read_json, sample_id
-from .harness import CONFIG_FILE, REQUEST, SAMPLES_FILE, SHARDS
+from .folder import MODE_ORDER, REQUEST, config_of, read_rows, row_id
 
 STAGES = ("load", "edit", "think", "judge", "store", "place", "loop", "harness", "wall")
-MODE_ORDER = {"single": 0, "loop": 1}
 MODE_LABELS = {"single": "single", "loop": "loop", "last": "loop last"}
-
-
-def row_id(row: dict[str, Any]) -> str:
-    return sample_id(row["key"], row.get("language"))
-
-
-def read_rows(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every recorded (sample, mode) of the folder: samples.jsonl, then the shards (a later line wins)."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for file in [out / SAMPLES_FILE, *sorted((out / SHARDS).glob("rank-*.jsonl"))]:
-        if not file.is_file():
-            continue
-        for line in file.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: that sample runs again
-            if isinstance(row, dict) and "key" in row and "mode" in row:
-                rows[(row_id(row), row["mode"])] = row
-    return rows
-
-
-def merge(out: Path, order: list[str]) -> list[dict[str, Any]]:
-    """Fold the shards into samples.jsonl, in the benchmark's order, then remove them."""
-    from ..store import write_text_atomic
-
-    rows = read_rows(out)
-    position = {sample_id: number for number, sample_id in enumerate(order)}
-    seen = {key: number for number, key in enumerate(rows)}  # rows of samples no longer selected keep their order
-    keys = sorted(rows, key=lambda k: (position.get(k[0], len(order) + seen[k]), MODE_ORDER.get(k[1], 9)))
-    merged = [rows[k] for k in keys]
-    write_text_atomic(out / SAMPLES_FILE, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in merged))
-    for shard in (out / SHARDS).glob("rank-*.jsonl"):
-        shard.unlink()
-    if (out / SHARDS).is_dir() and not any((out / SHARDS).iterdir()):
-        (out / SHARDS).rmdir()
-    return merged
 
 
 # -- the arithmetic --------------------------------------------------------------------------------------------
@@ -259,8 +219,8 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['bench']} eval" + (f" ({summary['language']})" if summary.get("language") else ""), ""]
     thinker = summary["thinker"]
     lines.append(
-        f"editor {who(summary['editor'])} · thinker {who(thinker) if thinker['name'] else '–'} · judge "
-        f"{who(summary['judge'])}  "
+        f"editor {backend_label(summary['editor'])} · thinker {backend_label(thinker) if thinker['name'] else '–'} · judge "
+        f"{backend_label(summary['judge'])}  "
     )
     settings = summary["settings"]
     lines += [
@@ -292,7 +252,7 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def who(backend: dict) -> str:
+def backend_label(backend: dict) -> str:
     """A backend as the reports name it: its name, and its model when it has one."""
     return f"{backend['name']} ({backend['model']})" if backend.get("model") else str(backend["name"])
 
@@ -333,7 +293,10 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     axes.set_xticks(range(len(categories)), categories, rotation=35, ha="right")
     axes.set_ylim(0, 10)
     axes.set_ylabel("O = √(SC·PQ)")
-    axes.set_title(f"{summary['bench']}: {who(summary['editor'])}, judged by {who(summary['judge'])}", fontsize=9)
+    axes.set_title(
+        f"{summary['bench']}: {backend_label(summary['editor'])}, judged by {backend_label(summary['judge'])}",
+        fontsize=9,
+    )
     axes.legend(fontsize=8)
     figure.savefig(path, dpi=110)
 
@@ -351,13 +314,6 @@ def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any],
     return summary
 
 
-def config_of(folder: Path) -> dict[str, Any]:
-    return read_json(
-        Path(folder) / CONFIG_FILE,
-        f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first.",
-    )
-
-
 def refresh(folder: Path) -> dict[str, Any]:
     """`thinkedit eval --report DIR`: the summary again from what the folder holds, the plot redrawn."""
     folder = Path(folder)
@@ -368,18 +324,11 @@ def refresh(folder: Path) -> dict[str, Any]:
     return write_reports(folder, rows, config)
 
 
-# -- the web app's Benchmarks tab -------------------------------------------------------------------------------
-
-
-def eval_folders(root: str | Path) -> list[Path]:
-    """Eval folders directly under `root` (those with an eval.json), newest first."""
-    root = Path(root)
-    found = [p for p in root.iterdir() if (p / CONFIG_FILE).is_file()] if root.is_dir() else []
-    return sorted(found, key=lambda p: (p / CONFIG_FILE).stat().st_mtime, reverse=True)
+# -- an eval read back whole --------------------------------------------------------------------------------------
 
 
 def read_eval(folder: str | Path) -> dict[str, Any]:
-    """Everything the Benchmarks tab shows of one eval folder: the summary, its table (headers, rows), the
+    """Everything a viewer shows of one eval folder (the web app's Benchmarks tab shows all of it): the summary, its table (headers, rows), the
     per-category chart points, and the samples sorted by the loop's gain in O (largest first; samples
     without both scores last), each with absolute image paths, scores and the loop's prompts."""
     folder = Path(folder)

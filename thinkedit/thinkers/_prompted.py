@@ -12,7 +12,6 @@ from PIL import Image
 from ..backend import BackendSpec, OnToken
 from ..config import Settings
 from ..critique import Critique, load_template, parse_critique, parse_polish, render
-from ..registry import model_for
 
 
 class PromptedThinker:
@@ -20,7 +19,7 @@ class PromptedThinker:
         self.spec = spec
         self.settings = settings
         self.role = role  # "judge" when a judge asks through this class: its own model (and URL and key)
-        self.model = model_for(spec, settings, role)
+        self.model = settings.role(role).model or spec.model
         self.critique_template = load_template("critique", settings.thinker_template)
         self.polish_template = load_template("polish", settings.polish_template)
 

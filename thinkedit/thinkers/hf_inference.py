@@ -16,7 +16,6 @@ from huggingface_hub import AsyncInferenceClient
 from .. import remote
 from ..backend import BackendSpec
 from ..config import Settings
-from ..registry import url_for
 from .chat import ChatThinker
 
 PROVIDERS_HOST = "router.huggingface.co"
@@ -27,9 +26,9 @@ class HFInferenceThinker(ChatThinker):
 
     def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
         super().__init__(spec, settings, role)
-        url = url_for(settings, role)
-        self.url = remote.check_url(url, f"--{role}-url") if url else None
-        self.provider = getattr(settings, f"{role}_provider") or None
+        chosen = settings.role(role)
+        self.url = remote.check_url(chosen.url, f"--{role}-url") if chosen.url else None
+        self.provider = chosen.provider or None
         self.service = f"The {role} endpoint" if self.url else "Hugging Face Inference Providers"
 
     @property

@@ -22,7 +22,6 @@ from .. import remote
 from ..backend import BackendSpec
 from ..config import Settings
 from ..errors import BadInput, ThinkEditError
-from ..registry import url_for
 from .chat import ChatThinker
 
 
@@ -31,7 +30,7 @@ class OpenAIThinker(ChatThinker):
         super().__init__(spec, settings, role)
         self.key_variable = f"THINKEDIT_{role.upper()}_API_KEY"
         self.credentials = f"{self.key_variable} or OPENAI_API_KEY"
-        url = url_for(settings, role)
+        url = settings.role(role).url
         if not url:
             raise BadInput(
                 f"The openai {role} needs a server: set --{role}-url (THINKEDIT_{role.upper()}_URL), "

@@ -28,7 +28,8 @@ from ..backend import BackendSpec, OnToken
 from ..config import Settings
 from ..errors import BadInput
 from ..images import fit_within
-from ..registry import hf_token, weights_location
+from ..registry import weights_location
+from ..remote import hf_token
 from ._prompted import PromptedThinker
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")

@@ -1,110 +1,114 @@
-"""What the buttons do: validate, build backends from the registry, run the loop, stream views.
+"""What the Studio, Compare and History do: validate, build backends from the registry, run the loop, stream views.
 
-Each handler that runs edits hands its runs to `thinkedit.loop.stream` (one worker thread per run) and turns
-the events into page updates through `RunView`; the Benchmarks tab's handlers read eval folders. No model
-logic lives here. Errors a person can act on become
-`gr.Error` (refused) or `gr.Warning` (the run goes on).
+A run handler hands its runs to `loop.run_jobs` (one worker thread per run) and turns the events into page
+updates through `RunView`. Its parameters and the page's inputs are made from one table of fields (`EDIT_FIELDS`,
+`COMPARE_FIELDS`; `form.py` says how), and it answers with `{component: value}` updates of the components it was
+given (`Viewer`, `Comparison`). No model logic lives here; refusals and warnings go through `messages`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import random
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from .. import loop, runtime
-from ..config import Settings
-from ..critique import score_text as score
+from ..config import DEFAULTS, Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
-from ..evaluate.report import eval_folders, plot, read_eval
-from ..evaluate.report import who as who_ran
-from ..images import base64_bytes, load_image
+from ..images import base64_bytes
 from ..registry import build_backend
-from ..store import SavedRun, holds_run, load_run, new_run_dir, zip_run
-from .view import (
-    RunView,
-    display_file,
-    history_item,
-    new_folder,
-    remove_folder,
-    session_folder,
-    thumbnail_file,
-    without_paths,
-)
+from ..requests import EditRequest, make_request, number
+from ..store import holds_run, load_run, new_run_dir, zip_run
+from .choices import CHOICES, user_settings
+from .form import REQUIRED, handler
+from .messages import refused, warn
+from .paths import confined
+from .session import Session
+from .view import RunView, remove_folder
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
 COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
 SINGLE_SHOT = "single-shot (turn 1, scored by the thinker)"
-HISTORY_SIZE = 48  # a session's History lists this many runs, newest first; older ones drop off the list
-KEEP_VIEWS = 16  # a session keeps this many views' temp folders; Gradio copied older ones to its cache when shown
 WAITING = "Waiting for the GPU (one run at a time)…"
+
+# /edit's parameters and their defaults, in the order gradio_client callers pass them: a new one goes last.
+EDIT_FIELDS = {
+    "image": REQUIRED,
+    "instruction": REQUIRED,
+    "editor": DEFAULTS.editor,
+    "thinker": DEFAULTS.thinker,
+    "max_turns": DEFAULTS.max_turns,
+    "threshold": DEFAULTS.threshold,
+    "first_turn": DEFAULTS.first_turn,
+    "seed": DEFAULTS.seed,
+    "randomize": False,
+    "steps": None,  # the editor's default
+    "guidance": None,
+    "editor_model": None,  # None: the server's (and in public mode always)
+    "editor_url": None,
+    "thinker_model": None,
+    "thinker_url": None,
+    "editor_key": None,
+    "thinker_key": None,
+    "speed": None,
+}
+# /compare's, the same way.
+COMPARE_FIELDS = {
+    "image": REQUIRED,
+    "instruction": REQUIRED,
+    "mode": COMPARE_MODES[0],
+    "editor_a": DEFAULTS.editor,
+    "editor_b": DEFAULTS.editor,
+    "thinker_a": DEFAULTS.thinker,
+    "thinker_b": DEFAULTS.thinker,
+    "max_turns": DEFAULTS.max_turns,
+    "threshold": DEFAULTS.threshold,
+    "seed": DEFAULTS.seed,
+}
 
 
 @dataclass
-class Session:
-    """One browser session's own state: its runs (folders, newest last) and their History items, the Stop
-    switches of its runs, and its temp folder (display copies, zips, thumbnails, unpacked run zips) with one
-    subfolder per view. Only paths and short text: images live in the temp folder."""
+class Viewer:
+    """The Studio's components that show one run (History reopens runs into them). The fields' order is the order
+    of the outputs of /edit, /history_open and /open_run (the last two add History's gallery after them)."""
 
-    runs: list[str] = field(default_factory=list)
-    history: dict[str, tuple[str, str]] = field(default_factory=dict)  # run folder → (thumbnail, caption)
-    cancel: dict[str, threading.Event] = field(default_factory=dict)  # "studio" / "compare" → its Stop switch
-    folder: str = field(default_factory=session_folder)
-    views: list[Path] = field(default_factory=list)
+    gallery: gr.Gallery
+    progress: gr.HTML
+    reasoning: gr.Textbox
+    refined: gr.Textbox
+    table: gr.Dataframe
+    slider: gr.ImageSlider
+    status: gr.Textbox
+    download: gr.File
+    trajectory: gr.JSON
 
-    def view_folder(self) -> Path:
-        """A new temp folder for one view; only the KEEP_VIEWS newest are kept."""
-        folder = new_folder(self.folder)
-        self.views.append(folder)
-        while len(self.views) > KEEP_VIEWS:
-            remove_folder(self.views.pop(0))
-        return folder
-
-    def remember(self, view: RunView) -> None:
-        """Add a finished, saved run to History. Its item (thumbnail, caption) is made once, from the record in
-        hand: a long session does not read its runs' trajectory.json files again at each run's end."""
-        if view.run_dir is None:
-            return
-        path = str(view.run_dir)
-        try:
-            saved = SavedRun(view.run_dir, view.record)
-            if view.record.get("warnings"):  # a save that failed part way: History lists what is on disk
-                saved = load_run(view.run_dir)
-            item = history_item(saved, self.folder)
-        except (BadInput, OSError):
-            return  # nothing on disk to reopen
-        self.runs.append(path)
-        self.history[path] = item
-        while len(self.runs) > HISTORY_SIZE:
-            dropped = self.runs.pop(0)
-            if dropped not in self.runs:
-                thumbnail, _ = self.history.pop(dropped)
-                Path(thumbnail).unlink(missing_ok=True)
-
-    def gallery(self) -> list[tuple[str, str]]:
-        return [self.history[path] for path in reversed(self.runs)]
+    def outputs(self) -> list:
+        return [getattr(self, each.name) for each in dataclasses.fields(self)]
 
 
-def new_session() -> Session:
-    """A browser session's state, made when its page loads (a function: Gradio would copy a dataclass's fields)."""
-    return Session()
+@dataclass
+class Comparison:
+    """Compare's components, in the order of /compare's outputs (History's gallery comes after them)."""
 
+    gallery_a: gr.Gallery
+    gallery_b: gr.Gallery
+    status_a: gr.Textbox
+    status_b: gr.Textbox
+    slider: gr.ImageSlider
+    summary: gr.Dataframe
+    trajectories: gr.JSON
 
-def end_session(session: Session) -> None:
-    """Gradio drops a closed session's state (an hour after the tab closed): stop its runs, remove its temp files."""
-    for cancel in session.cancel.values():
-        cancel.set()
-    remove_folder(session.folder)
+    def outputs(self) -> list:
+        return [getattr(self, each.name) for each in dataclasses.fields(self)]
 
 
 def backend_choices(rows: list[dict[str, Any]], role: str) -> list[tuple[str, str]]:
@@ -136,32 +140,7 @@ def image_input(payload: Any) -> Any:
     return payload.get("path")
 
 
-def user_settings(settings: Settings, editor: str, thinker: str | None, overrides: dict[str, Any]) -> Settings:
-    """The server's settings with the person's choices: backends, and (outside public mode) models, URLs, keys and
-    the speed.
-
-    A URL other than the one the server configured is the caller's: its role is marked so that no key of the
-    server's goes there (`remote.credential`); the caller's own key, if they typed one, goes instead.
-    """
-    if settings.public:
-        return settings.replace(editor=editor, thinker=thinker or settings.thinker)
-    changes = {key: value.strip() for key, value in overrides.items() if isinstance(value, str) and value.strip()}
-    callers = tuple(
-        role
-        for role in ("editor", "thinker")
-        if f"{role}_url" in changes and not _same_url(changes[f"{role}_url"], getattr(settings, f"{role}_url"))
-    )
-    return settings.replace(editor=editor, thinker=thinker or settings.thinker, caller_endpoints=callers, **changes)
-
-
-def _same_url(given: str, configured: str | None) -> bool:
-    def normal(urls: str) -> list[str]:
-        return [url.strip().rstrip("/") for url in urls.split(",") if url.strip()]
-
-    return configured is not None and normal(given) == normal(configured)
-
-
-def job(settings: Settings, request: loop.EditRequest) -> loop.Job:
+def job(settings: Settings, request: EditRequest) -> loop.Job:
     """The run of `request` with the backends `settings` chose, saved in a new folder under the runs folder."""
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     return loop.Job(editor, thinker, request, new_run_dir(settings.runs_dir))
@@ -180,12 +159,12 @@ def follow(
         if runtime.takes_gpu_turn(each.editor, each.thinker):
             view.phase = WAITING
     last = 0.0
-    for number, event in loop.stream(
+    for side, event in loop.run_jobs(
         jobs, cancel=cancel, edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout
     ):
-        views[number].apply(event)
+        views[side].apply(event)
         if isinstance(event, loop.Notice):
-            warn(labels[number] + views[number].for_visitor(event.message))
+            warn(labels[side] + views[side].for_visitor(event.message))
         if isinstance(event, (loop.EditStep, loop.Reasoning)) and time.monotonic() - last < REFRESH_S:
             continue  # steps and tokens arrive fast: show them at most every REFRESH_S
         last = time.monotonic()
@@ -204,107 +183,54 @@ def zipped(view: RunView) -> str | None:
     return str(zip_run(run_dir, view.folder / f"{run_dir.name}.zip"))
 
 
-def viewer_update(view: RunView, final: bool, turns_changed: bool = True) -> tuple:
-    """The Studio viewer's outputs: gallery, progress, reasoning, refined prompt, table, slider, status, zip, JSON.
-
-    Images are sent again only when a turn was added (re-sending rewrites Gradio's cached files).
-    """
-    return (
-        view.gallery() if turns_changed or final else gr.skip(),
-        view.progress_html(),
-        view.reasoning,
-        view.refined,
-        view.table() if turns_changed or final else gr.skip(),
-        view.slider() if final else gr.skip(),
-        view.status(),
-        zipped(view) if final else gr.skip(),
-        view.shown_record if final else gr.skip(),
-    )
-
-
-def inert(message: Any) -> str:
-    """Toast text as Gradio needs it: it renders toasts as HTML, so `& < >` are escaped (no markup from model or
-    user text can form); quotes are left as written, so API callers read the message as it was meant."""
-    return html.escape(str(message), quote=False)
-
-
-def refused(message: Any, public: bool) -> gr.Error:
-    """A refusal as the page shows it; a public page's names no folder of the server's."""
-    text = without_paths(str(message)) if public else str(message)
-    return gr.Error(inert(text), print_exception=False)
-
-
-def warn(message: str) -> None:
-    gr.Warning(inert(message))
+def viewer_update(viewer: Viewer, view: RunView, final: bool, turns_changed: bool = True) -> dict:
+    """What `viewer` shows of `view` now. Images are sent again only when a turn was added (re-sending rewrites
+    Gradio's cached files); the slider, the zip and the record only when the run is over."""
+    update = {
+        viewer.progress: view.progress_html(),
+        viewer.reasoning: view.reasoning,
+        viewer.refined: view.refined,
+        viewer.status: view.status(),
+    }
+    if turns_changed or final:
+        update |= {viewer.gallery: view.gallery(), viewer.table: view.table()}
+    if final:
+        update |= {viewer.slider: view.slider(), viewer.download: zipped(view), viewer.trajectory: view.shown_record}
+    return update
 
 
 # -- the handlers ------------------------------------------------------------------------------------
 
 
-def make_edit(settings: Settings):
-    """The Studio's run handler for these server settings."""
+def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callable:
+    """The Studio's run handler for these server settings: it fills `viewer`, and at the end `history`."""
 
-    def edit(
-        image,
-        instruction,
-        editor="classic",
-        thinker="classic",
-        max_turns=3,
-        threshold=8.0,
-        first_turn="none",
-        seed=0,
-        randomize=False,
-        steps=None,
-        guidance=None,
-        editor_model=None,
-        editor_url=None,
-        thinker_model=None,
-        thinker_url=None,
-        editor_key=None,
-        thinker_key=None,
-        speed=None,
-        session=None,
-    ):
-        """Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."""
+    def edit(form: SimpleNamespace, session: Session | None) -> Iterator[dict]:
         session = session if session is not None else Session()
         try:
-            request = loop.make_request(
-                image_input(image),
-                instruction,
-                max_turns=max_turns,
-                threshold=threshold,
-                first_turn=first_turn,
-                seed=random.randrange(2**31) if randomize is True else seed,
-                steps=steps,
-                guidance=guidance,
+            request = make_request(
+                image_input(form.image),
+                form.instruction,
+                max_turns=form.max_turns,
+                threshold=form.threshold,
+                first_turn=form.first_turn,
+                seed=random.randrange(2**31) if form.randomize is True else form.seed,
+                steps=form.steps,
+                guidance=form.guidance,
             )
-            overrides = dict(
-                editor_model=editor_model,
-                editor_url=editor_url,
-                thinker_model=thinker_model,
-                thinker_url=thinker_url,
-                editor_key=editor_key,
-                thinker_key=thinker_key,
-                speed=speed,
-            )
-            run_settings = user_settings(settings, editor, thinker, overrides)
+            choices = {name: getattr(form, name) for name in (*CHOICES, "speed")}
+            run_settings = user_settings(settings, form.editor, form.thinker, choices)
             jobs = [job(run_settings, request)]
         except ThinkEditError as exc:
             raise refused(exc, settings.public) from None
         (view,) = run_views(jobs, session, settings.public)
-        yield (*viewer_update(view, final=False), gr.skip())
+        yield viewer_update(viewer, view, final=False)
         for _ in follow(session, "studio", jobs, [view], [""], run_settings):
-            yield (*viewer_update(view, final=False, turns_changed=view.turns_to_send()), gr.skip())
-        yield (*viewer_update(view, final=True), session.gallery())
+            yield viewer_update(viewer, view, final=False, turns_changed=view.turns_to_send())
+        yield viewer_update(viewer, view, final=True) | {history: session.gallery()}
 
-    return edit
-
-
-def stop(session: Session | None, which: str) -> None:
-    """Stop the session's running `which` run between steps; what is finished stays on screen and on disk."""
-    cancel = session.cancel.get(which) if session is not None else None
-    if cancel is not None:
-        cancel.set()
+    doc = "Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."
+    return handler(EDIT_FIELDS, edit, doc)
 
 
 def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, thinker_b: str) -> list[tuple]:
@@ -325,29 +251,20 @@ def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, think
     raise BadInput(f"Unknown comparison '{mode}'; use one of: {', '.join(COMPARE_MODES)}.")
 
 
-def make_compare(settings: Settings):
-    """The Compare tab's handler for these server settings."""
+def make_compare(settings: Settings, comparison: Comparison, history: gr.Gallery) -> Callable:
+    """The Compare tab's handler for these server settings: it fills `comparison`, and at the end `history`."""
 
-    def compare(
-        image,
-        instruction,
-        mode=COMPARE_MODES[0],
-        editor_a="classic",
-        editor_b="classic",
-        thinker_a="classic",
-        thinker_b="classic",
-        max_turns=3,
-        threshold=8.0,
-        seed=0,
-        session=None,
-    ):
-        """Run one image and instruction two ways at once, same seed; the last update carries both trajectories."""
+    def compare(form: SimpleNamespace, session: Session | None) -> Iterator[dict]:
         session = session if session is not None else Session()
         try:
-            request = loop.make_request(
-                image_input(image), instruction, max_turns=max_turns, threshold=threshold, seed=seed
+            request = make_request(
+                image_input(form.image),
+                form.instruction,
+                max_turns=form.max_turns,
+                threshold=form.threshold,
+                seed=form.seed,
             )
-            sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
+            sides = compare_sides(form.mode, form.editor_a, form.editor_b, form.thinker_a, form.thinker_b)
             jobs = [
                 job(
                     user_settings(settings, editor, thinker, {}),
@@ -359,37 +276,43 @@ def make_compare(settings: Settings):
             raise refused(exc, settings.public) from None
         labels = [label for label, *_ in sides]
         views = run_views(jobs, session, settings.public)
-
-        def update(final: bool) -> tuple:
-            return (
-                *(view.gallery() if final or view.turns_to_send() else gr.skip() for view in views),
-                *(gr.Textbox(view.status(), label=label) for view, label in zip(views, labels, strict=True)),
-                views[0].versus(views[1]) if final else gr.skip(),
-                [view.summary_row(label) for view, label in zip(views, labels, strict=True)],
-                {"a": views[0].shown_record, "b": views[1].shown_record} if final else gr.skip(),
-                session.gallery() if final else gr.skip(),
-            )
-
-        yield update(final=False)
+        yield compare_update(comparison, views, labels, final=False)
         for _ in follow(session, "compare", jobs, views, [f"{label}: " for label in labels], settings):
-            yield update(final=False)
-        yield update(final=True)
+            yield compare_update(comparison, views, labels, final=False)
+        yield compare_update(comparison, views, labels, final=True) | {history: session.gallery()}
 
-    return compare
+    doc = "Run one image and instruction two ways at once, same seed; the last update carries both trajectories."
+    return handler(COMPARE_FIELDS, compare, doc)
 
 
-def open_history(index: Any, session: Session | None, public: bool = False) -> tuple:
-    """Reload the session's run number `index` (0 = newest, as History lists them) from disk."""
+def compare_update(comparison: Comparison, views: list[RunView], labels: list[str], final: bool) -> dict:
+    """What `comparison` shows of the two runs now; each side's turns are sent again only when one was added."""
+    update = {comparison.summary: [view.summary_row(label) for view, label in zip(views, labels, strict=True)]}
+    galleries, statuses = (comparison.gallery_a, comparison.gallery_b), (comparison.status_a, comparison.status_b)
+    for view, label, gallery, status in zip(views, labels, galleries, statuses, strict=True):
+        if final or view.turns_to_send():
+            update[gallery] = view.gallery()
+        update[status] = gr.Textbox(view.status(), label=label)
+    if final:
+        update[comparison.slider] = views[0].versus(views[1])
+        update[comparison.trajectories] = {"a": views[0].shown_record, "b": views[1].shown_record}
+    return update
+
+
+def open_history(index: Any, session: Session | None, viewer: Viewer, public: bool = False) -> dict:
+    """Reload the session's run number `index` (0 = newest, as History lists them) from disk into `viewer`."""
     session = session or Session()
     runs = list(reversed(session.runs))
     try:
-        number = loop.number(index, "The run number", 0, len(runs) - 1, whole=True)
+        position = number(index, "The run number", 0, len(runs) - 1, whole=True)
     except BadInput:
         raise refused("That run is not in this session's history.", public) from None
-    return viewer_update(saved_view(runs[number], session, public), final=True)
+    return viewer_update(viewer, saved_view(runs[position], session, public), final=True)
 
 
-def open_saved(upload: Any, folder: str | None, session: Session, settings: Settings) -> tuple:
+def open_saved(
+    upload: Any, folder: str | None, session: Session, settings: Settings, viewer: Viewer, history: gr.Gallery
+) -> dict:
     """Open a run from an uploaded zip, or (outside public mode) from a folder in the runs folder."""
     folder = (folder or "").strip()
     if folder and settings.public:
@@ -398,26 +321,7 @@ def open_saved(upload: Any, folder: str | None, session: Session, settings: Sett
         raise refused("Upload a run's zip or give its folder to open it.", settings.public)
     view = saved_view(upload or confined(folder, settings), session, settings.public)
     session.remember(view)
-    return (*viewer_update(view, final=True), session.gallery())
-
-
-def confined(folder: str, settings: Settings) -> Path:
-    """A run folder (or zip) named on the server: it must lie in the runs folder once symlinks are resolved."""
-    return inside(
-        folder,
-        settings.runs_dir,
-        f"Only runs in the runs folder ({settings.runs_dir}) can be opened by name; upload its zip.",
-        settings.public,
-    )
-
-
-def inside(name: str, root: str | Path, refusal: str, public: bool) -> Path:
-    """`name` (a bare name is looked up in `root`) as a path that lies in `root` once symlinks are resolved."""
-    root = Path(root).resolve()
-    path = (root / name).resolve()  # an absolute `name` stays itself
-    if not path.is_relative_to(root):
-        raise refused(refusal, public)
-    return path
+    return viewer_update(viewer, view, final=True) | {history: session.gallery()}
 
 
 def run_views(jobs: list[loop.Job], session: Session, public: bool) -> list[RunView]:
@@ -439,83 +343,3 @@ def saved_view(path: str | Path, session: Session, public: bool = False) -> RunV
             remove_folder(saved.path)  # what was unpacked from a zip whose images cannot be read
         message = str(exc) if isinstance(exc, BadInput) else f"This run could not be read ({exc})."
         raise refused(message, public) from None
-
-
-# -- the Benchmarks tab ------------------------------------------------------------------------------------
-
-
-def eval_choices(settings: Settings) -> list[str]:
-    """The eval folders under the evals folder (THINKEDIT_EVALS_DIR), by their path inside it, newest first."""
-    root = Path(settings.evals_dir)
-    return [str(folder.relative_to(root)) for folder in eval_folders(root)]
-
-
-def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
-    """(summary text, table, chart, gallery, samples) of one eval folder in the evals folder.
-
-    The gallery shows each sample's loop result, sorted by how much the loop gained over single-shot;
-    the samples (plain data) go to the page's state for `show_sample`.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise refused("Choose an eval folder (made by `thinkedit eval --out …` in the evals folder).", settings.public)
-    folder = inside(
-        name.strip(),
-        settings.evals_dir,
-        f"Only evals in the evals folder ({settings.evals_dir}) open here.",
-        settings.public,
-    )
-    try:
-        found = read_eval(folder)
-    except (BadInput, OSError, ValueError, KeyError) as exc:
-        raise refused(f"{name} could not be read as an eval folder ({exc}).", settings.public) from None
-    view = session.view_folder()
-    samples = found["samples"]
-    gallery = []
-    for number, sample in enumerate(samples):
-        shown = sample.get("loop") or sample.get("single") or {}
-        if shown.get("image"):
-            preview = thumbnail_file(view / f"sample-{number}.webp", lambda path=shown["image"]: load_image(path))
-            gallery.append((preview, sample_caption(sample)))
-    chart = view / "chart.png"  # drawn from the summary, as `thinkedit eval` draws its report.png
-    plot(found["summary"], chart)
-    table = pd.DataFrame(found["table"], columns=found["headers"])
-    return eval_summary(found["summary"]), table, str(chart), gallery, samples
-
-
-def eval_summary(summary: dict[str, Any]) -> str:
-    """One paragraph: which benchmark, which backends, the overall O of each mode, and any warning."""
-    who = ", ".join(f"{role} {who_ran(summary[role])}" for role in ("editor", "thinker", "judge") if summary.get(role))
-    modes = "; ".join(
-        f"{mode}: O {score(block.get('o'))} over {block.get('samples')} samples ({block.get('failed', 0)} failed)"
-        for mode, block in summary["modes"].items()
-    )
-    return " ".join([f"**{summary.get('bench')}** · {who}. {modes}.", *summary.get("warnings", [])])
-
-
-def sample_caption(sample: dict[str, Any]) -> str:
-    single, loop_ = sample.get("single") or {}, sample.get("loop") or {}
-    gain = sample.get("gain")
-    change = f"gain {gain:+.2f}" if gain is not None else "gain –"
-    return f"{sample['key']} · {change} · single O {score(single.get('o'))} → loop O {score(loop_.get('o'))}"
-
-
-def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Session) -> tuple:
-    """(source, single-shot, loop result, what was asked and how the loop refined it) of one sample."""
-    try:
-        sample = (samples or [])[loop.number(index, "The sample", 0, len(samples or []) - 1, whole=True)]
-    except BadInput:
-        raise refused("That sample is not in this eval.", True) from None
-    view = session.view_folder()
-    images = [sample.get("source"), (sample.get("single") or {}).get("image"), (sample.get("loop") or {}).get("image")]
-    shown = [display_file(path, view, f"pick-{n}") if path else None for n, path in enumerate(images)]
-    lines = [f"{sample['key']} ({sample['category']}): {sample['instruction']}"]
-    for mode in ("single", "loop"):
-        result = sample.get(mode)
-        if result:
-            lines.append(
-                f"{mode}: SC {score(result.get('sc'))}, PQ {score(result.get('pq'))}, O {score(result.get('o'))}"
-                + (f", error: {result['error']}" if result.get("error") else "")
-            )
-    prompts = (sample.get("loop") or {}).get("prompts") or []
-    lines += [f"turn {number} prompt: {prompt}" for number, prompt in enumerate(prompts, 1)]
-    return (*shown, "\n".join(lines))

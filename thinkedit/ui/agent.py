@@ -17,12 +17,15 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from gradio_client.utils import is_http_url_like
 
 from .. import loop
-from ..config import Settings
+from ..config import DEFAULTS, Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import base64_bytes
 from ..registry import backend_rows
+from ..requests import make_request
 from ..store import holds_run, trajectory_record
 from . import actions
+from .choices import user_settings
+from .messages import refused
 from .view import without_paths
 
 UPLOADED = "/gradio_api/file="  # how Gradio names a file uploaded to this app (POST /gradio_api/upload)
@@ -151,11 +154,11 @@ def make_think_edit(settings: Settings):
     def think_edit(
         image,
         instruction,
-        editor="classic",
-        thinker="classic",
-        max_turns=3,
-        threshold=8.0,
-        seed=0,
+        editor=DEFAULTS.editor,
+        thinker=DEFAULTS.thinker,
+        max_turns=DEFAULTS.max_turns,
+        threshold=DEFAULTS.threshold,
+        seed=DEFAULTS.seed,
         progress=gr.Progress(),  # noqa: B008 - how Gradio asks for a progress tracker
     ):
         """Edit an image with Think-while-Edit: an image editor edits, a multimodal thinker scores the edit (semantic and quality, 0-10) and rewrites the instruction, and the loop repeats until the edit is good enough. Every turn edits the original image again; the best turn is returned, not the last.
@@ -173,15 +176,17 @@ def make_think_edit(settings: Settings):
             The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (threshold, prompt_kept, max_turns, error); any notices; and the run id.
         """
         try:
-            request = loop.make_request(
+            request = make_request(
                 tool_image(image, settings.public), instruction, max_turns=max_turns, threshold=threshold, seed=seed
             )
-            run_settings = actions.user_settings(settings, editor, thinker, {})
+            run_settings = user_settings(settings, editor, thinker, {})
             job = actions.job(run_settings, request)
         except ThinkEditError as exc:
-            raise actions.refused(exc, settings.public) from None
+            raise refused(exc, settings.public) from None
         notices, trajectory = [], None
-        events = loop.stream([job], edit_timeout=run_settings.edit_timeout, think_timeout=run_settings.thinker_timeout)
+        events = loop.run_jobs(
+            [job], edit_timeout=run_settings.edit_timeout, think_timeout=run_settings.thinker_timeout
+        )
         for _, event in events:
             if (report := progress_report(event, request.max_turns)) is not None:
                 progress(report[0], desc=report[1], unit="turns")
@@ -191,7 +196,7 @@ def make_think_edit(settings: Settings):
                 trajectory = event.trajectory
         best = trajectory.best_turn
         if best is None:  # nothing was edited: the run's error is the answer
-            raise actions.refused(trajectory.error or "The run ended before any edit was made.", settings.public)
+            raise refused(trajectory.error or "The run ended before any edit was made.", settings.public)
         text = json.dumps(summary(trajectory, notices), ensure_ascii=False)
         return best.image, without_paths(text) if settings.public else text
 

@@ -2,7 +2,11 @@
 tab (eval folders), plus the MCP tools for agents (`agent.py`) when `--mcp` is on.
 
 One function per tab builds its components and wires its events beside them, as Gradio's own demos do;
-what the buttons do lives in `actions`.
+what the buttons do lives in `actions` (Studio, Compare, History), `benchmarks` and `session`. A run handler's
+inputs are its tab's controls by field name (`controls`), lined up by the handler's table of fields
+(`actions.EDIT_FIELDS`, `actions.COMPARE_FIELDS`; see `form.py`); its outputs are named components
+(`actions.Viewer`, `actions.Comparison`). A new Studio control is made in `studio_tab`, added to `controls` and
+to `EDIT_FIELDS`, and read by the handler as `form.<name>`.
 """
 
 from __future__ import annotations
@@ -13,9 +17,18 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, SPEEDS, THRESHOLD_RANGE, Settings
+from ..config import (
+    DEFAULTS,
+    FIRST_TURN_STRATEGIES,
+    MAX_INSTRUCTION_CHARS,
+    MAX_TURNS_RANGE,
+    SPEEDS,
+    THRESHOLD_RANGE,
+    Settings,
+)
 from ..registry import backend_rows
-from . import actions, agent
+from . import actions, agent, benchmarks, form, session
+from .choices import CHOICES
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -67,7 +80,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP, analytics_enabled=False
     ) as demo:
         # Gradio calls actions.new_session on each page load and end_session once that tab has been closed for a while.
-        session = gr.State(actions.new_session, delete_callback=actions.end_session)
+        state = gr.State(session.new_session, delete_callback=session.end_session)
         # Every run adds to History, so its gallery is made first and shown in its own tab.
         history = gr.Gallery(
             label="Runs",
@@ -83,13 +96,13 @@ def build_app(settings: Settings) -> gr.Blocks:
         gr.Markdown(INTRO, elem_id="te-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Studio", id="studio"):
-                viewer = studio_tab(settings, editors, thinkers, session, history)
+                viewer = studio_tab(settings, editors, thinkers, state, history)
             with gr.Tab("Compare", id="compare"):
-                compare_tab(settings, editors, thinkers, session, history)
+                compare_tab(settings, editors, thinkers, state, history)
             with gr.Tab("History", id="history") as history_tab_item:
-                history_tab(settings, session, history, history_tab_item, tabs, viewer)
+                history_tab(settings, state, history, history_tab_item, tabs, viewer)
             with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
-                benchmarks_tab(settings, session, benchmarks_tab_item)
+                benchmarks_tab(settings, state, benchmarks_tab_item)
         if settings.mcp:
             agent.add_tools(settings, rows, run_options(settings))
     return demo
@@ -101,33 +114,48 @@ def run_options(settings: Settings) -> dict:
     return dict(concurrency_limit=settings.ui_concurrency, concurrency_id="runs", preprocess=False)
 
 
-def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.State, history: gr.Gallery) -> list:
-    """One image, one run, live; returns the viewer's components (History reopens runs into them)."""
+def studio_tab(
+    settings: Settings, editors: list, thinkers: list, state: gr.State, history: gr.Gallery
+) -> actions.Viewer:
+    """One image, one run, live; returns the viewer (History reopens runs into it)."""
     steps, guidance = actions.editor_defaults(settings.editor, settings.speed)
+    controls = {}  # field name (actions.EDIT_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            image = gr.Image(label="Image", sources=["upload", "clipboard", "webcam"], height=280, elem_id="te-image")
-            instruction = instruction_box(
+            image = controls["image"] = gr.Image(
+                label="Image", sources=["upload", "clipboard", "webcam"], height=280, elem_id="te-image"
+            )
+            instruction = controls["instruction"] = instruction_box(
                 elem_id="te-instruction", placeholder="e.g. make the sky a warm sunset orange"
             )
             with gr.Row():
-                editor = gr.Dropdown(editors, value=settings.editor, label="Editor", elem_id="te-editor")
-                thinker = gr.Dropdown(thinkers, value=settings.thinker, label="Thinker", elem_id="te-thinker")
+                editor = controls["editor"] = gr.Dropdown(
+                    editors, value=settings.editor, label="Editor", elem_id="te-editor"
+                )
+                controls["thinker"] = gr.Dropdown(
+                    thinkers, value=settings.thinker, label="Thinker", elem_id="te-thinker"
+                )
             with gr.Accordion("Advanced", open=False, elem_id="te-advanced"):
                 with gr.Row():
-                    max_turns = turns_slider(settings, elem_id="te-max-turns")
-                    threshold = threshold_slider(
+                    controls["max_turns"] = turns_slider(settings, elem_id="te-max-turns")
+                    controls["threshold"] = threshold_slider(
                         settings, info="stop when both scores reach it", elem_id="te-threshold"
                     )
-                first_turn = gr.Radio(list(FIRST_TURN_STRATEGIES), value=settings.first_turn, label="First turn")
+                controls["first_turn"] = gr.Radio(
+                    list(FIRST_TURN_STRATEGIES), value=settings.first_turn, label="First turn"
+                )
                 with gr.Row():
-                    seed = gr.Number(0, precision=0, label="Seed")
-                    randomize = gr.Checkbox(False, label="Random seed")
+                    controls["seed"] = gr.Number(DEFAULTS.seed, precision=0, label="Seed")
+                    controls["randomize"] = gr.Checkbox(False, label="Random seed")
                 with gr.Row():
-                    steps_box = gr.Number(steps, precision=0, label="Steps", info="empty: the editor's default")
-                    guidance_box = gr.Number(guidance, label="Guidance", info="empty: the editor's default")
-                model_boxes = model_and_url_boxes(settings)
-                speed = speed_box(settings)
+                    steps_box = controls["steps"] = gr.Number(
+                        steps, precision=0, label="Steps", info="empty: the editor's default"
+                    )
+                    guidance_box = controls["guidance"] = gr.Number(
+                        guidance, label="Guidance", info="empty: the editor's default"
+                    )
+                controls |= model_and_url_boxes(settings)
+                speed = controls["speed"] = speed_box(settings)
             with gr.Row():
                 run = gr.Button("Run", variant="primary", elem_id="te-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="te-stop")
@@ -136,31 +164,21 @@ def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.St
         with gr.Column(scale=3, min_width=420):
             viewer = run_viewer()
 
-    inputs = [
-        image,
-        instruction,
-        editor,
-        thinker,
-        max_turns,
-        threshold,
-        first_turn,
-        seed,
-        randomize,
-        steps_box,
-        guidance_box,
-        *model_boxes,
-        speed,
-        session,
-    ]
-    run.click(actions.make_edit(settings), inputs, [*viewer, history], api_name="edit", **run_options(settings))
-    stop.click(partial(actions.stop, which="studio"), session, None, queue=False, api_visibility="private")
+    run.click(
+        actions.make_edit(settings, viewer, history),
+        [*form.inputs(actions.EDIT_FIELDS, controls), state],
+        [*viewer.outputs(), history],
+        api_name="edit",
+        **run_options(settings),
+    )
+    stop.click(partial(session.stop, which="studio"), state, None, queue=False, api_visibility="private")
     for choice in (editor, speed):
         choice.change(actions.editor_defaults, [editor, speed], [steps_box, guidance_box], api_visibility="private")
     return viewer
 
 
-def run_viewer() -> list:
-    """One run as the Studio shows it: [gallery, progress, reasoning, refined, table, slider, status, zip, JSON]."""
+def run_viewer() -> actions.Viewer:
+    """One run as the Studio shows it: status, progress, turns, slider, reasoning, table, zip and JSON."""
     status = gr.Textbox(label="Status", interactive=False, elem_id="te-status")
     progress = gr.HTML(IDLE_PROGRESS, elem_id="te-progress")
     gallery = turn_gallery("Turns", columns=3, height=236, elem_id="te-gallery")
@@ -183,26 +201,41 @@ def run_viewer() -> list:
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
         trajectory = gr.JSON(label="Trajectory")
-    return [gallery, progress, reasoning, refined, table, slider, status, download, trajectory]
+    return actions.Viewer(
+        gallery=gallery,
+        progress=progress,
+        reasoning=reasoning,
+        refined=refined,
+        table=table,
+        slider=slider,
+        status=status,
+        download=download,
+        trajectory=trajectory,
+    )
 
 
-def compare_tab(settings: Settings, editors: list, thinkers: list, session: gr.State, history: gr.Gallery) -> None:
+def compare_tab(settings: Settings, editors: list, thinkers: list, state: gr.State, history: gr.Gallery) -> None:
     """One image and instruction, two ways at once, same seed."""
     gr.Markdown("One image and instruction, two ways at once, same seed.")
+    controls = {}  # field name (actions.COMPARE_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            image = gr.Image(label="Image", sources=["upload", "clipboard"], height=220, elem_id="te-c-image")
-            instruction = instruction_box(elem_id="te-c-instruction")
-            mode = gr.Radio(list(actions.COMPARE_MODES), value=actions.COMPARE_MODES[0], label="Compare")
+            controls["image"] = gr.Image(
+                label="Image", sources=["upload", "clipboard"], height=220, elem_id="te-c-image"
+            )
+            controls["instruction"] = instruction_box(elem_id="te-c-instruction")
+            controls["mode"] = gr.Radio(list(actions.COMPARE_MODES), value=actions.COMPARE_MODES[0], label="Compare")
+            for role, choices, chosen in (
+                ("editor", editors, settings.editor),
+                ("thinker", thinkers, settings.thinker),
+            ):
+                with gr.Row():
+                    for side in ("a", "b"):
+                        label = f"{role.capitalize()} {side.upper()}"
+                        controls[f"{role}_{side}"] = gr.Dropdown(choices, value=chosen, label=label)
             with gr.Row():
-                editor_a = gr.Dropdown(editors, value=settings.editor, label="Editor A")
-                editor_b = gr.Dropdown(editors, value=settings.editor, label="Editor B")
-            with gr.Row():
-                thinker_a = gr.Dropdown(thinkers, value=settings.thinker, label="Thinker A")
-                thinker_b = gr.Dropdown(thinkers, value=settings.thinker, label="Thinker B")
-            with gr.Row():
-                turns, threshold = turns_slider(settings), threshold_slider(settings)
-                seed = gr.Number(0, precision=0, label="Seed")
+                controls["max_turns"], controls["threshold"] = turns_slider(settings), threshold_slider(settings)
+                controls["seed"] = gr.Number(DEFAULTS.seed, precision=0, label="Seed")
             with gr.Row():
                 run = gr.Button("Compare", variant="primary", elem_id="te-c-run")
                 stop = gr.Button("Stop", variant="stop")
@@ -223,10 +256,23 @@ def compare_tab(settings: Settings, editors: list, thinkers: list, session: gr.S
             with gr.Accordion("Trajectories (JSON)", open=False):
                 trajectories = gr.JSON(label="Trajectories")
 
-    inputs = [image, instruction, mode, editor_a, editor_b, thinker_a, thinker_b, turns, threshold, seed, session]
-    outputs = [gallery_a, gallery_b, status_a, status_b, slider, summary, trajectories, history]
-    run.click(actions.make_compare(settings), inputs, outputs, api_name="compare", **run_options(settings))
-    stop.click(partial(actions.stop, which="compare"), session, None, queue=False, api_visibility="private")
+    comparison = actions.Comparison(
+        gallery_a=gallery_a,
+        gallery_b=gallery_b,
+        status_a=status_a,
+        status_b=status_b,
+        slider=slider,
+        summary=summary,
+        trajectories=trajectories,
+    )
+    run.click(
+        actions.make_compare(settings, comparison, history),
+        [*form.inputs(actions.COMPARE_FIELDS, controls), state],
+        [*comparison.outputs(), history],
+        api_name="compare",
+        **run_options(settings),
+    )
+    stop.click(partial(session.stop, which="compare"), state, None, queue=False, api_visibility="private")
 
 
 def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
@@ -238,7 +284,7 @@ def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
 
 
 def history_tab(
-    settings: Settings, session: gr.State, history: gr.Gallery, tab: gr.Tab, tabs: gr.Tabs, viewer: list
+    settings: Settings, state: gr.State, history: gr.Gallery, tab: gr.Tab, tabs: gr.Tabs, viewer: actions.Viewer
 ) -> None:
     """This session's runs; a click reopens one in the Studio. Saved runs open from their zip (or folder)."""
     gr.Markdown("This session's runs, newest first. Click one to open it in the Studio.")
@@ -251,30 +297,31 @@ def history_tab(
         open_button = gr.Button("Open")
 
     to_studio = dict(fn=lambda: gr.Tabs(selected="studio"), outputs=tabs, api_visibility="private")
-    tab.select(lambda state: state.gallery(), session, history, api_name="history")
+    tab.select(lambda current: current.gallery(), state, history, api_name="history")
 
-    def select_history(state: actions.Session, event: gr.SelectData) -> tuple:
-        return actions.open_history(event.index, state, settings.public)
+    def select_history(current: session.Session, event: gr.SelectData) -> dict:
+        return actions.open_history(event.index, current, viewer, settings.public)
 
-    history.select(select_history, session, viewer, api_visibility="private").then(**to_studio)
-    open_history = partial(actions.open_history, public=settings.public)  # raw input: a wrong type gets our sentence
-    index.change(open_history, [index, session], viewer, api_name="history_open", preprocess=False)
+    history.select(select_history, state, viewer.outputs(), api_visibility="private").then(**to_studio)
+    # raw input: a wrong type gets our sentence
+    open_history = partial(actions.open_history, viewer=viewer, public=settings.public)
+    index.change(open_history, [index, state], viewer.outputs(), api_name="history_open", preprocess=False)
     open_button.click(
-        partial(actions.open_saved, settings=settings),
-        [upload, folder, session],
-        [*viewer, history],
+        partial(actions.open_saved, settings=settings, viewer=viewer, history=history),
+        [upload, folder, state],
+        [*viewer.outputs(), history],
         api_name="open_run",
     ).success(**to_studio)
 
 
-def benchmarks_tab(settings: Settings, session: gr.State, tab: gr.Tab) -> None:
+def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     """`thinkedit eval` results: the summary table, per-category O (single-shot vs the loop), and the samples
     sorted by the loop's gain — where the loop helps, and where it hurts."""
     where = "" if settings.public else f" (`{settings.evals_dir}`)"
     gr.Markdown(f"Eval folders made by `thinkedit eval --out …` inside the evals folder{where}.")
     with gr.Row():
         folder = gr.Dropdown(
-            actions.eval_choices(settings), label="Eval", allow_custom_value=True, scale=4, elem_id="te-b-eval"
+            benchmarks.eval_choices(settings), label="Eval", allow_custom_value=True, scale=4, elem_id="te-b-eval"
         )
         refresh = gr.Button("Refresh", scale=1)
         show = gr.Button("Open", variant="primary", scale=1, elem_id="te-b-open")
@@ -303,20 +350,20 @@ def benchmarks_tab(settings: Settings, session: gr.State, tab: gr.Tab) -> None:
     details = gr.Textbox(label="Scores and the loop's prompts", lines=6, interactive=False, elem_id="te-b-details")
     index = gr.Number(visible=False, precision=0)
 
-    def select_sample(state: list, event: gr.SelectData, session_state: actions.Session) -> tuple:
-        return actions.show_sample(state, event.index, session_state)
+    def select_sample(shown: list, event: gr.SelectData, current: session.Session) -> tuple:
+        return benchmarks.show_sample(shown, event.index, current)
 
     def fresh_choices() -> gr.Dropdown:
-        return gr.Dropdown(choices=actions.eval_choices(settings))
+        return gr.Dropdown(choices=benchmarks.eval_choices(settings))
 
     outputs = [summary, table, chart, gallery, samples]
-    show.click(partial(actions.open_eval, settings=settings), [folder, session], outputs, api_name="benchmark")
+    show.click(partial(benchmarks.open_eval, settings=settings), [folder, state], outputs, api_name="benchmark")
     refresh.click(fresh_choices, None, folder, api_visibility="private")
     tab.select(fresh_choices, None, folder, api_visibility="private")
-    gallery.select(select_sample, [samples, session], [*picked, details], api_visibility="private")
+    gallery.select(select_sample, [samples, state], [*picked, details], api_visibility="private")
     index.change(
-        actions.show_sample,
-        [samples, index, session],
+        benchmarks.show_sample,
+        [samples, index, state],
         [*picked, details],
         api_name="benchmark_sample",
         preprocess=False,
@@ -352,21 +399,19 @@ def speed_box(settings: Settings):
     )
 
 
-def model_and_url_boxes(settings: Settings) -> list:
-    """Editor/thinker model, URL and key overrides, or (public mode) placeholders that carry nothing.
+def model_and_url_boxes(settings: Settings) -> dict:
+    """Editor/thinker model, URL and key boxes by field name (`choices.CHOICES`), or (public mode) placeholders
+    that carry nothing.
 
     A URL other than the server's gets none of the server's keys; a key typed here goes with the request only
     (it is never shown again, saved or logged)."""
     if settings.public:
-        return [gr.State(None) for _ in range(6)]
-    boxes = []
+        return {name: gr.State(None) for name in CHOICES}
+    boxes = {}
     for role, url_hint in (("editor", "http://…"), ("thinker", "http://…/v1")):
-        title = role.capitalize()
+        title, configured = role.capitalize(), settings.role(role)
         with gr.Row():
-            boxes += [
-                gr.Textbox(getattr(settings, f"{role}_model"), label=f"{title} model", placeholder="default"),
-                gr.Textbox(getattr(settings, f"{role}_url"), label=f"{title} URL", placeholder=url_hint),
-                gr.Textbox(label=f"{title} API key", type="password", placeholder="for your own URL"),
-            ]
-    editor_model, editor_url, editor_key, thinker_model, thinker_url, thinker_key = boxes
-    return [editor_model, editor_url, thinker_model, thinker_url, editor_key, thinker_key]
+            boxes[f"{role}_model"] = gr.Textbox(configured.model, label=f"{title} model", placeholder="default")
+            boxes[f"{role}_url"] = gr.Textbox(configured.url, label=f"{title} URL", placeholder=url_hint)
+            boxes[f"{role}_key"] = gr.Textbox(label=f"{title} API key", type="password", placeholder="for your own URL")
+    return boxes

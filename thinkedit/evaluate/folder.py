@@ -1,0 +1,70 @@
+"""An eval folder on disk: the names of its files, its lines read back, merged, and its config.
+
+    eval.json          what was run (`harness.Plan.config`): a later command continues it only if it matches
+    samples.jsonl      one line per (sample, mode), in the benchmark's order, once the shards are merged
+    shards/rank-r.jsonl  process r's lines while the eval runs
+
+The harness writes the folder and the report reads it; both take its layout from here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..store import write_text_atomic
+from .data import read_json, sample_id
+
+CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
+REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `make_request` options
+MODE_ORDER = {"single": 0, "loop": 1}
+
+
+def row_id(row: dict[str, Any]) -> str:
+    return sample_id(row["key"], row.get("language"))
+
+
+def read_rows(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every recorded (sample, mode) of the folder: samples.jsonl, then the shards (a later line wins)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for file in [out / SAMPLES_FILE, *sorted((out / SHARDS).glob("rank-*.jsonl"))]:
+        if not file.is_file():
+            continue
+        for line in file.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: that sample runs again
+            if isinstance(row, dict) and "key" in row and "mode" in row:
+                rows[(row_id(row), row["mode"])] = row
+    return rows
+
+
+def merge(out: Path, order: list[str]) -> list[dict[str, Any]]:
+    """Fold the shards into samples.jsonl, in the benchmark's order, then remove them."""
+    rows = read_rows(out)
+    position = {sample_id: number for number, sample_id in enumerate(order)}
+    seen = {key: number for number, key in enumerate(rows)}  # rows of samples no longer selected keep their order
+    keys = sorted(rows, key=lambda k: (position.get(k[0], len(order) + seen[k]), MODE_ORDER.get(k[1], 9)))
+    merged = [rows[k] for k in keys]
+    write_text_atomic(out / SAMPLES_FILE, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in merged))
+    for shard in (out / SHARDS).glob("rank-*.jsonl"):
+        shard.unlink()
+    if (out / SHARDS).is_dir() and not any((out / SHARDS).iterdir()):
+        (out / SHARDS).rmdir()
+    return merged
+
+
+def config_of(folder: Path) -> dict[str, Any]:
+    return read_json(
+        Path(folder) / CONFIG_FILE,
+        f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first.",
+    )
+
+
+def eval_folders(root: str | Path) -> list[Path]:
+    """Eval folders directly under `root` (those with an eval.json), newest first."""
+    root = Path(root)
+    found = [p for p in root.iterdir() if (p / CONFIG_FILE).is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda p: (p / CONFIG_FILE).stat().st_mtime, reverse=True)

@@ -1,0 +1,119 @@
+"""What a person asks for, checked: `make_request` turns what any surface received into an `EditRequest`.
+
+The one place a request is validated, whichever surface it came from (the web page, the Gradio API, the MCP
+tool, the CLI, `serve-editor`, `eval`): values may arrive as numbers or as text, and wrong types, NaN,
+infinities, fractions where a whole number belongs and values out of range are refused with a sentence.
+`number` checks one value the same way (the page uses it for list positions the API sends).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from .config import (
+    DEFAULTS,
+    FIRST_TURN_STRATEGIES,
+    GUIDANCE_RANGE,
+    MAX_INSTRUCTION_CHARS,
+    MAX_TURNS_RANGE,
+    STEPS_RANGE,
+    THRESHOLD_RANGE,
+)
+from .errors import BadInput
+from .images import load_image
+
+
+@dataclass
+class EditRequest:
+    """What the person asked for. Build it with `make_request`, which validates every field."""
+
+    image: Image.Image
+    instruction: str
+    max_turns: int = DEFAULTS.max_turns
+    threshold: float = DEFAULTS.threshold
+    first_turn: str = DEFAULTS.first_turn
+    seed: int = DEFAULTS.seed
+    steps: int | None = None
+    guidance: float | None = None
+
+
+def make_request(
+    image: Any,
+    instruction: Any,
+    *,
+    max_turns: Any = DEFAULTS.max_turns,
+    threshold: Any = DEFAULTS.threshold,
+    first_turn: Any = DEFAULTS.first_turn,
+    seed: Any = DEFAULTS.seed,
+    steps: Any = None,
+    guidance: Any = None,
+) -> EditRequest:
+    """Validate everything before any model runs; raise `BadInput` with the reason."""
+    text = instruction_text(instruction)
+    if first_turn not in FIRST_TURN_STRATEGIES:
+        raise BadInput(
+            f"Unknown first-turn strategy {shown(first_turn)}; use one of {', '.join(FIRST_TURN_STRATEGIES)}."
+        )
+    return EditRequest(
+        instruction=text,
+        max_turns=number(max_turns, "max_turns", *MAX_TURNS_RANGE, whole=True),
+        threshold=number(threshold, "The stop threshold", *THRESHOLD_RANGE),
+        first_turn=first_turn,
+        seed=(number(seed, "The seed", -(2**63), 2**63 - 1, whole=True, optional=True) or 0) % (2**32),
+        steps=number(steps, "steps", *STEPS_RANGE, whole=True, optional=True),
+        guidance=number(guidance, "guidance", *GUIDANCE_RANGE, optional=True),
+        image=load_image(image),
+    )
+
+
+def instruction_text(instruction: Any) -> str:
+    """The instruction as the editor will get it: control characters dropped; empty or endless refused."""
+    if instruction is not None and not isinstance(instruction, str):
+        raise BadInput(f"The instruction must be text, not {type(instruction).__name__}.")
+    text = (instruction or "").strip()
+    if not text:
+        raise BadInput("The instruction is empty: say what to change in the image.")
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise BadInput(f"The instruction is {len(text)} characters long; the limit is {MAX_INSTRUCTION_CHARS}.")
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text).strip()
+    if not text:
+        raise BadInput("The instruction has no readable characters.")
+    return text
+
+
+def number(value: Any, name: str, low: float, high: float, *, whole: bool = False, optional: bool = False):
+    """`value` as a number from `low` to `high` (a whole one when `whole`), else `BadInput` saying why.
+
+    Text that reads as a number is accepted (API callers send text); booleans, NaN, infinities and other
+    types are not. An absent value (None or empty text) is None when `optional`.
+    """
+    kind = "a whole number" if whole else "a number"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if optional:
+            return None
+        raise BadInput(f"{name} is missing: give {kind} from {low:g} to {high:g}.")
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = int(value) if whole and value.strip().lstrip("+-").isdigit() else float(value)
+        except (ValueError, OverflowError):
+            parsed = None
+    if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+        raise BadInput(f"{name} must be {kind} from {low:g} to {high:g}, not {shown(value)}.")
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise BadInput(f"{name} must be a finite number from {low:g} to {high:g}, not {shown(value)}.")
+    if whole and parsed != int(parsed):
+        raise BadInput(f"{name} must be a whole number, not {shown(value)}.")
+    if not low <= parsed <= high:
+        raise BadInput(f"{name} must be from {low:g} to {high:g}, not {shown(value)}.")
+    return int(parsed) if whole else float(parsed)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as a message quotes it: its repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,98 @@
+"""The Benchmarks tab: `thinkedit eval` folders in the evals folder, read back (`evaluate.report.read_eval`) and
+shown as a summary, a table, a chart and the samples sorted by the loop's gain, with one sample side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import ROLES, Settings
+from ..critique import score_text
+from ..errors import BadInput
+from ..evaluate.folder import eval_folders
+from ..evaluate.report import backend_label, plot, read_eval
+from ..images import load_image
+from ..requests import number
+from .messages import refused
+from .paths import inside
+from .session import Session
+from .view import display_file, thumbnail_file
+
+
+def eval_choices(settings: Settings) -> list[str]:
+    """The eval folders under the evals folder (THINKEDIT_EVALS_DIR), by their path inside it, newest first."""
+    root = Path(settings.evals_dir)
+    return [str(folder.relative_to(root)) for folder in eval_folders(root)]
+
+
+def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
+    """(summary text, table, chart, gallery, samples) of one eval folder in the evals folder.
+
+    The gallery shows each sample's loop result, sorted by how much the loop gained over single-shot;
+    the samples (plain data) go to the page's state for `show_sample`.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise refused("Choose an eval folder (made by `thinkedit eval --out …` in the evals folder).", settings.public)
+    folder = inside(
+        name.strip(),
+        settings.evals_dir,
+        f"Only evals in the evals folder ({settings.evals_dir}) open here.",
+        settings.public,
+    )
+    try:
+        found = read_eval(folder)
+    except (BadInput, OSError, ValueError, KeyError) as exc:
+        raise refused(f"{name} could not be read as an eval folder ({exc}).", settings.public) from None
+    view = session.view_folder()
+    samples = found["samples"]
+    gallery = []
+    for position, sample in enumerate(samples):
+        shown = sample.get("loop") or sample.get("single") or {}
+        if shown.get("image"):
+            preview = thumbnail_file(view / f"sample-{position}.webp", lambda path=shown["image"]: load_image(path))
+            gallery.append((preview, sample_caption(sample)))
+    chart = view / "chart.png"  # drawn from the summary, as `thinkedit eval` draws its report.png
+    plot(found["summary"], chart)
+    table = pd.DataFrame(found["table"], columns=found["headers"])
+    return eval_summary(found["summary"]), table, str(chart), gallery, samples
+
+
+def eval_summary(summary: dict[str, Any]) -> str:
+    """One paragraph: which benchmark, which backends, the overall O of each mode, and any warning."""
+    backends = ", ".join(f"{role} {backend_label(summary[role])}" for role in ROLES if summary.get(role))
+    modes = "; ".join(
+        f"{mode}: O {score_text(block.get('o'))} over {block.get('samples')} samples ({block.get('failed', 0)} failed)"
+        for mode, block in summary["modes"].items()
+    )
+    return " ".join([f"**{summary.get('bench')}** · {backends}. {modes}.", *summary.get("warnings", [])])
+
+
+def sample_caption(sample: dict[str, Any]) -> str:
+    single, looped = sample.get("single") or {}, sample.get("loop") or {}
+    gain = sample.get("gain")
+    change = f"gain {gain:+.2f}" if gain is not None else "gain –"
+    return f"{sample['key']} · {change} · single O {score_text(single.get('o'))} → loop O {score_text(looped.get('o'))}"
+
+
+def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Session) -> tuple:
+    """(source, single-shot, loop result, what was asked and how the loop refined it) of one sample."""
+    try:
+        sample = (samples or [])[number(index, "The sample", 0, len(samples or []) - 1, whole=True)]
+    except BadInput:
+        raise refused("That sample is not in this eval.", True) from None
+    view = session.view_folder()
+    images = [sample.get("source"), (sample.get("single") or {}).get("image"), (sample.get("loop") or {}).get("image")]
+    shown = [display_file(path, view, f"pick-{n}") if path else None for n, path in enumerate(images)]
+    lines = [f"{sample['key']} ({sample['category']}): {sample['instruction']}"]
+    for mode in ("single", "loop"):
+        result = sample.get(mode)
+        if result:
+            lines.append(
+                f"{mode}: SC {score_text(result.get('sc'))}, PQ {score_text(result.get('pq'))}, O {score_text(result.get('o'))}"
+                + (f", error: {result['error']}" if result.get("error") else "")
+            )
+    prompts = (sample.get("loop") or {}).get("prompts") or []
+    lines += [f"turn {turn} prompt: {prompt}" for turn, prompt in enumerate(prompts, 1)]
+    return (*shown, "\n".join(lines))

@@ -1,0 +1,41 @@
+"""What a person may choose for one run from the page, its API or the MCP tool, and who gets which key.
+
+Everyone picks the backends. Outside public mode a person may also name models, URLs, their own keys and the
+speed. A URL other than the one the server configured is the caller's: no key of the server's ever goes there
+(`remote.credential`), only the caller's own key if they typed one. Their keys travel in the request's `Caller`,
+never in the server's settings, and are never saved, logged or shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Caller, Settings
+
+CALLER_ROLES = ("editor", "thinker")  # the roles whose model, URL and key the page offers
+CHOICES = tuple(f"{role}_{part}" for role in CALLER_ROLES for part in ("model", "url", "key"))
+
+
+def user_settings(settings: Settings, editor: str, thinker: str | None, choices: dict[str, Any]) -> Settings:
+    """The server's settings with the person's choices: backends, and (outside public mode) `choices` — models,
+    URLs and keys (CHOICES) and the speed; empty ones keep the server's."""
+    backends = dict(editor=editor, thinker=thinker or settings.thinker)
+    if settings.public:
+        return settings.replace(**backends)
+    given = {key: value.strip() for key, value in choices.items() if isinstance(value, str) and value.strip()}
+    keys = {role: given.pop(f"{role}_key") for role in CALLER_ROLES if f"{role}_key" in given}
+    named = frozenset(
+        role
+        for role in CALLER_ROLES
+        if f"{role}_url" in given and not same_url(given[f"{role}_url"], settings.role(role).url)
+    )
+    return settings.replace(**backends, **given).for_caller(Caller(named_urls=named, keys=keys))
+
+
+def same_url(given: str, configured: str | None) -> bool:
+    """Whether `given` names the server's own endpoint(s): the same comma-separated URLs, trailing slashes aside."""
+
+    def normal(urls: str) -> list[str]:
+        return [url.strip().rstrip("/") for url in urls.split(",") if url.strip()]
+
+    return configured is not None and normal(given) == normal(configured)

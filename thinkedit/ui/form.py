@@ -1,0 +1,48 @@
+"""A run handler's parameters and the page's `inputs` list, made from one ordered table of fields.
+
+A tab's handler is described by a dict of field name → its default for API callers (`REQUIRED`: none), in the
+order gradio_client callers pass the fields by position. `inputs(fields, controls)` lines the tab's components up
+in that order, and `handler(fields, run)` is the function Gradio calls: its parameters are the fields (Gradio
+reads their names and defaults for the API page and gradio_client), then the session. `run(form, session)` gets
+the values by name (`form.max_turns`) and yields `{component: value}` updates; an output it leaves out keeps its
+value. So a new control is one entry at the end of the table, one component in the tab's function in
+`layout.py`, and its use in the handler; nothing depends on where the others sit.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+REQUIRED = inspect.Parameter.empty
+
+
+def inputs(fields: dict[str, Any], controls: dict[str, Any]) -> list:
+    """`controls` (field name → component) in the order of `fields`; every field needs exactly one control."""
+    if set(controls) != set(fields):
+        missing, extra = sorted(set(fields) - set(controls)), sorted(set(controls) - set(fields))
+        raise ValueError(f"The controls do not match the fields: missing {missing}, not fields {extra}.")
+    return [controls[name] for name in fields]
+
+
+def handler(fields: dict[str, Any], run: Callable[[SimpleNamespace, Any], Iterator[dict]], doc: str) -> Callable:
+    """The function Gradio calls with the values of `fields` in order, then the session: it hands them to `run` by
+    name and streams what `run` yields. `doc` describes it on the API page."""
+    parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    signature = inspect.Signature(
+        [inspect.Parameter(name, parameter, default=default) for name, default in fields.items()]
+        + [inspect.Parameter("session", parameter, default=None)]
+    )
+
+    def call(*args, **kwargs) -> Iterator[dict]:
+        values = signature.bind(*args, **kwargs)
+        values.apply_defaults()
+        session = values.arguments.pop("session")
+        yield from run(SimpleNamespace(**values.arguments), session)
+
+    call.__signature__ = signature
+    call.__doc__ = doc
+    call.__name__ = run.__name__
+    return call
