@@ -4,7 +4,7 @@ import os
 import pytest
 from helpers import RecordingEditor, ScriptedThinker, same_pixels
 
-from thinkedit import loop, store
+from thinkedit import loop, schema, store
 from thinkedit.errors import BadInput
 
 CONTRACT_TOP = {
@@ -137,3 +137,37 @@ def test_records_that_break_the_contract_are_refused(tmp_path):
         (tmp_path / "trajectory.json").write_text(json.dumps(record))
         with pytest.raises(BadInput, match="does not follow the trajectory format"):
             store.load_run(tmp_path)
+
+
+def test_every_key_the_writer_writes_is_declared_in_the_schema(scene, tmp_path):
+    """The record, its settings and its turns hold exactly the declared fields, each of a declared kind: the writer
+    and the reader's validation come from one declaration (`thinkedit/schema.py`)."""
+    request = loop.make_request(scene, "make it brighter", max_turns=2, first_turn="polish")
+    thinker = ScriptedThinker([(4, 6, "brighter by 40%"), (5, 6, "brighter by 50%")], polished="brighten it")
+    *_, last = loop.run(RecordingEditor(), thinker, request, run_dir=tmp_path / "run")
+    written = json.loads((tmp_path / "run" / "trajectory.json").read_text())
+    assert last.trajectory.first_turn_prompt == "brighten it" and len(written["turns"]) == 2
+    assert list(written) == list(schema.RECORD)
+    assert set(written["settings"]) == set(schema.SETTINGS)
+    assert [list(turn) for turn in written["turns"]] == [list(schema.TURN)] * 2
+    assert schema.check_record(written, "the run") == written
+
+
+def test_the_writer_refuses_a_setting_the_schema_does_not_declare(scene, tmp_path):
+    trajectory = finished_run(scene, tmp_path / "run")
+    trajectory.settings["patience"] = 2
+    with pytest.raises(ValueError, match="Declare the settings patience"):
+        store.trajectory_record(trajectory)
+
+
+def test_runs_of_an_older_format_are_upgraded_as_they_are_read_and_newer_ones_are_refused(scene, tmp_path, monkeypatch):
+    finished_run(scene, tmp_path / "run")
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(schema.UPGRADES, 1, lambda record: {**record, "schema_version": 2, "upgraded": True})
+    record = store.load_run(tmp_path / "run").record
+    assert record["schema_version"] == 2 and record["upgraded"] is True
+
+    newer = json.loads((tmp_path / "run" / "trajectory.json").read_text()) | {"schema_version": 3}
+    (tmp_path / "run" / "trajectory.json").write_text(json.dumps(newer))
+    with pytest.raises(BadInput, match="follows trajectory format 3; this ThinkEdit reads formats 1 to 2"):
+        store.load_run(tmp_path / "run")

@@ -15,7 +15,8 @@ from .critique import score_text
 from .errors import BadInput, ThinkEditError
 from .registry import backend_rows, build_backend
 from .requests import make_request
-from .store import new_run_dir, prepare_run_dir, trajectory_record
+from .schema import trajectory_record
+from .store import new_run_dir, prepare_run_dir
 
 # Modules that add their own subcommand with `register(subparsers)`.
 COMMAND_MODULES = (export, space, server, bench, evaluate)

@@ -1,6 +1,6 @@
 """Runs on disk: `source.png`, `turn_01.png`, …, `trajectory.json` — written atomically, read back whole.
 
-The `trajectory.json` contract (schema_version 1) is documented in the README; the tests and the
+The `trajectory.json` contract is declared in `schema.py` (and documented in the README); the tests and the
 export formats rely on it.
 """
 
@@ -16,19 +16,15 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from . import __version__
-from .config import MAX_TURNS_RANGE
 from .errors import BadInput, ThinkEditError
 from .images import load_image, png_bytes
+from .schema import check_record, trajectory_record, turn_file
 
-SCHEMA_VERSION = 1
-MAX_TURNS = MAX_TURNS_RANGE[1]  # the contract: a saved run has at most this many turns
 MAX_MEMBER_BYTES = 256 * 2**20  # a run's PNG; anything larger in an uploaded zip is refused
 MAX_RECORD_BYTES = 64 * 2**20  # a trajectory.json (10 turns of long reasoning take a few MB)
 MAX_RUN_BYTES = 2**30  # all that a run's zip may unpack to
@@ -121,63 +117,6 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:
 
 def _is_run_file(name: str) -> bool:
     return name == "trajectory.json" or bool(_RUN_IMAGE.fullmatch(name))
-
-
-def turn_file(index: int) -> str:
-    return f"turn_{index:02d}.png"
-
-
-def trajectory_record(trajectory) -> dict[str, Any]:
-    """The trajectory as the JSON contract: plain data, no images, no secrets."""
-    request = trajectory.request
-    best = trajectory.best_turn
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "instruction": request.instruction,
-        "editor": trajectory.editor,
-        "thinker": trajectory.thinker,
-        "settings": trajectory.settings,
-        "versions": versions(),
-        "source": "source.png",
-        "size": list(request.image.size),
-        "first_turn_prompt": trajectory.first_turn_prompt,
-        "first_turn_reasoning": trajectory.first_turn_reasoning,
-        "turns": [
-            {
-                "index": turn.index,
-                "prompt": turn.prompt,
-                "image": turn_file(turn.index),
-                "size": list(turn.image.size),
-                "semantic": turn.critique.semantic,
-                "quality": turn.critique.quality,
-                "reasoning": turn.critique.reasoning,
-                "refined_prompt": turn.critique.refined_prompt,
-                "raw": turn.critique.raw,
-                "seed": turn.seed,
-                "edit_seconds": round(turn.edit_seconds, 4),
-                "think_seconds": round(turn.think_seconds, 4),
-                "editor_note": turn.editor_note,
-            }
-            for turn in trajectory.turns
-        ],
-        "best_turn": best.index if best else None,
-        "stop_reason": trajectory.stop_reason,
-        "error": trajectory.error,
-        "warnings": list(trajectory.warnings),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(trajectory.started)),
-        "seconds": round(trajectory.seconds, 3),
-    }
-
-
-def versions(*more: str) -> dict[str, str | None]:
-    """thinkedit's version and its main libraries' (and the `more` packages'), None where one is not installed."""
-    found: dict[str, str | None] = {"thinkedit": __version__}
-    for package in ("torch", "diffusers", "transformers", "gradio", *more):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -318,113 +257,11 @@ def _read_record(data: bytes, label: str) -> dict[str, Any]:
         raise BadInput(f"{label} is nested too deeply to be a run's record.") from None
     except ValueError as exc:
         raise BadInput(f"{label} is not valid JSON: {exc}") from None
-    _check_record(record, label)
-    return record
+    return check_record(record, label)
 
 
 def _not_json(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
-
-
-# The trajectory.json contract (README "The run folder and trajectory.json") as the app reads it back: the kinds
-# each field may hold. A field may be missing unless it is in the REQUIRED set beside its table.
-_KINDS = {
-    "text": lambda v: isinstance(v, str),
-    "a whole number": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "null": lambda v: v is None,
-    "an object": lambda v: isinstance(v, dict),
-    "a list": lambda v: isinstance(v, list),
-    "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-}
-_RECORD_FIELDS = {
-    "schema_version": ("a whole number",),
-    "instruction": ("text",),
-    "editor": ("text",),
-    "thinker": ("text",),
-    "settings": ("an object",),
-    "versions": ("an object",),
-    "source": ("text",),
-    "size": ("a list",),
-    "first_turn_prompt": ("text", "null"),
-    "first_turn_reasoning": ("text", "null"),
-    "turns": ("a list",),
-    "best_turn": ("a whole number", "null"),
-    "stop_reason": ("text", "null"),
-    "error": ("text", "null"),
-    "warnings": ("a list of text",),
-    "started": ("text",),
-    "seconds": ("a number",),
-}
-_RECORD_REQUIRED = {"instruction", "turns"}
-_SETTINGS_FIELDS = {
-    "max_turns": ("a whole number",),
-    "threshold": ("a number",),
-    "first_turn": ("text",),
-    "seed": ("a whole number", "null"),
-    "steps": ("a whole number", "null"),
-    "guidance": ("a number", "null"),
-    "editor_model": ("text", "null"),
-    "thinker_model": ("text", "null"),
-    "speed": ("text",),
-}
-_TURN_FIELDS = {
-    "index": ("a whole number",),
-    "prompt": ("text",),
-    "image": ("text",),
-    "semantic": ("a number", "null"),
-    "quality": ("a number", "null"),
-    "reasoning": ("text", "null"),
-    "refined_prompt": ("text", "null"),
-    "raw": ("text", "null"),
-    "seed": ("a whole number", "null"),
-    "edit_seconds": ("a number",),
-    "think_seconds": ("a number",),
-    "editor_note": ("text", "null"),
-}
-_TURN_REQUIRED = {"index", "prompt", "image", "semantic", "quality", "edit_seconds", "think_seconds"}
-
-
-def _check_record(record: Any, label: str) -> None:
-    """Refuse a record that breaks the contract with `BadInput`, naming the field, what it holds and what belongs."""
-    _check_fields(record, _RECORD_FIELDS, _RECORD_REQUIRED, "the record", label)
-    _check_fields(record.get("settings", {}), _SETTINGS_FIELDS, set(), "the settings", label)
-    turns = record["turns"]
-    if len(turns) > MAX_TURNS:
-        raise BadInput(
-            f"{label} does not follow the trajectory format: it has {len(turns)} turns, "
-            f"and a run has at most {MAX_TURNS}."
-        )
-    for number, turn in enumerate(turns, 1):
-        _check_fields(turn, _TURN_FIELDS, _TURN_REQUIRED, f"turn {number}", label)
-
-
-def _check_fields(data: Any, fields: dict[str, tuple[str, ...]], required: set[str], what: str, label: str) -> None:
-    """Refuse `data` (`what`: the record, its settings or one turn) unless it is an object whose fields hold what
-    the contract allows."""
-
-    def refuse(problem: str) -> None:
-        raise BadInput(f"{label} does not follow the trajectory format: {problem}.")
-
-    if not isinstance(data, dict):
-        refuse(f"{what} is {_kind(data)}, not an object")
-    owner = f"{what}'" if what.endswith("s") else f"{what}'s"
-    for key, kinds in fields.items():
-        if key not in data:
-            if key in required:
-                refuse(f'{what} has no "{key}"')
-        elif not any(_KINDS[kind](data[key]) for kind in kinds):
-            refuse(f'{owner} "{key}" is {_kind(data[key])}, where {" or ".join(kinds)} belongs')
-
-
-def _kind(value: Any) -> str:
-    """What a JSON value is, in the words the contract uses."""
-    if isinstance(value, bool):
-        return "true or false"
-    return next(
-        (kind for kind in ("null", "text", "a whole number", "a number", "an object", "a list") if _KINDS[kind](value)),
-        type(value).__name__,
-    )
 
 
 def _run_images(record: dict[str, Any], label: str) -> list[str]:

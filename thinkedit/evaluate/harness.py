@@ -27,6 +27,7 @@ from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
 from ..registry import build_backend, find_spec
 from ..requests import make_request
+from ..schema import turn_file
 from .data import Sample, load, read_json, select
 from .folder import CONFIG_FILE, REQUEST, SHARDS, merge, read_rows
 from .report import self_grading, write_reports
@@ -397,8 +398,6 @@ def _place_images(
 ) -> None:
     """The best turn under images/<mode>/, the loop's last under images/loop-last/ (what the paper judged),
     and for GEdit the source beside each as <key>_SRCIMG.png, which its scorer reads."""
-    from ..store import turn_file
-
     targets = [(mode, best)] + ([("loop-last", last)] if mode == "loop" else [])
     for folder, turn in targets:
         relative = image_path(plan.bench, sample, folder)

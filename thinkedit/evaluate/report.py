@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..schema import versions
+from ..store import write_json_atomic, write_text_atomic
 from .folder import MODE_ORDER, REQUEST, config_of, read_rows, row_id
 
 STAGES = ("load", "edit", "think", "judge", "store", "place", "loop", "harness", "wall")
@@ -57,8 +59,6 @@ def _unreadable(row: dict) -> int:
 
 def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
     """summary.json: the eval's settings and, per mode, the macro averages, failures and unreadable verdicts."""
-    from .. import store
-
     gedit = config.get("bench") == "gedit"
     modes = {}
     present = sorted({r["mode"] for r in rows}, key=lambda mode: MODE_ORDER.get(mode, 9))
@@ -86,7 +86,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
         },
         "judge": {"name": config.get("judge"), "model": config.get("judge_model") or _first(rows, "judge_model")},
         "settings": {name: config.get(name) for name in REQUEST} | {"modes": present},
-        "versions": store.versions("datasets", "accelerate"),
+        "versions": versions("datasets", "accelerate"),
         "samples": len({row_id(r) for r in rows}),
         "modes": modes,
     }
@@ -302,8 +302,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any], quiet: bool = False) -> dict:
-    from ..store import write_json_atomic, write_text_atomic
-
     summary = summarize(rows, config)
     write_json_atomic(out / "summary.json", summary)
     text = markdown(summary)

@@ -22,7 +22,8 @@ from ..errors import BadInput, ThinkEditError
 from ..images import base64_bytes
 from ..registry import backend_rows
 from ..requests import make_request
-from ..store import holds_run, trajectory_record
+from ..schema import trajectory_record
+from ..store import holds_run
 from . import actions
 from .choices import user_settings
 from .messages import refused

@@ -21,7 +21,8 @@ from PIL import Image
 from .. import loop
 from ..critique import score_text as score
 from ..images import fit_within, load_image, png_bytes
-from ..store import SavedRun, holds_run, trajectory_record
+from ..schema import trajectory_record
+from ..store import SavedRun, holds_run
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
