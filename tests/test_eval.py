@@ -24,7 +24,7 @@ from thinkedit.cli import main
 from thinkedit.config import Settings
 from thinkedit.editors.classic import ClassicEditor
 from thinkedit.evaluate import read_eval
-from thinkedit.evaluate.data import load, select
+from thinkedit.evaluate.data import filter_samples, load
 from thinkedit.images import png_bytes
 from thinkedit.judges.classic import ClassicJudge
 from thinkedit.judges.viescore import read_scores
@@ -170,8 +170,8 @@ def test_gedit_run_writes_the_benchmark_layout_and_records_bad_rows(gedit, tmp_p
 def test_selection_keeps_the_benchmark_order(gedit):
     samples = load("gedit", str(gedit), language="all")
     assert [s.key for s in samples] == ["g1", "g2", "g3", "g4", "g5", "g6"]
-    assert [s.id for s in select(samples, categories=["tone_transfer"], limit=2)] == ["en/g3", "cn/g4"]
-    assert [s.key for s in select(samples, keys=["g5", "g1"])] == ["g1", "g5"]
+    assert [s.id for s in filter_samples(samples, categories=["tone_transfer"], limit=2)] == ["en/g3", "cn/g4"]
+    assert [s.key for s in filter_samples(samples, keys=["g5", "g1"])] == ["g1", "g5"]
 
 
 def test_bad_commands_and_missing_data_say_so_in_one_line(gedit, tmp_path, capsys):

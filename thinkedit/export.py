@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, critique
+from .config import DEFAULTS
 from .critique import defuse, format_critique, load_template, render, score_text
 from .errors import BadInput
 from .store import SavedRun, load_run
@@ -65,7 +66,7 @@ def find_runs(root: str | Path, unpack_to: str | Path | None = None) -> list[tup
 
 def scored_turns(run: SavedRun) -> list[dict[str, Any]]:
     """The run's turns that have both scores, each with `overall`, `gain` and `satisfied` added."""
-    threshold = float(run.record.get("settings", {}).get("threshold", 8.0))
+    threshold = float(run.record.get("settings", {}).get("threshold", DEFAULTS.threshold))
     rows, previous = [], None
     for turn in sorted(run.record["turns"], key=lambda t: t["index"]):
         overall = critique.overall(turn.get("semantic"), turn.get("quality"))
@@ -77,7 +78,7 @@ def scored_turns(run: SavedRun) -> list[dict[str, Any]]:
     return rows
 
 
-def select(rows: list[dict[str, Any]], min_gain: float | None = None, only_satisfied: bool = False) -> list[dict]:
+def filter_turns(rows: list[dict[str, Any]], min_gain: float | None = None, only_satisfied: bool = False) -> list[dict]:
     if min_gain is not None:
         rows = [row for row in rows if row["gain"] is not None and row["gain"] >= min_gain]
     if only_satisfied:
@@ -90,7 +91,7 @@ def selected_turns(runs: str | Path, scratch: str, min_gain: float | None, only_
     used_names: set[str] = set()
     for name, run in find_runs(runs, scratch):
         name = _unique(name, used_names)
-        for turn in select(scored_turns(run), min_gain, only_satisfied):
+        for turn in filter_turns(scored_turns(run), min_gain, only_satisfied):
             yield name, run, turn
 
 

@@ -166,7 +166,7 @@ async def _with_retries(attempt, policy: Policy, service: str, host: str, secret
         except (ThinkEditError, Cancelled, asyncio.CancelledError):
             raise
         except Exception as exc:  # noqa: BLE001 - every client failure is described, then retried or reported
-            failure = describe(exc, policy, credentials)
+            failure = failure_of(exc, policy, credentials)
         where = failure.host or host
         happened = redact(failure.happened, secrets)
         too_long = failure.wait is not None and failure.wait > MAX_RETRY_AFTER
@@ -181,7 +181,7 @@ async def _with_retries(attempt, policy: Policy, service: str, host: str, secret
         await asyncio.sleep(pause)
 
 
-def describe(exc: BaseException, policy: Policy, credentials: str | None = None) -> RemoteFailure:
+def failure_of(exc: BaseException, policy: Policy, credentials: str | None = None) -> RemoteFailure:
     """What went wrong with one attempt, whichever client (openai, huggingface_hub, httpx2) raised it."""
     if isinstance(exc, RemoteFailure):
         return exc

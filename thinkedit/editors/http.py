@@ -104,7 +104,7 @@ class HTTPEditor:
                 except remote.RemoteFailure as exc:
                     failure = exc
                 except httpx2.HTTPError as exc:
-                    failure = remote.describe(exc, self.policy)
+                    failure = remote.failure_of(exc, self.policy)
                 failure.host = remote.host_of(url)
                 if not failure.retry:
                     raise failure

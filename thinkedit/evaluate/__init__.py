@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ..errors import BadInput
 from .data import BENCHES, LANGUAGES
-from .harness import MODES, Plan, run_eval
+from .harness import MODES, EvalPlan, run_eval
 from .report import read_eval, refresh
 
-__all__ = ["Plan", "read_eval", "refresh", "register", "run_eval"]
+__all__ = ["EvalPlan", "read_eval", "refresh", "register", "run_eval"]
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -36,7 +36,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise BadInput("--concurrency must be at least 1.")
     settings = settings_from_args(args)
-    plan = Plan(
+    plan = EvalPlan(
         bench=args.bench,
         data=args.data,
         out=Path(args.out),

@@ -57,7 +57,7 @@ def load(bench: str, data: str | None, *, language: str = "en", edit_json: str |
     return load_imgedit(data, edit_json) if bench == "imgedit" else load_folder(data)
 
 
-def select(
+def filter_samples(
     samples: list[Sample],
     *,
     categories: list[str] | None = None,

@@ -1,6 +1,6 @@
 """An eval folder on disk: the names of its files, its lines read back, merged, and its config.
 
-    eval.json          what was run (`harness.Plan.config`): a later command continues it only if it matches
+    eval.json          what was run (`harness.EvalPlan.config`): a later command continues it only if it matches
     samples.jsonl      one line per (sample, mode), in the benchmark's order, once the shards are merged
     shards/rank-r.jsonl  process r's lines while the eval runs
 

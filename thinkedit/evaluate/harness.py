@@ -28,7 +28,7 @@ from ..images import png_bytes
 from ..registry import build_backend, find_spec
 from ..requests import make_request
 from ..schema import turn_file
-from .data import Sample, load, read_json, select
+from .data import Sample, filter_samples, load, read_json
 from .folder import CONFIG_FILE, REQUEST, SHARDS, merge, read_rows
 from .report import self_grading, write_reports
 
@@ -48,7 +48,7 @@ BARRIER_TIMEOUT = timedelta(days=7)  # the last shard may finish hours after the
 
 
 @dataclass
-class Plan:
+class EvalPlan:
     """One `thinkedit eval` command: what to run, how, and where it goes."""
 
     bench: str
@@ -99,11 +99,11 @@ class Backends:
             cancel.set()
 
 
-def run_eval(plan: Plan) -> dict[str, Any] | None:
+def run_eval(plan: EvalPlan) -> dict[str, Any] | None:
     """Run this process's share; on the main process, merge and summarise. Returns the summary (main only)."""
     if not set(plan.modes) <= set(MODES) or not plan.modes:
         raise BadInput(f"--modes takes {' and/or '.join(MODES)}, comma-separated.")
-    samples = select(
+    samples = filter_samples(
         load(plan.bench, plan.data, language=plan.language, edit_json=plan.edit_json),
         categories=plan.categories,
         keys=plan.keys,
@@ -182,7 +182,7 @@ def _needs_run(row: dict[str, Any] | None, retry_failed: bool) -> bool:
 # -- the tasks of one process ----------------------------------------------------------------------------
 
 
-def _run_tasks(plan: Plan, backends: Backends, todo: list[tuple[Sample, str]], shard: Path, rank: int) -> None:
+def _run_tasks(plan: EvalPlan, backends: Backends, todo: list[tuple[Sample, str]], shard: Path, rank: int) -> None:
     """Run `todo` with up to `concurrency` in flight; each line is appended to the shard the moment it is done."""
     if not todo:
         return
@@ -252,7 +252,7 @@ def _progress(total: int, rank: int, enabled: bool):
 # -- one (sample, mode) -------------------------------------------------------------------------------------
 
 
-def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dict[str, Any] | None:
+def run_sample(plan: EvalPlan, backends: Backends, sample: Sample, mode: str) -> dict[str, Any] | None:
     """Edit (single-shot or the loop), judge the best turn and the last, place the images, return the line."""
     started = time.perf_counter()
     row = _base_row(plan, sample, mode)
@@ -302,7 +302,7 @@ def run_sample(plan: Plan, backends: Backends, sample: Sample, mode: str) -> dic
     return _finish(row, started)
 
 
-def _edit(plan: Plan, backends: Backends, request, mode: str, run_dir: Path, seconds: dict[str, float]):
+def _edit(plan: EvalPlan, backends: Backends, request, mode: str, run_dir: Path, seconds: dict[str, float]):
     """Run the editor alone (single-shot) or the loop; the trajectory, or None when it was stopped before it ran.
 
     The first critique (between turn 0 and turn 1) is timed here: it is thinking the turns do not count."""
@@ -342,7 +342,7 @@ def _judge_best_and_last(judge, source, best, last, instruction: str, mode: str,
     return verdict | {"last": {"turn": last.index, **last_verdict}}
 
 
-def _base_row(plan: Plan, sample: Sample, mode: str) -> dict[str, Any]:
+def _base_row(plan: EvalPlan, sample: Sample, mode: str) -> dict[str, Any]:
     row = {"key": sample.key, "category": sample.category, "instruction": sample.instruction, "mode": mode}
     if plan.bench == "gedit":
         row.update(language=sample.language, intersection=sample.intersection)
@@ -394,7 +394,7 @@ def image_path(bench: str, sample: Sample, folder: str) -> str:
 
 
 def _place_images(
-    plan: Plan, sample: Sample, mode: str, row: dict, run_dir: Path, source: Image.Image, best, last
+    plan: EvalPlan, sample: Sample, mode: str, row: dict, run_dir: Path, source: Image.Image, best, last
 ) -> None:
     """The best turn under images/<mode>/, the loop's last under images/loop-last/ (what the paper judged),
     and for GEdit the source beside each as <key>_SRCIMG.png, which its scorer reads."""

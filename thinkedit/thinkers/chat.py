@@ -96,7 +96,7 @@ async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.
     except Exception as exc:
         if not (content or reasoning):
             raise
-        failure = remote.describe(exc, policy)
+        failure = remote.failure_of(exc, policy)
         raise remote.RemoteFailure(f"{failure.happened} in the middle of its answer", retry=False) from None
     if not received:  # e.g. a proxy's HTML error page with status 200: not one server-sent event in it
         raise remote.RemoteFailure("answered with something that is not a chat completion stream", retry=False)

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from .. import loop
-from ..critique import score_text as score
+from ..critique import score_text
 from ..images import fit_within, load_image, png_bytes
 from ..schema import trajectory_record
 from ..store import SavedRun, holds_run
@@ -183,7 +183,7 @@ class RunView:
         return [(turn.image, self.caption(turn)) for turn in self.turns]
 
     def caption(self, turn: TurnView) -> str:
-        text = f"Turn {turn.index} · semantic {score(turn.semantic)} · quality {score(turn.quality)}"
+        text = f"Turn {turn.index} · semantic {score_text(turn.semantic)} · quality {score_text(turn.quality)}"
         return text + " · ★ best" if turn.index == self.best else text
 
     def table(self) -> list[list[Any]]:
@@ -191,8 +191,8 @@ class RunView:
             [
                 f"{turn.index} ★" if turn.index == self.best else str(turn.index),
                 turn.prompt,
-                score(turn.semantic),
-                score(turn.quality),
+                score_text(turn.semantic),
+                score_text(turn.quality),
                 round(turn.edit_seconds, 2),
                 round(turn.think_seconds, 2),
             ]
@@ -226,7 +226,9 @@ class RunView:
             text += " " + " ".join(record["warnings"])
         best = self.best_turn
         if best is not None:
-            text += f" Best: turn {best.index} (semantic {score(best.semantic)}, quality {score(best.quality)})."
+            text += (
+                f" Best: turn {best.index} (semantic {score_text(best.semantic)}, quality {score_text(best.quality)})."
+            )
         return text + f" Seed {record['settings'].get('seed')}."
 
     def progress_html(self) -> str:
@@ -244,8 +246,8 @@ class RunView:
         best = self.best_turn
         return [
             label,
-            score(best.semantic) if best else "–",
-            score(best.quality) if best else "–",
+            score_text(best.semantic) if best else "–",
+            score_text(best.quality) if best else "–",
             len(self.turns),
             round(record.get("seconds", time.monotonic() - self.started), 1),
         ]
@@ -344,6 +346,8 @@ def history_item(saved: SavedRun, folder: str | Path) -> tuple[str, str]:
     instruction = record["instruction"]
     if len(instruction) > 48:
         instruction = instruction[:47] + "…"
-    scores = f"best semantic {score(best['semantic'])}, quality {score(best['quality'])}" if best else "no turns"
+    scores = (
+        f"best semantic {score_text(best['semantic'])}, quality {score_text(best['quality'])}" if best else "no turns"
+    )
     started = str(record.get("started", ""))[11:16]
     return thumbnail, f"{instruction} · {scores} · {started}"
