@@ -114,7 +114,7 @@ def test_the_studios_updates_are_keyed_by_the_viewers_components(tmp_path, scene
     updates = list(edit(str(tmp_path / "scene.png"), "make it brighter", max_turns=1))
     first, last = updates[0], updates[-1]
     assert viewer.trajectory not in first and history not in first, "the record and History come at the end"
-    assert set(last) == {*viewer.outputs(), history}
+    assert set(last) == {*form.outputs(viewer), history}
     assert last[viewer.trajectory]["turns"][0]["prompt"] == "make it brighter"
     assert last[viewer.download].endswith(".zip") and len(last[history]) == 1
 

@@ -91,9 +91,6 @@ class Viewer:
     download: gr.File
     trajectory: gr.JSON
 
-    def outputs(self) -> list:
-        return [getattr(self, each.name) for each in dataclasses.fields(self)]
-
 
 @dataclass
 class Comparison:
@@ -106,9 +103,6 @@ class Comparison:
     slider: gr.ImageSlider
     summary: gr.Dataframe
     trajectories: gr.JSON
-
-    def outputs(self) -> list:
-        return [getattr(self, each.name) for each in dataclasses.fields(self)]
 
 
 def backend_choices(rows: list[dict[str, Any]], role: str) -> list[tuple[str, str]]:

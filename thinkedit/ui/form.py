@@ -6,11 +6,13 @@ in that order, and `handler(fields, run)` is the function Gradio calls: its para
 reads their names and defaults for the API page and gradio_client), then the session. `run(form, session)` gets
 the values by name (`form.max_turns`) and yields `{component: value}` updates; an output it leaves out keeps its
 value. So a new control is one entry at the end of the table, one component in the tab's function in
-`layout.py`, and its use in the handler; nothing depends on where the others sit.
+`layout.py`, and its use in the handler; nothing depends on where the others sit. The outputs are a dataclass
+of components (`outputs` lists them in field order, the endpoint's output order).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -25,6 +27,11 @@ def inputs(fields: dict[str, Any], controls: dict[str, Any]) -> list:
         missing, extra = sorted(set(fields) - set(controls)), sorted(set(controls) - set(fields))
         raise ValueError(f"The controls do not match the fields: missing {missing}, not fields {extra}.")
     return [controls[name] for name in fields]
+
+
+def outputs(components: Any) -> list:
+    """A dataclass of components as an event's outputs, in the order of its fields."""
+    return [getattr(components, each.name) for each in dataclasses.fields(components)]
 
 
 def handler(fields: dict[str, Any], run: Callable[[SimpleNamespace, Any], Iterator[dict]], doc: str) -> Callable:

@@ -167,7 +167,7 @@ def studio_tab(
     run.click(
         actions.make_edit(settings, viewer, history),
         [*form.inputs(actions.EDIT_FIELDS, controls), state],
-        [*viewer.outputs(), history],
+        [*form.outputs(viewer), history],
         api_name="edit",
         **run_options(settings),
     )
@@ -268,7 +268,7 @@ def compare_tab(settings: Settings, editors: list, thinkers: list, state: gr.Sta
     run.click(
         actions.make_compare(settings, comparison, history),
         [*form.inputs(actions.COMPARE_FIELDS, controls), state],
-        [*comparison.outputs(), history],
+        [*form.outputs(comparison), history],
         api_name="compare",
         **run_options(settings),
     )
@@ -302,14 +302,14 @@ def history_tab(
     def select_history(current: session.Session, event: gr.SelectData) -> dict:
         return actions.open_history(event.index, current, viewer, settings.public)
 
-    history.select(select_history, state, viewer.outputs(), api_visibility="private").then(**to_studio)
+    history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio)
     # raw input: a wrong type gets our sentence
     open_history = partial(actions.open_history, viewer=viewer, public=settings.public)
-    index.change(open_history, [index, state], viewer.outputs(), api_name="history_open", preprocess=False)
+    index.change(open_history, [index, state], form.outputs(viewer), api_name="history_open", preprocess=False)
     open_button.click(
         partial(actions.open_saved, settings=settings, viewer=viewer, history=history),
         [upload, folder, state],
-        [*viewer.outputs(), history],
+        [*form.outputs(viewer), history],
         api_name="open_run",
     ).success(**to_studio)
 
