@@ -87,3 +87,14 @@ def test_the_package_has_no_import_cycle():
 def test_the_cycle_check_finds_a_cycle_made_by_a_lazy_import():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_function_is_longer_than_80_lines():
+    """The project's rule beside ruff's complexity limit (C901 ≤ 12): a function a reader takes in at once."""
+    project = PACKAGE.parent
+    long = []
+    for path in [*sorted(PACKAGE.rglob("*.py")), project / "app.py", *sorted((project / "scripts").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(project)}:{node.lineno} {node.name}")
+    assert long == []

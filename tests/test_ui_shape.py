@@ -11,6 +11,7 @@ import pytest
 
 from thinkedit import loop
 from thinkedit.config import DEFAULTS, Caller, Settings
+from thinkedit.errors import BadInput
 from thinkedit.requests import EditRequest, make_request
 from thinkedit.ui import actions, agent, build_app, form
 from thinkedit.ui.choices import user_settings
@@ -134,7 +135,7 @@ def test_every_surface_takes_the_loops_defaults_from_one_block():
     assert (tool["max_turns"].default, tool["threshold"].default) == (DEFAULTS.max_turns, DEFAULTS.threshold)
 
 
-def test_a_url_the_caller_names_is_marked_theirs_and_their_keys_travel_in_the_requests_caller():
+def test_a_url_the_caller_names_is_marked_theirs_and_their_keys_travel_in_the_requests_caller(tmp_path):
     server = Settings(thinker="openai", thinker_url="http://gpu-box:8000/v1", thinker_model="served")
     choices = {"thinker_url": " http://elsewhere:9000/v1 ", "thinker_key": "own-key", "editor_url": "", "speed": "fast"}
     run = user_settings(server, "classic", "openai", choices)
@@ -151,3 +152,9 @@ def test_a_url_the_caller_names_is_marked_theirs_and_their_keys_travel_in_the_re
     assert public.caller == Caller() and public.thinker_url == server.thinker_url and public.speed == "default"
     with pytest.raises(ValueError, match="Unknown role"):
         server.role("painter")
+
+    assert Settings.from_env({"THINKEDIT_CALLER": "thinker"}).caller == Caller(), "never from the environment"
+    file = tmp_path / "thinkedit_settings.json"
+    file.write_text('{"caller": {"named_urls": ["thinker"]}}')
+    with pytest.raises(BadInput, match="unknown settings: caller"):
+        Settings.from_env({"THINKEDIT_SETTINGS_FILE": str(file)})
