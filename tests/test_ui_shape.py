@@ -110,9 +110,8 @@ def test_controls_that_do_not_match_a_handlers_fields_are_refused_when_the_page_
 def test_the_studios_updates_are_keyed_by_the_viewers_components(tmp_path, scene):
     from helpers import studio_handler
 
-    scene.save(tmp_path / "scene.png")
     edit, viewer, history = studio_handler(Settings(runs_dir=tmp_path / "runs"))
-    updates = list(edit(str(tmp_path / "scene.png"), "make it brighter", max_turns=1))
+    updates = list(edit(scene, "make it brighter", max_turns=1))
     first, last = updates[0], updates[-1]
     assert viewer.trajectory not in first and history not in first, "the record and History come at the end"
     assert set(last) == {*form.outputs(viewer), history}
