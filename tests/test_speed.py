@@ -275,10 +275,9 @@ def test_thinker_fast_decodes_with_a_compiled_static_cache_on_cuda(tmp_path, sce
 def test_the_studios_speed_reaches_the_run_outside_public_mode_only(tmp_path, scene):
     from thinkedit.ui import actions
 
-    scene.save(tmp_path / "scene.png")
     for public, recorded in ((False, "fast"), (True, "default")):
         edit = actions.make_edit(Settings(public=public, runs_dir=tmp_path / f"runs-{public}"))
-        *_, record, _ = list(edit(str(tmp_path / "scene.png"), "make it brighter", max_turns=1, speed="fast"))[-1]
+        *_, record, _ = list(edit(scene, "make it brighter", max_turns=1, speed="fast"))[-1]
         assert record["settings"]["speed"] == recorded
     assert actions.editor_defaults("qwen-image-edit", "fast") == (8, 1.0)  # what the Speed dropdown fills in
     assert actions.editor_defaults("qwen-image-edit", "default") == (50, 4.0)

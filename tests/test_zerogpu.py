@@ -149,10 +149,7 @@ def test_on_zero_gpu_edits_run_in_their_own_slices_and_stop_and_history_stay_wit
 
     session = actions.Session()
     edit = actions.make_edit(local_editor)
-    scene.save(tmp_path / "scene.png")
-    updates = edit(
-        str(tmp_path / "scene.png"), "make it brighter", "local-slow", "never-satisfied", 10, 8.0, session=session
-    )
+    updates = edit(scene, "make it brighter", "local-slow", "never-satisfied", 10, 8.0, session=session)
     log = tmp_path / "edits.log"
     for update in updates:
         if log.exists() and len(log.read_text().split()) == 3:
