@@ -507,13 +507,13 @@ def upload(url: str, path: str) -> dict:
     return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}}
 
 
-def call_edit(url: str, data: list) -> str:
-    """/edit through Gradio's plain HTTP API with exactly these input values (NaN and Infinity written as Python's
-    json writes them); returns the event stream's text."""
+def call_edit(url: str, data: list, api: str = "edit") -> str:
+    """/edit (or another endpoint, `api`) through Gradio's plain HTTP API with exactly these input values (NaN and
+    Infinity written as Python's json writes them); returns the event stream's text."""
     body = json.dumps({"data": data})
-    event = httpx.post(f"{url}/gradio_api/call/edit", content=body, headers={"Content-Type": "application/json"})
+    event = httpx.post(f"{url}/gradio_api/call/{api}", content=body, headers={"Content-Type": "application/json"})
     event = event.json()["event_id"]
-    with httpx.stream("GET", f"{url}/gradio_api/call/edit/{event}", timeout=60) as stream:
+    with httpx.stream("GET", f"{url}/gradio_api/call/{api}/{event}", timeout=60) as stream:
         return "".join(stream.iter_text())
 
 

@@ -8,8 +8,7 @@ import uvicorn.config
 
 from ..config import Settings
 from .layout import ASSETS, CSS, build_app
-
-MAX_UPLOAD = "50mb"
+from .received import MAX_UPLOAD_BYTES
 
 __all__ = ["build_app", "launch", "launch_options"]
 
@@ -24,7 +23,7 @@ def launch_options(settings: Settings, share: bool = False) -> dict[str, Any]:
         share=share,
         show_error=False,
         allowed_paths=allowed,
-        max_file_size=MAX_UPLOAD,
+        max_file_size=MAX_UPLOAD_BYTES,
         ssr_mode=False,
         enable_monitoring=False,
         run_history=False,

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from .. import loop, runtime
 from ..config import DEFAULTS, Settings
@@ -32,6 +33,7 @@ from .choices import CHOICES, user_settings
 from .form import REQUIRED, handler
 from .messages import refused, warn
 from .paths import confined
+from .received import MAX_UPLOAD_BYTES, received_file
 from .session import Session
 from .view import RunView, remove_folder
 
@@ -123,15 +125,35 @@ def editor_defaults(name: str, speed: str | None = None) -> tuple[int | None, fl
 # -- building a run ----------------------------------------------------------------------------------
 
 
-def image_input(payload: Any) -> Any:
+def image_input(payload: Any, what: str = "image") -> Any:
     """The uploaded image as something `load_image` reads (the event skips Gradio's preprocessing so
-    that a non-image file or a huge image gets our message rather than a decoder traceback)."""
-    if not isinstance(payload, dict):
+    that a non-image file or a huge image gets our message rather than a decoder traceback).
+
+    A request names its image as Gradio's file payload, a path or a data URL; a path is opened only when it is a
+    file Gradio received for this app (`received_file`), never any other file on the server. A PIL image comes
+    only from Python callers in this process."""
+    if payload is None or isinstance(payload, Image.Image):
         return payload
-    url = payload.get("url") or ""
-    if not payload.get("path") and isinstance(url, str) and url.startswith("data:"):
-        return base64_bytes(url)
-    return payload.get("path")
+    if isinstance(payload, dict):
+        url, path = payload.get("url"), payload.get("path")
+        if not path and isinstance(url, str) and url.startswith("data:"):
+            return data_url_bytes(url, what)
+        return received_file(path, what) if path else None
+    if isinstance(payload, str) and payload.startswith("data:"):
+        return data_url_bytes(payload, what)
+    if isinstance(payload, (str, Path)):
+        return received_file(payload, what)
+    raise BadInput(f"The {what} must be an uploaded file or a data URL, not {type(payload).__name__}.")
+
+
+def data_url_bytes(url: str, what: str = "image") -> bytes:
+    """A data URL's bytes, refused unread when it is larger than an upload may be."""
+    if len(url) > MAX_UPLOAD_BYTES * 4 // 3 + 1024:  # base64 takes 4 characters for 3 bytes
+        raise BadInput(
+            f"The {what} sent as a data URL is about {len(url) * 3 // 4 / 2**20:.0f} MB; "
+            f"an upload may be at most {MAX_UPLOAD_BYTES // 2**20} MB."
+        )
+    return base64_bytes(url)
 
 
 def job(settings: Settings, request: EditRequest) -> loop.Job:
@@ -313,6 +335,11 @@ def open_saved(
         raise refused("Opening folders on the server is turned off here; upload the run's zip.", True)
     if not upload and not folder:
         raise refused("Upload a run's zip or give its folder to open it.", settings.public)
+    if upload:
+        try:
+            upload = received_file(upload, "run's zip")
+        except BadInput as exc:
+            raise refused(exc, settings.public) from None
     view = saved_view(upload or confined(folder, settings), session, settings.public)
     session.remember(view)
     return viewer_update(viewer, view, final=True) | {history: session.gallery()}

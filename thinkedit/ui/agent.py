@@ -7,19 +7,19 @@ endpoints, which stay public for gradio_client and the API page.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import gradio as gr
 from gradio import processing_utils
-from gradio.utils import get_upload_folder, is_in_or_equal
+from gradio.utils import get_upload_folder
 from gradio_client.utils import is_http_url_like
 
 from .. import loop
 from ..config import DEFAULTS, Settings
 from ..errors import BadInput, ThinkEditError
-from ..images import base64_bytes
 from ..registry import backend_rows
 from ..requests import make_request
 from ..schema import trajectory_record
@@ -27,6 +27,7 @@ from ..store import holds_run
 from . import actions
 from .choices import user_settings
 from .messages import refused
+from .received import received_file
 from .view import without_paths
 
 UPLOADED = "/gradio_api/file="  # how Gradio names a file uploaded to this app (POST /gradio_api/upload)
@@ -101,12 +102,13 @@ def tool_image(value: str | None, public: bool) -> bytes | str | None:
     if not text:
         return None  # load_image: "No image: …"
     if text.startswith("data:"):
-        return base64_bytes(text)
+        return actions.data_url_bytes(text)
     if not is_http_url_like(text):
         raise BadInput(SEND_IMAGE_AS)
     path = unquote(urlparse(text).path.partition(UPLOADED)[2])
-    if path and is_in_or_equal(path, get_upload_folder()):
-        return path
+    if path:  # the URL of a file uploaded here is read from the upload folder; any other is a URL like others
+        with contextlib.suppress(BadInput):
+            return received_file(path)
     if public:
         raise BadInput("This public demo does not fetch images from URLs: send a data URL or upload the image here.")
     try:
