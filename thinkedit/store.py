@@ -157,6 +157,7 @@ def trajectory_record(trajectory) -> dict[str, Any]:
                 "edit_seconds": round(turn.edit_seconds, 4),
                 "think_seconds": round(turn.think_seconds, 4),
                 "editor_note": turn.editor_note,
+                "thinker_note": turn.thinker_note,
             }
             for turn in trajectory.turns
         ],
@@ -362,6 +363,8 @@ _SETTINGS_FIELDS = {
     "threshold": ("a number",),
     "first_turn": ("text",),
     "seed": ("a whole number", "null"),
+    "seed_per_turn": ("text",),
+    "no_answer": ("text",),
     "steps": ("a whole number", "null"),
     "guidance": ("a number", "null"),
     "editor_model": ("text", "null"),
@@ -381,6 +384,7 @@ _TURN_FIELDS = {
     "edit_seconds": ("a number",),
     "think_seconds": ("a number",),
     "editor_note": ("text", "null"),
+    "thinker_note": ("text", "null"),
 }
 _TURN_REQUIRED = {"index", "prompt", "image", "semantic", "quality", "edit_seconds", "think_seconds"}
 

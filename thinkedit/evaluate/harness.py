@@ -30,7 +30,16 @@ from .data import Sample, load, read_json, select
 
 MODES = ("single", "loop")
 CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
-REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `loop.make_request` options
+REQUEST = (  # `loop.make_request` options
+    "max_turns",
+    "threshold",
+    "first_turn",
+    "seed",
+    "seed_per_turn",
+    "no_answer",
+    "steps",
+    "guidance",
+)
 SAME_EVAL = (
     "bench",
     "language",
@@ -40,6 +49,7 @@ SAME_EVAL = (
     "thinker_model",
     "judge",
     "judge_model",
+    "judge_protocol",
     *REQUEST,
 )
 BARRIER_TIMEOUT = timedelta(days=7)  # the last shard may finish hours after the first
@@ -78,6 +88,7 @@ class Plan:
             record[role] = name
             record[f"{role}_model"] = model_for(find_spec(role, name), self.settings, role)
         record.update(thinker_url=self.settings.thinker_url, judge_url=self.settings.judge_url)
+        record.update(judge_protocol=self.settings.judge_protocol, viescore_prompts=self.settings.viescore_prompts)
         record.update({name: self.request.get(name) for name in REQUEST})
         return record
 
@@ -346,6 +357,8 @@ def _base_row(plan: Plan, sample: Sample, mode: str) -> dict[str, Any]:
     row = {"key": sample.key, "category": sample.category, "instruction": sample.instruction, "mode": mode}
     if plan.bench == "gedit":
         row.update(language=sample.language, intersection=sample.intersection)
+    if plan.bench == "imgedit":
+        row["id"] = sample.image_id  # the source image as basic_edit.json names it
     row.update(
         sc=None,
         pq=None,

@@ -263,6 +263,7 @@ def make_edit(settings: Settings):
         editor_key=None,
         thinker_key=None,
         speed=None,
+        seed_per_turn=None,
         session=None,
     ):
         """Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."""
@@ -277,6 +278,8 @@ def make_edit(settings: Settings):
                 seed=random.randrange(2**31) if randomize is True else seed,
                 steps=steps,
                 guidance=guidance,
+                seed_per_turn=seed_per_turn or settings.seed_per_turn,
+                no_answer=settings.no_answer,
             )
             overrides = dict(
                 editor_model=editor_model,
@@ -345,7 +348,13 @@ def make_compare(settings: Settings):
         session = session if session is not None else Session()
         try:
             request = loop.make_request(
-                image_input(image), instruction, max_turns=max_turns, threshold=threshold, seed=seed
+                image_input(image),
+                instruction,
+                max_turns=max_turns,
+                threshold=threshold,
+                seed=seed,
+                seed_per_turn=settings.seed_per_turn,
+                no_answer=settings.no_answer,
             )
             sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
             jobs = [
@@ -489,7 +498,8 @@ def eval_summary(summary: dict[str, Any]) -> str:
         f"{mode}: O {score(block.get('o'))} over {block.get('samples')} samples ({block.get('failed', 0)} failed)"
         for mode, block in summary["modes"].items()
     )
-    return " ".join([f"**{summary.get('bench')}** · {who}. {modes}.", *summary.get("warnings", [])])
+    language = f" ({summary['headline_language']})" if summary.get("headline_language") else ""
+    return " ".join([f"**{summary.get('bench')}**{language} · {who}. {modes}.", *summary.get("warnings", [])])
 
 
 def sample_caption(sample: dict[str, Any]) -> str:

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import FIRST_TURN_STRATEGIES, MAX_INSTRUCTION_CHARS, MAX_TURNS_RANGE, SPEEDS, THRESHOLD_RANGE, Settings
+from ..config import (
+    FIRST_TURN_STRATEGIES,
+    MAX_INSTRUCTION_CHARS,
+    MAX_TURNS_RANGE,
+    SEED_PER_TURN,
+    SPEEDS,
+    THRESHOLD_RANGE,
+    Settings,
+)
 from ..registry import backend_rows
 from . import actions, agent
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
@@ -123,6 +131,13 @@ def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.St
                 with gr.Row():
                     seed = gr.Number(0, precision=0, label="Seed")
                     randomize = gr.Checkbox(False, label="Random seed")
+                seed_per_turn = gr.Radio(
+                    list(SEED_PER_TURN),
+                    value=settings.seed_per_turn,
+                    label="Seed per turn",
+                    info="same: turns differ only by their prompt, as in the paper; increment: turn n uses seed + n - 1",
+                    elem_id="te-seed-per-turn",
+                )
                 with gr.Row():
                     steps_box = gr.Number(steps, precision=0, label="Steps", info="empty: the editor's default")
                     guidance_box = gr.Number(guidance, label="Guidance", info="empty: the editor's default")
@@ -150,6 +165,7 @@ def studio_tab(settings: Settings, editors: list, thinkers: list, session: gr.St
         guidance_box,
         *model_boxes,
         speed,
+        seed_per_turn,
         session,
     ]
     run.click(actions.make_edit(settings), inputs, [*viewer, history], api_name="edit", **run_options(settings))

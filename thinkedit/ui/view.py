@@ -28,13 +28,6 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
 TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s"]
-STOP_REASONS = {
-    "threshold": "both scores reached the threshold",
-    "prompt_kept": "the thinker kept the prompt (it judged the edit good enough)",
-    "max_turns": "reached the turn limit",
-    "cancelled": "stopped by you; finished turns are kept",
-    "error": "stopped by an error",
-}
 
 
 @dataclass
@@ -216,7 +209,7 @@ class RunView:
         if self.record is None:
             return self.phase or "Starting…"
         record = self.shown_record
-        reason = STOP_REASONS.get(record["stop_reason"], record["stop_reason"] or "")
+        reason = loop.stop_message(record)
         turns = len(record["turns"])
         text = f"Finished after {turns} turn{'s' if turns != 1 else ''} in {record['seconds']:.1f} s: {reason}."
         if record.get("error"):
@@ -226,7 +219,9 @@ class RunView:
         best = self.best_turn
         if best is not None:
             text += f" Best: turn {best.index} (semantic {score(best.semantic)}, quality {score(best.quality)})."
-        return text + f" Seed {record['settings'].get('seed')}."
+        settings = record["settings"]
+        every = "the same on every turn" if settings.get("seed_per_turn") == "same" else "one more each turn"
+        return text + f" Seed {settings.get('seed')}, {every}."
 
     def progress_html(self) -> str:
         """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
