@@ -777,6 +777,10 @@ def write_form(dataset: datasets.Dataset, form: str, root: Path) -> Path:
         for number in range(2):
             dataset.shard(2, number, contiguous=True).to_parquet(str(root / f"train-0000{number}-of-00002.parquet"))
         return root
+    if form in ("saved dict", "hub download"):  # a hub download of such a folder may hold it one folder down
+        saved = root / "data" if form == "hub download" else root
+        datasets.DatasetDict({"train": dataset}).save_to_disk(str(saved))
+        return root
     saved = root / "saved"
     dataset.save_to_disk(str(saved), num_shards=2)
     if form == "arrow file":
@@ -787,10 +791,7 @@ def write_form(dataset: datasets.Dataset, form: str, root: Path) -> Path:
         for file in saved.glob("*.arrow"):
             file.rename(shards / file.name)
         return shards
-    if form == "saved dataset":
-        return saved
-    datasets.DatasetDict({"train": dataset}).save_to_disk(str(root / "dict"))
-    return root / "dict" if form == "saved dict" else root  # hub download: the dict one folder down
+    return saved
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -906,6 +907,8 @@ def test_the_viescore_protocol_needs_the_users_prompt_file(tmp_path, capsys):
     (tmp_path / "vie_prompts.py").write_text('_context_no_delimit = "only this"\n')
     assert judged_single(data, tmp_path / "c", "openai", *common, "--viescore-prompts", str(tmp_path)) == 2
     assert "has no _prompts_0shot_rule_PQ" in capsys.readouterr().err
+    assert judged_single(data, tmp_path / "d", "classic", "--judge-protocol", "viescore") == 2
+    assert "the classic judge measures instead" in capsys.readouterr().err
 
 
 # Stand-ins for Step1X-Edit's GEdit-Bench scripts, written by the test with the official functions' signatures and

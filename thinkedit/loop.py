@@ -498,6 +498,11 @@ def turn_seed(request: EditRequest, index: int) -> int:
     return request.seed if request.seed_per_turn == "same" else (request.seed + index - 1) % (2**32)
 
 
+def seed_rule(settings: dict[str, Any]) -> str:
+    """How a recorded run's seeds went, in words (runs saved before `seed_per_turn` existed incremented)."""
+    return "the same on every turn" if settings.get("seed_per_turn") == "same" else "one more each turn"
+
+
 def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> str | None:
     """Why the run ends after its newest turn, or None to go on (`STOP_REASONS` says each in words)."""
     turn = trajectory.turns[-1]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..loop import seed_rule
 from .data import LANGUAGES, read_json, sample_id
 from .harness import CONFIG_FILE, REQUEST, SAMPLES_FILE, SHARDS
 
@@ -312,8 +313,7 @@ def markdown(summary: dict[str, Any]) -> str:
     settings = summary["settings"]
     lines += [
         f"max turns {settings['max_turns']} · threshold {settings['threshold']} · first turn "
-        f"{settings['first_turn']} · seed {settings['seed']} ({settings.get('seed_per_turn') or 'same'} on every "
-        f"turn) · {summary['samples']} samples",
+        f"{settings['first_turn']} · seed {settings['seed']}, {seed_rule(settings)} · {summary['samples']} samples",
         "",
     ]
     languages = summary.get("languages") or {headline: summary["modes"]}

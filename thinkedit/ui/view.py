@@ -219,9 +219,7 @@ class RunView:
         best = self.best_turn
         if best is not None:
             text += f" Best: turn {best.index} (semantic {score(best.semantic)}, quality {score(best.quality)})."
-        settings = record["settings"]
-        every = "the same on every turn" if settings.get("seed_per_turn") == "same" else "one more each turn"
-        return text + f" Seed {settings.get('seed')}, {every}."
+        return text + f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
 
     def progress_html(self) -> str:
         """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
