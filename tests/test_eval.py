@@ -44,6 +44,16 @@ GEDIT = [
     ("g6", "color_alter", None, "en", False, "ok"),  # no instruction
 ]
 RAN = ["g1", "g2", "g3"]
+FEATURES = datasets.Features(
+    {
+        "key": datasets.Value("string"),
+        "task_type": datasets.Value("string"),
+        "instruction": datasets.Value("string"),
+        "instruction_language": datasets.Value("string"),
+        "input_image": datasets.Image(),
+        "Intersection_exist": datasets.Value("bool"),
+    }
+)
 
 
 def picture(shade: int = 0) -> Image.Image:
@@ -67,25 +77,15 @@ def datasets_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gedit(tmp_path_factory) -> Path:
     """A GEdit-Bench-shaped parquet file (the hub's columns), with a broken image and a missing instruction."""
-    features = datasets.Features(
-        {
-            "key": datasets.Value("string"),
-            "task_type": datasets.Value("string"),
-            "instruction": datasets.Value("string"),
-            "instruction_language": datasets.Value("string"),
-            "input_image": datasets.Image(),
-            "Intersection_exist": datasets.Value("bool"),
-        }
-    )
-    columns = {name: [] for name in features}
+    columns = {name: [] for name in FEATURES}
     for number, (key, task, instruction, language, intersection, image) in enumerate(GEDIT):
         data = png_bytes(picture(number * 10)) if image == "ok" else b"these bytes are not an image"
         for name, value in zip(
-            features, (key, task, instruction, language, {"bytes": data, "path": None}, intersection), strict=True
+            FEATURES, (key, task, instruction, language, {"bytes": data, "path": None}, intersection), strict=True
         ):
             columns[name].append(value)
     path = tmp_path_factory.mktemp("gedit") / "test-00000-of-00001.parquet"
-    datasets.Dataset.from_dict(columns, features=features).to_parquet(str(path))
+    datasets.Dataset.from_dict(columns, features=FEATURES).to_parquet(str(path))
     return path
 
 
@@ -669,16 +669,6 @@ GROUPS = {
     "text_change": ("make it darker", "把文字改成你好"),
     "tone_transfer": ("make it cooler", "变成黄昏的色调"),
 }
-FEATURES = datasets.Features(
-    {
-        "key": datasets.Value("string"),
-        "task_type": datasets.Value("string"),
-        "instruction": datasets.Value("string"),
-        "instruction_language": datasets.Value("string"),
-        "input_image": datasets.Image(),
-        "Intersection_exist": datasets.Value("bool"),
-    }
-)
 
 
 def gedit_dataset(rows: list[tuple[str, str, str, str, bool]]) -> datasets.Dataset:

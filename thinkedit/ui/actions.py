@@ -241,6 +241,11 @@ def warn(message: str) -> None:
 # -- the handlers ------------------------------------------------------------------------------------
 
 
+def loop_rules(settings: Settings, seed_per_turn: str | None = None) -> dict[str, str]:
+    """The loop's rules a request takes from the server's settings; the Studio may choose its seeds."""
+    return {"seed_per_turn": seed_per_turn or settings.seed_per_turn, "no_answer": settings.no_answer}
+
+
 def make_edit(settings: Settings):
     """The Studio's run handler for these server settings."""
 
@@ -278,8 +283,7 @@ def make_edit(settings: Settings):
                 seed=random.randrange(2**31) if randomize is True else seed,
                 steps=steps,
                 guidance=guidance,
-                seed_per_turn=seed_per_turn or settings.seed_per_turn,
-                no_answer=settings.no_answer,
+                **loop_rules(settings, seed_per_turn),
             )
             overrides = dict(
                 editor_model=editor_model,
@@ -347,15 +351,8 @@ def make_compare(settings: Settings):
         """Run one image and instruction two ways at once, same seed; the last update carries both trajectories."""
         session = session if session is not None else Session()
         try:
-            request = loop.make_request(
-                image_input(image),
-                instruction,
-                max_turns=max_turns,
-                threshold=threshold,
-                seed=seed,
-                seed_per_turn=settings.seed_per_turn,
-                no_answer=settings.no_answer,
-            )
+            options = dict(max_turns=max_turns, threshold=threshold, seed=seed, **loop_rules(settings))
+            request = loop.make_request(image_input(image), instruction, **options)
             sides = compare_sides(mode, editor_a, editor_b, thinker_a, thinker_b)
             jobs = [
                 job(

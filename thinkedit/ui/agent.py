@@ -174,15 +174,8 @@ def make_think_edit(settings: Settings):
             The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, error; stopped_because: the same in words); any notices; and the run id.
         """
         try:
-            request = loop.make_request(
-                tool_image(image, settings.public),
-                instruction,
-                max_turns=max_turns,
-                threshold=threshold,
-                seed=seed,
-                seed_per_turn=settings.seed_per_turn,
-                no_answer=settings.no_answer,
-            )
+            options = dict(max_turns=max_turns, threshold=threshold, seed=seed, **actions.loop_rules(settings))
+            request = loop.make_request(tool_image(image, settings.public), instruction, **options)
             run_settings = actions.user_settings(settings, editor, thinker, {})
             job = actions.job(run_settings, request)
         except ThinkEditError as exc:
