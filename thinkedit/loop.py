@@ -521,9 +521,11 @@ def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> s
 def _no_answer_note(request: EditRequest, index: int, max_turns: int) -> str:
     """What happened when the thinker's reply held no refined prompt (no `<answer>`, or an empty one)."""
     note = "the thinker's reply held no refined prompt (no <answer>)"
-    if request.no_answer == "stop" or index == max_turns:
-        return note + ("; the run stops here, as the reference's loop does" if request.no_answer == "stop" else "")
-    return note + f"; turn {index + 1} edits with the same prompt again (no-answer rule: repeat)"
+    if request.no_answer == "stop":
+        return note + "; the run stops here, as the reference's loop does"
+    if index < max_turns:
+        return note + f"; turn {index + 1} edits with the same prompt again (no-answer rule: repeat)"
+    return note
 
 
 # Why a run ended, in words: the status line, `edit`'s last line and the MCP summary all say it from this table.
