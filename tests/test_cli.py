@@ -201,3 +201,40 @@ def test_non_finite_and_out_of_range_numbers_are_refused_before_any_run(tmp_path
     )
     assert code == 2 and message in capsys.readouterr().err
     assert not out.exists(), "nothing is written for a refused request"
+
+
+def edit_seeds(tmp_path, name: str, *flags: str, env: dict | None = None) -> tuple[dict, str]:
+    """An `edit` of a vague instruction the classic thinker refines over several turns: its record and output."""
+    image = tmp_path / "in.png"
+    Image.radial_gradient("L").resize((48, 32)).convert("RGB").save(image)
+    out = tmp_path / name
+    args = ["--image", str(image), "--instruction", "make it look old", "--max-turns", "3", "--seed", "5"]
+    result = cli("edit", *args, *flags, "--out", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "trajectory.json").read_text()), result.stdout
+
+
+def test_every_turn_edits_with_one_seed_unless_asked_to_increment(tmp_path):
+    import os
+
+    record, printed = edit_seeds(tmp_path, "same")
+    assert len(record["turns"]) >= 2 and {turn["seed"] for turn in record["turns"]} == {5}
+    assert record["settings"]["seed_per_turn"] == "same" and record["settings"]["no_answer"] == "stop"
+    reason = record["stop_reason"]
+    assert f"Stopped: {reason} — " in printed and "good enough" not in printed
+
+    record, _ = edit_seeds(tmp_path, "increment", "--seed-per-turn", "increment")
+    assert [turn["seed"] for turn in record["turns"]] == [5 + i for i in range(len(record["turns"]))]
+    assert record["settings"]["seed_per_turn"] == "increment"
+    env = {**os.environ, "THINKEDIT_SEED_PER_TURN": "increment"}  # the setting's default, from the environment
+    record, _ = edit_seeds(tmp_path, "from-env", env=env)
+    assert [turn["seed"] for turn in record["turns"]][:2] == [5, 6]
+    bad = cli(
+        "edit",
+        "--image",
+        str(tmp_path / "in.png"),
+        "--instruction",
+        "x",
+        env={**env, "THINKEDIT_SEED_PER_TURN": "dice"},
+    )
+    assert bad.returncode == 2 and "Unknown seed_per_turn 'dice'; use same or increment." in bad.stderr

@@ -107,6 +107,31 @@ def test_tolerant_parsing(text, semantic, quality, answer):
     assert c.raw == text
 
 
+@pytest.mark.parametrize(
+    ("score", "semantic", "quality"),
+    [
+        # EditThinker-8B's template shows `"semantic": [0-10]`: the model answers with one-element lists
+        ('{"semantic": [7], "quality": [8]}', 7, 8),
+        ('{"semantic": ["6"], "quality": [ 9.5 ]}', 6, 9.5),
+        # fractions of ten, strings with units
+        ('{"semantic": "8/10", "quality": "7 / 10"}', 8, 7),
+        ('{"semantic": "8 points", "quality": "7分"}', 8, 7),
+        # not JSON at all
+        ("semantic: 8, quality: 7", 8, 7),
+        ("Semantic score: 6/10\nQuality score: 9/10", 6, 9),
+        ("semantic: 8 quality: 7", 8, 7),
+        # never invented: two numbers for one score, another scale, a range, words, an empty list
+        ('{"semantic": [7, 8], "quality": [8]}', None, 8),
+        ('{"semantic": "4/5", "quality": "80/100"}', None, None),
+        ('{"semantic": "7-8", "quality": "high"}', None, None),
+        ('{"semantic": [], "quality": "about eight"}', None, None),
+    ],
+)
+def test_scores_are_read_as_editthinker_8b_writes_them_and_never_invented(score, semantic, quality):
+    c = parse_critique(f"<think>t</think><score>{score}</score><answer>a</answer>")
+    assert (c.semantic, c.quality) == (semantic, quality)
+
+
 def test_unclosed_think_still_finds_the_score_and_answer():
     c = parse_critique('<think>long thoughts <score>{"semantic": 5, "quality": 6}</score><answer>Fix it</answer>')
     assert (c.semantic, c.quality, c.refined_prompt) == (5, 6, "Fix it")

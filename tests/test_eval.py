@@ -4,6 +4,8 @@ transformers, torchrun on CPU, resume, and the VIEScore arithmetic checked again
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import os
@@ -42,6 +44,16 @@ GEDIT = [
     ("g6", "color_alter", None, "en", False, "ok"),  # no instruction
 ]
 RAN = ["g1", "g2", "g3"]
+FEATURES = datasets.Features(
+    {
+        "key": datasets.Value("string"),
+        "task_type": datasets.Value("string"),
+        "instruction": datasets.Value("string"),
+        "instruction_language": datasets.Value("string"),
+        "input_image": datasets.Image(),
+        "Intersection_exist": datasets.Value("bool"),
+    }
+)
 
 
 def picture(shade: int = 0) -> Image.Image:
@@ -65,25 +77,15 @@ def datasets_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gedit(tmp_path_factory) -> Path:
     """A GEdit-Bench-shaped parquet file (the hub's columns), with a broken image and a missing instruction."""
-    features = datasets.Features(
-        {
-            "key": datasets.Value("string"),
-            "task_type": datasets.Value("string"),
-            "instruction": datasets.Value("string"),
-            "instruction_language": datasets.Value("string"),
-            "input_image": datasets.Image(),
-            "Intersection_exist": datasets.Value("bool"),
-        }
-    )
-    columns = {name: [] for name in features}
+    columns = {name: [] for name in FEATURES}
     for number, (key, task, instruction, language, intersection, image) in enumerate(GEDIT):
         data = png_bytes(picture(number * 10)) if image == "ok" else b"these bytes are not an image"
         for name, value in zip(
-            features, (key, task, instruction, language, {"bytes": data, "path": None}, intersection), strict=True
+            FEATURES, (key, task, instruction, language, {"bytes": data, "path": None}, intersection), strict=True
         ):
             columns[name].append(value)
     path = tmp_path_factory.mktemp("gedit") / "test-00000-of-00001.parquet"
-    datasets.Dataset.from_dict(columns, features=features).to_parquet(str(path))
+    datasets.Dataset.from_dict(columns, features=FEATURES).to_parquet(str(path))
     return path
 
 
@@ -437,7 +439,8 @@ def test_openai_judge_follows_viescore_and_the_macro_average(streaming, tmp_path
     # the mean over categories, not over samples (that would give SC (6+4+9)/3)
     assert (single["sc"], single["pq"]) == (7, 6) and single["o"] == pytest.approx((alpha_o + 6) / 2, abs=1e-4)
     assert (single["n"], single["failed"], single["unreadable"]) == (3, 0, 1)
-    assert json.loads((out / "summary.json").read_text())["judge"] == {"name": "openai", "model": "judge-model"}
+    judge = json.loads((out / "summary.json").read_text())["judge"]
+    assert judge == {"name": "openai", "model": "judge-model", "protocol": "ours"}
 
 
 def test_concurrency_keeps_several_samples_in_flight(tmp_path):
@@ -585,10 +588,28 @@ def test_imgedit_basic_set_writes_key_png(tmp_path):
     picture().save(root / "animal" / "000000001.jpg")  # the missing image arrives: only that failure runs again
     assert run("--bench", "imgedit", "--data", str(root), "--out", str(out), "--modes", "single") == 0
     assert lines_of(out)[2]["error"] is not None  # a plain rerun keeps what is recorded
+    # ImgEdit's official step 1 fails on a key without a result: the edit_json beside images/single/ names only
+    # the keys that have one, exactly as basic_edit.json has them
+    scored = json.loads((out / "images" / "single_basic_edit.json").read_text())
+    assert scored == {key: entries[key] for key in ("1082", "673")}
     assert run("--bench", "imgedit", "--data", str(root), "--out", str(out), "--modes", "single", "--retry-failed") == 0
     again = lines_of(out)
     assert again[2]["error"] is None and (out / again[2]["image"]).is_file()
     assert [without_timing(r) for r in again[:2]] == [without_timing(r) for r in rows[:2]]
+    assert json.loads((out / "images" / "single_basic_edit.json").read_text()) == entries
+
+    # the headline is EditThinker's step 2 overall, the mean over all images; the mean over edit types beside it
+    summary = json.loads((out / "summary.json").read_text())
+    single = summary["modes"]["single"]
+    by_type = {t: [r["o"] for r in again if r["category"] == t] for t in ("adjust", "style")}
+    over_types = sum(sum(v) / len(v) for v in by_type.values()) / 2
+    assert summary["averaged"] == "over images" and single["o"] == pytest.approx(
+        sum(r["o"] for r in again) / 3, abs=1e-4
+    )
+    assert single["over_categories"]["o"] == pytest.approx(over_types, abs=1e-4)
+    assert abs(single["o"] - single["over_categories"]["o"]) > 1e-3  # the two rules give different numbers here
+    report = (out / "report.md").read_text()
+    assert report.index("| mean over images |") < report.index("| mean over categories |")
 
 
 def test_report_again_and_what_the_benchmarks_tab_reads(tmp_path):
@@ -628,3 +649,401 @@ def build_eval(evals: Path) -> Path:
     out = evals / "classic-folder"
     assert run("--bench", "folder", "--data", str(data), "--out", str(out)) == 0
     return out
+
+
+# -- reproducing the paper and the official scorers ---------------------------------------------------------
+
+# GEdit-Bench's 11 task types, in calculate_statistics.py's order; one English instruction the classic editor
+# does without changing the shape (the official scorer resizes every result to the source's size) and one Chinese
+# instruction it cannot read, so the two languages score far apart
+GROUPS = {
+    "background_change": ("make it black and white", "把背景换成海滩"),
+    "color_alter": ("make the red square blue", "把红色方块变成蓝色"),
+    "material_alter": ("make it look old", "让它看起来像木头"),
+    "motion_change": ("increase the contrast", "让人物跳起来"),
+    "ps_human": ("make it brighter", "让人更瘦一些"),
+    "style_change": ("make it look like a sketch", "变成油画风格"),
+    "subject-add": ("add a thin red frame", "加一只猫"),
+    "subject-remove": ("make it sepia", "去掉红色方块"),
+    "subject-replace": ("make it warmer", "把天空换成晚霞"),
+    "text_change": ("make it darker", "把文字改成你好"),
+    "tone_transfer": ("make it cooler", "变成黄昏的色调"),
+}
+
+
+def gedit_dataset(rows: list[tuple[str, str, str, str, bool]]) -> datasets.Dataset:
+    """A GEdit-Bench-shaped dataset of (key, task_type, instruction, language, Intersection_exist) rows."""
+    columns = {name: [] for name in FEATURES}
+    for number, (key, task, instruction, language, intersection) in enumerate(rows):
+        image = {"bytes": png_bytes(picture(number % 7 * 10)), "path": None}
+        for name, value in zip(FEATURES, (key, task, instruction, language, image, intersection), strict=True):
+            columns[name].append(value)
+    return datasets.Dataset.from_dict(columns, features=FEATURES)
+
+
+def both_languages() -> datasets.Dataset:
+    """Every task type twice in English (one of them in the Intersection subset, one a second, cooler picture)
+    and once in Chinese."""
+    rows = []
+    for group, (english, chinese) in GROUPS.items():
+        rows += [
+            (f"{group}-1", group, english, "en", True),
+            (f"{group}-2", group, english + " and blur it", "en", False),
+        ]
+        rows.append((f"{group}-3", group, chinese, "cn", True))
+    return gedit_dataset(rows)
+
+
+def official_statistics(rows: list[dict], language: str, intersection: bool = False) -> dict:
+    """calculate_statistics.py's arithmetic, done here apart from ThinkEdit's: the rows of one language (and of
+    the Intersection subset), per task type the plain mean of SC, PQ and √(SC·PQ), then the plain mean over the
+    11 task types."""
+    groups = {}
+    for group in GROUPS:
+        mine = [
+            r
+            for r in rows
+            if r["category"] == group and r["language"] == language and (r["intersection"] or not intersection)
+        ]
+        groups[group] = [
+            sum(r["sc"] for r in mine) / len(mine),
+            sum(r["pq"] for r in mine) / len(mine),
+            sum(math.sqrt(r["sc"] * r["pq"]) for r in mine) / len(mine),
+        ]
+    average = [sum(values[i] for values in groups.values()) / len(groups) for i in range(3)]
+    return {"groups": groups, "average": average}
+
+
+def assert_same_numbers(block: dict, expected: dict) -> None:
+    """Our summary block against the official statistics, to three decimals (what calculate_statistics prints)."""
+    assert [block["sc"], block["pq"], block["o"]] == pytest.approx(expected["average"], abs=5e-4)
+    for group, values in expected["groups"].items():
+        ours = block["categories"][group]
+        assert [ours["sc"], ours["pq"], ours["o"]] == pytest.approx(values, abs=5e-4), group
+
+
+@pytest.fixture(scope="module")
+def bilingual(tmp_path_factory) -> tuple[Path, Path]:
+    """GEdit-Bench with both languages as `save_to_disk` writes a dataset dict, and its eval in --language all."""
+    data = tmp_path_factory.mktemp("bilingual") / "GEdit-Bench"
+    datasets.DatasetDict({"train": both_languages()}).save_to_disk(str(data))
+    out = data.parent / "eval"
+    assert (
+        run("--bench", "gedit", "--data", str(data), "--language", "all", "--modes", "single", "--out", str(out)) == 0
+    )
+    return data, out
+
+
+def test_gedit_summary_is_per_language_as_the_official_statistics_are(bilingual):
+    _, out = bilingual
+    rows = lines_of(out)
+    assert {r["language"] for r in rows} == {"en", "cn"} and all(r["error"] is None for r in rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["languages"]) == ["en", "cn"] and summary["headline_language"] == "en"
+    assert summary["modes"] == summary["languages"]["en"]  # the headline is English, as the paper's table
+    for language in ("en", "cn"):
+        block = summary["languages"][language]["single"]
+        assert block["samples"] == (22 if language == "en" else 11)
+        assert_same_numbers(block, official_statistics(rows, language))
+        assert_same_numbers(block["intersection"], official_statistics(rows, language, intersection=True))
+    pooled = {r["category"]: [x for x in rows if x["category"] == r["category"]] for r in rows}
+    english = summary["languages"]["en"]["single"]["categories"]
+    gaps = [abs(sum(x["o"] for x in rows) / len(rows) - english[group]["o"]) for group, rows in pooled.items()]
+    assert max(gaps) > 0.5  # pooling the languages would have moved a category this far
+    report = (out / "report.md").read_text()
+    assert report.startswith("# gedit eval (all), headline numbers: en") and "## cn" in report
+
+
+FORMS = ["parquet file", "parquet shards", "arrow file", "arrow shards", "saved dataset", "saved dict", "hub download"]
+
+
+def write_form(dataset: datasets.Dataset, form: str, root: Path) -> Path:
+    """The dataset in one of the forms a hub download or a user's copy takes; the path to pass as --data."""
+    root.mkdir(parents=True)
+    if form == "parquet file":
+        dataset.to_parquet(str(root / "train.parquet"))
+        return root / "train.parquet"
+    if form == "parquet shards":
+        for number in range(2):
+            dataset.shard(2, number, contiguous=True).to_parquet(str(root / f"train-0000{number}-of-00002.parquet"))
+        return root
+    if form in ("saved dict", "hub download"):  # a hub download of such a folder may hold it one folder down
+        saved = root / "data" if form == "hub download" else root
+        datasets.DatasetDict({"train": dataset}).save_to_disk(str(saved))
+        return root
+    saved = root / "saved"
+    dataset.save_to_disk(str(saved), num_shards=2)
+    if form == "arrow file":
+        return saved / "data-00000-of-00002.arrow"
+    if form == "arrow shards":  # the shards alone, without save_to_disk's state.json
+        shards = root / "shards"
+        shards.mkdir()
+        for file in saved.glob("*.arrow"):
+            file.rename(shards / file.name)
+        return shards
+    return saved
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_gedit_loads_in_every_form_the_hub_or_a_copy_takes(form, tmp_path):
+    dataset = gedit_dataset(
+        [("a", "color_alter", "make it brighter", "en", True), ("b", "tone_transfer", "x", "cn", 0)]
+    )
+    data = write_form(dataset, form, tmp_path / "data")
+    samples = load("gedit", str(data), language="all")
+    expected = ["a"] if form == "arrow file" else ["a", "b"]  # one shard of two
+    assert [s.key for s in samples] == expected and samples[0].category == "color_alter"
+    out = tmp_path / "eval"
+    assert run("--data", str(data), "--out", str(out), "--modes", "single", "--limit", "1") == 0
+    assert lines_of(out)[0]["error"] is None and (out / lines_of(out)[0]["image"]).is_file()
+
+
+def test_the_hub_id_asks_datasets_for_the_train_split(monkeypatch, tmp_path):
+    dataset = gedit_dataset([("a", "color_alter", "make it brighter", "en", True)])
+    asked = []
+
+    def from_the_hub(path, *args, **kwargs):  # what `datasets` would fetch, had the test a network
+        asked.append((path, kwargs.get("split")))
+        return dataset
+
+    monkeypatch.setattr(datasets, "load_dataset", from_the_hub)
+    assert run("--out", str(tmp_path / "eval"), "--modes", "single") == 0
+    assert asked == [("stepfun-ai/GEdit-Bench", "train")] and lines_of(tmp_path / "eval")[0]["error"] is None
+
+
+def test_a_folder_that_is_not_gedit_says_which_forms_are_read(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("nothing here")
+    assert run("--data", str(tmp_path), "--out", str(tmp_path / "eval")) == 2
+    assert "parquet, Arrow shards or a `save_to_disk` folder" in capsys.readouterr().err
+
+
+# A stand-in for VIEScore's vie_prompts.py: the constants the official "tie" task joins, in the same shape (our own
+# words, never theirs), and a line that ends any process that runs the file instead of reading it
+STAND_IN_PROMPTS = '''
+import os
+
+_context_no_delimit = """CONTEXT: grade the images.
+Answer {"score": [...], "reasoning": "..."}"""
+
+_prompts_0shot_two_image_edit_rule = """RULES: the first image is the original, the second the edit."""
+
+_prompts_0shot_tie_rule_SC = """
+Rate editing success and over-editing from 0 to 10.
+Editing instruction: <instruction>
+"""
+
+_prompts_0shot_rule_PQ = """RULES: rate naturalness and artifacts from 0 to 10."""
+
+raise SystemExit("the prompt file was run; it must only be read")
+'''
+
+
+def jpeg_image(url: str) -> Image.Image:
+    assert url.startswith("data:image/jpeg;base64,"), url[:40]
+    image = Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2])))
+    assert image.format == "JPEG"
+    return image
+
+
+def test_the_viescore_protocol_sends_the_official_request_from_the_users_prompt_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("THINKEDIT_JUDGE_API_KEY", "judge-key-1234")
+    checkout = tmp_path / "Step1X-Edit" / "GEdit-Bench" / "viescore"
+    checkout.mkdir(parents=True)
+    (checkout / "vie_prompts.py").write_text(STAND_IN_PROMPTS)
+    data = write_folder(tmp_path / "set", [("turn", "rotate 90 degrees clockwise", "motion")])
+    replies = iter(["It looks fine to me.", '||V^=^V||{"score": [6, 9], "reasoning": "x"}||V^=^V||'])
+
+    def answer(seen):
+        content = seen.json()["messages"][0]["content"]
+        quality = len(content) == 2
+        text = '{"score" : [8], "reasoning": "one number, as VIEScore takes it"}' if quality else next(replies)
+        return json_reply(completion(text))
+
+    out = tmp_path / "eval"
+    with openai_server(answer, "gpt-4.1") as server:
+        common = ("--judge-url", f"{server.url}/v1", "--judge-protocol", "viescore")
+        assert judged_single(data, out, "openai", *common, "--viescore-prompts", str(tmp_path / "Step1X-Edit")) == 0
+        asked = [seen.json() for seen in server.requests(*CHAT)]
+    semantic = [a["messages"][0]["content"] for a in asked if len(a["messages"][0]["content"]) == 3]
+    quality = [a["messages"][0]["content"] for a in asked if len(a["messages"][0]["content"]) == 2]
+    assert len(semantic) == 2 and len(quality) == 1 and {a["max_tokens"] for a in asked} == {1400}
+    expected = (
+        'CONTEXT: grade the images.\nAnswer {"score": [...], "reasoning": "..."}\nRULES: the first image is the '
+        "original, the second the edit.\n\nRate editing success and over-editing from 0 to 10.\nEditing "
+        "instruction: rotate 90 degrees clockwise\n"
+    )
+    assert semantic[0][0] == {"type": "text", "text": expected} == semantic[1][0]  # text first; asked again as is
+    assert quality[0][0]["text"].startswith("CONTEXT: grade the images.") and "RULES: rate" in quality[0][0]["text"]
+    source, edited = (jpeg_image(part["image_url"]["url"]) for part in semantic[0][1:])
+    assert source.size == edited.size == (40, 28)  # the 28×40 rotation, resized to the source's size
+    assert jpeg_image(quality[0][1]["image_url"]["url"]).size == (40, 28)
+
+    row = by_key(out, "single")["turn"]
+    assert (row["sc"], row["pq"], row["scores"]["quality"], row["judge"]["asked"]) == (6, 8, [8], 3)
+    assert row["o"] == pytest.approx(math.sqrt(48))
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        summary["judge"]["protocol"] == "viescore" and "VIEScore's official request" in (out / "report.md").read_text()
+    )
+
+
+def test_the_viescore_protocol_needs_the_users_prompt_file(tmp_path, capsys):
+    data = write_folder(tmp_path / "set", [("k", "make it brighter", "light")])
+    common = ("--judge-url", "http://127.0.0.1:9/v1", "--judge-protocol", "viescore")
+    assert judged_single(data, tmp_path / "a", "openai", *common) == 2
+    assert "--viescore-prompts" in capsys.readouterr().err
+    assert judged_single(data, tmp_path / "b", "openai", *common, "--viescore-prompts", str(tmp_path)) == 2
+    assert "no vie_prompts.py there" in capsys.readouterr().err
+    (tmp_path / "vie_prompts.py").write_text('_context_no_delimit = "only this"\n')
+    assert judged_single(data, tmp_path / "c", "openai", *common, "--viescore-prompts", str(tmp_path)) == 2
+    assert "has no _prompts_0shot_rule_PQ" in capsys.readouterr().err
+    assert judged_single(data, tmp_path / "d", "classic", "--judge-protocol", "viescore") == 2
+    assert "the classic judge measures instead" in capsys.readouterr().err
+
+
+# Stand-ins for Step1X-Edit's GEdit-Bench scripts, written by the test with the official functions' signatures and
+# arithmetic (never their code): their scorer's judge is our classic judge, so its numbers can be checked against
+# the summary; their statistics follow calculate_statistics.py's rule.
+STAND_IN_SCORER = {
+    "test_gedit_score.py": """
+from PIL import Image
+from viescore import VIEScore  # found because their folder is the working directory, as with theirs
+
+GROUPS = [
+    "background_change", "color_alter", "material_alter", "motion_change", "ps_human", "style_change",
+    "subject-add", "subject-remove", "subject-replace", "text_change", "tone_transfer",
+]
+
+
+def process_single_item(item, vie_score, max_retries=10000):
+    folder = f"{save_path}/fullset/{group_name}/{item['instruction_language']}/{item['key']}"
+    source = Image.open(folder + "_SRCIMG.png")
+    edited = Image.open(folder + ".png").convert("RGB").resize(source.size)
+    semantics, quality, overall = vie_score.evaluate([source, edited], item["instruction"])
+    return {
+        "source_image": folder + "_SRCIMG.png", "edited_image": folder + ".png", "instruction": item["instruction"],
+        "sementics_score": semantics, "quality_score": quality, "intersection_exist": item["Intersection_exist"],
+        "instruction_language": item["instruction_language"],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit("their __main__ block must not run")
+""",
+    "viescore/__init__.py": """
+import math
+
+from thinkedit.judges.classic import ClassicJudge
+
+
+class VIEScore:
+    def __init__(self, backbone="gpt4o", task="t2i", key_path=None):
+        assert task == "tie" and open(key_path).read().strip() == "sk-stand-in"
+        self.judge = ClassicJudge(None, None)
+
+    def evaluate(self, image_prompts, text_prompt):
+        with open("evaluated.txt", "a") as calls:
+            calls.write(text_prompt + "\\n")
+        verdict = self.judge.judge(image_prompts[0].convert("RGB"), image_prompts[1], text_prompt)
+        return [verdict.sc, verdict.pq, math.sqrt(verdict.sc * verdict.pq)]
+""",
+    "calculate_statistics.py": """
+import csv
+import math
+import os
+from collections import defaultdict
+
+GROUPS = [
+    "background_change", "color_alter", "material_alter", "motion_change", "ps_human", "style_change",
+    "subject-add", "subject-remove", "subject-replace", "text_change", "tone_transfer",
+]
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else float("nan")
+
+
+def analyze_scores(save_path_dir, evaluate_group, language):
+    with open("languages.txt", "a") as asked:
+        asked.write(language + "\\n")
+    model = evaluate_group[0]
+    tables = [defaultdict(dict) for _ in range(6)]
+    for group in GROUPS:
+        with open(os.path.join(save_path_dir, f"{model}_{group}_gpt_score.csv")) as lines:
+            rows = [r for r in csv.DictReader(lines) if r["instruction_language"] == language]
+        for subset, offset in ((rows, 0), ([r for r in rows if r["intersection_exist"] == "True"], 3)):
+            sc = [float(r["sementics_score"]) for r in subset]
+            pq = [float(r["quality_score"]) for r in subset]
+            tables[offset][model][group] = _mean(sc)
+            tables[offset + 1][model][group] = _mean(pq)
+            tables[offset + 2][model][group] = _mean([math.sqrt(a * b) for a, b in zip(sc, pq)])
+    for offset in (0, 3):
+        for table, name in zip(tables[offset:offset + 3], ("avg_semantics", "avg_quality", "avg_overall")):
+            table[model][name] = _mean([table[model][group] for group in GROUPS])
+    return tuple(tables)
+""",
+    "secret_t2.env": "sk-stand-in\n",
+}
+
+
+def test_the_official_gedit_scorer_runs_unchanged_through_our_wrapper(bilingual, tmp_path, capsys, monkeypatch):
+    from thinkedit.evaluate import official
+
+    data, out = bilingual
+    scorer = tmp_path / "Step1X-Edit" / "GEdit-Bench"
+    for name, text in STAND_IN_SCORER.items():
+        (scorer / name).parent.mkdir(parents=True, exist_ok=True)
+        (scorer / name).write_text(text)
+    monkeypatch.delitem(sys.modules, "viescore", raising=False)
+    command = ["--scorer", str(scorer.parent), "--images", str(out / "images"), "--model-name", "single"]
+    try:
+        assert official.main([*command, "--data", str(data), "--language", "all"]) == 0
+        first = (scorer / "evaluated.txt").read_text().splitlines()
+        assert official.main([*command, "--data", str(data), "--language", "all"]) == 0  # resumes: asks nothing
+    finally:
+        sys.modules.pop("viescore", None)
+    assert len(first) == 33 and (scorer / "evaluated.txt").read_text().splitlines() == first
+    assert (scorer / "languages.txt").read_text().split() == ["en", "cn", "en", "cn"]  # the data's "cn", not "zh"
+    assert "background_change: 0 scored now, 3 in all" in capsys.readouterr().out
+
+    results = out / "images" / "single" / "gpt4o" / "eval_results_new"
+    with open(results / "single_color_alter_gpt_score.csv", newline="") as lines:
+        header = next(iter(lines)).strip()
+    assert header == ",".join(official.FIELDS)
+    summary = json.loads((out / "summary.json").read_text())
+    for language in ("en", "cn"):
+        found = json.loads((results / f"statistics_{language}.json").read_text())
+        block = summary["languages"][language]["single"]
+        assert found["average"] == pytest.approx([block["sc"], block["pq"], block["o"]], abs=5e-4)
+        for group, values in found["groups"].items():
+            ours = block["categories"][group]
+            assert values == pytest.approx([ours["sc"], ours["pq"], ours["o"]], abs=5e-4), group
+        inter = block["intersection"]
+        assert found["intersection"]["average"] == pytest.approx([inter["sc"], inter["pq"], inter["o"]], abs=5e-4)
+
+
+def test_the_wrapper_says_what_is_missing(tmp_path, capsys):
+    from thinkedit.evaluate import official
+
+    assert official.main(["--scorer", str(tmp_path), "--images", str(tmp_path), "--model-name", "single"]) == 2
+    assert "holds no test_gedit_score.py and calculate_statistics.py" in capsys.readouterr().err
+
+
+def test_eval_edits_every_turn_with_one_seed_as_the_reference_unless_asked(tmp_path, capsys):
+    data = write_folder(tmp_path / "set", [("old", "make it look old", "look")])
+    for rule in ("same", "increment"):
+        out = tmp_path / rule
+        extra = [] if rule == "same" else ["--seed-per-turn", "increment"]
+        assert (
+            run("--bench", "folder", "--data", str(data), "--out", str(out), "--modes", "loop", "--seed", "9", *extra)
+            == 0
+        )
+        row = by_key(out, "loop")["old"]
+        seeds = [turn["seed"] for turn in json.loads((out / row["run"] / "trajectory.json").read_text())["turns"]]
+        assert len(seeds) >= 2 and seeds == ([9] * len(seeds) if rule == "same" else list(range(9, 9 + len(seeds))))
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["settings"]["seed_per_turn"] == rule and summary["settings"]["no_answer"] == "stop"
+        assert json.loads((out / "eval.json").read_text())["seed_per_turn"] == rule
+    same = ("--bench", "folder", "--data", str(data), "--modes", "loop", "--seed", "9")
+    assert run(*same, "--out", str(tmp_path / "same"), "--seed-per-turn", "increment") == 2
+    assert "seed_per_turn 'same' → 'increment'" in capsys.readouterr().err

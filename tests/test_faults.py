@@ -259,7 +259,8 @@ MEGABYTE = "<think>" + "the sky is too dark; " * 50_000 + '</think><score>{"sema
 def test_whatever_the_thinker_says_the_loop_finishes_and_keeps_it_as_text(
     scene, tmp_path, text, semantic, quality, reasoning
 ):
-    request = loop.make_request(scene, "make it brighter", max_turns=2)
+    # none of these replies holds an <answer>: the person chose to go on with the same prompt rather than stop
+    request = loop.make_request(scene, "make it brighter", max_turns=2, no_answer="repeat")
     events = list(loop.run(RecordingEditor(), SaysThinker(text), request, run_dir=tmp_path / "run"))
     trajectory = events[-1].trajectory
     assert trajectory.stop_reason == "max_turns" and len(trajectory.turns) == 2

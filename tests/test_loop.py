@@ -9,6 +9,7 @@ from PIL import Image
 from thinkedit import loop, runtime
 from thinkedit.backend import BackendSpec
 from thinkedit.errors import BadInput
+from thinkedit.store import trajectory_record
 
 
 def run_all(editor, thinker, request, **kwargs):
@@ -43,13 +44,32 @@ def test_stops_when_the_thinker_hands_the_prompt_back(scene):
     assert editor.prompts == ["make it brighter", "make it much brighter"]
 
 
-def test_missing_answer_keeps_the_prompt_and_goes_on(scene):
+def test_a_reply_without_an_answer_stops_the_run_as_the_reference_does_and_says_so(scene):
+    """The reference reads a missing <answer> as the prompt handed back and stops; it never edits again with the
+    same prompt as if the thinker had asked for it."""
+    thinker = ScriptedThinker([(5, 5, "much brighter"), (5, 5, None), (5, 5, "never asked")])
+    editor = RecordingEditor()
+    events, trajectory = run_all(editor, thinker, request(scene, max_turns=5))
+    assert trajectory.stop_reason == "no_answer" and editor.prompts == ["make it brighter", "much brighter"]
+    first, second = trajectory.turns
+    assert first.thinker_note is None and "no refined prompt" in second.thinker_note and "stops" in second.thinker_note
+    notices = [e.message for e in events if isinstance(e, loop.Notice)]
+    assert notices == [f"Turn 2: {second.thinker_note}"]
+    record = trajectory_record(trajectory)
+    assert record["turns"][1]["thinker_note"] == second.thinker_note and record["settings"]["no_answer"] == "stop"
+    assert "no refined prompt (no <answer>)" in loop.stop_message(record)
+
+
+def test_a_person_may_choose_to_repeat_the_prompt_when_the_answer_is_missing(scene):
     thinker = ScriptedThinker([(5, 5, None), (5, 5, None), (5, 5, None)])
     editor = RecordingEditor()
-    _, trajectory = run_all(editor, thinker, request(scene, max_turns=3))
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=3, no_answer="repeat"))
     assert trajectory.stop_reason == "max_turns"
     assert editor.prompts == ["make it brighter"] * 3
     assert [t.critique.refined_prompt for t in trajectory.turns] == [None, None, None]
+    notes = [t.thinker_note for t in trajectory.turns]
+    assert "turn 2 edits with the same prompt again" in notes[0] and "turn 3" in notes[1]
+    assert "turn 4" not in notes[2]  # the last turn: nothing follows it
 
 
 def test_max_turns_and_each_turn_uses_the_newest_prompt(scene):
@@ -179,11 +199,50 @@ def test_single_shot_without_a_thinker(scene):
     assert trajectory.turns[0].critique.semantic is None
 
 
-def test_seeds_are_recorded_per_turn(scene):
+def test_every_turn_edits_with_the_same_seed_by_default_as_the_reference_does(scene):
+    editor = RecordingEditor()
+    thinker = ScriptedThinker([(1, 1, "a"), (2, 2, "b"), (3, 3, "c")])
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=3, seed=41))
+    assert editor.seeds == [41, 41, 41] == [t.seed for t in trajectory.turns]
+    assert trajectory.settings["seed_per_turn"] == "same"
+
+
+def test_seeds_may_increment_per_turn(scene):
     editor = RecordingEditor()
     thinker = ScriptedThinker([(1, 1, "a"), (2, 2, "b")])
-    _, trajectory = run_all(editor, thinker, request(scene, max_turns=2, seed=41))
-    assert editor.seeds == [41, 42] == [t.seed for t in trajectory.turns]
+    _, trajectory = run_all(editor, thinker, request(scene, max_turns=2, seed=2**32 - 1, seed_per_turn="increment"))
+    assert editor.seeds == [2**32 - 1, 0] == [t.seed for t in trajectory.turns]  # wraps as generators need
+    assert trajectory.settings["seed_per_turn"] == "increment"
+
+
+STOPS = [  # (script, max_turns, reason, what the message must say)
+    ([(8, 9, "x")], 3, "threshold", "both scores reached the threshold 8 (semantic 8, quality 9)"),
+    (
+        [(0, 6, "make it brighter")],
+        3,
+        "prompt_kept",
+        "handed the prompt back unchanged although its scores are below the threshold 8 (semantic 0, quality 6)",
+    ),
+    ([(3, 3, "a"), (4, 4, "b")], 2, "max_turns", "reached the turn limit of 2"),
+    ([(3, 3, None)], 3, "no_answer", "no refined prompt"),
+]
+
+
+@pytest.mark.parametrize(("script", "max_turns", "reason", "says"), STOPS, ids=[s[2] for s in STOPS])
+def test_every_stop_names_its_real_reason(scene, script, max_turns, reason, says):
+    _, trajectory = run_all(RecordingEditor(), ScriptedThinker(script), request(scene, max_turns=max_turns))
+    record = trajectory_record(trajectory)
+    assert record["stop_reason"] == reason and says in loop.stop_message(record)
+    assert "good enough" not in loop.stop_message(record)
+
+
+def test_a_single_shot_stop_and_the_rest_are_named_too(scene):
+    _, trajectory = run_all(RecordingEditor(), None, request(scene, max_turns=3))
+    assert loop.stop_message(trajectory_record(trajectory)) == loop.STOP_REASONS["single_shot"]
+    assert loop.stop_message({"stop_reason": "cancelled"}).startswith("stopped by you")
+    assert loop.stop_message({"stop_reason": "error", "turns": []}) == "stopped by an error"
+    assert loop.stop_message({"stop_reason": "a_rule_from_later"}) == "a_rule_from_later"
+    assert set(loop.STOP_REASONS) >= {"threshold", "prompt_kept", "no_answer", "max_turns", "cancelled", "error"}
 
 
 def test_an_edit_keeps_its_own_size_and_becomes_rgb(scene, tmp_path):
@@ -285,6 +344,8 @@ def test_an_unwritable_runs_folder_warns_and_the_run_still_completes(scene, tmp_
         ({"threshold": 10.5}, "from 0 to 10"),
         ({"threshold": -1}, "from 0 to 10"),
         ({"first_turn": "guess"}, "first-turn strategy"),
+        ({"seed_per_turn": "random"}, "seed per turn rule 'random'; use same or increment"),
+        ({"no_answer": "guess"}, "no answer rule 'guess'; use stop or repeat"),
         ({"image": None}, "No image"),
     ],
 )

@@ -16,6 +16,7 @@ import pytest
 from helpers import FakeServer, Reply, same_pixels, scene_file, serve
 from PIL import Image
 
+from thinkedit import loop
 from thinkedit.config import Settings
 from thinkedit.editors.classic import ClassicEditor
 
@@ -169,6 +170,8 @@ def test_think_edit_returns_the_best_image_and_a_summary_with_progress(app, phot
     assert len(summary["turns"]) >= 2 and summary["turns"][0]["prompt"] == "make it look old"
     assert (summary["best_turn"], summary["stop_reason"]) == (record["best_turn"], record["stop_reason"])
     assert record["settings"]["seed"] == 5 and record["settings"]["max_turns"] == 3
+    assert {turn["seed"] for turn in record["turns"]} == {5}  # the docstring's promise: one seed for every turn
+    assert summary["stopped_because"] == loop.stop_message(record) and summary["stopped_because"]
 
     (image,) = [c for c in result.content if c.type == "image"]
     assert image.mimeType == "image/png"

@@ -130,7 +130,7 @@ def test_critique_sends_source_then_edited_and_streams_the_reply(family, checkpo
 
 def test_gibberish_critiques_still_finish_two_turns_and_save_them(checkpoints, scene, tmp_path):
     thinker = make(checkpoints["qwen3_vl"])
-    request = loop.make_request(scene, "Make the sky orange", max_turns=2)
+    request = loop.make_request(scene, "Make the sky orange", max_turns=2, no_answer="repeat")  # go on regardless
     events = list(loop.run(DarkenEditor(), thinker, request, run_dir=tmp_path / "run"))
 
     trajectory = events[-1].trajectory
@@ -199,7 +199,7 @@ def test_polish_first_turn_in_the_loop(checkpoints, scene):
     request = loop.make_request(scene, "Make the sky orange", max_turns=1, first_turn="polish")
     events = list(loop.run(DarkenEditor(), make(checkpoints["qwen2_5_vl"]), request))
     trajectory = events[-1].trajectory
-    assert trajectory.stop_reason == "max_turns", trajectory.error
+    assert trajectory.stop_reason == "no_answer", trajectory.error  # the random model writes no <answer>
     assert trajectory.first_turn_prompt == "Make the sky orange" and trajectory.first_turn_reasoning
     assert any(isinstance(e, loop.Reasoning) and e.index == 0 for e in events)
 

@@ -59,6 +59,7 @@ def test_edit_streams_turns_and_ends_with_the_trajectory(app, photo):
     assert record["instruction"] == VAGUE
     assert record["editor"] == "classic" and record["thinker"] == "classic"
     assert record["settings"]["seed"] == 7 and record["settings"]["max_turns"] == 2
+    assert [turn["seed"] for turn in record["turns"]] == [7, 7] and record["settings"]["seed_per_turn"] == "same"
     assert len(record["turns"]) == 2 and record["stop_reason"] in ("max_turns", "threshold")
     assert record["turns"][1]["prompt"] == record["turns"][0]["refined_prompt"] != VAGUE
     assert record["best_turn"] in [t["index"] for t in record["turns"]]
@@ -101,6 +102,40 @@ def test_an_edit_keeps_its_shape_through_the_api(app, photo, instruction, size):
     assert [Image.open(path).size for path in final["slider"]] == [frame, frame], "one frame: the slider cuts nothing"
     thumbnail = Image.open(final["history"][0]["image"]).size
     assert thumbnail[0] / thumbnail[1] == pytest.approx(size[0] / size[1], rel=0.02)
+
+
+def test_the_studio_offers_seeds_that_change_every_turn(app, photo):
+    url, _ = app
+    _, final = edit(Client(url, verbose=False), photo, VAGUE, max_turns=2, seed=7, seed_per_turn="increment")
+    record = final["trajectory"]
+    assert [turn["seed"] for turn in record["turns"]] == [7, 8] and record["settings"]["seed_per_turn"] == "increment"
+
+
+def test_the_status_line_names_the_real_reason_a_run_stopped(scene, tmp_path):
+    """A turn scored semantic 0 whose thinker handed the prompt back did not stop because the edit was good."""
+    from helpers import RecordingEditor, ScriptedThinker
+
+    from thinkedit import loop
+    from thinkedit.store import load_run
+    from thinkedit.ui.view import RunView
+
+    for script, says in (
+        (
+            [(0, 5, "make it brighter")],
+            "handed the prompt back unchanged although its scores are below the threshold 8 "
+            "(semantic 0, quality 5): it had no better prompt to offer",
+        ),
+        ([(9, 8, "x")], "both scores reached the threshold 8 (semantic 9, quality 8)"),
+        ([(4, 4, None)], "held no refined prompt (no <answer>), so the run stopped"),
+    ):
+        request = loop.make_request(scene, "make it brighter", max_turns=3)
+        view = RunView(source=request.image, folder=tmp_path / "views")
+        run_dir = tmp_path / "runs" / str(len(list((tmp_path).glob("runs/*"))))
+        for event in loop.run(RecordingEditor(), ScriptedThinker(script), request, run_dir=run_dir):
+            view.apply(event)
+        assert says in view.status() and "good enough" not in view.status()
+        reopened = RunView.from_saved(load_run(run_dir), tmp_path / "reopened")
+        assert says in reopened.status()
 
 
 def test_sliders_show_turns_of_another_shape_whole_at_their_true_scale(scene, tmp_path):

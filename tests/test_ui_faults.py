@@ -243,6 +243,8 @@ EDIT_INPUTS = [
     "randomize",
     "steps",
     "guidance",
+    *["editor_model", "editor_url", "thinker_model", "thinker_url", "editor_key", "thinker_key", "speed"],
+    "seed_per_turn",
 ]
 WRONG_NUMBERS = [  # (field, value, what the one-sentence refusal says)
     ("max_turns", "abc", "max_turns must be a whole number from 1 to 10, not 'abc'"),
@@ -260,6 +262,7 @@ WRONG_NUMBERS = [  # (field, value, what the one-sentence refusal says)
     ("seed", float("inf"), "The seed must be a finite number"),
     ("seed", 1.5, "The seed must be a whole number, not 1.5"),
     ("seed", {"a": 1}, "The seed must be a whole number"),
+    ("seed_per_turn", "dice", "Unknown seed per turn rule 'dice'; use same or increment."),
 ]
 
 
@@ -286,6 +289,7 @@ def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(a
         None,
         None,
         None,
+        None,  # seed per turn: the server's default
     ]
     data[EDIT_INPUTS.index(field)] = value
     before = set(runs.iterdir())
@@ -324,15 +328,13 @@ def test_an_echoed_injection_cannot_end_the_loop(client, photo):
 # -- thinker output ----------------------------------------------------------------------------------
 
 
-def test_empty_thinker_output_gives_unscored_turns(client, photo):
+def test_empty_thinker_output_gives_an_unscored_turn_and_stops_as_the_reference_does(client, photo):
     final, _ = run_edit(client, handle_file(photo), "make it brighter", thinker="thinker-empty", max_turns=2)
     _, record = saved(final)
-    assert [(t["semantic"], t["quality"]) for t in record["turns"]] == [(None, None), (None, None)]
-    captions = [item["caption"] for item in final["gallery"]]
-    assert captions[0] == "Turn 1 · semantic – · quality –" and captions[1].startswith(
-        "Turn 2 · semantic – · quality –"
-    )
-    assert "reached the turn limit" in final["status"]
+    assert [(t["semantic"], t["quality"]) for t in record["turns"]] == [(None, None)]
+    assert [item["caption"] for item in final["gallery"]] == ["Turn 1 · semantic – · quality – · ★ best"]
+    assert record["stop_reason"] == "no_answer" and "no refined prompt (no <answer>)" in final["status"]
+    assert "no refined prompt" in record["turns"][0]["thinker_note"]
 
 
 def test_a_megabyte_of_reasoning_is_shown_and_saved(client, photo):

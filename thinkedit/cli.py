@@ -114,7 +114,9 @@ def _print_event(event):
     elif isinstance(event, loop.RunFinished):
         trajectory = event.trajectory
         best = trajectory.best_turn
-        print(f"\nStopped: {trajectory.stop_reason}" + (f" — {trajectory.error}" if trajectory.error else ""))
+        record = trajectory_record(trajectory)
+        error = f": {trajectory.error}" if trajectory.error else ""
+        print(f"\nStopped: {trajectory.stop_reason} — {loop.stop_message(record)}{error}")
         if best:
             print(
                 f"Best turn: {best.index} (semantic {score_text(best.critique.semantic)}, "

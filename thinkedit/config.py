@@ -23,10 +23,15 @@ THRESHOLD_RANGE = (0.0, 10.0)
 STEPS_RANGE = (1, 500)
 GUIDANCE_RANGE = (0.0, 100.0)
 FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
+SEED_PER_TURN = ("same", "increment")  # same: every turn edits with the run's seed, as the reference does
+NO_ANSWER = ("stop", "repeat")  # a reply without a refined prompt: stop, as the reference does, or edit again
+JUDGE_PROTOCOLS = ("ours", "viescore")  # our judge questions, or VIEScore's official request from its prompt file
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "group", "sequential")
 SPEEDS = ("default", "fast")  # fast: the editor row's `fast` preset, a static-cache compiled thinker on CUDA
+# settings that take one of a few words (a Space file or a THINKEDIT_* variable with another is refused)
+CHOICES = {"speed": SPEEDS, "seed_per_turn": SEED_PER_TURN, "no_answer": NO_ANSWER, "judge_protocol": JUDGE_PROTOCOLS}
 SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
 PER_REQUEST = {"caller"}  # set on a request's copy of the settings, never configured
 NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # never read from a THINKEDIT_* variable
@@ -45,6 +50,8 @@ class Defaults:
     threshold: float = 8.0  # the reference stops when both scores reach 8
     first_turn: str = "none"  # the instruction as written, as all four benchmarks ran it
     seed: int = 0  # the reference's seed
+    seed_per_turn: str = "same"  # every turn edits with the run's seed, as the reference does
+    no_answer: str = "stop"  # a reply without <answer> ends the run, as the reference's does
     edit_timeout: float = 600.0  # seconds an editor may go without a step or heartbeat (remote: the read timeout)
     thinker_timeout: float = 600.0  # seconds a thinker may go without a token or heartbeat (loading included)
 
@@ -99,10 +106,14 @@ class Settings:
     judge_provider: str | None = None
     judge_templates: str | None = None  # a folder with judge_semantic.txt and judge_quality.txt
     judge_retries: int = 2  # an unreadable verdict is asked again this many times, then recorded as null
+    judge_protocol: str = "ours"  # "viescore": the official request, its prompts read from `viescore_prompts`
+    viescore_prompts: str | None = None  # a checkout of Step1X-Edit or VIEScore, or its viescore/vie_prompts.py
     evals_dir: Path = Path("evals")  # where `thinkedit eval` folders are looked for (the web app's Benchmarks)
     max_turns: int = DEFAULTS.max_turns
     threshold: float = DEFAULTS.threshold
     first_turn: str = DEFAULTS.first_turn
+    seed_per_turn: str = DEFAULTS.seed_per_turn  # "increment": turn n edits with seed + n - 1
+    no_answer: str = DEFAULTS.no_answer  # "repeat": a reply without <answer> edits again with the same prompt
     runs_dir: Path = Path("runs")
     device: str | None = None
     dtype: str | None = None
@@ -146,8 +157,9 @@ class Settings:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        if self.speed not in SPEEDS:
-            raise BadInput(f"Unknown speed '{self.speed}'; use {' or '.join(SPEEDS)}.")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise BadInput(f"Unknown {name} '{getattr(self, name)}'; use {' or '.join(allowed)}.")
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -226,6 +238,11 @@ JUDGE_FLAGS = {  # `thinkedit eval`'s judge, the same way
     "--judge-url": {"help": "OpenAI-compatible base URL (the judge's key goes only here)"},
     "--judge-provider": {"help": "Inference Providers provider for hf-inference"},
     "--judge-templates": {"help": "folder with judge_semantic.txt and judge_quality.txt"},
+    "--judge-protocol": {
+        "choices": JUDGE_PROTOCOLS,
+        "help": "ours (default), or viescore: the official VIEScore request, prompts read from --viescore-prompts",
+    },
+    "--viescore-prompts": {"help": "your checkout of Step1X-Edit or VIEScore, or its viescore/vie_prompts.py"},
 }
 APP_FLAGS = {  # `python app.py`, the web app, the same way
     "--host": {"help": "address to bind (default 127.0.0.1, THINKEDIT_HOST)"},
@@ -276,6 +293,16 @@ def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
         "--first-turn", choices=FIRST_TURN_STRATEGIES, help=f"first-turn strategy (default {DEFAULTS.first_turn})"
     )
     group.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    group.add_argument(
+        "--seed-per-turn",
+        choices=SEED_PER_TURN,
+        help="same: every turn edits with --seed, as the reference does (default); increment: turn n uses seed + n - 1",
+    )
+    group.add_argument(
+        "--no-answer",
+        choices=NO_ANSWER,
+        help="a thinker reply without <answer>: stop, as the reference does (default), or repeat the prompt",
+    )
     group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
     group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
 
@@ -287,6 +314,8 @@ def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
         "threshold": args.threshold if args.threshold is not None else settings.threshold,
         "first_turn": args.first_turn or settings.first_turn,
         "seed": args.seed,
+        "seed_per_turn": args.seed_per_turn or settings.seed_per_turn,
+        "no_answer": args.no_answer or settings.no_answer,
         "steps": args.steps,
         "guidance": args.guidance,
     }

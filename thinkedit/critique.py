@@ -20,7 +20,10 @@ _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
     "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
 }  # fmt: skip
-_SCORE_VALUE = r"""['"]?\s*(-?\d+(?:\.\d+)?|nan|inf|-inf|[a-z]+)"""
+# A score's value as models write it: 8, "8", [8] (EditThinker's template shows "semantic": [0-10]), "8/10",
+# "8 points"; read by `_to_score`, which refuses what is not one number on the 0-10 scale.
+_SCORE_VALUE = r"""(\[[^\]\n]*\]?|"[^"\n]*"?|'[^'\n]*'?|[^,;}\]\n]*?(?=\s*(?:[,;}\]\n]|['"]?\w+['"]?\s*[:=]|$)))"""
+_LEADING_NUMBER = re.compile(r"(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?")
 _PREFIX = re.compile(
     r"^\s*\**\s*(?:re-?written|refined|revised|improved|new|final|edit(?:ing)?)?\s*"
     r"(?:prompt|instruction|answer)\s*\**\s*[:：]\s*\**\s*",
@@ -173,9 +176,10 @@ def _strip_blocks(text: str) -> str:
 
 
 def _read_scores(text: str) -> tuple[float | None, float | None]:
+    """(semantic, quality) from a score block: JSON, JSON-like or plain words ("semantic: 8, quality: 7")."""
     found = {}
     for key in ("semantic", "quality"):
-        match = re.search(rf"""['"]?{key}\w*['"]?\s*[:=]\s*{_SCORE_VALUE}""", text, re.IGNORECASE)
+        match = re.search(rf"""['"]?{key}\w*(?:\s+score)?['"]?\s*[:=]\s*{_SCORE_VALUE}""", text, re.IGNORECASE)
         if match:
             found[key] = _to_score(match.group(1))
     if not found:
@@ -193,16 +197,24 @@ def _read_scores(text: str) -> tuple[float | None, float | None]:
 
 
 def _to_score(token: str) -> float | None:
-    token = token.strip().strip("'\"").lower()
+    """One 0-10 score from a value as written, or None when it is not exactly one readable number on that scale:
+    a one-element list is its element, "8/10" is 8 (another scale, "4/5", is refused), units after the number are
+    dropped ("8 points"); two numbers ("7-8", [7, 8]) or words that are not a number are refused."""
+    token = token.strip()
+    if token.startswith("["):
+        items = [item for item in token.strip("[]").split(",") if item.strip()]
+        return _to_score(items[0]) if len(items) == 1 else None
+    token = token.strip("'\"").strip().lower()
     if token in _NUMBER_WORDS:
         return float(_NUMBER_WORDS[token])
-    try:
-        value = float(token)
-    except ValueError:
+    if token in ("nan", "inf", "-inf", "infinity"):
         return None
-    if math.isnan(value):
+    match = _LEADING_NUMBER.match(token)
+    if match is None or re.search(r"\d", token[match.end() :]):
         return None
-    return min(10.0, max(0.0, value))
+    if match.group(2) is not None and float(match.group(2)) != 10:
+        return None
+    return min(10.0, max(0.0, float(match.group(1))))
 
 
 def _clean_answer(answer: str | None) -> str | None:

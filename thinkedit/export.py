@@ -35,6 +35,7 @@ from . import __version__, critique
 from .config import DEFAULTS
 from .critique import defuse, format_critique, load_template, render, score_text
 from .errors import BadInput
+from .loop import stop_message
 from .store import SavedRun, load_run
 
 FORMATS = ("sft", "rl", "jsonl", "hf")
@@ -358,7 +359,7 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         f"Thinker:     {_backend(record.get('thinker'), settings.get('thinker_model'))}",
         f"Source:      {_size(record.get('size'))}",
         f"Stopped:     {record.get('stop_reason')} after {len(record['turns'])} turn(s), "
-        f"{record.get('seconds', 0):g} s (threshold {settings.get('threshold', '–')})",
+        f"{record.get('seconds', 0):g} s (threshold {settings.get('threshold', '–')}): {stop_message(record)}",
     ]
     if record.get("error"):
         lines.append(f"Error:       {record['error']}")

@@ -20,7 +20,7 @@ from PIL import Image
 from . import runtime
 from .backend import name_of
 from .config import DEFAULTS
-from .critique import Critique
+from .critique import Critique, score_text
 from .errors import Cancelled, ThinkEditError
 from .images import editor_output
 from .requests import EditRequest, make_request  # noqa: F401 - `loop.make_request`: how callers have built requests
@@ -40,6 +40,7 @@ class Turn:
     edit_seconds: float
     think_seconds: float
     editor_note: str | None = None
+    thinker_note: str | None = None  # what the loop made of a reply it could not follow (no refined prompt)
 
     @property
     def rank(self) -> float:
@@ -304,7 +305,7 @@ def execute(
             max_turns = request.max_turns if thinker is not None else 1
             for index in range(1, max_turns + 1):
                 alive()
-                seed = (request.seed + index - 1) % (2**32)
+                seed = turn_seed(request, index)
                 emit(TurnStarted(index, prompt))
                 started = time.perf_counter()
                 edited = editor.edit(
@@ -330,6 +331,9 @@ def execute(
                     alive()
                     think_seconds = time.perf_counter() - started
                 turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
+                if thinker is not None and critique.refined_prompt is None:
+                    turn.thinker_note = _no_answer_note(request, index, max_turns)
+                    emit(Notice(f"Turn {index}: {turn.thinker_note}"))
                 trajectory.turns.append(turn)
                 _save(trajectory, emit)
                 emit(TurnFinished(turn))
@@ -376,17 +380,70 @@ def _token_callback(
     return on_token
 
 
+def turn_seed(request: EditRequest, index: int) -> int:
+    """The seed turn `index` edits with: the run's own on every turn (the reference's rule), or seed + index - 1."""
+    return request.seed if request.seed_per_turn == "same" else (request.seed + index - 1) % (2**32)
+
+
+def seed_rule(settings: dict[str, Any]) -> str:
+    """How a recorded run's seeds went, in words (runs saved before `seed_per_turn` existed incremented)."""
+    return "the same on every turn" if settings.get("seed_per_turn") == "same" else "one more each turn"
+
+
 def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> str | None:
-    """Why the run ends after its newest turn, or None to go on."""
+    """Why the run ends after its newest turn, or None to go on (`STOP_REASONS` says each in words)."""
     turn = trajectory.turns[-1]
     critique = turn.critique
     if single_shot:
-        return "max_turns"
+        return "single_shot"
     if critique.satisfied(trajectory.request.threshold):
         return "threshold"
+    if critique.refined_prompt is None and trajectory.request.no_answer == "stop":
+        return "no_answer"
     if critique.refined_prompt is not None and _same(critique.refined_prompt, turn.prompt):
         return "prompt_kept"
     return "max_turns" if turn.index == max_turns else None
+
+
+def _no_answer_note(request: EditRequest, index: int, max_turns: int) -> str:
+    """What happened when the thinker's reply held no refined prompt (no `<answer>`, or an empty one)."""
+    note = "the thinker's reply held no refined prompt (no <answer>)"
+    if request.no_answer == "stop":
+        return note + "; the run stops here, as the reference's loop does"
+    if index < max_turns:
+        return note + f"; turn {index + 1} edits with the same prompt again (no-answer rule: repeat)"
+    return note
+
+
+# Why a run ended, in words: the status line, `edit`'s last line and the MCP summary all say it from this table.
+# A new stop rule adds its row. Fields: {threshold}, {max_turns}, and {semantic} and {quality} of the last turn.
+STOP_REASONS = {
+    "threshold": "both scores reached the threshold {threshold} (semantic {semantic}, quality {quality})",
+    "prompt_kept": (
+        "the thinker handed the prompt back unchanged although its scores are below the threshold {threshold} "
+        "(semantic {semantic}, quality {quality}): it had no better prompt to offer"
+    ),
+    "no_answer": "the thinker's reply held no refined prompt (no <answer>), so the run stopped, as the reference's does",
+    "max_turns": "reached the turn limit of {max_turns}",
+    "single_shot": "a single edit, not critiqued (the single-shot baseline)",
+    "cancelled": "stopped by you; finished turns are kept",
+    "error": "stopped by an error",
+}
+
+
+def stop_message(record: dict[str, Any]) -> str:
+    """Why the run in `record` (a trajectory record, or one read back from a run folder) ended, in one phrase."""
+    reason = record.get("stop_reason")
+    if reason not in STOP_REASONS:
+        return reason or "not finished"
+    settings = record.get("settings") or {}
+    last = (record.get("turns") or [{}])[-1]
+    return STOP_REASONS[reason].format(
+        threshold=score_text(settings.get("threshold")),
+        max_turns=settings.get("max_turns"),
+        semantic=score_text(last.get("semantic")),
+        quality=score_text(last.get("quality")),
+    )
 
 
 def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Callable) -> tuple[str, str | None]:
@@ -448,6 +505,8 @@ def _settings_record(editor, thinker, request: EditRequest) -> dict[str, Any]:
         "threshold": request.threshold,
         "first_turn": request.first_turn,
         "seed": request.seed,
+        "seed_per_turn": request.seed_per_turn,
+        "no_answer": request.no_answer,
         "steps": request.steps,
         "guidance": request.guidance,
         "editor_model": getattr(editor, "model", None),

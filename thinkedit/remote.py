@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import io
 import itertools
 import logging
 import os
@@ -116,8 +117,15 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
-def data_url(image: Image.Image) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+def data_url(image: Image.Image, kind: str = "PNG") -> str:
+    """The image as a data URL: PNG, or JPEG at Pillow's default quality (what VIEScore sends its judge)."""
+    if kind == "JPEG":
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG")
+        data = buffer.getvalue()
+    else:
+        data = png_bytes(image)
+    return f"data:image/{kind.lower()};base64," + base64.b64encode(data).decode("ascii")
 
 
 # -- running one remote call ---------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from .config import (
     GUIDANCE_RANGE,
     MAX_INSTRUCTION_CHARS,
     MAX_TURNS_RANGE,
+    NO_ANSWER,
+    SEED_PER_TURN,
     STEPS_RANGE,
     THRESHOLD_RANGE,
 )
@@ -39,6 +41,8 @@ class EditRequest:
     seed: int = DEFAULTS.seed
     steps: int | None = None
     guidance: float | None = None
+    seed_per_turn: str = DEFAULTS.seed_per_turn  # "increment": turn n edits with seed + n - 1
+    no_answer: str = DEFAULTS.no_answer  # a reply without a refined prompt: "stop" (the reference's rule) or "repeat"
 
 
 def make_request(
@@ -51,6 +55,8 @@ def make_request(
     seed: Any = DEFAULTS.seed,
     steps: Any = None,
     guidance: Any = None,
+    seed_per_turn: Any = DEFAULTS.seed_per_turn,
+    no_answer: Any = DEFAULTS.no_answer,
 ) -> EditRequest:
     """Validate everything before any model runs; raise `BadInput` with the reason."""
     text = instruction_text(instruction)
@@ -58,6 +64,9 @@ def make_request(
         raise BadInput(
             f"Unknown first-turn strategy {shown(first_turn)}; use one of {', '.join(FIRST_TURN_STRATEGIES)}."
         )
+    for value, name, allowed in ((seed_per_turn, "seed per turn", SEED_PER_TURN), (no_answer, "no answer", NO_ANSWER)):
+        if value not in allowed:
+            raise BadInput(f"Unknown {name} rule {shown(value)}; use {' or '.join(allowed)}.")
     return EditRequest(
         instruction=text,
         max_turns=number(max_turns, "max_turns", *MAX_TURNS_RANGE, whole=True),
@@ -66,6 +75,8 @@ def make_request(
         seed=(number(seed, "The seed", -(2**63), 2**63 - 1, whole=True, optional=True) or 0) % (2**32),
         steps=number(steps, "steps", *STEPS_RANGE, whole=True, optional=True),
         guidance=number(guidance, "guidance", *GUIDANCE_RANGE, optional=True),
+        seed_per_turn=seed_per_turn,
+        no_answer=no_answer,
         image=load_image(image),
     )
 

@@ -74,6 +74,7 @@ TURN = {
     "edit_seconds": Field(("a number",), lambda turn: round(turn.edit_seconds, 4), required=True),
     "think_seconds": Field(("a number",), lambda turn: round(turn.think_seconds, 4), required=True),
     "editor_note": Field(("text", "null"), lambda turn: turn.editor_note),
+    "thinker_note": Field(("text", "null"), lambda turn: turn.thinker_note),  # e.g. its reply had no <answer>
 }
 # The loop records these settings as the run starts (`loop.new_trajectory`); the writer keeps them as they are.
 SETTINGS = {
@@ -81,6 +82,8 @@ SETTINGS = {
     "threshold": Field(("a number",)),
     "first_turn": Field(("text",)),
     "seed": Field(("a whole number", "null")),
+    "seed_per_turn": Field(("text",)),
+    "no_answer": Field(("text",)),
     "steps": Field(("a whole number", "null")),
     "guidance": Field(("a number", "null")),
     "editor_model": Field(("text", "null")),

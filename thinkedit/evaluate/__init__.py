@@ -3,7 +3,9 @@ single-shot against Think-while-Edit, scored by an independent judge.
 
     data.py     the benchmarks' samples (GEdit-Bench through `datasets`, ImgEdit basic, edits.jsonl)
     harness.py  every (sample, mode) through `loop.run`, judged, one line each; sharded, resumable
-    report.py   summary.json (macro averages), report.md, report.png, and `read_eval` for the web app
+    report.py   summary.json (each benchmark's own averages, GEdit per language), report.md, report.png, and
+                `read_eval` for the web app
+    official.py GEdit-Bench's official scorer on an eval folder, its code unchanged (python -m ...official)
 
 The judge is its own role (`thinkedit/judges/`), following GEdit-Bench's VIEScore rubric.
 """

@@ -30,6 +30,7 @@ class Sample:
     read_image: Callable[[], Any] | None  # returns what `load_image` takes: a path, bytes or an image
     language: str | None = None  # GEdit only: "en" / "cn"
     intersection: bool | None = None  # GEdit only: in the Intersection subset
+    image_id: str | None = None  # ImgEdit only: the image as basic_edit.json names it ("animal/000342021.jpg")
     problem: str | None = None  # why this sample cannot run; recorded as its failure
 
     @property
@@ -94,7 +95,13 @@ def load_gedit(data: str, language: str) -> list[Sample]:
 
     if language not in LANGUAGES:
         raise BadInput(f"--language must be one of {', '.join(LANGUAGES)}, not '{language}'.")
-    table = _open_dataset(data)
+    table = open_gedit(data)
+    if "instruction" not in table.column_names:
+        raise BadInput(
+            f"{data} is not GEdit-Bench: it has no 'instruction' column (its columns: "
+            f"{', '.join(table.column_names) or 'none'}). Pass GEdit-Bench as parquet, Arrow shards or a "
+            "`save_to_disk` folder."
+        )
     images = None
     if "input_image" in table.column_names:  # read and decoded per sample, when it runs
         images = table.select_columns(["input_image"]).cast_column("input_image", datasets.Image(decode=False))
@@ -123,19 +130,32 @@ def load_gedit(data: str, language: str) -> list[Sample]:
     return samples
 
 
-def _open_dataset(data: str):
+def open_gedit(data: str):
+    """GEdit-Bench's train split in whichever form it came: a hub id, a parquet or Arrow file, a folder of parquet
+    or Arrow shards, or a folder written by `save_to_disk` (a dataset with `state.json`, or a dataset dict with
+    `dataset_dict.json`, also one level down, as a hub download of such a folder lays it out)."""
     import datasets
 
     path = Path(data).expanduser()
     try:
         if path.is_file():
-            return datasets.load_dataset("parquet", data_files=str(path), split="train")
-        return datasets.load_dataset(str(path) if path.is_dir() else data, split="train")
+            kind = "arrow" if path.suffix == ".arrow" else "parquet"
+            return datasets.load_dataset(kind, data_files=str(path), split="train")
+        if path.is_dir():
+            saved = _saved_folder(path)
+            if saved is not None:
+                return _train_split(datasets.load_from_disk(str(saved)), saved)
+            return datasets.load_dataset(str(path), split="train")
+        return datasets.load_dataset(data, split="train")
+    except BadInput:
+        raise
     except Exception as exc:  # noqa: BLE001 - missing, offline, unreadable: one sentence
         from .. import runtime
 
         if path.exists():
-            raise BadInput(f"{path} could not be read as GEdit-Bench's parquet: {exc}") from None
+            raise BadInput(
+                f"{path} could not be read as GEdit-Bench (parquet, Arrow shards or a `save_to_disk` folder): {exc}"
+            ) from None
         if runtime.offline():
             raise BadInput(
                 f"'{data}' is not on this machine and HF_HUB_OFFLINE=1 is set: download it where there "
@@ -144,8 +164,33 @@ def _open_dataset(data: str):
             ) from None
         raise BadInput(
             f"'{data}' could not be loaded as a dataset ({type(exc).__name__}: {exc}); pass a hub id "
-            f"such as {GEDIT_HUB_ID}, a local folder or a parquet file."
+            f"such as {GEDIT_HUB_ID}, a local folder or a parquet or Arrow file."
         ) from None
+
+
+SAVED_MARKS = ("state.json", "dataset_dict.json")  # what `save_to_disk` writes beside the Arrow shards
+
+
+def _saved_folder(path: Path) -> Path | None:
+    """The `save_to_disk` folder at `path` or in one of its subfolders (a `train` one first), or None."""
+    below = sorted((p for p in path.iterdir() if p.is_dir()), key=lambda p: (p.name != "train", p.name))
+    for folder in [path, *below]:
+        if any((folder / mark).is_file() for mark in SAVED_MARKS):
+            return folder
+    return None
+
+
+def _train_split(loaded, folder: Path):
+    """The train split of what `load_from_disk` gave (a dataset, or a dataset dict of splits)."""
+    import datasets
+
+    if not isinstance(loaded, datasets.DatasetDict):
+        return loaded
+    if "train" in loaded:
+        return loaded["train"]
+    if len(loaded) == 1:
+        return next(iter(loaded.values()))
+    raise BadInput(f"{folder} holds the splits {', '.join(loaded)} and no 'train': point --data at one of them.")
 
 
 def _image_value(value: Any) -> Any:
@@ -177,6 +222,7 @@ def load_imgedit(data: str, edit_json: str | None = None) -> list[Sample]:
             str(entry.get("edit_type") or "unknown"),
             entry.get("prompt") or "",
             (lambda p=root / image: p) if isinstance(image, str) else None,
+            image_id=image if isinstance(image, str) else None,
         )
         missing = [field for field in ("id", "prompt", "edit_type") if not entry.get(field)]
         sample.problem = f"the entry has no {', '.join(missing)}" if missing else _unsafe(sample)

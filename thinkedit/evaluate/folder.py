@@ -17,7 +17,16 @@ from ..store import write_text_atomic
 from .data import read_json, sample_id
 
 CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
-REQUEST = ("max_turns", "threshold", "first_turn", "seed", "steps", "guidance")  # `make_request` options
+REQUEST = (  # `make_request` options
+    "max_turns",
+    "threshold",
+    "first_turn",
+    "seed",
+    "seed_per_turn",
+    "no_answer",
+    "steps",
+    "guidance",
+)
 MODE_ORDER = {"single": 0, "loop": 1}
 
 

@@ -42,6 +42,7 @@ SAME_EVAL = (
     "thinker_model",
     "judge",
     "judge_model",
+    "judge_protocol",
     *REQUEST,
 )
 BARRIER_TIMEOUT = timedelta(days=7)  # the last shard may finish hours after the first
@@ -80,6 +81,7 @@ class EvalPlan:
             record[role] = chosen.backend
             record[f"{role}_model"] = chosen.model or find_spec(role, chosen.backend).model
         record.update(thinker_url=self.settings.thinker_url, judge_url=self.settings.judge_url)
+        record.update(judge_protocol=self.settings.judge_protocol, viescore_prompts=self.settings.viescore_prompts)
         record.update({name: self.request.get(name) for name in REQUEST})
         return record
 
@@ -346,6 +348,8 @@ def _base_row(plan: EvalPlan, sample: Sample, mode: str) -> dict[str, Any]:
     row = {"key": sample.key, "category": sample.category, "instruction": sample.instruction, "mode": mode}
     if plan.bench == "gedit":
         row.update(language=sample.language, intersection=sample.intersection)
+    if plan.bench == "imgedit":
+        row["id"] = sample.image_id  # the source image as basic_edit.json names it
     row.update(
         sc=None,
         pq=None,

@@ -1,10 +1,12 @@
 """What an eval folder says: the summary, `report.md`, `report.png`, and `read_eval`, the whole of it for a viewer
 (the web app's Benchmarks tab, a notebook).
 
-The numbers follow GEdit-Bench's own rule: per category the mean over its judged samples, overall the mean
-over categories of those means (a macro average), for SC, PQ and O alike; GEdit also gets the same for its
-Intersection subset. Samples that failed or whose verdict was unreadable count in `failed` / `unreadable`,
-not in the means.
+The numbers follow each benchmark's own rule. GEdit-Bench (`calculate_statistics.py`): per language, per
+category the mean over its judged samples, overall the mean over categories of those means (a macro average),
+for SC, PQ and O alike, and the same for its Intersection subset; English is the headline (the paper's
+GEdit-Bench-EN) and every language has its own block. ImgEdit (EditThinker's step 2): overall the mean over all
+judged images, with the mean over edit types beside it. Your own folder: the macro average. Samples that
+failed or whose verdict was unreadable count in `failed` / `unreadable`, not in the means.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..loop import seed_rule
 from ..schema import versions
 from ..store import write_json_atomic, write_text_atomic
+from .data import LANGUAGES
 from .folder import MODE_ORDER, REQUEST, config_of, read_rows, row_id
 
 STAGES = ("load", "edit", "think", "judge", "store", "place", "loop", "harness", "wall")
+METRICS = ("sc", "pq", "o")
+PROTOCOLS = {"ours": "our questions", "viescore": "VIEScore's official request"}
+HEADLINE_LANGUAGE = "en"  # GEdit-Bench-EN is what the paper reports
 MODE_LABELS = {"single": "single", "loop": "loop", "last": "loop last"}
 
 
@@ -34,16 +41,32 @@ def macro(rows: list[dict[str, Any]], pick: Callable[[dict], dict | None]) -> di
     """SC, PQ and O: per category the mean over its judged samples, overall the mean of the category means.
     A sample counts once both of its verdicts were read (it has an O); failures and nulls are counted apart."""
     by_category: dict[str, list[dict]] = {}
-    for row in rows:
-        scores = pick(row) if row.get("error") is None else None
-        if scores is not None and scores.get("o") is not None:
-            by_category.setdefault(row["category"], []).append(scores)
+    for scores, row in _judged(rows, pick):
+        by_category.setdefault(row["category"], []).append(scores)
     categories = {
-        name: {"n": len(scores), **{metric: mean(s[metric] for s in scores) for metric in ("sc", "pq", "o")}}
+        name: {"n": len(scores), **{metric: mean(s[metric] for s in scores) for metric in METRICS}}
         for name, scores in sorted(by_category.items())
     }
-    overall = {metric: mean(c[metric] for c in categories.values()) for metric in ("sc", "pq", "o")}
+    overall = {metric: mean(c[metric] for c in categories.values()) for metric in METRICS}
     return {**overall, "n": sum(c["n"] for c in categories.values()), "categories": categories}
+
+
+def over_images(rows: list[dict[str, Any]], pick: Callable[[dict], dict | None]) -> dict[str, Any]:
+    """ImgEdit's overall as EditThinker's step 2 computes it: the mean over every judged image, with the mean over
+    categories (edit types) beside it as `over_categories`."""
+    block = macro(rows, pick)
+    judged = [scores for scores, _ in _judged(rows, pick)]
+    return {
+        **block,
+        **{metric: mean(s[metric] for s in judged) for metric in METRICS},
+        "over_categories": {metric: block[metric] for metric in METRICS},
+    }
+
+
+def _judged(rows: list[dict[str, Any]], pick: Callable[[dict], dict | None]) -> list[tuple[dict, dict]]:
+    """(scores, row) of every row that ran and has an O."""
+    picked = [(pick(row) if row.get("error") is None else None, row) for row in rows]
+    return [(scores, row) for scores, row in picked if scores is not None and scores.get("o") is not None]
 
 
 def _last(row: dict) -> dict | None:
@@ -58,25 +81,11 @@ def _unreadable(row: dict) -> int:
 
 
 def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
-    """summary.json: the eval's settings and, per mode, the macro averages, failures and unreadable verdicts."""
-    gedit = config.get("bench") == "gedit"
-    modes = {}
-    present = sorted({r["mode"] for r in rows}, key=lambda mode: MODE_ORDER.get(mode, 9))
-    for mode in present:
-        mine = [r for r in rows if r["mode"] == mode]
-        block = macro(mine, lambda row: row)
-        if mode == "loop":
-            block["last"] = macro(mine, _last)
-        if gedit:
-            block["intersection"] = macro([r for r in mine if r.get("intersection")], lambda row: row)
-            if mode == "loop":
-                block["last"]["intersection"] = macro([r for r in mine if r.get("intersection")], _last)
-        block["samples"] = len(mine)
-        block["failed"] = sum(r.get("error") is not None for r in mine)
-        block["unreadable"] = sum(_unreadable(r) for r in mine)
-        modes[mode] = block
+    """summary.json: the eval's settings and, per mode, the averages, failures and unreadable verdicts. GEdit's
+    numbers are per language (`languages`); `modes` is the headline language's (`headline_language`)."""
+    bench = config.get("bench")
     summary: dict[str, Any] = {
-        "bench": config.get("bench"),
+        "bench": bench,
         "data": config.get("data"),
         "language": config.get("language"),
         "editor": {"name": config.get("editor"), "model": config.get("editor_model")},
@@ -84,12 +93,26 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
             "name": config.get("thinker"),
             "model": _first(rows, "thinker_model") or config.get("thinker_model"),
         },
-        "judge": {"name": config.get("judge"), "model": config.get("judge_model") or _first(rows, "judge_model")},
-        "settings": {name: config.get(name) for name in REQUEST} | {"modes": present},
+        "judge": {
+            "name": config.get("judge"),
+            "model": config.get("judge_model") or _first(rows, "judge_model"),
+            "protocol": config.get("judge_protocol") or "ours",
+        },
+        "settings": {name: config.get(name) for name in REQUEST} | {"modes": _present(rows)},
         "versions": versions("datasets", "accelerate"),
         "samples": len({row_id(r) for r in rows}),
-        "modes": modes,
+        "averaged": "over images" if bench == "imgedit" else "over categories",
     }
+    if bench == "gedit":
+        languages = {
+            language: mode_blocks([r for r in rows if r.get("language") == language], bench)
+            for language in sorted({r.get("language") for r in rows}, key=_language_order)
+        }
+        headline = HEADLINE_LANGUAGE if HEADLINE_LANGUAGE in languages else next(iter(languages), None)
+        summary.update(languages=languages, headline_language=headline, modes=languages.get(headline, {}))
+    else:
+        summary["modes"] = mode_blocks(rows, bench)
+    modes = summary["modes"]
     if "single" in modes and "loop" in modes:
         summary["gain"] = {
             "best": _gain(modes["loop"], modes["single"]),
@@ -99,7 +122,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
     warning = self_grading(
         {
             **config,
-            "modes": present,
+            "modes": summary["settings"]["modes"],
             "judge_model": summary["judge"]["model"],
             "thinker_model": summary["thinker"]["model"],
         }
@@ -108,8 +131,38 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
     return _rounded(summary)
 
 
+def mode_blocks(rows: list[dict[str, Any]], bench: str | None) -> dict[str, Any]:
+    """Per mode: the averages (best turn; for the loop also its last turn; GEdit's Intersection subset too),
+    how many samples, how many failed, how many verdicts were unreadable."""
+    average = over_images if bench == "imgedit" else macro
+    modes = {}
+    for mode in _present(rows):
+        mine = [r for r in rows if r["mode"] == mode]
+        block = average(mine, lambda row: row)
+        if mode == "loop":
+            block["last"] = average(mine, _last)
+        if bench == "gedit":
+            subset = [r for r in mine if r.get("intersection")]
+            block["intersection"] = average(subset, lambda row: row)
+            if mode == "loop":
+                block["last"]["intersection"] = average(subset, _last)
+        block["samples"] = len(mine)
+        block["failed"] = sum(r.get("error") is not None for r in mine)
+        block["unreadable"] = sum(_unreadable(r) for r in mine)
+        modes[mode] = block
+    return modes
+
+
+def _present(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({r["mode"] for r in rows}, key=lambda mode: MODE_ORDER.get(mode, 9))
+
+
+def _language_order(language: str | None) -> tuple[int, str]:
+    return (LANGUAGES.index(language) if language in LANGUAGES else len(LANGUAGES), str(language))
+
+
 def _gain(loop: dict, single: dict) -> dict[str, float | None]:
-    return {m: None if loop[m] is None or single[m] is None else loop[m] - single[m] for m in ("sc", "pq", "o")}
+    return {m: None if loop[m] is None or single[m] is None else loop[m] - single[m] for m in METRICS}
 
 
 def seconds(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,22 +220,21 @@ def _rounded(value: Any) -> Any:
 # -- what people read ----------------------------------------------------------------------------------------
 
 
-def table(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+def table(modes: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Category × mode: SC, PQ and O per mode, the loop's last turn, and the loop's gain in O."""
-    modes = summary["modes"]
     series = _series(modes)
     headers = ["category", "n"]
     for name, _ in series:
         label = MODE_LABELS[name]
         headers += [f"{label} O"] if name == "last" else [f"{label} SC", f"{label} PQ", f"{label} O"]
-    both = "gain" in summary
+    both = "single" in modes and "loop" in modes
     headers += ["gain O (best)", "gain O (last)"] if both else []
 
     def line(label: str, n: int | str, pick: Callable[[dict], dict | None]) -> list[Any]:
         cells: list[Any] = [label, n]
         for name, block in series:
             scores = pick(block) or {}
-            cells += [scores.get("o")] if name == "last" else [scores.get("sc"), scores.get("pq"), scores.get("o")]
+            cells += [scores.get("o")] if name == "last" else [scores.get(metric) for metric in METRICS]
         if both:
             single, best, last = (
                 (pick(modes["single"]) or {}),
@@ -195,7 +247,12 @@ def table(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     names = sorted({c for _, block in series for c in block["categories"]})
     counts = {c: max(block["categories"].get(c, {}).get("n", 0) for _, block in series) for c in names}
     rows = [line(c, counts[c], lambda block, c=c: block["categories"].get(c)) for c in names]
-    rows.append(line("mean over categories", sum(counts.values()), lambda block: block))
+    total = sum(counts.values())
+    if series and "over_categories" in series[0][1]:  # ImgEdit: the mean over images leads, as the paper's does
+        rows.append(line("mean over images", total, lambda block: block))
+        rows.append(line("mean over categories", total, lambda block: block["over_categories"]))
+    else:
+        rows.append(line("mean over categories", total, lambda block: block))
     if series and "intersection" in series[0][1]:
         rows.append(line("intersection subset", series[0][1]["intersection"]["n"], lambda block: block["intersection"]))
     return headers, rows
@@ -206,38 +263,25 @@ def _minus(a: float | None, b: float | None) -> float | None:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    headers, rows = table(summary)
-    gains = {i for i, h in enumerate(headers) if h.startswith("gain")}
-
-    def cell(i: int, value: Any) -> str:
-        if value is None:
-            return "–"
-        if isinstance(value, float):
-            return f"{value:+.2f}" if i in gains else f"{value:.2f}"
-        return str(value)
-
-    lines = [f"# {summary['bench']} eval" + (f" ({summary['language']})" if summary.get("language") else ""), ""]
+    headline = summary.get("headline_language")
+    title = f"# {summary['bench']} eval" + (f" ({summary['language']})" if summary.get("language") else "")
+    lines = [title + (f", headline numbers: {headline}" if headline and headline != summary["language"] else ""), ""]
     thinker = summary["thinker"]
     lines.append(
         f"editor {backend_label(summary['editor'])} · thinker {backend_label(thinker) if thinker['name'] else '–'} · judge "
-        f"{backend_label(summary['judge'])}  "
+        f"{backend_label(summary['judge'])}, {PROTOCOLS.get(summary['judge'].get('protocol'), 'our questions')}  "
     )
     settings = summary["settings"]
     lines += [
         f"max turns {settings['max_turns']} · threshold {settings['threshold']} · first turn "
-        f"{settings['first_turn']} · seed {settings['seed']} · {summary['samples']} samples",
+        f"{settings['first_turn']} · seed {settings['seed']}, {seed_rule(settings)} · {summary['samples']} samples",
         "",
     ]
-    lines.append("| " + " | ".join(headers) + " |")
-    lines.append("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
-    for row in rows:
-        lines.append("| " + " | ".join(cell(i, value) for i, value in enumerate(row)) + " |")
-    lines.append("")
-    for mode, block in summary["modes"].items():
-        lines.append(
-            f"- {mode}: {block['n']} judged of {block['samples']}, {block['failed']} failed, "
-            f"{block['unreadable']} unreadable verdicts"
-        )
+    languages = summary.get("languages") or {headline: summary["modes"]}
+    for language, modes in languages.items():
+        if len(languages) > 1:
+            lines += [f"## {language}" + (" (headline)" if language == headline else ""), ""]
+        lines += _table_lines(modes)
     timing = summary["seconds"]
     per = timing["per_sample"]
     if per["wall"] is not None:
@@ -250,6 +294,29 @@ def markdown(summary: dict[str, Any]) -> str:
         )
     lines += [f"- warning: {w}" for w in summary["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def _table_lines(modes: dict[str, Any]) -> list[str]:
+    """One language's (or the whole eval's) table and its counts, as markdown lines."""
+    headers, rows = table(modes)
+    gains = {i for i, h in enumerate(headers) if h.startswith("gain")}
+
+    def cell(i: int, value: Any) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float):
+            return f"{value:+.2f}" if i in gains else f"{value:.2f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    lines += ["| " + " | ".join(cell(i, value) for i, value in enumerate(row)) + " |" for row in rows]
+    lines.append("")
+    for mode, block in modes.items():
+        lines.append(
+            f"- {mode}: {block['n']} judged of {block['samples']}, {block['failed']} failed, "
+            f"{block['unreadable']} unreadable verdicts"
+        )
+    return lines + [""]
 
 
 def backend_label(backend: dict) -> str:
@@ -304,12 +371,28 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any], quiet: bool = False) -> dict:
     summary = summarize(rows, config)
     write_json_atomic(out / "summary.json", summary)
+    if config.get("bench") == "imgedit":
+        write_edit_jsons(out, rows)
     text = markdown(summary)
     write_text_atomic(out / "report.md", text)
     plot(summary, out / "report.png")
     if not quiet:
         print("\n" + text + f"\nWritten: {out / 'summary.json'}, {out / 'report.md'}, {out / 'report.png'}", flush=True)
     return summary
+
+
+def write_edit_jsons(out: Path, rows: list[dict[str, Any]]) -> None:
+    """Beside each `images/<folder>/`, `images/<folder>_basic_edit.json`: ImgEdit's `basic_edit.json` holding exactly
+    the keys that have a result there. ImgEdit's official step 1 fails on a key without a result image, so a partial
+    or filtered run is scored officially with this file as `--edit_json`."""
+    entries: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        for image in (row.get("image"), (row.get("last") or {}).get("image")):
+            if image and row.get("id") and (out / image).is_file():
+                entry = {"id": row["id"], "prompt": row["instruction"], "edit_type": row["category"]}
+                entries.setdefault(Path(image).parent.name, {})[row["key"]] = entry
+    for folder, keys in entries.items():
+        write_json_atomic(out / "images" / f"{folder}_basic_edit.json", keys)
 
 
 def refresh(folder: Path) -> dict[str, Any]:
@@ -333,7 +416,7 @@ def read_eval(folder: str | Path) -> dict[str, Any]:
     config = config_of(folder)
     rows = list(read_rows(folder).values())
     summary = summarize(rows, config)
-    headers, table_rows = table(summary)
+    headers, table_rows = table(summary["modes"])
     return {
         "summary": summary,
         "headers": headers,

@@ -25,7 +25,8 @@ from ..backend import BackendSpec
 
 @dataclass
 class Verdict:
-    """The judge's two answers: each a pair of 0–10 numbers, or None when no readable answer came back."""
+    """The judge's two answers: each a list of 0–10 numbers (a pair in our protocol; as many as the judge gave in
+    VIEScore's), or None when no readable answer came back."""
 
     semantic: list[float] | None  # [editing success, over-editing]
     quality: list[float] | None  # [naturalness, artifacts]

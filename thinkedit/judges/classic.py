@@ -13,6 +13,7 @@ from PIL import Image
 
 from ..backend import BackendSpec
 from ..config import Settings
+from ..errors import BadInput
 from ..thinkers.classic import assess
 from . import Verdict
 
@@ -21,6 +22,11 @@ class ClassicJudge:
     model = None
 
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
+        if settings is not None and settings.judge_protocol != "ours":
+            raise BadInput(
+                f"--judge-protocol {settings.judge_protocol} asks a model the official questions; the classic judge "
+                "measures instead: choose --judge openai, qwen-vl or hf-inference."
+            )
         self.spec = spec
         self.settings = settings
 

@@ -23,6 +23,9 @@ from ._prompted import PromptedThinker
 
 class ChatThinker(PromptedThinker):
     credentials: str | None = None  # where the key comes from, named in 401/403 messages
+    # "ours": the images (PNG, fitted to thinker_image_side), then the text; "viescore": VIEScore's GPT request,
+    # the text, then the images as JPEG at their own size (the judge's official protocol sets it)
+    layout: str = "ours"
 
     def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
         super().__init__(spec, settings, role)
@@ -45,12 +48,15 @@ class ChatThinker(PromptedThinker):
     # -- the shared part ---------------------------------------------------------------------------------
 
     def messages(self, images: list[Image.Image], text: str) -> list[dict]:
+        text_part = {"type": "text", "text": text}
+        if self.layout == "viescore":
+            pictures = [{"type": "image_url", "image_url": {"url": remote.data_url(image, "JPEG")}} for image in images]
+            return [{"role": "user", "content": [text_part, *pictures]}]
         side = self.settings.thinker_image_side
-        content: list[dict] = [
+        pictures = [
             {"type": "image_url", "image_url": {"url": remote.data_url(fit_within(image, side))}} for image in images
         ]
-        content.append({"type": "text", "text": text})
-        return [{"role": "user", "content": content}]
+        return [{"role": "user", "content": [*pictures, text_part]}]
 
     def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
         """(content, reasoning) of one streamed answer; `on_token` sees every piece as it arrives."""

@@ -62,6 +62,7 @@ EDIT_FIELDS = {
     "editor_key": None,
     "thinker_key": None,
     "speed": None,
+    "seed_per_turn": None,  # None: the server's (THINKEDIT_SEED_PER_TURN)
 }
 # /compare's, the same way.
 COMPARE_FIELDS = {
@@ -218,6 +219,11 @@ def viewer_update(viewer: Viewer, view: RunView, final: bool, turns_changed: boo
 # -- the handlers ------------------------------------------------------------------------------------
 
 
+def loop_rules(settings: Settings, seed_per_turn: str | None = None) -> dict[str, str]:
+    """The loop's rules a request takes from the server's settings; the Studio may choose its seeds."""
+    return {"seed_per_turn": seed_per_turn or settings.seed_per_turn, "no_answer": settings.no_answer}
+
+
 def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callable:
     """The Studio's run handler for these server settings: it fills `viewer`, and at the end `history`."""
 
@@ -233,6 +239,7 @@ def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
                 seed=random.randrange(2**31) if form.randomize is True else form.seed,
                 steps=form.steps,
                 guidance=form.guidance,
+                **loop_rules(settings, form.seed_per_turn),
             )
             choices = {name: getattr(form, name) for name in (*CHOICES, "speed")}
             run_settings = user_settings(settings, form.editor, form.thinker, choices)
@@ -279,6 +286,7 @@ def make_compare(settings: Settings, comparison: Comparison, history: gr.Gallery
                 max_turns=form.max_turns,
                 threshold=form.threshold,
                 seed=form.seed,
+                **loop_rules(settings),
             )
             sides = compare_sides(form.mode, form.editor_a, form.editor_b, form.thinker_a, form.thinker_b)
             jobs = [

@@ -144,6 +144,7 @@ def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
         "turns": [{"turn": turn["index"], **{key: turn[key] for key in keys}} for turn in record["turns"]],
         "best_turn": record["best_turn"],
         "stop_reason": record["stop_reason"],
+        "stopped_because": loop.stop_message(record),
         "error": record["error"],
         "notices": notices,
         "seconds": record["seconds"],
@@ -173,15 +174,14 @@ def make_think_edit(settings: Settings):
             thinker: the thinker that critiques each edit and refines the instruction.
             max_turns: at most this many edits, 1 to 10.
             threshold: stop as soon as both scores reach this, 0 to 10.
-            seed: the first turn's seed (turn n uses seed + n - 1).
+            seed: the editor's seed; every turn uses it, so turns differ only by their prompt (as in the paper's loop).
 
         Returns:
-            The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (threshold, prompt_kept, max_turns, error); any notices; and the run id.
+            The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, error; stopped_because: the same in words); any notices; and the run id.
         """
         try:
-            request = make_request(
-                tool_image(image, settings.public), instruction, max_turns=max_turns, threshold=threshold, seed=seed
-            )
+            options = dict(max_turns=max_turns, threshold=threshold, seed=seed, **actions.loop_rules(settings))
+            request = make_request(tool_image(image, settings.public), instruction, **options)
             run_settings = user_settings(settings, editor, thinker, {})
             job = actions.job(run_settings, request)
         except ThinkEditError as exc:

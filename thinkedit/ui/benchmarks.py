@@ -66,7 +66,8 @@ def eval_summary(summary: dict[str, Any]) -> str:
         f"{mode}: O {score_text(block.get('o'))} over {block.get('samples')} samples ({block.get('failed', 0)} failed)"
         for mode, block in summary["modes"].items()
     )
-    return " ".join([f"**{summary.get('bench')}** · {backends}. {modes}.", *summary.get("warnings", [])])
+    language = f" ({summary['headline_language']})" if summary.get("headline_language") else ""
+    return " ".join([f"**{summary.get('bench')}**{language} · {backends}. {modes}.", *summary.get("warnings", [])])
 
 
 def sample_caption(sample: dict[str, Any]) -> str:

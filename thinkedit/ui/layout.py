@@ -22,6 +22,7 @@ from ..config import (
     FIRST_TURN_STRATEGIES,
     MAX_INSTRUCTION_CHARS,
     MAX_TURNS_RANGE,
+    SEED_PER_TURN,
     SPEEDS,
     THRESHOLD_RANGE,
     Settings,
@@ -147,6 +148,13 @@ def studio_tab(
                 with gr.Row():
                     controls["seed"] = gr.Number(DEFAULTS.seed, precision=0, label="Seed")
                     controls["randomize"] = gr.Checkbox(False, label="Random seed")
+                controls["seed_per_turn"] = gr.Radio(
+                    list(SEED_PER_TURN),
+                    value=settings.seed_per_turn,
+                    label="Seed per turn",
+                    info="same: turns differ only by their prompt, as in the paper; increment: turn n uses seed + n - 1",
+                    elem_id="te-seed-per-turn",
+                )
                 with gr.Row():
                     steps_box = controls["steps"] = gr.Number(
                         steps, precision=0, label="Steps", info="empty: the editor's default"

@@ -29,13 +29,6 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
 TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s"]
-STOP_REASONS = {
-    "threshold": "both scores reached the threshold",
-    "prompt_kept": "the thinker kept the prompt (it judged the edit good enough)",
-    "max_turns": "reached the turn limit",
-    "cancelled": "stopped by you; finished turns are kept",
-    "error": "stopped by an error",
-}
 
 
 @dataclass
@@ -217,7 +210,7 @@ class RunView:
         if self.record is None:
             return self.phase or "Starting…"
         record = self.shown_record
-        reason = STOP_REASONS.get(record["stop_reason"], record["stop_reason"] or "")
+        reason = loop.stop_message(record)
         turns = len(record["turns"])
         text = f"Finished after {turns} turn{'s' if turns != 1 else ''} in {record['seconds']:.1f} s: {reason}."
         if record.get("error"):
@@ -229,7 +222,7 @@ class RunView:
             text += (
                 f" Best: turn {best.index} (semantic {score_text(best.semantic)}, quality {score_text(best.quality)})."
             )
-        return text + f" Seed {record['settings'].get('seed')}."
+        return text + f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
 
     def progress_html(self) -> str:
         """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
