@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ SPEEDS = ("default", "fast")  # fast: the editor row's `fast` preset, a static-c
 SETTINGS_FILE = "thinkedit_settings.json"  # a Space's defaults; THINKEDIT_SETTINGS_FILE names another
 PER_REQUEST = {"caller_endpoints", "editor_key", "thinker_key"}  # set per request by the web app, never configured
 NOT_FROM_ENVIRONMENT = PER_REQUEST | {"extra"}  # never read from a THINKEDIT_* variable
+# The remote bounds: a NaN, an infinity or a negative here would turn a limit off without a word.
+POSITIVE_SECONDS_OR_MB = ("connect_timeout", "request_timeout", "edit_timeout", "thinker_timeout", "remote_answer_mb")
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Settings:
     retry_backoff: float = 1.0  # remote backends: first retry waits this long, then doubling
     edit_timeout: float = 600.0  # seconds an editor may go without a step or heartbeat (remote: the read timeout)
     thinker_timeout: float = 600.0  # seconds a thinker may go without a token or heartbeat (loading included)
+    remote_answer_mb: float = 256.0  # remote backends: the largest answer read (a 40-megapixel edit as base64 PNG fits)
     host: str = "127.0.0.1"
     port: int = 7860
     public: bool = False
@@ -101,6 +105,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.speed not in SPEEDS:
             raise BadInput(f"Unknown speed '{self.speed}'; use {' or '.join(SPEEDS)}.")
+        for name in POSITIVE_SECONDS_OR_MB:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise BadInput(f"THINKEDIT_{name.upper()} must be a number above 0, not {value!r}.")
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -129,6 +137,8 @@ def read_settings_file(named: str | None) -> dict:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise BadInput(f"{path} is nested too deeply to be a settings file.") from None
     except ValueError as exc:
         raise BadInput(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

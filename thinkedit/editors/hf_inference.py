@@ -7,7 +7,6 @@ Endpoint. `huggingface_hub` refuses every URL while HF_HUB_OFFLINE=1 is set.
 
 from __future__ import annotations
 
-from huggingface_hub import AsyncInferenceClient
 from PIL import Image
 
 from .. import remote
@@ -27,7 +26,7 @@ class HFInferenceEditor:
         url = url_for(settings, "editor")
         self.url = remote.check_url(url, "--editor-url") if url else None
         self.provider = settings.editor_provider or None
-        self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
+        self.policy = remote.Policy.from_settings(settings, "editor")
 
     def edit(
         self,
@@ -43,7 +42,7 @@ class HFInferenceEditor:
         source = png_bytes(image)
 
         async def attempt() -> Image.Image:
-            async with AsyncInferenceClient(provider=self.provider, token=key, timeout=self.policy.read) as client:
+            async with remote.hub_client(self.policy, provider=self.provider, token=key) as client:
                 return await client.image_to_image(
                     source,
                     prompt,
