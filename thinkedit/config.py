@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +110,9 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise BadInput(f"THINKEDIT_{name.upper()} must be a number above 0, not {value!r}.")
+        for f in dataclasses.fields(self):  # a settings file's "runs\u0000" would fail later as "embedded null byte"
+            if isinstance(getattr(self, f.name), (str, Path)) and "\0" in str(getattr(self, f.name)):
+                raise BadInput(f"THINKEDIT_{f.name.upper()} holds a NUL character, which no name or path may hold.")
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -187,6 +191,24 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the backend (and judge) flags given on top."""
     names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *JUDGE_FLAGS)]
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
+
+
+def number_flag(low: float, high: float, whole: bool = False) -> Callable[[str], float]:
+    """An argparse `type`: a finite number from `low` to `high` (a whole one with `whole`). Anything else is refused
+    by argparse with the flag's name, this sentence and exit status 2, before anything starts."""
+
+    def convert(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"must be {'a whole number' if whole else 'a number'} from {low:g} to {high:g}, not '{text}'"
+            )
+        return value
+
+    return convert
 
 
 def add_loop_arguments(parser: argparse.ArgumentParser) -> None:

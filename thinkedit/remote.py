@@ -163,8 +163,7 @@ def bound_answers(client: httpx2.AsyncClient, policy: Policy) -> httpx2.AsyncCli
         failure = None
         if encoding not in ("", "identity"):
             failure = RemoteFailure(
-                f"sent a compressed answer ({shorten(encoding, 20)}) when asked for a plain one; "
-                "it was not unpacked",
+                f"sent a compressed answer ({shorten(encoding, 20)}) when asked for a plain one; it was not unpacked",
                 retry=False,
             )
         elif declared.isdigit() and int(declared) > limit:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import runtime
 from .backend import name_of
-from .config import add_backend_arguments, settings_from_args
+from .config import add_backend_arguments, number_flag, settings_from_args
 from .errors import BadInput, Cancelled, ThinkEditError
 from .images import base64_bytes, check_size, editor_output, png_bytes
 from .loop import EditRequest, make_request, number
@@ -232,18 +232,28 @@ def register(commands) -> None:
     parser = commands.add_parser("serve-editor", help="serve an editor over EditThinker's editing-server protocol")
     add_backend_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; no auth)")
-    parser.add_argument("--port", type=int, default=8005, help="port (default 8005)")
-    parser.add_argument("--max-queue", type=int, default=MAX_QUEUE, help=f"edits that may wait (default {MAX_QUEUE})")
-    parser.add_argument("--max-body-mb", type=float, default=MAX_BODY_MB, help="largest request accepted, in MB")
+    parser.add_argument("--port", type=number_flag(1, 65535, whole=True), default=8005, help="port (default 8005)")
+    parser.add_argument(
+        "--max-queue",
+        type=number_flag(0, 10000, whole=True),
+        default=MAX_QUEUE,
+        help=f"edits that may wait (default {MAX_QUEUE})",
+    )
+    parser.add_argument(
+        "--max-body-mb",
+        type=number_flag(0.001, 65536),
+        default=MAX_BODY_MB,
+        help=f"largest request accepted, in MB (default {MAX_BODY_MB:g})",
+    )
     parser.add_argument(
         "--body-timeout",
-        type=float,
+        type=number_flag(0.1, 86400),
         default=BODY_TIMEOUT_S,
         help=f"seconds an admitted request's body may take to arrive (default {BODY_TIMEOUT_S:g})",
     )
     parser.add_argument(
         "--header-timeout",
-        type=float,
+        type=number_flag(0.1, 3600),
         default=HEADER_TIMEOUT_S,
         help=f"seconds a connection may be idle or sending headers (default {HEADER_TIMEOUT_S:g})",
     )

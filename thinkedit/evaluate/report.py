@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..store import own_file
 from .data import read_json, sample_id
 from .harness import CONFIG_FILE, REQUEST, SAMPLES_FILE, SHARDS
 
@@ -30,12 +31,13 @@ def row_id(row: dict[str, Any]) -> str:
 def read_rows(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """Every recorded (sample, mode) of the folder: samples.jsonl, then the shards (a later line wins)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for file in [out / SAMPLES_FILE, *sorted((out / SHARDS).glob("rank-*.jsonl"))]:
-        if not file.is_file():
-            continue
-        for line in file.read_text(encoding="utf-8").splitlines():
+    names = [SAMPLES_FILE, *sorted(f"{SHARDS}/{p.name}" for p in (out / SHARDS).glob("rank-*.jsonl"))]
+    for file in filter(None, (own_file(out, name) for name in names)):  # links out of the folder are not read
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
             try:
                 row = json.loads(line)
+            except RecursionError:
+                raise BadInput(f"{file} line {number} is nested too deeply to be a sample's line.") from None
             except ValueError:
                 continue  # a line cut short by a crash: that sample runs again
             if isinstance(row, dict) and "key" in row and "mode" in row:
@@ -352,10 +354,11 @@ def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any],
 
 
 def config_of(folder: Path) -> dict[str, Any]:
-    return read_json(
-        Path(folder) / CONFIG_FILE,
-        f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first.",
-    )
+    missing = f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first."
+    file = own_file(Path(folder), CONFIG_FILE)  # a link out of the folder is not its eval.json
+    if file is None:
+        raise BadInput(missing)
+    return read_json(file, missing)
 
 
 def refresh(folder: Path) -> dict[str, Any]:
@@ -436,8 +439,7 @@ def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
-def _path(folder: Path, relative: str | None) -> str | None:
-    if not relative:
-        return None
-    path = folder / relative
-    return str(path) if path.is_file() else None
+def _path(folder: Path, relative: Any) -> str | None:
+    """The image a line names, when it is a file in the eval folder once links are resolved; else None."""
+    path = own_file(folder, relative) if isinstance(relative, str) and relative else None
+    return str(path) if path else None
