@@ -113,11 +113,21 @@ def export(
         if fmt == "hf":
             return export_hub_dataset(runs, out, min_gain=min_gain, only_satisfied=only_satisfied, license=license)
         return export_records(runs, out, fmt, min_gain, only_satisfied, load_template("critique", template))
-    except OSError as exc:  # a full disk, a file-size limit, a folder that cannot be written
+    except Exception as exc:
+        refused = _os_error(exc)  # a full disk, a file-size limit, a folder that cannot be written
+        if refused is None:
+            raise
         raise ThinkEditError(
-            f"The export to {out} could not be written ({exc.strerror or exc}); every file it wrote is whole "
-            "(nothing is left half-written). Free some space or choose another --out, and run it again."
+            f"The export to {out} could not be written ({refused.strerror or refused}); every file it wrote is "
+            "whole (nothing is left half-written). Free some space or choose another --out, and run it again."
         ) from None
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`, if any: `datasets` reports one as a DatasetGenerationError."""
+    while exc is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def export_records(
