@@ -203,8 +203,9 @@ def number_flag(low: float, high: float, whole: bool = False) -> Callable[[str],
         except ValueError:
             value = math.nan
         if not (math.isfinite(value) and low <= value <= high):
+            bounds = (f"{v:,}" if float(v).is_integer() else f"{v:g}" for v in (low, high))
             raise argparse.ArgumentTypeError(
-                f"must be {'a whole number' if whole else 'a number'} from {low:g} to {high:g}, not '{text}'"
+                f"must be {'a whole number' if whole else 'a number'} from {' to '.join(bounds)}, not '{text}'"
             )
         return value
 
