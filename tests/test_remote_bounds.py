@@ -168,6 +168,16 @@ def test_sse_keep_alive_comments_do_not_extend_the_deadline(scene):
     )
 
 
+def test_a_judge_asking_a_remote_model_has_the_same_deadline(scene):
+    """The judges ask through the thinkers' clients, in the judge role: its URL, and the thinker timeout."""
+    with openai_server(in_order(keep_alive(300, 0.1))) as server:
+        judge = build_backend(
+            "judge", settings(judge="openai", judge_url=f"{server.url}/v1", request_timeout=1.0, thinker_timeout=1.5)
+        )
+        with pytest.raises(ThinkEditError, match=r"did not finish within 1\.5 s \(THINKEDIT_THINKER_TIMEOUT\)"):
+            judge.judge(scene, scene, "make it red")
+
+
 def test_retries_stay_inside_the_deadline(scene):
     """A server answering 503 with Retry-After: 1 forever: the retries end with the call's deadline."""
     busy = json_reply({"error": "busy"}, 503, {"Retry-After": "1"})
