@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import socket
 import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -276,7 +277,7 @@ class Reply:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] = field(default_factory=list)  # sent one by one, flushed, `pause` apart
+    chunks: Iterable[bytes] = ()  # sent one by one, flushed, `pause` apart (an endless one: until the client leaves)
     pause: float = 0.0
     hang: float = 0.0  # seconds of silence before answering: a server that does not answer
 
@@ -288,6 +289,25 @@ def json_reply(data, status: int = 200, headers: dict[str, str] | None = None) -
 def sse_reply(events: list[dict], pause: float = 0.0) -> Reply:
     chunks = [f"data: {json.dumps(event)}\n\n".encode() for event in events] + [b"data: [DONE]\n\n"]
     return Reply(headers={"Content-Type": "text/event-stream"}, chunks=chunks, pause=pause)
+
+
+def drip(body: bytes, pause: float, headers: dict[str, str] | None = None) -> Reply:
+    """`body` one byte every `pause` seconds: each byte is progress to a read timeout."""
+    return Reply(
+        headers={"Content-Type": "application/json", **(headers or {})}, chunks=[bytes([b]) for b in body], pause=pause
+    )
+
+
+def keep_alive(times: int, pause: float, then: list[dict] = ()) -> Reply:
+    """Server-sent `: keep-alive` comments, `times` of them `pause` apart, then the events `then`."""
+    comments = [b": keep-alive\n\n"] * times
+    events = [f"data: {json.dumps(event)}\n\n".encode() for event in then] + [b"data: [DONE]\n\n"]
+    return Reply(headers={"Content-Type": "text/event-stream"}, chunks=comments + events, pause=pause)
+
+
+def flood(head: bytes, piece: bytes, times: int, content_type: str = "application/json") -> Reply:
+    """`head`, then `piece` `times` times (the same bytes object: the server holds one copy), no Content-Length."""
+    return Reply(headers={"Content-Type": content_type}, chunks=itertools.chain([head], itertools.repeat(piece, times)))
 
 
 def chat_chunks(content: list[str], reasoning: list[str] = (), reasoning_field: str = "reasoning_content") -> list:
@@ -348,7 +368,8 @@ class FakeServer:
                     for chunk in reply.chunks:
                         self.wfile.write(chunk)
                         self.wfile.flush()
-                        time.sleep(reply.pause)
+                        if server.closing.wait(reply.pause):
+                            break
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client hung up: what cancellation does
 

@@ -182,7 +182,7 @@ FAILURES = {
 }
 EXPECTED = {  # what the error says, besides the server's address
     ("editor", "down"): "could not be reached",  # or, when the shutdown catches a connection, "dropped the connection"
-    ("editor", "slow"): "did not answer within 0.5 s",
+    ("editor", "slow"): "did not finish within 0.5 s (THINKEDIT_EDIT_TIMEOUT)",  # its read timeout is as long
     ("editor", "500"): "CUDA error",
     ("editor", "malformed"): "not the editing-server JSON",
     ("thinker", "down"): "could not be reached",

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +84,10 @@ class Role:
     caller_key: str | None = field(default=None, repr=False)  # the caller's own key for it
 
 
+# The remote bounds: a NaN, an infinity or a negative here would turn a limit off without a word.
+POSITIVE_SECONDS_OR_MB = ("connect_timeout", "request_timeout", "edit_timeout", "thinker_timeout", "remote_answer_mb")
+
+
 @dataclass
 class Settings:
     """The configuration runs are built from: which backends, where their models and servers are, where runs go.
@@ -129,6 +135,7 @@ class Settings:
     retry_backoff: float = 1.0  # remote backends: first retry waits this long, then doubling
     edit_timeout: float = DEFAULTS.edit_timeout
     thinker_timeout: float = DEFAULTS.thinker_timeout
+    remote_answer_mb: float = 256.0  # remote backends: the largest answer read (a 40-megapixel edit as base64 PNG fits)
     host: str = "127.0.0.1"
     port: int = 7860
     public: bool = False
@@ -160,6 +167,13 @@ class Settings:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise BadInput(f"Unknown {name} '{getattr(self, name)}'; use {' or '.join(allowed)}.")
+        for name in POSITIVE_SECONDS_OR_MB:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise BadInput(f"THINKEDIT_{name.upper()} must be a number above 0, not {value!r}.")
+        for f in dataclasses.fields(self):  # a settings file's "runs\u0000" would fail later as "embedded null byte"
+            if isinstance(getattr(self, f.name), (str, Path)) and "\0" in str(getattr(self, f.name)):
+                raise BadInput(f"THINKEDIT_{f.name.upper()} holds a NUL character, which no name or path may hold.")
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -206,6 +220,8 @@ def read_settings_file(named: str | None) -> dict:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise BadInput(f"{path} is nested too deeply to be a settings file.") from None
     except ValueError as exc:
         raise BadInput(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -279,6 +295,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the flags of this module's tables that `args` has on top."""
     names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *JUDGE_FLAGS, *APP_FLAGS)]
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
+
+
+def number_flag(low: float, high: float, whole: bool = False) -> Callable[[str], float]:
+    """An argparse `type`: a finite number from `low` to `high` (a whole one with `whole`). Anything else is refused
+    by argparse with the flag's name, this sentence and exit status 2, before anything starts."""
+
+    def convert(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            bounds = (f"{v:,}" if float(v).is_integer() else f"{v:g}" for v in (low, high))
+            raise argparse.ArgumentTypeError(
+                f"must be {'a whole number' if whole else 'a number'} from {' to '.join(bounds)}, not '{text}'"
+            )
+        return value
+
+    return convert
 
 
 def add_loop_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,6 +54,15 @@ class Critique:
         return overall(self.semantic, self.quality)
 
 
+CHARS_PER_TOKEN = 16  # generous: a token of real text is 1-6 characters
+
+
+def answer_chars(max_new_tokens: int) -> int:
+    """The characters an answer of at most `max_new_tokens` tokens may hold: where the answer of a server that
+    ignores its token limit is cut, so that a run, its trajectory.json and the page stay small."""
+    return max(1, max_new_tokens) * CHARS_PER_TOKEN
+
+
 def overall(semantic: float | None, quality: float | None) -> float | None:
     """Geometric mean of the two scores: a turn must be good on both to rank high; None if one is unknown."""
     if semantic is None or quality is None:
@@ -186,7 +195,7 @@ def _read_scores(text: str) -> tuple[float | None, float | None]:
         body = text.strip()
         try:
             loaded = json.loads(body)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # RecursionError: brackets nested thousands deep
             loaded = None
         if isinstance(loaded, list) and len(loaded) >= 2:
             return _to_score(str(loaded[0])), _to_score(str(loaded[1]))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -32,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, critique
-from .config import DEFAULTS
+from .config import DEFAULTS, number_flag
 from .critique import defuse, format_critique, load_template, render, score_text
-from .errors import BadInput
+from .errors import BadInput, ThinkEditError
 from .loop import stop_message
-from .store import SavedRun, load_run
+from .store import SavedRun, copy_file_atomic, load_run, write_text_atomic
 
 FORMATS = ("sft", "rl", "jsonl", "hf")
 IMAGE_PLACEHOLDERS = "<image><image>"  # source, then edited: the order the thinker sees them
@@ -111,9 +110,31 @@ def export(
     if fmt not in FORMATS:
         raise BadInput(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
     out = Path(out)
-    if fmt == "hf":
-        return export_hub_dataset(runs, out, min_gain=min_gain, only_satisfied=only_satisfied, license=license)
-    critique_template = load_template("critique", template)
+    try:
+        if fmt == "hf":
+            return export_hub_dataset(runs, out, min_gain=min_gain, only_satisfied=only_satisfied, license=license)
+        return export_records(runs, out, fmt, min_gain, only_satisfied, load_template("critique", template))
+    except Exception as exc:
+        refused = _os_error(exc)  # a full disk, a file-size limit, a folder that cannot be written
+        if refused is None:
+            raise
+        raise ThinkEditError(
+            f"The export to {out} could not be written ({refused.strerror or refused}); every file it wrote is "
+            "whole (nothing is left half-written). Free some space or choose another --out, and run it again."
+        ) from None
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`, if any: `datasets` reports one as a DatasetGenerationError."""
+    while exc is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+def export_records(
+    runs: str | Path, out: Path, fmt: str, min_gain: float | None, only_satisfied: bool, critique_template: str
+) -> int:
+    """The `sft`, `rl` and `jsonl` formats: the records file at `out`, the images copied beside it."""
     images_dir = out.parent / f"{out.stem}_images"
     records = []
     with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
@@ -141,12 +162,10 @@ def export(
             else:
                 records.append(_full_record(name, run, turn, images))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as file:
-        if fmt == "sft" and out.suffix != ".jsonl":
-            json.dump(records, file, ensure_ascii=False, indent=1)
-            file.write("\n")
-        else:
-            file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    if fmt == "sft" and out.suffix != ".jsonl":
+        write_text_atomic(out, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
+    else:
+        write_text_atomic(out, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     return len(records)
 
 
@@ -222,7 +241,9 @@ def export_hub_dataset(
         shards = min(len(dataset), dataset.data.nbytes // MAX_SHARD_BYTES + 1)
         for index in range(shards):
             part = dataset.shard(num_shards=shards, index=index, contiguous=True)
-            part.to_parquet(str(data / f"train-{index:05d}-of-{shards:05d}.parquet"))
+            shard = data / f"train-{index:05d}-of-{shards:05d}.parquet"
+            part.to_parquet(str(Path(scratch) / shard.name))  # written whole in the scratch folder first
+            copy_file_atomic(Path(scratch) / shard.name, shard)
         card = dataset_card(
             dataset,
             selected,
@@ -233,7 +254,7 @@ def export_hub_dataset(
         )
         rows = len(dataset)
         del dataset, part  # the arrow cache lives in `scratch`
-    card.save(out / "README.md")
+    write_text_atomic(out / "README.md", str(card))
     return rows
 
 
@@ -327,7 +348,7 @@ def _full_record(name: str, run: SavedRun, turn: dict[str, Any], images: list[st
 
 def _copy(image: Path, folder: Path, base: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(image, folder / image.name)
+    copy_file_atomic(image, folder / image.name)
     return (folder / image.name).relative_to(base).as_posix()
 
 
@@ -405,7 +426,9 @@ def register(subparsers) -> None:
         default="sft",
         help="sft (LLaMA-Factory), rl (EasyR1), jsonl, hf (a Hugging Face dataset folder)",
     )
-    data.add_argument("--min-gain", type=float, help="keep turns whose overall score rose by at least this")
+    data.add_argument(
+        "--min-gain", type=number_flag(-10, 10), help="keep turns whose overall score rose by at least this"
+    )
     data.add_argument("--only-satisfied", action="store_true", help="keep turns that reached the run's threshold")
     data.add_argument("--template", help="critique template file (default: the shipped one)")
     data.add_argument("--license", default="other", help="hf: the dataset card's license (default other)")

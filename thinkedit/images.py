@@ -9,7 +9,7 @@ import io
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
@@ -28,21 +28,19 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
     EXIF rotation is applied, an embedded colour profile is applied (the pixels become sRGB), alpha is
     composited on white, palette / 16-bit / CMYK images are converted, and an animated image gives its first
     frame. The result carries no metadata (profile, EXIF, text chunks): what a run writes, it can read back.
+    A file is not read whole before it is known to be an image: Pillow reads its header first.
     """
     if source is None:
         raise BadInput("No image: upload or choose an image to edit.")
     if not isinstance(source, (str, Path, bytes, bytearray, Image.Image)):
         raise BadInput(f"The image must be an uploaded file, a path or image bytes, not {type(source).__name__}.")
     if isinstance(source, Image.Image):
-        image = source
-    else:
-        data = _read_bytes(source)
-        if not data:
-            raise BadInput("The image file is empty.")
+        return _upright_rgb(source)
+    with _image_file(source) as file:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_size says it better
-                image = Image.open(io.BytesIO(data))
+                image = Image.open(file)
         except UnidentifiedImageError:
             raise BadInput("This file is not an image Pillow can read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from None
         except Image.DecompressionBombError as exc:
@@ -50,6 +48,25 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
             raise BadInput(_too_large(int(pixels.group(1)) if pixels else None)) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
             raise BadInput(_unreadable(exc, "The image could not be opened: {}.")) from None
+        return _upright_rgb(image)
+
+
+def _image_file(source: str | Path | bytes | bytearray) -> BinaryIO:
+    """The bytes as a file, or the path's file opened (not read); `BadInput` when there is nothing to read."""
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise BadInput("The image file is empty.")
+        return io.BytesIO(source)
+    path = Path(source)
+    if not path.is_file():
+        raise BadInput(f"No image file at {path}.")
+    if path.stat().st_size == 0:
+        raise BadInput("The image file is empty.")
+    return path.open("rb")
+
+
+def _upright_rgb(image: Image.Image) -> Image.Image:
+    """An opened image, its size checked, decoded as an upright sRGB RGB image without metadata."""
     check_size(image.width, image.height)
     with contextlib.suppress(EOFError, AttributeError, ValueError):
         image.seek(0)
@@ -118,8 +135,12 @@ def editor_output(edited: Any) -> Image.Image:
 def _too_large(
     pixels: int | None, size: str = "", what: str = "The image", advice: str = " Downscale it first."
 ) -> str:
-    megapixels = f"{size}{pixels / 1e6:.0f} megapixels" if pixels else "too large"
-    return f"{what} is {megapixels}; the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels.{advice}"
+    limit = MAX_IMAGE_PIXELS / 1e6
+    if not pixels:
+        return f"{what} is too large; the limit is {limit:g} megapixels.{advice}"
+    # as many decimals as it takes to differ from the limit: 6400×6300 is 40.3 megapixels, not "40"
+    places = next((p for p in range(7) if round(pixels / 1e6, p) != limit), 6)
+    return f"{what} is {size}{pixels / 1e6:.{places}f} megapixels; the limit is {limit:g} megapixels.{advice}"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -139,15 +160,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
-
-
-def _read_bytes(source: str | Path | bytes) -> bytes:
-    if isinstance(source, (bytes, bytearray)):
-        return bytes(source)
-    path = Path(source)
-    if not path.is_file():
-        raise BadInput(f"No image file at {path}.")
-    return path.read_bytes()
 
 
 def base64_bytes(text: str) -> bytes:

@@ -13,11 +13,12 @@ import email.utils
 import io
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
@@ -26,6 +27,9 @@ from PIL import Image
 from .config import Settings
 from .errors import BadInput, Cancelled, ThinkEditError
 from .images import png_bytes
+
+if TYPE_CHECKING:
+    from huggingface_hub import AsyncInferenceClient
 
 logger = logging.getLogger(__name__)
 
@@ -37,23 +41,32 @@ HEARTBEAT_SECONDS = 0.5  # how often an idle request asks the caller whether Sto
 
 @dataclass(frozen=True)
 class Policy:
-    """Timeouts and retries for one backend, from `Settings`, and whether its servers' words may be shown."""
+    """Timeouts, retries and bounds for one backend, from `Settings`, and whether its servers' words may be shown."""
 
     connect: float
     read: float
     retries: int
     backoff: float
     quote_server: bool = True  # False for an endpoint a caller named: its answers may be from anywhere
+    deadline: float = math.inf  # seconds one call may take in all, retries included: no trickle of bytes extends it
+    deadline_setting: str = ""  # the THINKEDIT_* variable that sets `deadline`, named when it passes
+    answer_mb: float = Settings.remote_answer_mb  # the largest answer read, in MB (THINKEDIT_REMOTE_ANSWER_MB)
 
     @classmethod
-    def from_settings(cls, settings: Settings, role: str, read: float | None = None) -> Policy:
-        """`read` defaults to `request_timeout`; editors pass `edit_timeout`, since an edit may take minutes."""
+    def from_settings(cls, settings: Settings, role: str) -> Policy:
+        """An editor waits `edit_timeout` for each read and for the whole call (an edit may take minutes); a thinker
+        or a judge waits `request_timeout` for each read and `thinker_timeout` for the whole call."""
+        editor = role == "editor"
+        deadline = "edit_timeout" if editor else "thinker_timeout"
         return cls(
             settings.connect_timeout,
-            read or settings.request_timeout,
+            settings.edit_timeout if editor else settings.request_timeout,
             max(0, settings.request_retries),
             max(0.0, settings.retry_backoff),
             not settings.role(role).caller_named_url,
+            getattr(settings, deadline),
+            f"THINKEDIT_{deadline.upper()}",
+            settings.remote_answer_mb,
         )
 
     def timeout(self) -> httpx2.Timeout:
@@ -128,6 +141,82 @@ def data_url(image: Image.Image, kind: str = "PNG") -> str:
     return f"data:image/{kind.lower()};base64," + base64.b64encode(data).decode("ascii")
 
 
+# -- bounding what a server sends ----------------------------------------------------------------------
+
+
+def http_client(policy: Policy) -> httpx2.AsyncClient:
+    """An httpx2 client for calls under `policy`: its timeouts, and its answers bounded (`bound_answers`)."""
+    return bound_answers(httpx2.AsyncClient(timeout=policy.timeout()), policy)
+
+
+def hub_client(policy: Policy, **options) -> AsyncInferenceClient:
+    """huggingface_hub's `AsyncInferenceClient` (`options` are its own), its answers bounded (`bound_answers`)."""
+    from huggingface_hub import AsyncInferenceClient, get_async_session
+
+    client = AsyncInferenceClient(timeout=policy.read, **options)
+    # It opens its httpx2 session on first use and takes none as an argument: it gets its own default session
+    # (get_async_session: offline mode, request ids) with the bounds added, closed with it.
+    session = bound_answers(get_async_session(), policy)
+    client._async_client = session
+    client.exit_stack.push_async_callback(session.aclose)
+    return client
+
+
+def bound_answers(client: httpx2.AsyncClient, policy: Policy) -> httpx2.AsyncClient:
+    """`client`, asking for plain (uncompressed) answers and reading at most `policy.answer_mb` of each: a larger
+    answer, or one compressed anyway (a small gzip can unpack to gigabytes), raises `RemoteFailure` while it is
+    read, and what was read of it is dropped."""
+    limit = int(policy.answer_mb * 2**20)
+
+    async def ask_plain(request: httpx2.Request) -> None:
+        request.headers["Accept-Encoding"] = "identity"
+
+    async def bound(response: httpx2.Response) -> None:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        declared = response.headers.get("content-length", "")
+        failure = None
+        if encoding not in ("", "identity"):
+            failure = RemoteFailure(
+                f"sent a compressed answer ({shorten(encoding, 20)}) when asked for a plain one; it was not unpacked",
+                retry=False,
+            )
+        elif declared.isdigit() and int(declared) > limit:
+            failure = too_large(policy)
+        if failure is not None:
+            await response.aclose()
+            raise failure
+        response.stream = _BoundedStream(response.stream, limit, policy)
+
+    hooks = client.event_hooks
+    client.event_hooks = {"request": [*hooks["request"], ask_plain], "response": [bound, *hooks["response"]]}
+    return client
+
+
+def too_large(policy: Policy) -> RemoteFailure:
+    return RemoteFailure(
+        f"sent an answer larger than {policy.answer_mb:g} MB (THINKEDIT_REMOTE_ANSWER_MB); it was not read further",
+        retry=False,
+    )
+
+
+class _BoundedStream(httpx2.AsyncByteStream):
+    """An answer's body that raises `too_large` once more than `limit` bytes have come."""
+
+    def __init__(self, stream: httpx2.AsyncByteStream, limit: int, policy: Policy) -> None:
+        self.stream, self.limit, self.policy = stream, limit, policy
+
+    async def __aiter__(self):
+        received = 0
+        async for chunk in self.stream:
+            received += len(chunk)
+            if received > self.limit:
+                raise too_large(self.policy)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
 # -- running one remote call ---------------------------------------------------------------------------
 
 
@@ -143,21 +232,31 @@ def run(
 ) -> T:
     """`await attempt()` with bounded retries and backoff; raise `ThinkEditError` naming the host when it fails.
 
+    The whole call, retries and pauses included, ends after `policy.deadline` seconds however the server trickles.
     `probe()` is called every `HEARTBEAT_SECONDS` while a request is in flight or a retry is waiting;
     when it raises (the loop's callbacks raise `Cancelled` after Stop), the request is cancelled and its
     connection closed. `credentials` names where the key comes from, for 401/403 messages.
     """
     secrets = tuple(secrets)
-    return asyncio.run(_supervise(_with_retries(attempt, policy, service, host, secrets, credentials), probe))
+    work = _with_retries(attempt, policy, service, host, secrets, credentials)
+    late = (
+        f"{service} at {host} did not finish within {policy.deadline:g} s ({policy.deadline_setting}); "
+        "the request was stopped."
+    )
+    return asyncio.run(_supervise(work, probe, policy.deadline, late))
 
 
-async def _supervise(work: Awaitable[T], probe: Callable[[], Any] | None) -> T:
+async def _supervise(work: Awaitable[T], probe: Callable[[], Any] | None, deadline: float, late: str) -> T:
     task = asyncio.ensure_future(work)
+    ends = asyncio.get_running_loop().time() + deadline
     try:
         while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+            left = ends - asyncio.get_running_loop().time()
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, min(HEARTBEAT_SECONDS, left)))
             if done:
                 return task.result()
+            if left <= HEARTBEAT_SECONDS:
+                raise ThinkEditError(late)
             if probe is not None:
                 probe()
     finally:
@@ -191,14 +290,15 @@ async def _with_retries(attempt, policy: Policy, service: str, host: str, secret
 
 def failure_of(exc: BaseException, policy: Policy, credentials: str | None = None) -> RemoteFailure:
     """What went wrong with one attempt, whichever client (openai, huggingface_hub, httpx2) raised it."""
-    if isinstance(exc, RemoteFailure):
-        return exc
+    chain = _chain(exc)
+    bounded = next((e for e in chain if isinstance(e, RemoteFailure)), None)  # openai wraps what a hook raised
+    if bounded is not None:
+        return bounded
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     if isinstance(status, int):
         detail = _detail(exc, response) if policy.quote_server else ""
         return status_failure(status, response.headers, detail, credentials)
-    chain = _chain(exc)
     if any(isinstance(e, httpx2.TimeoutException) or type(e).__name__ == "InferenceTimeoutError" for e in chain):
         if any(isinstance(e, httpx2.ConnectTimeout) for e in chain):
             return RemoteFailure(f"could not be reached within {policy.connect:g} s (connect timeout)", retry=True)

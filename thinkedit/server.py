@@ -27,7 +27,7 @@ from typing import Any
 
 from . import runtime
 from .backend import name_of
-from .config import add_backend_arguments, settings_from_args
+from .config import add_backend_arguments, number_flag, settings_from_args
 from .errors import BadInput, Cancelled, ThinkEditError
 from .images import base64_bytes, check_size, editor_output, png_bytes
 from .registry import build_backend
@@ -228,25 +228,31 @@ def server_settings(header_timeout: float = HEADER_TIMEOUT_S) -> dict[str, Any]:
 # -- the subcommand ----------------------------------------------------------------------------------
 
 
+SERVER_FLAGS = [  # flag, its range (anything else is refused with a sentence before the server starts), default, what
+    ("--port", number_flag(1, 65535, whole=True), 8005, "port"),
+    ("--max-queue", number_flag(0, 10000, whole=True), MAX_QUEUE, "edits that may wait"),
+    ("--max-body-mb", number_flag(0.001, 65536), MAX_BODY_MB, "largest request accepted, in MB"),
+    (
+        "--body-timeout",
+        number_flag(0.1, 86400),
+        BODY_TIMEOUT_S,
+        "seconds an admitted request's body may take to arrive",
+    ),
+    (
+        "--header-timeout",
+        number_flag(0.1, 3600),
+        HEADER_TIMEOUT_S,
+        "seconds a connection may be idle or sending headers",
+    ),
+]
+
+
 def register(commands) -> None:
     parser = commands.add_parser("serve-editor", help="serve an editor over EditThinker's editing-server protocol")
     add_backend_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; no auth)")
-    parser.add_argument("--port", type=int, default=8005, help="port (default 8005)")
-    parser.add_argument("--max-queue", type=int, default=MAX_QUEUE, help=f"edits that may wait (default {MAX_QUEUE})")
-    parser.add_argument("--max-body-mb", type=float, default=MAX_BODY_MB, help="largest request accepted, in MB")
-    parser.add_argument(
-        "--body-timeout",
-        type=float,
-        default=BODY_TIMEOUT_S,
-        help=f"seconds an admitted request's body may take to arrive (default {BODY_TIMEOUT_S:g})",
-    )
-    parser.add_argument(
-        "--header-timeout",
-        type=float,
-        default=HEADER_TIMEOUT_S,
-        help=f"seconds a connection may be idle or sending headers (default {HEADER_TIMEOUT_S:g})",
-    )
+    for flag, kind, default, what in SERVER_FLAGS:
+        parser.add_argument(flag, type=kind, default=default, help=f"{what} (default {default:g})")
     parser.set_defaults(handler=serve)
 
 

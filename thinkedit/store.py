@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import secrets
@@ -127,16 +128,26 @@ def write_text_atomic(path: Path, text: str) -> None:
     _write_atomic(path, text.encode("utf-8"))
 
 
+def copy_file_atomic(source: Path, target: Path) -> None:
+    """`source`'s bytes as `target`, written the atomic way: a full disk leaves no half of it."""
+    _write_atomic(target, source)
+
+
 def _write_image(image: Image.Image, path: Path) -> None:
     _write_atomic(path, png_bytes(image))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old file or the new one, never half."""
+def _write_atomic(path: Path, data: bytes | Path) -> None:
+    """Temp file in the same folder, fsync, rename: readers see the old file or the new one, never half.
+    `data` is the bytes, or a file to copy."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            if isinstance(data, Path):
+                with data.open("rb") as source:
+                    shutil.copyfileobj(source, file)
+            else:
+                file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
@@ -161,12 +172,16 @@ class SavedRun:
         return _open(self.file(turn["image"]))
 
     def file(self, name: str) -> Path:
-        """A file of this run by the name its record gives: only `source.png` / `turn_NN.png` inside the run."""
+        """A file of this run by the name its record gives: only `source.png` / `turn_NN.png`, a file in the run's
+        own folder once links are resolved. Every reader of a run (show, export, History, zips) reads through here."""
         if not isinstance(name, str) or not _RUN_IMAGE.fullmatch(name):
             raise BadInput(f"The run at {self.path} names an image '{name}' that is not one of its own files.")
-        path = self.path / name
-        if not path.is_file():
-            raise BadInput(f"The run at {self.path} has no {name}.")
+        path = own_file(self.path, name)
+        if path is None:  # missing, or a link out of the folder: one sentence, so nothing is learned of what is outside
+            raise BadInput(
+                f"The run at {self.path} has no {name}, which its trajectory.json names "
+                "(a run's files are files in its own folder; links out of it are not followed)."
+            )
         return path
 
     @property
@@ -182,15 +197,25 @@ def load_run(path: str | Path, unpack_to: str | Path | None = None) -> SavedRun:
     path = Path(path)
     if path.is_file() and zipfile.is_zipfile(path):
         return _load_zip(path, unpack_to)
-    file = path / "trajectory.json"
-    if not file.is_file():
-        raise BadInput(f"{path} is not a ThinkEdit run: it has no trajectory.json.")
+    file = own_file(path, "trajectory.json")
+    if file is None:
+        raise BadInput(f"{path} is not a ThinkEdit run: it has no trajectory.json of its own.")
     _check_size(file.stat().st_size, MAX_RECORD_BYTES, file.name, str(path))
-    record = _read_record(file.read_bytes(), str(file))
-    missing = next((name for name in _run_images(record, str(file)) if not (path / name).is_file()), None)
-    if missing is not None:
-        raise BadInput(f"The run at {path} has no {missing}, which its trajectory.json names.")
-    return SavedRun(path, record)
+    label = str(path / "trajectory.json")
+    saved = SavedRun(path, _read_record(file.read_bytes(), label))
+    for name in _run_images(saved.record, label):
+        saved.file(name)
+    return saved
+
+
+def own_file(folder: Path, name: str) -> Path | None:
+    """`folder / name` with its links resolved, when that is a file inside `folder` (resolved too); else None."""
+    try:
+        root = folder.resolve()
+        path = (folder / name).resolve()
+    except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL in a name
+        return None
+    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 def _load_zip(archive_path: Path, unpack_to: str | Path | None) -> SavedRun:
@@ -252,16 +277,36 @@ def _check_size(size: int, limit: int, file: str, where: str) -> None:
 def _read_record(data: bytes, label: str) -> dict[str, Any]:
     """A trajectory.json's bytes as its record; `BadInput` naming what is wrong (`label` names the file)."""
     try:
-        record = json.loads(data, parse_constant=_not_json)
+        record = json.loads(data, parse_constant=_not_json, parse_int=_whole_number, parse_float=_finite_number)
     except RecursionError:
         raise BadInput(f"{label} is nested too deeply to be a run's record.") from None
+    except OutOfRange as exc:
+        raise BadInput(f"{label} holds {exc}; a run's numbers are finite and whole ones fit in 64 bits.") from None
     except ValueError as exc:
         raise BadInput(f"{label} is not valid JSON: {exc}") from None
     return check_record(record, label)
 
 
+class OutOfRange(ValueError):
+    """A number in a record that no run writes, and that the page and the libraries cannot carry."""
+
+
 def _not_json(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _whole_number(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:  # a seed or an index beyond 64 bits breaks the page's JSON encoder
+        raise OutOfRange(f"the number {text[:24]}{'…' if len(text) > 24 else ''}")
+    return value
+
+
+def _finite_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 reads as infinity
+        raise OutOfRange(f"the number {text[:24]}")
+    return value
 
 
 def _run_images(record: dict[str, Any], label: str) -> list[str]:
@@ -274,13 +319,14 @@ def _run_images(record: dict[str, Any], label: str) -> list[str]:
 
 
 def zip_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """The run folder as a zip (PNGs + trajectory.json), next to the folder unless `out` is given."""
+    """The run folder as a zip (its PNGs and trajectory.json), next to the folder unless `out` is given."""
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir.with_suffix(".zip")
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(run_dir.iterdir()):
-            if file.is_file() and not file.name.startswith("."):
-                archive.write(file, arcname=f"{run_dir.name}/{file.name}")
+        for name in sorted(p.name for p in run_dir.iterdir() if _is_run_file(p.name)):
+            file = own_file(run_dir, name)
+            if file is not None:  # a link out of the run is not the run's: it stays out of its zip
+                archive.write(file, arcname=f"{run_dir.name}/{name}")
     return out
 
 

@@ -7,7 +7,6 @@ Endpoint. `huggingface_hub` refuses every URL while HF_HUB_OFFLINE=1 is set.
 
 from __future__ import annotations
 
-from huggingface_hub import AsyncInferenceClient
 from PIL import Image
 
 from .. import remote
@@ -26,7 +25,7 @@ class HFInferenceEditor:
         self.model = chosen.model or spec.model
         self.url = remote.check_url(chosen.url, "--editor-url") if chosen.url else None
         self.provider = chosen.provider or None
-        self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
+        self.policy = remote.Policy.from_settings(settings, "editor")
 
     def edit(
         self,
@@ -42,7 +41,7 @@ class HFInferenceEditor:
         source = png_bytes(image)
 
         async def attempt() -> Image.Image:
-            async with AsyncInferenceClient(provider=self.provider, token=key, timeout=self.policy.read) as client:
+            async with remote.hub_client(self.policy, provider=self.provider, token=key) as client:
                 return await client.image_to_image(
                     source,
                     prompt,

@@ -36,7 +36,7 @@ class HTTPEditor:
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec = spec
         self.settings = settings
-        self.policy = remote.Policy.from_settings(settings, "editor", read=settings.edit_timeout)
+        self.policy = remote.Policy.from_settings(settings, "editor")
         urls = [u for u in (settings.role("editor").url or "").split(",") if u.strip()]
         if not urls:
             raise BadInput(
@@ -95,7 +95,7 @@ class HTTPEditor:
     async def _attempt(self, payload: dict) -> Image.Image:
         """Try each server once; the first that answers wins. Raises the last retryable failure."""
         failure = None
-        async with httpx2.AsyncClient(timeout=self.policy.timeout()) as client:
+        async with remote.http_client(self.policy) as client:
             for url in self.candidates():
                 try:
                     if url not in self._checked:
@@ -142,7 +142,7 @@ class HTTPEditor:
 def _json(response: httpx2.Response) -> dict:
     try:
         answer = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return {}
     return answer if isinstance(answer, dict) else {}
 

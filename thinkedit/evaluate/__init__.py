@@ -59,7 +59,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from ..config import add_backend_arguments, add_loop_arguments
+    from ..config import add_backend_arguments, add_loop_arguments, number_flag
 
     parser = commands.add_parser("eval", help="benchmark single-shot vs the loop (GEdit-Bench, ImgEdit, your own)")
     parser.add_argument("--bench", choices=BENCHES, default="gedit", help="which benchmark (default gedit)")
@@ -71,13 +71,20 @@ def register(commands) -> None:
     parser.add_argument("--edit-json", help="imgedit: basic_edit.json (default <data>/basic_edit.json)")
     parser.add_argument("--language", choices=LANGUAGES, default="en", help="gedit: en (default), cn or all")
     parser.add_argument("--modes", default="single,loop", help="single and/or loop, comma-separated")
-    parser.add_argument("--limit", type=int, help="only the first N samples (after --categories/--keys)")
+    parser.add_argument(
+        "--limit", type=number_flag(1, 10**9, whole=True), help="only the first N samples (after --categories/--keys)"
+    )
     parser.add_argument("--categories", help="only these categories (task types), comma-separated")
     parser.add_argument("--keys", help="only these sample keys, comma-separated")
     parser.add_argument("--out", help="the eval folder (running the same command again continues it)")
     parser.add_argument("--report", metavar="DIR", help="summarise an eval folder again and redraw its plot")
     parser.add_argument("--retry-failed", action="store_true", help="run recorded failures again")
-    parser.add_argument("--concurrency", type=int, default=1, help="samples in flight per process (remote backends)")
+    parser.add_argument(
+        "--concurrency",
+        type=number_flag(1, 256, whole=True),
+        default=1,
+        help="samples in flight per process (remote backends)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_loop_arguments(parser)
     add_backend_arguments(parser, judge=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..store import own_file
 
 BENCHES = ("gedit", "imgedit", "folder")
 GEDIT_HUB_ID = "stepfun-ai/GEdit-Bench"
@@ -119,7 +120,7 @@ def load_gedit(data: str, language: str) -> list[Sample]:
             key=str(row.get("key") or f"row-{index}"),
             category=str(row.get("task_type") or "unknown"),
             instruction=row.get("instruction") or "",
-            read_image=(lambda i=index: _image_value(images[i]["input_image"])) if images is not None else None,
+            read_image=(lambda i=index: _image_value(images[i]["input_image"], data)) if images is not None else None,
             language=row_language or (language if language != "all" else "unknown"),
             intersection=bool(row.get("Intersection_exist")),
         )
@@ -193,11 +194,14 @@ def _train_split(loaded, folder: Path):
     raise BadInput(f"{folder} holds the splits {', '.join(loaded)} and no 'train': point --data at one of them.")
 
 
-def _image_value(value: Any) -> Any:
-    """An undecoded `datasets.Image` value ({"bytes", "path"}) as bytes or a path."""
-    if isinstance(value, dict):
-        return value.get("bytes") or value.get("path")
-    return value
+def _image_value(value: Any, data: str) -> Any:
+    """An undecoded `datasets.Image` value ({"bytes", "path"}) as bytes, or as a file inside the local data folder."""
+    if not isinstance(value, dict) or value.get("bytes"):
+        return value.get("bytes") if isinstance(value, dict) else value
+    path, root = value.get("path"), Path(data).expanduser()
+    if not isinstance(path, str) or not root.exists():
+        raise BadInput("The row's image is not embedded in the dataset, and a hub dataset's paths are not followed.")
+    return data_file(root if root.is_dir() else root.parent, path)
 
 
 # -- ImgEdit-Bench basic ----------------------------------------------------------------------------------
@@ -221,7 +225,7 @@ def load_imgedit(data: str, edit_json: str | None = None) -> list[Sample]:
             str(key),
             str(entry.get("edit_type") or "unknown"),
             entry.get("prompt") or "",
-            (lambda p=root / image: p) if isinstance(image, str) else None,
+            (lambda name=image: data_file(root, name)) if isinstance(image, str) else None,
             image_id=image if isinstance(image, str) else None,
         )
         missing = [field for field in ("id", "prompt", "edit_type") if not entry.get(field)]
@@ -247,7 +251,7 @@ def load_folder(data: str) -> list[Sample]:
             continue
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
             entry = None
         if not isinstance(entry, dict):
             samples.append(Sample(f"line-{number}", "unknown", "", None, problem=f"line {number} is not a JSON object"))
@@ -261,7 +265,7 @@ def load_folder(data: str) -> list[Sample]:
             key,
             str(entry.get("category") or "all"),
             entry.get("instruction") or "",
-            (lambda p=file.parent / image: p) if isinstance(image, str) else None,
+            (lambda name=image: data_file(file.parent, name)) if isinstance(image, str) else None,
         )
         missing = [field for field in ("key", "image", "instruction") if not entry.get(field)]
         sample.problem = f"line {number} has no {', '.join(missing)}" if missing else _unsafe(sample)
@@ -275,8 +279,22 @@ def read_json(file: Path, missing: str) -> Any:
         raise BadInput(missing)
     try:
         return json.loads(file.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise BadInput(f"{file} is nested too deeply to be read.") from None
     except ValueError as exc:
         raise BadInput(f"{file} is not valid JSON: {exc}") from None
+
+
+def data_file(folder: Path, name: str) -> Path:
+    """The file a data file names (`name`, relative to `folder`), when it lies in `folder` once links are resolved;
+    `BadInput` otherwise, with one sentence whether it is missing or outside: nothing is learned of what is outside."""
+    path = own_file(folder, name)
+    if path is None:
+        raise BadInput(
+            f"No image file '{name[:200]}' in {folder} (a sample's image is a file in its data folder; "
+            "paths and links out of it are not followed)."
+        )
+    return path
 
 
 def _unsafe(sample: Sample) -> str | None:

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..store import write_text_atomic
+from ..errors import BadInput
+from ..store import own_file, write_text_atomic
 from .data import read_json, sample_id
 
 CONFIG_FILE, SAMPLES_FILE, SHARDS = "eval.json", "samples.jsonl", "shards"
@@ -37,12 +38,13 @@ def row_id(row: dict[str, Any]) -> str:
 def read_rows(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """Every recorded (sample, mode) of the folder: samples.jsonl, then the shards (a later line wins)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for file in [out / SAMPLES_FILE, *sorted((out / SHARDS).glob("rank-*.jsonl"))]:
-        if not file.is_file():
-            continue
-        for line in file.read_text(encoding="utf-8").splitlines():
+    names = [SAMPLES_FILE, *sorted(f"{SHARDS}/{p.name}" for p in (out / SHARDS).glob("rank-*.jsonl"))]
+    for file in filter(None, (own_file(out, name) for name in names)):  # links out of the folder are not read
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
             try:
                 row = json.loads(line)
+            except RecursionError:
+                raise BadInput(f"{file} line {number} is nested too deeply to be a sample's line.") from None
             except ValueError:
                 continue  # a line cut short by a crash: that sample runs again
             if isinstance(row, dict) and "key" in row and "mode" in row:
@@ -66,10 +68,11 @@ def merge(out: Path, order: list[str]) -> list[dict[str, Any]]:
 
 
 def config_of(folder: Path) -> dict[str, Any]:
-    return read_json(
-        Path(folder) / CONFIG_FILE,
-        f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first.",
-    )
+    missing = f"{folder} is not an eval folder (no {CONFIG_FILE}); run `thinkedit eval --out {folder}` first."
+    file = own_file(Path(folder), CONFIG_FILE)  # a link out of the folder is not its eval.json
+    if file is None:
+        raise BadInput(missing)
+    return read_json(file, missing)
 
 
 def eval_folders(root: str | Path) -> list[Path]:

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import BadInput
 from ..loop import seed_rule
 from ..schema import versions
-from ..store import write_json_atomic, write_text_atomic
+from ..store import own_file, write_json_atomic, write_text_atomic
 from .data import LANGUAGES
 from .folder import MODE_ORDER, REQUEST, config_of, read_rows, row_id
 
@@ -466,8 +466,7 @@ def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
-def _path(folder: Path, relative: str | None) -> str | None:
-    if not relative:
-        return None
-    path = folder / relative
-    return str(path) if path.is_file() else None
+def _path(folder: Path, relative: Any) -> str | None:
+    """The image a line names, when it is a file in the eval folder once links are resolved; else None."""
+    path = own_file(folder, relative) if isinstance(relative, str) and relative else None
+    return str(path) if path else None

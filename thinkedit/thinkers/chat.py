@@ -8,6 +8,7 @@ too, and both parts are handed to `parse_critique`. A subclass only says how to 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable
 from typing import Any
 
@@ -16,9 +17,12 @@ from PIL import Image
 from .. import remote
 from ..backend import BackendSpec, OnToken
 from ..config import Settings
+from ..critique import answer_chars
 from ..errors import Cancelled
 from ..images import fit_within
 from ._prompted import PromptedThinker
+
+logger = logging.getLogger(__name__)
 
 
 class ChatThinker(PromptedThinker):
@@ -66,7 +70,7 @@ class ChatThinker(PromptedThinker):
         async def attempt() -> tuple[str, str]:
             chunks, client = await self.open_stream(messages, key)
             try:
-                return await read_stream(chunks, emit, self.policy)
+                return await read_stream(chunks, emit, self.policy, answer_chars(self.settings.thinker_max_new_tokens))
             finally:
                 await client.close()
 
@@ -81,12 +85,13 @@ class ChatThinker(PromptedThinker):
         )
 
 
-async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.Policy) -> tuple[str, str]:
-    """Collect `content` and `reasoning_content` / `reasoning` deltas. A stream that breaks after the first
-    piece is not retried: the person has already seen those tokens."""
+async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.Policy, limit: int) -> tuple[str, str]:
+    """Collect `content` and `reasoning_content` / `reasoning` deltas, at most `limit` characters of both together:
+    a server that goes on past that (it ignores max_tokens) is cut there, as its token limit would have. A stream
+    that breaks after the first piece is not retried: the person has already seen those tokens."""
     content: list[str] = []
     reasoning: list[str] = []
-    received = 0
+    received, left = 0, limit
     try:
         async for chunk in chunks:
             received += 1
@@ -94,9 +99,13 @@ async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.
                 delta = choice.delta
                 thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
                 for piece, parts in ((thought, reasoning), (getattr(delta, "content", None), content)):
-                    if piece:
-                        parts.append(piece)
-                        emit(piece)
+                    if piece and left > 0:
+                        parts.append(piece[:left])
+                        left -= len(parts[-1])
+                        emit(parts[-1])
+            if left <= 0:
+                logger.warning("The answer reached %d characters, its token limit's worth, and was cut there.", limit)
+                break
     except (Cancelled, remote.RemoteFailure):
         raise
     except Exception as exc:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Any
 
-from huggingface_hub import AsyncInferenceClient
-
 from .. import remote
 from ..backend import BackendSpec
 from ..config import Settings
@@ -39,7 +37,7 @@ class HFInferenceThinker(ChatThinker):
         return remote.hub_token(self.settings, self.role)
 
     async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
-        client = AsyncInferenceClient(base_url=self.url, provider=self.provider, token=key, timeout=self.policy.read)
+        client = remote.hub_client(self.policy, base_url=self.url, provider=self.provider, token=key)
         try:
             stream = await client.chat_completion(
                 messages, model=self.model, stream=True, max_tokens=self.settings.thinker_max_new_tokens

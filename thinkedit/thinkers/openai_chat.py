@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 from .. import remote
 from ..backend import BackendSpec
@@ -46,7 +46,9 @@ class OpenAIThinker(ChatThinker):
         return remote.credential(self.settings, self.role, self.key_variable, "OPENAI_API_KEY") or remote.NO_KEY
 
     async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
-        client = AsyncOpenAI(base_url=self.url, api_key=key, timeout=self.policy.timeout(), max_retries=0)
+        timeout = self.policy.timeout()
+        answers = remote.bound_answers(DefaultAsyncHttpxClient(timeout=timeout), self.policy)
+        client = AsyncOpenAI(base_url=self.url, api_key=key, timeout=timeout, max_retries=0, http_client=answers)
         try:
             if not self.model:
                 self.model = await served_model(client, self.url, self.role)
