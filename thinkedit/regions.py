@@ -1,66 +1,249 @@
-"""Which pixels a color word names: every pixel of a hue ("make the reds blue"), or one object of it.
+"""Which pixels a region of an instruction names: a place found by a rule, or a colored thing.
 
-A color with a shape word ("the blue disc", "the red square") names one thing in the picture: the
-connected region of that color whose outline fits the word, the largest when several fit; a plural ("the
-red squares") names every region that fits. Regions are
-found on a copy at most `LABEL_SIDE` pixels a side and traced back at full size. The offline editor and
-the offline critic both select through `select`, so the critic measures the region the editor changed.
+`mask(pixels, region)` gives a weight per pixel (0..1, soft only where the rule is unsure) or raises `NoRegion`
+with a sentence that says why. The regions and their rules:
+
+- "the top/bottom/left/right half, third or quarter": that share of the frame; "the centre": the middle third
+  both ways. Their edges fade over 2% of the side.
+- "the shadows" / "the highlights": by luminance, fully below 64 / above 192 of 255 and fading out over 64 levels.
+- "the sky": the connected region of sky-like color (blue, or near-white and smooth) that touches the top edge,
+  plus pixels of its color seen through gaps (between a tower's struts) above its lowest row. None → `NoRegion`.
+- "the background": the regions of similar neighbouring color that touch the top edge or the upper half of a
+  side edge (a subject usually stands on the bottom edge); "the foreground": the rest. Either under 10% of the
+  picture → `NoRegion` (the rule cannot tell them apart there).
+- "the red areas": every pixel of the hue (`HUES`). "the red cup": the largest connected region of that color
+  (grown through its own shading; big parts up to `GAP` pixels apart, like a suit across a strap, count as one);
+  "the red cups": every such region at least an eighth of the largest. "the blue disc" (a shape word): the
+  connected region of similar color whose outline fits the word, the largest when several fit.
+
+Rules run on a copy at most `LABEL_SIDE` pixels a side and are traced back at full size. The offline editor acts
+on these regions; the offline critic uses the same rules only to know what a word means, and measures what
+changed from the pixels themselves.
 """
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 from PIL import Image
 
-from .instructions import COLORS
+from .instructions import PLACES, SHAPES
 
 LABEL_SIDE = 256
-SIMILAR = 24  # neighbours whose channels differ by at most this belong to the same region
+SIMILAR = 24  # neighbours whose channels differ by at most this belong to the same region (about ΔE 10)
 FIT = 0.85  # overlap (intersection over union) with the ideal outline for a region to fit a shape word
 ROUND = (0.75, 4 / 3)  # the width / height a square or a disc may have
+GAP = 6  # parts of a thing this many pixels apart (at `LABEL_SIDE`) are one thing: the astronaut's suit across its 5-pixel strap
+FADE = 0.02  # share of the side over which the edge of a half, third or quarter fades
+# A color word's pixels: (hue range in degrees, least saturation, value range), saturation and value in 0..1.
+# The ranges follow how people name colors in photos: a spacesuit at hue 14° is orange, a cup at 10° red, a
+# face at 25° with saturation 0.3 is skin, not orange; brown is a dark orange.
+HUES: dict[str, tuple[tuple[float, float], float, tuple[float, float]]] = {
+    "red": ((345, 12), 0.35, (0.2, 1)), "orange": ((12, 40), 0.35, (0.55, 1)), "yellow": ((40, 70), 0.35, (0.3, 1)),
+    "gold": ((38, 55), 0.35, (0.4, 1)), "green": ((70, 165), 0.25, (0.15, 1)), "cyan": ((165, 195), 0.25, (0.2, 1)),
+    "blue": ((195, 255), 0.25, (0.15, 1)), "purple": ((255, 290), 0.25, (0.15, 1)), "violet": ((255, 290), 0.25, (0.15, 1)),
+    "magenta": ((290, 330), 0.35, (0.2, 1)), "pink": ((320, 350), 0.25, (0.6, 1)), "brown": ((5, 45), 0.35, (0.12, 0.6)),
+}  # fmt: skip
+NEUTRAL = {"white": (0.84, 1.0), "black": (0.0, 0.2), "gray": (0.2, 0.84), "grey": (0.2, 0.84)}  # value ranges
+GRAY = 0.16  # saturation under which a pixel is neutral (white, gray, black)
+# How far past a color's range a pixel still belongs a little (the membership fades to 0 over this): shading and
+# highlights on one object drift a few degrees of hue and lose some saturation.
+HUE_FADE, SATURATION_FADE, VALUE_FADE = 8.0, 0.12, 0.1
 
 
 class NoRegion(LookupError):
-    """No region of the color has the outline of the shape word."""
-
-
-def color_mask(hsv: np.ndarray, color: str) -> np.ndarray:
-    """Pixels of a named color in a Pillow HSV array (all channels 0..255)."""
-    h, s, v = (hsv[..., i].astype(np.int16) for i in range(3))
-    if color in ("white", "black", "gray", "grey"):
-        return {"white": (s < 40) & (v > 215), "black": v < 50}.get(color, (s < 40) & (v >= 50) & (v <= 215))
-    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[color]))
-    distance = np.abs(h - round(hue * 255))
-    near = np.minimum(distance, 256 - distance) <= 14
-    mask = near & (s > 70) & (v > 50)
-    if color in ("brown", "orange"):
-        mask &= (v < 160) if color == "brown" else (v >= 160)
-    return mask
+    """No pixels fit the region's rule; the message says what was looked for."""
 
 
 def hsv(pixels: np.ndarray) -> np.ndarray:
-    """An RGB array (any numeric type, 0..255) as a Pillow HSV array."""
+    """An RGB array (any numeric type, 0..255) as a Pillow HSV array (all channels 0..255)."""
     return np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("HSV"))
 
 
-def select(
-    pixels: np.ndarray, color: str, shape: str | None = None, hsv_pixels: np.ndarray | None = None
-) -> np.ndarray:
-    """The mask of what "the `color` [`shape`]" names in an RGB array ("squares": every square); `NoRegion` when no
-    region fits. `hsv_pixels`: the array's HSV, when the caller has it already."""
-    hue = color_mask(hsv(pixels) if hsv_pixels is None else hsv_pixels, color)
-    if shape is None:
-        return hue
-    height, width = hue.shape
-    scale = max(1.0, max(width, height) / LABEL_SIDE)
-    if scale == 1.0:
-        small, small_hue = np.asarray(pixels, np.int16), hue
-    else:
-        size = (max(1, round(width / scale)), max(1, round(height / scale)))
-        small = np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize(size, Image.Resampling.BOX))
-        small, small_hue = small.astype(np.int16), color_mask(hsv(small), color)
+def membership(hsv_pixels: np.ndarray, color: str) -> np.ndarray:
+    """How much each pixel of a Pillow HSV array is of a named color: 1 inside its ranges, fading to 0 just outside."""
+    h = hsv_pixels[..., 0].astype(np.float32) * (360 / 256)
+    s, v = (hsv_pixels[..., i].astype(np.float32) / 255 for i in (1, 2))
+    if color in NEUTRAL:
+        low, high = NEUTRAL[color]
+        gray = np.clip((GRAY + SATURATION_FADE - s) / SATURATION_FADE, 0, 1) if color != "black" else 1.0
+        return np.minimum(gray, _within(v, low, high, VALUE_FADE))
+    (start, end), least, (low, high) = HUES[color]
+    past = np.where((h - start) % 360 <= (end - start) % 360, 0.0, np.minimum((start - h) % 360, (h - end) % 360))
+    hue = np.clip(1 - past / HUE_FADE, 0, 1)
+    return np.minimum(np.minimum(hue, np.clip((s - least + SATURATION_FADE) / SATURATION_FADE, 0, 1)),
+                      _within(v, low, high, VALUE_FADE))  # fmt: skip
+
+
+def _within(x: np.ndarray, low: float, high: float, fade: float) -> np.ndarray:
+    return np.clip(np.minimum(x - low + fade, high + fade - x) / fade, 0, 1)
+
+
+def color_mask(hsv_pixels: np.ndarray, color: str) -> np.ndarray:
+    """Pixels fully of a named color."""
+    return membership(hsv_pixels, color) >= 1.0
+
+
+def mask(pixels: np.ndarray, region: str) -> np.ndarray:
+    """The weight (0..1, float32) of each pixel of an RGB array in `region` ("the sky", "the red cup", …)."""
+    pixels = np.asarray(pixels)
+    if region in PLACES:
+        return _place(pixels, region.removeprefix("the "))
+    _, color, thing = region.split(" ", 2)
+    weight = membership(hsv(pixels), color)
+    if thing == "areas":
+        return weight
+    if thing.removesuffix("s") in SHAPES:
+        return select(pixels, color, thing).astype(np.float32)
+    small, scale = _small(pixels)
+    small_weight = membership(hsv(small), color)
+    found = things(small_weight >= 0.5, thing.endswith("s") and not thing.endswith("ss"), small_weight >= 1.0)
+    if found is None:
+        raise NoRegion(f"there is nothing {color} in the picture")
+    near = _upsample(grow(found), pixels.shape[:2]) if scale > 1 else grow(found).astype(np.float32)
+    return np.minimum(near, weight)
+
+
+def things(pixels: np.ndarray, every: bool, seeds: np.ndarray | None = None) -> np.ndarray | None:
+    """One thing in a mask (None when there is none of at least 1/2000 of the picture): its largest connected
+    region (counted by `seeds` when given), with every region at least an eighth its size within `GAP` pixels
+    of it, as a suit's two sides across a strap; with `every`, every region at least an eighth of the largest."""
+    labels = label(pixels)
+    counted = pixels if seeds is None else seeds & pixels
+    found, counts = np.unique(labels[counted], return_counts=True)
+    if not len(found) or counts.max() < max(16, pixels.size // 2000):
+        return None
+    big = found[counts >= counts.max() / 8]
+    if every:
+        return np.isin(labels, big) & pixels
+    chosen = (labels == found[int(np.argmax(counts))]) & pixels
+    while True:
+        near = chosen
+        for _ in range(GAP):
+            near = grow(near)
+        more = chosen | (np.isin(labels, np.intersect1d(np.unique(labels[near & pixels]), big)) & pixels)
+        if np.array_equal(more, chosen):
+            return chosen
+        chosen = more
+
+
+def label(inside: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+    """Connected regions (4-neighbours, both inside the mask, and of similar color when `pixels` is given), each
+    labelled with the flat index of its first pixel: the smallest label spreads to the neighbours, and each pixel
+    jumps to its label's label."""
+    right, down = inside[:, 1:] & inside[:, :-1], inside[1:] & inside[:-1]
+    if pixels is not None:
+        right &= np.abs(pixels[:, 1:] - pixels[:, :-1]).max(axis=2) <= SIMILAR
+        down &= np.abs(pixels[1:] - pixels[:-1]).max(axis=2) <= SIMILAR
+    labels = np.arange(inside.size).reshape(inside.shape)
+    while True:
+        spread = labels.copy()
+        np.minimum(spread[:, :-1], np.where(right, labels[:, 1:], spread[:, :-1]), out=spread[:, :-1])
+        np.minimum(spread[:, 1:], np.where(right, labels[:, :-1], spread[:, 1:]), out=spread[:, 1:])
+        np.minimum(spread[:-1], np.where(down, labels[1:], spread[:-1]), out=spread[:-1])
+        np.minimum(spread[1:], np.where(down, labels[:-1], spread[1:]), out=spread[1:])
+        spread = spread.ravel()[spread]
+        if np.array_equal(spread, labels):
+            return labels
+        labels = spread
+
+
+# -- places ------------------------------------------------------------------------------------------------------
+
+
+def _place(pixels: np.ndarray, place: str) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    if place in ("shadows", "highlights"):
+        luma = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.clip((128 - luma) / 64, 0, 1) if place == "shadows" else np.clip((luma - 128) / 64, 0, 1)
+    if place in ("sky", "background", "foreground"):
+        small, scale = _small(pixels)
+        found = _sky(small) if place == "sky" else _background(small, place == "foreground")
+        weight = _upsample(found, (height, width)) if scale > 1 else found.astype(np.float32)
+        return np.minimum(weight, _sky_colored(pixels)) if place == "sky" else weight
+    y = (np.arange(height, dtype=np.float32)[:, None] + 0.5) / height
+    x = (np.arange(width, dtype=np.float32)[None, :] + 0.5) / width
+    if place == "centre":
+        return np.minimum(_band(x, 1 / 3, 2 / 3), _band(y, 1 / 3, 2 / 3))
+    side, part = place.split()
+    share = {"half": 1 / 2, "third": 1 / 3, "quarter": 1 / 4}[part]
+    along = {"top": y, "bottom": 1 - y, "left": x, "right": 1 - x}[side]
+    return np.broadcast_to(_band(along, -1.0, share), (height, width)).astype(np.float32)
+
+
+def _band(t: np.ndarray, start: float, end: float) -> np.ndarray:
+    return np.clip(np.minimum(t - start, end - t) / FADE + 0.5, 0, 1)
+
+
+def _sky(small: np.ndarray) -> np.ndarray:
+    """Smooth sky-like pixels touching the top edge, grown through the pixels of the same family (blue, or near-white)
+    connected to them (clouds at the horizon), and that family's pixels seen through gaps above the sky's lowest row."""
+    h = hsv(small).astype(np.float32) / 255
+    x = small.astype(np.float32)
+    luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    rough = np.zeros_like(luma)
+    rough[1:-1, 1:-1] = np.maximum(np.abs(luma[2:, 1:-1] - luma[:-2, 1:-1]), np.abs(luma[1:-1, 2:] - luma[1:-1, :-2]))
+    blue = (h[..., 0] * 360 >= 180) & (h[..., 0] * 360 <= 260) & (h[..., 1] >= 0.12) & (h[..., 2] >= 0.12)
+    bright = (h[..., 1] < 0.15) & (h[..., 2] >= 0.85)
+    smooth = rough <= 12  # 12 levels between neighbours two pixels apart
+    seeds = {name: family & smooth & np.isin(label(family & smooth), label(family & smooth)[0][(family & smooth)[0]])
+             for name, family in (("blue", blue), ("bright", bright))}  # fmt: skip
+    name = max(seeds, key=lambda key: int(seeds[key].sum()))
+    family, seed = (blue if name == "blue" else bright), seeds[name]
+    if seed.mean() < 0.02:
+        raise NoRegion("there is no sky: nothing of sky-like color (blue, or near-white) and smooth touches the top")
+    labels = label(family)
+    sky = np.isin(labels, np.unique(labels[seed])) & family
+    lowest = np.flatnonzero(seed.any(axis=1))[-1]
+    mean, spread = x[seed].mean(axis=0), x[seed].std(axis=0).max()
+    through = (np.abs(x - mean).max(axis=2) <= 3 * spread + 16) & family
+    through[lowest + 1 :] = False
+    return sky | through
+
+
+def _sky_colored(pixels: np.ndarray) -> np.ndarray:
+    """How sky-colored each pixel is (blue, or near-white), fading out over 20° of hue and 0.08 of saturation and
+    value: at full size this keeps a tower's struts and a lamp's glare out of a sky found on the small copy."""
+    h = hsv(pixels).astype(np.float32) / 255
+    hue, s, v = h[..., 0] * 360, h[..., 1], h[..., 2]
+    blue = np.clip(np.minimum(hue - 160, 280 - hue) / 20, 0, 1)
+    blue = np.minimum(blue, np.minimum(np.clip((s - 0.04) / 0.08, 0, 1), np.clip((v - 0.04) / 0.08, 0, 1)))
+    bright = np.minimum(np.clip((0.23 - s) / 0.08, 0, 1), np.clip((v - 0.77) / 0.08, 0, 1))
+    return np.maximum(blue, bright)
+
+
+def _background(small: np.ndarray, foreground: bool) -> np.ndarray:
+    """Pixels of the colors seen along the top edge and the upper half of the side edges (within `SIMILAR` of one of
+    them), connected to those edges; for the foreground, the rest."""
+    x = small.astype(np.int16)
+    half = max(1, x.shape[0] // 2)
+    edge = np.concatenate([x[0], x[:half, 0], x[:half, -1]])
+    edge = np.unique(edge // 8, axis=0) * 8 + 4  # the edge's colors, to 8 levels
+    near = np.zeros(x.shape[:2], bool)
+    for start in range(0, len(edge), 64):
+        chunk = edge[start : start + 64]
+        near |= (np.abs(x[:, :, None, :] - chunk[None, None]).max(axis=3) <= SIMILAR).any(axis=2)
+    labels = label(near)
+    touching = np.concatenate(
+        [labels[0][near[0]], labels[:half, 0][near[:half, 0]], labels[:half, -1][near[:half, -1]]]
+    )
+    back = np.isin(labels, np.unique(touching)) & near
+    share = float(back.mean())
+    if not 0.1 <= share <= 0.9:
+        raise NoRegion(
+            f"cannot tell the background from the subject here (what touches the top and upper sides is "
+            f"{share * 100:.0f}% of the picture)"
+        )
+    return ~back if foreground else back
+
+
+# -- shapes --------------------------------------------------------------------------------------------------------
+
+
+def select(pixels: np.ndarray, color: str, shape: str) -> np.ndarray:
+    """The mask of "the `color` `shape`" in an RGB array ("squares": every square); `NoRegion` when no region fits."""
+    hue = color_mask(hsv(pixels), color)
+    small, scale = _small(pixels)
+    small, small_hue = small.astype(np.int16), (hue if scale == 1.0 else color_mask(hsv(small), color))
     single = shape.removesuffix("s")
     region = _fitting_regions(small, small_hue, single, every=single != shape)
     if region is None:
@@ -73,12 +256,12 @@ def select(
 def _fitting_regions(pixels: np.ndarray, hue: np.ndarray, shape: str, every: bool) -> np.ndarray | None:
     """The largest region of similar neighbouring pixels inside `hue` whose outline fits `shape` (or, with
     `every`, all of them); None when none does."""
-    labels = _label(pixels, hue)
+    labels = label(hue, pixels)
     found, counts = np.unique(labels[hue], return_counts=True)
     smallest = max(16, hue.size // 2000)
     fitting = np.zeros_like(hue)
-    for label in found[np.argsort(-counts, kind="stable")]:
-        region = labels == label
+    for region_label in found[np.argsort(-counts, kind="stable")]:
+        region = labels == region_label
         if region.sum() < smallest:
             break
         rows, columns = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
@@ -87,24 +270,6 @@ def _fitting_regions(pixels: np.ndarray, hue: np.ndarray, shape: str, every: boo
             if not every:
                 break
     return fitting if fitting.any() else None
-
-
-def _label(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Connected regions (4-neighbours of similar color, both inside the mask), each labelled with the flat index
-    of its first pixel: the smallest label spreads to the neighbours, and each pixel jumps to its label's label."""
-    right = inside[:, 1:] & inside[:, :-1] & (np.abs(pixels[:, 1:] - pixels[:, :-1]).max(axis=2) <= SIMILAR)
-    down = inside[1:] & inside[:-1] & (np.abs(pixels[1:] - pixels[:-1]).max(axis=2) <= SIMILAR)
-    labels = np.arange(inside.size).reshape(inside.shape)
-    while True:
-        spread = labels.copy()
-        np.minimum(spread[:, :-1], np.where(right, labels[:, 1:], spread[:, :-1]), out=spread[:, :-1])
-        np.minimum(spread[:, 1:], np.where(right, labels[:, :-1], spread[:, 1:]), out=spread[:, 1:])
-        np.minimum(spread[:-1], np.where(down, labels[1:], spread[:-1]), out=spread[:-1])
-        np.minimum(spread[1:], np.where(down, labels[:-1], spread[1:]), out=spread[1:])
-        spread = spread.ravel()[spread]
-        if np.array_equal(spread, labels):
-            return labels
-        labels = spread
 
 
 def fit(box: np.ndarray, shape: str) -> float:
@@ -142,6 +307,22 @@ def grow(mask: np.ndarray) -> np.ndarray:
     return grown
 
 
+def _small(pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """A copy at most `LABEL_SIDE` pixels a side (the array itself when it is that small) and the scale."""
+    height, width = pixels.shape[:2]
+    scale = max(1.0, max(width, height) / LABEL_SIDE)
+    if scale == 1.0:
+        return np.asarray(pixels), 1.0
+    size = (max(1, round(width / scale)), max(1, round(height / scale)))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return np.asarray(image.resize(size, Image.Resampling.BOX)), scale
+
+
+def _upsample(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    image = Image.fromarray(mask.astype(np.float32))
+    return np.clip(np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)), 0, 1)
+
+
 def _trace(region: np.ndarray, small: np.ndarray, pixels: np.ndarray, hue: np.ndarray) -> np.ndarray:
     """A region found on the small copy, at full size: the pixels of its hue and color within two small pixels of it."""
     (height, width), (small_height, small_width) = hue.shape, region.shape
@@ -154,6 +335,6 @@ def _trace(region: np.ndarray, small: np.ndarray, pixels: np.ndarray, hue: np.nd
     colors = small[region].astype(np.float32)
     tolerance = max(40.0, 2.5 * float(colors.std(axis=0).max()))
     close = np.abs(pixels[window] - colors.mean(axis=0)).max(axis=2) <= tolerance
-    mask = np.zeros_like(hue)
-    mask[window] = near & hue[window] & close
-    return mask
+    result = np.zeros_like(hue)
+    result[window] = near & hue[window] & close
+    return result
