@@ -41,20 +41,6 @@ def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return difference(a, b) > NOTICEABLE
 
 
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """The mask and everything it encloses (what is not connected to the border through pixels outside it)."""
-    outside = ~mask
-    labels = label(outside)
-    sides = [
-        (labels[0], outside[0]),
-        (labels[-1], outside[-1]),
-        (labels[:, 0], outside[:, 0]),
-        (labels[:, -1], outside[:, -1]),
-    ]
-    edge = np.concatenate([found[kept] for found, kept in sides])
-    return mask | (outside & ~np.isin(labels, np.unique(edge)))
-
-
 def speckle(mask: np.ndarray, within: np.ndarray) -> float:
     """Share of the pixels `within` whose state in `mask` disagrees with the majority of their 5×5 neighbourhood."""
     if not within.any():

@@ -23,6 +23,8 @@ changed from the pixels themselves.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 
@@ -48,6 +50,9 @@ GRAY = 0.16  # saturation under which a pixel is neutral (white, gray, black)
 # How far past a color's range a pixel still belongs a little (the membership fades to 0 over this): shading and
 # highlights on one object drift a few degrees of hue and lose some saturation.
 HUE_FADE, SATURATION_FADE, VALUE_FADE = 8.0, 0.12, 0.1
+# Inside a thing, patches of a hue this many fades away belong to it too: the orange-lit half of a red-orange suit
+# (a blue badge or a white glint inside it does not).
+ENCLOSED = 3.0
 
 
 class NoRegion(LookupError):
@@ -59,23 +64,35 @@ def hsv(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("HSV"))
 
 
-def membership(hsv_pixels: np.ndarray, color: str) -> np.ndarray:
-    """How much each pixel of a Pillow HSV array is of a named color: 1 inside its ranges, fading to 0 just outside."""
-    h = hsv_pixels[..., 0].astype(np.float32) * (360 / 256)
-    s, v = (hsv_pixels[..., i].astype(np.float32) / 255 for i in (1, 2))
+def membership(hsv_pixels: np.ndarray, color: str, reach: float = 1.0) -> np.ndarray:
+    """How much each pixel of a Pillow HSV array is of a named color: 1 inside its ranges, fading to 0 just outside
+    (over `reach` times the usual fades). The least of three tables, one per channel, looked up per pixel."""
+    hue, saturation, value = _tables(color, reach)
+    return np.minimum(np.minimum(hue[hsv_pixels[..., 0]], saturation[hsv_pixels[..., 1]]), value[hsv_pixels[..., 2]])
+
+
+@functools.cache
+def _tables(color: str, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hue, saturation, value) → membership tables of a color word, over the 256 levels of each channel."""
+    levels = np.arange(256, dtype=np.float32)
+    h, s, v = levels * (360 / 256), levels / 255, levels / 255
     if color in NEUTRAL:
         low, high = NEUTRAL[color]
-        gray = np.clip((GRAY + SATURATION_FADE - s) / SATURATION_FADE, 0, 1) if color != "black" else 1.0
-        return np.minimum(gray, _within(v, low, high, VALUE_FADE))
+        gray = (
+            np.clip((GRAY + SATURATION_FADE * reach - s) / SATURATION_FADE * reach, 0, 1)
+            if color != "black"
+            else np.ones(256)
+        )
+        return np.ones(256, np.float32), gray.astype(np.float32), _within(v, low, high, VALUE_FADE * reach)
     (start, end), least, (low, high) = HUES[color]
     past = np.where((h - start) % 360 <= (end - start) % 360, 0.0, np.minimum((start - h) % 360, (h - end) % 360))
-    hue = np.clip(1 - past / HUE_FADE, 0, 1)
-    return np.minimum(np.minimum(hue, np.clip((s - least + SATURATION_FADE) / SATURATION_FADE, 0, 1)),
-                      _within(v, low, high, VALUE_FADE))  # fmt: skip
+    hue = np.clip(1 - past / HUE_FADE * reach, 0, 1).astype(np.float32)
+    saturation = np.clip((s - least + SATURATION_FADE * reach) / SATURATION_FADE * reach, 0, 1).astype(np.float32)
+    return hue, saturation, _within(v, low, high, VALUE_FADE * reach)
 
 
 def _within(x: np.ndarray, low: float, high: float, fade: float) -> np.ndarray:
-    return np.clip(np.minimum(x - low + fade, high + fade - x) / fade, 0, 1)
+    return np.clip(np.minimum(x - low + fade, high + fade - x) / fade, 0, 1).astype(np.float32)
 
 
 def color_mask(hsv_pixels: np.ndarray, color: str) -> np.ndarray:
@@ -89,18 +106,22 @@ def mask(pixels: np.ndarray, region: str) -> np.ndarray:
     if region in PLACES:
         return _place(pixels, region.removeprefix("the "))
     _, color, thing = region.split(" ", 2)
-    weight = membership(hsv(pixels), color)
-    if thing == "areas":
-        return weight
     if thing.removesuffix("s") in SHAPES:
         return select(pixels, color, thing).astype(np.float32)
     small, scale = _small(pixels)
     small_weight = membership(hsv(small), color)
-    found = things(small_weight >= 0.5, thing.endswith("s") and not thing.endswith("ss"), small_weight >= 1.0)
-    if found is None:
+    loose, seeds = small_weight >= 0.5, small_weight >= 1.0
+    if thing == "areas":  # every region of the color: grown through its shading from pixels fully of it
+        labels = label(loose)
+        found = np.isin(labels, np.unique(labels[seeds])) & loose
+    else:
+        found = things(loose, thing.endswith("s") and not thing.endswith("ss"), seeds)
+    if found is None or not found.any():
         raise NoRegion(f"there is nothing {color} in the picture")
-    near = _upsample(grow(found), pixels.shape[:2]) if scale > 1 else grow(found).astype(np.float32)
-    return np.minimum(near, weight)
+    enclosed = fill_holes(found) & ~found & (membership(hsv(small), color, ENCLOSED) >= 0.5)
+    near, inner = (_upsample(grow(x), pixels.shape[:2]) if scale > 1 else grow(x).astype(np.float32)
+                   for x in (found | enclosed, enclosed))  # fmt: skip
+    return np.minimum(near, np.maximum(np.clip(2 * membership(hsv(pixels), color), 0, 1), inner))
 
 
 def things(pixels: np.ndarray, every: bool, seeds: np.ndarray | None = None) -> np.ndarray | None:
@@ -295,6 +316,20 @@ def fit(box: np.ndarray, shape: str) -> float:
         ],
     }[shape]
     return max((float((box & o).sum() / (box | o).sum()) for o in outlines), default=0.0)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask and everything it encloses (what is not connected to the border through pixels outside it)."""
+    outside = ~mask
+    labels = label(outside)
+    sides = [
+        (labels[0], outside[0]),
+        (labels[-1], outside[-1]),
+        (labels[:, 0], outside[:, 0]),
+        (labels[:, -1], outside[:, -1]),
+    ]
+    edge = np.concatenate([found[kept] for found, kept in sides])
+    return mask | (outside & ~np.isin(labels, np.unique(edge)))
 
 
 def grow(mask: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ from ..instructions import (
     read_feedback,
     resolve,
 )
-from ..regions import NoRegion, grow, hsv, label, mask, membership, things
+from ..regions import NoRegion, fill_holes, grow, hsv, label, mask, membership, things
 
 WORK_SIDE = 256  # global measurements run on copies this size; detail on a full-resolution crop this size
 # A measured change counts as the asked one from 80% to 125% of it: closer than a person can tell two amounts
@@ -214,7 +214,7 @@ def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
         asks.append(parts[-1].ask)
     preservation, kept = _preservation(targets, views)
     quality, flaws = _quality(targets, views)
-    unchanged = _unchanged(targets, views)
+    unchanged = _unchanged(targets, views, sum(p.score for p in parts) / len(parts))
     if unchanged:
         flaws.append("the result is the source, unchanged: there is no edit whose quality could be good (at most 5)")
         quality = min(quality, 5.0)
@@ -315,9 +315,9 @@ def _used(op: Op, targets: list[Op], done: list[Op]) -> Op | None:
 
 
 def _seen(targets: list[Op], views: Views) -> Part | None:
-    """A look ("more dramatic") is asked to be seen all over what it names: a part that fails when a quarter of
-    those pixels moved by less than `VISIBLE`; None when no look was asked."""
-    vague = [op for op in targets if op.vague]
+    """A look on a region ("make the sky more dramatic") is asked to be seen all over it: a part that fails when a
+    quarter of its pixels moved by less than `VISIBLE`; None when no look was asked for a region."""
+    vague = [op for op in targets if op.vague and op.region]  # a whole-image look is its recipe
     if not vague:
         return None
     region = vague[0].region
@@ -342,7 +342,9 @@ def _seen(targets: list[Op], views: Views) -> Part | None:
     return Part(quarter / VISIBLE, finding, None, derivation, within=False, label="the look's visibility")
 
 
-def _louder(targets: list[Op], done: list[Op], parts: list[Part], asks: list[str | None], seen: Part) -> list[str | None]:
+def _louder(
+    targets: list[Op], done: list[Op], parts: list[Part], asks: list[str | None], seen: Part
+) -> list[str | None]:
     """The asks with a faint look's amounts scaled up by the factor `_seen` derived, once its parts reach the
     recipe (before that, reaching the recipe comes first)."""
     looks = [i for i, op in enumerate(targets) if op.vague]
@@ -607,15 +609,15 @@ def named(region: str, views: Views) -> Named:
         found = weight >= 1.0
         how = f"the {color} pixels ({found.mean() * 100:.1f}% of the image)"
     elif thing.removesuffix("s") in ("square", "rectangle", "disc", "triangle"):
-        found = mask(views.base, region) >= 0.5
-        return Named(found, grow(grow(found)), f"{region} ({found.mean() * 100:.1f}% of the image)", single, color)
+        found = mask(views.base, region) >= 0.5  # its outline says which one: no other of its color is in doubt
+        return Named(found, grow(grow(found)), f"{region} ({found.mean() * 100:.1f}% of the image)", single)
     else:
         found = things(weight >= 1.0, every=not single)
         found = np.zeros(weight.shape, bool) if found is None else found
         how = f"{region}: what is {color} and connected, {found.mean() * 100:.1f}% of the image"
     if not found.any():
         raise NoRegion(f"there is nothing {color} in the picture")
-    return Named(found, grow(changes.fill_holes(weight >= 0.5) | found), how, single, color)
+    return Named(found, grow(fill_holes(weight >= 0.5) | found), how, single, color)
 
 
 def _recolor(op: Op, used: Op | None, views: Views) -> Part:
@@ -623,7 +625,7 @@ def _recolor(op: Op, used: Op | None, views: Views) -> Part:
     try:
         thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, f"{region}: not found, since {exc}", describe(op))
+        return Part(0.0, f"there is no {region.removeprefix('the ')}: {exc}", describe(op))
     found, how = thing.found, thing.how
     share = changes.took(views.edited, found, op.color or "red")
     moved = float(shift(views.edited, views.base)[found].mean())
@@ -665,12 +667,12 @@ def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
     try:
         thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, f"{region}: nothing to keep, since {exc}", describe(op))
+        return Part(0.0, f"there is no {region.removeprefix('the ')} to keep: {exc}", describe(op))
     found, how = thing.found, thing.how
     base_saturation = hsv(views.base)[..., 1] / 255
     saturation = hsv(views.edited)[..., 1] / 255
     kept = float(saturation[found].mean() / max(base_saturation[found].mean(), 1e-6))
-    rest = float(saturation[~grow(found)].mean()) if (~found).any() else 0.0
+    rest = float(saturation[~thing.allowed].mean()) if (~thing.allowed).any() else 0.0
     score = min(1.0, kept / 0.7) * max(0.0, 1 - max(0.0, rest - 0.05) * 8)
     finding = f"{how}: kept {kept * 100:.0f}% of its saturation; the rest has mean saturation {rest:.3f} (gray is 0)"
     return Part(score, finding, describe(op))
@@ -841,13 +843,14 @@ def _expected_of(op: Op, views: Views) -> np.ndarray:
     return _array(apply(image, replace(op, amount=op.amount / views.scale) if op.name in SIZED else op))
 
 
-def _unchanged(targets: list[Op], views: Views) -> bool:
-    """The result is the source in the asked frame, though the instruction asks for a change."""
+def _unchanged(targets: list[Op], views: Views, success: float) -> bool:
+    """The result is the source in the asked frame, though the instruction asks for a change (one the operations
+    would make, or words they do not cover, or a thing that is not there)."""
     if views.edited.shape != views.reference.shape:
         return False
-    asked = float(difference(views.expected, views.reference).mean()) if targets else 1.0  # unknown words ask too
+    asked = float(difference(views.expected, views.reference).mean()) >= 1.0 or not targets or success < 0.5
     done = float(difference(views.edited, views.reference).mean())
-    return asked >= 1.0 and done < 0.5 and changes.changed(views.edited, views.reference).mean() < 0.001
+    return asked and done < 0.5 and changes.changed(views.edited, views.reference).mean() < 0.001
 
 
 def _quality(targets: list[Op], views: Views) -> tuple[float, list[str]]:
@@ -895,7 +898,10 @@ def _local_flaws(targets: list[Op], views: Views, findings: list[str]) -> float:
         if op.region in ("the shadows", "the highlights"):
             continue
         try:
-            inside = changes.fill_holes(named(op.region, views).found)
+            inside = named(op.region, views).found
+            for _ in range(3):  # with its outline's neighbourhood: a patch left out at a thing's edge is a blotch
+                inside = grow(inside)
+            inside = fill_holes(inside)
         except NoRegion:
             continue
         blotchy = changes.speckle(moved, inside)
