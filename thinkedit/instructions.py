@@ -128,8 +128,9 @@ _PLACE_WORDS = [  # (pattern, region): the region words `regions.place` finds by
 # "the X" as what a verb acts on or where ("brighten the face", "more contrast in the water"): a region word
 _OBJECT = (
     r"(?:^|\b(?:make|turn|change|brighten|darken|lighten|blur|sharpen|soften|paint|colou?r|recolou?r|tint|warm|cool|"
-    r"saturate|desaturate|enhance|boost|fade|mute|in|on|of|to|at|around|behind|near|over|under)\s+)"
-    r"(?:the|her|his|their|your|my)\s+([a-z]+(?:'s)?)(?:\s+([a-z]+))?"
+    r"saturate|desaturate|enhance|boost|fade|mute|in|on|of|to|at|around|behind|near|over|under|above|below|beside|"
+    r"inside|outside|across|along|between|than)\s+)"
+    r"((?:the|her|his|their|your|my)\s+([a-z]+(?:'s)?))"
 )
 _SIDES = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom", "left": "left", "right": "right"}
 _PARTS = {"half": "half", "side": "half", "part": "half", "third": "third", "quarter": "quarter"}
@@ -293,15 +294,17 @@ def _region(clause: str) -> tuple[str | None, list[str]]:
         region = f"the {_SIDES[part.group(1)]} {_PARTS.get(part.group(2), 'half')}"
     colored = re.search(rf"\b(?:the|all|every)\s+{_COLOR_WORD}(?:\s+([a-z]+))?", clause)
     if region is None and colored:
-        region = f"the {colored.group(1)} {_thing(colored.group(2) or '')}"
+        word = colored.group(2) or ""
+        plural = colored.group(0).split()[1].endswith("s")  # "the reds brighter": every red pixel
+        region = f"the {colored.group(1)} {'areas' if plural or _looks(word) or _filters(word) else _thing(word)}"
     named = {word for word in region.split()[1:]} if region else set()
     strange = []
     for match in re.finditer(_OBJECT, clause):
-        word = match.group(1)
+        word = match.group(2)
         if word in _WHOLE | _FILLER | named | set(_SIDES) | set(COLORS) or re.fullmatch(_COLOR_WORD, word):
             continue
         if not any(re.search(pattern, word) for pattern, _ in _PLACE_WORDS):
-            strange.append(f"'{match.group(0).strip()}' (no rule finds that region)")
+            strange.append(f"'{match.group(1)}' (no rule finds that region)")
     return region, strange
 
 
@@ -560,7 +563,7 @@ def read_feedback(feedback: str) -> tuple[list[Nudge], list[str]]:
     text = re.sub(r"\bblack[- ](and|&|n)[- ]white\b", "blackwhite", text)
     for clause in _clauses(text):
         ops = tuple(dict((op.name, op) for op in read(clause.replace("blackwhite", "black and white")).ops).values())
-        factor = 1 + NUDGE * _degree(clause)
+        factor = 1 + NUDGE * _degree(re.sub(r"\b(not so|too|so) much\b", "", clause))
         action = next(
             (name for name, pattern in (("drop", _DROP), ("keep", _KEEP), ("more", _MORE), ("too", _TOO),
                                          ("less", _LESS)) if re.search(pattern, clause)),
@@ -587,7 +590,7 @@ def follow(ops: list[Op], nudge: Nudge) -> tuple[list[Op], str]:
     if not nudge.ops:  # "more", "not so much": every amount
         up = nudge.action == "more"
         changed = [(op, _times(op, nudge.factor if up else 1 / nudge.factor)) for op in ops]
-        moved = [f"{_short(old)} → {_short(new)}" for old, new in changed if new is not None and new != old]
+        moved = [_step(old, new) for old, new in changed if new is not None and new != old]
         result = [new if new is not None else old for old, new in changed]
         if nudge.action == "keep":
             return ops, f"'{nudge.words}': everything stays as it is"
@@ -635,6 +638,12 @@ def _times(op: Op, factor: float) -> Op | None:
     amount = op.amount / factor if op.name == "posterize" else op.amount * factor
     digits = 0 if op.name == "posterize" else 1 if op.name in SIZED else 3
     return replace(op, amount=round(_clamp(op.name, amount), digits), vague=False)
+
+
+def _step(old: Op, new: Op) -> str:
+    limits = OPERATIONS[new.name].limits
+    limit = ", as far as it goes" if new.amount in limits else ""
+    return f"{_short(old)} → {_short(new)}{limit}"
 
 
 def _short(op: Op) -> str:

@@ -135,6 +135,8 @@ class Views:
     source_full: np.ndarray  # uint8
     edited_full: np.ndarray  # uint8
     crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # full-res centre (source, edited, expected) for detail
+    sampled: tuple[np.ndarray, np.ndarray] | None  # (source, edited) at the small size by picking pixels, not
+    #                                                averaging them: pixel noise survives (only local operations)
     measured: dict[tuple[str, str | None], dict[str, float]] = field(default_factory=dict)
     regions: dict[str, np.ndarray | str] = field(default_factory=dict)
 
@@ -238,7 +240,8 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
     low, high = (round(bound * 100) for bound in TOLERANCE)
     if feedback is not None:
         refined, answered = answer(feedback, prompt, source.size)
-        lines += answered
+        follows = "the next prompt follows your feedback" if refined != prompt else "the prompt stays as it is"
+        lines += [*answered, f"{scores}: {follows}."]
     elif measured.unchanged:
         refined = join([ask for ask in measured.asks if ask]) or prompt
         lines.append(f"{scores}: nothing was done; the next prompt states every operation with its amount.")
@@ -272,7 +275,10 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
                 image = apply(image, replace(op, amount=op.amount / scale) if op.name in SIZED else op)
         return _array(image if size in (None, image.size) else image.resize(size, Image.Resampling.BILINEAR))
 
-    crops = None
+    crops = sampled = None
+    if all(_local(op) for op in targets) and edited.size == source.size:
+        sampled = (_array(source.resize(small_want, Image.Resampling.NEAREST)),
+                   _array(edited.resize(small_want, Image.Resampling.NEAREST)))  # fmt: skip
     if not any(op.name in GEOMETRY for op in targets) and edited.size == source.size:
         box = _centre(source.size)
         ops = [op for op in targets if not _local(op) and op.name != "vignette"]
@@ -288,6 +294,7 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
         source_full=np.asarray(source),
         edited_full=np.asarray(edited),
         crops=crops,
+        sampled=sampled,
     )
 
 
@@ -893,6 +900,7 @@ def _local_flaws(targets: list[Op], views: Views, findings: list[str]) -> float:
     """Blotches inside and seams along a local change: measured where the result differs from `base`."""
     penalty = 0.0
     moved = changes.changed(views.edited, views.base)
+    speckled = changes.changed(views.sampled[1], views.sampled[0]) if views.sampled else moved
     for region in dict.fromkeys(op.region for op in targets if op.region):
         op = next(op for op in targets if op.region == region)
         if op.region in ("the shadows", "the highlights"):
@@ -904,8 +912,8 @@ def _local_flaws(targets: list[Op], views: Views, findings: list[str]) -> float:
             inside = fill_holes(inside)
         except NoRegion:
             continue
-        blotchy = changes.speckle(moved, inside)
-        if moved[inside].mean() > 0.05 and blotchy > changes.SPECKLE:  # each 1% more speckle costs 0.4
+        blotchy = changes.speckle(speckled, inside)
+        if speckled[inside].mean() > 0.05 and blotchy > changes.SPECKLE:  # each 1% more speckle costs 0.4
             penalty += min(4.0, (blotchy - changes.SPECKLE) * 40)
             findings.append(
                 f"blotchy: in {op.region}, {blotchy * 100:.0f}% of the pixels disagree with their neighbourhood "
@@ -954,6 +962,6 @@ def answer(feedback: str, prompt: str, size: tuple[int, int]) -> tuple[str, list
         lines.append(f"- {said}")
     lines += [f"- I cannot act on '{part}': it names no amount or operation I know ({REPERTOIRE})." for part in unknown]
     if not nudges:
-        lines.append("Nothing in the feedback is something I can act on, so the next prompt is the same.")
+        lines.append("Nothing in the feedback is something I can act on.")
     refined = join([describe(op) for op in ops] + plan.unknown) or prompt
     return refined, lines
