@@ -5,6 +5,12 @@ it to know the intent, and writes its refined prompt with `describe`, whose text
 exactly. A vague look ("make it pop", "make it look old") becomes the full recipe of that look, each
 operation marked `vague`: the editor, given no amount, applies a cautious share of it (`CAUTIOUS`);
 the critic expects the whole look and asks for it with explicit amounts.
+
+Each operation's facts (kind, range, default, what shows it, what else it moves) are one row of `OPERATIONS`. A
+tone, filter or color operation may act on a region: a place ("the sky", "the top half": `PLACES`) or a colored
+thing ("the red cup"), found by the rules in `thinkedit.regions`. A region word no rule finds ("the table") is
+never dropped: its clause is not done and is reported as not understood. `read_feedback` reads a person's words
+about an edit ("less sepia, keep the vignette") with the same reader, and `follow` applies them to the amounts.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ SHAPES = {
     "ball": "disc",
     "triangle": "triangle",
 }
-_SHAPE_WORD = r"\b((?:" + "|".join(SHAPES) + r")s?)\b"
 
 # A look's usual recipe at full strength: (operation, amount).
 LOOKS: dict[str, tuple[str, list[tuple[str, float]]]] = {

@@ -173,12 +173,12 @@ class Assessment:
     quality: float  # 0..10
     flaws: list[str]
     unchanged: bool  # the result is the source (in the asked frame) though the instruction asks for a change
-    cap: float = 1.0  # the most `success × preservation` may be (a look too faint to see)
+    cap: float = 1.0  # the most `success` may be (a look too faint to see)
 
     @property
     def success(self) -> float:
         """0..1: how fully the instruction's parts were done."""
-        return sum(p.score for p in self.parts) / len(self.parts)
+        return min(self.cap, sum(p.score for p in self.parts) / len(self.parts))
 
     def findings(self) -> list[str]:
         return [p.finding for p in self.parts] + self.kept + self.flaws
@@ -229,7 +229,7 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
     """The critique as canonical thinker text, every number in it measured."""
     measured = assess(source, edited, instruction, prompt)
     quality = measured.quality
-    semantic = round(10 * min(measured.success * measured.preservation, measured.cap), 1)
+    semantic = round(10 * measured.success * measured.preservation, 1)
     lines = [f"The instruction asks: {instruction}"]
     if measured.looks:
         lines.append(f"'{', '.join(measured.looks)}' names a look without amounts; in full it is: {measured.recipe}.")
@@ -432,7 +432,7 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 def _vignette(x: np.ndarray, reference: np.ndarray, inside: np.ndarray | None = None) -> float:
     """How much the corners darkened relative to the centre: fit edited/reference luma ≈ c·(1 − v·r²)."""
     luma, base = x @ LUMA, reference @ LUMA
-    usable = (base > 12) & (luma < 250) & (True if inside is None else inside)
+    usable = (base > 12) & (luma < 250) & (True if inside is None else inside)  # not too dark to divide, not clipped
     if usable.sum() < 16:
         return 0.0
     slope, intercept = np.polyfit(radial(x.shape[1], x.shape[0])[usable], luma[usable] / base[usable], 1)
@@ -521,7 +521,7 @@ def _corrected(op: Op, used: Op | None, ratio: float, score: float) -> tuple[Op,
         return explicit, None
     if score >= 1.0:
         return replace(explicit, amount=used.amount), None
-    if ratio <= 0.05:
+    if ratio <= 0.05:  # under 5% of the change: nothing to scale from
         return explicit, f"{op.name}: nothing of it is measurable, so I ask for the full amount again"
     amount = used.amount / min(MOST, max(1 / MOST, ratio))
     low, high = OPERATIONS[op.name].limits
@@ -563,6 +563,8 @@ def _text(op: Op, used: Op | None, views: Views) -> Part:
     outside = (changed.sum() - inside.sum()) / max(1, changed.size - inside.size)
     pixels = views.edited[y0:y1, x0:x1][inside]
     target = np.array(COLORS.get(op.color or "white", (255, 255, 255)), np.float32)
+    # a changed pixel within 100 (of 441) of the asked color is of it; the outline is another color and covers most
+    # of small text, so a tenth of the changed pixels in the color is enough, and none of it costs 40%
     colored = float((np.linalg.norm(pixels - target, axis=1) < 100).mean()) if len(pixels) else 0.0
     score = min(1.0, share / TEXT_INK) * (1.0 if colored >= 0.1 else 0.6)
     finding = (
@@ -578,7 +580,9 @@ def _border(op: Op, used: Op | None, views: Views) -> Part:
     limit = max(1, min(x.shape[:2]) // 4)
     thickness = []
     for side in (x[:limit], x[::-1][:limit], x[:, :limit].swapaxes(0, 1), x[:, ::-1][:, :limit].swapaxes(0, 1)):
-        rows = (np.abs(side - color).max(axis=2) < 40).mean(axis=1) > 0.9
+        rows = (np.abs(side - color).max(axis=2) < 40).mean(
+            axis=1
+        ) > 0.9  # 40 levels of JPEG; 10% of a row may be a corner
         thickness.append(limit if rows.all() else int(np.argmin(rows)))
     measured, asked = min(thickness), float(op.amount or 1)
     ratio = measured / asked
@@ -680,6 +684,8 @@ def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
     saturation = hsv(views.edited)[..., 1] / 255
     kept = float(saturation[found].mean() / max(base_saturation[found].mean(), 1e-6))
     rest = float(saturation[~thing.allowed].mean()) if (~thing.allowed).any() else 0.0
+    # 70% of the saturation kept still reads as kept; the rest reads as gray up to a mean saturation of 0.05 and as
+    # colored (score 0) from 0.175
     score = min(1.0, kept / 0.7) * max(0.0, 1 - max(0.0, rest - 0.05) * 8)
     finding = f"{how}: kept {kept * 100:.0f}% of its saturation; the rest has mean saturation {rest:.3f} (gray is 0)"
     return Part(score, finding, describe(op))
@@ -688,6 +694,7 @@ def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
 def _posterize(op: Op, used: Op | None, views: Views) -> Part:
     step = max(1, int(views.scale))
     sample = views.edited_full[::step, ::step].reshape(-1, 3)
+    # a level counts when 0.2% of the pixels have it (JPEG strays do not); each level over the asked one costs 1/24
     levels = max(int((np.bincount(sample[:, c], minlength=256) > 0.002 * len(sample)).sum()) for c in range(3))
     asked = round(op.amount or 4)
     score = 1.0 if levels <= asked + 1 else max(0.0, 1 - (levels - asked - 1) / 24)
@@ -706,7 +713,7 @@ def _blockiness(x: np.ndarray) -> float:
 
 def _pixelate(op: Op, used: Op | None, views: Views) -> Part:
     measured, before, asked = _blockiness(views.edited_full), _blockiness(views.source_full), float(op.amount or 2)
-    if before >= 0.75 * asked:
+    if before >= 0.75 * asked:  # flat areas already make runs three quarters as wide as the asked blocks
         return Part(
             1.0,
             f"pixelate: the source is already made of flat blocks ({before:.0f} px); nothing to measure",
@@ -739,7 +746,7 @@ def _geometry(geometry: list[Op], targets: list[Op], views: Views, misshapen: st
     """The asked shape first (a wrong one scores at most 0.2), then the layout against the expected pixels."""
     match = abs if any(op.name == "invert" for op in targets) else float
     got, untouched = match(_ncc(views.edited, views.expected)), match(_ncc(views.edited, views.untouched))
-    score = min(1.0, max(0.0, (got - 0.5) / 0.4))
+    score = min(1.0, max(0.0, (got - 0.5) / 0.4))  # a layout correlating under 0.5 is another picture; 0.9 is it
     if misshapen:
         return Part(0.2 * score, f"{misshapen}; squeezed into the asked frame its layout matches at {got:.2f}", None)
     (height, width), (asked_width, asked_height) = views.edited_full.shape[:2], views.size
@@ -758,7 +765,7 @@ def _unsupported(pieces: list[str], views: Views, keep: str | None) -> Part:
     named_parts = ", ".join(f"'{piece}'" for piece in pieces)
     ask = keep or join(pieces)
     share = float(changes.changed(views.edited, views.expected).mean())
-    if share > 0.03:
+    if share > 0.03:  # 3% of the image changed beyond what is measured: maybe it, so half the credit
         return Part(
             0.5,
             f"{named_parts}: {share * 100:.0f}% of the image changed beyond the measurable operations, "
