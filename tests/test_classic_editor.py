@@ -6,19 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from thinkedit.config import Settings
 from thinkedit.editors.classic import LUMA, text_box
 from thinkedit.errors import Cancelled
 from thinkedit.instructions import Op, describe, read, resolve
-from thinkedit.registry import build_backend
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RED_SQUARE = (slice(12, 37), slice(10, 35))  # rows, columns of the conftest scene's red square
-
-
-@pytest.fixture(scope="module")
-def editor():
-    return build_backend("editor", Settings(), "classic")
 
 
 @pytest.fixture(scope="module")

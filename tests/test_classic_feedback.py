@@ -8,21 +8,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from thinkedit.config import Settings
 from thinkedit.instructions import read
-from thinkedit.registry import build_backend
 
 OLD = "apply a sepia tone at 80% strength and add a vignette at 30% strength"
-
-
-@pytest.fixture(scope="module")
-def editor():
-    return build_backend("editor", Settings(), "classic")
-
-
-@pytest.fixture(scope="module")
-def thinker():
-    return build_backend("thinker", Settings(), "classic")
 
 
 @pytest.fixture(scope="module")

@@ -9,24 +9,12 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from thinkedit.config import Settings
 from thinkedit.instructions import read
-from thinkedit.registry import build_backend
 
 # Boxes drawn by hand, well inside one thing each: (left, top, right, bottom) in the photo's pixels.
 SUIT, FACE, WALL = (40, 300, 110, 460), (185, 80, 265, 170), (300, 20, 370, 130)
 CUP, TABLE = (185, 150, 215, 230), (440, 20, 600, 100)
 SKY, ROCKET = (100, 20, 170, 110), (314, 200, 328, 330)
-
-
-@pytest.fixture(scope="module")
-def editor():
-    return build_backend("editor", Settings(), "classic")
-
-
-@pytest.fixture(scope="module")
-def thinker():
-    return build_backend("thinker", Settings(), "classic")
 
 
 def photo(name: str) -> Image.Image:

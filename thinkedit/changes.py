@@ -85,12 +85,6 @@ def took(after: np.ndarray, named: np.ndarray, color: str) -> float:
     return float((membership(hsv(after), color) >= 0.5)[named].mean()) if named.any() else 0.0
 
 
-def skin(x: np.ndarray) -> np.ndarray:
-    """Skin-toned pixels: hue 0–50°, saturation 0.15–0.6, value at least 0.35 (the usual rule for lit skin)."""
-    h = hsv(x).astype(np.float32) / 255
-    return (h[..., 0] * 360 <= 50) & (h[..., 1] >= 0.15) & (h[..., 1] <= 0.6) & (h[..., 2] >= 0.35)
-
-
 def steps(x: np.ndarray, within: np.ndarray) -> int:
     """How many distinct brightness levels the pixels `within` hold."""
     return len(np.unique(np.round(x[within] @ LUMA)))

@@ -8,8 +8,8 @@ with a sentence that says why. The regions and their rules:
 - "the shadows" / "the highlights": by luminance, fully below 64 / above 192 of 255 and fading out over 64 levels.
 - "the sky": the connected region of sky-like color (blue, or near-white and smooth) that touches the top edge,
   plus pixels of its color seen through gaps (between a tower's struts) above its lowest row. None → `NoRegion`.
-- "the background": the regions of similar neighbouring color that touch the top edge or the upper half of a
-  side edge (a subject usually stands on the bottom edge); "the foreground": the rest. Either under 10% of the
+- "the background": the pixels of the colors seen along the top edge and the upper half of the side edges,
+  connected to them (a subject usually stands on the bottom edge), never skin; "the foreground": the rest. Either under 10% of the
   picture → `NoRegion` (the rule cannot tell them apart there).
 - "the red areas": every pixel of the hue (`HUES`). "the red cup": the largest connected region of that color
   (grown through its own shading; big parts up to `GAP` pixels apart, like a suit across a strap, count as one);
@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from .instructions import PLACES, SHAPES
 
@@ -179,8 +179,9 @@ def _place(pixels: np.ndarray, place: str) -> np.ndarray:
     if place in ("sky", "background", "foreground"):
         small, scale = _small(pixels)
         found = _sky(small) if place == "sky" else _background(small, place == "foreground")
-        weight = _upsample(found, (height, width)) if scale > 1 else found.astype(np.float32)
-        return np.minimum(weight, _sky_colored(pixels)) if place == "sky" else weight
+        if place == "sky" and scale > 1:
+            return _like_around(pixels, small, found)
+        return _upsample(found, (height, width)) if scale > 1 else found.astype(np.float32)
     y = (np.arange(height, dtype=np.float32)[:, None] + 0.5) / height
     x = (np.arange(width, dtype=np.float32)[None, :] + 0.5) / width
     if place == "centre":
@@ -196,13 +197,14 @@ def _band(t: np.ndarray, start: float, end: float) -> np.ndarray:
 
 
 def _sky(small: np.ndarray) -> np.ndarray:
-    """Smooth sky-like pixels touching the top edge, grown through the pixels of the same family (blue, or near-white)
-    connected to them (clouds at the horizon), and that family's pixels seen through gaps above the sky's lowest row."""
+    """Smooth sky-like pixels (blue, or near-white) touching the top edge, grown through smooth pixels of any hue
+    that are not much darker (a sunset's purple and pink), and the seeds' family's pixels seen through gaps (a
+    tower's struts) above the seeds' lowest row."""
     h = hsv(small).astype(np.float32) / 255
     x = small.astype(np.float32)
     luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
-    rough = np.zeros_like(luma)
-    rough[1:-1, 1:-1] = np.maximum(np.abs(luma[2:, 1:-1] - luma[:-2, 1:-1]), np.abs(luma[1:-1, 2:] - luma[1:-1, :-2]))
+    padded = np.pad(luma, 1, mode="edge")  # the frame's own edge is no edge in the picture
+    rough = np.maximum(np.abs(padded[2:, 1:-1] - padded[:-2, 1:-1]), np.abs(padded[1:-1, 2:] - padded[1:-1, :-2]))
     blue = (h[..., 0] * 360 >= 180) & (h[..., 0] * 360 <= 260) & (h[..., 1] >= 0.12) & (h[..., 2] >= 0.12)
     bright = (h[..., 1] < 0.15) & (h[..., 2] >= 0.85)
     smooth = rough <= 12  # 12 levels between neighbours two pixels apart
@@ -212,8 +214,9 @@ def _sky(small: np.ndarray) -> np.ndarray:
     family, seed = (blue if name == "blue" else bright), seeds[name]
     if seed.mean() < 0.02:
         raise NoRegion("there is no sky: nothing of sky-like color (blue, or near-white) and smooth touches the top")
-    labels = label(family)
-    sky = np.isin(labels, np.unique(labels[seed])) & family
+    passable = smooth & (luma >= 0.5 * np.percentile(luma[seed], 10))  # half as bright: ground, not sky
+    labels = label(passable)
+    sky = np.isin(labels, np.unique(labels[seed])) & passable
     lowest = np.flatnonzero(seed.any(axis=1))[-1]
     mean, spread = x[seed].mean(axis=0), x[seed].std(axis=0).max()
     through = (np.abs(x - mean).max(axis=2) <= 3 * spread + 16) & family
@@ -221,15 +224,21 @@ def _sky(small: np.ndarray) -> np.ndarray:
     return sky | through
 
 
-def _sky_colored(pixels: np.ndarray) -> np.ndarray:
-    """How sky-colored each pixel is (blue, or near-white), fading out over 20° of hue and 0.08 of saturation and
-    value: at full size this keeps a tower's struts and a lamp's glare out of a sky found on the small copy."""
-    h = hsv(pixels).astype(np.float32) / 255
-    hue, s, v = h[..., 0] * 360, h[..., 1], h[..., 2]
-    blue = np.clip(np.minimum(hue - 160, 280 - hue) / 20, 0, 1)
-    blue = np.minimum(blue, np.minimum(np.clip((s - 0.04) / 0.08, 0, 1), np.clip((v - 0.04) / 0.08, 0, 1)))
-    bright = np.minimum(np.clip((0.23 - s) / 0.08, 0, 1), np.clip((v - 0.77) / 0.08, 0, 1))
-    return np.maximum(blue, bright)
+def _like_around(pixels: np.ndarray, small: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """A region found on the small copy, at full size: its weight there, cut where a pixel's color is far (over 24
+    levels fully out from 48) from the region's color around it, so a tower's thin struts stay out of the sky."""
+    size = (pixels.shape[1], pixels.shape[0])
+    inside = _upsample(found, pixels.shape[:2])
+    around = np.stack(
+        [np.asarray(Image.fromarray((small[..., c] * found).astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
+         for c in range(3)], axis=-1,
+    ) / np.maximum(inside, 1e-3)[..., None]  # fmt: skip
+    distance = np.abs(pixels.astype(np.float32) - around).max(axis=2)
+    # a small pixel further out, so the region reaches its true edge at full size (no fringe of the old color)
+    scale = pixels.shape[1] / small.shape[1]
+    edge = Image.fromarray(np.round(_upsample(grow(found), pixels.shape[:2]) * 255).astype(np.uint8))
+    soft = np.clip(np.asarray(edge.filter(ImageFilter.GaussianBlur(scale)), np.float32) / 128, 0, 1)  # no steps
+    return np.minimum(soft, np.clip((48 - distance) / 24, 0, 1))
 
 
 def _background(small: np.ndarray, foreground: bool) -> np.ndarray:
@@ -247,7 +256,7 @@ def _background(small: np.ndarray, foreground: bool) -> np.ndarray:
     touching = np.concatenate(
         [labels[0][near[0]], labels[:half, 0][near[:half, 0]], labels[:half, -1][near[:half, -1]]]
     )
-    back = np.isin(labels, np.unique(touching)) & near
+    back = np.isin(labels, np.unique(touching)) & near & ~skin(small)  # a person is never the background
     share = float(back.mean())
     if not 0.1 <= share <= 0.9:
         raise NoRegion(
@@ -255,6 +264,12 @@ def _background(small: np.ndarray, foreground: bool) -> np.ndarray:
             f"{share * 100:.0f}% of the picture)"
         )
     return ~back if foreground else back
+
+
+def skin(x: np.ndarray) -> np.ndarray:
+    """Skin-toned pixels: hue 0–50°, saturation 0.15–0.6, value at least 0.35 (the usual rule for lit skin)."""
+    h = hsv(x).astype(np.float32) / 255
+    return (h[..., 0] * 360 <= 50) & (h[..., 1] >= 0.15) & (h[..., 1] <= 0.6) & (h[..., 2] >= 0.35)
 
 
 # -- shapes --------------------------------------------------------------------------------------------------------

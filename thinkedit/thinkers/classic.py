@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from .. import changes
+from .. import changes, regions
 from ..backend import BackendSpec, OnToken
 from ..changes import VISIBLE, difference, shift
 from ..config import Settings
@@ -55,6 +55,7 @@ WORK_SIDE = 256  # global measurements run on copies this size; detail on a full
 # apart side by side, and wide enough that an editor's rounding or clipping does not send the loop round again.
 TOLERANCE = (0.8, 1.25)
 UNSEEN = 0.7  # the most a look scores while a quarter of what it names has not visibly changed
+GUESSED = ("the background", "the foreground")  # regions whose rule a person would often draw otherwise
 AMBIGUOUS = 0.7  # the most a recolor of one thing scores when other things of its color could be the one meant
 MOST = 2.5  # a corrected amount is at most this many times (or at least 1/this of) the amount that was used
 FEATURES = ("brightness", "contrast", "saturation", "warmth", "detail")
@@ -203,9 +204,8 @@ def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
                 parts.append(_geometry(geometry, targets, views, misshapen))
         else:
             parts.append(_assess(op, _used(op, targets, done), views))
-            parts[-1].label = op.name + (f" in {op.region}" if op.region and op.name != "recolor" else "")
-            if op.name == "recolor":
-                parts[-1].label = f"{op.region} made {op.color}"
+            where = f" in {op.region}" if op.region else ""
+            parts[-1].label = f"{op.region} made {op.color}" if op.name == "recolor" else f"{op.name}{where}"
             asks.append(parts[-1].ask)
     seen = _seen(targets, views)
     if seen is not None and not seen.within:
@@ -222,6 +222,13 @@ def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
         quality = min(quality, 5.0)
     recipe = join([describe(op) for op in targets if op.vague])
     cap = UNSEEN if seen is not None and not seen.within else 1.0
+    guessed = sorted({op.region for op in targets if op.region in GUESSED})
+    if guessed:  # the rule sees colors, not objects: an edit of it can be reported, not confirmed
+        cap = min(cap, AMBIGUOUS)
+        kept.append(
+            f"{join(guessed)} is found by a rule that sees colors, not objects; I cannot confirm it holds all of "
+            f"{join(guessed)} and nothing else, so this scores at most {AMBIGUOUS * 10:g}"
+        )
     return Assessment(intent.looks, recipe, parts, asks, preservation, kept, quality, flaws, unchanged, cap)
 
 
@@ -636,7 +643,7 @@ def _recolor(op: Op, used: Op | None, views: Views) -> Part:
     try:
         thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, f"there is no {region.removeprefix('the ')}: {exc}", describe(op))
+        return Part(0.0, _missing(region, exc), describe(op))
     found, how = thing.found, thing.how
     share = changes.took(views.edited, found, op.color or "red")
     moved = float(shift(views.edited, views.base)[found].mean())
@@ -649,6 +656,11 @@ def _recolor(op: Op, used: Op | None, views: Views) -> Part:
         score = min(score, AMBIGUOUS)
         finding += f"; {others}"
     return Part(score, finding, describe(op), within=score >= 1.0)
+
+
+def _missing(region: str, why: NoRegion) -> str:
+    said = str(why)
+    return said if said.startswith("there is no") else f"there is no {region.removeprefix('the ')}: {said}"
 
 
 def _others(thing: Named, views: Views, color: str) -> str | None:
@@ -678,7 +690,7 @@ def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
     try:
         thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, f"there is no {region.removeprefix('the ')} to keep: {exc}", describe(op))
+        return Part(0.0, _missing(region, exc), describe(op))
     found, how = thing.found, thing.how
     base_saturation = hsv(views.base)[..., 1] / 255
     saturation = hsv(views.edited)[..., 1] / 255
@@ -832,6 +844,9 @@ def _spill(targets: list[Op], views: Views) -> tuple[float, list[str]]:
         over = labels[thing.found & moved]
         main = np.bincount(over - over.min()).argmax() + over.min() if over.size else -1
         spilled |= moved & allowed & (labels != main) & ~grow(grow(thing.found))
+    places = {op.region for op in local} & {"the sky", "the background"}
+    if places:  # people are neither: changed skin is spill, whatever the region's rule says
+        spilled |= moved & regions.skin(views.untouched)
     findings, penalty = [], 0.0
     share = float(spilled.mean())
     if share > 0.003:  # a few stray pixels of resampling are no spill
@@ -944,7 +959,7 @@ def _skin(views: Views, findings: list[str]) -> float:
     before, after = views.source_full[::step, ::step].astype(np.float32), views.edited_full[::step, ::step]
     if before.shape != after.shape:
         return 0.0
-    skin = changes.skin(before)
+    skin = regions.skin(before)
     if skin.mean() < 0.01:
         return 0.0
     was, now = changes.steps(before, skin), changes.steps(after.astype(np.float32), skin)
