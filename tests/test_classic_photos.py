@@ -126,6 +126,8 @@ def test_a_region_word_no_rule_finds_is_reported_never_dropped(editor, thinker):
     assert critique_.semantic < 3 and "cannot do" in critique_.reasoning and "the sky" in critique_.reasoning
     plan = read("make the sky above the rocket darker")
     assert plan.ops[0].region == "the sky" and plan.unknown == ["'the rocket' (no rule finds that region)"]
+    both = read("make the top half of the sky darker")
+    assert both.ops[0].region == "the top half" and "'the sky' (one region at a time" in both.unknown[0]
 
 
 def test_a_blotchy_recolor_scores_low_on_quality(editor, thinker):

@@ -295,15 +295,17 @@ def _region(clause: str) -> tuple[str | None, list[str]]:
     region = next((place for pattern, place in _PLACE_WORDS if re.search(pattern, clause)), None)
     part = re.search(rf"\b({'|'.join(_SIDES)})[- ]({'|'.join(_PARTS)})\b", clause)
     part = part or re.search(rf"\b({'|'.join(_SIDES)}) (of) (?:the )?(?:image|photo|picture)\b", clause)
+    strange = []
     if part:
+        if region:  # "the top half of the sky": one region at a time, and the other is said
+            strange.append(f"'{region}' (one region at a time: I used the {_SIDES[part.group(1)]} part)")
         region = f"the {_SIDES[part.group(1)]} {_PARTS.get(part.group(2), 'half')}"
     colored = re.search(rf"\b(?:the|all|every)\s+{_COLOR_WORD}(?:\s+([a-z]+))?", clause)
     if region is None and colored:
         word = colored.group(2) or ""
         plural = colored.group(0).split()[1].endswith("s")  # "the reds brighter": every red pixel
         region = f"the {colored.group(1)} {'areas' if plural or _looks(word) or _filters(word) else _thing(word)}"
-    named = {word for word in region.split()[1:]} if region else set()
-    strange = []
+    named = set(region.split()[1:]) if region else set()
     for match in re.finditer(_OBJECT, clause):
         word = match.group(2)
         if word in _WHOLE | _FILLER | named | set(_SIDES) | set(COLORS) or re.fullmatch(_COLOR_WORD, word):

@@ -907,7 +907,8 @@ def _quality(targets: list[Op], views: Views) -> tuple[float, list[str]]:
             findings.append(f"banding: {after} gray levels left of the source's {before}")
         penalty += _skin(views, findings)
     if not names & {"blur", "pixelate", "sharpen"}:
-        ratio = _detail(views.edited) / max(_detail(views.expected), 1e-6)
+        expected = _detail(views.expected)
+        ratio = _detail(views.edited) / expected if expected > 1e-3 else 1.0  # a flat image has no detail to lose
         if ratio < 0.7:  # 30% of the fine detail gone reads as soft; each further 10% costs a point
             penalty += min(3.0, (0.7 - ratio) * 10)
             findings.append(f"the image lost {(1 - ratio) * 100:.0f}% of its fine detail")
