@@ -39,6 +39,24 @@ def _runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("THINKEDIT_RUNS_DIR", str(tmp_path / "runs"))
 
 
+@pytest.fixture(scope="session")
+def editor():
+    """The offline classic editor (it keeps no state between edits)."""
+    from thinkedit.config import Settings
+    from thinkedit.registry import build_backend
+
+    return build_backend("editor", Settings(), "classic")
+
+
+@pytest.fixture(scope="session")
+def thinker():
+    """The offline classic thinker (it keeps no state between critiques)."""
+    from thinkedit.config import Settings
+    from thinkedit.registry import build_backend
+
+    return build_backend("thinker", Settings(), "classic")
+
+
 @pytest.fixture
 def scene() -> Image.Image:
     """A small RGB scene with distinct regions: sky, grass, a red square, a blue disc (96×64)."""

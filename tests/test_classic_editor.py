@@ -6,19 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from thinkedit.config import Settings
 from thinkedit.editors.classic import LUMA, text_box
 from thinkedit.errors import Cancelled
 from thinkedit.instructions import Op, describe, read, resolve
-from thinkedit.registry import build_backend
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RED_SQUARE = (slice(12, 37), slice(10, 35))  # rows, columns of the conftest scene's red square
-
-
-@pytest.fixture(scope="module")
-def editor():
-    return build_backend("editor", Settings(), "classic")
 
 
 @pytest.fixture(scope="module")
@@ -363,12 +356,20 @@ def test_vague_look_is_applied_cautiously(editor, photo):
         Op("crop", 0.4, where="center"),
         Op("resize", 0.5),
         Op("resize", 1.0, where="640x480"),
-        Op("recolor", color="green", source_color="blue"),
-        Op("keep_color", color="yellow"),
+        Op("recolor", color="green", region="the blue areas"),
+        Op("keep_color", region="the yellow areas"),
         Op("text", 0.1, where="top", color="red", text="Big Sale, 50% off"),
-        Op("recolor", color="red", source_color="blue", where="disc"),
-        Op("keep_color", color="red", where="square"),
-        Op("recolor", color="green", source_color="yellow", where="triangles"),
+        Op("recolor", color="red", region="the blue disc"),
+        Op("keep_color", region="the red square"),
+        Op("recolor", color="green", region="the yellow triangles"),
+        Op("recolor", color="blue", region="the orange spacesuit"),
+        Op("recolor", color="orange", region="the sky"),
+        Op("brightness", -0.2, region="the sky"),
+        Op("grayscale", 1.0, region="the top half"),
+        Op("blur", 4.0, region="the background"),
+        Op("saturation", 0.5, region="the red cup"),
+        Op("sepia", 0.6, region="the left third"),
+        Op("contrast", 0.3, region="the shadows"),
     ],
 )
 def test_describe_reads_back_to_the_same_operation(op):

@@ -455,7 +455,7 @@ def test_the_benchmarks_tab_shows_an_eval_by_the_loop_s_gain(tmp_path):
         client = Client(url, verbose=False)
         summary, table, chart, gallery = client.predict("classic-folder", api_name="/benchmark")
         assert "**folder** · editor classic, thinker classic, judge classic" in summary and "self-grading" in summary
-        assert "single: O 9.272 over 2 samples" in summary and "loop: O 10 over 2 samples" in summary
+        assert "single: O 9.1833 over 2 samples" in summary and "loop: O 10 over 2 samples" in summary
         assert table["headers"][:2] == ["category", "n"] and table["data"][-1][0] == "mean over categories"
         assert Image.open(chart).size[0] > 300, "the per-category bar chart"
         captions = [item["caption"] for item in gallery]

@@ -5,6 +5,12 @@ it to know the intent, and writes its refined prompt with `describe`, whose text
 exactly. A vague look ("make it pop", "make it look old") becomes the full recipe of that look, each
 operation marked `vague`: the editor, given no amount, applies a cautious share of it (`CAUTIOUS`);
 the critic expects the whole look and asks for it with explicit amounts.
+
+Each operation's facts (kind, range, default, what shows it, what else it moves) are one row of `OPERATIONS`. A
+tone, filter or color operation may act on a region: a place ("the sky", "the top half": `PLACES`) or a colored
+thing ("the red cup"), found by the rules in `thinkedit.regions`. A region word no rule finds ("the table") is
+never dropped: its clause is not done and is reported as not understood. `read_feedback` reads a person's words
+about an edit ("less sepia, keep the vignette") with the same reader, and `follow` applies them to the amounts.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ SHAPES = {
     "ball": "disc",
     "triangle": "triangle",
 }
-_SHAPE_WORD = r"\b((?:" + "|".join(SHAPES) + r")s?)\b"
 
 # A look's usual recipe at full strength: (operation, amount).
 LOOKS: dict[str, tuple[str, list[tuple[str, float]]]] = {
@@ -50,76 +55,90 @@ LOOKS: dict[str, tuple[str, list[tuple[str, float]]]] = {
                [("contrast", 0.15), ("saturation", 0.15), ("sharpen", 0.5)]),
 }  # fmt: skip
 
-# (range of the amount) for the operations with a continuous amount
-LIMITS: dict[str, tuple[float, float]] = {
-    "brightness": (-0.9, 2.0), "contrast": (-0.9, 2.0), "saturation": (-1.0, 2.0), "warmth": (-1.0, 1.0),
-    "sepia": (0.0, 1.0), "vignette": (0.0, 0.9), "sharpen": (0.0, 5.0), "blur": (0.3, 200.0),
-    "pixelate": (2.0, 512.0), "border": (1.0, 1000.0), "posterize": (2.0, 64.0), "text": (0.02, 0.5),
+
+@dataclass(frozen=True)
+class Operation:
+    """Everything the reader, the offline editor and the offline critic know about one operation."""
+
+    kind: str  # "tone": per pixel · "filter": per neighbourhood · "geometry": changes the frame · "drawn": draws at
+    #            a place (border, text) · "color": picks pixels by color (recolor, keep one color)
+    limits: tuple[float, float] = (-1e9, 1e9)  # range of the amount, in the operation's own unit (see `describe`)
+    default: float | None = None  # amount when the words give none, before degree words scale it
+    per_side: float | None = None  # pixel amounts: the default as a share of the image's longer side
+    feature: str | None = None  # the critic's global measurement that shows it; None: it has a measurement of its own
+    moves: frozenset[str] = frozenset()  # other global measurements it moves on its own (not "unasked" changes)
+
+
+_EVERY = frozenset({"brightness", "contrast", "saturation", "warmth", "detail"})
+# The per-side shares give a blur of 1/150 of the side (visible, not smeared), 48 pixelate blocks across and a
+# border of 1/32 of the side (a frame, not a mat). The moves are what each operation does to the global features
+# by its nature: sepia mutes colour toward one tint, a vignette darkens and spreads the corners' tones.
+OPERATIONS: dict[str, Operation] = {
+    "brightness": Operation("tone", (-0.9, 2.0), 0.25, feature="brightness", moves=frozenset({"saturation", "contrast"})),
+    "contrast": Operation("tone", (-0.9, 2.0), 0.25, feature="contrast", moves=frozenset({"saturation", "detail"})),
+    "saturation": Operation("tone", (-1.0, 2.0), 0.3, feature="saturation", moves=frozenset({"warmth"})),
+    "warmth": Operation("tone", (-1.0, 1.0), 0.2, feature="warmth", moves=frozenset({"saturation", "brightness"})),
+    "sepia": Operation("tone", (0.0, 1.0), 1.0, moves=frozenset({"saturation", "warmth", "contrast"})),
+    "grayscale": Operation("tone", (0.0, 1.0), 1.0, feature="saturation", moves=frozenset({"saturation", "warmth"})),
+    "invert": Operation("tone", (0.0, 1.0), 1.0, moves=_EVERY),
+    "vignette": Operation("tone", (0.0, 0.9), 0.35, moves=frozenset({"brightness", "contrast"})),
+    "posterize": Operation("tone", (2.0, 64.0), 4, moves=frozenset({"contrast", "saturation", "detail", "brightness"})),
+    "sharpen": Operation("filter", (0.0, 5.0), 1.0, feature="detail", moves=frozenset({"contrast"})),
+    "blur": Operation("filter", (0.3, 200.0), per_side=1 / 150, feature="detail", moves=frozenset({"contrast"})),
+    "pixelate": Operation("filter", (2.0, 512.0), per_side=1 / 48, moves=frozenset({"contrast"})),
+    "border": Operation("drawn", (1.0, 1000.0), per_side=1 / 32, moves=_EVERY),
+    "text": Operation("drawn", (0.02, 0.5), 0.08, moves=frozenset({"brightness", "contrast", "detail"})),
+    "recolor": Operation("color", moves=frozenset({"saturation", "warmth"})),
+    "keep_color": Operation("color", moves=_EVERY),
+    "rotate": Operation("geometry", moves=frozenset({"brightness", "contrast", "detail"})),
+    "flip": Operation("geometry"),
+    "crop": Operation("geometry", moves=frozenset({"detail"})),
+    "resize": Operation("geometry", moves=frozenset({"detail"})),
 }  # fmt: skip
-DEFAULTS = {
-    "brightness": 0.25,
-    "contrast": 0.25,
-    "saturation": 0.3,
-    "warmth": 0.2,
-    "sepia": 1.0,
-    "vignette": 0.35,
-    "sharpen": 1.0,
-    "posterize": 4,
-    "text": 0.08,
-}
-SIZED = ("blur", "pixelate", "border")  # amounts in pixels, by default a share of the image's size
-GEOMETRY = ("rotate", "flip", "crop", "resize")
+SIZED = tuple(name for name, facts in OPERATIONS.items() if facts.per_side)  # amounts in pixels
+GEOMETRY = tuple(name for name, facts in OPERATIONS.items() if facts.kind == "geometry")
+REGIONAL = tuple(name for name, facts in OPERATIONS.items() if facts.kind in ("tone", "filter", "color"))
 REPERTOIRE = "color, tone, geometry, frames and text"
+PLACES = (  # region words: `regions.place` finds each by a rule it documents
+    "the sky", "the background", "the foreground", "the shadows", "the highlights", "the centre",
+    *(f"the {side} {part}" for side in ("top", "bottom", "left", "right") for part in ("half", "third", "quarter")),
+)  # fmt: skip
+WHERE = "the sky, the background or foreground, a half, third or quarter, the centre, the shadows or highlights"
 
 _SLIGHT = r"\b(slight(ly)?|a (little )?bit|a little|a touch|a tad|subtl[ey]|somewhat|gently|mildly|thin)\b"
 _STRONG = r"\b(much|very|a lot|lots|strong(ly)?|significantly|really|heavily|dramatically|way|thick|wide|big)\b"
 _EXTREME = r"\b(extremely|massively|hugely|super|really really)\b"
-_FILLER = set(
-    [
-        "please",
-        "can",
-        "could",
-        "would",
-        "you",
-        "i",
-        "want",
-        "like",
-        "to",
-        "the",
-        "a",
-        "an",
-        "it",
-        "its",
-        "this",
-        "that",
-        "image",
-        "photo",
-        "picture",
-        "me",
-        "make",
-        "just",
-        "some",
-        "bit",
-        "little",
-        "slightly",
-        "more",
-        "less",
-        "so",
-        "also",
-        "be",
-        "look",
-        "looks",
-        "feel",
-        "of",
-        "in",
-        "on",
-        "with",
-        "for",
-        "and",
-        "is",
-        "my",
-    ]
+_FILLER = {
+    "please", "can", "could", "would", "you", "i", "want", "like", "to", "the", "a", "an", "it", "its", "this",
+    "that", "image", "photo", "picture", "me", "make", "just", "some", "bit", "little", "slightly", "more", "less",
+    "so", "also", "be", "look", "looks", "feel", "of", "in", "on", "with", "for", "and", "is", "my",
+}  # fmt: skip
+# Nouns after "the" that mean the whole picture or a property of it, not a region ("brighten the whole image").
+_WHOLE = {
+    "image", "photo", "photograph", "picture", "pic", "shot", "scene", "whole", "entire", "overall", "everything",
+    "color", "colors", "colour", "colours", "tone", "tones", "look", "mood", "feel", "feeling", "vibe", "style",
+    "lighting", "light", "exposure", "brightness", "contrast", "saturation", "warmth", "sharpness", "detail",
+    "details", "focus", "corners", "edges", "size", "rest", "text", "border", "frame", "vignette", "sepia", "crop",
+    "amount", "effect", "filter", "hue", "hues", "tint", "same", "way", "balance", "result", "edit", "first",
+}  # fmt: skip
+_AREAS = {"areas", "area", "parts", "part", "bits", "pixels", "ones", "things", "regions", "shades", "tones"}
+_PLACE_WORDS = [  # (pattern, region): the region words `regions.place` finds by rule
+    (r"\bsk(?:y|ies)\b", "the sky"),
+    (r"\bbackground\b|\bbackdrop\b", "the background"),
+    (r"\bforeground\b", "the foreground"),
+    (r"\bshadows\b", "the shadows"),
+    (r"\bhighlights\b", "the highlights"),
+    (r"\b(?:centre|center|middle)\b", "the centre"),
+]
+# "the X" as what a verb acts on or where ("brighten the face", "more contrast in the water"): a region word
+_OBJECT = (
+    r"(?:^|\b(?:make|turn|change|brighten|darken|lighten|blur|sharpen|soften|paint|colou?r|recolou?r|tint|warm|cool|"
+    r"saturate|desaturate|enhance|boost|fade|mute|in|on|of|to|at|around|behind|near|over|under|above|below|beside|"
+    r"inside|outside|across|along|between|than)\s+)"
+    r"((?:the|her|his|their|your|my)\s+([a-z]+(?:'s)?))"
 )
+_SIDES = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom", "left": "left", "right": "right"}
+_PARTS = {"half": "half", "side": "half", "part": "half", "third": "third", "quarter": "quarter"}
 
 
 @dataclass(frozen=True)
@@ -128,9 +147,10 @@ class Op:
 
     name: str
     amount: float | None = None
-    where: str | None = None  # crop side, flip axis, text position, "WxH" for resize, shape of a colored object
-    color: str | None = None  # border / text / recolor target / kept color
-    source_color: str | None = None  # recolor: the color to change
+    where: str | None = None  # crop side, flip axis, text position, "WxH" for resize
+    color: str | None = None  # border / text / recolor target
+    region: str | None = None  # where a tone, filter or color operation acts: a place ("the sky", "the left half")
+    #                            or a colored thing ("the red cup", "the blue discs", "the red areas"); None: everywhere
     text: str | None = None
     vague: bool = False  # part of a look read from a vague word: the editor applies it cautiously
     degree: float = 1.0  # degree words, for amounts resolved later from the image size
@@ -159,7 +179,7 @@ def read(instruction: str) -> Plan:
     unknown: list[str] = []
     looks: list[str] = []
     keep = re.compile(
-        rf"\b(?:keep|leave) (?:only )?(?:the )?{_COLOR_WORD}(?:\s+{_SHAPE_WORD})?[^,;.]*?(?:,|\band\b)\s*"
+        rf"\b(?:keep|leave) (?:only )?(?:the )?{_COLOR_WORD}(?:\s+([a-z]+))?[^,;.]*?(?:,|\band\b)\s*"
         r"(?:make |turn |convert )?"
         r"(?:everything else|the rest|all else)[^,;.]*?\b(?:blackwhite|gr[ae]y(?:scale)?|monochrome)\b"
         rf"|\bcolou?r splash (?:in |of )?{_COLOR_WORD}"
@@ -168,21 +188,24 @@ def read(instruction: str) -> Plan:
     position = 0
     for match in keep.finditer(low):
         pieces.append(low[position : match.start()])
-        shape = f"_{_shape(match.group(2))}" if match.group(2) else ""
-        pieces.append(f" keep{match.group(1) or match.group(3)}{shape} ")
+        thing = _thing(match.group(2) or "")
+        pieces.append(f" keep{match.group(1) or match.group(3)}_{thing.replace(' ', '_')} ")
         position = match.end()
     low = "".join(pieces) + low[position:]
-    for clause in re.split(r"\s*(?:[,;:]|[.!?](?=\s|$)|\band then\b|\bthen\b|\band\b|\balso\b|\bplus\b)\s*", low):
-        clause = clause.strip()
-        if not clause:
-            continue
-        found = _read_clause(clause, quotes)
-        looks += [name for name, (pattern, _) in LOOKS.items() if re.search(pattern, clause)]
+    for clause in _clauses(low):
+        found, strange = _read_clause(clause, quotes)
         if found:
             ops += found
+            looks += [name for name, (pattern, _) in LOOKS.items() if re.search(pattern, clause)]
+            unknown += [_restore(part, quotes) for part in strange]
         elif set(re.findall(r"[a-z0-9]+", clause)) - _FILLER:
             unknown.append(_restore(clause, quotes))
     return Plan(ops, unknown, looks)
+
+
+def _clauses(text: str) -> list[str]:
+    parts = re.split(r"\s*(?:[,;:]|[.!?](?=\s|$)|\band then\b|\bthen\b|\band\b|\balso\b|\bplus\b)\s*", text)
+    return [part.strip() for part in parts if part.strip()]
 
 
 def _restore(clause: str, quotes: list[str]) -> str:
@@ -235,7 +258,7 @@ def _signed(name: str, clause: str, sign: int) -> Op:
     elif factor is not None and factor > 1:
         amount = factor - 1
     else:
-        amount = DEFAULTS[name] * _degree(clause)
+        amount = OPERATIONS[name].default * _degree(clause)
     return Op(name, _clamp(name, sign * amount))
 
 
@@ -249,14 +272,57 @@ _TONES = [  # (operation, pattern that names it, words that raise it, words that
 ]  # fmt: skip
 
 
-def _read_clause(clause: str, quotes: list[str]) -> list[Op]:
-    keep = re.search(r"\bkeep(" + "|".join(COLORS) + r")(?:_(\w+))?\b", clause)
+def _read_clause(clause: str, quotes: list[str]) -> tuple[list[Op], list[str]]:
+    """The operations of one clause, and the words in it that name a region no rule finds ("the water")."""
+    keep = re.search(r"\bkeep(" + "|".join(COLORS) + r")_(\w+)\b", clause)
     if keep:
-        return [Op("keep_color", color=keep.group(1), where=keep.group(2))]
+        return [Op("keep_color", region=f"the {keep.group(1)} {keep.group(2).replace('_', ' ')}")], []
     quote = re.search(r"\bquote(\d+)\b", clause)
     if quote and re.search(r"\b(add|write|put|place|caption|text|title|label|say|saying|reads?|print|stamp)\b", clause):
-        return [_text_op(clause, quotes[int(quote.group(1))])]
-    return _looks(clause) + _filters(clause) + _border_or_recolor(clause) + _geometry(clause)
+        return [_text_op(clause, quotes[int(quote.group(1))])], []
+    ops = _looks(clause) + _filters(clause) + _border_or_recolor(clause) + _geometry(clause)
+    if not ops or any(OPERATIONS[op.name].kind not in ("tone", "filter", "color") for op in ops):
+        return ops, []  # geometry, borders and text place themselves ("crop the left half")
+    region, strange = _region(clause)
+    if strange and region is None and not any(op.region for op in ops):
+        return [], []  # "make the water bluer": no rule finds the water, so nothing is done (and it is said)
+    return [op if op.region else replace(op, region=region) for op in ops], strange
+
+
+def _region(clause: str) -> tuple[str | None, list[str]]:
+    """Where a clause's tone, filter or color operations act (None: everywhere), and the region words in it that
+    no rule finds ("the water", "the cat's eyes")."""
+    region = next((place for pattern, place in _PLACE_WORDS if re.search(pattern, clause)), None)
+    part = re.search(rf"\b({'|'.join(_SIDES)})[- ]({'|'.join(_PARTS)})\b", clause)
+    part = part or re.search(rf"\b({'|'.join(_SIDES)}) (of) (?:the )?(?:image|photo|picture)\b", clause)
+    strange = []
+    if part:
+        if region:  # "the top half of the sky": one region at a time, and the other is said
+            strange.append(f"'{region}' (one region at a time: I used the {_SIDES[part.group(1)]} part)")
+        region = f"the {_SIDES[part.group(1)]} {_PARTS.get(part.group(2), 'half')}"
+    colored = re.search(rf"\b(?:the|all|every)\s+{_COLOR_WORD}(?:\s+([a-z]+))?", clause)
+    if region is None and colored:
+        word = colored.group(2) or ""
+        plural = colored.group(0).split()[1].endswith("s")  # "the reds brighter": every red pixel
+        region = f"the {colored.group(1)} {'areas' if plural or _looks(word) or _filters(word) else _thing(word)}"
+    named = set(region.split()[1:]) if region else set()
+    for match in re.finditer(_OBJECT, clause):
+        word = match.group(2)
+        if word in _WHOLE | _FILLER | named | set(_SIDES) | set(COLORS) or re.fullmatch(_COLOR_WORD, word):
+            continue
+        if not any(re.search(pattern, word) for pattern, _ in _PLACE_WORDS):
+            strange.append(f"'{match.group(1)}' (no rule finds that region)")
+    return region, strange
+
+
+def _thing(word: str) -> str:
+    """What follows a color word, as a region's noun: a shape ("ball" → "disc"), a thing ("cup"), or "areas" for
+    every pixel of the color ("the reds", "the red areas", "everything red")."""
+    if not word or word in _AREAS or word in _FILLER or re.fullmatch(_COLOR_WORD, word) or word in _WHOLE:
+        return "areas"
+    if word.removesuffix("s") in SHAPES:
+        return _shape(word)
+    return word
 
 
 def _looks(clause: str) -> list[Op]:
@@ -278,33 +344,43 @@ def _filters(clause: str) -> list[Op]:
     if re.search(r"\bblackwhite\b|\bgr[ae]y ?scale\b|\bmonochrome\b|\bremove (all )?(the )?colou?rs?\b", clause):
         ops.append(Op("grayscale", 1.0))
     if re.search(r"\bsepia\b", clause):
-        ops.append(Op("sepia", _clamp("sepia", _percent(clause) or DEFAULTS["sepia"] * min(_degree(clause), 1.0))))
+        ops.append(Op("sepia", _strength("sepia", clause, most=1.0)))
     if re.search(r"\binvert|\bnegative\b", clause):
         ops.append(Op("invert", 1.0))
     if re.search(r"\bblur|\bsoften|\bout of focus\b|\bdefocus", clause):
         ops.append(Op("blur", _number(clause, r"px|pixels?"), degree=_degree(clause)))
     if re.search(r"\bsharp|\bcrisp", clause):
-        ops.append(Op("sharpen", _clamp("sharpen", _percent(clause) or DEFAULTS["sharpen"] * _degree(clause))))
+        ops.append(Op("sharpen", _strength("sharpen", clause)))
     if re.search(r"\bvignett|\bdarken the (corners|edges)\b", clause):
-        ops.append(Op("vignette", _clamp("vignette", _percent(clause) or DEFAULTS["vignette"] * _degree(clause))))
+        ops.append(Op("vignette", _strength("vignette", clause)))
     if re.search(r"\bposteri[sz]|\bfewer colou?rs\b", clause):
-        levels = _number(clause, r"levels?|colou?rs|tones") or round(DEFAULTS["posterize"] / _degree(clause))
+        levels = _number(clause, r"levels?|colou?rs|tones") or round(OPERATIONS["posterize"].default / _degree(clause))
         ops.append(Op("posterize", _clamp("posterize", levels)))
     if re.search(r"\bpixel(ate|ated|ise|ize|ized|ation)\b|\bmosaic\b|\b8-?bit\b", clause):
         ops.append(Op("pixelate", _number(clause, r"px|pixels?"), degree=_degree(clause)))
     return ops
 
 
+def _strength(name: str, clause: str, most: float = 3.0) -> float:
+    """A strength in percent ("at 60%"), or the operation's default scaled by the degree words (at most `most`)."""
+    return _clamp(name, _percent(clause) or OPERATIONS[name].default * min(_degree(clause), most))
+
+
 def _border_or_recolor(clause: str) -> list[Op]:
-    """A border (in the last color named), or else a recolor from the first color named to the second."""
+    """A border (in the last color named); or a recolor from the first color named to the second, or of a region
+    to the one color named ("make the sky orange")."""
     colors = re.findall(_COLOR_WORD, clause)
     if re.search(r"\bborder\b|\bframe\b", clause):
         color = colors[-1] if colors else "white"
         return [Op("border", _number(clause, r"px|pixels?"), color=color, degree=_degree(clause))]
-    if len(set(colors)) >= 2 and re.search(r"\b(make|turn|change|recolou?r|paint|replace|swap|colou?r)\b", clause):
-        shape = re.search(rf"\b{colors[0]}s?\s+{_SHAPE_WORD}", clause)  # "the blue disc": that object only
-        where = _shape(shape.group(1)) if shape else None
-        return [Op("recolor", color=colors[1], source_color=colors[0], where=where)]
+    if not re.search(r"\b(make|turn|change|recolou?r|paint|replace|swap|colou?r|tint)\b", clause):
+        return []
+    if len(set(colors)) >= 2:
+        after = re.search(rf"\b{colors[0]}s?(?:\s+([a-z']+))?", clause)  # "the blue disc": that object only
+        return [Op("recolor", color=colors[1], region=f"the {colors[0]} {_thing(after.group(1) or '')}")]
+    place, _ = _region(clause)
+    if colors and place in PLACES:
+        return [Op("recolor", color=colors[-1], region=place)]
     return []
 
 
@@ -324,7 +400,7 @@ def _text_op(clause: str, text: str) -> Op:
     percent = _percent(clause)
     if percent is None:
         size = {"small": 0.05, "tiny": 0.035, "large": 0.12, "big": 0.12, "huge": 0.2}
-        percent = next((v for k, v in size.items() if re.search(rf"\b{k}\b", clause)), DEFAULTS["text"])
+        percent = next((v for k, v in size.items() if re.search(rf"\b{k}\b", clause)), OPERATIONS["text"].default)
     return Op("text", _clamp("text", percent), where=where, color=colors[0] if colors else "white", text=text)
 
 
@@ -372,7 +448,7 @@ def _crop(clause: str) -> Op:
 
 
 def _clamp(name: str, value: float) -> float:
-    low, high = LIMITS.get(name, (-1e9, 1e9))
+    low, high = OPERATIONS[name].limits
     return round(min(high, max(low, value)), 3)
 
 
@@ -383,9 +459,9 @@ def resolve(op: Op, size: tuple[int, int]) -> Op:
     """The same operation with a pixel amount for size-based operations (blur radius, block, border)."""
     if op.name not in SIZED or op.amount is not None:
         return op
-    share = {"blur": 1 / 150, "pixelate": 1 / 48, "border": 1 / 32}[op.name]
-    low = {"blur": 1.0, "pixelate": 2.0, "border": 1.0}[op.name]
-    return replace(op, amount=float(max(low, round(max(size) * share * op.degree))))
+    facts = OPERATIONS[op.name]
+    pixels = round(max(size) * (facts.per_side or 0.0) * op.degree)
+    return replace(op, amount=float(max(1.0, facts.limits[0], pixels)))
 
 
 def applied(op: Op) -> Op:
@@ -397,6 +473,13 @@ def applied(op: Op) -> Op:
 
 def describe(op: Op) -> str:
     """Explicit editor text for one operation; `read` reads it back to the same operation."""
+    text = _describe(op)
+    if op.region and op.name not in ("recolor", "keep_color"):
+        return f"{text} in {op.region}"
+    return text
+
+
+def _describe(op: Op) -> str:
     amount = op.amount if op.amount is not None else 0.0
     pct = f"{round(abs(amount) * 100)}%"
     updown = "increase" if amount >= 0 else "decrease"
@@ -443,10 +526,9 @@ def _describe_layout(op: Op, amount: float, pct: str) -> str:
         case "text":
             return f'add the text "{op.text}" at the {op.where} in {op.color} at {pct} of the image height'
         case "recolor":
-            return f"make the {op.source_color} {op.where or 'areas'} {op.color}"
+            return f"make {op.region} {op.color}"
         case "keep_color":
-            kept = f"{op.color} {op.where}" if op.where else op.color
-            return f"keep only the {kept} and make everything else black and white"
+            return f"keep only {(op.region or '').removesuffix(' areas')} and make everything else black and white"
     raise ValueError(f"unknown operation {op.name}")
 
 
@@ -455,3 +537,127 @@ def join(parts: list[str]) -> str:
     if len(parts) <= 1:
         return "".join(parts)
     return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+# -- a person's feedback on an edit ---------------------------------------------------------------------------
+
+NUDGE = 0.5  # "more" multiplies an amount by 1 + NUDGE × degree: ×1.5, "a little more" ×1.25, "much more" ×2
+_DROP = r"\b(undo|remove|drop|no|without|get rid of|lose|take (?:out|off|away)|don'?t|do not|skip)\b"
+_KEEP = r"\b(keep|leave|retain|preserve|stays?|perfect|good|great|fine|nice|love)\b"
+_MORE = r"\b(more|stronger|increase|boost|raise|extra|further|intensify|not enough|too (?:weak|subtle|little|faint))\b"
+_TOO = r"\b(too|overdone|too much|too strong)\b"
+_LESS = (
+    r"\b(less|fewer|lower|weaker|reduce|decrease|subtler|softer|tone (?:it )?down|dial (?:it )?(?:back|down)|not so)\b"
+)
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """One clause of a person's feedback: what to do with operations of the prompt that made the edit."""
+
+    words: str  # the clause as written
+    action: str  # "more", "less", "too" (less of what it names), "toward" (a direction: "warmer"), "drop", "keep"
+    ops: tuple[Op, ...]  # the operations its words name, amounts as `read` gives them; () means every operation
+    factor: float = 1 + NUDGE  # more / less multiply / divide an amount by this
+
+
+def read_feedback(feedback: str) -> tuple[list[Nudge], list[str]]:
+    """Read feedback ("less sepia, keep the vignette", "undo the crop", "more", "not so much") with the same
+    reader as instructions: the operations each clause names, and what to do with them; and the clauses that
+    name nothing to act on."""
+    nudges, unknown = [], []
+    text = re.sub(r"\bbut\b", ",", " ".join(feedback.lower().split()))
+    text = re.sub(r"\bblack[- ](and|&|n)[- ]white\b", "blackwhite", text)
+    for clause in _clauses(text):
+        ops = tuple(dict((op.name, op) for op in read(clause.replace("blackwhite", "black and white")).ops).values())
+        factor = 1 + NUDGE * _degree(re.sub(r"\b(not so|too|so) much\b", "", clause))
+        action = next(
+            (name for name, pattern in (("drop", _DROP), ("keep", _KEEP), ("more", _MORE), ("too", _TOO),
+                                         ("less", _LESS)) if re.search(pattern, clause)),
+            "toward" if ops else None,
+        )  # fmt: skip
+        if action is None or (action in ("drop", "toward") and not ops):
+            if set(re.findall(r"[a-z0-9]+", clause)) - _FILLER:
+                unknown.append(clause)
+            continue
+        nudges.append(Nudge(clause, action, ops, factor))
+    return nudges, unknown
+
+
+def follow(ops: list[Op], nudge: Nudge) -> tuple[list[Op], str]:
+    """The operations after one clause of feedback, and a sentence saying what changed (or why nothing did)."""
+    if nudge.action == "drop":
+        names = {op.name for op in nudge.ops}
+        gone = [op for op in ops if op.name in names]
+        if not gone:
+            return ops, f"'{nudge.words}': there is no {join(sorted(names))} in the prompt to undo"
+        return [
+            op for op in ops if op.name not in names
+        ], f"'{nudge.words}': {join([describe(op) for op in gone])} dropped"
+    if not nudge.ops:  # "more", "not so much": every amount
+        up = nudge.action == "more"
+        changed = [(op, _times(op, nudge.factor if up else 1 / nudge.factor)) for op in ops]
+        moved = [_step(old, new) for old, new in changed if new is not None and new != old]
+        result = [new if new is not None else old for old, new in changed]
+        if nudge.action == "keep":
+            return ops, f"'{nudge.words}': everything stays as it is"
+        if not moved:
+            return ops, f"'{nudge.words}': the prompt has no amount to change"
+        return result, f"'{nudge.words}': every amount {'×' if up else '÷'}{nudge.factor:g} ({', '.join(moved)})"
+    sentences = []
+    for named in nudge.ops:
+        ops, said = _follow_one(ops, named, nudge)
+        sentences.append(said)
+    return ops, f"'{nudge.words}': " + "; ".join(sentences)
+
+
+def _follow_one(ops: list[Op], named: Op, nudge: Nudge) -> tuple[list[Op], str]:
+    present = next((op for op in ops if op.name == named.name), None)
+    signed = OPERATIONS[named.name].limits[0] < 0
+    if nudge.action == "keep":
+        return ops, (
+            f"{_short(present)} stays" if present else f"there is no {named.name} in the prompt; nothing to keep"
+        )
+    if present is None:
+        if nudge.action in ("more", "toward") or (nudge.action == "less" and signed):
+            return [*ops, named], f"{describe(named)} added"
+        if nudge.action == "too" and signed and named.amount:
+            opposite = replace(named, amount=-named.amount)
+            return [*ops, opposite], f"{describe(opposite)} added"
+        return ops, f"there is no {named.name} in the prompt to lessen"
+    more = nudge.action == "more" or (
+        nudge.action == "toward" and (signed and (named.amount or 0) * (present.amount or 0) > 0 or not signed)
+    )
+    new = _times(present, nudge.factor if more else 1 / nudge.factor)
+    if new is None:
+        return ops, f"{describe(present)} has no amount I can make {'stronger' if more else 'weaker'}"
+    return [
+        new if op is present else op for op in ops
+    ], f"{_short(present)} → {_short(new)} ({'×' if more else '÷'}{nudge.factor:g})"
+
+
+def _times(op: Op, factor: float) -> Op | None:
+    """The operation with its amount multiplied by `factor` (posterize: its levels divided), within its range;
+    None for the operations that have no amount to scale (geometry, text, colors, black and white)."""
+    facts = OPERATIONS[op.name]
+    if op.amount is None or facts.kind in ("geometry", "color") or op.name in ("text", "grayscale", "invert"):
+        return None
+    amount = op.amount / factor if op.name == "posterize" else op.amount * factor
+    digits = 0 if op.name == "posterize" else 1 if op.name in SIZED else 3
+    return replace(op, amount=round(_clamp(op.name, amount), digits), vague=False)
+
+
+def _step(old: Op, new: Op) -> str:
+    limits = OPERATIONS[new.name].limits
+    limit = ", as far as it goes" if new.amount in limits else ""
+    return f"{_short(old)} → {_short(new)}{limit}"
+
+
+def _short(op: Op) -> str:
+    """An operation's name and amount, for sentences: "sepia 32%", "blur 4 px", "posterize 4 levels"."""
+    amount = op.amount or 0.0
+    if op.name in SIZED:
+        return f"{op.name} {amount:g} px"
+    if op.name == "posterize":
+        return f"posterize {amount:g} levels"
+    return f"{op.name} {amount * 100:+.0f}%" if OPERATIONS[op.name].limits[0] < 0 else f"{op.name} {amount * 100:.0f}%"

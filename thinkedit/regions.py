@@ -1,66 +1,285 @@
-"""Which pixels a color word names: every pixel of a hue ("make the reds blue"), or one object of it.
+"""Which pixels a region of an instruction names: a place found by a rule, or a colored thing.
 
-A color with a shape word ("the blue disc", "the red square") names one thing in the picture: the
-connected region of that color whose outline fits the word, the largest when several fit; a plural ("the
-red squares") names every region that fits. Regions are
-found on a copy at most `LABEL_SIDE` pixels a side and traced back at full size. The offline editor and
-the offline critic both select through `select`, so the critic measures the region the editor changed.
+`mask(pixels, region)` gives a weight per pixel (0..1, soft only where the rule is unsure) or raises `NoRegion`
+with a sentence that says why. The regions and their rules:
+
+- "the top/bottom/left/right half, third or quarter": that share of the frame; "the centre": the middle third
+  both ways. Their edges fade over 2% of the side.
+- "the shadows" / "the highlights": by luminance, fully below 64 / above 192 of 255 and fading out over 64 levels.
+- "the sky": the connected region of sky-like color (blue, or near-white and smooth) that touches the top edge,
+  plus pixels of its color seen through gaps (between a tower's struts) above its lowest row. None → `NoRegion`.
+- "the background": the pixels of the colors seen along the top edge and the upper half of the side edges,
+  connected to them (a subject usually stands on the bottom edge), never skin; "the foreground": the rest. Either under 10% of the
+  picture → `NoRegion` (the rule cannot tell them apart there).
+- "the red areas": every pixel of the hue (`HUES`). "the red cup": the largest connected region of that color
+  (grown through its own shading; big parts up to `GAP` pixels apart, like a suit across a strap, count as one);
+  "the red cups": every such region at least an eighth of the largest. "the blue disc" (a shape word): the
+  connected region of similar color whose outline fits the word, the largest when several fit.
+
+Rules run on a copy at most `LABEL_SIDE` pixels a side and are traced back at full size. The offline editor acts
+on these regions; the offline critic uses the same rules only to know what a word means, and measures what
+changed from the pixels themselves.
 """
 
 from __future__ import annotations
 
-import colorsys
+import functools
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
-from .instructions import COLORS
+from .instructions import PLACES, SHAPES
 
 LABEL_SIDE = 256
-SIMILAR = 24  # neighbours whose channels differ by at most this belong to the same region
+SIMILAR = 24  # neighbours whose channels differ by at most this belong to the same region (about ΔE 10)
 FIT = 0.85  # overlap (intersection over union) with the ideal outline for a region to fit a shape word
 ROUND = (0.75, 4 / 3)  # the width / height a square or a disc may have
+GAP = 6  # parts of a thing this many pixels apart (at `LABEL_SIDE`) are one thing: the astronaut's suit across its 5-pixel strap
+FADE = 0.02  # share of the side over which the edge of a half, third or quarter fades
+# A color word's pixels: (hue range in degrees, least saturation, value range), saturation and value in 0..1.
+# The ranges follow how people name colors in photos: a spacesuit at hue 14° is orange, a cup at 10° red, a
+# face at 25° with saturation 0.3 is skin, not orange; brown is a dark orange.
+HUES: dict[str, tuple[tuple[float, float], float, tuple[float, float]]] = {
+    "red": ((345, 12), 0.35, (0.2, 1)), "orange": ((12, 40), 0.35, (0.55, 1)), "yellow": ((40, 70), 0.35, (0.3, 1)),
+    "gold": ((38, 55), 0.35, (0.4, 1)), "green": ((70, 165), 0.25, (0.15, 1)), "cyan": ((165, 195), 0.25, (0.2, 1)),
+    "blue": ((195, 255), 0.25, (0.15, 1)), "purple": ((255, 290), 0.25, (0.15, 1)), "violet": ((255, 290), 0.25, (0.15, 1)),
+    "magenta": ((290, 330), 0.35, (0.2, 1)), "pink": ((320, 350), 0.25, (0.6, 1)), "brown": ((5, 45), 0.35, (0.12, 0.6)),
+}  # fmt: skip
+NEUTRAL = {"white": (0.84, 1.0), "black": (0.0, 0.2), "gray": (0.2, 0.84), "grey": (0.2, 0.84)}  # value ranges
+GRAY = 0.16  # saturation under which a pixel is neutral (white, gray, black)
+# How far past a color's range a pixel still belongs a little (the membership fades to 0 over this): shading and
+# highlights on one object drift a few degrees of hue and lose some saturation.
+HUE_FADE, SATURATION_FADE, VALUE_FADE = 8.0, 0.12, 0.1
+# Inside a thing, patches of a hue this many fades away belong to it too: the orange-lit half of a red-orange suit
+# (a blue badge or a white glint inside it does not).
+ENCLOSED = 3.0
 
 
 class NoRegion(LookupError):
-    """No region of the color has the outline of the shape word."""
-
-
-def color_mask(hsv: np.ndarray, color: str) -> np.ndarray:
-    """Pixels of a named color in a Pillow HSV array (all channels 0..255)."""
-    h, s, v = (hsv[..., i].astype(np.int16) for i in range(3))
-    if color in ("white", "black", "gray", "grey"):
-        return {"white": (s < 40) & (v > 215), "black": v < 50}.get(color, (s < 40) & (v >= 50) & (v <= 215))
-    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[color]))
-    distance = np.abs(h - round(hue * 255))
-    near = np.minimum(distance, 256 - distance) <= 14
-    mask = near & (s > 70) & (v > 50)
-    if color in ("brown", "orange"):
-        mask &= (v < 160) if color == "brown" else (v >= 160)
-    return mask
+    """No pixels fit the region's rule; the message says what was looked for."""
 
 
 def hsv(pixels: np.ndarray) -> np.ndarray:
-    """An RGB array (any numeric type, 0..255) as a Pillow HSV array."""
+    """An RGB array (any numeric type, 0..255) as a Pillow HSV array (all channels 0..255)."""
     return np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("HSV"))
 
 
-def select(
-    pixels: np.ndarray, color: str, shape: str | None = None, hsv_pixels: np.ndarray | None = None
-) -> np.ndarray:
-    """The mask of what "the `color` [`shape`]" names in an RGB array ("squares": every square); `NoRegion` when no
-    region fits. `hsv_pixels`: the array's HSV, when the caller has it already."""
-    hue = color_mask(hsv(pixels) if hsv_pixels is None else hsv_pixels, color)
-    if shape is None:
-        return hue
-    height, width = hue.shape
-    scale = max(1.0, max(width, height) / LABEL_SIDE)
-    if scale == 1.0:
-        small, small_hue = np.asarray(pixels, np.int16), hue
+def membership(hsv_pixels: np.ndarray, color: str, reach: float = 1.0) -> np.ndarray:
+    """How much each pixel of a Pillow HSV array is of a named color: 1 inside its ranges, fading to 0 just outside
+    (over `reach` times the usual fades). The least of three tables, one per channel, looked up per pixel."""
+    hue, saturation, value = _tables(color, reach)
+    return np.minimum(np.minimum(hue[hsv_pixels[..., 0]], saturation[hsv_pixels[..., 1]]), value[hsv_pixels[..., 2]])
+
+
+@functools.cache
+def _tables(color: str, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hue, saturation, value) → membership tables of a color word, over the 256 levels of each channel."""
+    levels = np.arange(256, dtype=np.float32)
+    h, s, v = levels * (360 / 256), levels / 255, levels / 255
+    if color in NEUTRAL:
+        low, high = NEUTRAL[color]
+        gray = (
+            np.clip((GRAY + SATURATION_FADE * reach - s) / SATURATION_FADE * reach, 0, 1)
+            if color != "black"
+            else np.ones(256)
+        )
+        return np.ones(256, np.float32), gray.astype(np.float32), _within(v, low, high, VALUE_FADE * reach)
+    (start, end), least, (low, high) = HUES[color]
+    past = np.where((h - start) % 360 <= (end - start) % 360, 0.0, np.minimum((start - h) % 360, (h - end) % 360))
+    hue = np.clip(1 - past / HUE_FADE * reach, 0, 1).astype(np.float32)
+    saturation = np.clip((s - least + SATURATION_FADE * reach) / SATURATION_FADE * reach, 0, 1).astype(np.float32)
+    return hue, saturation, _within(v, low, high, VALUE_FADE * reach)
+
+
+def _within(x: np.ndarray, low: float, high: float, fade: float) -> np.ndarray:
+    return np.clip(np.minimum(x - low + fade, high + fade - x) / fade, 0, 1).astype(np.float32)
+
+
+def color_mask(hsv_pixels: np.ndarray, color: str) -> np.ndarray:
+    """Pixels fully of a named color."""
+    return membership(hsv_pixels, color) >= 1.0
+
+
+def mask(pixels: np.ndarray, region: str) -> np.ndarray:
+    """The weight (0..1, float32) of each pixel of an RGB array in `region` ("the sky", "the red cup", …)."""
+    pixels = np.asarray(pixels)
+    if region in PLACES:
+        return _place(pixels, region.removeprefix("the "))
+    _, color, thing = region.split(" ", 2)
+    if thing.removesuffix("s") in SHAPES:
+        return select(pixels, color, thing).astype(np.float32)
+    small, scale = _small(pixels)
+    small_weight = membership(hsv(small), color)
+    loose, seeds = small_weight >= 0.5, small_weight >= 1.0
+    if thing == "areas":  # every region of the color: grown through its shading from pixels fully of it
+        labels = label(loose)
+        found = np.isin(labels, np.unique(labels[seeds])) & loose
     else:
-        size = (max(1, round(width / scale)), max(1, round(height / scale)))
-        small = np.asarray(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize(size, Image.Resampling.BOX))
-        small, small_hue = small.astype(np.int16), color_mask(hsv(small), color)
+        found = things(loose, thing.endswith("s") and not thing.endswith("ss"), seeds)
+    if found is None or not found.any():
+        raise NoRegion(f"there is nothing {color} in the picture")
+    enclosed = fill_holes(found) & ~found & (membership(hsv(small), color, ENCLOSED) >= 0.5)
+    near, inner = (_upsample(grow(x), pixels.shape[:2]) if scale > 1 else grow(x).astype(np.float32)
+                   for x in (found | enclosed, enclosed))  # fmt: skip
+    return np.minimum(near, np.maximum(np.clip(2 * membership(hsv(pixels), color), 0, 1), inner))
+
+
+def things(pixels: np.ndarray, every: bool, seeds: np.ndarray | None = None) -> np.ndarray | None:
+    """One thing in a mask (None when there is none of at least 1/2000 of the picture): its largest connected
+    region (counted by `seeds` when given), with every region at least an eighth its size within `GAP` pixels
+    of it, as a suit's two sides across a strap; with `every`, every region at least an eighth of the largest."""
+    labels = label(pixels)
+    counted = pixels if seeds is None else seeds & pixels
+    found, counts = np.unique(labels[counted], return_counts=True)
+    if not len(found) or counts.max() < max(16, pixels.size // 2000):
+        return None
+    big = found[counts >= counts.max() / 8]
+    if every:
+        return np.isin(labels, big) & pixels
+    chosen = (labels == found[int(np.argmax(counts))]) & pixels
+    while True:
+        near = chosen
+        for _ in range(GAP):
+            near = grow(near)
+        more = chosen | (np.isin(labels, np.intersect1d(np.unique(labels[near & pixels]), big)) & pixels)
+        if np.array_equal(more, chosen):
+            return chosen
+        chosen = more
+
+
+def label(inside: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
+    """Connected regions (4-neighbours, both inside the mask, and of similar color when `pixels` is given), each
+    labelled with the flat index of its first pixel: the smallest label spreads to the neighbours, and each pixel
+    jumps to its label's label."""
+    right, down = inside[:, 1:] & inside[:, :-1], inside[1:] & inside[:-1]
+    if pixels is not None:
+        right &= np.abs(pixels[:, 1:] - pixels[:, :-1]).max(axis=2) <= SIMILAR
+        down &= np.abs(pixels[1:] - pixels[:-1]).max(axis=2) <= SIMILAR
+    labels = np.arange(inside.size).reshape(inside.shape)
+    while True:
+        spread = labels.copy()
+        np.minimum(spread[:, :-1], np.where(right, labels[:, 1:], spread[:, :-1]), out=spread[:, :-1])
+        np.minimum(spread[:, 1:], np.where(right, labels[:, :-1], spread[:, 1:]), out=spread[:, 1:])
+        np.minimum(spread[:-1], np.where(down, labels[1:], spread[:-1]), out=spread[:-1])
+        np.minimum(spread[1:], np.where(down, labels[:-1], spread[1:]), out=spread[1:])
+        spread = spread.ravel()[spread]
+        if np.array_equal(spread, labels):
+            return labels
+        labels = spread
+
+
+# -- places ------------------------------------------------------------------------------------------------------
+
+
+def _place(pixels: np.ndarray, place: str) -> np.ndarray:
+    height, width = pixels.shape[:2]
+    if place in ("shadows", "highlights"):
+        luma = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.clip((128 - luma) / 64, 0, 1) if place == "shadows" else np.clip((luma - 128) / 64, 0, 1)
+    if place in ("sky", "background", "foreground"):
+        small, scale = _small(pixels)
+        found = _sky(small) if place == "sky" else _background(small, place == "foreground")
+        if place == "sky" and scale > 1:
+            return _like_around(pixels, small, found)
+        return _upsample(found, (height, width)) if scale > 1 else found.astype(np.float32)
+    y = (np.arange(height, dtype=np.float32)[:, None] + 0.5) / height
+    x = (np.arange(width, dtype=np.float32)[None, :] + 0.5) / width
+    if place == "centre":
+        return np.minimum(_band(x, 1 / 3, 2 / 3), _band(y, 1 / 3, 2 / 3))
+    side, part = place.split()
+    share = {"half": 1 / 2, "third": 1 / 3, "quarter": 1 / 4}[part]
+    along = {"top": y, "bottom": 1 - y, "left": x, "right": 1 - x}[side]
+    return np.broadcast_to(_band(along, -1.0, share), (height, width)).astype(np.float32)
+
+
+def _band(t: np.ndarray, start: float, end: float) -> np.ndarray:
+    return np.clip(np.minimum(t - start, end - t) / FADE + 0.5, 0, 1)
+
+
+def _sky(small: np.ndarray) -> np.ndarray:
+    """Smooth sky-like pixels (blue, or near-white) touching the top edge, grown through smooth pixels of any hue
+    that are not much darker (a sunset's purple and pink), and the seeds' family's pixels seen through gaps (a
+    tower's struts) above the seeds' lowest row."""
+    h = hsv(small).astype(np.float32) / 255
+    x = small.astype(np.float32)
+    luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    padded = np.pad(luma, 1, mode="edge")  # the frame's own edge is no edge in the picture
+    rough = np.maximum(np.abs(padded[2:, 1:-1] - padded[:-2, 1:-1]), np.abs(padded[1:-1, 2:] - padded[1:-1, :-2]))
+    blue = (h[..., 0] * 360 >= 180) & (h[..., 0] * 360 <= 260) & (h[..., 1] >= 0.12) & (h[..., 2] >= 0.12)
+    bright = (h[..., 1] < 0.15) & (h[..., 2] >= 0.85)
+    smooth = rough <= 12  # 12 levels between neighbours two pixels apart
+    seeds = {name: family & smooth & np.isin(label(family & smooth), label(family & smooth)[0][(family & smooth)[0]])
+             for name, family in (("blue", blue), ("bright", bright))}  # fmt: skip
+    name = max(seeds, key=lambda key: int(seeds[key].sum()))
+    family, seed = (blue if name == "blue" else bright), seeds[name]
+    if seed.mean() < 0.02:
+        raise NoRegion("there is no sky: nothing of sky-like color (blue, or near-white) and smooth touches the top")
+    passable = smooth & (luma >= 0.5 * np.percentile(luma[seed], 10))  # half as bright: ground, not sky
+    labels = label(passable)
+    sky = np.isin(labels, np.unique(labels[seed])) & passable
+    lowest = np.flatnonzero(seed.any(axis=1))[-1]
+    mean, spread = x[seed].mean(axis=0), x[seed].std(axis=0).max()
+    through = (np.abs(x - mean).max(axis=2) <= 3 * spread + 16) & family
+    through[lowest + 1 :] = False
+    return sky | through
+
+
+def _like_around(pixels: np.ndarray, small: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """A region found on the small copy, at full size: its weight there, cut where a pixel's color is far (over 24
+    levels fully out from 48) from the region's color around it, so a tower's thin struts stay out of the sky."""
+    size = (pixels.shape[1], pixels.shape[0])
+    inside = _upsample(found, pixels.shape[:2])
+    around = np.stack(
+        [np.asarray(Image.fromarray((small[..., c] * found).astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
+         for c in range(3)], axis=-1,
+    ) / np.maximum(inside, 1e-3)[..., None]  # fmt: skip
+    distance = np.abs(pixels.astype(np.float32) - around).max(axis=2)
+    # a small pixel further out, so the region reaches its true edge at full size (no fringe of the old color)
+    scale = pixels.shape[1] / small.shape[1]
+    edge = Image.fromarray(np.round(_upsample(grow(found), pixels.shape[:2]) * 255).astype(np.uint8))
+    soft = np.clip(np.asarray(edge.filter(ImageFilter.GaussianBlur(scale)), np.float32) / 128, 0, 1)  # no steps
+    return np.minimum(soft, np.clip((48 - distance) / 24, 0, 1))
+
+
+def _background(small: np.ndarray, foreground: bool) -> np.ndarray:
+    """Pixels of the colors seen along the top edge and the upper half of the side edges (within `SIMILAR` of one of
+    them), connected to those edges; for the foreground, the rest."""
+    x = small.astype(np.int16)
+    half = max(1, x.shape[0] // 2)
+    edge = np.concatenate([x[0], x[:half, 0], x[:half, -1]])
+    edge = np.unique(edge // 8, axis=0) * 8 + 4  # the edge's colors, to 8 levels
+    near = np.zeros(x.shape[:2], bool)
+    for start in range(0, len(edge), 64):
+        chunk = edge[start : start + 64]
+        near |= (np.abs(x[:, :, None, :] - chunk[None, None]).max(axis=3) <= SIMILAR).any(axis=2)
+    labels = label(near)
+    touching = np.concatenate(
+        [labels[0][near[0]], labels[:half, 0][near[:half, 0]], labels[:half, -1][near[:half, -1]]]
+    )
+    back = np.isin(labels, np.unique(touching)) & near & ~skin(small)  # a person is never the background
+    share = float(back.mean())
+    if not 0.1 <= share <= 0.9:
+        raise NoRegion(
+            f"cannot tell the background from the subject here (what touches the top and upper sides is "
+            f"{share * 100:.0f}% of the picture)"
+        )
+    return ~back if foreground else back
+
+
+def skin(x: np.ndarray) -> np.ndarray:
+    """Skin-toned pixels: hue 0–50°, saturation 0.15–0.6, value at least 0.35 (the usual rule for lit skin)."""
+    h = hsv(x).astype(np.float32) / 255
+    return (h[..., 0] * 360 <= 50) & (h[..., 1] >= 0.15) & (h[..., 1] <= 0.6) & (h[..., 2] >= 0.35)
+
+
+# -- shapes --------------------------------------------------------------------------------------------------------
+
+
+def select(pixels: np.ndarray, color: str, shape: str) -> np.ndarray:
+    """The mask of "the `color` `shape`" in an RGB array ("squares": every square); `NoRegion` when no region fits."""
+    hue = color_mask(hsv(pixels), color)
+    small, scale = _small(pixels)
+    small, small_hue = small.astype(np.int16), (hue if scale == 1.0 else color_mask(hsv(small), color))
     single = shape.removesuffix("s")
     region = _fitting_regions(small, small_hue, single, every=single != shape)
     if region is None:
@@ -73,12 +292,12 @@ def select(
 def _fitting_regions(pixels: np.ndarray, hue: np.ndarray, shape: str, every: bool) -> np.ndarray | None:
     """The largest region of similar neighbouring pixels inside `hue` whose outline fits `shape` (or, with
     `every`, all of them); None when none does."""
-    labels = _label(pixels, hue)
+    labels = label(hue, pixels)
     found, counts = np.unique(labels[hue], return_counts=True)
     smallest = max(16, hue.size // 2000)
     fitting = np.zeros_like(hue)
-    for label in found[np.argsort(-counts, kind="stable")]:
-        region = labels == label
+    for region_label in found[np.argsort(-counts, kind="stable")]:
+        region = labels == region_label
         if region.sum() < smallest:
             break
         rows, columns = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
@@ -87,24 +306,6 @@ def _fitting_regions(pixels: np.ndarray, hue: np.ndarray, shape: str, every: boo
             if not every:
                 break
     return fitting if fitting.any() else None
-
-
-def _label(pixels: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Connected regions (4-neighbours of similar color, both inside the mask), each labelled with the flat index
-    of its first pixel: the smallest label spreads to the neighbours, and each pixel jumps to its label's label."""
-    right = inside[:, 1:] & inside[:, :-1] & (np.abs(pixels[:, 1:] - pixels[:, :-1]).max(axis=2) <= SIMILAR)
-    down = inside[1:] & inside[:-1] & (np.abs(pixels[1:] - pixels[:-1]).max(axis=2) <= SIMILAR)
-    labels = np.arange(inside.size).reshape(inside.shape)
-    while True:
-        spread = labels.copy()
-        np.minimum(spread[:, :-1], np.where(right, labels[:, 1:], spread[:, :-1]), out=spread[:, :-1])
-        np.minimum(spread[:, 1:], np.where(right, labels[:, :-1], spread[:, 1:]), out=spread[:, 1:])
-        np.minimum(spread[:-1], np.where(down, labels[1:], spread[:-1]), out=spread[:-1])
-        np.minimum(spread[1:], np.where(down, labels[:-1], spread[1:]), out=spread[1:])
-        spread = spread.ravel()[spread]
-        if np.array_equal(spread, labels):
-            return labels
-        labels = spread
 
 
 def fit(box: np.ndarray, shape: str) -> float:
@@ -132,6 +333,20 @@ def fit(box: np.ndarray, shape: str) -> float:
     return max((float((box & o).sum() / (box | o).sum()) for o in outlines), default=0.0)
 
 
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask and everything it encloses (what is not connected to the border through pixels outside it)."""
+    outside = ~mask
+    labels = label(outside)
+    sides = [
+        (labels[0], outside[0]),
+        (labels[-1], outside[-1]),
+        (labels[:, 0], outside[:, 0]),
+        (labels[:, -1], outside[:, -1]),
+    ]
+    edge = np.concatenate([found[kept] for found, kept in sides])
+    return mask | (outside & ~np.isin(labels, np.unique(edge)))
+
+
 def grow(mask: np.ndarray) -> np.ndarray:
     """The mask and its 4-neighbours."""
     grown = mask.copy()
@@ -140,6 +355,22 @@ def grow(mask: np.ndarray) -> np.ndarray:
     grown[:, 1:] |= mask[:, :-1]
     grown[:, :-1] |= mask[:, 1:]
     return grown
+
+
+def _small(pixels: np.ndarray) -> tuple[np.ndarray, float]:
+    """A copy at most `LABEL_SIDE` pixels a side (the array itself when it is that small) and the scale."""
+    height, width = pixels.shape[:2]
+    scale = max(1.0, max(width, height) / LABEL_SIDE)
+    if scale == 1.0:
+        return np.asarray(pixels), 1.0
+    size = (max(1, round(width / scale)), max(1, round(height / scale)))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return np.asarray(image.resize(size, Image.Resampling.BOX)), scale
+
+
+def _upsample(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    image = Image.fromarray(mask.astype(np.float32))
+    return np.clip(np.asarray(image.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)), 0, 1)
 
 
 def _trace(region: np.ndarray, small: np.ndarray, pixels: np.ndarray, hue: np.ndarray) -> np.ndarray:
@@ -154,6 +385,6 @@ def _trace(region: np.ndarray, small: np.ndarray, pixels: np.ndarray, hue: np.nd
     colors = small[region].astype(np.float32)
     tolerance = max(40.0, 2.5 * float(colors.std(axis=0).max()))
     close = np.abs(pixels[window] - colors.mean(axis=0)).max(axis=2) <= tolerance
-    mask = np.zeros_like(hue)
-    mask[window] = near & hue[window] & close
-    return mask
+    result = np.zeros_like(hue)
+    result[window] = near & hue[window] & close
+    return result

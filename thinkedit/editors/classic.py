@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import colorsys
 import math
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..backend import BackendSpec, OnStep
 from ..config import MAX_IMAGE_PIXELS, Settings
-from ..instructions import COLORS, REPERTOIRE, Op, applied, describe, read, resolve
-from ..regions import NoRegion, select
+from ..instructions import COLORS, OPERATIONS, REPERTOIRE, WHERE, Op, applied, describe, read, resolve
+from ..regions import NoRegion, mask
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 SEPIA = np.array([1.0, 0.78, 0.55], np.float32) / float(LUMA @ np.array([1.0, 0.78, 0.55], np.float32))
-TONES = ("brightness", "contrast", "saturation", "warmth", "sepia", "grayscale", "invert", "vignette", "posterize")
+TONES = tuple(name for name, facts in OPERATIONS.items() if facts.kind == "tone")
+# A recolored region moves this share of the way from its own mean brightness to the named color's, so a dark sky
+# made orange reads as orange (not brown) while its shading stays.
+TOWARD_VALUE = 0.6
 GENERATIVE = "a generative editor such as flux-kontext, qwen-image-edit or instruct-pix2pix"
 
 
@@ -46,7 +50,7 @@ class ClassicEditor:
         ops = [applied(resolve(op, image.size)) for op in plan.ops]
         result, pixels, missing = image.convert("RGB"), None, []
         for index, op in enumerate(ops, 1):
-            if op.name in TONES:  # consecutive per-pixel operations share one float array
+            if op.name in TONES and not op.region:  # consecutive per-pixel operations share one float array
                 pixels = np.asarray(result, np.float32) if pixels is None else pixels
                 pixels = np.clip(_tone(pixels, op.name, float(op.amount or 0.0)), 0, 255)
             else:
@@ -62,13 +66,27 @@ class ClassicEditor:
         if missing or plan.unknown:
             parts = ", ".join(missing + [f"'{part}'" for part in plan.unknown])
             unchanged = " (the image is unchanged)" if len(missing) == len(ops) else ""
-            why = f" — this offline editor only does {REPERTOIRE}; {GENERATIVE} can" if plan.unknown else ""
+            why = (
+                f" — this offline editor only does {REPERTOIRE}, on the whole image or on a region it finds by rule "
+                f"({WHERE}, or a thing by its color); {GENERATIVE} can"
+                if plan.unknown
+                else ""
+            )
             result.info["editor_note"] = f"could not do: {parts}{unchanged}{why}."
         return result
 
 
 def apply(image: Image.Image, op: Op) -> Image.Image:
-    """One operation on an RGB image. Geometry may change the size; everything else keeps it."""
+    """One operation on an RGB image. Geometry may change the size; everything else keeps it. An operation on a
+    region is done on the whole image and kept where the region's weight says (`NoRegion` when it finds none)."""
+    if op.region and op.name not in ("recolor", "keep_color"):
+        weight = mask(np.asarray(image), op.region)[..., None]
+        done = np.asarray(_apply(image, replace(op, region=None)), np.float32)
+        return _image(np.asarray(image, np.float32) * (1 - weight) + done * weight + 0.5)
+    return _apply(image, op)
+
+
+def _apply(image: Image.Image, op: Op) -> Image.Image:
     a = float(op.amount) if op.amount is not None else 0.0
     match op.name:
         case "blur":
@@ -236,20 +254,27 @@ def _text(image: Image.Image, op: Op) -> Image.Image:
 
 
 def _by_color(image: Image.Image, op: Op) -> Image.Image:
-    hsv = np.array(image.convert("HSV"))
-    mask = select(np.asarray(image), op.source_color if op.name == "recolor" else op.color or "red", op.where, hsv)
+    source = np.asarray(image)
+    weight = mask(source, op.region or "the red areas")[..., None]
     if op.name == "keep_color":
-        x = np.asarray(image, np.float32)
-        gray = np.repeat((x @ LUMA)[..., None], 3, axis=2)
-        return Image.fromarray(np.where(mask[..., None], x, gray).clip(0, 255).astype(np.uint8))
-    target = op.color or "red"
-    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[target]))
+        gray = np.repeat((source.astype(np.float32) @ LUMA)[..., None], 3, axis=2)
+        return _image(gray * (1 - weight) + source * weight + 0.5)
+    return _image(source * (1 - weight) + _recolored(image, op.color or "red", weight[..., 0]) * weight + 0.5)
+
+
+def _recolored(image: Image.Image, color: str, weight: np.ndarray) -> np.ndarray:
+    """The image with every pixel in the named color, its shading kept: the color's hue, at least most of its
+    saturation, and the region's brightness moved `TOWARD_VALUE` of the way to the color's."""
+    hsv = np.array(image.convert("HSV")).astype(np.float32)
+    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255 for c in COLORS[color]))
+    region_value = float((hsv[..., 2] * weight).sum() / max(float(weight.sum()), 1e-6))
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    if target in ("white", "black", "gray", "grey"):
-        s[mask] = 0
-        v[mask] = {"white": np.maximum(v[mask], 235), "black": v[mask] // 6}.get(target, v[mask])
+    if color in ("white", "black", "gray", "grey"):
+        s[...] = 0
+        v[...] = {"white": np.maximum(v, 235), "black": v / 6}.get(color, v)
     else:
-        h[mask] = round(hue * 255) % 256
-        s[mask] = np.maximum(s[mask], round(saturation * 200))
-    recolored = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
-    return Image.fromarray(np.where(mask[..., None], recolored, np.asarray(image)))  # HSV round trips are lossy
+        h[...] = round(hue * 255) % 256
+        s[...] = np.maximum(s, saturation * 200)
+        v += (value * 255 - region_value) * TOWARD_VALUE
+    recolored = Image.fromarray(np.clip(hsv + 0.5, 0, 255).astype(np.uint8), "HSV").convert("RGB")
+    return np.asarray(recolored, np.float32)

@@ -1,10 +1,20 @@
 """Offline critic: measures the edit against the source and the intent of the ORIGINAL instruction.
 
-It reads the instruction with `thinkedit.instructions.read`, builds what the source would look like
-with the asked operations (on a small copy), and compares the edited image with it: luminance,
-contrast, saturation, white balance, sepia tone, vignette, detail, geometry, border pixels, text band,
-color masks, and where pixels changed that should not have (preservation), plus clipping and banding
-(quality). It speaks the same `<think>/<score>/<answer>` text as EditThinker-8B, streamed in chunks.
+It reads the instruction with `thinkedit.instructions.read` (the intent; never the editor's note or the pixels
+the editor chose) and measures:
+
+- whole-image operations against what the source would look like with them, built on a small copy: brightness,
+  contrast, saturation, white balance, sepia, vignette, detail, geometry, border pixels, the text band;
+- operations on a region ("the sky", "the top half") or a colored thing ("the red cup"), from the source and the
+  result alone (`thinkedit.changes`): how much of the named area took the change, how far the change spread
+  beyond it (into pixels whose source color is not the named one, or outside the named place), specks inside it,
+  new hard edges along its border; a look too faint to see is asked for more strongly;
+- quality: clipping, banding, detail lost or added, blotchy changes, seams, skin tones flattened into steps.
+
+A part counts as done within `TOLERANCE` of the asked change; the reasoning states every number, the tolerance
+and how each corrected amount was derived, and keeps the prompt only when every part is within it. Given a
+person's feedback ("less sepia", "keep the vignette") its refined prompt follows that instead. It speaks the
+same `<think>/<score>/<answer>` text as EditThinker-8B, streamed in chunks.
 """
 
 from __future__ import annotations
@@ -15,45 +25,41 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
+from .. import changes, regions
 from ..backend import BackendSpec, OnToken
+from ..changes import VISIBLE, difference, shift
 from ..config import Settings
 from ..critique import Critique, defuse, format_critique, parse_critique, parse_polish
 from ..editors.classic import GENERATIVE, LUMA, SEPIA, apply, planned_size, radial, text_box
-from ..instructions import COLORS, GEOMETRY, LIMITS, REPERTOIRE, SIZED, Op, applied, describe, join, read, resolve
-from ..regions import NoRegion, color_mask, grow, hsv, select
+from ..instructions import (
+    COLORS,
+    GEOMETRY,
+    OPERATIONS,
+    PLACES,
+    REPERTOIRE,
+    SIZED,
+    WHERE,
+    Op,
+    applied,
+    describe,
+    follow,
+    join,
+    read,
+    read_feedback,
+    resolve,
+)
+from ..regions import NoRegion, fill_holes, grow, hsv, label, mask, membership, things
 
 WORK_SIDE = 256  # global measurements run on copies this size; detail on a full-resolution crop this size
-LOCAL = ("border", "text", "recolor", "keep_color")
-SIDE_EFFECTS = {  # features an operation may move besides its own, so they are not called unexpected
-    "sepia": {"saturation", "warmth", "contrast"},
-    "grayscale": {"saturation", "warmth"},
-    "invert": {"brightness", "contrast", "saturation", "warmth", "detail"},
-    "vignette": {"brightness", "contrast"},
-    "blur": {"contrast"},
-    "sharpen": {"contrast"},
-    "pixelate": {"contrast"},
-    "posterize": {"contrast", "saturation", "detail", "brightness"},
-    "contrast": {"saturation", "detail"},
-    "brightness": {"saturation", "contrast"},
-    "saturation": {"warmth"},
-    "warmth": {"saturation", "brightness"},
-    "recolor": {"saturation", "warmth"},
-    "keep_color": {"saturation", "warmth"},
-    "border": {"brightness", "contrast", "saturation", "warmth", "detail"},
-    "text": {"brightness", "contrast", "detail"},
-    "rotate": {"brightness", "contrast", "detail"},
-    "crop": {"detail"},
-    "resize": {"detail"},
-}
-FEATURE_OF = {
-    "brightness": "brightness",
-    "contrast": "contrast",
-    "saturation": "saturation",
-    "warmth": "warmth",
-    "grayscale": "saturation",
-    "blur": "detail",
-    "sharpen": "detail",
-}
+# A measured change counts as the asked one from 80% to 125% of it: closer than a person can tell two amounts
+# apart side by side, and wide enough that an editor's rounding or clipping does not send the loop round again.
+TOLERANCE = (0.8, 1.25)
+UNSEEN = 0.7  # the most a look scores while a quarter of what it names has not visibly changed
+GUESSED = ("the background", "the foreground")  # regions whose rule a person would often draw otherwise
+AMBIGUOUS = 0.7  # the most a recolor of one thing scores when other things of its color could be the one meant
+MOST = 2.5  # a corrected amount is at most this many times (or at least 1/this of) the amount that was used
+FEATURES = ("brightness", "contrast", "saturation", "warmth", "detail")
+FRAMES = {f"the {side} {part}" for side in ("top", "bottom", "left", "right") for part in ("half", "third", "quarter")}
 
 
 @dataclass
@@ -61,6 +67,9 @@ class Part:
     score: float  # 0..1: how fully this part of the instruction was done
     finding: str  # one sentence with the measured numbers
     ask: str | None  # explicit text for this part in the refined prompt
+    derivation: str | None = None  # how a corrected amount was derived from the measurement
+    within: bool = True  # the measurement is within the tolerance (or there is no amount to correct)
+    label: str = ""  # what the part is about, for the verdict ("sepia", "contrast in the sky")
 
 
 class ClassicThinker:
@@ -77,9 +86,10 @@ class ClassicThinker:
         instruction: str,
         prompt: str,
         *,
+        feedback: str | None = None,
         on_token: OnToken | None = None,
     ) -> Critique:
-        text = review(source, edited, instruction, prompt)
+        text = review(source, edited, instruction, prompt, feedback)
         stream(text, on_token)
         return parse_critique(text)
 
@@ -121,18 +131,34 @@ class Views:
     untouched: np.ndarray  # the source squeezed into the asked size; all small copies have that shape
     edited: np.ndarray
     reference: np.ndarray  # the source with only the asked geometry: what "unchanged" means here
-    base: np.ndarray  # the source with every asked operation except the local ones (border, text, colors)
+    base: np.ndarray  # the source with every asked operation that acts on the whole image
     expected: np.ndarray  # the source with every asked operation
     source_full: np.ndarray  # uint8
     edited_full: np.ndarray  # uint8
     crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # full-res centre (source, edited, expected) for detail
-    measured: dict[str, dict[str, float]] = field(default_factory=dict)
+    sampled: tuple[np.ndarray, np.ndarray] | None  # (source, edited) at the small size by picking pixels, not
+    #                                                averaging them: pixel noise survives (only local operations)
+    measured: dict[tuple[str, str | None], dict[str, float]] = field(default_factory=dict)
+    regions: dict[str, np.ndarray | str] = field(default_factory=dict)
 
-    def features(self, which: str) -> dict[str, float]:
-        """`features` of the `reference`, `edited` or `expected` copy, computed once."""
-        if which not in self.measured:
-            self.measured[which] = features(getattr(self, which))
-        return self.measured[which]
+    def features(self, which: str, region: str | None = None) -> dict[str, float]:
+        """`features` of the `reference`, `edited` or `expected` copy (inside `region`), computed once."""
+        if (which, region) not in self.measured:
+            inside = self.region(region) if region else None
+            self.measured[which, region] = features(getattr(self, which), inside)
+        return self.measured[which, region]
+
+    def region(self, region: str) -> np.ndarray:
+        """The pixels of the small copies that a region names, by its rule on the source (`NoRegion` if none)."""
+        if region not in self.regions:
+            try:
+                self.regions[region] = mask(self.reference, region) >= 0.5
+            except NoRegion as exc:
+                self.regions[region] = str(exc)
+        found = self.regions[region]
+        if isinstance(found, str):
+            raise NoRegion(found)
+        return found
 
 
 @dataclass
@@ -143,15 +169,17 @@ class Assessment:
     recipe: str  # those looks spelled out
     parts: list[Part]
     asks: list[str | None]  # explicit text per part, in the instruction's order
-    preservation: float  # 0.4..1: 1 when nothing changed that was not asked for
+    preservation: float  # 0.2..1: 1 when nothing changed that was not asked for
     kept: list[str]
     quality: float  # 0..10
     flaws: list[str]
+    unchanged: bool  # the result is the source (in the asked frame) though the instruction asks for a change
+    cap: float = 1.0  # the most `success` may be (a look too faint to see)
 
     @property
     def success(self) -> float:
         """0..1: how fully the instruction's parts were done."""
-        return sum(p.score for p in self.parts) / len(self.parts)
+        return min(self.cap, sum(p.score for p in self.parts) / len(self.parts))
 
     def findings(self) -> list[str]:
         return [p.finding for p in self.parts] + self.kept + self.flaws
@@ -167,9 +195,7 @@ def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
     views = _views(source, edited, targets)
     geometry = [op for op in targets if op.name in GEOMETRY]
     misshapen = _misshapen(geometry, source.size, edited.size, views.size)
-    parts, asks = [], []  # asks in the order the instruction gave its operations
-    if misshapen and not geometry:
-        parts.append(Part(0.0, misshapen, None))
+    parts, asks = ([Part(0.0, misshapen, None)] if misshapen and not geometry else []), []
     for op in targets:
         if op.name in GEOMETRY:
             again = f" so that the result is {views.size[0]}×{views.size[1]} pixels" if misshapen else ""
@@ -178,34 +204,66 @@ def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
                 parts.append(_geometry(geometry, targets, views, misshapen))
         else:
             parts.append(_assess(op, _used(op, targets, done), views))
+            where = f" in {op.region}" if op.region else ""
+            parts[-1].label = f"{op.region} made {op.color}" if op.name == "recolor" else f"{op.name}{where}"
             asks.append(parts[-1].ask)
+    seen = _seen(targets, views)
+    if seen is not None and not seen.within:
+        parts.append(seen)
+        asks = _louder(targets, done, parts, asks, seen)
     if intent.unknown or not parts:
         parts.append(_unsupported(intent.unknown or [instruction], views, keep=prompt if not targets else None))
         asks.append(parts[-1].ask)
     preservation, kept = _preservation(targets, views)
     quality, flaws = _quality(targets, views)
+    unchanged = _unchanged(targets, views, sum(p.score for p in parts) / len(parts))
+    if unchanged:
+        flaws.append("the result is the source, unchanged: there is no edit whose quality could be good (at most 5)")
+        quality = min(quality, 5.0)
     recipe = join([describe(op) for op in targets if op.vague])
-    return Assessment(intent.looks, recipe, parts, asks, preservation, kept, quality, flaws)
+    cap = UNSEEN if seen is not None and not seen.within else 1.0
+    guessed = sorted({op.region for op in targets if op.region in GUESSED})
+    if guessed:  # the rule sees colors, not objects: an edit of it can be reported, not confirmed
+        cap = min(cap, AMBIGUOUS)
+        kept.append(
+            f"{join(guessed)} is found by a rule that sees colors, not objects; I cannot confirm it holds all of "
+            f"{join(guessed)} and nothing else, so this scores at most {AMBIGUOUS * 10:g}"
+        )
+    return Assessment(intent.looks, recipe, parts, asks, preservation, kept, quality, flaws, unchanged, cap)
 
 
-def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> str:
+def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str, feedback: str | None = None) -> str:
     """The critique as canonical thinker text, every number in it measured."""
     measured = assess(source, edited, instruction, prompt)
-    asks, quality = measured.asks, measured.quality
+    quality = measured.quality
     semantic = round(10 * measured.success * measured.preservation, 1)
-
     lines = [f"The instruction asks: {instruction}"]
     if measured.looks:
         lines.append(f"'{', '.join(measured.looks)}' names a look without amounts; in full it is: {measured.recipe}.")
     lines += [f"- {finding}" for finding in measured.findings()]
-    if semantic >= 8 and quality >= 8:
-        lines.append(f"Semantic {semantic:g}, quality {quality:g}: the edit does what was asked; I keep the prompt.")
+    short = [p for p in measured.parts if not p.within]
+    lines += [f"- {p.derivation}" for p in short if p.derivation]
+    scores = f"Semantic {semantic:g}, quality {quality:g}"
+    low, high = (round(bound * 100) for bound in TOLERANCE)
+    if feedback is not None:
+        refined, answered = answer(feedback, prompt, source.size)
+        follows = "the next prompt follows your feedback" if refined != prompt else "the prompt stays as it is"
+        lines += [*answered, f"{scores}: {follows}."]
+    elif measured.unchanged:
+        refined = join([ask for ask in measured.asks if ask]) or prompt
+        lines.append(f"{scores}: nothing was done; the next prompt states every operation with its amount.")
+    elif not short and semantic >= 8 and quality >= 8:
+        lines.append(
+            f"{scores}: every part is within my tolerance ({low}–{high}% of the asked change) and nothing else "
+            "changed that matters; I keep the prompt."
+        )
         refined = prompt
     else:
-        refined = join([ask for ask in asks if ask]) or prompt
+        refined = join([ask for ask in measured.asks if ask]) or prompt
+        off = f"; not done yet: {join([p.label for p in short])}" if short else ""
         same = refined.lower() == prompt.lower()
-        verdict = "I cannot improve the prompt." if same else "the next prompt states the amounts explicitly."
-        lines.append(f"Semantic {semantic:g}, quality {quality:g}: {verdict}")
+        verdict = "I cannot improve the prompt." if same else "the next prompt asks for amounts that reach the target."
+        lines.append(f"{scores}{off} (a part is done within {low}–{high}% of its asked change): {verdict}")
     return format_critique(semantic, quality, defuse("\n".join(lines)), defuse(refined))
 
 
@@ -222,25 +280,34 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
         for op in ops:
             with contextlib.suppress(NoRegion):  # nothing to change; the part's own assessment says so
                 image = apply(image, replace(op, amount=op.amount / scale) if op.name in SIZED else op)
-        return _f(image if size in (None, image.size) else image.resize(size, Image.Resampling.BILINEAR))
+        return _array(image if size in (None, image.size) else image.resize(size, Image.Resampling.BILINEAR))
 
-    crops = None
+    crops = sampled = None
+    if all(_local(op) for op in targets) and edited.size == source.size:
+        sampled = (_array(source.resize(small_want, Image.Resampling.NEAREST)),
+                   _array(edited.resize(small_want, Image.Resampling.NEAREST)))  # fmt: skip
     if not any(op.name in GEOMETRY for op in targets) and edited.size == source.size:
         box = _centre(source.size)
-        ops = [op for op in targets if op.name not in LOCAL and op.name != "vignette"]
-        crops = (_f(source.crop(box)), _f(edited.crop(box)), run(ops, source.crop(box), size=None))
+        ops = [op for op in targets if not _local(op) and op.name != "vignette"]
+        crops = (_array(source.crop(box)), _array(edited.crop(box)), run(ops, source.crop(box), size=None))
     return Views(
         size=want,
         scale=scale,
         untouched=run([], small),
-        edited=_f(edited.resize(small_want, Image.Resampling.BOX)),
+        edited=_array(edited.resize(small_want, Image.Resampling.BOX)),
         reference=run([op for op in targets if op.name in GEOMETRY], small),
-        base=run([op for op in targets if op.name not in LOCAL], small),
+        base=run([op for op in targets if not _local(op)], small),
         expected=run(targets, small),
         source_full=np.asarray(source),
         edited_full=np.asarray(edited),
         crops=crops,
+        sampled=sampled,
     )
+
+
+def _local(op: Op) -> bool:
+    """Acts on a part of the picture: a region, a colored thing, a border or text."""
+    return bool(op.region) or OPERATIONS[op.name].kind in ("drawn", "color")
 
 
 def _centre(size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -250,7 +317,7 @@ def _centre(size: tuple[int, int]) -> tuple[int, int, int, int]:
     return left, top, left + w, top + h
 
 
-def _f(image: Image.Image) -> np.ndarray:
+def _array(image: Image.Image) -> np.ndarray:
     return np.asarray(image, np.float32)
 
 
@@ -261,43 +328,106 @@ def _used(op: Op, targets: list[Op], done: list[Op]) -> Op | None:
     return same[nth] if nth < len(same) else None
 
 
+def _seen(targets: list[Op], views: Views) -> Part | None:
+    """A look on a region ("make the sky more dramatic") is asked to be seen all over it: a part that fails when a
+    quarter of its pixels moved by less than `VISIBLE`; None when no look was asked for a region."""
+    vague = [op for op in targets if op.vague and op.region]  # a whole-image look is its recipe
+    if not vague:
+        return None
+    region = vague[0].region
+    try:
+        inside = views.region(region) if region else np.ones(views.reference.shape[:2], bool)
+    except NoRegion:
+        return None
+    if not inside.any() or views.edited.shape != views.reference.shape:
+        return None
+    quarter = float(np.percentile(shift(views.edited, views.reference)[inside], 25))
+    place = region or "the image"
+    if quarter >= VISIBLE:
+        return Part(1.0, f"the look shows all over {place}", None)
+    needed = VISIBLE / max(quarter, 0.1)
+    factor = min(MOST, max(TOLERANCE[1], needed))  # a step of at least the tolerance, or it would read as the same
+    finding = (
+        f"the look is too faint: a quarter of {place} moved by {quarter:.1f} levels or less ({VISIBLE:g} is about "
+        f"what a glance notices), so this scores at most {UNSEEN * 10:g}"
+    )
+    bounds = f", at most {MOST:g}" if needed > MOST else f", at least {TOLERANCE[1]:g}" if needed < TOLERANCE[1] else ""
+    derivation = f"the look: its amounts ×{factor:g} ({VISIBLE:g} / {quarter:.1f} = {needed:.2f}{bounds}) to be seen"
+    return Part(quarter / VISIBLE, finding, None, derivation, within=False, label="the look's visibility")
+
+
+def _louder(
+    targets: list[Op], done: list[Op], parts: list[Part], asks: list[str | None], seen: Part
+) -> list[str | None]:
+    """The asks with a faint look's amounts scaled up by the factor `_seen` derived, once its parts reach the
+    recipe (before that, reaching the recipe comes first)."""
+    looks = [i for i, op in enumerate(targets) if op.vague]
+    if any(not parts[i].within for i in looks) or any(op.name in GEOMETRY for op in targets):
+        seen.derivation = None  # the recipe's own amounts are asked for first
+        return asks
+    factor = float(seen.derivation.split("×")[1].split()[0]) if seen.derivation else 1.0
+    louder = list(asks)
+    for i in looks:
+        used = _used(targets[i], targets, done)
+        if used is not None and used.amount:
+            louder[i] = describe(replace(used, amount=_clamp(used.name, used.amount * factor), vague=False))
+    return louder
+
+
+def _clamp(name: str, amount: float) -> float:
+    low, high = OPERATIONS[name].limits
+    return round(min(high, max(low, amount)), 3)
+
+
 # -- measurements ---------------------------------------------------------------------------------------
 
 
-def features(x: np.ndarray) -> dict[str, float]:
-    """Global measurements; brightness and contrast from the middle half, where a vignette barely reaches."""
+def features(x: np.ndarray, inside: np.ndarray | None = None) -> dict[str, float]:
+    """Global measurements, or inside a region; brightness and contrast of the whole image from its middle half,
+    where a vignette barely reaches."""
     height, width = x.shape[:2]
-    middle = x[height // 4 : max(height // 4 + 1, 3 * height // 4), width // 4 : max(width // 4 + 1, 3 * width // 4)]
-    luma = middle @ LUMA
+    if inside is None:
+        middle = x[
+            height // 4 : max(height // 4 + 1, 3 * height // 4), width // 4 : max(width // 4 + 1, 3 * width // 4)
+        ]
+        luma, pixels = middle.reshape(-1, 3) @ LUMA, x.reshape(-1, 3)
+    else:
+        pixels = x[inside] if inside.any() else x.reshape(-1, 3)
+        luma = pixels @ LUMA
     mean = float(luma.mean()) + 1e-6
-    high = np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
-    low = np.minimum(np.minimum(x[..., 0], x[..., 1]), x[..., 2])
+    high, low = pixels.max(axis=1), pixels.min(axis=1)
     chroma = np.where(high > 10, (high - low) / np.maximum(high, 1e-6), 0)
+    warmth = float((pixels[:, 0] - pixels[:, 2]).mean() / max(float((pixels[:, 0] + pixels[:, 2]).mean()), 1e-6))
     return {
         "brightness": mean,
         "contrast": float(luma.std()) / mean,
         "saturation": float(chroma.mean()),
-        "warmth": float((x[..., 0] - x[..., 2]).mean() / max(float((x[..., 0] + x[..., 2]).mean()), 1e-6)),
-        "detail": _detail(x),
+        "warmth": warmth,
+        "detail": _detail(x, inside),
     }
 
 
-def _sepia(x: np.ndarray, reference: np.ndarray) -> float:
+def _sepia(x: np.ndarray, reference: np.ndarray, inside: np.ndarray | None = None) -> float:
     """Share of the way each pixel's chromaticity moved from the reference's toward the sepia tint (vignette-proof)."""
     tint = SEPIA / SEPIA.sum()
     start = reference / (reference.sum(axis=2, keepdims=True) + 1e-6)
     moved = x / (x.sum(axis=2, keepdims=True) + 1e-6) - start
     way = tint - start
-    weight = reference @ LUMA
+    weight = (reference @ LUMA) * (1.0 if inside is None else inside)
     return float((weight * (moved * way).sum(axis=2)).sum() / ((weight * (way * way).sum(axis=2)).sum() + 1e-6))
 
 
-def _detail(x: np.ndarray) -> float:
+def _detail(x: np.ndarray, inside: np.ndarray | None = None) -> float:
     luma = x @ LUMA
     if min(luma.shape) < 2:
         return 0.0
-    edges = np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean()
-    return float(edges / (luma.mean() + 1e-6))
+    down, across = np.abs(np.diff(luma, axis=0)), np.abs(np.diff(luma, axis=1))
+    if inside is not None:
+        rows, columns = inside[1:] & inside[:-1], inside[:, 1:] & inside[:, :-1]
+        if not rows.any() or not columns.any():
+            return 0.0
+        return float((down[rows].mean() + across[columns].mean()) / (luma[inside].mean() + 1e-6))
+    return float((down.mean() + across.mean()) / (luma.mean() + 1e-6))
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -306,36 +436,39 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-6))
 
 
-def _vignette(x: np.ndarray, reference: np.ndarray) -> float:
+def _vignette(x: np.ndarray, reference: np.ndarray, inside: np.ndarray | None = None) -> float:
     """How much the corners darkened relative to the centre: fit edited/reference luma ≈ c·(1 − v·r²)."""
     luma, base = x @ LUMA, reference @ LUMA
-    usable = (base > 12) & (luma < 250)
+    usable = (base > 12) & (luma < 250) & (True if inside is None else inside)  # not too dark to divide, not clipped
     if usable.sum() < 16:
         return 0.0
     slope, intercept = np.polyfit(radial(x.shape[1], x.shape[0])[usable], luma[usable] / base[usable], 1)
     return float(-slope / intercept) if intercept > 1e-3 else 0.0
 
 
-def _measure(name: str, views: Views) -> tuple[float, float, float]:
-    """(reference, edited, expected) values of the feature that shows operation `name`."""
-    if name == "vignette":
-        return 0.0, _vignette(views.edited, views.reference), _vignette(views.expected, views.reference)
-    if name == "sepia":
-        return 0.0, _sepia(views.edited, views.reference), _sepia(views.expected, views.reference)
-    if name == "invert":
+def _measure(op: Op, views: Views) -> tuple[float, float, float]:
+    """(reference, edited, expected) values of the measurement that shows operation `op` (inside its region)."""
+    inside = views.region(op.region) if op.region else None
+    if op.name == "vignette":
+        return 0.0, _vignette(views.edited, views.reference, inside), _vignette(views.expected, views.reference, inside)
+    if op.name == "sepia":
+        return 0.0, _sepia(views.edited, views.reference, inside), _sepia(views.expected, views.reference, inside)
+    if op.name == "invert":
         return 0.0, (1 - _ncc(views.edited, views.reference)) / 2, (1 - _ncc(views.expected, views.reference)) / 2
-    if name in ("blur", "sharpen") and views.crops is not None:
+    if op.name in ("blur", "sharpen") and views.crops is not None and inside is None:
         return tuple(_detail(x) for x in views.crops)
-    feature = FEATURE_OF[name]
-    return tuple(views.features(which)[feature] for which in ("reference", "edited", "expected"))
+    feature = OPERATIONS[op.name].feature
+    return tuple(views.features(which, op.region)[feature] for which in ("reference", "edited", "expected"))
 
 
 def _achieved(ratio: float) -> float:
-    """Score for achieving `ratio` of the asked effect: full from 75% to 150%, less for too little or too much."""
-    if ratio < 0.75:
-        return max(0.0, ratio / 0.75)
-    if ratio > 1.5:
-        return max(0.4, 1 - (ratio - 1.5) / 3)
+    """Score for reaching `ratio` of the asked change: full within `TOLERANCE`, in proportion below it, slowly
+    less above it (too much is a smaller fault than too little, down to 0.4)."""
+    low, high = TOLERANCE
+    if ratio < low:
+        return max(0.0, ratio / low)
+    if ratio > high:
+        return max(0.4, 1 - (ratio - high) / 3)
     return 1.0
 
 
@@ -353,52 +486,65 @@ def _assess(op: Op, used: Op | None, views: Views) -> Part:
     }
     if op.name in special:
         return special[op.name](op, used, views)
-    reference, got, want = _measure(op.name, views)
+    try:
+        reference, got, want = _measure(op, views)
+    except NoRegion as exc:
+        return Part(0.0, f"{describe(op)}: not done, since {exc}", describe(op), within=True)
     change, asked = got - reference, want - reference
     if abs(asked) < 1e-3 * max(abs(reference), 1e-2):
         return Part(1.0, f"{op.name}: this image leaves no room for the change (nothing to measure)", describe(op))
     ratio = change / asked
     score = _achieved(ratio)
-    return Part(score, _finding(op, reference, got, want, ratio), describe(_corrected(op, used, ratio, score)))
+    corrected, derivation = _corrected(op, used, ratio, score)
+    return Part(score, _finding(op, reference, got, want, ratio), describe(corrected), derivation, score >= 1.0)
 
 
 def _finding(op: Op, reference: float, got: float, want: float, ratio: float) -> str:
+    where = f" in {op.region}" if op.region else ""
+
     def pct(value: float) -> str:
         return f"{value / max(abs(reference), 1e-6) * 100:+.0f}%"
 
     match op.name:
         case "brightness" | "contrast" | "saturation":
-            return f"{op.name} changed {pct(got - reference)} (asked for about {pct(want - reference)})"
+            return f"{op.name}{where} changed {pct(got - reference)} (asked for about {pct(want - reference)})"
         case "warmth":
-            return f"red-blue balance moved {got - reference:+.3f} (asked for about {want - reference:+.3f})"
+            return f"red-blue balance{where} moved {got - reference:+.3f} (asked for about {want - reference:+.3f})"
         case "grayscale":
-            return f"mean saturation is {got:.3f} (source {reference:.3f}; black and white is 0)"
+            return f"mean saturation{where} is {got:.3f} (source {reference:.3f}; black and white is 0)"
         case "blur" | "sharpen":
-            return f"fine detail changed {pct(got - reference)} (a {describe(op)} gives about {pct(want - reference)})"
+            return f"fine detail{where} changed {pct(got - reference)} (a {describe(op)} gives about {pct(want - reference)})"
         case "vignette":
-            return f"the corners darkened {got * 100:.0f}% relative to the centre (asked {want * 100:.0f}%)"
+            return f"the corners{where} darkened {got * 100:.0f}% relative to the centre (asked {want * 100:.0f}%)"
     strength = ratio * (op.amount or 1.0)
-    return f"{op.name} reached about {strength * 100:.0f}% strength (asked {(op.amount or 1.0) * 100:.0f}%)"
+    return f"{op.name}{where} reached about {strength * 100:.0f}% strength (asked {(op.amount or 1.0) * 100:.0f}%)"
 
 
-def _corrected(op: Op, used: Op | None, ratio: float, score: float) -> Op:
-    """The amount to ask for next: what worked stays; a shortfall or excess scales the amount that was used."""
+def _corrected(op: Op, used: Op | None, ratio: float, score: float) -> tuple[Op, str | None]:
+    """The amount to ask for next, and how it was derived: what worked stays; a shortfall or excess divides the
+    amount that was used by the share of the asked change it reached (at most `MOST` times more or less)."""
     explicit = replace(op, vague=False)
     if op.name in ("grayscale", "invert") or used is None or not used.amount:
-        return explicit
+        return explicit, None
     if score >= 1.0:
-        return replace(explicit, amount=used.amount)
-    if ratio <= 0.05:
-        return explicit
-    amount = used.amount / min(2.5, max(0.4, ratio))
-    low, high = LIMITS[op.name]
+        return replace(explicit, amount=used.amount), None
+    if ratio <= 0.05:  # under 5% of the change: nothing to scale from
+        return explicit, f"{op.name}: nothing of it is measurable, so I ask for the full amount again"
+    amount = used.amount / min(MOST, max(1 / MOST, ratio))
+    low, high = OPERATIONS[op.name].limits
     digits = 1 if op.name in SIZED else 2
-    return replace(explicit, amount=round(min(high, max(low, amount)), digits))
+    fixed = replace(explicit, amount=round(min(high, max(low, amount)), digits))
+    capped = "" if 1 / MOST <= ratio <= MOST else f" (at most {MOST:g}× the amount used)"
+    limited = "" if low <= amount <= high else f" (limited to {_amount(fixed)}, its range)"
+    derivation = (
+        f"{op.name}: the prompt's {_amount(used)} reached {ratio * 100:.0f}% of the asked change, so "
+        f"{_amount(used)} / {ratio:.2f} = {_amount(replace(op, amount=amount))}{capped}{limited}"
+    )
+    return fixed, derivation
 
 
-def _changed(image: np.ndarray, against: np.ndarray) -> np.ndarray:
-    difference = np.abs(image - against)
-    return np.maximum(np.maximum(difference[..., 0], difference[..., 1]), difference[..., 2]) > 30
+def _amount(op: Op) -> str:
+    return f"{op.amount:g} px" if op.name in SIZED else f"{(op.amount or 0) * 100:.0f}%"
 
 
 def _small_box(op: Op, views: Views) -> tuple[int, int, int, int]:
@@ -412,16 +558,22 @@ def _small_box(op: Op, views: Views) -> tuple[int, int, int, int]:
     )
 
 
+# Text covers about a tenth of its band's pixels (strokes, not boxes); a band 4% changed already reads as text.
+TEXT_INK = 0.04
+
+
 def _text(op: Op, used: Op | None, views: Views) -> Part:
-    changed = _changed(views.edited, views.base)
+    changed = changes.changed(views.edited, views.base)
     x0, y0, x1, y1 = _small_box(op, views)
     inside = changed[y0:y1, x0:x1]
     share = float(inside.mean()) if inside.size else 0.0
     outside = (changed.sum() - inside.sum()) / max(1, changed.size - inside.size)
     pixels = views.edited[y0:y1, x0:x1][inside]
     target = np.array(COLORS.get(op.color or "white", (255, 255, 255)), np.float32)
+    # a changed pixel within 100 (of 441) of the asked color is of it; the outline is another color and covers most
+    # of small text, so a tenth of the changed pixels in the color is enough, and none of it costs 40%
     colored = float((np.linalg.norm(pixels - target, axis=1) < 100).mean()) if len(pixels) else 0.0
-    score = min(1.0, share / 0.04) * (1.0 if colored >= 0.1 else 0.6)
+    score = min(1.0, share / TEXT_INK) * (1.0 if colored >= 0.1 else 0.6)
     finding = (
         f"text '{op.text}': {share * 100:.0f}% of its {op.where} band changed "
         f"({outside * 100:.1f}% elsewhere), {colored * 100:.0f}% of the changed pixels are {op.color}"
@@ -435,50 +587,126 @@ def _border(op: Op, used: Op | None, views: Views) -> Part:
     limit = max(1, min(x.shape[:2]) // 4)
     thickness = []
     for side in (x[:limit], x[::-1][:limit], x[:, :limit].swapaxes(0, 1), x[:, ::-1][:, :limit].swapaxes(0, 1)):
-        rows = (np.abs(side - color).max(axis=2) < 40).mean(axis=1) > 0.9
+        rows = (np.abs(side - color).max(axis=2) < 40).mean(
+            axis=1
+        ) > 0.9  # 40 levels of JPEG; 10% of a row may be a corner
         thickness.append(limit if rows.all() else int(np.argmin(rows)))
     measured, asked = min(thickness), float(op.amount or 1)
     ratio = measured / asked
     score = _achieved(ratio) if measured else 0.0
     finding = f"{op.color} border: {measured} px on its thinnest side (asked {asked:g} px)"
-    return Part(score, finding, describe(_corrected(op, used, ratio, score)))
+    corrected, derivation = _corrected(op, used, ratio, score)
+    return Part(score, finding, describe(corrected), derivation, score >= 1.0)
+
+
+@dataclass
+class Named:
+    """What a region's words name in the source, as the critic finds it itself."""
+
+    found: np.ndarray  # the named pixels
+    allowed: np.ndarray  # the pixels whose change is no spill: the named ones, of the named color, what they enclose
+    how: str  # how it was found, with its size
+    one: bool  # one thing ("the red cup"): a change split over several places is spill too
+    color: str | None = None  # the color it is named by
+
+
+def named(region: str, views: Views) -> Named:
+    """Find what a region's words name: a place by its rule; a colored thing as the largest connected region of
+    pixels fully of the color (every such region of at least an eighth of it, for a plural); the color's areas as
+    every pixel of it. Changes to pixels at least half of the named color, or enclosed by them (a cup's highlight),
+    are no spill. `NoRegion` when nothing fits."""
+    if region in PLACES:
+        found = views.region(region)
+        if not found.any():
+            raise NoRegion(f"{region} is empty in this picture")
+        return Named(found, grow(grow(found)), f"{region} ({found.mean() * 100:.0f}% of the image, by its rule)", False)
+    _, color, thing = region.split(" ", 2)
+    weight = membership(hsv(views.base), color)
+    single = thing != "areas" and not (thing.endswith("s") and not thing.endswith("ss"))
+    if thing == "areas":
+        found = weight >= 1.0
+        how = f"the {color} pixels ({found.mean() * 100:.1f}% of the image)"
+    elif thing.removesuffix("s") in ("square", "rectangle", "disc", "triangle"):
+        found = mask(views.base, region) >= 0.5  # its outline says which one: no other of its color is in doubt
+        return Named(found, grow(grow(found)), f"{region} ({found.mean() * 100:.1f}% of the image)", single)
+    else:
+        found = things(weight >= 1.0, every=not single)
+        found = np.zeros(weight.shape, bool) if found is None else found
+        how = f"{region}: what is {color} and connected, {found.mean() * 100:.1f}% of the image"
+    if not found.any():
+        raise NoRegion(f"there is nothing {color} in the picture")
+    return Named(found, grow(fill_holes(weight >= 0.5) | found), how, single, color)
 
 
 def _recolor(op: Op, used: Op | None, views: Views) -> Part:
-    named = f"{op.source_color} {op.where}" if op.where else f"{op.source_color} areas"
+    region = op.region or "the red areas"
     try:
-        mask = select(views.base, op.source_color or "red", op.where)
+        thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, f"there is no {named} to recolor: {exc}", describe(op))
-    if mask.mean() < 0.001:
-        return Part(0.5, f"there are no {named} in the source to recolor", describe(op))
-    share = float(color_mask(hsv(views.edited), op.color or "red")[mask].mean())
-    finding = (
-        f"{share * 100:.0f}% of the pixels of the {named} ({mask.mean() * 100:.1f}% of the image) are now {op.color}"
+        return Part(0.0, _missing(region, exc), describe(op))
+    found, how = thing.found, thing.how
+    share = changes.took(views.edited, found, op.color or "red")
+    moved = float(shift(views.edited, views.base)[found].mean())
+    faint = f"; the named pixels moved only {moved:.1f} levels on average, too little to see" if moved < VISIBLE else ""
+    score = min(1.0, share / TOLERANCE[0]) * (min(1.0, moved / VISIBLE))
+    low = round(TOLERANCE[0] * 100)
+    finding = f"{how}: {share * 100:.0f}% of them are now {op.color} (done from {low}%){faint}"
+    others = _others(thing, views, op.color or "red") if thing.one and thing.color else None
+    if others:
+        score = min(score, AMBIGUOUS)
+        finding += f"; {others}"
+    return Part(score, finding, describe(op), within=score >= 1.0)
+
+
+def _missing(region: str, why: NoRegion) -> str:
+    said = str(why)
+    return said if said.startswith("there is no") else f"there is no {region.removeprefix('the ')}: {said}"
+
+
+def _others(thing: Named, views: Views, color: str) -> str | None:
+    """Other regions of the named color at least a quarter the size of the one the critic takes for the thing,
+    left as they were: the words do not say which is meant, so the critic cannot confirm the edit."""
+    named_color = thing.color or ""
+    weight = membership(hsv(views.base), named_color) >= 1.0
+    labels = label(weight)
+    found, counts = np.unique(labels[weight & ~thing.found], return_counts=True)
+    size = int(thing.found.sum())
+    left = [
+        region for region, count in zip(found, counts, strict=True)
+        if count >= size / 4 and changes.took(views.edited, (labels == region) & weight, color) < 0.5
+    ]  # fmt: skip
+    if not left:
+        return None
+    share = float(np.isin(labels, left).mean())
+    return (
+        f"but {len(left)} other {named_color} region{'s' if len(left) > 1 else ''} of {share * 100:.1f}% of the image, "
+        f"at least a quarter its size, stayed {named_color}: the words do not say which one is meant, so I cannot "
+        "confirm the right one was changed"
     )
-    return Part(min(1.0, share / 0.7), finding, describe(op))
 
 
 def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
-    named = f"{op.color} {op.where}" if op.where else f"{op.color} areas"
-    base_hsv = hsv(views.base)
+    region = op.region or "the red areas"
     try:
-        mask = select(views.base, op.color or "red", op.where, base_hsv)
+        thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, f"there is no {named} to keep: {exc}", describe(op))
+        return Part(0.0, _missing(region, exc), describe(op))
+    found, how = thing.found, thing.how
+    base_saturation = hsv(views.base)[..., 1] / 255
     saturation = hsv(views.edited)[..., 1] / 255
-    kept = float(saturation[mask].mean() / max(base_hsv[..., 1][mask].mean() / 255, 1e-6)) if mask.any() else 1.0
-    rest = float(saturation[~grow(mask)].mean()) if (~mask).any() else 0.0
+    kept = float(saturation[found].mean() / max(base_saturation[found].mean(), 1e-6))
+    rest = float(saturation[~thing.allowed].mean()) if (~thing.allowed).any() else 0.0
+    # 70% of the saturation kept still reads as kept; the rest reads as gray up to a mean saturation of 0.05 and as
+    # colored (score 0) from 0.175
     score = min(1.0, kept / 0.7) * max(0.0, 1 - max(0.0, rest - 0.05) * 8)
-    finding = (
-        f"the {named} kept {kept * 100:.0f}% of the saturation; the rest has mean saturation {rest:.3f} (gray is 0)"
-    )
+    finding = f"{how}: kept {kept * 100:.0f}% of its saturation; the rest has mean saturation {rest:.3f} (gray is 0)"
     return Part(score, finding, describe(op))
 
 
 def _posterize(op: Op, used: Op | None, views: Views) -> Part:
     step = max(1, int(views.scale))
     sample = views.edited_full[::step, ::step].reshape(-1, 3)
+    # a level counts when 0.2% of the pixels have it (JPEG strays do not); each level over the asked one costs 1/24
     levels = max(int((np.bincount(sample[:, c], minlength=256) > 0.002 * len(sample)).sum()) for c in range(3))
     asked = round(op.amount or 4)
     score = 1.0 if levels <= asked + 1 else max(0.0, 1 - (levels - asked - 1) / 24)
@@ -497,7 +725,7 @@ def _blockiness(x: np.ndarray) -> float:
 
 def _pixelate(op: Op, used: Op | None, views: Views) -> Part:
     measured, before, asked = _blockiness(views.edited_full), _blockiness(views.source_full), float(op.amount or 2)
-    if before >= 0.75 * asked:
+    if before >= 0.75 * asked:  # flat areas already make runs three quarters as wide as the asked blocks
         return Part(
             1.0,
             f"pixelate: the source is already made of flat blocks ({before:.0f} px); nothing to measure",
@@ -506,7 +734,8 @@ def _pixelate(op: Op, used: Op | None, views: Views) -> Part:
     ratio = measured / asked
     score = _achieved(ratio)
     finding = f"pixelate: blocks about {measured:.0f} px wide (asked {asked:g} px; source {before:.0f})"
-    return Part(score, finding, describe(_corrected(op, used, ratio, score)))
+    corrected, derivation = _corrected(op, used, ratio, score)
+    return Part(score, finding, describe(corrected), derivation, score >= 1.0)
 
 
 def _misshapen(geometry: list[Op], source: tuple[int, int], got: tuple[int, int], want: tuple[int, int]) -> str | None:
@@ -529,7 +758,7 @@ def _geometry(geometry: list[Op], targets: list[Op], views: Views, misshapen: st
     """The asked shape first (a wrong one scores at most 0.2), then the layout against the expected pixels."""
     match = abs if any(op.name == "invert" for op in targets) else float
     got, untouched = match(_ncc(views.edited, views.expected)), match(_ncc(views.edited, views.untouched))
-    score = min(1.0, max(0.0, (got - 0.5) / 0.4))
+    score = min(1.0, max(0.0, (got - 0.5) / 0.4))  # a layout correlating under 0.5 is another picture; 0.9 is it
     if misshapen:
         return Part(0.2 * score, f"{misshapen}; squeezed into the asked frame its layout matches at {got:.2f}", None)
     (height, width), (asked_width, asked_height) = views.edited_full.shape[:2], views.size
@@ -545,83 +774,217 @@ def _geometry(geometry: list[Op], targets: list[Op], views: Views, misshapen: st
 
 def _unsupported(pieces: list[str], views: Views, keep: str | None) -> Part:
     """The parts no operation covers; `keep` is the prompt to hand back when nothing else was asked."""
-    named = ", ".join(f"'{piece}'" for piece in pieces)
+    named_parts = ", ".join(f"'{piece}'" for piece in pieces)
     ask = keep or join(pieces)
-    share = float(_changed(views.edited, views.expected).mean())
-    if share > 0.03:
+    share = float(changes.changed(views.edited, views.expected).mean())
+    if share > 0.03:  # 3% of the image changed beyond what is measured: maybe it, so half the credit
         return Part(
             0.5,
-            f"{named}: {share * 100:.0f}% of the image changed beyond the measurable operations, "
+            f"{named_parts}: {share * 100:.0f}% of the image changed beyond the measurable operations, "
             f"which may be it; this critic can only check {REPERTOIRE}",
             ask,
         )
     return Part(
         0.0,
-        f"{named} was not done ({share * 100:.1f}% of the image changed). The offline editor cannot do "
-        f"this: it only does {REPERTOIRE}; {GENERATIVE} can",
+        f"{named_parts} was not done ({share * 100:.1f}% of the image changed). The offline editor cannot do "
+        f"this: it only does {REPERTOIRE}, on the whole image or on a region it finds by rule ({WHERE}, or a thing "
+        f"by its color); {GENERATIVE} can",
         ask,
     )
 
 
-# -- preservation and quality ----------------------------------------------------------------------------
+# -- what else changed, and how well made the result is ----------------------------------------------------
 
 
 def _preservation(targets: list[Op], views: Views) -> tuple[float, list[str]]:
-    """(factor on the semantic score, findings): changes nobody asked for."""
+    """(factor on the semantic score, findings): changes nobody asked for, over the whole image and beyond what a
+    local operation names."""
     touched = set()
     for op in targets:
-        touched |= {FEATURE_OF.get(op.name, op.name)} | SIDE_EFFECTS.get(op.name, set())
-    if any(op.name in ("keep_color", "invert") for op in targets):
-        touched |= {"brightness", "contrast", "saturation", "warmth", "detail"}
+        touched |= {OPERATIONS[op.name].feature or op.name} | OPERATIONS[op.name].moves
     got, want = views.features("edited"), views.features("expected")
     penalty, findings = 0.0, []
-    for name in ("brightness", "contrast", "saturation", "warmth", "detail"):
-        if name in touched:
+    for name in FEATURES:
+        if name in touched or all(_local(op) for op in targets):  # then `_spill` measures what else changed
             continue
         drift = got[name] - want[name] if name == "warmth" else (got[name] - want[name]) / max(want[name], 1e-3)
-        limit = 0.04 if name == "warmth" else 0.12
+        limit = 0.04 if name == "warmth" else 0.12  # a visible shift: 4% of the red-blue balance, 12% of the rest
         if abs(drift) > limit:
             penalty += min(0.3, abs(drift) - limit + 0.1)
             findings.append(
                 f"{name} {'rose' if drift > 0 else 'fell'} ({drift:+.2f}) though the instruction did not ask for it"
             )
-    if targets and all(op.name in LOCAL for op in targets) and not any(op.name == "keep_color" for op in targets):
-        changed = _changed(views.edited, views.expected) & ~grow(grow(_changed(views.expected, views.reference)))
-        share = float(changed.mean())
-        if share > 0.01:
-            penalty += min(0.5, share * 3)
-        findings.append(f"outside the edited region {share * 100:.1f}% of the pixels changed")
-    return max(0.4, 1 - penalty), findings
+    spilled, finding = _spill(targets, views)
+    findings += finding
+    return max(0.2, 1 - penalty - spilled), findings
+
+
+def _spill(targets: list[Op], views: Views) -> tuple[float, list[str]]:
+    """(penalty, findings): what changed beyond what the local operations name, from the source and the result
+    alone: pixels that changed noticeably outside it (or, for one thing, in a second place), and how far the
+    pixels outside it moved on average. Spill half as large as the named area takes 4/5 of the semantic score."""
+    local = [op for op in targets if _local(op)]
+    if not local or any(op.name == "keep_color" for op in local):
+        return 0.0, []  # keeping one color grays everything else on purpose
+    allowed = np.zeros(views.base.shape[:2], bool)
+    area, things = 0, []
+    for op in local:
+        if OPERATIONS[op.name].kind == "drawn":
+            allowed |= grow(grow(changes.changed(_expected_of(op, views), views.base)))
+            continue
+        with contextlib.suppress(NoRegion):
+            thing = named(op.region or "the red areas", views)
+            allowed |= thing.allowed
+            area += int(thing.found.sum())
+            things += [thing] if thing.one else []
+    moved = changes.changed(views.edited, views.base)
+    spilled = moved & ~allowed
+    for thing in things:  # one thing: the change belongs in one place, the one over the thing
+        labels = label(grow(grow(moved & allowed)))
+        over = labels[thing.found & moved]
+        main = np.bincount(over - over.min()).argmax() + over.min() if over.size else -1
+        spilled |= moved & allowed & (labels != main) & ~grow(grow(thing.found))
+    places = {op.region for op in local} & {"the sky", "the background"}
+    if places:  # people are neither: changed skin is spill, whatever the region's rule says
+        spilled |= moved & regions.skin(views.untouched)
+    findings, penalty = [], 0.0
+    share = float(spilled.mean())
+    if share > 0.003:  # a few stray pixels of resampling are no spill
+        ratio = float(spilled.sum()) / max(area, int(moved.sum()), 1)
+        penalty += min(0.8, 0.1 + 2 * ratio)
+        findings.append(
+            f"the change spread beyond what the instruction names: {share * 100:.1f}% of the image changed outside "
+            f"it ({ratio * 100:.0f}% as much as the named area), the largest patch {changes.where(spilled, views.scale)}"
+        )
+    outside = ~allowed
+    if outside.mean() > 0.05 and all(_local(op) for op in targets):
+        drift = float(shift(views.edited, views.base)[outside].mean())
+        if drift > VISIBLE / 2:  # half of what a glance notices, over everything else: a visible shift of it all
+            penalty += min(0.5, (drift - VISIBLE / 2) / (4 * VISIBLE))
+            findings.append(f"outside what the instruction names the pixels moved by {drift:.1f} levels on average")
+    if not findings:
+        findings.append(f"outside what the instruction names, {share * 100:.1f}% of the image changed")
+    return penalty, findings
+
+
+def _expected_of(op: Op, views: Views) -> np.ndarray:
+    image = Image.fromarray(np.clip(views.base, 0, 255).astype(np.uint8))
+    return _array(apply(image, replace(op, amount=op.amount / views.scale) if op.name in SIZED else op))
+
+
+def _unchanged(targets: list[Op], views: Views, success: float) -> bool:
+    """The result is the source in the asked frame, though the instruction asks for a change (one the operations
+    would make, or words they do not cover, or a thing that is not there)."""
+    if views.edited.shape != views.reference.shape:
+        return False
+    asked = float(difference(views.expected, views.reference).mean()) >= 1.0 or not targets or success < 0.5
+    done = float(difference(views.edited, views.reference).mean())
+    return asked and done < 0.5 and changes.changed(views.edited, views.reference).mean() < 0.001
 
 
 def _quality(targets: list[Op], views: Views) -> tuple[float, list[str]]:
-    """(quality score, findings): clipping, banding and detail the edit lost or added beyond what was asked."""
+    """(quality score, findings): clipping, banding, detail lost or added beyond what was asked, blotches and seams
+    in local changes, skin flattened into steps. Each penalty says in its comment why it has its size."""
     names = {op.name for op in targets}
     penalty, findings = 0.0, []
 
-    drawn = _changed(views.expected, views.base)  # borders and text may be pure black or white on purpose
+    drawn = changes.changed(views.expected, views.base)  # borders and text may be pure black or white on purpose
 
     def clipped(x: np.ndarray) -> float:
         luma = x @ LUMA
         return float((((luma >= 250) | (luma <= 4)) & ~drawn).mean())
 
     extra = clipped(views.edited) - clipped(views.reference)
-    if extra > 0.03:
+    if extra > 0.03:  # 3% of the image newly clipped is a visible blown or crushed patch; each further 1% costs 0.15
         penalty += min(4.0, (extra - 0.03) * 15)
         findings.append(f"{extra * 100:.0f}% more of the image is clipped to pure black or white (lost detail)")
     if not names & {"posterize", "pixelate"}:
         step = max(1, int(views.scale))
         before = len(np.unique((views.source_full[::step, ::step] @ LUMA).astype(np.uint8)))
         after = len(np.unique((views.edited_full[::step, ::step] @ LUMA).astype(np.uint8)))
-        if after < 0.5 * before:
+        if after < 0.5 * before:  # half the gray levels gone shows as bands in smooth gradients
             penalty += min(3.0, (0.5 - after / before) * 8 + 0.5)
             findings.append(f"banding: {after} gray levels left of the source's {before}")
+        penalty += _skin(views, findings)
     if not names & {"blur", "pixelate", "sharpen"}:
-        ratio = _detail(views.edited) / max(_detail(views.expected), 1e-6)
-        if ratio < 0.7:
+        expected = _detail(views.expected)
+        ratio = _detail(views.edited) / expected if expected > 1e-3 else 1.0  # a flat image has no detail to lose
+        if ratio < 0.7:  # 30% of the fine detail gone reads as soft; each further 10% costs a point
             penalty += min(3.0, (0.7 - ratio) * 10)
             findings.append(f"the image lost {(1 - ratio) * 100:.0f}% of its fine detail")
-        elif ratio > 1.6:
+        elif ratio > 1.6:  # 60% more edge energy than asked reads as harsh or noisy
             penalty += min(2.0, (ratio - 1.6) * 3)
             findings.append(f"the image is {(ratio - 1) * 100:.0f}% harsher or noisier in fine detail than asked")
+    penalty += _local_flaws(targets, views, findings)
     return round(max(0.0, 10 - penalty), 1), findings
+
+
+def _local_flaws(targets: list[Op], views: Views, findings: list[str]) -> float:
+    """Blotches inside and seams along a local change: measured where the result differs from `base`."""
+    penalty = 0.0
+    moved = changes.changed(views.edited, views.base)
+    speckled = changes.changed(views.sampled[1], views.sampled[0]) if views.sampled else moved
+    for region in dict.fromkeys(op.region for op in targets if op.region):
+        op = next(op for op in targets if op.region == region)
+        if op.region in ("the shadows", "the highlights"):
+            continue
+        try:
+            inside = named(op.region, views).found
+            for _ in range(3):  # with its outline's neighbourhood: a patch left out at a thing's edge is a blotch
+                inside = grow(inside)
+            inside = fill_holes(inside)
+        except NoRegion:
+            continue
+        blotchy = changes.speckle(speckled, inside)
+        if speckled[inside].mean() > 0.05 and blotchy > changes.SPECKLE:  # each 1% more speckle costs 0.4
+            penalty += min(4.0, (blotchy - changes.SPECKLE) * 40)
+            findings.append(
+                f"blotchy: in {op.region}, {blotchy * 100:.0f}% of the pixels disagree with their neighbourhood "
+                f"about whether they changed (a clean change: under {changes.SPECKLE * 100:.0f}%)"
+            )
+        if op.region in FRAMES or op.region == "the centre":
+            continue  # the edge of a half or third is where the instruction puts it
+        seams, border = changes.seams(views.base, views.edited, moved & grow(grow(inside)))
+        if border >= 20 and seams > changes.SEAMS:  # each 10% more of the border on a seam costs a point
+            penalty += min(3.0, (seams - changes.SEAMS) * 10)
+            findings.append(
+                f"hard seams: along {seams * 100:.0f}% of the change's border in {op.region} the result has a new "
+                "edge where the source was smooth"
+            )
+    return penalty
+
+
+def _skin(views: Views, findings: list[str]) -> float:
+    """Skin tones flattened into a few steps (posterised): a face loses its shading."""
+    step = max(1, int(views.scale))
+    before, after = views.source_full[::step, ::step].astype(np.float32), views.edited_full[::step, ::step]
+    if before.shape != after.shape:
+        return 0.0
+    skin = regions.skin(before)
+    if skin.mean() < 0.01:
+        return 0.0
+    was, now = changes.steps(before, skin), changes.steps(after.astype(np.float32), skin)
+    if now >= 0.5 * was:  # half the levels of the skin kept still shades smoothly
+        return 0.0
+    findings.append(f"posterised skin: the skin tones keep {now} brightness levels of the source's {was}")
+    return min(3.0, (0.5 - now / was) * 8 + 0.5)
+
+
+# -- a person's feedback ---------------------------------------------------------------------------------------
+
+
+def answer(feedback: str, prompt: str, size: tuple[int, int]) -> tuple[str, list[str]]:
+    """The next prompt that follows a person's feedback on the edit `prompt` made, and what was done with each
+    part of it. Amounts change relative to what the editor applied for `prompt`; what cannot be acted on is said."""
+    plan = read(prompt)
+    ops = [replace(applied(resolve(op, size)), vague=False) for op in plan.ops]
+    nudges, unknown = read_feedback(feedback)
+    lines = [f"Your feedback: {feedback.strip()}"]
+    for nudge in nudges:
+        ops, said = follow(ops, nudge)
+        lines.append(f"- {said}")
+    lines += [f"- I cannot act on '{part}': it names no amount or operation I know ({REPERTOIRE})." for part in unknown]
+    if not nudges:
+        lines.append("Nothing in the feedback is something I can act on.")
+    refined = join([describe(op) for op in ops] + plan.unknown) or prompt
+    return refined, lines
