@@ -40,11 +40,15 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
-def own_gradio_folder() -> str:
+def own_gradio_folder(public: bool = False) -> str:
     """Give Gradio's copies of what the app serves (uploads, images sent to the page, zips) a folder of this app's
-    own, inside GRADIO_TEMP_DIR when the operator set one, removed when the app exits. Call before gradio builds
-    the page. Gradio itself removes only some of its copies, and the default folder is shared by every app."""
-    parent = os.environ.get("GRADIO_TEMP_DIR") or None
+    own, inside GRADIO_TEMP_DIR when the operator set one, removed when the app exits. Call before gradio is
+    imported. Gradio itself removes only some of its copies, and the default folder is shared by every app.
+
+    Gradio names each file it holds by its path in that folder, in an upload's answer and in every file URL of the
+    page. So a public page's folder is a random one directly in the system temp folder (TMPDIR), whatever
+    GRADIO_TEMP_DIR says: visitors see that name and no folder of the operator's."""
+    parent = None if public else os.environ.get("GRADIO_TEMP_DIR") or None
     if parent:
         os.makedirs(parent, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="thinkedit-gradio-", dir=parent)
@@ -72,19 +76,24 @@ def stop_on_signals() -> None:
 def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas()
     stop_on_signals()
-    own_gradio_folder()
     parser = argparse.ArgumentParser(description="ThinkEdit: a live Think-while-Edit studio in the browser.")
     add_app_arguments(parser)
     # not a setting: a one-off choice of this launch
     parser.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
     args = parser.parse_args(argv)
 
-    from thinkedit import zerogpu
     from thinkedit.errors import ThinkEditError
+
+    try:  # a bad THINKEDIT_* value: one sentence, as the CLI says it
+        settings = settings_from_args(args)
+    except ThinkEditError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    own_gradio_folder(settings.public)  # before gradio is imported
+
+    from thinkedit import zerogpu
     from thinkedit.registry import build_backend
 
-    try:  # a bad THINKEDIT_* value or a Space's missing weights: one sentence, as the CLI says it
-        settings = settings_from_args(args)
+    try:  # a Space's missing weights: one sentence too
         if zerogpu.on_zero_gpu():  # weights load here, in the main process, before the first request
             zerogpu.preload([build_backend(role, settings) for role in ("editor", "thinker")])
     except ThinkEditError as exc:

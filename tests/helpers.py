@@ -236,6 +236,28 @@ class CountingEditor(ClassicEditor):
         cls.running = cls.peak = 0
 
 
+class GatedEditor(ClassicEditor):
+    """The classic editor that waits at its first step until the test opens `gate`; `entered` says one is waiting,
+    `calls` counts the edits that began (all instances)."""
+
+    gate = threading.Event()
+    entered = threading.Event()
+    calls = 0
+
+    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
+        cls = GatedEditor
+        cls.calls += 1
+        cls.entered.set()
+        while not cls.gate.wait(0.05):
+            if on_step:
+                on_step(0, 1)  # a heartbeat: Stop reaches it here
+        return super().edit(image, prompt, seed=seed, on_step=on_step)
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.gate, cls.entered, cls.calls = threading.Event(), threading.Event(), 0
+
+
 # -- driving the app ---------------------------------------------------------------------------------
 
 

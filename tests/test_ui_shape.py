@@ -84,13 +84,15 @@ def test_a_handler_takes_its_fields_by_position_or_by_name_and_hands_them_over_b
     fields = {"image": form.REQUIRED, "instruction": form.REQUIRED, "max_turns": 3, "speed": None}
     handler = form.handler(fields, run, "Edit.")
     assert inspect.isgeneratorfunction(handler), "Gradio streams a generator function's updates"
-    assert list(inspect.signature(handler).parameters) == ["image", "instruction", "max_turns", "speed", "session"]
+    parameters = ["image", "instruction", "max_turns", "speed", "session", "request"]  # Gradio fills the request
+    assert list(inspect.signature(handler).parameters) == parameters
     assert handler.__doc__ == "Edit." and handler.__name__ == "run"
     assert list(handler("photo", "warmer", 5, session="state")) == [{"done": True}]
     list(handler("photo", instruction="warmer", speed="fast"))
+    called = {"queued_at": None}  # not a field: when the event joined Gradio's queue (unknown from Python)
     assert received == [
-        ({"image": "photo", "instruction": "warmer", "max_turns": 5, "speed": None}, "state"),
-        ({"image": "photo", "instruction": "warmer", "max_turns": 3, "speed": "fast"}, None),
+        ({"image": "photo", "instruction": "warmer", "max_turns": 5, "speed": None, **called}, "state"),
+        ({"image": "photo", "instruction": "warmer", "max_turns": 3, "speed": "fast", **called}, None),
     ]
     with pytest.raises(TypeError):
         list(handler("photo"))  # the instruction is required

@@ -85,7 +85,14 @@ class Role:
 
 
 # The remote bounds: a NaN, an infinity or a negative here would turn a limit off without a word.
-POSITIVE_SECONDS_OR_MB = ("connect_timeout", "request_timeout", "edit_timeout", "thinker_timeout", "remote_answer_mb")
+POSITIVE_SECONDS_OR_MB = (
+    "connect_timeout",
+    "request_timeout",
+    "edit_timeout",
+    "thinker_timeout",
+    "remote_answer_mb",
+    "public_max_megapixels",
+)
 
 
 @dataclass
@@ -140,6 +147,8 @@ class Settings:
     port: int = 7860
     public: bool = False
     ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
+    run_memory_gb: float | None = None  # web app: host memory its runs may hold at once (default: half the RAM)
+    public_max_megapixels: float = 16.0  # web app with --public: the largest image a visitor may send
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
     mcp: bool = False  # web app: also an MCP server at /gradio_api/mcp/ with the think_edit tool
     extra: dict = field(default_factory=dict)
@@ -171,6 +180,8 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise BadInput(f"THINKEDIT_{name.upper()} must be a number above 0, not {value!r}.")
+        if self.run_memory_gb is not None and not (math.isfinite(self.run_memory_gb) and self.run_memory_gb > 0):
+            raise BadInput(f"THINKEDIT_RUN_MEMORY_GB must be a number above 0, not {self.run_memory_gb!r}.")
         for f in dataclasses.fields(self):  # a settings file's "runs\u0000" would fail later as "embedded null byte"
             if isinstance(getattr(self, f.name), (str, Path)) and "\0" in str(getattr(self, f.name)):
                 raise BadInput(f"THINKEDIT_{f.name.upper()} holds a NUL character, which no name or path may hold.")
@@ -202,7 +213,11 @@ def _convert(name: str, raw: str):
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     kind = (
-        int if isinstance(default, int) else float if isinstance(default, float) or name == "memory_budget_gb" else str
+        int
+        if isinstance(default, int)
+        else float
+        if isinstance(default, float) or name in ("memory_budget_gb", "run_memory_gb")
+        else str
     )
     try:
         return kind(raw)

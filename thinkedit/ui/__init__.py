@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import uvicorn.config
+from starlette.middleware import Middleware
 
 from ..config import Settings
+from ..http_protocol import BodyLimits
 from .layout import ASSETS, CSS, build_app
 from .received import MAX_UPLOAD_BYTES
+
+MAX_BODY_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 2**20  # the largest upload as base64 in a JSON call, and room around it
 
 __all__ = ["build_app", "launch", "launch_options"]
 
 
 def launch_options(settings: Settings, share: bool = False) -> dict[str, Any]:
-    """`launch()` keyword arguments: no file reads outside the assets, bounded uploads, no telemetry, and the MCP
-    server only when `settings.mcp` says so (GRADIO_MCP_SERVER alone does not turn it on)."""
+    """`launch()` keyword arguments: no file reads outside the assets, bounded uploads and request bodies (the
+    largest upload sent as a data URL fits; nothing larger or slower is read), no telemetry, and the MCP server
+    only when `settings.mcp` says so (GRADIO_MCP_SERVER alone does not turn it on)."""
     allowed = [str(ASSETS)] if ASSETS.is_dir() else []
     return dict(
         server_name=settings.host,
@@ -30,6 +35,7 @@ def launch_options(settings: Settings, share: bool = False) -> dict[str, Any]:
         footer_links=["api"],
         css=CSS,
         mcp_server=settings.mcp,
+        app_kwargs={"middleware": [Middleware(BodyLimits, max_bytes=MAX_BODY_BYTES)]},
     )
 
 

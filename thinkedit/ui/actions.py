@@ -8,6 +8,7 @@ given (`Viewer`, `Comparison`). No model logic lives here; refusals and warnings
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from .. import loop, runtime
+from .. import admission, loop, runtime
 from ..config import DEFAULTS, Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
@@ -34,7 +35,7 @@ from .form import REQUIRED, handler
 from .messages import refused, warn
 from .paths import confined
 from .received import MAX_UPLOAD_BYTES, received_file
-from .session import Session
+from .session import Session, stopped_while_queued
 from .view import RunView, remove_folder
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
@@ -132,8 +133,8 @@ def image_input(payload: Any, what: str = "image") -> Any:
 
     A request names its image as Gradio's file payload, a path or a data URL; a path is opened only when it is a
     file Gradio received for this app (`received_file`), never any other file on the server. A PIL image comes
-    only from Python callers in this process."""
-    if payload is None or isinstance(payload, Image.Image):
+    only from Python callers in this process, bytes from a data URL read before."""
+    if payload is None or isinstance(payload, (Image.Image, bytes)):
         return payload
     if isinstance(payload, dict):
         url, path = payload.get("url"), payload.get("path")
@@ -164,28 +165,41 @@ def job(settings: Settings, request: EditRequest) -> loop.Job:
 
 
 def follow(
-    session: Session, which: str, jobs: list[loop.Job], views: list[RunView], labels: list[str], settings: Settings
+    session: Session,
+    which: str,
+    jobs: list[loop.Job],
+    views: list[RunView],
+    labels: list[str],
+    settings: Settings,
+    queued_at: float | None = None,
 ) -> Iterator[None]:
     """Run `jobs` (one per view) and feed each view its events; yield whenever the page should be updated.
 
     Runs on the one local GPU take turns; offline and remote runs go at the same time. Stop (`which`'s
-    switch) and leaving early (the page closed) end them between steps. Finished runs go into History.
+    switch) and leaving early (the page closed) end them between steps; Stop pressed while these runs waited in the
+    queue (since `queued_at`) ends them before their first step. Finished runs go into History.
     """
     cancel = session.cancel[which] = threading.Event()
+    if stopped_while_queued(session, which, queued_at):
+        cancel.set()
     for view, each in zip(views, jobs, strict=True):
         if runtime.takes_gpu_turn(each.editor, each.thinker):
             view.phase = WAITING
     last = 0.0
-    for side, event in loop.run_jobs(
-        jobs, cancel=cancel, edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout
-    ):
-        views[side].apply(event)
-        if isinstance(event, loop.Notice):
-            warn(labels[side] + views[side].for_visitor(event.message))
-        if isinstance(event, (loop.EditStep, loop.Reasoning)) and time.monotonic() - last < REFRESH_S:
-            continue  # steps and tokens arrive fast: show them at most every REFRESH_S
-        last = time.monotonic()
-        yield
+    session.running += 1  # its temp files are in use while it runs, however long
+    try:
+        for side, event in loop.run_jobs(
+            jobs, cancel=cancel, edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout
+        ):
+            views[side].apply(event)
+            if isinstance(event, loop.Notice):
+                warn(labels[side] + views[side].for_visitor(event.message))
+            if isinstance(event, (loop.EditStep, loop.Reasoning)) and time.monotonic() - last < REFRESH_S:
+                continue  # steps and tokens arrive fast: show them at most every REFRESH_S
+            last = time.monotonic()
+            yield
+    finally:
+        session.running -= 1
     for view, label in zip(views, labels, strict=True):
         if view.record and view.record.get("error"):
             warn(label + view.shown_record["error"])
@@ -224,6 +238,24 @@ def loop_rules(settings: Settings, seed_per_turn: str | None = None) -> dict[str
     return {"seed_per_turn": seed_per_turn or settings.seed_per_turn, "no_answer": settings.no_answer}
 
 
+def admitting(settings: Settings, run: Callable, runs: int) -> Callable:
+    """A handler's body `run`, admitted by the memory budget (`admission`): the image is found and its size read
+    from its header, never decoded, and `runs` runs of it hold their memory until the last update; when they do
+    not fit the person is told to wait or to send a smaller image, and nobody else is affected."""
+
+    def admitted_run(form: SimpleNamespace, session: Session | None) -> Iterator[dict]:
+        with contextlib.ExitStack() as holding:
+            try:
+                form.image = image_input(form.image)
+                holding.enter_context(admission.admitted(settings, form.image, runs))
+            except ThinkEditError as exc:
+                raise refused(exc, settings.public) from None
+            yield from run(form, session)
+
+    admitted_run.__name__ = run.__name__
+    return admitted_run
+
+
 def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callable:
     """The Studio's run handler for these server settings: it fills `viewer`, and at the end `history`."""
 
@@ -248,12 +280,12 @@ def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
             raise refused(exc, settings.public) from None
         (view,) = run_views(jobs, session, settings.public)
         yield viewer_update(viewer, view, final=False)
-        for _ in follow(session, "studio", jobs, [view], [""], run_settings):
+        for _ in follow(session, "studio", jobs, [view], [""], run_settings, form.queued_at):
             yield viewer_update(viewer, view, final=False, turns_changed=view.turns_to_send())
         yield viewer_update(viewer, view, final=True) | {history: session.gallery()}
 
     doc = "Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."
-    return handler(EDIT_FIELDS, edit, doc)
+    return handler(EDIT_FIELDS, admitting(settings, edit, runs=1), doc)
 
 
 def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, thinker_b: str) -> list[tuple]:
@@ -301,12 +333,13 @@ def make_compare(settings: Settings, comparison: Comparison, history: gr.Gallery
         labels = [label for label, *_ in sides]
         views = run_views(jobs, session, settings.public)
         yield compare_update(comparison, views, labels, final=False)
-        for _ in follow(session, "compare", jobs, views, [f"{label}: " for label in labels], settings):
+        prefixes = [f"{label}: " for label in labels]
+        for _ in follow(session, "compare", jobs, views, prefixes, settings, form.queued_at):
             yield compare_update(comparison, views, labels, final=False)
         yield compare_update(comparison, views, labels, final=True) | {history: session.gallery()}
 
     doc = "Run one image and instruction two ways at once, same seed; the last update carries both trajectories."
-    return handler(COMPARE_FIELDS, compare, doc)
+    return handler(COMPARE_FIELDS, admitting(settings, compare, runs=2), doc)
 
 
 def compare_update(comparison: Comparison, views: list[RunView], labels: list[str], final: bool) -> dict:

@@ -13,21 +13,19 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import gradio as gr
-from gradio import processing_utils
-from gradio.utils import get_upload_folder
 from gradio_client.utils import is_http_url_like
 
-from .. import loop
+from .. import admission, loop
 from ..config import DEFAULTS, Settings
 from ..errors import BadInput, ThinkEditError
 from ..registry import backend_rows
-from ..requests import make_request
+from ..requests import EditRequest, make_request
 from ..schema import trajectory_record
 from ..store import holds_run
 from . import actions
-from .choices import user_settings
+from .choices import shown_rows, user_settings
 from .messages import refused
-from .received import received_file
+from .received import fetched_image, received_file
 from .view import without_paths
 
 UPLOADED = "/gradio_api/file="  # how Gradio names a file uploaded to this app (POST /gradio_api/upload)
@@ -89,12 +87,13 @@ def fix_gradio_mcp() -> None:
     GradioMCPServer.fixed_by_thinkedit = True
 
 
-def tool_image(value: str | None, public: bool) -> bytes | str | None:
+def tool_image(value: str | None, public: bool, deadline: float = 60.0) -> bytes | str | None:
     """The tool's `image` argument as something `load_image` reads.
 
     A data URL is decoded; the URL of a file uploaded to this app is read from Gradio's upload folder. Any
-    other http(s) URL is fetched with Gradio's own SSRF-protected download (public addresses only), except in
-    public mode, where the tool never fetches a URL the caller names.
+    other http(s) URL is fetched as Gradio fetches file URLs (public addresses only, every redirect checked), at
+    most an upload's size within `deadline` seconds (`received.fetched_image`), except in public mode, where the
+    tool never fetches a URL the caller names.
     """
     if not isinstance(value, str | None):
         raise BadInput(SEND_IMAGE_AS)
@@ -111,10 +110,7 @@ def tool_image(value: str | None, public: bool) -> bytes | str | None:
             return received_file(path)
     if public:
         raise BadInput("This public demo does not fetch images from URLs: send a data URL or upload the image here.")
-    try:
-        return processing_utils.ssrf_protected_download(text, get_upload_folder())
-    except Exception as exc:  # noqa: BLE001 - refused address, HTTP error, timeout: one sentence
-        raise BadInput(f"The image at {text} could not be downloaded ({exc}).") from None
+    return fetched_image(text, deadline)
 
 
 def progress_report(event: loop.Event, max_turns: int) -> tuple[tuple[int, int], str] | None:
@@ -179,31 +175,38 @@ def make_think_edit(settings: Settings):
         Returns:
             The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, error; stopped_because: the same in words); any notices; and the run id.
         """
-        try:
-            options = dict(max_turns=max_turns, threshold=threshold, seed=seed, **actions.loop_rules(settings))
-            request = make_request(tool_image(image, settings.public), instruction, **options)
-            run_settings = user_settings(settings, editor, thinker, {})
-            job = actions.job(run_settings, request)
-        except ThinkEditError as exc:
-            raise refused(exc, settings.public) from None
-        notices, trajectory = [], None
-        events = loop.run_jobs(
-            [job], edit_timeout=run_settings.edit_timeout, think_timeout=run_settings.thinker_timeout
-        )
-        for _, event in events:
-            if (report := progress_report(event, request.max_turns)) is not None:
-                progress(report[0], desc=report[1], unit="turns")
-            elif isinstance(event, loop.Notice):
-                notices.append(event.message)
-            elif isinstance(event, loop.RunFinished):
-                trajectory = event.trajectory
-        best = trajectory.best_turn
-        if best is None:  # nothing was edited: the run's error is the answer
-            raise refused(trajectory.error or "The run ended before any edit was made.", settings.public)
-        text = json.dumps(summary(trajectory, notices), ensure_ascii=False)
-        return best.image, without_paths(text) if settings.public else text
+        with contextlib.ExitStack() as holding:
+            try:
+                source = tool_image(image, settings.public, settings.request_timeout)
+                holding.enter_context(admission.admitted(settings, source))  # the page's memory budget
+                options = dict(max_turns=max_turns, threshold=threshold, seed=seed, **actions.loop_rules(settings))
+                request = make_request(source, instruction, **options)
+                run_settings = user_settings(settings, editor, thinker, {})
+                job = actions.job(run_settings, request)
+            except ThinkEditError as exc:
+                raise refused(exc, settings.public) from None
+            return run_tool(job, request, run_settings, progress)
 
     return think_edit
+
+
+def run_tool(job: loop.Job, request: EditRequest, settings: Settings, progress: gr.Progress) -> tuple:
+    """Run `think_edit`'s job (with `settings`, the run's), reporting progress: (the best turn's image, the JSON
+    summary)."""
+    notices, trajectory = [], None
+    events = loop.run_jobs([job], edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout)
+    for _, event in events:
+        if (report := progress_report(event, request.max_turns)) is not None:
+            progress(report[0], desc=report[1], unit="turns")
+        elif isinstance(event, loop.Notice):
+            notices.append(event.message)
+        elif isinstance(event, loop.RunFinished):
+            trajectory = event.trajectory
+    best = trajectory.best_turn
+    if best is None:  # nothing was edited: the run's error is the answer
+        raise refused(trajectory.error or "The run ended before any edit was made.", settings.public)
+    text = json.dumps(summary(trajectory, notices), ensure_ascii=False)
+    return best.image, without_paths(text) if settings.public else text
 
 
 def make_list_backends(settings: Settings):
@@ -217,6 +220,7 @@ def make_list_backends(settings: Settings):
             A JSON list: for each backend its role (editor or thinker), name, whether it is available here (and if not, why), and what it is.
         """
         keys = ("role", "name", "available", "reason", "description")
-        return json.dumps([{key: row[key] for key in keys} for row in backend_rows(settings)], ensure_ascii=False)
+        rows = shown_rows(backend_rows(settings), settings.public)
+        return json.dumps([{key: row[key] for key in keys} for row in rows], ensure_ascii=False)
 
     return list_backends

@@ -18,7 +18,7 @@ from ..requests import number
 from .messages import refused
 from .paths import inside
 from .session import Session
-from .view import display_file, thumbnail_file
+from .view import display_file, thumbnail_file, without_paths
 
 
 def eval_choices(settings: Settings) -> list[str]:
@@ -56,7 +56,8 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
     chart = view / "chart.png"  # drawn from the summary, as `thinkedit eval` draws its report.png
     plot(found["summary"], chart)
     table = pd.DataFrame(found["table"], columns=found["headers"])
-    return eval_summary(found["summary"]), table, str(chart), gallery, samples
+    text = eval_summary(found["summary"])  # names its backends' models, which may be the server's folders
+    return without_paths(text) if settings.public else text, table, str(chart), gallery, samples
 
 
 def eval_summary(summary: dict[str, Any]) -> str:
@@ -77,8 +78,9 @@ def sample_caption(sample: dict[str, Any]) -> str:
     return f"{sample['key']} · {change} · single O {score_text(single.get('o'))} → loop O {score_text(looped.get('o'))}"
 
 
-def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Session) -> tuple:
-    """(source, single-shot, loop result, what was asked and how the loop refined it) of one sample."""
+def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Session, public: bool = False) -> tuple:
+    """(source, single-shot, loop result, what was asked and how the loop refined it) of one sample; on a public
+    page its text names no folder or URL of the server's."""
     try:
         sample = (samples or [])[number(index, "The sample", 0, len(samples or []) - 1, whole=True)]
     except BadInput:
@@ -96,4 +98,5 @@ def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Sessi
             )
     prompts = (sample.get("loop") or {}).get("prompts") or []
     lines += [f"turn {turn} prompt: {prompt}" for turn, prompt in enumerate(prompts, 1)]
-    return (*shown, "\n".join(lines))
+    text = "\n".join(lines)
+    return (*shown, without_paths(text) if public else text)

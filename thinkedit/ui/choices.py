@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Caller, Settings
+from .view import without_paths
 
 CALLER_ROLES = ("editor", "thinker")  # the roles whose model, URL and key the page offers
 CHOICES = tuple(f"{role}_{part}" for role in CALLER_ROLES for part in ("model", "url", "key"))
@@ -39,3 +40,18 @@ def same_url(given: str, configured: str | None) -> bool:
         return [url.strip().rstrip("/") for url in urls.split(",") if url.strip()]
 
     return configured is not None and normal(given) == normal(configured)
+
+
+def shown_rows(rows: list[dict[str, Any]], public: bool) -> list[dict[str, Any]]:
+    """The backend rows as a page (its dropdowns, the MCP `list_backends` tool) may show them: on a public page
+    their reasons and descriptions name no folder or URL of the server's."""
+    if not public:
+        return rows
+    return [
+        {
+            **row,
+            "reason": row["reason"] and without_paths(row["reason"]),
+            "description": without_paths(row["description"]),
+        }
+        for row in rows
+    ]

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import gradio as gr
+
 REQUIRED = inspect.Parameter.empty
 
 
@@ -41,15 +43,37 @@ def handler(fields: dict[str, Any], run: Callable[[SimpleNamespace, Any], Iterat
     signature = inspect.Signature(
         [inspect.Parameter(name, parameter, default=default) for name, default in fields.items()]
         + [inspect.Parameter("session", parameter, default=None)]
+        + [inspect.Parameter("request", parameter, default=None, annotation=gr.Request)]  # filled in by Gradio
     )
 
     def call(*args, **kwargs) -> Iterator[dict]:
         values = signature.bind(*args, **kwargs)
         values.apply_defaults()
-        session = values.arguments.pop("session")
-        yield from run(SimpleNamespace(**values.arguments), session)
+        session, request = values.arguments.pop("session"), values.arguments.pop("request")
+        form = SimpleNamespace(**values.arguments)
+        form.queued_at = queued_since(request)  # not a field: when the page's click joined the queue
+        yield from run(form, session)
 
     call.__signature__ = signature
+    call.__annotations__ = {"request": gr.Request}  # how Gradio finds the parameter it fills (typing.get_type_hints)
     call.__doc__ = doc
     call.__name__ = run.__name__
     return call
+
+
+def queued_since(request: gr.Request | None) -> float | None:
+    """When the event now starting this handler joined Gradio's queue (`time.monotonic`), or None where that cannot
+    be told (a call from Python, or a Gradio whose queue is not 6.31's: `Blocks._queue.active_jobs` of `Event`s
+    with `enqueue_time`). A session's newest active event is the one whose handler starts now."""
+    try:
+        queue = request.request.app.get_blocks()._queue
+        times = [
+            event.enqueue_time
+            for jobs in queue.active_jobs
+            if jobs
+            for event in jobs
+            if event.session_hash == request.session_hash
+        ]
+    except AttributeError:
+        return None
+    return max(times, default=None)

@@ -29,7 +29,7 @@ from ..config import (
 )
 from ..registry import backend_rows
 from . import actions, agent, benchmarks, form, session
-from .choices import CHOICES
+from .choices import CHOICES, shown_rows
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -74,7 +74,7 @@ def examples() -> list[list[str]]:
 
 def build_app(settings: Settings) -> gr.Blocks:
     """The whole app for these server settings (public mode hides every model and URL box)."""
-    rows = backend_rows(settings)
+    rows = shown_rows(backend_rows(settings), settings.public)
     editors, thinkers = actions.backend_choices(rows, "editor"), actions.backend_choices(rows, "thinker")
     # analytics off here too, not only through app.py's environment: importing thinkedit.ui must not turn them on
     with gr.Blocks(
@@ -359,7 +359,7 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     index = gr.Number(visible=False, precision=0)
 
     def select_sample(shown: list, event: gr.SelectData, current: session.Session) -> tuple:
-        return benchmarks.show_sample(shown, event.index, current)
+        return benchmarks.show_sample(shown, event.index, current, settings.public)
 
     def fresh_choices() -> gr.Dropdown:
         return gr.Dropdown(choices=benchmarks.eval_choices(settings))
@@ -370,7 +370,7 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     tab.select(fresh_choices, None, folder, api_visibility="private")
     gallery.select(select_sample, [samples, state], [*picked, details], api_visibility="private")
     index.change(
-        benchmarks.show_sample,
+        partial(benchmarks.show_sample, public=settings.public),
         [samples, index, state],
         [*picked, details],
         api_name="benchmark_sample",

@@ -20,9 +20,15 @@ def confined(folder: str, settings: Settings) -> Path:
 
 
 def inside(name: str, root: str | Path, refusal: str, public: bool) -> Path:
-    """`name` (a bare name is looked up in `root`) as a path that lies in `root` once symlinks are resolved."""
+    """`name` (a bare name is looked up in `root`) as a path that lies in `root` once symlinks are resolved; a name
+    that cannot be a path at all (text with a NUL, not text) is refused with the same sentence."""
+    if not isinstance(name, str) or "\0" in name:
+        raise refused(refusal, public)
     root = Path(root).resolve()
-    path = (root / name).resolve()  # an absolute `name` stays itself
+    try:
+        path = (root / name).resolve()  # an absolute `name` stays itself
+    except (OSError, RuntimeError, ValueError):  # a name too long, a link loop
+        raise refused(refusal, public) from None
     if not path.is_relative_to(root):
         raise refused(refusal, public)
     return path

@@ -1,11 +1,17 @@
 """One browser session's state: its runs and their History items, its runs' Stop switches, its temp folder.
 
-Gradio makes one per page load (`new_session`) and drops it an hour after the tab closed (`end_session`).
+Gradio makes one per page load (`new_session`) and drops it an hour after the tab closed (`end_session`). A session
+made by an API caller (gradio_client, a script) has no tab to close, and Gradio keeps its state for the life of the
+app: so any session unused for `SESSION_IDLE_S` loses its temp files (`sweep_idle`, run whenever a session is made or
+used), and gets them back, made anew from its runs, if it comes back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +19,12 @@ from ..errors import BadInput
 from ..store import SavedRun, load_run
 from .view import RunView, history_item, new_folder, remove_folder, session_folder
 
+SESSION_IDLE_S = 3600.0  # as long as Gradio keeps a closed tab's state
 HISTORY_SIZE = 48  # a session's History lists this many runs, newest first; older ones drop off the list
 KEEP_VIEWS = 16  # a session keeps this many views' temp folders; Gradio copied older ones to its cache when shown
 
 
-@dataclass
+@dataclass(eq=False)  # each session is itself: kept in a weak set by identity
 class Session:
     """One browser session's own state: its runs (folders, newest last) and their History items, the Stop
     switches of its runs, and its temp folder (display copies, zips, thumbnails, unpacked run zips) with one
@@ -26,11 +33,27 @@ class Session:
     runs: list[str] = field(default_factory=list)
     history: dict[str, tuple[str, str]] = field(default_factory=dict)  # run folder → (thumbnail, caption)
     cancel: dict[str, threading.Event] = field(default_factory=dict)  # "studio" / "compare" → its Stop switch
+    stopped_at: dict[str, float] = field(default_factory=dict)  # "studio" / "compare" → when Stop was last pressed
     folder: str = field(default_factory=session_folder)
     views: list[Path] = field(default_factory=list)
+    last_used: float = field(default_factory=time.monotonic)
+    running: int = 0  # runs of this session going now: its files are in use, whatever the clock says
+
+    def __post_init__(self) -> None:
+        _SESSIONS.add(self)
+
+    def __deepcopy__(self, memo: dict) -> Session:
+        return self  # Gradio copies a State's first value; this one is made fresh for each session already
+
+    def used(self) -> None:
+        """This session is in use now: its temp folder is there, and other sessions idle too long lose theirs."""
+        self.last_used = time.monotonic()
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
+        sweep_idle(self.last_used)
 
     def view_folder(self) -> Path:
         """A new temp folder for one view; only the KEEP_VIEWS newest are kept."""
+        self.used()
         folder = new_folder(self.folder)
         self.views.append(folder)
         while len(self.views) > KEEP_VIEWS:
@@ -59,12 +82,33 @@ class Session:
                 Path(thumbnail).unlink(missing_ok=True)
 
     def gallery(self) -> list[tuple[str, str]]:
+        """History's items, newest first; a thumbnail swept away while the session was idle is made again."""
+        self.used()
+        for path in self.runs:
+            if not Path(self.history[path][0]).is_file():
+                with contextlib.suppress(BadInput, OSError):  # the run itself is gone: its item stays as it was
+                    self.history[path] = history_item(load_run(path), self.folder)
         return [self.history[path] for path in reversed(self.runs)]
 
 
+_SESSIONS: weakref.WeakSet[Session] = weakref.WeakSet()
+
+
+def sweep_idle(now: float) -> None:
+    """Remove the temp files of every session unused for over SESSION_IDLE_S (`now`: `time.monotonic`) and not
+    running: what an API caller's sessions would otherwise keep for the life of the app."""
+    for session in list(_SESSIONS):
+        if now - session.last_used > SESSION_IDLE_S and not session.running and Path(session.folder).exists():
+            remove_folder(session.folder)
+            session.views.clear()
+
+
 def new_session() -> Session:
-    """A browser session's state, made when its page loads (a function: Gradio would copy a dataclass's fields)."""
-    return Session()
+    """A browser session's state, made when its page loads (a function: Gradio would copy a dataclass's fields).
+    Sessions idle too long lose their temp files now."""
+    session = Session()
+    sweep_idle(session.last_used)
+    return session
 
 
 def end_session(session: Session) -> None:
@@ -75,7 +119,16 @@ def end_session(session: Session) -> None:
 
 
 def stop(session: Session | None, which: str) -> None:
-    """Stop the session's running `which` run between steps; what is finished stays on screen and on disk."""
-    cancel = session.cancel.get(which) if session is not None else None
+    """Stop the session's running `which` run between steps (what is finished stays on screen and on disk), and
+    any `which` run still waiting in the queue, before it starts (`stopped_while_queued`)."""
+    if session is None:
+        return
+    session.stopped_at[which] = time.monotonic()
+    cancel = session.cancel.get(which)
     if cancel is not None:
         cancel.set()
+
+
+def stopped_while_queued(session: Session, which: str, queued_at: float | None) -> bool:
+    """Whether Stop was pressed for `which` after a run that joined the queue at `queued_at` (`time.monotonic`)."""
+    return queued_at is not None and session.stopped_at.get(which, float("-inf")) > queued_at

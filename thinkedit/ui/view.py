@@ -250,11 +250,13 @@ SUMMARY_HEADERS = ["Side", "Best semantic", "Best quality", "Turns", "Seconds"]
 
 
 _SERVER_FOLDERS = re.compile(r"(?<![\w:/.])/(?:[^\s/'\"`<>]+/)+")  # the folders of an absolute path, not of a URL
+_URLS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"`<>]+", re.IGNORECASE)
 
 
 def without_paths(text: str) -> str:
-    """Every absolute path in `text` cut to its last part (a run id, a file name): what a public page may show."""
-    return _SERVER_FOLDERS.sub("", text)
+    """What a public page may show of `text`: every absolute path cut to its last part (a run id, a file name), and
+    every URL (a server the operator configured, a model server's address) said as "its server"."""
+    return _SERVER_FOLDERS.sub("", _URLS.sub("its server", text))
 
 
 def display_file(image: Image.Image | str | Path, folder: Path, name: str) -> str:
