@@ -14,6 +14,7 @@ import itertools
 import json
 import socket
 import struct
+import subprocess
 import threading
 import time
 import zlib
@@ -534,6 +535,19 @@ def serve(settings: Settings):
     demo = build_app(settings)
     _, url, _ = launch(demo, settings.replace(port=free_port()), prevent_thread_lock=True, quiet=True)
     return demo, url
+
+
+def wait_until_serving(url: str, app: subprocess.Popen, seconds: float = 90, why: Callable[[], str] = str) -> None:
+    """Wait for the app process `app` to answer at `url`; fail with `why()` (its log) if it exits or is too slow."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/config", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert app.poll() is None and time.monotonic() < deadline, why()
+        time.sleep(0.2)
 
 
 def scene_file(folder) -> str:

@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import call_edit, free_port, scene_file, serve
+from helpers import call_edit, free_port, scene_file, serve, wait_until_serving
 
 from thinkedit.config import Settings
 from thinkedit.ui import agent, benchmarks, build_app
@@ -45,15 +44,7 @@ def test_what_gradio_names_on_a_public_page_is_in_a_random_temp_folder_not_the_o
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
-            time.sleep(0.2)
+        wait_until_serving(url, app)
         with open(scene_file(tmp_path), "rb") as file:
             answer = httpx.post(f"{url}/gradio_api/upload", files={"files": ("scene.png", file, "image/png")})
         (name,) = answer.json()

@@ -16,7 +16,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +35,7 @@ from helpers import (
     serve,
     sse_reply,
     upload,
+    wait_until_serving,
 )
 
 from thinkedit.config import Settings
@@ -93,16 +93,8 @@ def app_process(tmp_path_factory, chat_server):
     with log.open("wb") as out:
         app = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert app.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.2)
+        wait_until_serving(url, app, 60, lambda: log.read_text(errors="replace"))
         yield url, folder, log, app
     finally:  # never leave the app running, even when it did not start in time
         app.terminate()
