@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:  # a bad THINKEDIT_* value or a Space's missing weights: one sentence, as the CLI says it
         settings = Settings.from_env(host=args.host, port=args.port, public=args.public, mcp=args.mcp)
-        if zerogpu.on_zero_gpu():  # weights load here, in the main process, before the first request
+        if zerogpu.on_zero_gpu():  # GPU functions and weights here, in the main process, before launch
+            zerogpu.decorate_slices()
             zerogpu.preload([build_backend(role, settings) for role in ("editor", "thinker")])
     except ThinkEditError as exc:
         parser.exit(2, f"error: {exc}\n")

@@ -84,6 +84,7 @@ class BackendSpec:
     options: dict[str, Any] = field(default_factory=dict)  # other model-card defaults
     packages: tuple[str, ...] = ()  # import names that must be installed
     size_gb: float | None = None  # download size of the default checkpoint, for messages and the memory budget
+    denoiser_gb: float | None = None  # of that, the transformer's (or UNet's): what float8 storage halves
     gated: bool = False
     needs_url: bool = False  # remote backends that talk to a URL the operator configures
     inference_providers: bool = False  # remote backends on Hugging Face Inference Providers (hub + HF_TOKEN)
