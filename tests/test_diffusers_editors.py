@@ -220,3 +220,23 @@ def test_loop_runs_a_tiny_editor_with_the_offline_critic(tiny, source):
             (1, 2),
             (2, 2),
         ]
+
+
+@pytest.mark.parametrize("case", ["qwen-image-edit", "qwen-image-edit-original"])
+def test_qwen_image_edit_asks_for_the_size_it_conditions_on(tiny, monkeypatch, case):
+    """The Qwen pipelines resize the image they condition on by their own rule (about 1024², multiples of 32), so
+    the output is asked at that size: a 4:3 source once gave an output of 1184×880 against a condition of 1184×896."""
+    editor = editor_for(tiny, case)
+    pipe = editor.pipeline()
+    conditioned = []
+    preprocess = pipe.image_processor.preprocess
+
+    def spy(image, height=None, width=None, *args, **kwargs):
+        conditioned.append((width, height))
+        return preprocess(image, height, width, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.image_processor, "preprocess", spy)
+    source = Image.new("RGB", (160, 120), (135, 190, 235))
+    assert editor.working_size(source) == (1184, 896)
+    edited = editor.edit(source, "make the sky orange", seed=0, steps=1)
+    assert conditioned == [(1184, 896)] and edited.size == source.size

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -152,6 +153,51 @@ def test_a_missing_lora_offline_is_named_with_how_to_get_it(tiny, source):
     assert "HF_HUB_OFFLINE=1" in message and "--speed default" in message
     assert _speed.applied(default.pipeline()).preset is None  # nothing half-applied
     assert default.edit(source, PROMPT, seed=0, steps=1).size == source.size
+
+
+@pytest.fixture
+def hub_without_the_file(monkeypatch):
+    """A stand-in hub on 127.0.0.1 where every repository exists but has no file of the asked name; online."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from huggingface_hub import constants
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("X-Error-Message", "Entry not found")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_wrong_lora_file_name_fails_naming_the_listing_command(tiny, source, tmp_path, hub_without_the_file):
+    row = EDITORS["qwen-image-edit-2511"]
+    default, fast = at_speeds(tiny, row.name)
+    with pytest.raises(ThinkEditError) as refused:
+        fast.edit(source, PROMPT, seed=0, steps=1)
+    assert f"{row.fast.lora} has no file {row.fast.lora_weight}" in str(refused.value)
+    assert f"`hf models ls {row.fast.lora}`" in str(refused.value) and "--speed default" in str(refused.value)
+    (tmp_path / "lora").mkdir()  # a local folder without the file: its listing is `ls`
+    spec = dataclasses.replace(row, fast=dataclasses.replace(row.fast, lora=str(tmp_path / "lora")))
+    with pytest.raises(ThinkEditError, match=f"See the files it has with `ls {tmp_path / 'lora'}`"):
+        at_speeds(tiny, row.name, spec)[1].edit(source, PROMPT, seed=0, steps=1)
+    assert _speed.applied(default.pipeline()).preset is None
 
 
 def test_a_preset_that_fails_half_way_is_taken_off_again(tiny, source, monkeypatch):

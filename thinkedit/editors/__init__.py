@@ -27,6 +27,15 @@ _LIGHTNING = {
     "scheduler": {"base_shift": math.log(3), "max_shift": math.log(3), "shift_terminal": None},
 }
 
+# OmniGen2's own inference.py: its default negative prompt, and the prompt length it allows (1024 tokens).
+_OMNIGEN2 = {
+    "image_guidance_scale": 1.5,
+    "negative_prompt": "(((deformed))), blurry, over saturation, bad anatomy, disfigured, poorly drawn face, mutation, "
+    "mutated, (extra_limb), (ugly), (poorly drawn hands), fused fingers, messy drawing, broken legs censor, censored, "
+    "censor_bar",
+    "max_sequence_length": 1024,
+}
+
 EDITORS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in [
@@ -39,7 +48,7 @@ EDITORS: dict[str, BackendSpec] = {
                     fast=_TAYLORSEER),
         BackendSpec("qwen-image-edit", "thinkedit.editors.qwen_image_edit:QwenImageEditor", "local",
                     "Qwen-Image-Edit(-2509) through diffusers.QwenImageEditPlusPipeline; guidance is true CFG.",
-                    model="Qwen/Qwen-Image-Edit-2509", steps=50, guidance=4.0,
+                    model="Qwen/Qwen-Image-Edit-2509", steps=40, guidance=4.0,
                     packages=_DIFFUSERS, size_gb=58, denoiser_gb=40.9, seconds_per_step=0.9, tiny="qwen-image-edit",
                     fast=FastPreset(lora="lightx2v/Qwen-Image-Lightning", **_LIGHTNING,
                                     lora_weight="Qwen-Image-Edit-2509/Qwen-Image-Edit-2509-Lightning-8steps-V1.0-bf16.safetensors")),
@@ -71,7 +80,7 @@ EDITORS: dict[str, BackendSpec] = {
         BackendSpec("omnigen2", "thinkedit.editors.omnigen2:OmniGen2Editor", "local",
                     "OmniGen2 through its own code: a clone of its GitHub repository (THINKEDIT_OMNIGEN2_PATH).",
                     model="OmniGen2/OmniGen2", steps=50, guidance=5.0,
-                    options={"image_guidance_scale": 1.5}, packages=_DIFFUSERS, size_gb=16, seconds_per_step=0.9,
+                    options=_OMNIGEN2, packages=_DIFFUSERS, size_gb=16, seconds_per_step=0.9,
                     code_check="thinkedit.editors.omnigen2:missing_code"),
         BackendSpec("hf-inference", "thinkedit.editors.hf_inference:HFInferenceEditor", "remote",
                     "An image-to-image model on Hugging Face Inference Providers (needs HF_TOKEN).",
