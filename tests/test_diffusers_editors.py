@@ -139,7 +139,7 @@ def test_gated_repository_asks_to_accept_the_licence():
 
 def test_offload_is_none_without_a_gpu_and_auto_follows_free_memory(monkeypatch):
     assert runtime.choose_offload(Settings(offload="sequential"), 34, "cpu") == "none"
-    monkeypatch.setattr(runtime, "free_memory_gb", lambda settings: 40.0)
+    monkeypatch.setattr(runtime.offload, "free_memory_gb", lambda settings: 40.0)  # where choose_offload reads it
     auto = Settings(offload="auto")
     assert runtime.choose_offload(auto, 30, "cuda") == "none"
     assert runtime.choose_offload(auto, 50, "cuda") == "model"
