@@ -327,4 +327,4 @@ def test_the_studios_speed_reaches_the_run_outside_public_mode_only(tmp_path, sc
         *_, record, _ = list(edit(str(tmp_path / "scene.png"), "make it brighter", max_turns=1, speed="fast"))[-1]
         assert record["settings"]["speed"] == recorded
     assert actions.editor_defaults("qwen-image-edit", "fast") == (8, 1.0)  # what the Speed dropdown fills in
-    assert actions.editor_defaults("qwen-image-edit", "default") == (50, 4.0)
+    assert actions.editor_defaults("qwen-image-edit", "default") == (40, 4.0)  # the 2509 model card's
