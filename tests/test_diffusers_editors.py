@@ -13,7 +13,7 @@ from thinkedit import runtime
 from thinkedit.config import Settings
 from thinkedit.editors._diffusers import fit_size
 from thinkedit.editors.qwen_image_edit import pipeline_name_for
-from thinkedit.errors import Cancelled, ThinkEditError
+from thinkedit.errors import BadInput, Cancelled, ThinkEditError
 from thinkedit.registry import build_backend
 
 pytestmark = pytest.mark.usefixtures("empty_model_cache")
@@ -240,3 +240,18 @@ def test_qwen_image_edit_asks_for_the_size_it_conditions_on(tiny, monkeypatch, c
     assert editor.working_size(source) == (1184, 896)
     edited = editor.edit(source, "make the sky orange", seed=0, steps=1)
     assert conditioned == [(1184, 896)] and edited.size == source.size
+
+
+def test_float8_storage_halves_the_transformer_and_still_edits(tiny, source):
+    """`editor_storage_dtype` (the ZeroGPU Space's float8_e4m3fn): diffusers' layerwise casting keeps the
+    transformer's weights in 8 bits and computes each layer in the compute dtype; an unknown dtype is refused."""
+    plain, stored = (
+        editor_for(tiny, "flux-kontext", editor_storage_dtype=storage) for storage in (None, "float8_e4m3fn")
+    )
+    sizes = [runtime.resident_gb(editor.pipeline().transformer) for editor in (plain, stored)]
+    assert sizes[1] < 0.6 * sizes[0]
+    assert plain.cache_key != stored.cache_key  # two loaded pipelines, not one changed under the other
+    edited = stored.edit(source, "make the red square blue", seed=0, steps=2)
+    assert edited.size == source.size and np.asarray(edited).std() > 0
+    with pytest.raises(BadInput, match="Unknown editor storage dtype 'int3'"):
+        editor_for(tiny, "flux-kontext", editor_storage_dtype="int3").pipeline()

@@ -123,7 +123,10 @@ def test_the_default_speed_is_the_bare_pipeline_as_loaded(tiny, source):
 def test_the_lora_gives_its_steps_and_scheduler_changes_the_edit_and_unloads(tiny, source, tmp_path):
     row = EDITORS["qwen-image-edit"]
     lora = random_lora(  # in the key format lightx2v publish theirs: diffusers converts it as it loads
-        DiffusionPipeline.from_pretrained(tiny(row.tiny)), tmp_path / "lora", "tiny-lightning.safetensors", published=True
+        DiffusionPipeline.from_pretrained(tiny(row.tiny)),
+        tmp_path / "lora",
+        "tiny-lightning.safetensors",
+        published=True,
     )
     spec = dataclasses.replace(
         row, fast=dataclasses.replace(row.fast, lora=str(lora), lora_weight="tiny-lightning.safetensors")

@@ -105,6 +105,12 @@ class BackendSpec:
         steps = (fast and fast.steps) or self.steps
         return steps, fast.guidance if fast is not None and fast.guidance is not None else self.guidance
 
+    def held_gb(self, float8_storage: bool = False) -> float | None:
+        """GB the default checkpoint holds once loaded: its size, its denoiser at half with float8 storage."""
+        if self.size_gb is None:
+            return None
+        return self.size_gb - (self.denoiser_gb / 2 if float8_storage and self.denoiser_gb else 0.0)
+
     def load_class(self) -> type:
         module_name, _, class_name = self.target.partition(":")
         try:

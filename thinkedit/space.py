@@ -330,12 +330,10 @@ def zero_gpu_problems(folder: Path) -> list[str]:
 
 
 def preloaded_gb(spec, settings: Settings) -> float:
-    """GB a local row's default checkpoint holds on the GPU (its denoiser at half with float8 storage); 0 for
-    backends that hold nothing."""
-    if spec.kind != "local" or not spec.size_gb:
+    """GB a local row's default checkpoint holds on the GPU with these settings; 0 for backends that hold nothing."""
+    if spec.kind != "local":
         return 0.0
-    halved = spec.denoiser_gb / 2 if settings.editor_storage_dtype and spec.denoiser_gb else 0.0
-    return spec.size_gb - halved
+    return spec.held_gb(float8_storage=bool(settings.editor_storage_dtype)) or 0.0
 
 
 def _start_problems(folder: Path, app_file: str, zero: bool = False) -> list[str]:

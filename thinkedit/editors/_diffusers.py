@@ -78,12 +78,14 @@ class DiffusersEditor:
 
         Requests at either speed share the one loaded pipeline: each switches it to its own (`_speed.switch`).
         """
-        size = runtime.estimate_gb(self.model, self.spec.size_gb if self.model == self.spec.model else None)
+        download = runtime.estimate_gb(self.model, self.spec.size_gb if self.model == self.spec.model else None)
+        held = self.spec.held_gb(float8_storage=bool(self.settings.editor_storage_dtype))
+        size = held if self.model == self.spec.model else download  # what it will hold once loaded
         device = runtime.pick_device(self.settings)
         offload = runtime.choose_offload(self.settings, size, device)
         pipe = runtime.load(
             self.cache_key,
-            lambda: self._load(device, offload, size),
+            lambda: self._load(device, offload, download),
             size_gb=size,
             settings=self.settings,
             offload=offload,
