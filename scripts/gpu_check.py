@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 from gpu_check_thinker import build_qwen3_vl, default_dtype, measure_thinker  # noqa: E402
-from tiny_pipelines import BUILDERS, random_lora  # noqa: E402
+from tiny_pipelines import BUILDERS, denoiser_layer_calls, random_lora  # noqa: E402
 
 from thinkedit import runtime  # noqa: E402
 from thinkedit.bench import scene  # noqa: E402
@@ -208,7 +208,7 @@ def preset_check(editor, pipe, source: Image.Image, device: str, mode: str) -> d
             )
         fast = random_editor(spec.name, device, mode, "fast", spec)
         fast.area = editor.area
-        with block_layer_calls(pipe) as passes:
+        with denoiser_layer_calls(pipe) as passes:
             seconds, peak = timed(lambda: fast.edit(source, PROMPT, seed=0, steps=steps), device)
         done = {"preset": preset.cache or f"LoRA {preset.lora_weight}", "steps": steps, "seconds": round(seconds, 2)}
         if preset.lora:
@@ -219,27 +219,6 @@ def preset_check(editor, pipe, source: Image.Image, device: str, mode: str) -> d
             done["predicted_steps"] = sorted({i // per_step for i, calls in enumerate(passes) if calls < max(passes)})
         _speed.switch(pipe, None, compile_blocks=False)  # as it was for the next check
     return done | {"peak_gb": peak}
-
-
-@contextmanager
-def block_layer_calls(pipe) -> Iterator[list[int]]:
-    """Per call of the denoiser, how many linear layers of its blocks ran: a step a cache predicts runs fewer."""
-    model, passes, count = _speed.denoiser(pipe), [], [0]
-    layers = [m for name, m in model.named_modules() if "blocks." in name and isinstance(m, torch.nn.Linear)]
-
-    def layer(*_) -> None:
-        count[0] += 1
-
-    def denoiser_pass(*_) -> None:
-        passes.append(count[0])
-        count[0] = 0
-
-    handles = [module.register_forward_hook(layer) for module in layers] + [model.register_forward_hook(denoiser_pass)]
-    try:
-        yield passes
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def fast_against_default(editor, pipe, source: Image.Image, steps: int, device: str, mode: str) -> dict:

@@ -16,7 +16,7 @@ import pytest
 import torch
 from diffusers import DiffusionPipeline
 from PIL import Image
-from tiny_pipelines import random_lora
+from tiny_pipelines import denoiser_layer_calls, random_lora
 from tiny_qwen_vl import build_tiny_qwen_vl
 
 from thinkedit import loop, runtime
@@ -66,32 +66,11 @@ def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
-@contextlib.contextmanager
-def layer_calls(pipe):
-    """Per call of the denoiser, how many linear layers of its blocks ran: a step the cache predicts runs fewer."""
-    model, passes, count = _speed.denoiser(pipe), [], [0]
-    layers = [m for name, m in model.named_modules() if "blocks." in name and isinstance(m, torch.nn.Linear)]
-
-    def layer(*_) -> None:
-        count[0] += 1
-
-    def denoiser_pass(*_) -> None:
-        passes.append(count[0])
-        count[0] = 0
-
-    handles = [module.register_forward_hook(layer) for module in layers] + [model.register_forward_hook(denoiser_pass)]
-    try:
-        yield passes
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 @pytest.mark.parametrize("name", CACHED)
 def test_the_cache_predicts_later_steps_stays_close_and_default_comes_back_bit_for_bit(tiny, source, name):
     default, fast = at_speeds(tiny, name)
     pipe = default.pipeline()
-    with layer_calls(pipe) as passes:
+    with denoiser_layer_calls(pipe) as passes:
         before = default.edit(source, PROMPT, seed=0, steps=STEPS)
         full, _ = passes[:], passes.clear()
         cached = fast.edit(source, PROMPT, seed=0, steps=STEPS)

@@ -11,6 +11,8 @@ thinker tests' tiny Qwen2.5-VL.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -347,3 +349,26 @@ def random_lora(
     Path(folder).mkdir(parents=True, exist_ok=True)
     save_file(renamed, str(Path(folder) / weight_name))
     return Path(folder)
+
+
+@contextmanager
+def denoiser_layer_calls(pipe) -> Iterator[list[int]]:
+    """Per call of the denoiser (transformer or UNet), how many linear layers of its blocks ran: a step a cache
+    predicts runs fewer."""
+    model = getattr(pipe, "transformer", None) or pipe.unet
+    passes, count = [], [0]
+    layers = [m for name, m in model.named_modules() if "blocks." in name and isinstance(m, torch.nn.Linear)]
+
+    def layer(*_) -> None:
+        count[0] += 1
+
+    def denoiser_pass(*_) -> None:
+        passes.append(count[0])
+        count[0] = 0
+
+    handles = [module.register_forward_hook(layer) for module in layers] + [model.register_forward_hook(denoiser_pass)]
+    try:
+        yield passes
+    finally:
+        for handle in handles:
+            handle.remove()
