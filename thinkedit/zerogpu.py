@@ -36,9 +36,9 @@ MARGIN_S = 10  # attaching the GPU, moving preloaded weights onto it, VAE decode
 HEADROOM = 1.2  # estimates are from an H200 slice; leave room for slower calls
 THINKER_PREFILL_S = 1.5  # two images at 1024² through the vision tower
 # What ZeroGPU does with a request, on its current cards (RTX Pro 6000 Blackwell; spaces 0.51.3 zero/configs.json
-# and the hub's ZeroGPU page): a "large" call (half a card, 48 GB) is scheduled, and counted against the visitor's
-# quota, for 1.5× the seconds it asks; a Space whose preloaded weights pass 45.1 GB runs every call "xlarge" (a
-# whole card), which counts twice. A free account's daily quota is 5 minutes.
+# and the hub's ZeroGPU page): a "large" call (half a card, 48 GB) is scheduled for 1.5× the seconds it asks, which
+# must fit in what is left of the visitor's quota; a Space whose preloaded weights pass 45.1 GB runs every call
+# "xlarge" (a whole card), which counts twice. A free account's daily quota is 5 minutes.
 DURATION_FACTOR = 1.5
 LARGE_LIMIT_GB = 45.097156608
 FREE_DAILY_S = 300
