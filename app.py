@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     from thinkedit.registry import build_backend
 
     try:  # a Space's missing weights: one sentence too
-        if zerogpu.on_zero_gpu():  # weights load here, in the main process, before the first request
+        if zerogpu.on_zero_gpu():  # GPU functions and weights here, in the main process, before launch
+            zerogpu.decorate_slices()
             zerogpu.preload([build_backend(role, settings) for role in ("editor", "thinker")])
     except ThinkEditError as exc:
         parser.exit(2, f"error: {exc}\n")

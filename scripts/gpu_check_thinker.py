@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-from PIL import ImageOps
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: every model here is built from a config
+
+import torch  # noqa: E402
+from PIL import ImageOps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -60,11 +63,11 @@ def random_thinker(device: str, tiny: bool = False, speed: str = "default") -> Q
         speed=speed,
     )
     thinker = QwenVLThinker(THINKERS["editthinker"], settings)
-    runtime.load(thinker.cache_key, lambda: _build_qwen3_vl(device, tiny))
+    runtime.load(thinker.cache_key, lambda: build_qwen3_vl(device, tiny))
     return thinker
 
 
-def _build_qwen3_vl(device: str, tiny: bool):
+def build_qwen3_vl(device: str, tiny: bool):
     from transformers import AutoModelForImageTextToText, Qwen3VLConfig
 
     tokenizer = build_tokenizer()

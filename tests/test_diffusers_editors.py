@@ -13,7 +13,7 @@ from thinkedit import runtime
 from thinkedit.config import Settings
 from thinkedit.editors._diffusers import fit_size
 from thinkedit.editors.qwen_image_edit import pipeline_name_for
-from thinkedit.errors import Cancelled, ThinkEditError
+from thinkedit.errors import BadInput, Cancelled, ThinkEditError
 from thinkedit.registry import build_backend
 
 pytestmark = pytest.mark.usefixtures("empty_model_cache")
@@ -139,7 +139,7 @@ def test_gated_repository_asks_to_accept_the_licence():
 
 def test_offload_is_none_without_a_gpu_and_auto_follows_free_memory(monkeypatch):
     assert runtime.choose_offload(Settings(offload="sequential"), 34, "cpu") == "none"
-    monkeypatch.setattr(runtime, "free_memory_gb", lambda settings: 40.0)
+    monkeypatch.setattr(runtime.offload, "free_memory_gb", lambda settings: 40.0)  # where choose_offload reads it
     auto = Settings(offload="auto")
     assert runtime.choose_offload(auto, 30, "cuda") == "none"
     assert runtime.choose_offload(auto, 50, "cuda") == "model"
@@ -220,3 +220,38 @@ def test_loop_runs_a_tiny_editor_with_the_offline_critic(tiny, source):
             (1, 2),
             (2, 2),
         ]
+
+
+@pytest.mark.parametrize("case", ["qwen-image-edit", "qwen-image-edit-original"])
+def test_qwen_image_edit_asks_for_the_size_it_conditions_on(tiny, monkeypatch, case):
+    """The Qwen pipelines resize the image they condition on by their own rule (about 1024², multiples of 32), so
+    the output is asked at that size: a 4:3 source once gave an output of 1184×880 against a condition of 1184×896."""
+    editor = editor_for(tiny, case)
+    pipe = editor.pipeline()
+    conditioned = []
+    preprocess = pipe.image_processor.preprocess
+
+    def spy(image, height=None, width=None, *args, **kwargs):
+        conditioned.append((width, height))
+        return preprocess(image, height, width, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.image_processor, "preprocess", spy)
+    source = Image.new("RGB", (160, 120), (135, 190, 235))
+    assert editor.working_size(source) == (1184, 896)
+    edited = editor.edit(source, "make the sky orange", seed=0, steps=1)
+    assert conditioned == [(1184, 896)] and edited.size == source.size
+
+
+def test_float8_storage_halves_the_transformer_and_still_edits(tiny, source):
+    """`editor_storage_dtype` (the ZeroGPU Space's float8_e4m3fn): diffusers' layerwise casting keeps the
+    transformer's weights in 8 bits and computes each layer in the compute dtype; an unknown dtype is refused."""
+    plain, stored = (
+        editor_for(tiny, "flux-kontext", editor_storage_dtype=storage) for storage in (None, "float8_e4m3fn")
+    )
+    sizes = [runtime.resident_gb(editor.pipeline().transformer) for editor in (plain, stored)]
+    assert sizes[1] < 0.6 * sizes[0]
+    assert plain.cache_key != stored.cache_key  # two loaded pipelines, not one changed under the other
+    edited = stored.edit(source, "make the red square blue", seed=0, steps=2)
+    assert edited.size == source.size and np.asarray(edited).std() > 0
+    with pytest.raises(BadInput, match="Unknown editor storage dtype 'int3'"):
+        editor_for(tiny, "flux-kontext", editor_storage_dtype="int3").pipeline()

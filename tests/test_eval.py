@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import datasets
@@ -27,6 +26,7 @@ from thinkedit.config import Settings
 from thinkedit.editors.classic import ClassicEditor
 from thinkedit.evaluate import read_eval
 from thinkedit.evaluate.data import filter_samples, load
+from thinkedit.evaluate.harness import Backends
 from thinkedit.images import png_bytes
 from thinkedit.judges.classic import ClassicJudge
 from thinkedit.judges.viescore import read_scores
@@ -209,13 +209,24 @@ def test_resume_asks_nothing_new_and_an_interrupt_loses_only_what_was_in_flight(
     out = tmp_path / "eval"
     command = ("--data", str(gedit), "--out", str(out), "--max-turns", "3")
     edit = ClassicEditor.edit
+    stopped, stop = threading.Event(), Backends.stop
+
+    def stopping(self) -> None:
+        stop(self)
+        stopped.set()
+
+    monkeypatch.setattr(Backends, "stop", stopping)
 
     def interrupted(self, image, prompt, *, on_step=None, **kwargs):
         if calls["edit"] == 4:  # Ctrl-C during the fifth edit, which then stops at its next step
+            # Python drops a KeyboardInterrupt raised while the main thread runs a finalizer ("Exception ignored"),
+            # which the garbage of a long test session makes likely: press again, as a person would, until the
+            # harness has stopped the runs in flight.
             os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(1000):
-                on_step(0, 1)  # raises Cancelled once the harness has stopped the runs in flight
-                time.sleep(0.01)
+            while not stopped.wait(2.0):
+                os.kill(os.getpid(), signal.SIGINT)
+            while True:
+                on_step(0, 1)  # raises Cancelled: the harness stopped this run
         return edit(self, image, prompt, on_step=on_step, **kwargs)
 
     monkeypatch.setattr(ClassicEditor, "edit", interrupted)

@@ -68,7 +68,8 @@ PIPELINE = textwrap.dedent("""
 
         def __call__(self, prompt, input_images, negative_prompt=None, text_guidance_scale=4.0,
                      image_guidance_scale=1.0, height=None, width=None, max_pixels=1024 * 1024,
-                     max_input_image_side_length=1024, num_inference_steps=28, generator=None, step_func=None):
+                     max_input_image_side_length=1024, num_inference_steps=28, max_sequence_length=256,
+                     generator=None, step_func=None):
             self.calls.append(dict(locals()))
             for i in range(num_inference_steps):
                 step_func(i, num_inference_steps)
@@ -150,6 +151,10 @@ def test_omnigen2_loads_from_the_clone_and_edits(tmp_path, isolated_imports, ein
     call = pipe.calls[-1]
     assert call["prompt"] == "make it night" and call["num_inference_steps"] == 50
     assert call["text_guidance_scale"] == 6.0 and call["image_guidance_scale"] == 1.5
+    assert call["max_sequence_length"] == 1024, "upstream's inference.py allows 1024 prompt tokens"
+    assert call["negative_prompt"].startswith("(((deformed))), blurry") and call["negative_prompt"].endswith(
+        "censor_bar"
+    )
     assert call["input_images"][0].size == (call["width"], call["height"]) == editor.working_size(source)
     runtime.CACHE.release(editor.cache_key)
 

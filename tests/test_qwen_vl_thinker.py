@@ -292,3 +292,77 @@ def test_gpu_check_runs_tiny_on_the_cpu(capsys):
     for run in ("thinker_alone", "thinker_with_flux_kontext"):
         assert report[run]["new_tokens"] == 6 and report[run]["first_token_s"] > 0 and report[run]["tokens_per_s"] > 0
     assert report["flux_kontext_resident_gb"] > 0
+
+
+# -- the EditThinker authors' own template --------------------------------------------------------------------
+
+
+AUTHORS_LAYOUT = (  # laid out like their prompt_template.txt (our words): image markers, their placeholder names
+    '<image><image>\n# Judge this edit\nAsked for: "{original_instruction}"\nDone with: "{rewritten_prompt}"\n'
+    '<score>{"semantic": [0-10], "quality": [0-10]}</score>'
+)
+
+
+@pytest.fixture
+def authors_url(monkeypatch, tmp_path):
+    """The editthinker rows' template URL pointed at a server on 127.0.0.1 serving the authors' layout; the hub
+    cache home empty and online. Yields the server."""
+    from dataclasses import replace
+
+    from helpers import FakeServer, Reply
+    from huggingface_hub import constants
+
+    from thinkedit.thinkers import _prompted
+
+    monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(_prompted, "_told", set())
+    with FakeServer(
+        {("GET", "/EditThinker/inference/prompt_template.txt"): lambda seen: Reply(200, AUTHORS_LAYOUT.encode())}
+    ) as server:
+        for name in ("editthinker", "editthinker-kontext"):
+            url = f"{server.url}/EditThinker/inference/prompt_template.txt"
+            monkeypatch.setitem(THINKERS, name, replace(THINKERS[name], options={"template_url": url}))
+        yield server
+
+
+def test_the_editthinker_rows_fetch_the_authors_template_once_and_use_it(
+    authors_url, checkpoints, scene, yellow, monkeypatch
+):
+    thinker = make(checkpoints["qwen2_5_vl"])
+    calls = spy_processor(monkeypatch, thinker)
+    thinker.critique(scene, yellow, "Make the square blue", "Paint the red square deep blue")
+    text = calls[0]["text"][0]
+    assert 'Asked for: "Make the square blue"' in text and 'Done with: "Paint the red square deep blue"' in text
+    assert len(authors_url.seen) == 1
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # from the cache ever after, offline too
+    assert "# Judge this edit" in make(checkpoints["qwen2_5_vl"], name="editthinker-kontext").critique_template
+    assert len(authors_url.seen) == 1
+    assert "# Judge this edit" not in make(checkpoints["qwen2_5_vl"], name="qwen-vl").critique_template
+
+
+def test_offline_without_the_authors_template_ours_is_used_with_one_notice(
+    authors_url, checkpoints, caplog, monkeypatch
+):
+    from thinkedit.critique import load_template
+    from thinkedit.thinkers._prompted import template_path
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with caplog.at_level("WARNING"):
+        first, second = make(checkpoints["qwen2_5_vl"]), make(checkpoints["qwen2_5_vl"])
+    assert first.critique_template == second.critique_template == load_template("critique")
+    assert authors_url.seen == []
+    [notice] = [r.getMessage() for r in caplog.records if "own critique template" in r.getMessage()]
+    url = THINKERS["editthinker"].options["template_url"]
+    assert f"curl -L --create-dirs -o '{template_path(url)}' {url}" in notice and "HF_HUB_OFFLINE=1" in notice
+
+
+def test_a_failed_fetch_falls_back_to_ours_and_says_why(authors_url, checkpoints, caplog, monkeypatch):
+    from dataclasses import replace
+
+    url = f"{authors_url.url}/nothing-here.txt"
+    monkeypatch.setitem(THINKERS, "editthinker", replace(THINKERS["editthinker"], options={"template_url": url}))
+    with caplog.at_level("WARNING"):
+        thinker = make(checkpoints["qwen2_5_vl"])
+    assert "{instruction}" in thinker.critique_template and "Judge this edit" not in thinker.critique_template
+    assert any("404" in r.getMessage() and url in r.getMessage() for r in caplog.records)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from PIL import Image
 from tiny_qwen_vl import build_tiny_qwen_vl
 
 from thinkedit import runtime
@@ -73,3 +74,40 @@ def test_the_budget_counts_what_stays_resident(two_gpus):
     assert runtime.CACHE.keys() == ["editor", "thinker"]
     runtime.CACHE.get("other", lambda: torch.nn.Linear(100, 100), budget_gb=one * 1.5, device="cpu")
     assert runtime.CACHE.keys() == ["thinker", "other"]
+
+
+def test_one_out_of_memory_rule_while_loading_while_running_and_in_the_loop(tmp_path):
+    """What counts as the accelerator running out of memory is decided once (`runtime.is_out_of_memory`): torch's
+    OutOfMemoryError, or the plain RuntimeError other backends raise. Loading, running and the loop's last word on a
+    failed run all use it, and all say what to do."""
+    from thinkedit import loop
+    from thinkedit.editors.classic import ClassicEditor
+    from thinkedit.errors import ThinkEditError
+
+    out_of_memory = [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+        RuntimeError("MPS backend out of memory (MPS allocated: 17.00 GB)"),
+        RuntimeError("HIP out of memory. Tried to allocate 2.00 GiB"),
+    ]
+    other = [RuntimeError("expected all tensors to be on the same device"), MemoryError()]
+    assert [runtime.is_out_of_memory(exc) for exc in out_of_memory + other] == [True] * 3 + [False] * 2
+
+    class Failing(ClassicEditor):
+        def edit(self, image, prompt, **kwargs):
+            raise self.failure
+
+    for failure in out_of_memory + other:
+        with (
+            pytest.raises((ThinkEditError, type(failure))) as raised,
+            runtime.friendly_errors("editing", offload="model"),
+        ):
+            raise failure
+        said = isinstance(raised.value, ThinkEditError)
+        editor = Failing(None, Settings())
+        editor.failure = failure
+        request = loop.make_request(Image.new("RGB", (32, 32)), "make it red", max_turns=1)
+        [finished] = [e for e in loop.run(editor, None, request) if isinstance(e, loop.RunFinished)]
+        error = finished.trajectory.error
+        assert said == runtime.is_out_of_memory(failure) == error.startswith("The GPU ran out of memory"), error
+        if said:
+            assert "--offload group" in str(raised.value) and "--offload model, group or sequential" in error

@@ -16,10 +16,12 @@ from helpers import free_port
 from packaging.specifiers import SpecifierSet
 from PIL import Image
 
-from thinkedit import space
+from thinkedit import space, zerogpu
 from thinkedit.cli import main
 from thinkedit.config import Settings
+from thinkedit.editors import EDITORS
 from thinkedit.errors import BadInput
+from thinkedit.thinkers import THINKERS
 
 PROJECT = Path(__file__).resolve().parent.parent
 VARIANTS = ("zerogpu-flux-kontext", "cpu-basic", "remote")
@@ -61,7 +63,7 @@ def test_every_variant_builds_into_a_deployable_folder(built, variant):
     else:
         assert {"torch", "diffusers", "transformers"} <= names
     project_lines = set((PROJECT / "requirements.txt").read_text().splitlines())
-    assert set(requirements) <= project_lines  # the project's own pins, never another version
+    assert set(requirements) <= project_lines | set(config.get("pins", []))  # the project's pins, or the variant's
     assert space.check(folder, start_app=False) == []
 
 
@@ -83,10 +85,86 @@ def test_zerogpu_variant_preloads_the_models_it_uses(built):
         "cuda",
         "none",
     )
+    requirements = (built["zerogpu-flux-kontext"] / "requirements.txt").read_text().splitlines()
+    assert "torch==2.11.0" in requirements and "torchvision==0.26.0" in requirements  # what ZeroGPU runs
+
+
+def test_the_zerogpu_space_fits_large_and_a_free_visitors_run_and_its_card_says_so(built):
+    """Kontext (its transformer in float8) and EditThinker-8B preload under spaces' 45.1 GB "large" limit, and a
+    default run counts no more than a free account's daily 300 s; the card states each call's real seconds."""
+    folder = built["zerogpu-flux-kontext"]
+    settings = Settings(**json.loads((folder / "thinkedit_settings.json").read_text()))
+    held = space.preloaded_gb(EDITORS["flux-kontext"], settings) + space.preloaded_gb(THINKERS["editthinker"], settings)
+    assert 39 < held < zerogpu.LARGE_LIMIT_GB < 34 + 17.5  # bfloat16 through and through would not fit
+    costs = zerogpu.budget(EDITORS["flux-kontext"], THINKERS["editthinker"], settings)
+    assert costs["counted_run_s"] == 3 * (costs["counted_edit_s"] + costs["counted_critique_s"]) <= zerogpu.FREE_DAILY_S
+    editor = EDITORS["flux-kontext"].load_class()(EDITORS["flux-kontext"], settings)
+    assert costs["edit_s"] == zerogpu.edit_seconds(editor, None)  # what each edit's slice really asks for
+    card = (folder / "README.md").read_text()
+    for phrase in (
+        f"asks for {costs['edit_s']} s",
+        f"for {costs['critique_s']} s",
+        f"counts as {costs['counted_edit_s']} s",
+        f"{costs['counted_critique_s']} s on its current cards",
+        f"counts at most {costs['counted_run_s']} s",
+        f"about {round(held)} GB",
+    ):
+        assert phrase in " ".join(card.split()), phrase
+    assert "300" not in card
+    readme = " ".join((PROJECT / "README.md").read_text().split())  # the README's ZeroGPU section says the same
+    assert (
+        f"an edit ({costs['steps']} steps) asks for {costs['edit_s']} s and a critique (up to {costs['tokens']} "
+        f"tokens) for {costs['critique_s']} s, counted as {costs['counted_edit_s']} s and "
+        f"{costs['counted_critique_s']} s: a 3-turn run counts {costs['counted_run_s']} s"
+    ) in readme and f"about {round(held)} GB preload" in readme
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pins": ["torch==2.14.1", "torchvision==0.29.1"]}, "pins torch 2.14.1, which ZeroGPU does not run"),
+        ({"editor_storage_dtype": None}, "more than ZeroGPU's large size (45.1 GB)"),
+        ({"max_turns": 5}, "a default run of 5 turns counts 480 s of ZeroGPU quota, more than a free account's"),
+    ],
+)
+def test_a_zerogpu_space_that_would_not_fit_fails_check(built, tmp_path, change, reason):
+    folder = broken_copy(built, tmp_path, "zerogpu-flux-kontext")
+    if "pins" in change:
+        (folder / "requirements.txt").write_text("\n".join(space.requirement_lines("all", change["pins"])) + "\n")
+    else:
+        defaults = json.loads((folder / "thinkedit_settings.json").read_text()) | change
+        (folder / "thinkedit_settings.json").write_text(json.dumps(defaults))
+    assert [p for p in space.check(folder, start_app=False) if reason in p], space.check(folder, start_app=False)
+
+
+def test_the_zerogpu_space_is_checked_starting_under_spaces_own_emulation(built, tmp_path):
+    """`space check` starts a ZeroGPU folder as ZeroGPU does (SPACES_ZERO_GPU=true, the real spaces package, tiny
+    checkpoints, preload and all; the build did, and passed). A model loaded with device_map="cuda" (transformers
+    then places weights from worker threads, which the emulation does not cover) and GPU functions made only at
+    the first request are both caught."""
+    threaded = broken_copy(built, tmp_path / "threaded", "zerogpu-flux-kontext")
+    thinker = threaded / "thinkedit" / "thinkers" / "qwen_vl.py"
+    code = thinker.read_text()
+    placed = "        runtime.place(model, device, offload)"
+    assert placed in code
+    thinker.write_text(code.replace("token=hf_token())\n" + placed, 'token=hf_token(), device_map="cuda")\n' + placed))
+    [problem] = space.check(threaded)
+    assert problem.startswith("app.py does not start: RuntimeError: Low-level CUDA init"), problem
+
+    late = broken_copy(built, tmp_path / "late", "zerogpu-flux-kontext")
+    (late / "app.py").write_text((late / "app.py").read_text().replace("zerogpu.decorate_slices()\n", "\n"))
+    zerogpu_file = late / "thinkedit" / "zerogpu.py"
+    zerogpu_file.write_text(
+        zerogpu_file.read_text().replace("    decorate_slices()  # spaces first", "    import spaces  #")
+    )
+    assert space.check(late) == [
+        "the app launched before any spaces.GPU function existed, so spaces reported none to ZeroGPU and the Space "
+        "would never get a GPU"
+    ]
 
 
 def test_cli_check_passes_a_built_folder(built, capsys, monkeypatch):
-    monkeypatch.setattr(space, "_start_problems", lambda folder, app_file: [])  # the build already started it
+    monkeypatch.setattr(space, "_start_problems", lambda folder, app_file, zero: [])  # the build already started it
     assert main(["space", "check", str(built["cpu-basic"])]) == 0
     assert "deployable" in capsys.readouterr().out
 

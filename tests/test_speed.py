@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import torch
 from diffusers import DiffusionPipeline
 from helpers import studio_handler
 from PIL import Image
-from tiny_pipelines import random_lora
+from tiny_pipelines import denoiser_layer_calls, random_lora
 from tiny_qwen_vl import build_tiny_qwen_vl
 
 from thinkedit import loop, runtime
@@ -66,32 +67,11 @@ def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
-@contextlib.contextmanager
-def layer_calls(pipe):
-    """Per call of the denoiser, how many linear layers of its blocks ran: a step the cache predicts runs fewer."""
-    model, passes, count = _speed.denoiser(pipe), [], [0]
-    layers = [m for name, m in model.named_modules() if "blocks." in name and isinstance(m, torch.nn.Linear)]
-
-    def layer(*_) -> None:
-        count[0] += 1
-
-    def denoiser_pass(*_) -> None:
-        passes.append(count[0])
-        count[0] = 0
-
-    handles = [module.register_forward_hook(layer) for module in layers] + [model.register_forward_hook(denoiser_pass)]
-    try:
-        yield passes
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 @pytest.mark.parametrize("name", CACHED)
 def test_the_cache_predicts_later_steps_stays_close_and_default_comes_back_bit_for_bit(tiny, source, name):
     default, fast = at_speeds(tiny, name)
     pipe = default.pipeline()
-    with layer_calls(pipe) as passes:
+    with denoiser_layer_calls(pipe) as passes:
         before = default.edit(source, PROMPT, seed=0, steps=STEPS)
         full, _ = passes[:], passes.clear()
         cached = fast.edit(source, PROMPT, seed=0, steps=STEPS)
@@ -122,8 +102,11 @@ def test_the_default_speed_is_the_bare_pipeline_as_loaded(tiny, source):
 
 def test_the_lora_gives_its_steps_and_scheduler_changes_the_edit_and_unloads(tiny, source, tmp_path):
     row = EDITORS["qwen-image-edit"]
-    lora = random_lora(
-        DiffusionPipeline.from_pretrained(tiny(row.tiny)), tmp_path / "lora", "tiny-lightning.safetensors"
+    lora = random_lora(  # in the key format lightx2v publish theirs: diffusers converts it as it loads
+        DiffusionPipeline.from_pretrained(tiny(row.tiny)),
+        tmp_path / "lora",
+        "tiny-lightning.safetensors",
+        published=True,
     )
     spec = dataclasses.replace(
         row, fast=dataclasses.replace(row.fast, lora=str(lora), lora_weight="tiny-lightning.safetensors")
@@ -153,6 +136,51 @@ def test_a_missing_lora_offline_is_named_with_how_to_get_it(tiny, source):
     assert "HF_HUB_OFFLINE=1" in message and "--speed default" in message
     assert _speed.applied(default.pipeline()).preset is None  # nothing half-applied
     assert default.edit(source, PROMPT, seed=0, steps=1).size == source.size
+
+
+@pytest.fixture
+def hub_without_the_file(monkeypatch):
+    """A stand-in hub on 127.0.0.1 where every repository exists but has no file of the asked name; online."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from huggingface_hub import constants
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("X-Error-Message", "Entry not found")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_wrong_lora_file_name_fails_naming_the_listing_command(tiny, source, tmp_path, hub_without_the_file):
+    row = EDITORS["qwen-image-edit-2511"]
+    default, fast = at_speeds(tiny, row.name)
+    with pytest.raises(ThinkEditError) as refused:
+        fast.edit(source, PROMPT, seed=0, steps=1)
+    assert f"{row.fast.lora} has no file {row.fast.lora_weight}" in str(refused.value)
+    assert f"`hf models ls {row.fast.lora}`" in str(refused.value) and "--speed default" in str(refused.value)
+    (tmp_path / "lora").mkdir()  # a local folder without the file: its listing is `ls`
+    spec = dataclasses.replace(row, fast=dataclasses.replace(row.fast, lora=str(tmp_path / "lora")))
+    with pytest.raises(ThinkEditError, match=f"See the files it has with `ls {tmp_path / 'lora'}`"):
+        at_speeds(tiny, row.name, spec)[1].edit(source, PROMPT, seed=0, steps=1)
+    assert _speed.applied(default.pipeline()).preset is None
 
 
 def test_a_preset_that_fails_half_way_is_taken_off_again(tiny, source, monkeypatch):
@@ -281,4 +309,4 @@ def test_the_studios_speed_reaches_the_run_outside_public_mode_only(tmp_path, sc
         last = list(edit(scene, "make it brighter", max_turns=1, speed="fast"))[-1]
         assert last[viewer.trajectory]["settings"]["speed"] == recorded
     assert actions.editor_defaults("qwen-image-edit", "fast") == (8, 1.0)  # what the Speed dropdown fills in
-    assert actions.editor_defaults("qwen-image-edit", "default") == (50, 4.0)
+    assert actions.editor_defaults("qwen-image-edit", "default") == (40, 4.0)  # the 2509 model card's

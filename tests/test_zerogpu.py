@@ -1,10 +1,13 @@
 """ZeroGPU: each edit and critique of a local model is its own `spaces.GPU` slice, budgeted from its row; the
 run, its session, Stop and History stay in the main process."""
 
+import json
 import math
 import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 import time
 from contextlib import closing
 from dataclasses import replace
@@ -183,3 +186,47 @@ def test_preload_puts_the_editor_where_requests_find_it(on_zero_gpu, tmp_path, s
     edited = editor.backend.edit(scene, "make it red", seed=0, steps=2)
     assert edited.size == scene.size and runtime.CACHE.loads == before + 1
     runtime.CACHE.release(editor.cache_key)
+
+
+EMULATED_LOADS = """
+import json, sys
+import spaces  # first, as on a Space: its CUDA emulation covers the thread that imports it
+from thinkedit import runtime
+from thinkedit.config import Settings
+from thinkedit.registry import build_backend
+
+placed = {}
+for role, name, model, extra in json.loads(sys.argv[1]):
+    settings = Settings(device="cuda", dtype="bfloat16", offload="none", **{role: name, f"{role}_model": model}, **extra)
+    backend = build_backend(role, settings)
+    loaded = backend.load()[0] if role == "thinker" else backend.pipeline()
+    placed[name] = sorted({str(t.device) for m in runtime.modules_of(loaded) for t in m.parameters()})
+print(json.dumps(placed))
+"""
+
+
+def test_every_local_backend_loads_onto_zerogpus_emulated_cuda(tiny, tmp_path):
+    """ZeroGPU lets a Space put its models on "cuda" at start, before a GPU is attached, by a CUDA emulation that
+    covers only the thread that imported `spaces` (spaces 0.51.3, run here as it runs there). Every local editor
+    and the Qwen-VL thinker load through their own code there; the thinker's device_map="cuda" once made
+    transformers place weights from its worker threads and the Space failed at start."""
+    from tiny_qwen_vl import build_tiny_qwen_vl
+
+    editors = [name for name, spec in EDITORS.items() if spec.kind == "local" and spec.tiny]
+    cases = [("editor", name, str(tiny(EDITORS[name].tiny)), {}) for name in editors]
+    cases.append(("editor", "flux-kontext", str(tiny("flux-kontext")), {"editor_storage_dtype": "float8_e4m3fn"}))
+    cases.append(("thinker", "editthinker", str(build_tiny_qwen_vl(tmp_path / "thinker")), {}))
+    env = {
+        **os.environ,
+        "SPACES_ZERO_GPU": "true",
+        "SPACES_ZERO_DEVICE_API_URL": "http://127.0.0.1:9",  # never called: nothing launches here
+        "ZEROGPU_OFFLOAD_DIR": str(tmp_path / "packed"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", EMULATED_LOADS, json.dumps(cases)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    placed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(placed) == {*editors, "editthinker"}
+    assert all(devices == ["cuda:0"] for devices in placed.values()), placed

@@ -11,6 +11,8 @@ thinker tests' tiny Qwen2.5-VL.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -314,20 +316,59 @@ def build_tiny_pipeline(name: str, folder: str | Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
-def random_lora(pipe, folder: str | Path, weight_name: str, rank: int = 4, seed: int = 0) -> Path:
+def random_lora(
+    pipe, folder: str | Path, weight_name: str, rank: int = 4, seed: int = 0, published: bool = False
+) -> Path:
     """A LoRA of random weights (peft) on `pipe.transformer`'s attention projections, saved into `folder` the way
-    `load_lora_weights(folder, weight_name=...)` reads it; the transformer is left as it was."""
+    `load_lora_weights(folder, weight_name=...)` reads it; the transformer is left as it was.
+
+    `published`: in the key format the Lightning distillations are published in (lightx2v's Qwen-Image-Lightning:
+    `<layer>.lora_down.weight`, `<layer>.lora_up.weight` and `<layer>.alpha`, no `transformer.` prefix), which
+    diffusers converts as it loads."""
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
 
     torch.manual_seed(seed)
     targets = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
     config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
     pipe.transformer.add_adapter(config, adapter_name="random")
     layers = {
-        name: tensor.cpu()
+        name: tensor.detach().to("cpu", torch.bfloat16 if published else tensor.dtype).contiguous()
         for name, tensor in get_peft_model_state_dict(pipe.transformer, adapter_name="random").items()
     }
     pipe.transformer.unload_lora()
-    type(pipe).save_lora_weights(folder, transformer_lora_layers=layers, weight_name=weight_name)
+    if not published:
+        type(pipe).save_lora_weights(folder, transformer_lora_layers=layers, weight_name=weight_name)
+        return Path(folder)
+    renamed = {}
+    for name, tensor in layers.items():
+        layer = name.removesuffix(".lora_A.weight").removesuffix(".lora_B.weight")
+        renamed[name.replace(".lora_A.", ".lora_down.").replace(".lora_B.", ".lora_up.")] = tensor
+        renamed[f"{layer}.alpha"] = torch.tensor(float(rank), dtype=torch.bfloat16)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    save_file(renamed, str(Path(folder) / weight_name))
     return Path(folder)
+
+
+@contextmanager
+def denoiser_layer_calls(pipe) -> Iterator[list[int]]:
+    """Per call of the denoiser (transformer or UNet), how many linear layers of its blocks ran: a step a cache
+    predicts runs fewer."""
+    model = getattr(pipe, "transformer", None) or pipe.unet
+    passes, count = [], [0]
+    layers = [m for name, m in model.named_modules() if "blocks." in name and isinstance(m, torch.nn.Linear)]
+
+    def layer(*_) -> None:
+        count[0] += 1
+
+    def denoiser_pass(*_) -> None:
+        passes.append(count[0])
+        count[0] = 0
+
+    handles = [module.register_forward_hook(layer) for module in layers] + [model.register_forward_hook(denoiser_pass)]
+    try:
+        yield passes
+    finally:
+        for handle in handles:
+            handle.remove()

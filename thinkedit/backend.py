@@ -84,6 +84,7 @@ class BackendSpec:
     options: dict[str, Any] = field(default_factory=dict)  # other model-card defaults
     packages: tuple[str, ...] = ()  # import names that must be installed
     size_gb: float | None = None  # download size of the default checkpoint, for messages and the memory budget
+    denoiser_gb: float | None = None  # of that, the transformer's (or UNet's): what float8 storage halves
     gated: bool = False
     needs_url: bool = False  # remote backends that talk to a URL the operator configures
     inference_providers: bool = False  # remote backends on Hugging Face Inference Providers (hub + HF_TOKEN)
@@ -103,6 +104,12 @@ class BackendSpec:
         fast = self.preset(speed)
         steps = (fast and fast.steps) or self.steps
         return steps, fast.guidance if fast is not None and fast.guidance is not None else self.guidance
+
+    def held_gb(self, float8_storage: bool = False) -> float | None:
+        """GB the default checkpoint holds once loaded: its size, its denoiser at half with float8 storage."""
+        if self.size_gb is None:
+            return None
+        return self.size_gb - (self.denoiser_gb / 2 if float8_storage and self.denoiser_gb else 0.0)
 
     def load_class(self) -> type:
         module_name, _, class_name = self.target.partition(":")

@@ -133,6 +133,7 @@ class Settings:
     offload: str = "auto"
     speed: str = "default"  # "fast": opt-in speed-ups (thinkedit/editors/_speed.py); "default": today's path exactly
     memory_budget_gb: float | None = None
+    editor_storage_dtype: str | None = None  # float8_e4m3fn: a diffusers editor keeps its denoiser in 8 bits
     omnigen2_path: str | None = None  # a clone of github.com/VectorSpaceLab/OmniGen2: its code is not on PyPI
     thinker_image_side: int = 1024
     thinker_max_new_tokens: int = 4096  # what the EditThinker authors allow their thinker (vLLM max_tokens)

@@ -494,8 +494,8 @@ def _save(trajectory: Trajectory, emit: Callable[[Event], None]) -> None:
 def _message(exc: BaseException) -> str:
     if isinstance(exc, ThinkEditError):
         return str(exc)
-    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
-        return "The GPU ran out of memory. Try a smaller image, fewer steps, or --offload model / group / sequential."
+    if runtime.is_out_of_memory(exc):
+        return str(runtime.out_of_memory())
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -5,16 +5,28 @@ needs, a short card) and `thinkedit_settings.json` (the variant's defaults, whic
 reads at start). `python -m thinkedit space build --variant NAME --out DIR` writes app.py, the
 thinkedit package, assets/, requirements.txt, README.md and the settings file into DIR and checks it;
 `python -m thinkedit space check DIR` checks an existing folder.
+
+A ZeroGPU variant is also started the way ZeroGPU starts it: under the real `spaces` package's CUDA emulation
+(`SPACES_ZERO_GPU=true`, its device API a local stand-in), with tiny random checkpoints of the variant's editor and
+thinker built by the repository's test helpers, so that the models preload onto the emulated "cuda" and the
+`spaces.GPU` functions are reported at launch, as on the Space. Its torch pin must be one ZeroGPU supports, its
+preloaded models must fit ZeroGPU's "large" size, and a default run must fit a free account's daily quota.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +34,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from . import zerogpu
 from .config import SETTINGS_FILE, Settings, read_settings_file
 from .errors import BadInput, ThinkEditError
 
@@ -41,6 +54,7 @@ REQUIRED_KEYS = (
 MAX_SHORT_DESCRIPTION = 60  # the Hub refuses longer ones
 LFS_PATTERNS = ("*.png", "*.jpg", "*.jpeg", "*.webp", "*.ttf", "*.otf")  # binary files a git push must send by LFS
 START_TIMEOUT_S = 180  # starting the app imports gradio and builds the page
+ZERO_GPU_TORCH = ("2.8.0", "2.9.1", "2.10.0", "2.11.0")  # the hub's ZeroGPU page, "Supported Versions"
 
 
 def variants() -> list[str]:
@@ -64,9 +78,11 @@ def build(variant: str, out: str | Path) -> Path:
     if (PROJECT / "assets").is_dir():
         shutil.copytree(PROJECT / "assets", out / "assets", ignore=ignore)
     shutil.copy2(CONFIGS / variant / SETTINGS_FILE, out / SETTINGS_FILE)
-    (out / "requirements.txt").write_text("\n".join(requirement_lines(config["requirements"])) + "\n")
+    lines = requirement_lines(config["requirements"], config.get("pins", []))
+    (out / "requirements.txt").write_text("\n".join(lines) + "\n")
     front_matter = yaml.safe_dump(config["front_matter"], sort_keys=False, allow_unicode=True)
-    (out / "README.md").write_text(f"---\n{front_matter}---\n\n{config['card'].strip()}\n", encoding="utf-8")
+    card = config["card"].strip().format_map(card_values(out))
+    (out / "README.md").write_text(f"---\n{front_matter}---\n\n{card}\n", encoding="utf-8")
     (out / ".gitattributes").write_text("".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LFS_PATTERNS))
     problems = check(out)
     if problems:
@@ -74,15 +90,33 @@ def build(variant: str, out: str | Path) -> Path:
     return out
 
 
-def requirement_lines(wanted: str | list[str]) -> list[str]:
-    """The project's pinned requirement lines for the named packages ("all": every line)."""
+def requirement_lines(wanted: str | list[str], replaced: list[str] = ()) -> list[str]:
+    """The project's pinned requirement lines for the named packages ("all": every line), with the lines in
+    `replaced` taking the place of the project's for their packages (a ZeroGPU Space's torch)."""
     pins = {_package(line): line for line in _requirements(PROJECT / "requirements.txt")}
-    if wanted == "all":
-        return list(pins.values())
-    missing = [name for name in wanted if _normal(name) not in pins]
+    unknown = [line for line in replaced if _package(line) not in pins]
+    if unknown:
+        raise ThinkEditError(f"pins {', '.join(unknown)} name packages requirements.txt does not have.")
+    chosen = list(pins) if wanted == "all" else [_normal(name) for name in wanted]
+    missing = [name for name in chosen if name not in pins]
     if missing:
         raise ThinkEditError(f"requirements.txt has no line for {', '.join(missing)}; add it there first.")
-    return [pins[_normal(name)] for name in wanted]
+    pins |= {_package(line): line for line in replaced}
+    return [pins[name] for name in chosen]
+
+
+def card_values(folder: Path) -> dict[str, int]:
+    """What a ZeroGPU card states (`{name}` in its text): each call's GPU seconds (`zerogpu.budget` of the folder's
+    settings) and the GB its models preload; nothing for a Space without a local editor."""
+    from .editors import EDITORS
+    from .thinkers import THINKERS
+
+    settings = Settings(**read_settings_file(str(folder / SETTINGS_FILE)))
+    editor, thinker = EDITORS.get(settings.editor), THINKERS.get(settings.thinker)
+    if editor is None or thinker is None or editor.kind != "local":
+        return {}
+    held = preloaded_gb(editor, settings) + preloaded_gb(thinker, settings)
+    return zerogpu.budget(editor, thinker, settings) | {"preloaded_gb": round(held)}
 
 
 def pinned_gradio() -> str:
@@ -122,8 +156,11 @@ def check(folder: str | Path, *, start_app: bool = True) -> list[str]:
         problems.append(f"app_file {app_file} is not in the folder")
     problems += _requirements_problems(folder, pinned)
     problems += _backend_problems(folder, meta)
+    zero = str(meta.get("suggested_hardware", "")).startswith("zero-")
+    if zero and not problems:
+        problems += zero_gpu_problems(folder)
     if start_app and not problems:
-        problems += _start_problems(folder, app_file)
+        problems += _start_problems(folder, app_file, zero)
     return problems
 
 
@@ -263,9 +300,75 @@ def _backend_problems(folder: Path, meta: dict) -> list[str]:
     return problems
 
 
-def _start_problems(folder: Path, app_file: str) -> list[str]:
-    """Start the app as the Space will (`python app.py` in the folder), with gradio's `launch` stubbed out
-    and the project's packages that the Space will not install made unimportable."""
+def zero_gpu_problems(folder: Path) -> list[str]:
+    """A ZeroGPU folder pins a torch ZeroGPU runs, preloads no more than its "large" size holds, and a default run
+    fits a free account's daily quota (`zerogpu.budget`)."""
+    from .editors import EDITORS
+    from .thinkers import THINKERS
+
+    problems = []
+    torch = _installed_pins(folder, {}).get("torch")
+    if torch not in ZERO_GPU_TORCH:
+        problems.append(
+            f"requirements.txt pins torch {torch or '(none)'}, which ZeroGPU does not run: pin one of "
+            f"{', '.join(ZERO_GPU_TORCH)} (and the torchvision made for it) in the variant's pins"
+        )
+    settings = Settings(**read_settings_file(str(folder / SETTINGS_FILE)))
+    held = preloaded_gb(EDITORS[settings.editor], settings) + preloaded_gb(THINKERS[settings.thinker], settings)
+    if held > zerogpu.LARGE_LIMIT_GB:
+        problems.append(
+            f"the preloaded models hold about {held:.1f} GB, more than ZeroGPU's large size "
+            f"({zerogpu.LARGE_LIMIT_GB:.1f} GB): every call would run xlarge and count twice against a visitor's "
+            "quota; keep the editor's denoiser in float8 (editor_storage_dtype) or choose smaller models"
+        )
+    costs = card_values(folder)
+    if costs and costs["counted_run_s"] > zerogpu.FREE_DAILY_S:
+        problems.append(
+            f"a default run of {costs['turns']} turns counts {costs['counted_run_s']} s of ZeroGPU quota, more than "
+            f"a free account's daily {zerogpu.FREE_DAILY_S} s: lower max_turns, thinker_max_new_tokens or the steps"
+        )
+    return problems
+
+
+def preloaded_gb(spec, settings: Settings) -> float:
+    """GB a local row's default checkpoint holds on the GPU with these settings; 0 for backends that hold nothing."""
+    if spec.kind != "local":
+        return 0.0
+    return spec.held_gb(float8_storage=bool(settings.editor_storage_dtype)) or 0.0
+
+
+def _start_problems(folder: Path, app_file: str, zero: bool = False) -> list[str]:
+    """Start the app as the Space will (`python app.py` in the folder), with gradio's `launch` stubbed out and the
+    project's packages that the Space will not install made unimportable; on ZeroGPU hardware, under `spaces`'
+    emulation with tiny checkpoints, checking that the local models preloaded and that `spaces` reported its
+    GPU functions at launch."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("THINKEDIT_SETTINGS_FILE", None)  # the folder's own settings file is the one under test
+    env.pop("SPACES_ZERO_GPU", None)
+    with tempfile.TemporaryDirectory(prefix="thinkedit-space-check-") as scratch:
+        reports: list[str] = []
+        preloads = 0
+        if zero:
+            try:
+                zero_env, preloads = _tiny_zero_gpu(folder, Path(scratch))
+            except ThinkEditError as exc:
+                return [str(exc)]
+            env |= zero_env
+            with _device_api(reports) as api:
+                problem = _run_probe(folder, app_file, env | {"SPACES_ZERO_DEVICE_API_URL": api}, preloads)
+        else:
+            problem = _run_probe(folder, app_file, env, preloads)
+    if problem:
+        return [problem]
+    if zero and "/startup-report" not in reports:
+        return [
+            "the app launched before any spaces.GPU function existed, so spaces reported none to ZeroGPU "
+            "and the Space would never get a GPU"
+        ]
+    return []
+
+
+def _run_probe(folder: Path, app_file: str, env: dict[str, str], preloads: int) -> str | None:
     probe = f"""
 import pathlib, runpy, sys
 sys.modules.update(dict.fromkeys({missing_on_space(folder)!r}))
@@ -276,26 +379,96 @@ launched = []
 gradio.Blocks.launch = lambda self, *args, **kwargs: launched.append(kwargs)
 runpy.run_path({app_file!r}, run_name="__main__")
 import thinkedit
+from thinkedit import runtime
 if not pathlib.Path(thinkedit.__file__).resolve().is_relative_to(pathlib.Path(".").resolve()):
     sys.exit(3)
+if runtime.CACHE.loads < {preloads}:
+    sys.exit(5)
 sys.exit(0 if launched else 4)
 """
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("THINKEDIT_SETTINGS_FILE", None)  # the folder's own settings file is the one under test
     try:
         done = subprocess.run(
             [sys.executable, "-c", probe], cwd=folder, env=env, capture_output=True, text=True, timeout=START_TIMEOUT_S
         )
     except subprocess.TimeoutExpired:
-        return [f"starting {app_file} took longer than {START_TIMEOUT_S} s"]
-    if done.returncode == 3:
-        return ["the app imported another thinkedit package than the folder's own"]
-    if done.returncode == 4:
-        return [f"{app_file} ran but never launched a gradio app"]
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        return [f"{app_file} does not start: {last}"]
-    return []
+        return f"starting {app_file} took longer than {START_TIMEOUT_S} s"
+    if done.returncode == 0:
+        return None
+    reasons = {
+        3: "the app imported another thinkedit package than the folder's own",
+        4: f"{app_file} ran but never launched a gradio app",
+        5: f"{app_file} launched without preloading its local models",
+    }
+    return reasons.get(done.returncode, f"{app_file} does not start: {last_error(done.stderr)}")
+
+
+def last_error(stderr: str) -> str:
+    """The line of a traceback that names the exception (its message may go on for lines), else the last line."""
+    lines = stderr.strip().splitlines() or ["(no message)"]
+    named = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", line)]
+    return (named or lines)[-1]
+
+
+def _tiny_zero_gpu(folder: Path, scratch: Path) -> tuple[dict[str, str], int]:
+    """The environment of a ZeroGPU start with tiny random checkpoints of the folder's local backends, built in
+    `scratch` by the repository's test helpers, and how many models it must preload."""
+    from .editors import EDITORS
+    from .thinkers import THINKERS
+
+    if importlib.util.find_spec("spaces") is None:
+        raise ThinkEditError(
+            "the ZeroGPU start cannot be checked: the spaces package is not installed here (pip install -e '.[test]')"
+        )
+    tests = PROJECT / "tests"
+    if not (tests / "tiny_pipelines.py").is_file():
+        raise ThinkEditError(
+            "the ZeroGPU start is checked with the repository's tests/ helpers: run it from a source checkout"
+        )
+    settings = Settings(**read_settings_file(str(folder / SETTINGS_FILE)))
+    sys.path.insert(0, str(tests))
+    try:
+        from tiny_pipelines import build_tiny_pipeline
+        from tiny_qwen_vl import build_tiny_qwen_vl
+    finally:
+        sys.path.remove(str(tests))
+    env = {
+        "SPACES_ZERO_GPU": "true",
+        "ZEROGPU_OFFLOAD_DIR": str(scratch / "packed"),  # where spaces writes the preloaded tensors at launch
+        "ZEROGPU_MMAP_AUTOPRUNE_PATTERN": str(scratch / "never" / "*"),  # it deletes the files it matches
+        "CUDA_VISIBLE_DEVICES": "",  # the emulation alone, on any machine
+    }
+    editor, thinker = EDITORS[settings.editor], THINKERS[settings.thinker]
+    if editor.kind == "local":
+        if not editor.tiny:
+            raise ThinkEditError(f"the ZeroGPU start cannot be checked: {editor.name} has no tiny build")
+        env["THINKEDIT_EDITOR_MODEL"] = str(build_tiny_pipeline(editor.tiny, scratch / "editor"))
+    if thinker.kind == "local":
+        env["THINKEDIT_THINKER_MODEL"] = str(build_tiny_qwen_vl(scratch / "thinker"))
+    return env, sum(spec.kind == "local" for spec in (editor, thinker))
+
+
+@contextmanager
+def _device_api(reports: list[str]) -> Iterator[str]:
+    """A stand-in for ZeroGPU's device API on 127.0.0.1 that records what `spaces` posts to it; its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            reports.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def missing_on_space(folder: Path) -> list[str]:

@@ -1,6 +1,9 @@
 """ZeroGPU: every edit and every critique of a local model runs in its own short `spaces.GPU` slice.
 
-On a ZeroGPU Space (`SPACES_ZERO_GPU` true and the `spaces` package installed):
+On a ZeroGPU Space (`SPACES_ZERO_GPU` true and the `spaces` package installed), `app.py` before launch:
+- `decorate_slices()` imports `spaces` (which patches torch with its CUDA emulation) and makes the `spaces.GPU`
+  functions. `spaces` reports them to ZeroGPU when the app launches, and reports nothing when there are none
+  (the Space then never gets a GPU), so they exist before launch, not at the first request.
 - `preload(backends)` builds the local models at start, in the main process. ZeroGPU runs each
   `spaces.GPU` call in a forked worker, so a model first loaded inside a call would be loaded again on
   every request; loaded before, it is inherited, and ZeroGPU defers its `.to("cuda")` until a GPU is attached.
@@ -24,13 +27,21 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any
 
-from .backend import is_local, name_of
+from .backend import BackendSpec, is_local, name_of
+from .config import Settings
 from .errors import Cancelled, ThinkEditError
 
 MAX_DURATION_S = 300  # the most one ZeroGPU call may ask for
 MARGIN_S = 10  # attaching the GPU, moving preloaded weights onto it, VAE decode
 HEADROOM = 1.2  # estimates are from an H200 slice; leave room for slower calls
 THINKER_PREFILL_S = 1.5  # two images at 1024² through the vision tower
+# What ZeroGPU does with a request, on its current cards (RTX Pro 6000 Blackwell; spaces 0.51.3 zero/configs.json
+# and the hub's ZeroGPU page): a "large" call (half a card, 48 GB) is scheduled for 1.5× the seconds it asks, which
+# must fit in what is left of the visitor's quota; a Space whose preloaded weights pass 45.1 GB runs every call
+# "xlarge" (a whole card), which counts twice. A free account's daily quota is 5 minutes.
+DURATION_FACTOR = 1.5
+LARGE_LIMIT_GB = 45.097156608
+FREE_DAILY_S = 300
 
 
 def on_zero_gpu() -> bool:
@@ -45,17 +56,43 @@ def edit_seconds(editor: Any, steps: int | None) -> int:
     `--speed fast` asks less only through its steps (a few-step LoRA): a cache's savings depend on the image.
     """
     spec = editor.spec
-    return _seconds((steps or getattr(editor, "default_steps", None) or spec.steps or 0) * spec.seconds_per_step)
+    return edit_estimate(spec, steps or getattr(editor, "default_steps", None) or spec.steps or 0)
 
 
 def think_seconds(thinker: Any) -> int:
     """GPU seconds one critique may need: the prefill plus every token it may write at the row's speed."""
     tokens = getattr(thinker, "generation", {}).get("max_new_tokens") or thinker.settings.thinker_max_new_tokens
-    return _seconds(THINKER_PREFILL_S + tokens / thinker.spec.tokens_per_second)
+    return think_estimate(thinker.spec, tokens)
+
+
+def edit_estimate(spec: BackendSpec, steps: int) -> int:
+    return _seconds(steps * spec.seconds_per_step)
+
+
+def think_estimate(spec: BackendSpec, tokens: int) -> int:
+    return _seconds(THINKER_PREFILL_S + tokens / spec.tokens_per_second)
 
 
 def _seconds(work: float) -> int:
     return min(MAX_DURATION_S, math.ceil(MARGIN_S + HEADROOM * work))
+
+
+def budget(editor: BackendSpec, thinker: BackendSpec, settings: Settings) -> dict[str, int]:
+    """What a default request of these rows and settings asks ZeroGPU for: seconds per edit and per critique, as
+    asked and as ZeroGPU counts them (`DURATION_FACTOR`), and for a whole run of `max_turns` turns as counted."""
+    steps, tokens = editor.defaults(settings.speed)[0] or 0, settings.thinker_max_new_tokens
+    edit = edit_estimate(editor, steps)
+    think = think_estimate(thinker, tokens) if thinker.kind == "local" else 0
+    return {
+        "steps": steps,
+        "tokens": tokens,
+        "edit_s": edit,
+        "critique_s": think,
+        "counted_edit_s": math.ceil(edit * DURATION_FACTOR),
+        "counted_critique_s": math.ceil(think * DURATION_FACTOR),
+        "turns": settings.max_turns,
+        "counted_run_s": settings.max_turns * (math.ceil(edit * DURATION_FACTOR) + math.ceil(think * DURATION_FACTOR)),
+    }
 
 
 def preload(backends: list[Any]) -> list[str]:
@@ -65,8 +102,7 @@ def preload(backends: list[Any]) -> list[str]:
     will use. Local backends build their model through `runtime.load` (thinkers in `load()`, diffusers
     editors in `pipeline()`), so later calls find it in the process-wide cache under the same key.
     """
-    import spaces  # noqa: F401 - patches torch before any model is placed on cuda
-
+    decorate_slices()  # spaces first: it patches torch before any model is placed on cuda
     loaded = []
     for backend in backends:
         if not is_local(backend):
@@ -102,15 +138,13 @@ class Sliced:
         return getattr(self.backend, name)
 
     def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
-        return _follow(_slice("edit", edit_duration), (self.backend, image, prompt, seed, steps, guidance), on_step)
+        return _follow(decorate_slices()["edit"], (self.backend, image, prompt, seed, steps, guidance), on_step)
 
     def critique(self, source, edited, instruction, prompt, *, on_token=None):
-        return _follow(
-            _slice("critique", critique_duration), (self.backend, source, edited, instruction, prompt), on_token
-        )
+        return _follow(decorate_slices()["critique"], (self.backend, source, edited, instruction, prompt), on_token)
 
     def polish(self, source, instruction, *, on_token=None):
-        return _follow(_slice("polish", polish_duration), (self.backend, source, instruction), on_token)
+        return _follow(decorate_slices()["polish"], (self.backend, source, instruction), on_token)
 
 
 def edit_duration(editor, image, prompt, seed, steps, guidance) -> int:
@@ -139,23 +173,30 @@ def _run_polish(thinker, source, instruction) -> Iterator[tuple[str, Any]]:
     return _in_thread(lambda report: thinker.polish(source, instruction, on_token=report))
 
 
-_TASKS = {"edit": _run_edit, "critique": _run_critique, "polish": _run_polish}
+_TASKS = {
+    "edit": (_run_edit, edit_duration),
+    "critique": (_run_critique, critique_duration),
+    "polish": (_run_polish, polish_duration),
+}
 _SLICES: dict[str, Callable] = {}
 
 
-def _slice(kind: str, duration: Callable[..., int]) -> Callable:
-    """`spaces.GPU(duration=duration)` of the generator for `kind`, made once (spaces is imported only here)."""
-    if kind not in _SLICES:
+def decorate_slices() -> dict[str, Callable]:
+    """`spaces.GPU(duration=...)` of the generator of each kind of call, made once (spaces is imported only here)."""
+    if not _SLICES:
         import spaces
 
-        task = _TASKS[kind]
+        for kind, (task, duration) in _TASKS.items():
+            _SLICES[kind] = spaces.GPU(duration=duration)(_generator(kind, task))
+    return _SLICES
 
-        def run_slice(*args):  # a generator function: spaces streams what it yields back to this process
-            yield from task(*args)
 
-        run_slice.__name__ = f"thinkedit_{kind}"
-        _SLICES[kind] = spaces.GPU(duration=duration)(run_slice)
-    return _SLICES[kind]
+def _generator(kind: str, task: Callable[..., Iterator]) -> Callable[..., Iterator]:
+    def run_slice(*args):  # a generator function: spaces streams what it yields back to this process
+        yield from task(*args)
+
+    run_slice.__name__ = f"thinkedit_{kind}"
+    return run_slice
 
 
 def _follow(gpu_call: Callable, args: tuple, callback: Callable | None) -> Any:

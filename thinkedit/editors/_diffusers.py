@@ -63,7 +63,8 @@ class DiffusersEditor:
     def cache_key(self) -> tuple:
         device = runtime.pick_device(self.settings)
         dtype = str(runtime.pick_dtype(self.settings, device))
-        return (self.spec.name, self.model, self.pipeline_name, device, dtype, self.settings.offload)
+        storage = self.settings.editor_storage_dtype
+        return (self.spec.name, self.model, self.pipeline_name, device, dtype, storage, self.settings.offload)
 
     @property
     def default_steps(self) -> int | None:
@@ -78,12 +79,14 @@ class DiffusersEditor:
 
         Requests at either speed share the one loaded pipeline: each switches it to its own (`_speed.switch`).
         """
-        size = runtime.estimate_gb(self.model, self.spec.size_gb if self.model == self.spec.model else None)
+        download = runtime.estimate_gb(self.model, self.spec.size_gb if self.model == self.spec.model else None)
+        held = self.spec.held_gb(float8_storage=bool(self.settings.editor_storage_dtype))
+        size = held if self.model == self.spec.model else download  # what it will hold once loaded
         device = runtime.pick_device(self.settings)
         offload = runtime.choose_offload(self.settings, size, device)
         pipe = runtime.load(
             self.cache_key,
-            lambda: self._load(device, offload, size),
+            lambda: self._load(device, offload, download),
             size_gb=size,
             settings=self.settings,
             offload=offload,
@@ -102,18 +105,14 @@ class DiffusersEditor:
         if runtime.offline() and weights_location(self.model) is None:
             raise runtime.missing_weights(self.model, size_gb, gated=gated)
         dtype = runtime.pick_dtype(self.settings, device)
+        storage = runtime.pick_storage_dtype(self.settings)
         with runtime.friendly_errors(f"loading {self.model}", self.model, size_gb, offload=offload, gated=gated):
             pipe = pipeline_class.from_pretrained(
                 self.model, dtype=dtype, token=hf_token(), **self.from_pretrained_options(dtype)
             )
-            if offload == "model":
-                pipe.enable_model_cpu_offload(device=device)
-            elif offload == "group":  # layer by layer, the next one copied in on a CUDA stream while one runs
-                pipe.enable_group_offload(device, offload_type="leaf_level", use_stream=device.startswith("cuda"))
-            elif offload == "sequential":
-                pipe.enable_sequential_cpu_offload(device=device)
-            else:
-                pipe.to(device)
+            if storage is not None:  # diffusers' layerwise casting: stored in 8 bits, each layer computed in `dtype`
+                _speed.denoiser(pipe).enable_layerwise_casting(storage_dtype=storage, compute_dtype=dtype)
+            runtime.place(pipe, device, offload)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

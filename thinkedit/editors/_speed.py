@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .. import runtime
 from ..backend import FastPreset
+from ..errors import ThinkEditError
 from ..registry import weights_location
 
 ADAPTER = "thinkedit-fast"  # the LoRA's adapter name on the pipeline
@@ -97,6 +99,16 @@ def _load_lora(pipe, preset: FastPreset, token: str | None) -> None:
         pipe.load_lora_weights(preset.lora, weight_name=preset.lora_weight, adapter_name=ADAPTER, token=token)
     except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError):
         raise missing from None
+    except OSError as exc:  # diffusers' words for a repository or folder that is there without that file
+        if not any(phrase in str(exc) for phrase in ("does not appear to have a file named", "no file named")):
+            raise
+        local = Path(preset.lora).expanduser().is_dir()
+        listing = f"ls {preset.lora}" if local else f"hf models ls {preset.lora}"
+        raise ThinkEditError(
+            f"{preset.lora} has no file {preset.lora_weight}, the few-step LoRA that --speed fast loads for this "
+            f"editor. See the files it has with `{listing}` and correct `lora_weight` in the editor's row "
+            "(thinkedit/editors/__init__.py), or use --speed default."
+        ) from None
 
 
 @contextmanager

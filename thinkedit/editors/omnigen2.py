@@ -84,7 +84,8 @@ class OmniGen2Editor(DiffusersEditor):
         return {
             "prompt": prompt,
             "input_images": [image],
-            "negative_prompt": options.get("negative_prompt"),
+            "negative_prompt": options["negative_prompt"],
+            "max_sequence_length": options["max_sequence_length"],
             "text_guidance_scale": guidance,
             "image_guidance_scale": options.get("image_guidance_scale", 1.5),
             "height": image.height,

@@ -124,8 +124,8 @@ def _load(
         raise runtime.missing_weights(checkpoint, size_gb, flag)
     with runtime.friendly_errors(f"loading {checkpoint}", checkpoint, size_gb, offload=offload, flag=flag):
         processor = AutoProcessor.from_pretrained(checkpoint, token=hf_token())
-        placement = {"device_map": device} if offload == "none" else {}  # offloaded: waits in CPU memory
-        model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, token=hf_token(), **placement)
+        model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, token=hf_token())
+        runtime.place(model, device, offload)  # on the CPU first: see thinkedit/runtime/offload.py
     return model.eval(), processor, offload
 
 
