@@ -104,9 +104,11 @@ class Sliced:
     def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
         return _follow(_slice("edit", edit_duration), (self.backend, image, prompt, seed, steps, guidance), on_step)
 
-    def critique(self, source, edited, instruction, prompt, *, on_token=None):
+    def critique(self, source, edited, instruction, prompt, *, on_token=None, feedback=None):
         return _follow(
-            _slice("critique", critique_duration), (self.backend, source, edited, instruction, prompt), on_token
+            _slice("critique", critique_duration),
+            (self.backend, source, edited, instruction, prompt, feedback),
+            on_token,
         )
 
     def polish(self, source, instruction, *, on_token=None):
@@ -131,8 +133,9 @@ def _run_edit(editor, image, prompt, seed, steps, guidance) -> Iterator[tuple[st
     )
 
 
-def _run_critique(thinker, source, edited, instruction, prompt) -> Iterator[tuple[str, Any]]:
-    return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report))
+def _run_critique(thinker, source, edited, instruction, prompt, feedback=None) -> Iterator[tuple[str, Any]]:
+    asked = {"feedback": feedback} if feedback is not None else {}  # only when set, as the loop asks
+    return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report, **asked))
 
 
 def _run_polish(thinker, source, instruction) -> Iterator[tuple[str, Any]]:
