@@ -28,12 +28,11 @@ ANY_TURN = (1, 10**6)  # turn numbers a request may name (a run holds at most sc
 def open_run(path: str | Path, unpack_to: str | Path | None = None) -> SavedRun:
     """A saved run to go on from (a folder, or a zip unpacked into `unpack_to`); `BadInput` while its first request
     is still making its turns."""
-    saved = load_run(path, unpack_to)
-    if still_running(saved.path):
+    if Path(path).is_dir() and still_running(Path(path)):  # before its first turn is saved, too
         raise BadInput(
-            f"The run {saved.path.name} is still making its turns; go on from it when it has finished (or stop it)."
+            f"The run {Path(path).name} is still making its turns; go on from it when it has finished (or stop it)."
         )
-    return saved
+    return load_run(path, unpack_to)
 
 
 def run_settings(settings: Settings, saved: SavedRun) -> Settings:
