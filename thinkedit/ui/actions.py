@@ -276,12 +276,13 @@ def own_run(run: Any, session: Session, settings: Settings) -> Path:
     any run in the runs folder. A visitor of a public page goes on from their own runs only."""
     if not isinstance(run, str) or not run.strip():
         raise refused("Name the run to go on from: its id, the run_dir of its trajectory.", settings.public)
-    owned = session.owns(run.strip())
+    run = run.strip()
+    owned = session.owns(run) if not settings.public or Path(run).name == run else None  # a public page: ids only
     if owned is not None:
         return owned
     if settings.public:
         raise refused("That run is not one of this session's runs; here you go on from your own runs only.", True)
-    return confined(run.strip(), settings)
+    return confined(run, settings)
 
 
 def in_runs_folder(saved, settings: Settings) -> Path:
@@ -339,7 +340,7 @@ def make_rate(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
     return handler(RATE_FIELDS, rate, doc)
 
 
-def open_side(trajectories: Any, side: str, session: Session | None, settings: Settings, viewer: Viewer) -> dict:
+def open_side(trajectories: Any, session: Session | None, *, side: str, settings: Settings, viewer: Viewer) -> dict:
     """One side of a comparison opened in the Studio's viewer, to go on from its turns there."""
     session = session or Session()
     record = trajectories.get(side) if isinstance(trajectories, dict) else None

@@ -182,7 +182,7 @@ def studio_tab(
                 stop = gr.Button("Stop", variant="stop", elem_id="te-stop")
             if example_rows := examples():
                 gr.Examples(example_rows, [image, instruction], label="Examples", examples_per_page=4)
-        with gr.Column(scale=3, min_width=420):
+        with gr.Column(scale=3, min_width=420, elem_id="te-view"):
             panel: dict[str, Any] = {}
             viewer = run_viewer(below_prompt=lambda: panel.update(steering_panel()))
 
@@ -264,9 +264,10 @@ def steering_panel() -> dict[str, Any]:
             panel["continue"] = gr.Button("Continue", variant="primary", elem_id="te-continue")
             panel["send_feedback"] = gr.Button("Send feedback", elem_id="te-send-feedback")
             panel["build_on"] = gr.Button("Build on this", elem_id="te-build-on")
-            panel["accept"] = gr.Button("Accept", elem_id="te-accept")
-            panel["up"] = gr.Button("👍", elem_id="te-up")
-            panel["down"] = gr.Button("👎", elem_id="te-down")
+        with gr.Row(elem_classes="te-steer-buttons"):
+            panel["accept"] = gr.Button("Accept (my pick)", elem_id="te-accept")
+            panel["up"] = gr.Button("Rate up", elem_id="te-up")
+            panel["down"] = gr.Button("Rate down", elem_id="te-down")
     return panel
 
 

@@ -30,7 +30,7 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
 TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By"]
 WHO = {"instruction": "instruction", "thinker": "thinker", "person": "you"}  # the By column: who wrote the prompt
-RATING_MARKS = {"up": " 👍", "down": " 👎"}
+RATING_MARKS = {"up": " · rated up", "down": " · rated down"}
 
 
 @dataclass
@@ -277,10 +277,10 @@ class RunView:
         record = self.shown_record
         reason = loop.stop_message(record)
         turns = len(record["turns"])
-        plural = "s" if turns != 1 else ""
-        text = f"Finished after {turns} turn{plural} in {record['seconds']:.1f} s: {reason}."
+        plural, done = "s" if turns != 1 else "", "Paused" if record.get("stop_reason") == "step" else "Finished"
+        text = f"{done} after {turns} turn{plural} in {record['seconds']:.1f} s: {reason}."
         if self.max_turns is None:  # a continuation: its seconds are its own, the turns the whole run's
-            text = f"Finished in {record['seconds']:.1f} s; the run holds {turns} turn{plural}: {reason}."
+            text = f"{done} in {record['seconds']:.1f} s; the run holds {turns} turn{plural}: {reason}."
         if record.get("error"):
             text += f" {record['error']}"
         if record.get("warnings"):  # the loop warns only when the run could not be saved
