@@ -395,6 +395,16 @@ def test_more_bad_continuations(old_run, tmp_path, capsys):
         steer.plan(saved, 1, feedback="less", thinker=ScriptedThinker([(1, 1, "x")]))
 
 
+def test_who_wrote_each_prompt_is_recorded(scene):
+    thinker = ScriptedThinker([(4, 4, "brighter by 30%"), (9, 9, "brighter by 30%")], polished="brighten it by 20%")
+    polished = loop.make_request(scene, "make it brighter", max_turns=2, first_turn="polish")
+    *_, last = loop.run(RecordingEditor(), thinker, polished)
+    assert [(t.by, t.parent) for t in last.trajectory.turns] == [("thinker", None), ("thinker", 1)]
+    plain = loop.make_request(scene, "make it brighter", max_turns=1)
+    *_, last = loop.run(RecordingEditor(), ScriptedThinker([(4, 4, "x")]), plain)
+    assert last.trajectory.turns[0].by == "instruction"
+
+
 def test_a_thinker_written_before_feedback_still_goes_on_with_prompts(scene, tmp_path):
     """The loop passes `feedback=` only when there is some: a thinker without it goes on from a prompt as before."""
     run = tmp_path / "run"
@@ -562,6 +572,12 @@ def test_pairs_of_a_new_stage_have_its_source_and_instruction(old_run, tmp_path,
         same_pixels(Image.open(tmp_path / line["source"]), Image.open(old_run / "turn_02.png")) for line in staged
     )
     assert all({line["chosen_turn"], line["rejected_turn"]} == {3, 4} for line in staged), "pairs never cross stages"
+    sft = tmp_path / "sft.json"
+    export(old_run, sft, "sft")
+    third = json.loads(sft.read_text())[2]  # turn 3: the new stage's first turn
+    assert "make it brighter" in third["messages"][0]["content"] and OLD not in third["messages"][0]["content"]
+    assert same_pixels(Image.open(tmp_path / third["images"][0]), Image.open(old_run / "turn_02.png"))
+    assert third["by"] == "person", "turn 4 went on from turn 3 with the person's prompt"
 
 
 def test_sft_answers_with_the_persons_edited_prompt_marked_by_person(old_run, tmp_path, capsys):

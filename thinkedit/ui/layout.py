@@ -356,7 +356,6 @@ def compare_tab(
     studio: tuple[actions.Viewer, gr.Number, gr.Tabs],
 ) -> None:
     """One image and instruction, two ways at once, same seed; either side opens in the Studio to go on from it."""
-    viewer, turn, tabs = studio
     gr.Markdown("One image and instruction, two ways at once, same seed.")
     controls = {}  # field name (actions.COMPARE_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
@@ -419,7 +418,13 @@ def compare_tab(
         **run_options(settings),
     )
     stop.click(partial(session.stop, which="compare"), state, None, queue=False, api_visibility="private")
-    for side, button in go_on.items():
+    go_on_in_studio(settings, go_on, trajectories, state, studio)
+
+
+def go_on_in_studio(settings: Settings, buttons: dict, trajectories: gr.JSON, state: gr.State, studio: tuple) -> None:
+    """Each side's button opens its run in the Studio, its newest turn chosen to go on from."""
+    viewer, turn, tabs = studio
+    for side, button in buttons.items():
         button.click(
             partial(actions.open_side, side=side, settings=settings, viewer=viewer),
             [trajectories, state],
