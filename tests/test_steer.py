@@ -52,8 +52,22 @@ def old_run(cat, tmp_path, capsys) -> Path:
     return run
 
 
+def go_on(capsys, run: Path, turn: int, *args: str) -> tuple[int, str, str]:
+    """`edit --continue RUN --from-turn TURN` and more flags."""
+    return edit(capsys, "--continue", str(run), "--from-turn", str(turn), *args)
+
+
 def record_of(run: Path) -> dict:
     return store.load_run(run).record
+
+
+def two_turns(scene, tmp_path) -> Path:
+    """A saved run of two scripted turns on the scene, neither good enough."""
+    run = tmp_path / "run"
+    request = loop.make_request(scene, "make it brighter", max_turns=2)
+    thinker = ScriptedThinker([(4, 4, "brighter by 30%"), (5, 5, "brighter by 40%")])
+    list(loop.run(RecordingEditor(), thinker, request, run_dir=run))
+    return run
 
 
 def turn_image(run: Path, index: int) -> Image.Image:
@@ -91,7 +105,7 @@ def test_feedback_on_turn_2_lowers_the_sepia_of_the_next_turn_and_keeps_the_vign
 
 def test_an_edited_prompt_from_turn_2_is_the_persons_and_the_numbering_goes_on(old_run, capsys, editor):
     mine = "apply a sepia tone at 30% strength and add a vignette at 35% strength"
-    code, out, _ = edit(capsys, "--continue", str(old_run), "--from-turn", "2", "--prompt", mine)
+    code, out, _ = go_on(capsys, old_run, 2, "--prompt", mine)
     assert code == 0 and "Going on from turn 2" in out and "your prompt" in out
     third = record_of(old_run)["turns"][2]
     assert (third["index"], third["parent"], third["by"], third["prompt"]) == (3, 2, "person", mine)
@@ -107,7 +121,7 @@ def test_an_edited_prompt_from_turn_2_is_the_persons_and_the_numbering_goes_on(o
 
 
 def test_with_neither_prompt_nor_feedback_it_goes_on_with_the_refined_prompt_as_a_sibling(old_run, capsys):
-    code, _, _ = edit(capsys, "--continue", str(old_run), "--from-turn", "1")
+    code, _, _ = go_on(capsys, old_run, 1)
     assert code == 0
     record = record_of(old_run)
     first, third = record["turns"][0], record["turns"][2]
@@ -121,12 +135,10 @@ def test_with_neither_prompt_nor_feedback_it_goes_on_with_the_refined_prompt_as_
 
 
 def test_build_on_makes_a_stage_whose_source_is_the_turns_image_pixel_for_pixel(old_run, capsys):
-    code, out, _ = edit(
+    code, out, _ = go_on(
         capsys,
-        "--continue",
-        str(old_run),
-        "--from-turn",
-        "2",
+        old_run,
+        2,
         "--build-on",
         "--instruction",
         "rotate 90 degrees clockwise",
@@ -155,16 +167,7 @@ def test_build_on_makes_a_stage_whose_source_is_the_turns_image_pixel_for_pixel(
 
 def test_a_new_stage_hands_the_editor_the_turns_saved_image(scene, tmp_path):
     """The stage's source is the saved turn image as it is on disk, pixel for pixel (not a copy made again)."""
-    run = tmp_path / "run"
-    request = loop.make_request(scene, "make it brighter", max_turns=2)
-    list(
-        loop.run(
-            RecordingEditor(),
-            ScriptedThinker([(5, 5, "brighter by 30%"), (6, 6, "brighter by 40%")]),
-            request,
-            run_dir=run,
-        )
-    )
+    run = two_turns(scene, tmp_path)
     saved = steer.open_run(run)
     request, continuation = steer.plan(saved, 1, build_on=True, instruction="add a thin red frame")
     editor = RecordingEditor()
@@ -196,7 +199,7 @@ def test_step_mode_pauses_after_every_critique_and_goes_on_in_a_new_request(cat,
         capsys, "--continue", str(run), "--from-turn", "1", "--step", "--max-turns", "5", "--prompt", weak
     )
     assert code == 0 and "paused after the critique of turn 2" in out, "one turn, then the person again"
-    code, out, _ = edit(capsys, "--continue", str(run), "--from-turn", "2", "--step", "--max-turns", "5")
+    code, out, _ = go_on(capsys, run, 2, "--step", "--max-turns", "5")
     assert code == 0
     record = record_of(run)
     assert [(t["index"], t["parent"], t["by"]) for t in record["turns"]] == [
@@ -208,12 +211,10 @@ def test_step_mode_pauses_after_every_critique_and_goes_on_in_a_new_request(cat,
 
 
 def test_a_continuation_makes_one_turn_unless_asked_for_more(old_run, capsys):
-    code, _, _ = edit(
+    code, _, _ = go_on(
         capsys,
-        "--continue",
-        str(old_run),
-        "--from-turn",
-        "1",
+        old_run,
+        1,
         "--prompt",
         "apply a sepia tone at 90% strength",
         "--max-turns",
@@ -240,16 +241,7 @@ class BarrierEditor(RecordingEditor):
 
 
 def test_two_continuations_of_one_turn_at_once_are_both_kept_as_siblings(scene, tmp_path):
-    run = tmp_path / "run"
-    request = loop.make_request(scene, "make it brighter", max_turns=2)
-    list(
-        loop.run(
-            RecordingEditor(),
-            ScriptedThinker([(4, 4, "brighter by 30%"), (5, 5, "brighter by 40%")]),
-            request,
-            run_dir=run,
-        )
-    )
+    run = two_turns(scene, tmp_path)
     barrier, finished = threading.Barrier(3), {}
 
     def go_on(prompt: str) -> None:
@@ -327,7 +319,7 @@ def test_a_verdict_waits_for_another_process_s_write_and_keeps_it(old_run):
 def test_a_run_still_running_gets_a_sentence_and_a_dead_process_lets_go(old_run, capsys):
     process = holder(RUNNING_HOLDER, old_run)
     assert store.still_running(old_run)
-    code, _, err = edit(capsys, "--continue", str(old_run), "--from-turn", "2")
+    code, _, err = go_on(capsys, old_run, 2)
     assert code == 2 and "is still making its turns; go on from it when it has finished" in err
     process.kill()  # however it ends, the OS lets go of its lock
     process.wait(timeout=30)
@@ -376,6 +368,18 @@ def test_a_bad_continuation_gets_a_sentence_and_changes_nothing(old_run, capsys,
     code, _, err = edit(capsys, "--continue", str(old_run), *args)
     assert code == 2 and sentence in err and err.count("\n") == 1, err
     assert {p.name: p.read_bytes() for p in old_run.iterdir()} == before
+
+
+def test_a_run_s_zip_goes_on_as_a_copy_in_the_runs_folder(old_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("THINKEDIT_RUNS_DIR", str(tmp_path / "elsewhere"))
+    archive = store.zip_run(old_run, tmp_path / "old.zip")
+    code, out, err = edit(
+        capsys, "--continue", str(archive), "--from-turn", "2", "--prompt", "apply a sepia tone at 10% strength"
+    )
+    assert code == 0 and "the zip's run was copied to" in err
+    (copy,) = (tmp_path / "elsewhere").iterdir()
+    assert [t["by"] for t in record_of(copy)["turns"]] == ["instruction", "thinker", "person"]
+    assert len(record_of(old_run)["turns"]) == 2 and f"of {copy}" in out
 
 
 def test_more_bad_continuations(old_run, tmp_path, capsys):
@@ -514,7 +518,7 @@ def test_a_record_whose_tree_does_not_hold_together_is_refused(old_run, change, 
 def test_preference_pairs_load_in_datasets_and_name_the_right_images(old_run, tmp_path, capsys):
     from datasets import load_dataset
 
-    edit(capsys, "--continue", str(old_run), "--from-turn", "2", "--feedback", "less sepia, keep the vignette")
+    go_on(capsys, old_run, 2, "--feedback", "less sepia, keep the vignette")
     steer.rate(old_run, 3, "pick")
     steer.rate(old_run, 1, "up")
     steer.rate(old_run, 2, "down")
@@ -550,19 +554,17 @@ def test_preference_pairs_load_in_datasets_and_name_the_right_images(old_run, tm
 
 
 def test_pairs_of_a_new_stage_have_its_source_and_instruction(old_run, tmp_path, capsys):
-    edit(
+    go_on(
         capsys,
-        "--continue",
-        str(old_run),
-        "--from-turn",
-        "2",
+        old_run,
+        2,
         "--build-on",
         "--instruction",
         "make it brighter",
         "--max-turns",
         "1",
     )
-    edit(capsys, "--continue", str(old_run), "--from-turn", "3", "--prompt", "increase brightness by 60%")
+    go_on(capsys, old_run, 3, "--prompt", "increase brightness by 60%")
     steer.rate(old_run, 4, "pick")
     out = tmp_path / "pairs.jsonl"
     export(old_run, out, "preference")
@@ -582,7 +584,7 @@ def test_pairs_of_a_new_stage_have_its_source_and_instruction(old_run, tmp_path,
 
 def test_sft_answers_with_the_persons_edited_prompt_marked_by_person(old_run, tmp_path, capsys):
     mine = "apply a sepia tone at 40% strength and add a vignette at 35% strength"
-    edit(capsys, "--continue", str(old_run), "--from-turn", "2", "--prompt", mine)
+    go_on(capsys, old_run, 2, "--prompt", mine)
     out = tmp_path / "sft.json"
     assert export(old_run, out, "sft") == 3
     records = json.loads(out.read_text())

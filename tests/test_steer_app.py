@@ -4,6 +4,8 @@ app restart, a public page's visitors, runs still running, and the MCP tool cont
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 import zipfile
@@ -15,6 +17,7 @@ from helpers import OUTPUTS, same_pixels, scene_file, serve
 from PIL import Image
 from test_mcp import call, data_url, summary_of, texts
 
+from thinkedit import steer
 from thinkedit.cli import main
 from thinkedit.config import Settings
 from thinkedit.editors.classic import ClassicEditor
@@ -185,6 +188,21 @@ def test_bad_continuations_get_a_sentence_and_lose_nothing(app, photo, turn, ask
     assert (runs / run / "trajectory.json").read_bytes() == before
 
 
+def test_a_run_reopened_from_its_zip_goes_on_as_a_copy_in_the_runs_folder(app, photo, tmp_path):
+    url, runs = app
+    client = Client(url, verbose=False)
+    final, run = stepped_run(client, photo)
+    archive = Path(final["download"])
+    before = archive.read_bytes()
+    opened = named(client.predict(handle_file(str(archive)), "", api_name="/open_run"))["trajectory"]
+    assert not Path(opened["run_dir"]).is_relative_to(runs), "a zip is unpacked in the session's temp folder"
+    record = go_on(client, opened["run_dir"], 1, prompt="apply a sepia tone at 30% strength")["trajectory"]
+    copy = Path(record["run_dir"])
+    assert copy.parent == runs and copy.name != run and [t["by"] for t in record["turns"]] == ["instruction", "person"]
+    assert [t["index"] for t in load_run(runs / run).record["turns"]] == [1], "the original run is as it was"
+    assert archive.read_bytes() == before
+
+
 def test_a_run_folder_outside_the_runs_folder_is_refused(app, tmp_path):
     url, runs = app
     client = Client(url, verbose=False)
@@ -259,6 +277,17 @@ def test_an_agent_steers_with_continue_edit(app, photo):
     assert built["stages"][1]["source_turn"] == 2 and built["turns"][2]["by"] == "instruction"
     refused = call(base, "continue_edit", {"run": first["run"], "from_turn": 7})
     assert refused.isError and "This run has no turn 7" in texts(refused)[0]
+
+    steer.rate(runs / first["run"], 1, "pick")  # the person's pick, made elsewhere, is what the agent is given
+    result = call(base, "continue_edit", {"run": first["run"], "from_turn": 3, "prompt": "crop the right half"})
+    picked = summary_of(result)
+    thinkers = load_run(runs / first["run"]).record["best_turn"]
+    assert (picked["best_turn"], picked["best_by"], picked["thinker_best_turn"]) == (1, "person", thinkers)
+    assert thinkers in (3, 4), "the thinker's best is of the newest stage"
+    (image,) = [c for c in result.content if c.type == "image"]
+    assert same_pixels(
+        Image.open(io.BytesIO(base64.b64decode(image.data))), Image.open(runs / first["run"] / "turn_01.png")
+    )
 
 
 def test_on_a_public_server_an_agent_names_runs_by_id_only(public_app, photo):

@@ -141,12 +141,32 @@ def _claim_stage(trajectory, disk: dict[str, Any] | None) -> None:
             turn.stage = stage.number if turn.stage == old else turn.stage
 
 
-@contextmanager
-def record_lock(run_dir: Path) -> Iterator[None]:
+def record_lock(run_dir: Path):
     """Hold the run folder's lock (an OS lock on the folder itself, across processes) while the record is read,
     merged and written. A folder that cannot be opened is written without it (and the write says why it failed)."""
+    return _locked(Path(run_dir), os.O_RDONLY)
+
+
+@contextmanager
+def running(run_dir: Path) -> Iterator[None]:
+    """Mark the run as still running while its first request makes its turns: `.running` in its folder, locked.
+    The OS lets go of the lock when the process ends, however it ends; the file is removed when the request ends."""
+    path = Path(run_dir) / RUNNING
+    with suppress(OSError):  # a disk that says no: the run goes on unmarked, and says what it keeps
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        handle = os.open(run_dir, os.O_RDONLY)
+        with _locked(path, os.O_CREAT | os.O_RDWR):
+            yield
+    finally:
+        with suppress(OSError):
+            path.unlink()
+
+
+@contextmanager
+def _locked(path: Path, flags: int) -> Iterator[None]:
+    """An exclusive OS lock on `path` (opened with `flags`) while the block runs; when it cannot be opened, none."""
+    try:
+        handle = os.open(path, flags, 0o644)
     except OSError:
         yield
         return
@@ -155,26 +175,6 @@ def record_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(handle)  # closing lets go of the lock
-
-
-@contextmanager
-def running(run_dir: Path) -> Iterator[None]:
-    """Mark the run as still running while its first request makes its turns: `.running` in its folder, locked.
-    The OS lets go of the lock when the process ends, however it ends; the file is removed when the request ends."""
-    path = Path(run_dir) / RUNNING
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    except OSError:  # a disk that says no: the run goes on, and says what it keeps
-        yield
-        return
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        with suppress(OSError):
-            path.unlink()
-        os.close(handle)
 
 
 def still_running(run_dir: Path) -> bool:
