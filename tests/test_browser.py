@@ -8,12 +8,16 @@ as text, never run.
 
 from __future__ import annotations
 
+import io
+import json
 import time
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from helpers import scene_file, serve
+from PIL import Image
 
 from thinkedit.config import Settings
 from thinkedit.critique import format_critique, parse_critique
@@ -114,7 +118,7 @@ def photo(tmp_path_factory) -> str:
 
 def choose(page, elem_id: str, name: str) -> None:
     page.locator(f"#{elem_id} input").click()
-    page.get_by_role("option", name=name, exact=True).click()
+    page.locator(f"#{elem_id}").get_by_role("option", name=name, exact=True).click()
 
 
 def set_number(page, elem_id: str, value: float) -> None:
@@ -293,3 +297,74 @@ def test_benchmarks_tab_shows_where_the_loop_helps(page):
         page.locator(f"#te-b-{name} img").wait_for()
     assert "turn 2 prompt:" in page.locator("#te-b-details textarea").input_value()
     page.screenshot(path=str(ARTIFACTS / "benchmarks.png"), full_page=True)
+
+
+def test_studio_steering_flow(page, photo, tmp_path):
+    """Step mode, the refined prompt edited and continued, feedback, a turn picked and the zip downloaded, then a
+    Compare side gone on from in the Studio."""
+    page.get_by_role("tab", name="Studio").click()
+    page.locator("#te-image input[type=file]").set_input_files(photo)
+    page.locator("#te-instruction textarea").fill("make it look old")
+    choose(page, "te-editor", "classic")
+    choose(page, "te-thinker", "classic")
+    page.locator("#te-step input[type=checkbox]").check()
+    page.locator("#te-run").click()
+    page.wait_for_function(
+        "document.querySelector('#te-status textarea').value.includes('paused after the critique of turn 1')"
+    )
+    page.wait_for_function("document.querySelector('#te-turn input').value === '1'")  # the run's newest turn
+    refined = page.locator("#te-refined textarea")
+    assert refined.input_value().startswith("apply a sepia tone")
+    close_toasts_if_any(page)
+    page.mouse.move(0, 0)
+    save_steering_picture(page, ARTIFACTS / "steering.png")
+
+    mine = "apply a sepia tone at 30% strength and add a vignette at 30% strength"
+    refined.fill(mine)
+    page.locator("#te-continue").click()
+    assert wait_for_captions(page, "te-gallery", 2)[1].startswith("Turn 2 (from 1, your prompt)")
+    page.wait_for_function("document.querySelector('#te-turn input').value === '2'")
+    page.locator("#te-feedback textarea").fill("less sepia, keep the vignette")
+    page.locator("#te-send-feedback").click()
+    assert wait_for_captions(page, "te-gallery", 3)[2].startswith("Turn 3 (from 2, your feedback)")
+    page.wait_for_function("document.querySelector('#te-turn input').value === '3'")
+    assert "you" in page.locator("#te-table").inner_text() and "feedback" in page.locator("#te-table").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "steering-continued.png"), full_page=True)
+
+    page.locator("#te-gallery .thumbnail-item").first.click()  # choose turn 1
+    page.wait_for_function("document.querySelector('#te-turn input').value === '1'")
+    assert refined.input_value() != mine, "the chosen turn's own refined prompt"
+    page.locator("#te-gallery button[aria-label=Close]").click()
+    page.locator("#te-accept").click()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#te-gallery .caption-label')][0]?.innerText.endsWith('★ your pick')"
+    )
+    assert "your pick: turn 1" in page.locator("#te-status textarea").input_value()
+    with page.expect_download() as download:
+        page.locator("#te-download a").first.click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("trajectory.json"))
+        record = json.loads(archive.read(name))
+    assert record["picked_turn"] == 1 and [t["parent"] for t in record["turns"]] == [None, 1, 2]
+    assert [t["by"] for t in record["turns"]] == ["instruction", "person", "thinker"]
+    page.screenshot(path=str(ARTIFACTS / "steering-picked.png"), full_page=True)
+
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#te-c-continue-b").click()  # the comparison made earlier in this module
+    page.get_by_role("tab", name="Studio", selected=True).wait_for()
+    page.wait_for_function("document.querySelector('#te-turn input').value !== '' ")
+    page.locator("#te-continue").click()
+    page.wait_for_function("document.querySelector('#te-status textarea').value.includes('the run holds')")
+
+
+def save_steering_picture(page, path: Path) -> None:
+    """The Studio's run view from its status to the steering buttons: the picture of docs/images/steering.png."""
+    view = page.locator("#te-view")
+    boxes = [page.locator(f"#{elem_id}").first.bounding_box() for elem_id in ("te-view", "te-status", "te-steer")]
+    whole = Image.open(io.BytesIO(view.screenshot()))
+    top, bottom = boxes[1]["y"] - boxes[0]["y"], boxes[2]["y"] + boxes[2]["height"] - boxes[0]["y"]
+    whole.crop((0, round(top), whole.width, round(bottom))).convert("RGB").save(path, optimize=True)
+
+
+def close_toasts_if_any(page) -> None:
+    page.evaluate("document.querySelectorAll('[data-testid=toast-close]').forEach(b => b.click())")

@@ -91,7 +91,7 @@ def test_rl_lines_round_trip(runs, tmp_path):
     out = tmp_path / "export" / "rl.jsonl"
     assert export(runs, out, "rl") == 5
     records = lines(out)
-    assert all(set(record) == {"prompt", "images", "answer"} for record in records)
+    assert all(set(record) == {"prompt", "images", "answer", "by"} and record["by"] == "thinker" for record in records)
     check_prompt_answer(out, runs, records, lambda r: r["prompt"], lambda r: r["answer"])
 
 
@@ -253,6 +253,8 @@ def test_hf_folder_loads_as_is_with_every_field_and_image_of_the_runs(runs, scen
         "README.md",
         "data",
         "data/train-00000-of-00001.parquet",
+        "preference",  # the thinker's pairs of the climb (tests/test_steer.py reads them)
+        "preference/train-00000-of-00001.parquet",
     ]
     hidden = runs.rename(tmp_path / "hidden")  # the images are in the parquet file, not referenced
     rows = load_hub_dataset(out, tmp_path)
@@ -286,8 +288,11 @@ def test_hf_dataset_card_has_the_front_matter_the_hub_reads(runs, tmp_path):
     card = DatasetCard.load(out / "README.md")
     meta = card.data.to_dict()
     assert meta["license"] == "other" and "image-to-image" in meta["task_categories"]
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
-    info = meta["dataset_info"]
+    assert meta["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]},
+        {"config_name": "preference", "data_files": [{"split": "train", "path": "preference/train-*"}]},
+    ]
+    info = next(config for config in meta["dataset_info"] if config["config_name"] == "default")
     assert [feature["name"] for feature in info["features"]] == COLUMNS
     assert {f["name"]: f["dtype"] for f in info["features"]}["edited"] == "image"
     assert info["splits"] == [{"name": "train", "num_bytes": info["dataset_size"], "num_examples": 5}]

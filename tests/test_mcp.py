@@ -111,7 +111,7 @@ def summary_of(result) -> dict:
 def test_only_the_agent_tools_are_served_and_they_describe_themselves(app):
     url, _ = app
     tools = {tool.name: tool for tool in with_session(url, lambda session: session.list_tools()).tools}
-    assert set(tools) == {"think_edit", "list_backends"}, "the page's endpoints are not MCP tools"
+    assert set(tools) == {"think_edit", "continue_edit", "list_backends"}, "the page's endpoints are not MCP tools"
     schema = httpx.get(f"{url}gradio_api/mcp/schema").json()  # what the Hub reads of an MCP Space
     assert {entry["name"] for entry in schema} == set(tools)
     think_edit = tools["think_edit"]
@@ -164,6 +164,8 @@ def test_think_edit_returns_the_best_image_and_a_summary_with_progress(app, phot
             "semantic": t["semantic"],
             "quality": t["quality"],
             "refined_prompt": t["refined_prompt"],
+            "parent": t["parent"],
+            "by": t["by"],
         }
         for t in record["turns"]
     ]

@@ -330,7 +330,7 @@ REFUSED_ZIPS = {
     "members": (lambda p, r, f: run_zip(p, r, f, extra=100), "holds 105 files; a run's zip holds at most 64"),
     "turns": (
         lambda p, r, f: run_zip(p, {**r, "turns": r["turns"] * 1000}, f),
-        "it has 3000 turns, and a run has at most 10",
+        "it has 3000 turns, and a run has at most 50",
     ),  # noqa: E501
     "nested": (
         lambda p, r, f: run_zip(p, "[" * 100_000 + "]" * 100_000, f),

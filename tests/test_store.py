@@ -45,7 +45,7 @@ def test_round_trip_follows_the_contract(scene, tmp_path):
     saved = store.load_run(tmp_path / "run")
     record = saved.record
     assert set(record) >= CONTRACT_TOP
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2
     assert record["instruction"] == "make it brighter"
     assert record["stop_reason"] == "threshold" and record["error"] is None
     assert record["best_turn"] == 2
@@ -162,12 +162,12 @@ def test_the_writer_refuses_a_setting_the_schema_does_not_declare(scene, tmp_pat
 
 def test_runs_of_an_older_format_are_upgraded_as_they_are_read_and_newer_ones_are_refused(scene, tmp_path, monkeypatch):
     finished_run(scene, tmp_path / "run")
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(schema.UPGRADES, 1, lambda record: {**record, "schema_version": 2, "upgraded": True})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(schema.UPGRADES, 2, lambda record: {**record, "schema_version": 3, "upgraded": True})
     record = store.load_run(tmp_path / "run").record
-    assert record["schema_version"] == 2 and record["upgraded"] is True
+    assert record["schema_version"] == 3 and record["upgraded"] is True
 
-    newer = json.loads((tmp_path / "run" / "trajectory.json").read_text()) | {"schema_version": 3}
+    newer = json.loads((tmp_path / "run" / "trajectory.json").read_text()) | {"schema_version": 4}
     (tmp_path / "run" / "trajectory.json").write_text(json.dumps(newer))
-    with pytest.raises(BadInput, match="follows trajectory format 3; this ThinkEdit reads formats 1 to 2"):
+    with pytest.raises(BadInput, match="follows trajectory format 4; this ThinkEdit reads formats 1 to 3"):
         store.load_run(tmp_path / "run")

@@ -290,6 +290,7 @@ def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(a
         None,
         None,
         None,  # seed per turn: the server's default
+        False,  # step mode
     ]
     data[EDIT_INPUTS.index(field)] = value
     before = set(runs.iterdir())

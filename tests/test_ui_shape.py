@@ -37,6 +37,7 @@ EDIT_PARAMETERS = [
     ("thinker_key", None),
     ("speed", "default"),
     ("seed_per_turn", "same"),  # added after the documented order: callers by position are unaffected
+    ("step", False),
 ]
 EDIT_RETURNS = ["Gallery", "Html", "Textbox", "Textbox", "Dataframe", "Imageslider", "Textbox", "File", "Json"]
 COMPARE_PARAMETERS = [

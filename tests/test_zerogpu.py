@@ -230,3 +230,18 @@ def test_every_local_backend_loads_onto_zerogpus_emulated_cuda(tiny, tmp_path):
     placed = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(placed) == {*editors, "editthinker"}
     assert all(devices == ["cuda:0"] for devices in placed.values()), placed
+
+
+def test_on_zero_gpu_a_thinker_gets_the_persons_feedback_in_its_slice(on_zero_gpu, monkeypatch, scene, tmp_path):
+    """`feedback` crosses into the forked worker with the rest of a critique's arguments, and only when it is set."""
+    spec = replace(THINKERS["classic"], name="local-critic", kind="local", tokens_per_second=30.0)
+    monkeypatch.setitem(THINKERS, "local-critic", spec)
+    (tmp_path / "weights").mkdir()  # the classic critic posing as a local model: it reads no weights
+    thinker = build_backend("thinker", Settings(thinker="local-critic", thinker_model=str(tmp_path / "weights")))
+    assert isinstance(thinker, zerogpu.Sliced)
+    prompt = "increase brightness by 40%"
+    edited = ClassicEditor(EDITORS["classic"], Settings()).edit(scene, prompt, seed=0)
+    steered = thinker.critique(scene, edited, "make it brighter", prompt, feedback="much less")
+    plain = thinker.critique(scene, edited, "make it brighter", prompt)
+    assert "Your feedback: much less" in steered.reasoning and "Your feedback" not in plain.reasoning
+    assert "20%" in steered.refined_prompt and len(on_zero_gpu.durations) == 2

@@ -8,7 +8,9 @@ prompt says so in the returned image's `info["editor_note"]`.
 A **thinker** looks at the source and the edited image (in that order), the person's original
 instruction and the prompt that produced the edit, and returns scores, reasoning and a refined prompt
 (`thinkedit.critique.parse_critique` reads model text). `on_token(text)` receives the output as it is
-generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional.
+generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional. `feedback` (the person's
+words on the edit, when they gave some) is optional too: the loop passes it only when it is set, so a thinker
+written without it works until someone steers it (`takes_keyword` tells).
 
 Backends are built as `Class(spec, settings)` (`registry.build_backend`); a spec names its class by
 import path, so listing backends never imports torch or diffusers.
@@ -17,6 +19,7 @@ import path, so listing backends never imports torch or diffusers.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +55,7 @@ class Thinker(Protocol):
         prompt: str,
         *,
         on_token: OnToken | None = None,
+        feedback: str | None = None,
     ) -> Critique: ...
 
 
@@ -139,3 +143,12 @@ def is_local(backend: Any) -> bool:
     """Whether the backend runs a model on this machine's accelerator."""
     spec = spec_of(backend)
     return spec is not None and spec.kind == "local"
+
+
+def takes_keyword(method: Callable, name: str) -> bool:
+    """Whether a backend's `method` takes the keyword argument `name` (or any keyword argument)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C method without a signature: assume the protocol of its time
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

@@ -112,10 +112,35 @@ def load_template(kind: str, path: str | Path | None = None) -> str:
     return resources.files("thinkedit.prompts").joinpath(f"{kind}.txt").read_text(encoding="utf-8")
 
 
-def render(template: str, instruction: str, prompt: str | None = None) -> str:
-    """Fill a template. User text is defused first so it cannot smuggle protocol tags into the answer."""
-    values = {"instruction": defuse(instruction), "prompt": defuse(prompt if prompt is not None else instruction)}
-    return re.sub(r"\{(instruction|prompt)\}", lambda m: values[m.group(1)], template)
+# The person's feedback on the edit, as a section of the critique template (ours or the authors'): it goes after the
+# paragraph that names the prompt used, or at the end of a template that names none.
+FEEDBACK_SECTION = (
+    "The person who asked for the edit has looked at the edited image and says:\n{feedback}\n"
+    "Score the edit as usual, and write the next prompt so that it does what they say: change what they ask to "
+    "change, and keep what they did not mention."
+)
+
+
+def render(template: str, instruction: str, prompt: str | None = None, *, feedback: str | None = None) -> str:
+    """Fill a template, with the person's `feedback` as a section of its own when there is some. User text is
+    defused first so it cannot smuggle protocol tags into the answer."""
+    if feedback is not None:
+        template = with_section(template, FEEDBACK_SECTION)
+    values = {
+        "instruction": defuse(instruction),
+        "prompt": defuse(prompt if prompt is not None else instruction),
+        "feedback": defuse(feedback or ""),
+    }
+    return re.sub(r"\{(instruction|prompt|feedback)\}", lambda m: values[m.group(1)], template)
+
+
+def with_section(template: str, section: str) -> str:
+    """`template` with `section` as a paragraph after the one that holds `{prompt}` (the end when none does)."""
+    at = template.find("{prompt}")
+    end = template.find("\n\n", at) if at >= 0 else -1
+    if end < 0:
+        return f"{template.rstrip()}\n\n{section}\n"
+    return f"{template[:end]}\n\n{section}{template[end:]}"
 
 
 def defuse(text: str) -> str:

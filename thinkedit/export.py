@@ -10,11 +10,18 @@ Export writes one record per exported turn, the way the paper built ThinkEdit-14
 Image paths are relative to the output file; the images are copied into `<out stem>_images/` next to it.
 - `hf`: a folder that `datasets.load_dataset(folder)` reads and `hf upload` publishes as is: parquet shards
   `data/train-NNNNN-of-NNNNN.parquet` with the images embedded (`datasets` Image features), and a dataset card
-  `README.md` whose front matter tells the Hub its configs, features, license and task categories.
+  `README.md` whose front matter tells the Hub its configs, features, license and task categories. When the runs
+  hold preference pairs, a second config `preference` (`preference/train-….parquet`) holds them, images embedded.
+- `preference`: JSON lines of preference pairs for DPO-style trainers (`preference.py` says which pairs):
+  `{"source", "instruction", "chosen", "rejected", "chosen_by", …}`, the three images copied beside the file.
+
+A turn's source and instruction are its stage's: the run's own, or (after building on a turn) that turn's image and
+the stage's instruction. Where the person edited a turn's refined prompt before going on, the `sft` and `rl` answer
+for that turn is the person's prompt (`"by": "person"`), otherwise the thinker's (`"by": "thinker"`).
 
 Which turns: those whose semantic and quality scores were read. `--min-gain X` keeps a turn when its
 overall score (the geometric mean of semantic and quality that ranks the best turn) is at least X above
-the previous turn's; turn 1 has a gain of 0. `--only-satisfied` keeps turns whose two scores both reach
+the turn it continues (its parent); turn 1, and a stage's first turn, have a gain of 0. `--only-satisfied` keeps turns whose two scores both reach
 the run's stop threshold.
 """
 
@@ -35,9 +42,11 @@ from .config import DEFAULTS, number_flag
 from .critique import defuse, format_critique, load_template, render, score_text
 from .errors import BadInput, ThinkEditError
 from .loop import stop_message
+from .preference import Pair, pairs
+from .schema import shown_best
 from .store import SavedRun, copy_file_atomic, load_run, write_text_atomic
 
-FORMATS = ("sft", "rl", "jsonl", "hf")
+FORMATS = ("sft", "rl", "jsonl", "hf", "preference")
 IMAGE_PLACEHOLDERS = "<image><image>"  # source, then edited: the order the thinker sees them
 MAX_SHARD_BYTES = 500 * 10**6  # a parquet shard of the hf format holds at most about this much (push_to_hub's default)
 
@@ -65,17 +74,32 @@ def find_runs(root: str | Path, unpack_to: str | Path | None = None) -> list[tup
 
 
 def scored_turns(run: SavedRun) -> list[dict[str, Any]]:
-    """The run's turns that have both scores, each with `overall`, `gain` and `satisfied` added."""
+    """The run's turns that have both scores, each with `overall`, `gain` (over the turn it continues; 0 for a
+    stage's first turn) and `satisfied` added."""
     threshold = float(run.record.get("settings", {}).get("threshold", DEFAULTS.threshold))
-    rows, previous = [], None
-    for turn in sorted(run.record["turns"], key=lambda t: t["index"]):
-        overall = critique.overall(turn.get("semantic"), turn.get("quality"))
-        if overall is not None:
-            gain = 0.0 if turn["index"] == 1 else (overall - previous if previous is not None else None)
-            satisfied = turn["semantic"] >= threshold and turn["quality"] >= threshold
-            rows.append({**turn, "overall": overall, "gain": gain, "satisfied": satisfied})
-        previous = overall
+    turns = {turn["index"]: turn for turn in run.record["turns"]}
+    rows = []
+    for turn in sorted(turns.values(), key=lambda t: t["index"]):
+        score = critique.overall(turn.get("semantic"), turn.get("quality"))
+        if score is None:
+            continue
+        parent = turns.get(turn.get("parent"))
+        before = critique.overall(parent["semantic"], parent["quality"]) if parent else None
+        if parent is None or parent["stage"] != turn["stage"]:
+            gain = 0.0
+        else:
+            gain = score - before if before is not None else None
+        satisfied = turn["semantic"] >= threshold and turn["quality"] >= threshold
+        rows.append({**turn, "overall": score, "gain": gain, "satisfied": satisfied})
     return rows
+
+
+def person_answer(run: SavedRun, turn: dict[str, Any]) -> str | None:
+    """The prompt the person wrote to go on from `turn` in place of the thinker's refined prompt (the newest, when
+    they did so more than once), or None."""
+    edited = [t for t in run.record["turns"] if t["parent"] == turn["index"] and t["by"] == "person"]
+    edited = [t for t in edited if t["stage"] == turn["stage"]]
+    return max(edited, key=lambda t: t["index"])["prompt"] if edited else None
 
 
 def filter_turns(rows: list[dict[str, Any]], min_gain: float | None = None, only_satisfied: bool = False) -> list[dict]:
@@ -109,10 +133,14 @@ def export(
     `license` is the dataset card's, for the `hf` format."""
     if fmt not in FORMATS:
         raise BadInput(f"Unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    if fmt == "preference" and (min_gain is not None or only_satisfied):
+        raise BadInput("--min-gain and --only-satisfied choose turns; preference pairs follow their own rule.")
     out = Path(out)
     try:
         if fmt == "hf":
             return export_hub_dataset(runs, out, min_gain=min_gain, only_satisfied=only_satisfied, license=license)
+        if fmt == "preference":
+            return export_pairs(runs, out)
         return export_records(runs, out, fmt, min_gain, only_satisfied, load_template("critique", template))
     except Exception as exc:
         refused = _os_error(exc)  # a full disk, a file-size limit, a folder that cannot be written
@@ -140,33 +168,83 @@ def export_records(
     with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
         for name, run, turn in selected_turns(runs, scratch, min_gain, only_satisfied):
             images = [
-                _copy(run.file(run.record.get("source", "source.png")), images_dir / name, out.parent),
+                _copy(run.source_of(turn), images_dir / name, out.parent),
                 _copy(run.file(turn["image"]), images_dir / name, out.parent),
             ]
-            prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
+            if fmt == "jsonl":
+                records.append(_full_record(name, run, turn, images))
+                continue
+            instruction = run.stage(turn)["instruction"]
+            prompt = IMAGE_PLACEHOLDERS + render(critique_template, instruction, turn["prompt"])
+            person = person_answer(run, turn)
             answer = format_critique(
                 turn["semantic"],
                 turn["quality"],
                 defuse(turn["reasoning"] or ""),
-                defuse(turn["refined_prompt"] or turn["prompt"]),
+                defuse(person or turn["refined_prompt"] or turn["prompt"]),
             )
+            by = "person" if person is not None else "thinker"
             if fmt == "sft":
-                records.append(
-                    {
-                        "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
-                        "images": images,
-                    }
-                )
-            elif fmt == "rl":
-                records.append({"prompt": prompt, "images": images, "answer": answer})
+                messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+                records.append({"messages": messages, "images": images, "by": by})
             else:
-                records.append(_full_record(name, run, turn, images))
+                records.append({"prompt": prompt, "images": images, "answer": answer, "by": by})
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "sft" and out.suffix != ".jsonl":
         write_text_atomic(out, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
     else:
         write_text_atomic(out, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     return len(records)
+
+
+# -- preference pairs --------------------------------------------------------------------------------
+
+
+def selected_pairs(runs: str | Path, scratch: str) -> Iterator[tuple[str, SavedRun, Pair]]:
+    """(unique run name, run, pair) for every preference pair of every run under `runs`."""
+    used_names: set[str] = set()
+    for name, run in find_runs(runs, scratch):
+        name = _unique(name, used_names)
+        for pair in pairs(run):
+            yield name, run, pair
+
+
+def pair_fields(name: str, run: SavedRun, pair: Pair) -> dict[str, Any]:
+    """A pair's text columns (its images are the caller's to place)."""
+    return {
+        "instruction": pair.stage["instruction"],
+        "chosen_by": pair.chosen_by,
+        "chosen_prompt": pair.chosen["prompt"],
+        "rejected_prompt": pair.rejected["prompt"],
+        "chosen_turn": pair.chosen["index"],
+        "rejected_turn": pair.rejected["index"],
+        "chosen_overall": critique.overall(pair.chosen["semantic"], pair.chosen["quality"]),
+        "rejected_overall": critique.overall(pair.rejected["semantic"], pair.rejected["quality"]),
+        "stage": pair.stage["stage"],
+        "run": name,
+        "editor": run.record.get("editor"),
+        "thinker": run.record.get("thinker"),
+    }
+
+
+def export_pairs(runs: str | Path, out: Path) -> int:
+    """The `preference` format: one JSON line per pair at `out`, its three images copied beside it."""
+    images_dir = out.parent / f"{out.stem}_images"
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
+        for name, run, pair in selected_pairs(runs, scratch):
+            folder = images_dir / name
+            lines.append(
+                {
+                    "source": _copy(run.file(pair.stage["source"]), folder, out.parent),
+                    "chosen": _copy(run.file(pair.chosen["image"]), folder, out.parent),
+                    "rejected": _copy(run.file(pair.rejected["image"]), folder, out.parent),
+                    **pair_fields(name, run, pair),
+                }
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    return len(lines)
 
 
 # -- a Hugging Face dataset --------------------------------------------------------------------------
@@ -198,16 +276,16 @@ def hub_features():
 
 def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
     """One row per selected turn, its two images as PNG bytes (so the parquet files hold them)."""
-    source_of: tuple[str | None, bytes] = (None, b"")  # the turns of one run come together: its source read once
+    source_of: tuple[Path | None, bytes] = (None, b"")  # the turns of one stage come together: its source read once
     for name, run, turn in selected:
-        source = run.file(run.record.get("source", "source.png"))
-        if source_of[0] != name:
-            source_of = (name, source.read_bytes())
+        source = run.source_of(turn)
+        if source_of[0] != source:
+            source_of = (source, source.read_bytes())
         edited = run.file(turn["image"])
         yield {
             "source": {"bytes": source_of[1], "path": f"{name}/{source.name}"},
             "edited": {"bytes": edited.read_bytes(), "path": f"{name}/{edited.name}"},
-            "instruction": run.record["instruction"],
+            "instruction": run.stage(turn)["instruction"],
             "prompt": turn["prompt"],
             "semantic": turn["semantic"],
             "quality": turn["quality"],
@@ -221,45 +299,93 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
         }
 
 
+def preference_features():
+    """The columns of the `hf` format's `preference` config: the `preference` format's, images embedded."""
+    from datasets import Features, Image, Value
+
+    text, whole, number = Value("string"), Value("int32"), Value("float64")
+    images = {"source": Image(), "chosen": Image(), "rejected": Image()}
+    kinds = {"chosen_turn": whole, "rejected_turn": whole, "stage": whole}
+    kinds |= {"chosen_overall": number, "rejected_overall": number}
+    names = ("instruction", "chosen_by", "chosen_prompt", "rejected_prompt", "chosen_turn", "rejected_turn")
+    names += ("chosen_overall", "rejected_overall", "stage", "run", "editor", "thinker")
+    return Features(images | {name: kinds.get(name, text) for name in names})
+
+
+def preference_rows(selected: list[tuple]) -> Iterator[dict[str, Any]]:
+    """One row per pair, its three images as PNG bytes."""
+    for name, run, pair in selected:
+        files = {"source": run.file(pair.stage["source"])}
+        files |= {"chosen": run.file(pair.chosen["image"]), "rejected": run.file(pair.rejected["image"])}
+        images = {key: {"bytes": file.read_bytes(), "path": f"{name}/{file.name}"} for key, file in files.items()}
+        yield images | pair_fields(name, run, pair)
+
+
 def export_hub_dataset(
     runs: str | Path, out: Path, *, min_gain: float | None = None, only_satisfied: bool = False, license: str = "other"
 ) -> int:
-    """Write the selected turns as a Hub dataset folder (parquet shards and a dataset card); the number of rows."""
+    """Write the selected turns as a Hub dataset folder (parquet shards and a dataset card), and the runs' preference
+    pairs as its `preference` config when there are any; the number of turn rows."""
     from datasets import Dataset
 
-    data = out / "data"
     with tempfile.TemporaryDirectory(prefix="thinkedit-export-") as scratch:
         selected = list(selected_turns(runs, scratch, min_gain, only_satisfied))
         if not selected:
             raise BadInput("No turn passed the filters, and a dataset needs at least one row: nothing was written.")
-        data.mkdir(parents=True, exist_ok=True)
-        for stale in data.glob("train-*-of-*.parquet"):  # a previous export's shards would be read along
-            stale.unlink()
-        dataset = Dataset.from_generator(
-            hub_rows, features=hub_features(), gen_kwargs={"selected": selected}, cache_dir=str(Path(scratch) / "cache")
-        )
-        shards = min(len(dataset), dataset.data.nbytes // MAX_SHARD_BYTES + 1)
-        for index in range(shards):
-            part = dataset.shard(num_shards=shards, index=index, contiguous=True)
-            shard = data / f"train-{index:05d}-of-{shards:05d}.parquet"
-            part.to_parquet(str(Path(scratch) / shard.name))  # written whole in the scratch folder first
-            copy_file_atomic(Path(scratch) / shard.name, shard)
+        cache = str(Path(scratch) / "cache")
+        made = {
+            "default": Dataset.from_generator(
+                hub_rows, hub_features(), gen_kwargs={"selected": selected}, cache_dir=cache
+            )
+        }
+        pair_rows = list(selected_pairs(runs, scratch))
+        if pair_rows:
+            made["preference"] = Dataset.from_generator(
+                preference_rows, preference_features(), gen_kwargs={"selected": pair_rows}, cache_dir=cache
+            )
+        sizes = {
+            config: write_shards(dataset, out / CONFIG_FOLDERS[config], scratch) for config, dataset in made.items()
+        }
+        if "preference" not in made:  # a previous export's pairs would be read along
+            write_shards(None, out / CONFIG_FOLDERS["preference"], scratch)
         card = dataset_card(
-            dataset,
-            selected,
-            min_gain=min_gain,
-            only_satisfied=only_satisfied,
-            license=license,
-            download_size=sum(file.stat().st_size for file in data.glob("train-*.parquet")),
+            made, sizes, selected, len(pair_rows), min_gain=min_gain, only_satisfied=only_satisfied, license=license
         )
-        rows = len(dataset)
-        del dataset, part  # the arrow cache lives in `scratch`
+        rows = len(made["default"])
+        del made  # the arrow cache lives in `scratch`
     write_text_atomic(out / "README.md", str(card))
     return rows
 
 
+CONFIG_FOLDERS = {"default": "data", "preference": "preference"}  # where each config's parquet shards go
+
+
+def write_shards(dataset, folder: Path, scratch: str) -> int:
+    """`dataset` as parquet shards in `folder` the Hub's way (about `MAX_SHARD_BYTES` each), replacing what a previous
+    export left there (None: only that); the bytes written."""
+    for stale in folder.glob("train-*-of-*.parquet"):
+        stale.unlink()
+    if dataset is None:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = min(len(dataset), dataset.data.nbytes // MAX_SHARD_BYTES + 1)
+    for index in range(shards):
+        part = dataset.shard(num_shards=shards, index=index, contiguous=True)
+        shard = folder / f"train-{index:05d}-of-{shards:05d}.parquet"
+        part.to_parquet(str(Path(scratch) / shard.name))  # written whole in the scratch folder first
+        copy_file_atomic(Path(scratch) / shard.name, shard)
+    return sum(file.stat().st_size for file in folder.glob("train-*.parquet"))
+
+
 def dataset_card(
-    dataset, selected: list[tuple], *, min_gain: float | None, only_satisfied: bool, license: str, download_size: int
+    made: dict,
+    sizes: dict,
+    selected: list[tuple],
+    pairs_count: int,
+    *,
+    min_gain: float | None,
+    only_satisfied: bool,
+    license: str,
 ):
     """The dataset card: front matter the Hub reads (configs, features, sizes, license, task categories) and a
     text saying how the data was made."""
@@ -274,17 +400,20 @@ def dataset_card(
         tags=["thinkedit", "think-while-edit", "image-editing"],
         pretty_name="ThinkEdit trajectories",
     )
-    info = DatasetInfo(
-        features=dataset.features, splits=SplitDict(), download_size=download_size, dataset_size=dataset.data.nbytes
-    )
-    info.splits.add(SplitInfo(name="train", num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
-    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
-    configs = {"default": {"data_files": [{"split": "train", "path": "data/train-*"}]}}
+    infos, configs = {}, {}
+    for config, dataset in made.items():
+        info = DatasetInfo(
+            features=dataset.features, splits=SplitDict(), download_size=sizes[config], dataset_size=dataset.data.nbytes
+        )
+        info.splits.add(SplitInfo(name="train", num_bytes=dataset.data.nbytes, num_examples=len(dataset)))
+        infos[config] = info
+        configs[config] = {"data_files": [{"split": "train", "path": f"{CONFIG_FOLDERS[config]}/train-*"}]}
+    DatasetInfosDict(infos).to_dataset_card_data(data)
     MetadataConfigs(configs).to_dataset_card_data(data)
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_text(selected, min_gain, only_satisfied)}")
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{card_text(selected, min_gain, only_satisfied, pairs_count)}")
 
 
-def card_text(selected: list[tuple], min_gain: float | None, only_satisfied: bool) -> str:
+def card_text(selected: list[tuple], min_gain: float | None, only_satisfied: bool, pairs_count: int = 0) -> str:
     runs = {name: run for name, run, _ in selected}
     backends = Counter((run.record.get("editor"), run.record.get("thinker")) for _, run, _ in selected)
     made_with = "\n".join(
@@ -311,10 +440,10 @@ the thinker keeps the prompt, or the turns run out. The best turn has the highes
 
 | column | what |
 | --- | --- |
-| `source` | the image the run started from (every turn edits it anew) |
+| `source` | the image the turn edited: the run's source (every turn edits it anew), or after building on a turn, that turn's image |
 | `edited` | this turn's edit, at the size the editor made it (a rotation or a crop changes it) |
-| `instruction` | what the person asked for |
-| `prompt` | what the editor was given this turn: the instruction, then the previous turn's refined prompt |
+| `instruction` | what the person asked for (the stage's instruction, after building on a turn) |
+| `prompt` | what the editor was given this turn: the instruction, a refined prompt of the thinker's, or the person's |
 | `semantic`, `quality` | the thinker's scores, 0-10 |
 | `reasoning` | the thinker's reasoning |
 | `refined_prompt` | the thinker's rewrite for the next turn (null when it gave none) |
@@ -327,9 +456,25 @@ from datasets import load_dataset
 
 turns = load_dataset("USER/NAME", split="train")  # or the folder itself
 ```
-
+{preference_text(pairs_count)}
 The license above is the exporter's choice (`--license`, default `other`). The source images are whoever ran
 ThinkEdit's; the edited images also carry the terms of the editor model that made them.
+"""
+
+
+def preference_text(pairs_count: int) -> str:
+    if not pairs_count:
+        return ""
+    return f"""
+The `preference` config holds {pairs_count} preference pairs for DPO-style training: two edits of the same `source`
+with the same `instruction`, `chosen` preferred to `rejected`. `chosen_by` says who preferred it: `person` (the
+person's pick over the other turns, a turn they rated up over one they rated down) or `thinker` (an overall score
+at least 1 higher, where the person said nothing against it). `chosen_prompt` / `rejected_prompt` made the two
+edits; `chosen_overall` / `rejected_overall` are the thinker's √(semantic·quality).
+
+```python
+pairs = load_dataset("USER/NAME", "preference", split="train")
+```
 """
 
 
@@ -340,9 +485,12 @@ def _full_record(name: str, run: SavedRun, turn: dict[str, Any], images: list[st
         "run": name,
         **run_fields,
         **turn,
+        "instruction": run.stage(turn)["instruction"],
         "source": images[0],
         "image": images[1],
         "best": turn["index"] == record.get("best_turn"),
+        "picked": turn["index"] == record["picked_turn"],
+        "rating": record["ratings"].get(str(turn["index"])),
     }
 
 
@@ -369,10 +517,11 @@ def _unique(name: str, used: set[str]) -> str:
 
 
 def summary(run: SavedRun, label: str | Path | None = None) -> str:
-    """A saved run in a few lines: what was asked, by which backends, every turn's scores and prompt."""
+    """A saved run in a few lines: what was asked, by which backends, every turn's scores and prompt, which turn each
+    continues and who wrote its prompt, its stages, and the best turn (the person's pick when they made one)."""
     record = run.record
     settings = record.get("settings", {})
-    best = record.get("best_turn")
+    best = shown_best(record)
     lines = [
         f"Run:         {label or run.path}",
         f"Instruction: {record['instruction']}",
@@ -386,19 +535,38 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         lines.append(f"Error:       {record['error']}")
     if record.get("first_turn_prompt"):
         lines.append(f"Turn 1 prompt ({settings.get('first_turn')}): {record['first_turn_prompt']}")
-    lines.append("")
-    lines.append("  turn  semantic  quality  edit s  think s       size  prompt")
+    lines += [
+        f"Stage {stage['stage']}:     built on turn {stage['source_turn']}'s image: {stage['instruction']}"
+        for stage in record["stages"][1:]
+    ]
+    lines += [
+        f"Feedback:    turn {turn['index']} answers your words on turn {turn['parent']}: {turn['feedback']['text']}"
+        for turn in record["turns"]
+        if turn["feedback"]
+    ]
+    lines += ["", "  turn  from  by           you   semantic  quality  edit s  think s       size  prompt"]
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
+        parent = "–" if turn["parent"] is None else turn["parent"]
+        you = "pick" if turn["index"] == record["picked_turn"] else record["ratings"].get(str(turn["index"]), "")
         lines.append(
-            f"{mark} {turn['index']:>4}  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
+            f"{mark} {turn['index']:>4}  {parent:>4}  {turn['by']:<11}  {you:<4}"
+            f"  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
             f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
             f"  {_size(turn.get('size')):>9}  {turn['prompt']}"
         )
     lines.append("")
-    lines.append(f"Best turn:   {best if best is not None else 'none'}" + (" (marked *)" if best is not None else ""))
+    lines.append(f"Best turn:   {_best_text(record, best)}")
     lines += [f"Warning:     {warning}" for warning in record.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _best_text(record: dict[str, Any], best: int | None) -> str:
+    if best is None:
+        return "none"
+    if record["picked_turn"] is None:
+        return f"{best} (marked *)"
+    return f"{best} (your pick, marked *; the thinker's best: {record['best_turn']})"
 
 
 def _size(size: Any) -> str:

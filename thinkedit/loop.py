@@ -2,10 +2,15 @@
 
 `run_jobs(jobs)` yields the events of one or more runs as they happen (`run(editor, thinker, request)`: of one);
 the web app, the CLI, `bench`, `eval` and the tests all consume these events. It knows nothing of Gradio, diffusers or HTTP.
+
+A run is a tree of turns: a job with a `Continuation` goes on from a turn of a saved run (`steer.py` plans it),
+with the thinker's refined prompt, a prompt the person wrote, the thinker's answer to the person's feedback, or as a
+new stage built on that turn's image. Its turns are added to the same run folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import queue
 import threading
@@ -24,15 +29,25 @@ from .critique import Critique, score_text
 from .errors import Cancelled, ThinkEditError
 from .images import editor_output
 from .requests import EditRequest, make_request  # noqa: F401 - `loop.make_request`: how callers have built requests
-from .store import NOT_SAVED, NotSaved, save_run
+from .schema import merged_record, thinkers_best, trajectory_record
+from .store import NOT_SAVED, NotSaved, running, save_run
 
 CANCEL_GRACE_S = 10.0  # after Stop or a timeout, how long a backend may take to reach its next step or token
 WATCH_S = 0.1  # how often the watcher looks at the clock while no event arrives
 
 
 @dataclass
+class Feedback:
+    """The person's words on a turn, and the thinker's answer: that turn critiqued again with the words, whose refined
+    prompt is the next turn's."""
+
+    text: str
+    critique: Critique
+
+
+@dataclass
 class Turn:
-    index: int  # 1-based
+    index: int  # 1-based, unique in the run (its tree and stages together)
     prompt: str
     image: Image.Image
     critique: Critique
@@ -41,11 +56,41 @@ class Turn:
     think_seconds: float
     editor_note: str | None = None
     thinker_note: str | None = None  # what the loop made of a reply it could not follow (no refined prompt)
+    parent: int | None = None  # the turn whose prompt or critique this one continues; None for turn 1
+    by: str = "instruction"  # who wrote its prompt: "instruction", "thinker" or "person" (schema.BY)
+    stage: int = 1  # the stage it belongs to: the source it edited and the instruction it followed
+    feedback: Feedback | None = None  # the person's feedback on the parent turn that gave this turn its prompt
 
     @property
     def rank(self) -> float:
         overall = self.critique.overall
         return -1.0 if overall is None else overall
+
+
+@dataclass
+class Stage:
+    """A stage of a run: stage 1 edits the run's source with its instruction; building on a turn starts a stage whose
+    source is that turn's image (stacked edits), with an instruction of its own."""
+
+    number: int
+    instruction: str
+    source_turn: int | None = None  # None: the run's source.png
+
+
+@dataclass
+class Continuation:
+    """Where a request picks a saved run up (`steer.plan` makes it): the turn it continues, the stage its turns belong
+    to, and its first prompt, or the person's feedback the thinker answers with it."""
+
+    from_turn: int
+    stage: Stage
+    by: str  # who wrote the first prompt
+    prompt: str | None = None  # None: the thinker's answer to `feedback`
+    feedback: str | None = None
+    turn_prompt: str = ""  # the continued turn's prompt and image: what the thinker critiques again with the feedback
+    turn_image: Image.Image | None = None
+    first_index: int = 1  # the run's next free turn number when the request began
+    new_stage: bool = False  # building on the turn: `stage` is this request's own
 
 
 @dataclass
@@ -64,15 +109,32 @@ class Trajectory:
     started: float = field(default_factory=time.time)
     seconds: float = 0.0
     save_seconds: float = 0.0  # time spent writing the run folder
+    continues: Continuation | None = None  # a continuation of a saved run; None for a run's first request
+    stages: list[Stage] = field(default_factory=list)  # the stages this request makes turns in (schema.STAGE)
+    picked_turn: int | None = None  # the person's pick and ratings: a record on disk keeps those `/rate` wrote
+    ratings: dict[str, str] = field(default_factory=dict)
+    claimed: set[int] = field(default_factory=set)  # the turn numbers this request wrote in the run folder
+    on_disk: dict[str, Any] | None = None  # the record the folder held at the last save, before this request's turns
+
+    def __post_init__(self) -> None:
+        if self.continues is None and not self.stages:  # a run's first request begins stage 1
+            self.stages = [Stage(1, self.request.instruction)]
 
     @property
     def best_turn(self) -> Turn | None:
-        """Highest geometric mean of semantic and quality; unreadable scores rank lowest; ties go later."""
-        best = None
-        for turn in self.turns:
-            if best is None or turn.rank >= best.rank:
-                best = turn
-        return best
+        """The thinker's best turn (`schema.thinkers_best`): highest geometric mean of semantic and quality in the
+        stage of the newest turn; unreadable scores rank lowest; ties go later."""
+        rows = [
+            {"index": t.index, "stage": t.stage, "semantic": t.critique.semantic, "quality": t.critique.quality}
+            for t in self.turns
+        ]
+        best = thinkers_best(rows)
+        return next((turn for turn in self.turns if turn.index == best), None)
+
+    def record(self) -> dict[str, Any]:
+        """The run's record: this request's turns merged into what the run folder held (a continuation's run holds
+        more turns than its own), or this request's alone when nothing was saved."""
+        return merged_record(self.on_disk, trajectory_record(self), self.continues is None)
 
 
 # -- events ------------------------------------------------------------------------------------------
@@ -132,6 +194,7 @@ class Job:
     thinker: Any
     request: EditRequest
     run_dir: Path | None = None
+    continues: Continuation | None = None  # go on from a turn of the run saved in `run_dir`
 
 
 def run(
@@ -141,13 +204,13 @@ def run(
     *,
     cancel: threading.Event | None = None,
     run_dir: Path | None = None,
+    continues: Continuation | None = None,
     edit_timeout: float = DEFAULTS.edit_timeout,
     think_timeout: float = DEFAULTS.thinker_timeout,
 ) -> Iterator[Event]:
     """Run Think-while-Edit on a worker thread and yield its events live; the last one is always `RunFinished`."""
-    for _, event in run_jobs(
-        [Job(editor, thinker, request, run_dir)], cancel=cancel, edit_timeout=edit_timeout, think_timeout=think_timeout
-    ):
+    jobs = [Job(editor, thinker, request, run_dir, continues)]
+    for _, event in run_jobs(jobs, cancel=cancel, edit_timeout=edit_timeout, think_timeout=think_timeout):
         yield event
 
 
@@ -213,7 +276,7 @@ class _Run:
         self.halted: tuple[type[BaseException], str] | None = None
         self.halted_at = 0.0
         self.given_up = False
-        self.trajectory = new_trajectory(job.editor, job.thinker, job.request, job.run_dir)
+        self.trajectory = new_trajectory(job.editor, job.thinker, job.request, job.run_dir, job.continues)
         # contextvars go along: ZeroGPU's per-call GPU slices read the request that Gradio set for this handler
         self.thread = threading.Thread(
             target=contextvars.copy_context().run, args=(self.work,), daemon=True, name=f"thinkedit-run-{number}"
@@ -268,13 +331,18 @@ class _Run:
         return RunFinished(trajectory)
 
 
-def new_trajectory(editor, thinker, request: EditRequest, run_dir: Path | None = None) -> Trajectory:
+def new_trajectory(
+    editor, thinker, request: EditRequest, run_dir: Path | None = None, continues: Continuation | None = None
+) -> Trajectory:
+    stages = [continues.stage] if continues is not None and continues.new_stage else []
     return Trajectory(
         request=request,
         editor=name_of(editor),
         thinker=name_of(thinker) if thinker is not None else "none",
         settings=_settings_record(editor, thinker, request),
         run_dir=run_dir,
+        continues=continues,
+        stages=stages,
     )
 
 
@@ -291,67 +359,140 @@ def execute(
 
     `alive()` is called at every step and token the backends report and after every backend call; it raises
     `Cancelled` (or an error) to end the run there. Finished turns are saved as they finish; the last event is
-    always `RunFinished`.
+    always `RunFinished`. A run's first request marks its folder as running (`store.running`) until it ends.
     """
-    source = request.image
-    try:
-        with runtime.gpu_turn(editor, thinker, waiting=alive):
-            alive()
-            prompt = request.instruction
-            if thinker is not None and request.first_turn != "none":
-                emit(ThinkingStarted(0))
-                prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive)
-                trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
-            max_turns = request.max_turns if thinker is not None else 1
-            for index in range(1, max_turns + 1):
+    first = trajectory.run_dir is not None and trajectory.continues is None
+    with running(trajectory.run_dir) if first else contextlib.nullcontext():
+        try:
+            with runtime.gpu_turn(editor, thinker, waiting=alive):
                 alive()
-                seed = turn_seed(request, index)
-                emit(TurnStarted(index, prompt))
-                started = time.perf_counter()
-                edited = editor.edit(
-                    source,
-                    prompt,
-                    seed=seed,
-                    steps=request.steps,
-                    guidance=request.guidance,
-                    on_step=_step_callback(index, emit, alive),
-                )
-                alive()
-                edit_seconds = time.perf_counter() - started
-                edited, note = _check_edit(edited)
-                if note:
-                    emit(Notice(f"Turn {index}: {note}"))
-                critique, think_seconds = Critique(None, None, "", None, ""), 0.0
-                if thinker is not None:
-                    emit(ThinkingStarted(index))
-                    started = time.perf_counter()
-                    critique = thinker.critique(
-                        source, edited, request.instruction, prompt, on_token=_token_callback(index, emit, alive)
-                    )
-                    alive()
-                    think_seconds = time.perf_counter() - started
-                turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
-                if thinker is not None and critique.refined_prompt is None:
-                    turn.thinker_note = _no_answer_note(request, index, max_turns)
-                    emit(Notice(f"Turn {index}: {turn.thinker_note}"))
-                trajectory.turns.append(turn)
-                _save(trajectory, emit)
-                emit(TurnFinished(turn))
-                trajectory.stop_reason = _stop_reason(trajectory, thinker is None, max_turns)
-                if trajectory.stop_reason is not None:
-                    break
-                prompt = critique.refined_prompt or prompt
-    except Cancelled:
-        trajectory.stop_reason = "cancelled"
-    except Exception as exc:  # noqa: BLE001 - any failure ends the run; finished turns are kept
-        trajectory.stop_reason = "error"
-        trajectory.error = _message(exc)
-    trajectory.seconds = time.time() - trajectory.started
-    for role, backend in (("editor", editor), ("thinker", thinker)):
-        if getattr(backend, "model", None):  # a served model name is only known after the first call
-            trajectory.settings[f"{role}_model"] = backend.model
-    _save(trajectory, emit)
+                opening = _opening(thinker, request, trajectory, emit, alive)
+                if opening is not None:
+                    _turns(editor, thinker, request, trajectory, opening, emit=emit, alive=alive)
+        except Cancelled:
+            trajectory.stop_reason = "cancelled"
+        except Exception as exc:  # noqa: BLE001 - any failure ends the run; finished turns are kept
+            trajectory.stop_reason = "error"
+            trajectory.error = _message(exc)
+        trajectory.seconds = time.time() - trajectory.started
+        for role, backend in (("editor", editor), ("thinker", thinker)):
+            if getattr(backend, "model", None):  # a served model name is only known after the first call
+                trajectory.settings[f"{role}_model"] = backend.model
+        _save(trajectory, emit)
     emit(RunFinished(trajectory))
+
+
+@dataclass
+class _Opening:
+    """How a request's first turn begins: its prompt, who wrote it, the turn it continues and the feedback behind it."""
+
+    prompt: str
+    by: str
+    parent: int | None = None
+    feedback: Feedback | None = None
+
+
+def _opening(thinker, request: EditRequest, trajectory: Trajectory, emit: Callable, alive: Callable) -> _Opening | None:
+    """The first turn's prompt: the instruction (or what polish / critique-source made of it), or where a continuation
+    picks up; None when the thinker's answer to the person's feedback held no prompt to go on with."""
+    continues = trajectory.continues
+    if continues is not None:
+        if continues.feedback is None:
+            return _Opening(continues.prompt, continues.by, continues.from_turn)
+        return _answer_feedback(thinker, request, trajectory, emit, alive)
+    if thinker is None or request.first_turn == "none":
+        return _Opening(request.instruction, "instruction")
+    emit(ThinkingStarted(0))
+    prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive)
+    trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
+    return _Opening(prompt, "thinker" if prompt != request.instruction else "instruction")
+
+
+def _answer_feedback(
+    thinker, request: EditRequest, trajectory: Trajectory, emit: Callable, alive: Callable
+) -> _Opening | None:
+    """The thinker critiques the continued turn again with the person's feedback; its refined prompt opens the
+    request (recorded with the feedback on the new turn)."""
+    continues = trajectory.continues
+    emit(ThinkingStarted(continues.from_turn))
+    critique = thinker.critique(
+        request.image,
+        continues.turn_image,
+        request.instruction,
+        continues.turn_prompt,
+        on_token=_token_callback(continues.from_turn, emit, alive),
+        feedback=continues.feedback,
+    )
+    alive()
+    if critique.refined_prompt is None:
+        trajectory.stop_reason = "no_answer"
+        emit(
+            Notice(f"The thinker's answer to your feedback on turn {continues.from_turn} held no prompt to go on with.")
+        )
+        return None
+    return _Opening(critique.refined_prompt, "thinker", continues.from_turn, Feedback(continues.feedback, critique))
+
+
+def _turns(
+    editor,
+    thinker,
+    request: EditRequest,
+    trajectory: Trajectory,
+    opening: _Opening,
+    *,
+    emit: Callable[[Event], None],
+    alive: Callable[[], None],
+) -> None:
+    """Edit, critique and refine, one turn after another, until a stop rule says so (`_stop_reason`)."""
+    source, prompt, by, parent, feedback = request.image, opening.prompt, opening.by, opening.parent, opening.feedback
+    stage = trajectory.continues.stage if trajectory.continues else trajectory.stages[0]
+    max_turns = request.max_turns if thinker is not None else 1
+    for _ in range(max_turns):
+        alive()
+        index = max([t.index for t in trajectory.turns] or [_first_index(trajectory) - 1]) + 1  # the save may renumber
+        seed = turn_seed(request, index)
+        emit(TurnStarted(index, prompt))
+        started = time.perf_counter()
+        edited = editor.edit(
+            source,
+            prompt,
+            seed=seed,
+            steps=request.steps,
+            guidance=request.guidance,
+            on_step=_step_callback(index, emit, alive),
+        )
+        alive()
+        edit_seconds = time.perf_counter() - started
+        edited, note = _check_edit(edited)
+        if note:
+            emit(Notice(f"Turn {index}: {note}"))
+        critique, think_seconds = Critique(None, None, "", None, ""), 0.0
+        if thinker is not None:
+            emit(ThinkingStarted(index))
+            started = time.perf_counter()
+            critique = thinker.critique(
+                source, edited, request.instruction, prompt, on_token=_token_callback(index, emit, alive)
+            )
+            alive()
+            think_seconds = time.perf_counter() - started
+        turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
+        turn.parent, turn.by, turn.stage, turn.feedback = parent, by, stage.number, feedback
+        if thinker is not None and critique.refined_prompt is None:
+            turn.thinker_note = _no_answer_note(request, index, len(trajectory.turns) + 1 == max_turns)
+            emit(Notice(f"Turn {index}: {turn.thinker_note}"))
+        trajectory.turns.append(turn)
+        _save(trajectory, emit)  # gives the turn its number in the run folder
+        emit(TurnFinished(turn))
+        trajectory.stop_reason = _stop_reason(trajectory, thinker is None, max_turns)
+        if trajectory.stop_reason is not None:
+            break
+        parent, feedback = turn.index, None
+        if critique.refined_prompt:
+            prompt, by = critique.refined_prompt, "thinker"
+
+
+def _first_index(trajectory: Trajectory) -> int:
+    return trajectory.continues.first_index if trajectory.continues else 1
 
 
 def _step_callback(index: int, emit: Callable, alive: Callable) -> Callable[[int, int], None]:
@@ -402,21 +543,24 @@ def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> s
         return "no_answer"
     if critique.refined_prompt is not None and _same(critique.refined_prompt, turn.prompt):
         return "prompt_kept"
-    return "max_turns" if turn.index == max_turns else None
+    if trajectory.request.step:
+        return "step"
+    return "max_turns" if len(trajectory.turns) == max_turns else None
 
 
-def _no_answer_note(request: EditRequest, index: int, max_turns: int) -> str:
-    """What happened when the thinker's reply held no refined prompt (no `<answer>`, or an empty one)."""
+def _no_answer_note(request: EditRequest, index: int, last: bool) -> str:
+    """What happened when the thinker's reply to turn `index` (the request's `last` one) held no refined prompt
+    (no `<answer>`, or an empty one)."""
     note = "the thinker's reply held no refined prompt (no <answer>)"
     if request.no_answer == "stop":
         return note + "; the run stops here, as the reference's loop does"
-    if index < max_turns:
+    if not last:
         return note + f"; turn {index + 1} edits with the same prompt again (no-answer rule: repeat)"
     return note
 
 
 # Why a run ended, in words: the status line, `edit`'s last line and the MCP summary all say it from this table.
-# A new stop rule adds its row. Fields: {threshold}, {max_turns}, and {semantic} and {quality} of the last turn.
+# A new stop rule adds its row. Fields: {threshold}, {max_turns}, and {turn}, {semantic} and {quality} of the last turn.
 STOP_REASONS = {
     "threshold": "both scores reached the threshold {threshold} (semantic {semantic}, quality {quality})",
     "prompt_kept": (
@@ -425,6 +569,10 @@ STOP_REASONS = {
     ),
     "no_answer": "the thinker's reply held no refined prompt (no <answer>), so the run stopped, as the reference's does",
     "max_turns": "reached the turn limit of {max_turns}",
+    "step": (
+        "paused after the critique of turn {turn}, as step mode asks: continue it (the refined prompt or yours), "
+        "give feedback, build on it, or accept it"
+    ),
     "single_shot": "a single edit, not critiqued (the single-shot baseline)",
     "cancelled": "stopped by you; finished turns are kept",
     "error": "stopped by an error",
@@ -441,6 +589,7 @@ def stop_message(record: dict[str, Any]) -> str:
     return STOP_REASONS[reason].format(
         threshold=score_text(settings.get("threshold")),
         max_turns=settings.get("max_turns"),
+        turn=last.get("index"),
         semantic=score_text(last.get("semantic")),
         quality=score_text(last.get("quality")),
     )

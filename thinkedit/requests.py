@@ -43,6 +43,7 @@ class EditRequest:
     guidance: float | None = None
     seed_per_turn: str = DEFAULTS.seed_per_turn  # "increment": turn n edits with seed + n - 1
     no_answer: str = DEFAULTS.no_answer  # a reply without a refined prompt: "stop" (the reference's rule) or "repeat"
+    step: bool = False  # step mode: pause after every critique, for the person to continue (stop reason "step")
 
 
 def make_request(
@@ -57,6 +58,7 @@ def make_request(
     guidance: Any = None,
     seed_per_turn: Any = DEFAULTS.seed_per_turn,
     no_answer: Any = DEFAULTS.no_answer,
+    step: Any = False,
 ) -> EditRequest:
     """Validate everything before any model runs; raise `BadInput` with the reason."""
     text = instruction_text(instruction)
@@ -77,23 +79,32 @@ def make_request(
         guidance=number(guidance, "guidance", *GUIDANCE_RANGE, optional=True),
         seed_per_turn=seed_per_turn,
         no_answer=no_answer,
+        step=switch(step, "Step mode"),
         image=load_image(image),
     )
 
 
-def instruction_text(instruction: Any) -> str:
-    """The instruction as the editor will get it: control characters dropped; empty or endless refused."""
+def instruction_text(instruction: Any, what: str = "instruction") -> str:
+    """The instruction (or another text a person gives the loop, `what`: a prompt, feedback) as the editor or the
+    thinker will get it: control characters dropped; empty or endless refused."""
     if instruction is not None and not isinstance(instruction, str):
-        raise BadInput(f"The instruction must be text, not {type(instruction).__name__}.")
+        raise BadInput(f"The {what} must be text, not {type(instruction).__name__}.")
     text = (instruction or "").strip()
     if not text:
-        raise BadInput("The instruction is empty: say what to change in the image.")
+        raise BadInput(f"The {what} is empty: say what to change in the image.")
     if len(text) > MAX_INSTRUCTION_CHARS:
-        raise BadInput(f"The instruction is {len(text)} characters long; the limit is {MAX_INSTRUCTION_CHARS}.")
+        raise BadInput(f"The {what} is {len(text)} characters long; the limit is {MAX_INSTRUCTION_CHARS}.")
     text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text).strip()
     if not text:
-        raise BadInput("The instruction has no readable characters.")
+        raise BadInput(f"The {what} has no readable characters.")
     return text
+
+
+def switch(value: Any, name: str) -> bool:
+    """`value` as on or off: a boolean (None is off), else `BadInput`."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise BadInput(f"{name} must be true or false, not {shown(value)}.")
 
 
 def number(value: Any, name: str, low: float, high: float, *, whole: bool = False, optional: bool = False):

@@ -19,12 +19,14 @@ from importlib import metadata
 from typing import Any
 
 from . import __version__
-from .config import MAX_TURNS_RANGE
+from .critique import overall
 from .errors import BadInput
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a run is a tree of turns (parent, by) in stages, with the person's pick and ratings
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}  # n → a version-n record as version n + 1
-MAX_TURNS = MAX_TURNS_RANGE[1]  # the contract: a saved run has at most this many turns
+MAX_TURNS = 50  # the contract: a saved run has at most this many turns, all its branches and stages together
+BY = ("instruction", "thinker", "person")  # who wrote a turn's prompt
+RATINGS = ("up", "down")  # what a person may say of a turn, besides picking it
 
 # What a field may hold, in the words refusals use.
 KINDS: dict[str, Callable[[Any], bool]] = {
@@ -75,6 +77,27 @@ TURN = {
     "think_seconds": Field(("a number",), lambda turn: round(turn.think_seconds, 4), required=True),
     "editor_note": Field(("text", "null"), lambda turn: turn.editor_note),
     "thinker_note": Field(("text", "null"), lambda turn: turn.thinker_note),  # e.g. its reply had no <answer>
+    "parent": Field(("a whole number", "null"), lambda turn: turn.parent, required=True),  # the turn it continues
+    "by": Field(("text",), lambda turn: turn.by, required=True),  # who wrote its prompt: one of BY
+    "stage": Field(("a whole number",), lambda turn: turn.stage, required=True),
+    "feedback": Field(("an object", "null"), lambda turn: feedback_record(turn.feedback)),  # FEEDBACK, or null
+}
+# A person's feedback on the parent turn and the thinker's answer: that turn critiqued again with the feedback, whose
+# refined prompt is this turn's prompt.
+FEEDBACK = {
+    "text": Field(("text",), lambda feedback: feedback.text, required=True),
+    "semantic": Field(("a number", "null"), lambda feedback: feedback.critique.semantic),
+    "quality": Field(("a number", "null"), lambda feedback: feedback.critique.quality),
+    "reasoning": Field(("text", "null"), lambda feedback: feedback.critique.reasoning),
+    "raw": Field(("text", "null"), lambda feedback: feedback.critique.raw),
+}
+# A stage: the source its turns edit and the instruction they follow. Stage 1 edits source.png with the run's
+# instruction; building on a turn starts a stage whose source is that turn's image (stacked edits).
+STAGE = {
+    "stage": Field(("a whole number",), lambda stage: stage.number, required=True),
+    "instruction": Field(("text",), lambda stage: stage.instruction, required=True),
+    "source_turn": Field(("a whole number", "null"), lambda stage: stage.source_turn, required=True),
+    "source": Field(("text",), lambda stage: stage_source(stage.source_turn), required=True),
 }
 # The loop records these settings as the run starts (`loop.new_trajectory`); the writer keeps them as they are.
 SETTINGS = {
@@ -108,7 +131,11 @@ RECORD = {
     "warnings": Field(("a list of text",), lambda run: list(run.warnings)),
     "started": Field(("text",), lambda run: time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started))),
     "seconds": Field(("a number",), lambda run: round(run.seconds, 3)),
+    "stages": Field(("a list",), lambda run: [written(STAGE, stage) for stage in run.stages], required=True),
+    "picked_turn": Field(("a whole number", "null"), lambda run: run.picked_turn),  # the person's; overrides best_turn
+    "ratings": Field(("an object",), lambda run: dict(run.ratings)),  # the person's: {"2": "up", "3": "down"}
 }
+RUN_LEVEL = ("stop_reason", "error", "warnings", "seconds")  # of the newest request: a continuation's replace them
 
 
 def trajectory_record(trajectory) -> dict[str, Any]:
@@ -150,7 +177,40 @@ def check_record(record: Any, label: str) -> dict[str, Any]:
         )
     for number, turn in enumerate(turns, 1):
         check_fields(turn, TURN, f"turn {number}", label)
+        if turn.get("feedback") is not None:
+            check_fields(turn["feedback"], FEEDBACK, f"turn {number}'s feedback", label)
+    for number, stage in enumerate(record["stages"], 1):
+        check_fields(stage, STAGE, f"stage {number}", label)
+    check_tree(record, label)
     return record
+
+
+def check_tree(record: dict[str, Any], label: str) -> None:
+    """Refuse a record whose turns do not form a tree in its stages: every number a turn, a stage, the pick or a
+    rating names must be one the record holds."""
+
+    def refuse(problem: str) -> None:
+        raise BadInput(f"{label} does not follow the trajectory format: {problem}.")
+
+    indexes = [turn["index"] for turn in record["turns"]]
+    stages = {stage["stage"]: stage for stage in record["stages"]}
+    if len(set(indexes)) != len(indexes) or len(stages) != len(record["stages"]):
+        refuse("two turns (or two stages) have the same number")
+    for turn in record["turns"]:
+        parent = turn["parent"]
+        if parent is not None and (parent not in indexes or parent >= turn["index"]):
+            refuse(f"turn {turn['index']} continues turn {parent}, which is not an earlier turn of the run")
+        if turn["by"] not in BY:
+            refuse(f'turn {turn["index"]}\'s "by" is {turn["by"][:20]!r}, where one of {", ".join(BY)} belongs')
+        if turn["stage"] not in stages:
+            refuse(f"turn {turn['index']} belongs to stage {turn['stage']}, which the record does not list")
+    for number, stage in stages.items():
+        _check_stage(number, stage, indexes, record.get("source", "source.png"), refuse)
+    if record["picked_turn"] is not None and record["picked_turn"] not in indexes:
+        refuse(f"the picked turn {record['picked_turn']} is not a turn of the run")
+    for turn, rating in record["ratings"].items():
+        if not turn.isdigit() or int(turn) not in indexes or rating not in RATINGS:
+            refuse(f"the rating {turn[:20]!r}: {str(rating)[:20]!r} is not up or down for a turn of the run")
 
 
 def check_fields(data: Any, fields: dict[str, Field], what: str, label: str) -> None:
@@ -179,3 +239,84 @@ def kind_of(value: Any) -> str:
         (kind for kind in ("null", "text", "a whole number", "a number", "an object", "a list") if KINDS[kind](value)),
         type(value).__name__,
     )
+
+
+def _check_stage(number: int, stage: dict[str, Any], indexes: list[int], source: str, refuse: Callable) -> None:
+    """Stage 1 edits the run's source; any other edits the image of a turn of the run."""
+    built_on = stage["source_turn"]
+    if (built_on is None) != (number == 1) or built_on is not None and built_on not in indexes:
+        refuse(f"stage {number} is built on turn {built_on}, which is not a turn of the run")
+    if stage["source"] != (source if built_on is None else turn_file(built_on)):
+        refuse(f"stage {number}'s source is {stage['source'][:40]!r}, not the image of the turn it is built on")
+
+
+def feedback_record(feedback) -> dict[str, Any] | None:
+    return written(FEEDBACK, feedback) if feedback is not None else None
+
+
+def stage_source(source_turn: int | None) -> str:
+    """The file a stage's turns edit: the run's source, or the image of the turn the stage was built on."""
+    return "source.png" if source_turn is None else turn_file(source_turn)
+
+
+def _as_trees(record: Any) -> Any:
+    """Version 1 → 2. A run saved before runs were trees is one chain in one stage: turn k continues turn k - 1, and
+    its prompt is the instruction or the thinker's. The person had no pick or ratings. A record of the wrong shape is
+    left for the checks to refuse."""
+    if not isinstance(record, dict) or not isinstance(record.get("turns"), list):
+        return record
+    upgraded = {**record, "schema_version": 2, "picked_turn": None, "ratings": {}}
+    source = record.get("source", "source.png")
+    upgraded["stages"] = [{"stage": 1, "instruction": record.get("instruction"), "source_turn": None, "source": source}]
+    turns, previous = [], None
+    for turn in record["turns"]:
+        if isinstance(turn, dict):
+            by = "instruction" if turn.get("prompt") == record.get("instruction") else "thinker"
+            turn = {**turn, "parent": previous, "by": by, "stage": 1, "feedback": None}
+            previous = turn.get("index")
+        turns.append(turn)
+    upgraded["turns"] = turns
+    return upgraded
+
+
+UPGRADES[1] = _as_trees
+
+
+def thinkers_best(turns: list[dict[str, Any]]) -> int | None:
+    """The thinker's best turn of a record's `turns`: in the stage of the newest turn, the highest overall score
+    (√(semantic·quality)); unreadable scores rank lowest; ties go to the later turn. One stage: the best of all."""
+    if not turns:
+        return None
+    stage = max(turns, key=lambda turn: turn["index"])["stage"]
+    ranked = [(_rank(turn), turn["index"]) for turn in turns if turn["stage"] == stage]
+    return max(ranked)[1]
+
+
+def _rank(turn: dict[str, Any]) -> float:
+    score = overall(turn["semantic"], turn["quality"])
+    return -1.0 if score is None else score
+
+
+def shown_best(record: dict[str, Any]) -> int | None:
+    """The turn shown as a run's best (★, slider, zip, `show`, the MCP summary): the person's pick when they made
+    one, else the thinker's `best_turn`."""
+    picked = record.get("picked_turn")
+    return picked if picked is not None else record.get("best_turn")
+
+
+def merged_record(disk: dict[str, Any] | None, mine: dict[str, Any], first: bool) -> dict[str, Any]:
+    """The record of one request (`mine`: a run's first request, or a continuation holding only its own turns and
+    stage) merged into the record on disk: turns and stages by number, the person's pick and ratings as on disk,
+    the rest of the run's from the first request, `RUN_LEVEL` from the newest, and the thinker's best of the whole."""
+    if disk is None:
+        return mine
+    base = mine if first else disk
+    record = {**base, **{key: mine[key] for key in RUN_LEVEL}, "schema_version": SCHEMA_VERSION}
+    record |= {"picked_turn": disk["picked_turn"], "ratings": disk["ratings"]}
+    ours = {turn["index"] for turn in mine["turns"]}
+    turns = [turn for turn in disk["turns"] if turn["index"] not in ours] + mine["turns"]
+    record["turns"] = sorted(turns, key=lambda turn: turn["index"])
+    stages = {stage["stage"]: stage for stage in disk["stages"] + mine["stages"]}
+    record["stages"] = [stages[number] for number in sorted(stages)]
+    record["best_turn"] = thinkers_best(record["turns"])
+    return record

@@ -2,11 +2,18 @@
 
 The `trajectory.json` contract is declared in `schema.py` (and documented in the README); the tests and the
 export formats rely on it.
+
+Several requests may write one run: its first request, continuations of its turns (from this process or another)
+and the person's verdicts. Each writes under the run folder's lock (`record_lock`: an OS lock on the folder) and
+merges what it adds into the record it reads there, so nothing another request wrote is lost. The first request
+holds `.running` locked while it makes its turns (`running`); the OS lets go of it when the process ends, however
+it ends, so `still_running` is true exactly while that request goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -16,6 +23,8 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +33,14 @@ from PIL import Image
 
 from .errors import BadInput, ThinkEditError
 from .images import load_image, png_bytes
-from .schema import check_record, trajectory_record, turn_file
+from .schema import MAX_TURNS, check_record, merged_record, shown_best, trajectory_record, turn_file
 
 MAX_MEMBER_BYTES = 256 * 2**20  # a run's PNG; anything larger in an uploaded zip is refused
 MAX_RECORD_BYTES = 64 * 2**20  # a trajectory.json (10 turns of long reasoning take a few MB)
 MAX_RUN_BYTES = 2**30  # all that a run's zip may unpack to
 MAX_ZIP_MEMBERS = 64  # a run's zip holds at most 12 files; a zip of its folder made by hand adds a few entries
 NOT_SAVED = "The run could not be saved"  # how every `NotSaved` message begins
+RUNNING = ".running"  # locked by a run's first request while it makes its turns; removed when it ends
 _RUN_IMAGE = re.compile(r"source\.png|turn_\d{2,}\.png")
 
 
@@ -41,12 +51,14 @@ class NotSaved(ThinkEditError):
 def new_run_dir(runs_root: str | Path) -> Path:
     """A fresh, unique folder name under the runs root (not created yet)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(runs_root) / f"{stamp}-{secrets.token_hex(3)}"
+    return Path(runs_root) / f"{stamp}-{secrets.token_hex(8)}"  # 64 random bits: an id no one guesses
 
 
-def save_run(trajectory, run_dir: str | Path) -> Path:
-    """Write what is new (images once, the JSON every time). When the disk says no, trajectory.json (small) still
-    lists the turns whose images are on disk, and `NotSaved` says what the folder keeps."""
+def save_run(trajectory, run_dir: str | Path) -> dict[str, Any]:
+    """Write what is new (images once, the JSON every time) and return the record written: this request's turns
+    merged, under the folder's lock, into the record on disk (`schema.merged_record`). A new turn whose number another
+    request took meanwhile gets the next free one. When the disk says no, trajectory.json (small) still lists the
+    turns whose images are on disk, and `NotSaved` says what the folder keeps."""
     run_dir = Path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -54,22 +66,142 @@ def save_run(trajectory, run_dir: str | Path) -> Path:
             _write_image(trajectory.request.image, run_dir / "source.png")
     except OSError as exc:
         raise NotSaved(_what_is_kept(run_dir, exc)) from None
-    kept, failure = [], None
-    for turn in trajectory.turns:
-        path = run_dir / turn_file(turn.index)
+    first = trajectory.continues is None
+    with record_lock(run_dir):
+        disk = _record_on_disk(run_dir, first)
+        kept, failure = _write_turns(trajectory, run_dir, disk)
+        stages = [s for s in trajectory.stages if first or any(turn.stage == s.number for turn in kept)]
+        mine = trajectory_record(dataclasses.replace(trajectory, turns=kept, stages=stages))
+        record = merged_record(disk, mine, first)
+        trajectory.on_disk = disk
         try:
-            if not path.exists():
-                _write_image(turn.image, path)
-            kept.append(turn)
+            write_json_atomic(run_dir / "trajectory.json", record)
         except OSError as exc:
             failure = failure or exc
-    try:
-        write_json_atomic(run_dir / "trajectory.json", trajectory_record(dataclasses.replace(trajectory, turns=kept)))
-    except OSError as exc:
-        failure = failure or exc
     if failure is not None:
-        raise NotSaved(_what_is_kept(run_dir, failure))
-    return run_dir
+        raise NotSaved(str(failure) if isinstance(failure, RunFull) else _what_is_kept(run_dir, failure))
+    return record
+
+
+class RunFull(ThinkEditError):
+    """A run already holds as many turns as a run may."""
+
+
+def _record_on_disk(run_dir: Path, first: bool) -> dict[str, Any] | None:
+    """The record the folder holds now (None before the first save). A run's first request replaces a record it
+    cannot read (its own, half there); a continuation stops with the reason."""
+    file = run_dir / "trajectory.json"
+    if not file.is_file():
+        return None
+    try:
+        return _read_record(file.read_bytes(), str(file))
+    except (BadInput, OSError) as exc:
+        if first:
+            return None
+        raise ThinkEditError(f"The run at {run_dir} could not be read back to add this turn ({exc}).") from None
+
+
+def _write_turns(trajectory, run_dir: Path, disk: dict[str, Any] | None) -> tuple[list, Exception | None]:
+    """Give each new turn of `trajectory` a free number and write its image; (the turns on disk, the first failure).
+    The turns after one that could not be written are not kept either: a turn's parent is always kept."""
+    taken = {turn["index"] for turn in disk["turns"]} if disk else set()
+    _claim_stage(trajectory, disk)
+    kept = []
+    for turn in trajectory.turns:
+        if turn.index not in trajectory.claimed:
+            on_disk = {int(p.stem[5:]) for p in run_dir.glob("turn_*.png") if p.stem[5:].isdigit()}
+            if turn.index in taken | on_disk:
+                turn.index = max(taken | on_disk | trajectory.claimed) + 1
+            if len(taken | trajectory.claimed) >= MAX_TURNS:
+                return kept, RunFull(
+                    f"{NOT_SAVED} completely: it holds {MAX_TURNS} turns, the most a run keeps; "
+                    f"turn {turn.index} and what follows are shown, not kept."
+                )
+            try:
+                _write_image(turn.image, run_dir / turn_file(turn.index))
+            except OSError as exc:
+                return kept, exc
+            trajectory.claimed.add(turn.index)
+        kept.append(turn)
+    return kept, None
+
+
+def _claim_stage(trajectory, disk: dict[str, Any] | None) -> None:
+    """A stage this request began (building on a turn) takes the next free number if another took its own."""
+    numbers = {stage["stage"]: stage for stage in disk["stages"]} if disk else {}
+    for stage in trajectory.stages:
+        on_disk = numbers.get(stage.number)
+        if on_disk is None or (on_disk["source_turn"], on_disk["instruction"]) == (
+            stage.source_turn,
+            stage.instruction,
+        ):
+            continue
+        old, stage.number = stage.number, max(numbers) + 1
+        for turn in trajectory.turns:
+            turn.stage = stage.number if turn.stage == old else turn.stage
+
+
+def record_lock(run_dir: Path):
+    """Hold the run folder's lock (an OS lock on the folder itself, across processes) while the record is read,
+    merged and written. A folder that cannot be opened is written without it (and the write says why it failed)."""
+    return _locked(Path(run_dir), os.O_RDONLY)
+
+
+@contextmanager
+def running(run_dir: Path) -> Iterator[None]:
+    """Mark the run as still running while its first request makes its turns: `.running` in its folder, locked.
+    The OS lets go of the lock when the process ends, however it ends; the file is removed when the request ends."""
+    path = Path(run_dir) / RUNNING
+    with suppress(OSError):  # a disk that says no: the run goes on unmarked, and says what it keeps
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _locked(path, os.O_CREAT | os.O_RDWR):
+            yield
+    finally:
+        with suppress(OSError):
+            path.unlink()
+
+
+@contextmanager
+def _locked(path: Path, flags: int) -> Iterator[None]:
+    """An exclusive OS lock on `path` (opened with `flags`) while the block runs; when it cannot be opened, none."""
+    try:
+        handle = os.open(path, flags, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing lets go of the lock
+
+
+def still_running(run_dir: Path) -> bool:
+    """Whether the run's first request is still making its turns, in this process or another."""
+    try:
+        handle = os.open(Path(run_dir) / RUNNING, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(handle)
+
+
+def update_record(run_dir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read the run's record under its lock, let `change` alter it, check it against the contract and write it;
+    the record written. What other requests wrote meanwhile is kept: the record is read under the lock."""
+    run_dir = Path(run_dir)
+    with record_lock(run_dir):
+        record = load_run(run_dir).record
+        change(record)
+        check_record(record, str(run_dir / "trajectory.json"))
+        write_json_atomic(run_dir / "trajectory.json", record)
+    return record
 
 
 def _what_is_kept(run_dir: Path, failure: OSError) -> str:
@@ -184,10 +316,21 @@ class SavedRun:
             )
         return path
 
+    def turn(self, index: int) -> dict[str, Any] | None:
+        return next((t for t in self.record["turns"] if t["index"] == index), None)
+
+    def stage(self, turn: dict[str, Any]) -> dict[str, Any]:
+        """The stage `turn` belongs to: the source it edited and the instruction it followed."""
+        return next(s for s in self.record["stages"] if s["stage"] == turn["stage"])
+
+    def source_of(self, turn: dict[str, Any]) -> Path:
+        """The image `turn` edited: the run's source, or the image of the turn its stage was built on."""
+        return self.file(self.stage(turn)["source"])
+
     @property
     def best(self) -> dict[str, Any] | None:
-        best = self.record.get("best_turn")
-        return next((t for t in self.record["turns"] if t["index"] == best), None)
+        """The turn shown as the run's best: the person's pick, else the thinker's best turn."""
+        return self.turn(shown_best(self.record))
 
 
 def load_run(path: str | Path, unpack_to: str | Path | None = None) -> SavedRun:
@@ -328,6 +471,17 @@ def zip_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             if file is not None:  # a link out of the run is not the run's: it stays out of its zip
                 archive.write(file, arcname=f"{run_dir.name}/{name}")
     return out
+
+
+def import_run(saved: SavedRun, runs_root: str | Path) -> Path:
+    """A copy of a run read from elsewhere (a zip) as a new run in the runs folder, so that it can be continued there:
+    its record and the images it names."""
+    target = new_run_dir(runs_root)
+    target.mkdir(parents=True)
+    for name in {saved.record.get("source", "source.png"), *(turn["image"] for turn in saved.record["turns"])}:
+        copy_file_atomic(saved.file(name), target / name)
+    write_json_atomic(target / "trajectory.json", saved.record)
+    return target
 
 
 def _open(path: Path) -> Image.Image:

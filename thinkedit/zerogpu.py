@@ -140,8 +140,9 @@ class Sliced:
     def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
         return _follow(decorate_slices()["edit"], (self.backend, image, prompt, seed, steps, guidance), on_step)
 
-    def critique(self, source, edited, instruction, prompt, *, on_token=None):
-        return _follow(decorate_slices()["critique"], (self.backend, source, edited, instruction, prompt), on_token)
+    def critique(self, source, edited, instruction, prompt, *, on_token=None, feedback=None):
+        arguments = (self.backend, source, edited, instruction, prompt, feedback)
+        return _follow(decorate_slices()["critique"], arguments, on_token)
 
     def polish(self, source, instruction, *, on_token=None):
         return _follow(decorate_slices()["polish"], (self.backend, source, instruction), on_token)
@@ -165,8 +166,9 @@ def _run_edit(editor, image, prompt, seed, steps, guidance) -> Iterator[tuple[st
     )
 
 
-def _run_critique(thinker, source, edited, instruction, prompt) -> Iterator[tuple[str, Any]]:
-    return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report))
+def _run_critique(thinker, source, edited, instruction, prompt, feedback=None) -> Iterator[tuple[str, Any]]:
+    asked = {"feedback": feedback} if feedback is not None else {}  # only when set, as the loop asks
+    return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report, **asked))
 
 
 def _run_polish(thinker, source, instruction) -> Iterator[tuple[str, Any]]:

@@ -53,10 +53,11 @@ class PromptedThinker:
         prompt: str,
         *,
         on_token: OnToken | None = None,
+        feedback: str | None = None,
     ) -> Critique:
-        content, reasoning = self.answer(
-            [source, edited], render(self.critique_template, instruction, prompt), on_token
-        )
+        """The critique of `edited`; with the person's `feedback`, the template carries it as a section of its own."""
+        text = render(self.critique_template, instruction, prompt, feedback=feedback)
+        content, reasoning = self.answer([source, edited], text, on_token)
         return parse_critique(content, reasoning_content=reasoning)
 
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:

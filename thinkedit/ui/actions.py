@@ -22,14 +22,14 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from .. import admission, loop, runtime
+from .. import admission, loop, runtime, steer
 from ..config import DEFAULTS, Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
 from ..images import base64_bytes
 from ..registry import build_backend
 from ..requests import EditRequest, make_request, number
-from ..store import holds_run, load_run, new_run_dir, zip_run
+from ..store import holds_run, import_run, load_run, new_run_dir, zip_run
 from .choices import CHOICES, user_settings
 from .form import REQUIRED, handler
 from .messages import refused, warn
@@ -64,7 +64,21 @@ EDIT_FIELDS = {
     "thinker_key": None,
     "speed": None,
     "seed_per_turn": None,  # None: the server's (THINKEDIT_SEED_PER_TURN)
+    "step": False,  # step mode: pause after every critique
 }
+# /continue's: go on from a turn of one of the caller's runs (`steer.plan` says how each field is used).
+CONTINUE_FIELDS = {
+    "run": REQUIRED,  # the run's id (its folder's name, the trajectory's run_dir), or outside public mode its folder
+    "from_turn": REQUIRED,
+    "prompt": None,  # the next prompt in the person's words; none of prompt, feedback, build_on: the refined prompt
+    "feedback": None,  # the person's words on the turn: the thinker answers them with the next prompt
+    "build_on": False,  # the turn's image becomes the source of a new stage, with `instruction`
+    "instruction": None,
+    "max_turns": 1,  # new turns
+    "step": False,
+}
+# /rate's: the person's verdict on a turn of one of their runs.
+RATE_FIELDS = {"run": REQUIRED, "turn": REQUIRED, "verdict": REQUIRED}  # verdict: pick, up, down or clear
 # /compare's, the same way.
 COMPARE_FIELDS = {
     "image": REQUIRED,
@@ -271,6 +285,7 @@ def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
                 seed=random.randrange(2**31) if form.randomize is True else form.seed,
                 steps=form.steps,
                 guidance=form.guidance,
+                step=form.step,
                 **loop_rules(settings, form.seed_per_turn),
             )
             choices = {name: getattr(form, name) for name in (*CHOICES, "speed")}
@@ -286,6 +301,87 @@ def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
 
     doc = "Edit the image with Think-while-Edit and stream the page's updates; the last carries the trajectory."
     return handler(EDIT_FIELDS, admitting(settings, edit, runs=1), doc)
+
+
+def own_run(run: Any, session: Session, settings: Settings) -> Path:
+    """The folder of the run a request names: one of the session's runs (by id or folder), or, outside public mode,
+    any run in the runs folder. A visitor of a public page goes on from their own runs only."""
+    if not isinstance(run, str) or not run.strip():
+        raise refused("Name the run to go on from: its id, the run_dir of its trajectory.", settings.public)
+    run = run.strip()
+    owned = session.owns(run) if not settings.public or Path(run).name == run else None  # a public page: ids only
+    if owned is not None:
+        return owned
+    if settings.public:
+        raise refused("That run is not one of this session's runs; here you go on from your own runs only.", True)
+    return confined(run, settings)
+
+
+def in_runs_folder(saved, settings: Settings) -> Path:
+    """Where a continuation of `saved` writes: its own folder in the runs folder, or for a run opened from a zip
+    (unpacked in the session's temp folder), a copy of it made there."""
+    runs = Path(settings.runs_dir).resolve()
+    return saved.path if saved.path.resolve().is_relative_to(runs) else import_run(saved, runs)
+
+
+def make_continue(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callable:
+    """The handler of /continue and the Studio's steering buttons: new turns from a turn of one of the caller's runs,
+    streamed into `viewer` like a run's (the run's earlier turns shown with them)."""
+
+    def go_on(form: SimpleNamespace, session: Session | None) -> Iterator[dict]:
+        session = session if session is not None else Session()
+        with contextlib.ExitStack() as holding:
+            try:
+                saved = steer.open_run(own_run(form.run, session, settings), unpack_to=session.folder)
+                run_settings = steer.run_settings(settings, saved)
+                editor, thinker = build_backend("editor", run_settings), build_backend("thinker", run_settings)
+                options = {key: getattr(form, key) for key in ("prompt", "feedback", "build_on", "instruction", "step")}
+                request, continuation = steer.plan(
+                    saved, form.from_turn, max_turns=form.max_turns, thinker=thinker, **options
+                )
+                holding.enter_context(admission.admitted(settings, request.image))  # the memory budget, as /edit's
+                run_dir = in_runs_folder(saved, settings)
+                saved = saved if run_dir == saved.path else load_run(run_dir)
+            except ThinkEditError as exc:
+                raise refused(exc, settings.public) from None
+            jobs = [loop.Job(editor, thinker, request, saved.path, continuation)]
+            view = RunView.continuing(saved, continuation.from_turn, session.view_folder(), settings.public)
+            yield viewer_update(viewer, view, final=False)
+            for _ in follow(session, "studio", jobs, [view], [""], run_settings, form.queued_at):
+                yield viewer_update(viewer, view, final=False, turns_changed=view.turns_to_send())
+            yield viewer_update(viewer, view, final=True) | {history: session.gallery()}
+
+    doc = "Go on from a turn of one of your runs (a prompt, feedback, or a new stage on its image); streams like /edit."
+    return handler(CONTINUE_FIELDS, go_on, doc)
+
+
+def make_rate(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callable:
+    """The handler of /rate and the Studio's Accept and 👍 / 👎: the person's verdict on a turn of one of their runs;
+    the run is shown again with it (★ and the slider on their pick, the zip with it)."""
+
+    def rate(form: SimpleNamespace, session: Session | None) -> Iterator[dict]:
+        session = session if session is not None else Session()
+        try:
+            path = own_run(form.run, session, settings)
+            steer.rate(path, form.turn, form.verdict)
+        except ThinkEditError as exc:
+            raise refused(exc, settings.public) from None
+        view = saved_view(path, session, settings.public)
+        session.remember(view)
+        yield viewer_update(viewer, view, final=True) | {history: session.gallery()}
+
+    doc = "Record your verdict on a turn of one of your runs: pick (your best), up, down, or clear."
+    return handler(RATE_FIELDS, rate, doc)
+
+
+def open_side(trajectories: Any, session: Session | None, *, side: str, settings: Settings, viewer: Viewer) -> dict:
+    """One side of a comparison opened in the Studio's viewer, to go on from its turns there."""
+    session = session or Session()
+    record = trajectories.get(side) if isinstance(trajectories, dict) else None
+    if not isinstance(record, dict) or not record.get("run_dir"):
+        raise refused(f"Side {side.upper()} has no saved run yet: compare first.", settings.public)
+    view = saved_view(own_run(record["run_dir"], session, settings), session, settings.public)
+    return viewer_update(viewer, view, final=True)
 
 
 def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, thinker_b: str) -> list[tuple]:

@@ -1,8 +1,12 @@
-"""ThinkEdit as MCP tools for agents: `think_edit` runs the loop and returns the best image and a summary.
+"""ThinkEdit as MCP tools for agents: `think_edit` runs the loop and returns the best image and a summary;
+`continue_edit` goes on from a turn of one of its runs, so an agent can steer too.
 
-With MCP on (`python app.py --mcp`, THINKEDIT_MCP=1) Gradio serves the tools at /gradio_api/mcp/. Both are marked
+With MCP on (`python app.py --mcp`, THINKEDIT_MCP=1) Gradio serves the tools at /gradio_api/mcp/. They are marked
 with `gr.mcp.tool`, and `fix_gradio_mcp` makes Gradio serve only marked endpoints: agents never see the page's own
 endpoints, which stay public for gradio_client and the API page.
+
+A run's id (the `run` of a summary) is all `continue_edit` needs: 64 random bits, given only to whoever made the run.
+On a public server that id is the only way to a run (no folder is named); elsewhere a folder in the runs folder works.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from urllib.parse import unquote, urlparse
 import gradio as gr
 from gradio_client.utils import is_http_url_like
 
-from .. import admission, loop
+from .. import admission, loop, steer
 from ..config import DEFAULTS, Settings
 from ..errors import BadInput, ThinkEditError
-from ..registry import backend_rows
-from ..requests import EditRequest, make_request
-from ..schema import trajectory_record
-from ..store import holds_run
+from ..registry import backend_rows, build_backend
+from ..requests import make_request
+from ..schema import shown_best
+from ..store import SavedRun, holds_run
 from . import actions
 from .choices import shown_rows, user_settings
 from .messages import refused
+from .paths import confined
 from .received import fetched_image, received_file
 from .view import without_paths
 
@@ -33,9 +38,9 @@ SEND_IMAGE_AS = "Send the image as a data URL (data:image/png;base64,…) or the
 
 
 def add_tools(settings: Settings, rows: list[dict[str, Any]], run_options: dict) -> None:
-    """Add `think_edit` and `list_backends` to the Blocks being built: API-only endpoints on hidden components;
-    `think_edit` is queued like the page's runs (`run_options`: how many at once, the raw input passed on) and
-    offers the backends of `rows` (the page's `backend_rows`)."""
+    """Add `think_edit`, `continue_edit` and `list_backends` to the Blocks being built: API-only endpoints on hidden
+    components; the runs are queued like the page's (`run_options`: how many at once, the raw input passed on) and
+    `think_edit` offers the backends of `rows` (the page's `backend_rows`)."""
     fix_gradio_mcp()
     names = {role: [row["name"] for row in rows if row["role"] == role] for role in ("editor", "thinker")}
     with gr.Group(visible=False):
@@ -50,7 +55,18 @@ def add_tools(settings: Settings, rows: list[dict[str, Any]], run_options: dict)
         ]
         outputs = [gr.Image(type="pil", format="png", label="Best turn"), gr.Textbox(label="Summary (JSON)")]
         backends = gr.Textbox(label="Backends (JSON)")
+        going_on = [
+            gr.Textbox(label="Run id"),
+            gr.Number(label="From turn", precision=0),
+            gr.Textbox(label="Prompt"),
+            gr.Textbox(label="Feedback"),
+            gr.Checkbox(label="Build on"),
+            gr.Textbox(label="Instruction of the new stage"),
+            gr.Number(1, precision=0, label="New turns"),
+            gr.Checkbox(label="Step mode"),
+        ]
     gr.on([], make_think_edit(settings), inputs, outputs, api_name="think_edit", **run_options)
+    gr.on([], make_continue_edit(settings), going_on, outputs, api_name="continue_edit", **run_options)
     gr.on([], make_list_backends(settings), None, backends, api_name="list_backends", queue=False)
 
 
@@ -113,38 +129,69 @@ def tool_image(value: str | None, public: bool, deadline: float = 60.0) -> bytes
     return fetched_image(text, deadline)
 
 
-def progress_report(event: loop.Event, max_turns: int) -> tuple[tuple[int, int], str] | None:
-    """(turns done of max_turns, what is happening) for `gr.Progress`, which MCP clients get as notifications."""
-    if isinstance(event, loop.EditStep):
-        return (event.index - 1, max_turns), f"turn {event.index} editing, step {event.step}/{event.total}"
-    if isinstance(event, loop.TurnStarted):
-        return (event.index - 1, max_turns), f"turn {event.index} editing"
-    if isinstance(event, loop.ThinkingStarted):  # think_edit uses the instruction as is: no thinking before turn 1
-        return (event.index - 1, max_turns), f"turn {event.index} thinking"
+def progress_report(event: loop.Event, max_turns: int, before: int = 0) -> tuple[tuple[int, int], str] | None:
+    """(turns done of max_turns, what is happening) for `gr.Progress`, which MCP clients get as notifications;
+    `before`: the turns a run held before this request (a continuation's turns are numbered after them)."""
     if isinstance(event, loop.TurnFinished):
         turn = event.turn
         scores = f"semantic {turn.critique.semantic}, quality {turn.critique.quality}"
-        return (turn.index, max_turns), f"turn {turn.index} done, {scores}"
-    return None
+        return (turn.index - before, max_turns), f"turn {turn.index} done, {scores}"
+    if isinstance(event, loop.EditStep):
+        doing = f"turn {event.index} editing, step {event.step}/{event.total}"
+    elif isinstance(event, loop.TurnStarted):
+        doing = f"turn {event.index} editing"
+    elif isinstance(event, loop.ThinkingStarted):  # think_edit uses the instruction as is: no thinking before turn 1
+        doing = f"turn {event.index} thinking"
+    else:
+        return None
+    return (max(0, event.index - 1 - before), max_turns), doing
 
 
 def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
-    """What an agent needs from a run: each turn's prompt, scores and refined prompt, the best turn, why it
-    stopped, and the run id (its folder's name under the runs folder)."""
-    record = trajectory_record(trajectory)
-    keys = ("prompt", "semantic", "quality", "refined_prompt")
+    """What an agent needs from a run: each turn's prompt, scores, refined prompt, the turn it continues and who
+    wrote its prompt; the best turn (the person's pick when there is one), why it stopped, and the run id (its
+    folder's name under the runs folder)."""
+    record = trajectory.record()
+    keys = ("prompt", "semantic", "quality", "refined_prompt", "parent", "by")
+    best = shown_best(record)
     return {
         "run": trajectory.run_dir.name if holds_run(trajectory.run_dir) else None,
         "editor": record["editor"],
         "thinker": record["thinker"],
         "turns": [{"turn": turn["index"], **{key: turn[key] for key in keys}} for turn in record["turns"]],
-        "best_turn": record["best_turn"],
+        "best_turn": best,
+        "best_by": "person" if record["picked_turn"] is not None else "thinker",
+        "thinker_best_turn": record["best_turn"],
+        "stages": record["stages"],
         "stop_reason": record["stop_reason"],
         "stopped_because": loop.stop_message(record),
         "error": record["error"],
         "notices": notices,
         "seconds": record["seconds"],
     }
+
+
+def answer(job: loop.Job, settings: Settings, progress: gr.Progress) -> tuple:
+    """Run a tool's job, reporting progress; (the best turn's image, the run's summary as JSON)."""
+    notices, trajectory, started = [], None, job.continues.first_index - 1 if job.continues else 0
+    events = loop.run_jobs([job], edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout)
+    for _, event in events:
+        if (report := progress_report(event, job.request.max_turns, started)) is not None:
+            progress(report[0], desc=report[1], unit="turns")
+        elif isinstance(event, loop.Notice):
+            notices.append(event.message)
+        elif isinstance(event, loop.RunFinished):
+            trajectory = event.trajectory
+    text = summary(trajectory, notices)
+    best = next((turn for turn in trajectory.turns if turn.index == text["best_turn"]), None)
+    if best is not None:
+        image = best.image
+    elif text["best_turn"] is not None and holds_run(trajectory.run_dir):  # a turn an earlier request made
+        image = SavedRun(trajectory.run_dir, trajectory.record()).image(text["best_turn"])
+    else:  # nothing was edited: the run's error is the answer
+        raise refused(trajectory.error or "The run ended before any edit was made.", settings.public)
+    text = json.dumps(text, ensure_ascii=False)
+    return image, without_paths(text) if settings.public else text
 
 
 def make_think_edit(settings: Settings):
@@ -185,28 +232,64 @@ def make_think_edit(settings: Settings):
                 job = actions.job(run_settings, request)
             except ThinkEditError as exc:
                 raise refused(exc, settings.public) from None
-            return run_tool(job, request, run_settings, progress)
+            return answer(job, run_settings, progress)
 
     return think_edit
 
 
-def run_tool(job: loop.Job, request: EditRequest, settings: Settings, progress: gr.Progress) -> tuple:
-    """Run `think_edit`'s job (with `settings`, the run's), reporting progress: (the best turn's image, the JSON
-    summary)."""
-    notices, trajectory = [], None
-    events = loop.run_jobs([job], edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout)
-    for _, event in events:
-        if (report := progress_report(event, request.max_turns)) is not None:
-            progress(report[0], desc=report[1], unit="turns")
-        elif isinstance(event, loop.Notice):
-            notices.append(event.message)
-        elif isinstance(event, loop.RunFinished):
-            trajectory = event.trajectory
-    best = trajectory.best_turn
-    if best is None:  # nothing was edited: the run's error is the answer
-        raise refused(trajectory.error or "The run ended before any edit was made.", settings.public)
-    text = json.dumps(summary(trajectory, notices), ensure_ascii=False)
-    return best.image, without_paths(text) if settings.public else text
+def make_continue_edit(settings: Settings):
+    """The `continue_edit` tool for these server settings."""
+
+    @gr.mcp.tool()
+    def continue_edit(
+        run,
+        from_turn,
+        prompt=None,
+        feedback=None,
+        build_on=False,
+        instruction=None,
+        max_turns=1,
+        step=False,
+        progress=gr.Progress(),  # noqa: B008 - how Gradio asks for a progress tracker
+    ):
+        """Go on from a turn of a run that think_edit (or continue_edit) made: edit again with your own prompt, let the thinker answer your feedback on the turn first, or build on the turn's image as a new stage with a new instruction. With none of prompt, feedback and build_on, it goes on with the thinker's refined prompt of that turn. The new turns are added to the same run, as children of that turn.
+
+        Args:
+            run: the run id, as think_edit's summary gives it ("run").
+            from_turn: the turn to go on from (its number in the summary's turns).
+            prompt: the next prompt in your words, instead of the thinker's refined prompt (at most 2,000 characters).
+            feedback: what you think of the turn, e.g. "less sepia, keep the vignette"; the thinker critiques the turn again with it, and its refined prompt makes the next edit.
+            build_on: true to edit the turn's image further (a new stage), with instruction.
+            instruction: the new stage's instruction (with build_on only).
+            max_turns: how many new turns, 1 to 10 (default 1).
+            step: true to pause after every critique.
+
+        Returns:
+            The best turn's image (PNG), and the run's JSON summary: every turn (its prompt, scores, refined prompt, parent: the turn it continues, and by: who wrote its prompt, instruction, thinker or person), the best turn, why it stopped, and the run id.
+        """
+        try:
+            saved = steer.open_run(tool_run(run, settings))
+            run_settings = steer.run_settings(settings, saved)
+            editor, thinker = build_backend("editor", run_settings), build_backend("thinker", run_settings)
+            asked = dict(prompt=prompt or None, feedback=feedback or None, instruction=instruction or None)
+            request, continuation = steer.plan(
+                saved, from_turn, build_on=build_on, max_turns=max_turns, step=step, thinker=thinker, **asked
+            )
+        except ThinkEditError as exc:
+            raise refused(exc, settings.public) from None
+        return answer(loop.Job(editor, thinker, request, saved.path, continuation), run_settings, progress)
+
+    return continue_edit
+
+
+def tool_run(run: Any, settings: Settings):
+    """The folder of the run a tool names: its id in the runs folder, or (outside public mode) a folder there."""
+    text = run.strip() if isinstance(run, str) else ""
+    if not text:
+        raise BadInput("Name the run to go on from: the run id of think_edit's summary.")
+    if settings.public and not text.replace("-", "").isalnum():
+        raise BadInput("Name the run by its id (the summary's run); this server opens no folder by name.")
+    return confined(text, settings)
 
 
 def make_list_backends(settings: Settings):

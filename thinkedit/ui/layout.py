@@ -12,8 +12,11 @@ to `EDIT_FIELDS`, and read by the handler as `form.<name>`.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -28,8 +31,10 @@ from ..config import (
     Settings,
 )
 from ..registry import backend_rows
+from ..steer import VERDICTS
 from . import actions, agent, benchmarks, form, session
 from .choices import CHOICES, shown_rows
+from .messages import refused
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -52,6 +57,7 @@ CSS = """
   white-space: normal; text-align: center; border: 0; border-top: 1px solid var(--border-color-primary);
   border-radius: 0; font-size: var(--text-sm); color: var(--body-text-color); }
 #te-c-gallery-a, #te-c-gallery-b { --te-thumb: 120px; }
+#te-steer .te-steer-buttons button { min-width: 0; }
 #te-history { --te-thumb: 110px; }
 """
 
@@ -97,11 +103,11 @@ def build_app(settings: Settings) -> gr.Blocks:
         gr.Markdown(INTRO, elem_id="te-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Studio", id="studio"):
-                viewer = studio_tab(settings, editors, thinkers, state, history)
+                viewer, turn = studio_tab(settings, editors, thinkers, state, history)
             with gr.Tab("Compare", id="compare"):
-                compare_tab(settings, editors, thinkers, state, history)
+                compare_tab(settings, editors, thinkers, state, history, (viewer, turn, tabs))
             with gr.Tab("History", id="history") as history_tab_item:
-                history_tab(settings, state, history, history_tab_item, tabs, viewer)
+                history_tab(settings, state, history, history_tab_item, tabs, (viewer, turn))
             with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
                 benchmarks_tab(settings, state, benchmarks_tab_item)
         if settings.mcp:
@@ -117,8 +123,9 @@ def run_options(settings: Settings) -> dict:
 
 def studio_tab(
     settings: Settings, editors: list, thinkers: list, state: gr.State, history: gr.Gallery
-) -> actions.Viewer:
-    """One image, one run, live; returns the viewer (History reopens runs into it)."""
+) -> tuple[actions.Viewer, gr.Number]:
+    """One image, one run, live, and going on from any of its turns; returns the viewer (History and Compare open
+    runs into it) and the steering panel's turn box (they set it to the run's newest turn)."""
     steps, guidance = actions.editor_defaults(settings.editor, settings.speed)
     controls = {}  # field name (actions.EDIT_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
@@ -164,13 +171,20 @@ def studio_tab(
                     )
                 controls |= model_and_url_boxes(settings)
                 speed = controls["speed"] = speed_box(settings)
+            step = controls["step"] = gr.Checkbox(
+                False,
+                label="Pause after each turn",
+                info="step mode: after every critique, edit the refined prompt, give feedback, build on it or accept",
+                elem_id="te-step",
+            )
             with gr.Row():
                 run = gr.Button("Run", variant="primary", elem_id="te-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="te-stop")
             if example_rows := examples():
                 gr.Examples(example_rows, [image, instruction], label="Examples", examples_per_page=4)
-        with gr.Column(scale=3, min_width=420):
-            viewer = run_viewer()
+        with gr.Column(scale=3, min_width=420, elem_id="te-view"):
+            panel: dict[str, Any] = {}
+            viewer = run_viewer(below_prompt=lambda: panel.update(steering_panel()))
 
     run.click(
         actions.make_edit(settings, viewer, history),
@@ -178,15 +192,17 @@ def studio_tab(
         [*form.outputs(viewer), history],
         api_name="edit",
         **run_options(settings),
-    )
+    ).then(**newest_turn(viewer, panel["turn"]))
     stop.click(partial(session.stop, which="studio"), state, None, queue=False, api_visibility="private")
+    steering_events(settings, viewer, history, state, panel, step)
     for choice in (editor, speed):
         choice.change(actions.editor_defaults, [editor, speed], [steps_box, guidance_box], api_visibility="private")
-    return viewer
+    return viewer, panel["turn"]
 
 
-def run_viewer() -> actions.Viewer:
-    """One run as the Studio shows it: status, progress, turns, slider, reasoning, table, zip and JSON."""
+def run_viewer(below_prompt: Callable[[], None] | None = None) -> actions.Viewer:
+    """One run as the Studio shows it: status, progress, turns, slider, reasoning, table, zip and JSON;
+    `below_prompt` adds components under the refined prompt (the Studio's steering panel)."""
     status = gr.Textbox(label="Status", interactive=False, elem_id="te-status")
     progress = gr.HTML(IDLE_PROGRESS, elem_id="te-progress")
     gallery = turn_gallery("Turns", columns=3, height=236, elem_id="te-gallery")
@@ -196,7 +212,11 @@ def run_viewer() -> actions.Viewer:
             reasoning = gr.Textbox(
                 label="Thinker's reasoning", lines=7, max_lines=7, interactive=False, elem_id="te-reasoning"
             )
-            refined = gr.Textbox(label="Refined prompt", lines=2, interactive=False, elem_id="te-refined")
+            refined = gr.Textbox(
+                label="Refined prompt (edit it, then Continue)", lines=2, interactive=True, elem_id="te-refined"
+            )
+    if below_prompt is not None:
+        below_prompt()
     table = gr.Dataframe(
         headers=TABLE_HEADERS,
         datatype="str",
@@ -204,7 +224,7 @@ def run_viewer() -> actions.Viewer:
         interactive=False,
         wrap=True,
         elem_id="te-table",
-        column_widths=["8%", "40%", "14%", "13%", "12%", "13%"],
+        column_widths=["7%", "37%", "11%", "10%", "9%", "9%", "7%", "10%"],
     )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
@@ -222,8 +242,120 @@ def run_viewer() -> actions.Viewer:
     )
 
 
-def compare_tab(settings: Settings, editors: list, thinkers: list, state: gr.State, history: gr.Gallery) -> None:
-    """One image and instruction, two ways at once, same seed."""
+def steering_panel() -> dict[str, Any]:
+    """Go on from a turn: which turn (a click in the gallery chooses it), how many new turns, the person's feedback
+    or a new stage's instruction, and the buttons. The refined prompt box above is the prompt Continue uses."""
+    panel: dict[str, Any] = {}
+    with gr.Group(elem_id="te-steer"):
+        with gr.Row(equal_height=True):
+            panel["turn"] = gr.Number(
+                label="Go on from turn", precision=0, minimum=1, elem_id="te-turn", info="click a turn to choose it"
+            )
+            panel["new_turns"] = gr.Slider(*MAX_TURNS_RANGE, value=1, step=1, label="New turns", elem_id="te-new-turns")
+        panel["feedback"] = gr.Textbox(
+            label="Your feedback on this turn", placeholder="e.g. less sepia, keep the vignette", elem_id="te-feedback"
+        )
+        panel["stage"] = gr.Textbox(
+            label="Instruction for a new stage on this turn's image (Build on this)",
+            placeholder="e.g. now add a thin white border",
+            elem_id="te-stage-instruction",
+        )
+        with gr.Row(elem_classes="te-steer-buttons"):
+            panel["continue"] = gr.Button("Continue", variant="primary", elem_id="te-continue")
+            panel["send_feedback"] = gr.Button("Send feedback", elem_id="te-send-feedback")
+            panel["build_on"] = gr.Button("Build on this", elem_id="te-build-on")
+        with gr.Row(elem_classes="te-steer-buttons"):
+            panel["accept"] = gr.Button("Accept (my pick)", elem_id="te-accept")
+            panel["up"] = gr.Button("Rate up", elem_id="te-up")
+            panel["down"] = gr.Button("Rate down", elem_id="te-down")
+    return panel
+
+
+def steering_events(
+    settings: Settings, viewer: actions.Viewer, history: gr.Gallery, state: gr.State, panel: dict, step: gr.Checkbox
+) -> None:
+    """The steering panel's buttons, and /continue and /rate for API callers (hidden components, like the MCP tools)."""
+    go_on, rate = actions.make_continue(settings, viewer, history), actions.make_rate(settings, viewer, history)
+    outputs, private = [*form.outputs(viewer), history], dict(api_visibility="private", **run_options(settings))
+    pick = dict(fn=selected_turn, inputs=viewer.trajectory, outputs=[panel["turn"], viewer.refined, viewer.reasoning])
+    viewer.gallery.select(**pick, api_visibility="private")
+
+    def run_of(record: Any) -> str:
+        if not isinstance(record, dict) or not record.get("run_dir"):
+            raise refused("Run an edit first, or open a saved run, to go on from one of its turns.", settings.public)
+        return record["run_dir"]
+
+    def go(way: str) -> Callable:
+        def steer(record, turn, text, turns, paused, current) -> Iterator[dict]:
+            asked = {"build_on": True, "instruction": text} if way == "build_on" else {way: text}
+            yield from go_on(run_of(record), turn, max_turns=turns, step=paused, session=current, **asked)
+
+        return steer
+
+    for button, way, text in (("continue", "prompt", viewer.refined), ("send_feedback", "feedback", panel["feedback"])):
+        inputs = [viewer.trajectory, panel["turn"], text, panel["new_turns"], step, state]
+        panel[button].click(go(way), inputs, outputs, **private).then(**newest_turn(viewer, panel["turn"]))
+    inputs = [viewer.trajectory, panel["turn"], panel["stage"], panel["new_turns"], step, state]
+    panel["build_on"].click(go("build_on"), inputs, outputs, **private).then(**newest_turn(viewer, panel["turn"]))
+    for button, verdict in (("accept", "pick"), ("up", "up"), ("down", "down")):
+
+        def judge(record, turn, current, verdict=verdict) -> Iterator[dict]:
+            yield from rate(run_of(record), turn, verdict, session=current)
+
+        panel[button].click(judge, [viewer.trajectory, panel["turn"], state], outputs, api_visibility="private")
+
+    with gr.Group(visible=False):
+        asked = {
+            "run": gr.Textbox(label="Run id"),
+            "from_turn": gr.Number(label="From turn", precision=0),
+            "prompt": gr.Textbox(label="Prompt"),
+            "feedback": gr.Textbox(label="Feedback"),
+            "build_on": gr.Checkbox(label="Build on"),
+            "instruction": gr.Textbox(label="Instruction of the new stage"),
+            "max_turns": gr.Number(actions.CONTINUE_FIELDS["max_turns"], label="New turns", precision=0),
+            "step": gr.Checkbox(label="Step mode"),
+        }
+        verdict = {
+            "run": gr.Textbox(label="Run id"),
+            "turn": gr.Number(label="Turn", precision=0),
+            "verdict": gr.Dropdown(list(VERDICTS), value=None, label="Verdict"),
+        }
+    continue_inputs = [*form.inputs(actions.CONTINUE_FIELDS, asked), state]
+    gr.on([], go_on, continue_inputs, outputs, api_name="continue", **run_options(settings))
+    gr.on([], rate, [*form.inputs(actions.RATE_FIELDS, verdict), state], outputs, api_name="rate", preprocess=False)
+
+
+def selected_turn(record: Any, event: gr.SelectData) -> tuple:
+    """The turn a click in the gallery chose (read from its caption: "Turn 4 …"), its refined prompt and reasoning."""
+    caption = event.value.get("caption") if isinstance(event.value, dict) else None
+    found = re.match(r"Turn (\d+)", caption or "")
+    index = int(found.group(1)) if found else None
+    turns = record.get("turns", []) if isinstance(record, dict) else []
+    turn = next((t for t in turns if t.get("index") == index), None)
+    if turn is None:  # a turn of a run still going: its prompt arrives with the run's end
+        return index, gr.skip(), gr.skip()
+    return index, turn.get("refined_prompt") or "", turn.get("reasoning") or ""
+
+
+def newest_turn(viewer: actions.Viewer, turn: gr.Number) -> dict:
+    """After a run, a continuation or opening a run: the steering panel goes on from the run's newest turn."""
+
+    def newest(record: Any) -> Any:
+        turns = record.get("turns", []) if isinstance(record, dict) else []
+        return max((t["index"] for t in turns), default=None) if turns else gr.skip()
+
+    return dict(fn=newest, inputs=viewer.trajectory, outputs=turn, api_visibility="private")
+
+
+def compare_tab(
+    settings: Settings,
+    editors: list,
+    thinkers: list,
+    state: gr.State,
+    history: gr.Gallery,
+    studio: tuple[actions.Viewer, gr.Number, gr.Tabs],
+) -> None:
+    """One image and instruction, two ways at once, same seed; either side opens in the Studio to go on from it."""
     gr.Markdown("One image and instruction, two ways at once, same seed.")
     controls = {}  # field name (actions.COMPARE_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
@@ -247,6 +379,11 @@ def compare_tab(settings: Settings, editors: list, thinkers: list, state: gr.Sta
             with gr.Row():
                 run = gr.Button("Compare", variant="primary", elem_id="te-c-run")
                 stop = gr.Button("Stop", variant="stop")
+            with gr.Row():
+                go_on = {
+                    side: gr.Button(f"Go on from {side.upper()} in the Studio", elem_id=f"te-c-continue-{side}")
+                    for side in ("a", "b")
+                }
         with gr.Column(scale=3, min_width=420):
             with gr.Row(equal_height=False):
                 status_a, gallery_a = side_column("a")
@@ -281,6 +418,21 @@ def compare_tab(settings: Settings, editors: list, thinkers: list, state: gr.Sta
         **run_options(settings),
     )
     stop.click(partial(session.stop, which="compare"), state, None, queue=False, api_visibility="private")
+    go_on_in_studio(settings, go_on, trajectories, state, studio)
+
+
+def go_on_in_studio(settings: Settings, buttons: dict, trajectories: gr.JSON, state: gr.State, studio: tuple) -> None:
+    """Each side's button opens its run in the Studio, its newest turn chosen to go on from."""
+    viewer, turn, tabs = studio
+    for side, button in buttons.items():
+        button.click(
+            partial(actions.open_side, side=side, settings=settings, viewer=viewer),
+            [trajectories, state],
+            form.outputs(viewer),
+            api_visibility="private",
+        ).success(lambda: gr.Tabs(selected="studio"), outputs=tabs, api_visibility="private").then(
+            **newest_turn(viewer, turn)
+        )
 
 
 def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
@@ -292,9 +444,15 @@ def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
 
 
 def history_tab(
-    settings: Settings, state: gr.State, history: gr.Gallery, tab: gr.Tab, tabs: gr.Tabs, viewer: actions.Viewer
+    settings: Settings,
+    state: gr.State,
+    history: gr.Gallery,
+    tab: gr.Tab,
+    tabs: gr.Tabs,
+    studio: tuple[actions.Viewer, gr.Number],
 ) -> None:
     """This session's runs; a click reopens one in the Studio. Saved runs open from their zip (or folder)."""
+    viewer, turn = studio
     gr.Markdown("This session's runs, newest first. Click one to open it in the Studio.")
     history.render()
     index = gr.Number(visible=False, precision=0)
@@ -310,7 +468,9 @@ def history_tab(
     def select_history(current: session.Session, event: gr.SelectData) -> dict:
         return actions.open_history(event.index, current, viewer, settings.public)
 
-    history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio)
+    history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio).then(
+        **newest_turn(viewer, turn)
+    )
     # raw input: a wrong type gets our sentence
     open_history = partial(actions.open_history, viewer=viewer, public=settings.public)
     index.change(open_history, [index, state], form.outputs(viewer), api_name="history_open", preprocess=False)
@@ -319,7 +479,7 @@ def history_tab(
         [upload, folder, state],
         [*form.outputs(viewer), history],
         api_name="open_run",
-    ).success(**to_studio)
+    ).success(**to_studio).then(**newest_turn(viewer, turn))
 
 
 def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:

@@ -66,6 +66,9 @@ class Session:
         if view.run_dir is None:
             return
         path = str(view.run_dir)
+        if path in self.history:  # a run gone on from (or rated): it moves up, with its new best
+            self.runs.remove(path)
+            self.forget(path)
         try:
             saved = SavedRun(view.run_dir, view.record)
             if view.record.get("warnings"):  # a save that failed part way: History lists what is on disk
@@ -76,10 +79,17 @@ class Session:
         self.runs.append(path)
         self.history[path] = item
         while len(self.runs) > HISTORY_SIZE:
-            dropped = self.runs.pop(0)
-            if dropped not in self.runs:
-                thumbnail, _ = self.history.pop(dropped)
-                Path(thumbnail).unlink(missing_ok=True)
+            self.forget(self.runs.pop(0))
+
+    def forget(self, path: str) -> None:
+        """Drop a run's History item (and its thumbnail) once it is no longer listed."""
+        if path not in self.runs and path in self.history:
+            thumbnail, _ = self.history.pop(path)
+            Path(thumbnail).unlink(missing_ok=True)
+
+    def owns(self, run: str) -> Path | None:
+        """The folder of this session's run named `run` (its folder, or its id: the folder's name), or None."""
+        return next((Path(path) for path in reversed(self.runs) if run in (path, Path(path).name)), None)
 
     def gallery(self) -> list[tuple[str, str]]:
         """History's items, newest first; a thumbnail swept away while the session was idle is made again."""

@@ -21,14 +21,16 @@ from PIL import Image
 from .. import loop
 from ..critique import score_text
 from ..images import fit_within, load_image, png_bytes
-from ..schema import trajectory_record
+from ..schema import shown_best
 from ..store import SavedRun, holds_run
 
 DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder and its zip keep the originals
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
-TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s"]
+TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By"]
+WHO = {"instruction": "instruction", "thinker": "thinker", "person": "you"}  # the By column: who wrote the prompt
+RATING_MARKS = {"up": " · rated up", "down": " · rated down"}
 
 
 @dataclass
@@ -41,6 +43,37 @@ class TurnView:
     edit_seconds: float
     think_seconds: float
     size: tuple[int, int]  # the turn's own size, which a rotation or a crop changes
+    parent: int | None = None  # the turn it continues
+    by: str = "instruction"  # who wrote its prompt
+    stage: int = 1
+    feedback: str | None = None  # the person's words that the thinker answered with this turn's prompt
+
+    @classmethod
+    def of_record(cls, turn: dict[str, Any], image: str, size: tuple[int, int]) -> TurnView:
+        feedback = turn.get("feedback")
+        return cls(
+            turn["index"],
+            turn["prompt"],
+            image,
+            turn["semantic"],
+            turn["quality"],
+            turn["edit_seconds"],
+            turn["think_seconds"],
+            size,
+            turn["parent"],
+            turn["by"],
+            turn["stage"],
+            feedback["text"] if feedback else None,
+        )
+
+    def lineage(self) -> str:
+        """Where the turn comes from, when that is not simply the turn before: "from 2, your feedback"."""
+        if self.stage > 1 and self.by == "instruction":
+            return f"stage {self.stage} on turn {self.parent}"
+        how = "your feedback" if self.feedback else "your prompt" if self.by == "person" else ""
+        if self.parent in (None, self.index - 1) and not how:
+            return ""
+        return ", ".join(part for part in (f"from {self.parent}" if self.parent else "", how) if part)
 
 
 @dataclass
@@ -48,7 +81,7 @@ class RunView:
     """One run as the page shows it; `apply` each loop event in order."""
 
     source: Image.Image | None = None
-    max_turns: int = 1
+    max_turns: int | None = 1  # None: a continuation, which adds turns to a run
     turns: list[TurnView] = field(default_factory=list)
     reasoning: str = ""
     refined: str = ""
@@ -62,6 +95,9 @@ class RunView:
     source_path: str | None = None
     public: bool = False  # a public page shows run ids, never the server's paths
     sent_turns: int = 0  # how many turns the page's gallery has been sent
+    picked: int | None = None  # the person's pick (it overrides the thinker's best as `best`)
+    ratings: dict[str, str] = field(default_factory=dict)
+    stage_sources: dict[int, int | None] = field(default_factory=lambda: {1: None})  # stage → the turn it builds on
 
     def __post_init__(self) -> None:
         if self.source is not None:
@@ -80,7 +116,8 @@ class RunView:
 
     def apply(self, event: loop.Event) -> None:
         if isinstance(event, loop.TurnStarted):
-            self.phase = f"Turn {event.index} of {self.max_turns} · editing…"
+            of = f" of {self.max_turns}" if self.max_turns else ""
+            self.phase = f"Turn {event.index}{of} · editing…"
             self.step = (0, 1)
         elif isinstance(event, loop.EditStep):
             self.step = (event.step, event.total)
@@ -90,33 +127,56 @@ class RunView:
         elif isinstance(event, loop.Reasoning):
             self.reasoning += event.text
         elif isinstance(event, loop.TurnFinished):
-            turn = event.turn
-            critique = turn.critique
-            image = self.display_copy(turn.image, f"turn_{turn.index:02d}")
-            self.turns.append(
-                TurnView(
-                    turn.index,
-                    turn.prompt,
-                    image,
-                    critique.semantic,
-                    critique.quality,
-                    turn.edit_seconds,
-                    turn.think_seconds,
-                    turn.image.size,
-                )
-            )
-            self.reasoning = critique.reasoning or self.reasoning
-            self.refined = critique.refined_prompt or ""
-            self.finished_text = (self.reasoning, self.refined)
-            self.step = None
+            self.add_turn(event.turn)
         elif isinstance(event, loop.RunFinished):
             trajectory = event.trajectory
             run_dir = trajectory.run_dir
-            self.record = {**trajectory_record(trajectory), "run_dir": str(run_dir) if holds_run(run_dir) else None}
-            self.best = self.record["best_turn"]
+            self.show_record({**trajectory.record(), "run_dir": str(run_dir) if holds_run(run_dir) else None})
             self.step = None
             if self.turns:  # a run stopped while thinking keeps the last finished turn's text, not a cleared panel
                 self.reasoning, self.refined = self.finished_text
+
+    def add_turn(self, turn: loop.Turn) -> None:
+        critique = turn.critique
+        image = self.display_copy(turn.image, f"turn_{turn.index:02d}")
+        feedback = turn.feedback.text if turn.feedback else None
+        shown = TurnView(
+            turn.index,
+            turn.prompt,
+            image,
+            critique.semantic,
+            critique.quality,
+            turn.edit_seconds,
+            turn.think_seconds,
+            turn.image.size,
+            turn.parent,
+            turn.by,
+            turn.stage,
+            feedback,
+        )
+        self.turns = sorted([t for t in self.turns if t.index != turn.index] + [shown], key=lambda t: t.index)
+        if turn.stage not in self.stage_sources and turn.by == "instruction":
+            self.stage_sources[turn.stage] = turn.parent  # a new stage: built on the turn it continues
+        self.reasoning = critique.reasoning or self.reasoning
+        self.refined = critique.refined_prompt or ""
+        self.finished_text = (self.reasoning, self.refined)
+        self.step = None
+
+    def show_record(self, record: dict[str, Any]) -> None:
+        """Show the run's record (with "run_dir"): its best (the person's pick first), ratings and stages, and any
+        turn another request added meanwhile."""
+        self.record = record
+        self.best, self.picked, self.ratings = shown_best(record), record["picked_turn"], dict(record["ratings"])
+        self.stage_sources = {stage["stage"]: stage["source_turn"] for stage in record["stages"]}
+        have = {turn.index for turn in self.turns}
+        missing = [turn for turn in record["turns"] if turn["index"] not in have]
+        if missing and self.run_dir is not None:
+            saved = SavedRun(self.run_dir, record)
+            for turn in missing:
+                original = saved.image(turn["index"])
+                image = self.display_copy(original, f"turn_{turn['index']:02d}")
+                self.turns.append(TurnView.of_record(turn, image, original.size))
+            self.turns.sort(key=lambda t: t.index)
 
     @classmethod
     def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False) -> RunView:
@@ -125,22 +185,17 @@ class RunView:
         for turn in record["turns"]:
             original = saved.image(turn["index"])
             image = view.display_copy(original, f"turn_{turn['index']:02d}")
-            view.turns.append(
-                TurnView(
-                    turn["index"],
-                    turn["prompt"],
-                    image,
-                    turn["semantic"],
-                    turn["quality"],
-                    turn["edit_seconds"],
-                    turn["think_seconds"],
-                    original.size,
-                )
-            )
+            view.turns.append(TurnView.of_record(turn, image, original.size))
         last = record["turns"][-1] if record["turns"] else {}
         view.reasoning, view.refined = last.get("reasoning") or "", last.get("refined_prompt") or ""
-        view.record = {**record, "run_dir": str(saved.path)}
-        view.best = record.get("best_turn")
+        view.show_record({**record, "run_dir": str(saved.path)})
+        return view
+
+    @classmethod
+    def continuing(cls, saved: SavedRun, from_turn: int, folder: Path, public: bool = False) -> RunView:
+        """A saved run about to get new turns from `from_turn`: its turns shown, the new ones added as they finish."""
+        view = cls.from_saved(saved, folder, public)
+        view.record, view.max_turns, view.phase = None, None, f"Going on from turn {from_turn}…"
         return view
 
     @property
@@ -176,8 +231,13 @@ class RunView:
         return [(turn.image, self.caption(turn)) for turn in self.turns]
 
     def caption(self, turn: TurnView) -> str:
-        text = f"Turn {turn.index} · semantic {score_text(turn.semantic)} · quality {score_text(turn.quality)}"
-        return text + " · ★ best" if turn.index == self.best else text
+        lineage = turn.lineage()
+        text = f"Turn {turn.index}" + (f" ({lineage})" if lineage else "")
+        text += f" · semantic {score_text(turn.semantic)} · quality {score_text(turn.quality)}"
+        text += RATING_MARKS.get(self.ratings.get(str(turn.index)), "")
+        if turn.index == self.best:
+            text += " · ★ your pick" if self.picked is not None else " · ★ best"
+        return text
 
     def table(self) -> list[list[Any]]:
         return [
@@ -188,16 +248,21 @@ class RunView:
                 score_text(turn.quality),
                 round(turn.edit_seconds, 2),
                 round(turn.think_seconds, 2),
+                "–" if turn.parent is None else turn.parent,
+                ("feedback" if turn.feedback else WHO[turn.by])
+                + RATING_MARKS.get(self.ratings.get(str(turn.index)), ""),
             ]
             for turn in self.turns
         ]
 
     def slider(self) -> tuple[str, str] | None:
-        """Source ↔ best turn, on one frame."""
+        """The source the best turn edited (the run's, or its stage's) ↔ the best turn, on one frame."""
         best = self.best_turn
         if best is None or self.source is None or self.source_path is None:
             return None
-        return same_frame((self.source_path, self.source.size), (best.image, best.size), self.folder)
+        built_on = next((t for t in self.turns if t.index == self.stage_sources.get(best.stage)), None)
+        source = (built_on.image, built_on.size) if built_on else (self.source_path, self.source.size)
+        return same_frame(source, (best.image, best.size), self.folder)
 
     def versus(self, other: RunView) -> tuple[str, str] | None:
         """This run's best turn ↔ another run's (Compare), on one frame."""
@@ -212,16 +277,19 @@ class RunView:
         record = self.shown_record
         reason = loop.stop_message(record)
         turns = len(record["turns"])
-        text = f"Finished after {turns} turn{'s' if turns != 1 else ''} in {record['seconds']:.1f} s: {reason}."
+        plural, done = "s" if turns != 1 else "", "Paused" if record.get("stop_reason") == "step" else "Finished"
+        text = f"{done} after {turns} turn{plural} in {record['seconds']:.1f} s: {reason}."
+        if self.max_turns is None:  # a continuation: its seconds are its own, the turns the whole run's
+            text = f"{done} in {record['seconds']:.1f} s; the run holds {turns} turn{plural}: {reason}."
         if record.get("error"):
             text += f" {record['error']}"
         if record.get("warnings"):  # the loop warns only when the run could not be saved
             text += " " + " ".join(record["warnings"])
         best = self.best_turn
         if best is not None:
-            text += (
-                f" Best: turn {best.index} (semantic {score_text(best.semantic)}, quality {score_text(best.quality)})."
-            )
+            whose = "your pick: " if self.picked is not None else ""
+            scores = f"semantic {score_text(best.semantic)}, quality {score_text(best.quality)}"
+            text += f" Best: {whose}turn {best.index} ({scores})."
         return text + f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
 
     def progress_html(self) -> str:
@@ -334,8 +402,9 @@ def history_item(saved: SavedRun, folder: str | Path) -> tuple[str, str]:
     best score, time."""
     record = saved.record
     best = saved.best
+    shown = f"{saved.path.resolve()}:{best['index'] if best else None}"  # a new pick or turn shows a new thumbnail
     thumbnail = thumbnail_file(
-        Path(folder) / f"{hashlib.sha1(str(saved.path.resolve()).encode()).hexdigest()[:16]}.webp",
+        Path(folder) / f"{hashlib.sha1(shown.encode()).hexdigest()[:16]}.webp",
         lambda: saved.image(best["index"]) if best else saved.source,
     )
     instruction = record["instruction"]
