@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .regions import GAP, fill_holes, grow, hsv, label, membership
+from .regions import GAP, circular_mean, fill_holes, grow, hsv, hue_offset, hues, label, membership, window_sum
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 # A pixel changed noticeably when one channel moved by more than 30 levels (about 12%): plainly visible side by
@@ -51,13 +51,7 @@ def speckle(mask: np.ndarray, within: np.ndarray) -> float:
     """Share of the pixels `within` whose state in `mask` disagrees with the majority of their 5×5 neighbourhood."""
     if not within.any():
         return 0.0
-    padded = np.pad(mask.astype(np.int32), 2, mode="edge")
-    total = padded.cumsum(0).cumsum(1)
-    total = np.pad(total, ((1, 0), (1, 0)))
-    height, width = mask.shape
-    count = total[5 : 5 + height, 5 : 5 + width] - total[:height, 5 : 5 + width]
-    count = count - total[5 : 5 + height, :width] + total[:height, :width]
-    majority = count > 12
+    majority = window_sum(mask.astype(np.int32), 2) > 12
     return float((majority != mask)[within].mean())
 
 
@@ -134,23 +128,12 @@ CHROMATIC = 0.25  # saturation from which a pixel's hue counts (under it: white,
 
 
 @dataclass
-class Surface:
+class Look:
     """What the source looks like under the core of a thing: the unambiguous middle of what changed on it."""
 
     hue: float | None  # its mean hue in degrees (None for a white, gray or black thing)
     band: tuple[float, float]  # its hue range around `hue` (5th and 95th percentile), in degrees
     grain: float  # its mean texture (`regions.texture`), in levels
-
-
-def surface(before: np.ndarray, rough: np.ndarray, core: np.ndarray, neutral: bool) -> Surface:
-    """The `Surface` of the source `before` under the pixels `core`."""
-    grain = float(rough[core].mean())
-    if neutral:
-        return Surface(None, (0.0, 0.0), grain)
-    hue = _degrees(before)[core]
-    mean = float(np.degrees(np.angle(np.exp(1j * np.radians(hue)).mean())))
-    off = _off(hue, mean)
-    return Surface(mean, (float(np.percentile(off, 5)), float(np.percentile(off, 95))), grain)
 
 
 def core(moved: np.ndarray, thing: np.ndarray) -> np.ndarray:
@@ -165,61 +148,48 @@ def core(moved: np.ndarray, thing: np.ndarray) -> np.ndarray:
     return inner if inner.sum() >= 16 else on
 
 
-def alike(before: np.ndarray, rough: np.ndarray, moved: np.ndarray, like: Surface) -> np.ndarray:
-    """The changed pixels whose source is of the surface `like` (judged over the changed pixels around each), and
-    everything they enclose (a highlight on a cup)."""
+def look(before: np.ndarray, rough: np.ndarray, pixels: np.ndarray, neutral: bool) -> Look:
+    """The `Look` of the source `before` (texture `rough`) under `pixels`."""
+    grain = float(rough[pixels].mean())
+    if neutral:
+        return Look(None, (0.0, 0.0), grain)
+    hue = hues(before)[pixels]
+    mean = circular_mean(hue)
+    low, high = np.percentile(hue_offset(hue, mean), [5, 95])
+    return Look(mean, (float(low), float(high)), grain)
+
+
+def alike(before: np.ndarray, rough: np.ndarray, moved: np.ndarray, like: Look) -> np.ndarray:
+    """The changed pixels whose source looks `like` the core, judged over the changed pixels around each, with
+    their outline (`OUTLINE` pixels, and bands as narrow beyond it) and what they enclose (a highlight on a cup)."""
     hsv_before = hsv(before)
     chromatic = moved & (hsv_before[..., 1] >= CHROMATIC * 255) & (hsv_before[..., 2] >= 0.15 * 255)
     if like.hue is None:
         in_band = chromatic
     else:
-        off = _off(_degrees(before), like.hue)
+        off = hue_offset(hues(before), like.hue)
         in_band = chromatic & (off >= like.band[0] - HUE_SLACK) & (off <= like.band[1] + HUE_SLACK)
     grainy = moved & (rough > GRAINIER * like.grain + 1)
-    around = [_window(x.astype(np.float32)) for x in (in_band, chromatic, grainy, moved)]
+    around = [window_sum(x.astype(np.float32), WINDOW) for x in (in_band, chromatic, grainy, moved)]
     share = np.where(around[1] > 0, around[0] / np.maximum(around[1], 1e-6), 1.0)
     smooth = around[2] <= around[3] / 2  # the median: a cup's rim or handle is an edge, not grain
     on = moved & (share >= LIKE_SHARE) & smooth
-    for _ in range(OUTLINE):  # with its outline: the rim of a saucer is an edge, not grain, and no other surface
+    for _ in range(OUTLINE):  # its outline: the rim of a saucer is an edge, not grain, and no other surface
         on = grow(on)
     on = fill_holes(on)
     other = moved & ~on
-    solid = other
+    solid = other  # what is left after an opening: bands along the outline under `OUTLINE` pixels wide go
     for _ in range(OUTLINE // 2):
         solid = solid & ~grow(~solid)
     for _ in range(OUTLINE // 2):
         solid = grow(solid) & other
-    return on | (other & ~solid)  # a band a few pixels wide along the change's border is still its outline
+    return on | (other & ~solid)
 
 
-def unlike(before: np.ndarray, rough: np.ndarray, patch: np.ndarray, like: Surface) -> str:
-    """How the source under `patch` differs from the surface `like`, in numbers."""
+def unlike(before: np.ndarray, rough: np.ndarray, patch: np.ndarray, like: Look) -> str:
+    """How the source under `patch` differs from the core's `like`, in numbers."""
     grain = f"grain {rough[patch].mean():.1f} levels (the core's {like.grain:.1f})"
     if like.hue is None:
         return grain
-    hue = _degrees(before)[patch]
-    mean = float(np.degrees(np.angle(np.exp(1j * np.radians(hue)).mean())))
     low, high = ((like.hue + bound) % 360 for bound in like.band)
-    return f"hue {mean % 360:.0f}° (the core's {low:.0f}–{high:.0f}°), {grain}"
-
-
-def _degrees(x: np.ndarray) -> np.ndarray:
-    return hsv(x)[..., 0].astype(np.float32) * (360 / 256)
-
-
-def _off(hue: np.ndarray, mean: float) -> np.ndarray:
-    """Signed difference in degrees from `mean`, in -180..180."""
-    return (hue - mean + 180) % 360 - 180
-
-
-def _window(x: np.ndarray) -> np.ndarray:
-    """Sums over each pixel's (2·`WINDOW`+1)² neighbourhood (zeros beyond the frame)."""
-    side = 2 * WINDOW + 1
-    total = np.pad(np.pad(x, WINDOW).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    height, width = x.shape
-    return (
-        total[side : side + height, side : side + width]
-        - total[:height, side : side + width]
-        - total[side : side + height, :width]
-        + total[:height, :width]
-    )
+    return f"hue {circular_mean(hues(before)[patch]) % 360:.0f}° (the core's {low:.0f}–{high:.0f}°), {grain}"

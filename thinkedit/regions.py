@@ -8,17 +8,24 @@ with a sentence that says why. The regions and their rules:
 - "the shadows" / "the highlights": by luminance, fully below 64 / above 192 of 255 and fading out over 64 levels.
 - "the sky": the connected region of sky-like color (blue, or near-white and smooth) that touches the top edge,
   plus pixels of its color seen through gaps (between a tower's struts) above its lowest row. None → `NoRegion`.
+  At full size it reaches `AROUND` small pixels further where the color is the sky's, so its edge follows the
+  picture (a lamp's glare, a strut), not the small copy's blocks.
 - "the background": the pixels of the colors seen along the top edge and the upper half of the side edges,
   connected to them (a subject usually stands on the bottom edge), never skin; "the foreground": the rest. Either under 10% of the
   picture → `NoRegion` (the rule cannot tell them apart there).
-- "the red areas": every pixel of the hue (`HUES`). "the red cup": the largest connected region of that color
-  (grown through its own shading; big parts up to `GAP` pixels apart, like a suit across a strap, count as one);
-  "the red cups": every such region at least an eighth of the largest. "the blue disc" (a shape word): the
-  connected region of similar color whose outline fits the word, the largest when several fit.
+- "the red areas": every pixel of the hue (`HUES`), grown through its shading. "the red cup": the pixels of that
+  color split into pieces of similar neighbouring color (a surface shades gradually; its edge against another
+  surface is a step); the piece with the most pixels fully of the color, with every piece up to `GAP` pixels away
+  that is like it (its hue in the first piece's range, no grainier: the suit's other side across a strap, not the
+  grainy, browner wood beside a red saucer), and thin rims touching it of its hue; inside it, what it encloses of
+  about its color that is as smooth, or thin and as saturated (a fold, the cup's shadow on the saucer). "the red
+  cups": every such thing at least an eighth of the largest. "the blue disc" (a shape word): the connected region
+  of similar color whose outline fits the word, the largest when several fit.
 
-Rules run on a copy at most `LABEL_SIDE` pixels a side and are traced back at full size. The offline editor acts
-on these regions; the offline critic uses the same rules only to know what a word means, and measures what
-changed from the pixels themselves.
+Rules run on a copy at most `LABEL_SIDE` pixels a side (texture on one 4× larger) and are traced back at full
+size. The offline editor acts on these regions; the offline critic uses the place rules to know what a place word
+means, reads a colored thing by a simpler rule of its own (`changes.colored_thing`) and judges what changed from
+the pixels themselves (`changes.alike`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from .instructions import PLACES, SHAPES
 
@@ -55,6 +62,7 @@ HUE_FADE, SATURATION_FADE, VALUE_FADE = 8.0, 0.12, 0.1
 # core) and its mean hue lies within the core's own range widened by `HUE_SLACK` degrees.
 TEXTURE, HUE_SLACK = 2.0, 4.0
 PALER = 0.1  # a thin piece inside a thing up to this much less saturated (0..1) than the thing is its shading
+STARTS = 64  # "the red cups" grows things from at most this many pieces, the largest: beyond them are specks
 THIN = 0.25  # a piece with under this share of inner pixels (all four neighbours in it) is a rim or an outline
 AROUND = 3  # small pixels beyond the sky found on the small copy where a pixel of its color still belongs to it
 TEXTURE_SIDE = 4 * LABEL_SIDE  # texture is measured on a copy at most this size: 4×4 samples per small pixel
@@ -139,8 +147,7 @@ class Surface:
 
     def __init__(self, pixels: np.ndarray, rough: np.ndarray, color: str):
         self.pixels, self.rough, self.color = pixels.astype(np.int16), rough, color
-        channels = hsv(pixels).astype(np.float32)
-        self.hue, self.saturation = channels[..., 0] * (360 / 256), channels[..., 1] / 255
+        self.hue, self.saturation = hues(pixels), hsv(pixels)[..., 1].astype(np.float32) / 255
 
     def pieces(self, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`inside` split into pieces of similar neighbouring color (`label`), and per piece (indexed by its label)
@@ -166,16 +173,15 @@ class Surface:
         (5th to 95th percentile) widened by `HUE_SLACK`. A thin piece (under a quarter of it inner: a rim, an
         outline) is all edge, its texture tells nothing: it is like the core when its hue lies in the range itself."""
         grain = self.grain(core)
-        angle = np.radians(self.hue[core])
-        mean = float(np.degrees(np.arctan2(np.sin(angle).sum(), np.cos(angle).sum())))
-        low, high = np.percentile(_off(self.hue[core], mean), [5, 95])
+        mean = circular_mean(self.hue[core])
+        low, high = np.percentile(hue_offset(self.hue[core], mean), [5, 95])
 
         def test(stats: np.ndarray) -> np.ndarray:
             thin = stats[2] < THIN
             smooth = thin | (stats[1] <= TEXTURE * grain + 1)
             if self.color in NEUTRAL:
                 return smooth
-            off, slack = _off(stats[0], mean), np.where(thin, 0.0, HUE_SLACK)
+            off, slack = hue_offset(stats[0], mean), np.where(thin, 0.0, HUE_SLACK)
             return smooth & (off >= low - slack) & (off <= high + slack)
 
         return test
@@ -205,8 +211,8 @@ def things(inside: np.ndarray, every: bool, seeds: np.ndarray, surface: Surface)
     it is at least an eighth of the largest thing."""
     labels, stats = surface.pieces(inside)
     counts = np.bincount(labels[seeds & inside], minlength=labels.size)
-    order = np.argsort(-counts, kind="stable")
-    starts = order[counts[order] >= max(1, counts[order[0]] / 8)] if every else order[:1]
+    order = np.argsort(-counts, kind="stable")[: STARTS if every else 1]
+    starts = order[counts[order] >= max(1, counts[order[0]] / 8)]
     found, claimed = [], np.zeros_like(inside)
     for start in starts:
         if not claimed.ravel()[start] and counts[start]:
@@ -243,9 +249,20 @@ def _inner(labels: np.ndarray) -> np.ndarray:
     return same & (padded[1:-1, :-2] == labels) & (padded[1:-1, 2:] == labels)
 
 
-def _off(hue: np.ndarray, mean: float) -> np.ndarray:
+def hues(pixels: np.ndarray) -> np.ndarray:
+    """The hue of each pixel of an RGB array, in degrees."""
+    return hsv(pixels)[..., 0].astype(np.float32) * (360 / 256)
+
+
+def circular_mean(degrees: np.ndarray) -> float:
+    """The mean of angles in degrees (350° and 10° average to 0°, not 180°)."""
+    angle = np.radians(degrees)
+    return float(np.degrees(np.arctan2(np.sin(angle).sum(), np.cos(angle).sum())))
+
+
+def hue_offset(degrees: np.ndarray, mean: float) -> np.ndarray:
     """Signed difference in degrees from `mean`, in -180..180."""
-    return (hue - mean + 180) % 360 - 180
+    return (degrees - mean + 180) % 360 - 180
 
 
 def texture(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -258,16 +275,22 @@ def texture(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         size = (max(1, round(image.width * side)), max(1, round(image.height * side)))
         image = image.resize(size, Image.Resampling.BOX)
     luma = np.asarray(image, np.float32)
-    mean, square = _box3(luma), _box3(luma * luma)
+    mean, square = window_sum(luma, 1) / 9, window_sum(luma * luma, 1) / 9
     spread = np.sqrt(np.maximum(square - mean * mean, 0))
     return np.asarray(Image.fromarray(spread).resize((shape[1], shape[0]), Image.Resampling.BOX), np.float32)
 
 
-def _box3(x: np.ndarray) -> np.ndarray:
-    """The mean over each pixel's 3×3 neighbourhood (the frame's edge repeated)."""
-    padded = np.pad(x, 1, mode="edge")
-    rows = padded[:-2] + padded[1:-1] + padded[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9
+def window_sum(x: np.ndarray, radius: int) -> np.ndarray:
+    """Sums over each pixel's (2·radius+1)² neighbourhood, the frame's edge repeated beyond it."""
+    side = 2 * radius + 1
+    total = np.pad(np.pad(x, radius, mode="edge").cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    height, width = x.shape
+    return (
+        total[side : side + height, side : side + width]
+        - total[:height, side : side + width]
+        - total[side : side + height, :width]
+        + total[:height, :width]
+    )
 
 
 def label(inside: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
@@ -357,7 +380,7 @@ def _like_around(pixels: np.ndarray, small: np.ndarray, found: np.ndarray) -> np
     def spread(x: np.ndarray) -> np.ndarray:  # blurred over a few small pixels, at full size
         x = x.astype(np.float32)
         for _ in range(AROUND):
-            x = _box3(x)
+            x = window_sum(x, 1) / 9
         return np.asarray(Image.fromarray(x).resize(size, Image.Resampling.BILINEAR), np.float32)
 
     weight = spread(found)

@@ -7,8 +7,9 @@ the editor chose) and measures:
   contrast, saturation, white balance, sepia, vignette, detail, geometry, border pixels, the text band;
 - operations on a region ("the sky", "the top half") or a colored thing ("the red cup"), from the source and the
   result alone (`thinkedit.changes`): how much of the named area took the change, how far the change spread
-  beyond it (into pixels whose source color is not the named one, or outside the named place), specks inside it,
-  new hard edges along its border; a look too faint to see is asked for more strongly;
+  beyond it (outside the named place; for a colored thing, onto pixels whose source is another surface than the
+  middle of what changed on it: another hue, grainier), specks inside it, new hard edges along its border; a look
+  too faint to see is asked for more strongly;
 - quality: clipping, banding, detail lost or added, blotchy changes, seams, skin tones flattened into steps.
 
 A part counts as done within `TOLERANCE` of the asked change; the reasoning states every number, the tolerance
@@ -839,7 +840,7 @@ def _spill(targets: list[Op], views: Views) -> tuple[float, list[str]]:
         return 0.0, []  # keeping one color grays everything else on purpose
     moved = changes.changed(views.edited, views.base)
     allowed = np.zeros(views.base.shape[:2], bool)
-    area, things, surfaces = 0, [], []
+    area, things, looks = 0, [], []
     for op in local:
         if OPERATIONS[op.name].kind == "drawn":
             allowed |= grow(grow(changes.changed(_expected_of(op, views), views.base)))
@@ -852,9 +853,9 @@ def _spill(targets: list[Op], views: Views) -> tuple[float, list[str]]:
                 allowed |= thing.allowed
                 continue
             core = changes.core(moved, thing.found)  # one colored thing: what changed must be of its surface
-            like = changes.surface(views.base, views.grain(), core, thing.color in NEUTRAL)
+            like = changes.look(views.base, views.grain(), core, thing.color in NEUTRAL)
             allowed |= changes.alike(views.base, views.grain(), moved, like)
-            surfaces.append((op.region, like))
+            looks.append((op.region, like))
     spilled = moved & ~allowed
     for thing in things:  # one thing: the change belongs in one place, the one over the thing
         labels = label(grow(grow(moved & allowed)))
@@ -870,13 +871,15 @@ def _spill(targets: list[Op], views: Views) -> tuple[float, list[str]]:
     if share > 0.003 or patch.mean() > SPLASH:  # a few stray pixels of resampling are no spill; a splash is
         ratio = float(spilled.sum()) / max(area, int(moved.sum()), 1)
         penalty += min(0.8, (0.3 if patch.mean() > SPLASH else 0.1) + 2 * ratio)
-        unlike = [f"; there the source is not the surface of {region} that changed: " + changes.unlike(
-            views.base, views.grain(), patch, like) for region, like in surfaces]  # fmt: skip
         findings.append(
             f"the change spread beyond what the instruction names: {share * 100:.1f}% of the image changed outside "
             f"it ({ratio * 100:.0f}% as much as the named area), the largest patch of "
-            f"{patch.mean() * 100:.1f}% {changes.where(patch, views.scale)}{''.join(unlike[:1])}"
+            f"{patch.mean() * 100:.1f}% {changes.where(patch, views.scale)}"
         )
+        if looks:  # one colored thing: say how the source under the patch differs from what changed on the thing
+            region, like = looks[0]
+            unlike = changes.unlike(views.base, views.grain(), patch, like)
+            findings[-1] += f"; there the source is not the surface of {region} that changed: {unlike}"
     outside = ~allowed
     if outside.mean() > 0.05 and all(_local(op) for op in targets):
         drift = float(shift(views.edited, views.base)[outside].mean())
