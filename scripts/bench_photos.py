@@ -37,7 +37,8 @@ Check = Callable[[np.ndarray, np.ndarray], tuple[bool, str]]
 
 # Hand-drawn boxes, each well inside one thing (checked by eye on the photos).
 SUIT = [(40, 300, 110, 460), (290, 250, 340, 330), (110, 240, 160, 290)]
-FACE, HAIR, WALL, FLAG = (185, 80, 265, 170), (170, 25, 290, 60), (300, 20, 370, 130), (0, 0, 80, 280)
+FACE, HAIR, WALL, FLAG = (185, 80, 265, 170), (170, 25, 290, 60), (300, 20, 370, 130), (0, 0, 70, 215)
+STRIPES = (0, 300, 14, 500)  # the flag's red and white stripes beside the suit's sleeve
 CUP, SAUCER = [(185, 150, 215, 230)], [(100, 250, 170, 330), (400, 200, 460, 280)]
 TABLE, CREMA = [(440, 20, 600, 100), (0, 120, 60, 220), (480, 300, 600, 400)], (240, 110, 340, 170)
 # The wood just outside the saucer's rim, where a recolor that grows through the reddish grain spills first.
@@ -178,7 +179,7 @@ def photo(name: str) -> np.ndarray:
 
 
 CASES = [
-    Case("astronaut", "make the orange spacesuit blue", recolored((190, 260), SUIT, [FACE, HAIR, WALL, FLAG])),
+    Case("astronaut", "make the orange spacesuit blue", recolored((190, 260), SUIT, [FACE, HAIR, WALL, FLAG, STRIPES])),
     Case("coffee", "make the red cup blue", recolored((190, 260), CUP + SAUCER, [*TABLE, *RIM, CREMA])),
     Case("motorcycle", "make the red motorcycle blue", recolored((190, 260), [TANK, FENDER], [BIN, GARAGE, FLOOR])),
     Case("rocket", "make the sky a warm sunset orange", recolored((10, 50), SKY, [ROCKET, PAD])),
