@@ -138,6 +138,10 @@ def test_blue_painted_on_the_table_beside_a_correct_blue_cup_is_spill(thinker):
     x, y = int(found.group(2)), int(found.group(3))
     assert abs(x - 470) < 25 and abs(y - 335) < 35
     assert float(found.group(7)) > 2 * float(found.group(8))
+    speck = painted(clean, ellipse(coffee, 540, 150, 14, 22), 225)  # a speck of blue off on the table: small
+    small = critique(thinker, coffee, speck, "make the red cup blue")
+    assert "the change spread beyond what the instruction names" in small.reasoning
+    assert bad.semantic < small.semantic < good.semantic and "what else changed is small" in small.reasoning
 
 
 def test_the_sky_is_selected_on_the_rocket_and_reported_missing_on_the_coffee(editor, thinker):

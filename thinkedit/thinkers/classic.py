@@ -264,9 +264,10 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
         refined = join([ask for ask in measured.asks if ask]) or prompt
         lines.append(f"{scores}: nothing was done; the next prompt states every operation with its amount.")
     elif not short and semantic >= 8 and quality >= 8:
+        rest = "nothing else changed that matters" if measured.preservation == 1 else "what else changed is small"
         lines.append(
-            f"{scores}: every part is within my tolerance ({low}–{high}% of the asked change) and nothing else "
-            "changed that matters; I keep the prompt."
+            f"{scores}: every part is within my tolerance ({low}–{high}% of the asked change) and {rest}; I keep the "
+            "prompt."
         )
         refined = prompt
     else:
