@@ -3,12 +3,16 @@
 An **editor** edits `image` (RGB) as `prompt` says and returns an RGB image. `on_step(i, n)` is called
 after each of its n steps (`on_step(0, n)` is a heartbeat); it raises `thinkedit.errors.Cancelled` when
 the person pressed Stop, and the editor lets that propagate. An editor that could do only part of a
-prompt says so in the returned image's `info["editor_note"]`.
+prompt says so in the returned image's `info["editor_note"]`. With a mask the loop composites any editor's result
+onto the source outside it; an editor that takes `mask=` (an L image of the image's size, white may change) also
+edits inside it only (the classic editor; a pipeline with native inpainting). An editor that changed only pixels it
+chose itself may report them as `info["selection"]` (an L image of the result's size): drift is measured outside it.
 
 A **thinker** looks at the source and the edited image (in that order), the person's original
 instruction and the prompt that produced the edit, and returns scores, reasoning and a refined prompt
 (`thinkedit.critique.parse_critique` reads model text). `on_token(text)` receives the output as it is
-generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional.
+generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional. With a mask the
+loop passes `region=` (the mask in words, `masks.describe`) to a thinker whose `critique` takes it.
 
 Backends are built as `Class(spec, settings)` (`registry.build_backend`); a spec names its class by
 import path, so listing backends never imports torch or diffusers.
@@ -17,6 +21,7 @@ import path, so listing backends never imports torch or diffusers.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +45,7 @@ class Editor(Protocol):
         steps: int | None = None,
         guidance: float | None = None,
         on_step: OnStep | None = None,
+        mask: Image.Image | None = None,
     ) -> Image.Image: ...
 
 
@@ -52,6 +58,7 @@ class Thinker(Protocol):
         prompt: str,
         *,
         on_token: OnToken | None = None,
+        region: str | None = None,
     ) -> Critique: ...
 
 
@@ -114,6 +121,16 @@ class BackendSpec:
                 "pip install -r requirements.txt"
             ) from exc
         return getattr(module, class_name)
+
+
+def accepts(method: Callable, name: str) -> bool:
+    """Whether a backend's method takes the keyword `name` (or any keyword): a backend written before that argument
+    existed is not given it."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def spec_of(backend: Any) -> BackendSpec | None:

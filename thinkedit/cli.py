@@ -12,6 +12,7 @@ import sys
 from . import bench, evaluate, export, loop, runtime, server, space
 from .config import add_backend_arguments, add_loop_arguments, loop_options, settings_from_args
 from .critique import score_text
+from .drift import words
 from .errors import BadInput, ThinkEditError
 from .registry import backend_rows, build_backend
 from .requests import make_request
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     edit = commands.add_parser("edit", help="edit an image with the Think-while-Edit loop")
     edit.add_argument("--image", required=True, help="the source image")
     edit.add_argument("--instruction", required=True, help="what to change")
+    edit.add_argument(
+        "--mask", metavar="PATH", help="a mask image: white where the edit may change, black kept exactly (any size)"
+    )
     add_loop_arguments(edit)
     edit.add_argument("--out", help="write the run folder exactly here (refused if it already holds a run)")
     edit.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its files only)")
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _edit(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    request = make_request(args.image, args.instruction, **loop_options(args, settings))
+    request = make_request(args.image, args.instruction, mask=args.mask, **loop_options(args, settings))
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     run_dir = prepare_run_dir(args.out, args.overwrite) if args.out else new_run_dir(settings.runs_dir)
     trajectory = None
@@ -105,7 +109,7 @@ def _print_event(event):
         critique = turn.critique
         print(
             f"  semantic {score_text(critique.semantic)} · quality {score_text(critique.quality)} · "
-            f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s"
+            f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s · {words(turn.drift)}"
         )
         if critique.reasoning:
             print(f"  reasoning: {critique.reasoning}")

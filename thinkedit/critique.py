@@ -112,10 +112,26 @@ def load_template(kind: str, path: str | Path | None = None) -> str:
     return resources.files("thinkedit.prompts").joinpath(f"{kind}.txt").read_text(encoding="utf-8")
 
 
-def render(template: str, instruction: str, prompt: str | None = None) -> str:
-    """Fill a template. User text is defused first so it cannot smuggle protocol tags into the answer."""
+REGION_SECTION = "The region the edit may change (the person painted a mask over the source):\n{region}"
+
+
+def render(template: str, instruction: str, prompt: str | None = None, *, region: str | None = None) -> str:
+    """Fill a template. User text is defused first so it cannot smuggle protocol tags into the answer.
+
+    Extra sections (the masked `region`, in words) go in after the paragraph that holds the prompt (or, in a
+    template without one, the instruction): ours, the EditThinker authors' and the judge's alike."""
     values = {"instruction": defuse(instruction), "prompt": defuse(prompt if prompt is not None else instruction)}
-    return re.sub(r"\{(instruction|prompt)\}", lambda m: values[m.group(1)], template)
+
+    def fill(text: str) -> str:
+        return re.sub(r"\{(instruction|prompt)\}", lambda m: values[m.group(1)], text)
+
+    sections = [REGION_SECTION.format(region=defuse(region))] if region else []
+    if not sections:
+        return fill(template)
+    anchor = next((template.find(p) for p in ("{prompt}", "{instruction}") if p in template), len(template))
+    end = template.find("\n", anchor)
+    end = len(template) if end < 0 else end
+    return fill(template[:end]) + "\n\n" + "\n\n".join(sections) + fill(template[end:])
 
 
 def defuse(text: str) -> str:

@@ -2,10 +2,10 @@
 
 Export writes one record per exported turn, the way the paper built ThinkEdit-140k from trajectories:
 - `sft`: LLaMA-Factory's ShareGPT layout, a JSON list (JSON lines when --out ends in .jsonl) of
-  `{"messages": [user, assistant], "images": [source, edited]}`; the user turn is two `<image>`
-  placeholders and the rendered critique template, the assistant turn the canonical
-  `<think>…</think><score>…</score><answer>…</answer>` text.
-- `rl`: EasyR1-style JSON lines `{"prompt", "images", "answer"}`: the same prompt and answer text.
+  `{"messages": [user, assistant], "images": [source, edited], "drift"}`; the user turn is two `<image>`
+  placeholders and the rendered critique template (with the masked region, when the run had a mask), the
+  assistant turn the canonical `<think>…</think><score>…</score><answer>…</answer>` text; `drift` is the turn's.
+- `rl`: EasyR1-style JSON lines `{"prompt", "images", "answer", "drift"}`: the same prompt and answer text.
 - `jsonl`: one JSON line per turn with every field of the run and the turn, plus overall, gain, satisfied.
 Image paths are relative to the output file; the images are copied into `<out stem>_images/` next to it.
 - `hf`: a folder that `datasets.load_dataset(folder)` reads and `hf upload` publishes as is: parquet shards
@@ -30,9 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import __version__, critique
+from . import __version__, critique, drift
 from .config import DEFAULTS, number_flag
 from .critique import defuse, format_critique, load_template, render, score_text
+from .drift import percent
 from .errors import BadInput, ThinkEditError
 from .loop import stop_message
 from .store import SavedRun, copy_file_atomic, load_run, write_text_atomic
@@ -143,7 +144,10 @@ def export_records(
                 _copy(run.file(run.record.get("source", "source.png")), images_dir / name, out.parent),
                 _copy(run.file(turn["image"]), images_dir / name, out.parent),
             ]
-            prompt = IMAGE_PLACEHOLDERS + render(critique_template, run.record["instruction"], turn["prompt"])
+            told = run.record.get("region")
+            prompt = IMAGE_PLACEHOLDERS + render(
+                critique_template, run.record["instruction"], turn["prompt"], region=told
+            )
             answer = format_critique(
                 turn["semantic"],
                 turn["quality"],
@@ -155,10 +159,11 @@ def export_records(
                     {
                         "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
                         "images": images,
+                        "drift": turn.get("drift"),
                     }
                 )
             elif fmt == "rl":
-                records.append({"prompt": prompt, "images": images, "answer": answer})
+                records.append({"prompt": prompt, "images": images, "answer": answer, "drift": turn.get("drift")})
             else:
                 records.append(_full_record(name, run, turn, images))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +197,9 @@ def hub_features():
             "run": text,
             "editor": text,
             "thinker": text,
+            "drift_changed": Value("float64"),
+            "drift_outside": Value("float64"),
+            "region": text,
         }
     )
 
@@ -204,6 +212,7 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
         if source_of[0] != name:
             source_of = (name, source.read_bytes())
         edited = run.file(turn["image"])
+        moved = drift.read(turn.get("drift"))
         yield {
             "source": {"bytes": source_of[1], "path": f"{name}/{source.name}"},
             "edited": {"bytes": edited.read_bytes(), "path": f"{name}/{edited.name}"},
@@ -218,6 +227,9 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
             "run": name,
             "editor": run.record.get("editor"),
             "thinker": run.record.get("thinker"),
+            "drift_changed": moved.changed if moved else None,
+            "drift_outside": moved.outside if moved else None,
+            "region": run.record.get("region"),
         }
 
 
@@ -321,6 +333,9 @@ the thinker keeps the prompt, or the turns run out. The best turn has the highes
 | `turn` | the turn's number in its run, from 1 |
 | `best` | whether this is its run's best turn |
 | `run`, `editor`, `thinker` | the run's folder name and the backends that made it |
+| `drift_changed` | the share of the image this turn changed noticeably (CIEDE2000 over 5 on a 512-pixel copy; null for a turn of another shape) |
+| `drift_outside` | the share of the area outside the region (the mask, or the editor's own selection) that changed; null without one |
+| `region` | the run's mask in words, as the thinker was told it (null without a mask) |
 
 ```python
 from datasets import load_dataset
@@ -382,18 +397,22 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         f"Stopped:     {record.get('stop_reason')} after {len(record['turns'])} turn(s), "
         f"{record.get('seconds', 0):g} s (threshold {settings.get('threshold', '–')}): {stop_message(record)}",
     ]
+    if record.get("region"):
+        lines.append(f"Mask:        {record['region']}")
     if record.get("error"):
         lines.append(f"Error:       {record['error']}")
     if record.get("first_turn_prompt"):
         lines.append(f"Turn 1 prompt ({settings.get('first_turn')}): {record['first_turn_prompt']}")
     lines.append("")
-    lines.append("  turn  semantic  quality  edit s  think s       size  prompt")
+    lines.append("  turn  semantic  quality  edit s  think s       size  changed  outside  prompt")
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
+        moved = drift.read(turn.get("drift"))
         lines.append(
             f"{mark} {turn['index']:>4}  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
             f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
-            f"  {_size(turn.get('size')):>9}  {turn['prompt']}"
+            f"  {_size(turn.get('size')):>9}  {percent(moved and moved.changed):>7}"
+            f"  {percent(moved and moved.outside):>7}  {turn['prompt']}"
         )
     lines.append("")
     lines.append(f"Best turn:   {best if best is not None else 'none'}" + (" (marked *)" if best is not None else ""))

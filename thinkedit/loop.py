@@ -18,11 +18,13 @@ from typing import Any
 from PIL import Image
 
 from . import runtime
-from .backend import name_of
+from .backend import accepts, name_of
 from .config import DEFAULTS
 from .critique import Critique, score_text
+from .drift import Drift, measure
 from .errors import Cancelled, ThinkEditError
 from .images import editor_output
+from .masks import composite, describe
 from .requests import EditRequest, make_request  # noqa: F401 - `loop.make_request`: how callers have built requests
 from .store import NOT_SAVED, NotSaved, save_run
 
@@ -41,6 +43,7 @@ class Turn:
     think_seconds: float
     editor_note: str | None = None
     thinker_note: str | None = None  # what the loop made of a reply it could not follow (no refined prompt)
+    drift: Drift | None = None  # how much changed, and outside the region; None for a turn of another shape
 
     @property
     def rank(self) -> float:
@@ -59,6 +62,7 @@ class Trajectory:
     error: str | None = None
     first_turn_prompt: str | None = None  # what polish / critique-source turned the instruction into
     first_turn_reasoning: str | None = None
+    region: str | None = None  # the mask in words, as the thinker is told it (`masks.describe`)
     warnings: list[str] = field(default_factory=list)
     run_dir: Path | None = None
     started: float = field(default_factory=time.time)
@@ -274,6 +278,7 @@ def new_trajectory(editor, thinker, request: EditRequest, run_dir: Path | None =
         editor=name_of(editor),
         thinker=name_of(thinker) if thinker is not None else "none",
         settings=_settings_record(editor, thinker, request),
+        region=describe(request.mask) if request.mask is not None else None,
         run_dir=run_dir,
     )
 
@@ -297,10 +302,11 @@ def execute(
     try:
         with runtime.gpu_turn(editor, thinker, waiting=alive):
             alive()
+            told = _start(request, thinker, trajectory, emit)
             prompt = request.instruction
             if thinker is not None and request.first_turn != "none":
                 emit(ThinkingStarted(0))
-                prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive)
+                prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive, told)
                 trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
             max_turns = request.max_turns if thinker is not None else 1
             for index in range(1, max_turns + 1):
@@ -315,22 +321,24 @@ def execute(
                     steps=request.steps,
                     guidance=request.guidance,
                     on_step=_step_callback(index, emit, alive),
+                    **_mask_for(editor, request),
                 )
                 alive()
                 edit_seconds = time.perf_counter() - started
                 edited, note = _check_edit(edited)
+                edited, region = fence(source, edited, request.mask)
                 if note:
                     emit(Notice(f"Turn {index}: {note}"))
                 critique, think_seconds = Critique(None, None, "", None, ""), 0.0
                 if thinker is not None:
                     emit(ThinkingStarted(index))
                     started = time.perf_counter()
-                    critique = thinker.critique(
-                        source, edited, request.instruction, prompt, on_token=_token_callback(index, emit, alive)
-                    )
+                    tokens = _token_callback(index, emit, alive)
+                    critique = thinker.critique(source, edited, request.instruction, prompt, on_token=tokens, **told)
                     alive()
                     think_seconds = time.perf_counter() - started
                 turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
+                turn.drift = measure(source, edited, region)
                 if thinker is not None and critique.refined_prompt is None:
                     turn.thinker_note = _no_answer_note(request, index, max_turns)
                     emit(Notice(f"Turn {index}: {turn.thinker_note}"))
@@ -446,8 +454,11 @@ def stop_message(record: dict[str, Any]) -> str:
     )
 
 
-def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Callable) -> tuple[str, str | None]:
-    """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy."""
+def _first_turn_prompt(
+    thinker, request: EditRequest, emit: Callable, alive: Callable, told: dict[str, str]
+) -> tuple[str, str | None]:
+    """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy (`told`: the region, for a
+    thinker that takes it)."""
     source = request.image
     if request.first_turn == "polish":
         polish = getattr(thinker, "polish", None)
@@ -459,10 +470,51 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
         alive()
         return (prompt or "").strip() or request.instruction, "".join(chunks) or None
     critique = thinker.critique(
-        source, source, request.instruction, request.instruction, on_token=_token_callback(0, emit, alive)
+        source, source, request.instruction, request.instruction, on_token=_token_callback(0, emit, alive), **told
     )
     alive()
     return critique.refined_prompt or request.instruction, critique.reasoning
+
+
+def _start(request: EditRequest, thinker, trajectory: Trajectory, emit: Callable[[Event], None]) -> dict[str, str]:
+    """Tell what checking the request changed (a mask stretched or dropped); the arguments that tell the thinker the
+    masked region, for a thinker that takes them (one that does not is told nothing, and the person is told so)."""
+    for note in request.notes:
+        emit(Notice(note))
+    if trajectory.region is None or thinker is None:
+        return {}
+    if accepts(thinker.critique, "region"):
+        return {"region": trajectory.region}
+    emit(
+        Notice(
+            f"The thinker {trajectory.thinker} cannot be told the masked region (its critique takes no region): it "
+            "scores the whole image. The mask still keeps everything outside it as it was."
+        )
+    )
+    return {}
+
+
+def _mask_for(editor, request: EditRequest) -> dict[str, Any]:
+    """`mask=` for an editor that takes one (it edits inside it: the classic editor, native inpainting); every other
+    editor is fenced in by `fence` alone."""
+    return {"mask": request.mask} if request.mask is not None and accepts(editor.edit, "mask") else {}
+
+
+def fence(source: Image.Image, edited: Image.Image, mask: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
+    """(the turn's image, the region its drift is measured against). With a mask: the edit composited onto the
+    source outside it, soft edge inside it; a result of another shape is refused, since a rotation, crop or resize
+    cannot be fenced in. Without one: the edit as it is, and the pixels the editor selected when it reports them
+    (`info["selection"]`, an L image of its size)."""
+    selection = edited.info.pop("selection", None)
+    if mask is None:
+        return edited, selection if isinstance(selection, Image.Image) and selection.size == edited.size else None
+    if edited.size != source.size:
+        raise ThinkEditError(
+            f"The editor returned a {edited.width}×{edited.height} image for a {source.width}×{source.height} "
+            "source. With a mask the result keeps the source's frame: a rotation, crop or resize cannot be fenced "
+            "in. Remove the mask to change the image's shape."
+        )
+    return composite(source, edited, mask), mask
 
 
 def _check_edit(edited: Any) -> tuple[Image.Image, str | None]:

@@ -101,19 +101,19 @@ class Sliced:
     def __getattr__(self, name: str) -> Any:  # model, settings, load, pipeline, cache_key, …
         return getattr(self.backend, name)
 
-    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
-        return _follow(_slice("edit", edit_duration), (self.backend, image, prompt, seed, steps, guidance), on_step)
+    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None, mask=None):
+        arguments = (self.backend, image, prompt, seed, steps, guidance, mask)
+        return _follow(_slice("edit", edit_duration), arguments, on_step)
 
-    def critique(self, source, edited, instruction, prompt, *, on_token=None):
-        return _follow(
-            _slice("critique", critique_duration), (self.backend, source, edited, instruction, prompt), on_token
-        )
+    def critique(self, source, edited, instruction, prompt, *, on_token=None, region=None):
+        arguments = (self.backend, source, edited, instruction, prompt, region)
+        return _follow(_slice("critique", critique_duration), arguments, on_token)
 
     def polish(self, source, instruction, *, on_token=None):
         return _follow(_slice("polish", polish_duration), (self.backend, source, instruction), on_token)
 
 
-def edit_duration(editor, image, prompt, seed, steps, guidance) -> int:
+def edit_duration(editor, image, prompt, seed, steps, guidance, mask=None) -> int:
     return edit_seconds(editor, steps)
 
 
@@ -124,15 +124,17 @@ def critique_duration(thinker, *args) -> int:
 polish_duration = critique_duration
 
 
-def _run_edit(editor, image, prompt, seed, steps, guidance) -> Iterator[tuple[str, Any]]:
+def _run_edit(editor, image, prompt, seed, steps, guidance, mask=None) -> Iterator[tuple[str, Any]]:
     """In the GPU worker: the edit, its steps as ("call", (i, n)) while it runs, then ("done", image)."""
+    masked = {"mask": mask} if mask is not None else {}
     return _in_thread(
-        lambda report: editor.edit(image, prompt, seed=seed, steps=steps, guidance=guidance, on_step=report)
+        lambda report: editor.edit(image, prompt, seed=seed, steps=steps, guidance=guidance, on_step=report, **masked)
     )
 
 
-def _run_critique(thinker, source, edited, instruction, prompt) -> Iterator[tuple[str, Any]]:
-    return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report))
+def _run_critique(thinker, source, edited, instruction, prompt, region=None) -> Iterator[tuple[str, Any]]:
+    told = {"region": region} if region is not None else {}
+    return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report, **told))
 
 
 def _run_polish(thinker, source, instruction) -> Iterator[tuple[str, Any]]:

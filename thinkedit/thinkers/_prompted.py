@@ -36,9 +36,10 @@ class PromptedThinker:
         prompt: str,
         *,
         on_token: OnToken | None = None,
+        region: str | None = None,
     ) -> Critique:
         content, reasoning = self.answer(
-            [source, edited], render(self.critique_template, instruction, prompt), on_token
+            [source, edited], render(self.critique_template, instruction, prompt, region=region), on_token
         )
         return parse_critique(content, reasoning_content=reasoning)
 

@@ -88,8 +88,9 @@ class ClassicThinker:
         *,
         feedback: str | None = None,
         on_token: OnToken | None = None,
+        region: str | None = None,
     ) -> Critique:
-        text = review(source, edited, instruction, prompt, feedback)
+        text = review(source, edited, instruction, prompt, feedback, region)
         stream(text, on_token)
         return parse_critique(text)
 
@@ -232,12 +233,20 @@ def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
     return Assessment(intent.looks, recipe, parts, asks, preservation, kept, quality, flaws, unchanged, cap)
 
 
-def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str, feedback: str | None = None) -> str:
-    """The critique as canonical thinker text, every number in it measured."""
+def review(
+    source: Image.Image,
+    edited: Image.Image,
+    instruction: str,
+    prompt: str,
+    feedback: str | None = None,
+    region: str | None = None,
+) -> str:
+    """The critique as canonical thinker text, every number in it measured (`region`: the mask in words, which my
+    measurements of what else changed already see in the pixels)."""
     measured = assess(source, edited, instruction, prompt)
     quality = measured.quality
     semantic = round(10 * measured.success * measured.preservation, 1)
-    lines = [f"The instruction asks: {instruction}"]
+    lines = [f"The instruction asks: {instruction}"] + ([region] if region else [])
     if measured.looks:
         lines.append(f"'{', '.join(measured.looks)}' names a look without amounts; in full it is: {measured.recipe}.")
     lines += [f"- {finding}" for finding in measured.findings()]

@@ -28,6 +28,7 @@ class Session:
     cancel: dict[str, threading.Event] = field(default_factory=dict)  # "studio" / "compare" → its Stop switch
     folder: str = field(default_factory=session_folder)
     views: list[Path] = field(default_factory=list)
+    showing: RunView | None = None  # the run the Studio shows (live or reopened): "what changed" draws its turns
 
     def view_folder(self) -> Path:
         """A new temp folder for one view; only the KEEP_VIEWS newest are kept."""

@@ -12,14 +12,15 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from .. import loop
+from .. import drift, loop
 from ..critique import score_text
+from ..drift import Drift, percent
 from ..images import fit_within, load_image, png_bytes
 from ..schema import trajectory_record
 from ..store import SavedRun, holds_run
@@ -28,7 +29,7 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
-TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s"]
+TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "Changed", "Outside"]
 
 
 @dataclass
@@ -41,13 +42,15 @@ class TurnView:
     edit_seconds: float
     think_seconds: float
     size: tuple[int, int]  # the turn's own size, which a rotation or a crop changes
+    drift: Drift | None = None  # None for a turn of another shape (or a run saved before drift was measured)
 
 
 @dataclass
 class RunView:
-    """One run as the page shows it; `apply` each loop event in order."""
+    """One run as the page shows it; `apply` each loop event in order. It keeps paths of display copies and sizes,
+    no images, so a session may hold on to the view it shows."""
 
-    source: Image.Image | None = None
+    source: InitVar[Image.Image | None] = None
     max_turns: int = 1
     turns: list[TurnView] = field(default_factory=list)
     reasoning: str = ""
@@ -60,12 +63,17 @@ class RunView:
     started: float = field(default_factory=time.monotonic)
     folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
+    source_size: tuple[int, int] | None = None  # the original's
     public: bool = False  # a public page shows run ids, never the server's paths
     sent_turns: int = 0  # how many turns the page's gallery has been sent
+    mask: InitVar[Image.Image | None] = None  # the run's mask (L, white may change): outlined in "what changed"
+    mask_path: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.source is not None:
-            self.source_path = self.display_copy(self.source, "source")
+    def __post_init__(self, source: Image.Image | None, mask: Image.Image | None) -> None:
+        if source is not None:
+            self.source_path, self.source_size = self.display_copy(source, "source"), source.size
+        if mask is not None:
+            self.mask_path = self.display_copy(mask, "mask")
 
     def turns_to_send(self) -> bool:
         """Whether turns were added since the page was last sent them (and, from now on, they count as sent)."""
@@ -103,6 +111,7 @@ class RunView:
                     turn.edit_seconds,
                     turn.think_seconds,
                     turn.image.size,
+                    turn.drift,
                 )
             )
             self.reasoning = critique.reasoning or self.reasoning
@@ -121,7 +130,9 @@ class RunView:
     @classmethod
     def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False) -> RunView:
         record = saved.record
-        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
+        view = cls(
+            source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public, mask=saved.mask
+        )
         for turn in record["turns"]:
             original = saved.image(turn["index"])
             image = view.display_copy(original, f"turn_{turn['index']:02d}")
@@ -135,6 +146,7 @@ class RunView:
                     turn["edit_seconds"],
                     turn["think_seconds"],
                     original.size,
+                    drift.read(turn.get("drift")),
                 )
             )
         last = record["turns"][-1] if record["turns"] else {}
@@ -177,6 +189,9 @@ class RunView:
 
     def caption(self, turn: TurnView) -> str:
         text = f"Turn {turn.index} · semantic {score_text(turn.semantic)} · quality {score_text(turn.quality)}"
+        if turn.drift is not None:
+            outside = "" if turn.drift.outside is None else f" ({percent(turn.drift.outside)} outside)"
+            text += f" · changed {percent(turn.drift.changed)}{outside}"
         return text + " · ★ best" if turn.index == self.best else text
 
     def table(self) -> list[list[Any]]:
@@ -188,16 +203,36 @@ class RunView:
                 score_text(turn.quality),
                 round(turn.edit_seconds, 2),
                 round(turn.think_seconds, 2),
+                percent(turn.drift.changed) if turn.drift else "–",
+                percent(turn.drift.outside) if turn.drift else "–",
             ]
             for turn in self.turns
         ]
 
+    def changes(self, turn: TurnView) -> tuple[str | None, str]:
+        """(the "what changed" picture of `turn` against the source, what it shows in words). A turn of another shape
+        gets no picture, and the words say why. Drawn once from the display copies into this view's folder."""
+        if self.source_size is None or self.source_path is None:
+            return None, "This run has no source image to compare with."
+        if turn.size != self.source_size:
+            turn_size, source_size = (f"{w}×{h}" for w, h in (turn.size, self.source_size))
+            return None, drift.SHAPE_CHANGED.format(turn=turn.index, turn_size=turn_size, source_size=source_size) + "."
+        path = self.folder / f"changes_{turn.index:02d}.png"
+        if not path.is_file():
+            source, edited = load_image(self.source_path), load_image(turn.image)
+            mask = load_image(self.mask_path).convert("L").resize(source.size) if self.mask_path else None
+            path.write_bytes(png_bytes(drift.picture(source, edited, mask)))
+        measured = drift.words(turn.drift) if turn.drift else "drift not recorded"
+        legend = f"yellow: just noticeable (ΔE00 over {drift.NOTICEABLE:g}), red: strong"
+        legend += ", cyan: the mask's edge" if self.mask_path else ""
+        return str(path), f"Turn {turn.index} against the source: {measured}. {legend}."
+
     def slider(self) -> tuple[str, str] | None:
         """Source ↔ best turn, on one frame."""
         best = self.best_turn
-        if best is None or self.source is None or self.source_path is None:
+        if best is None or self.source_size is None or self.source_path is None:
             return None
-        return same_frame((self.source_path, self.source.size), (best.image, best.size), self.folder)
+        return same_frame((self.source_path, self.source_size), (best.image, best.size), self.folder)
 
     def versus(self, other: RunView) -> tuple[str, str] | None:
         """This run's best turn ↔ another run's (Compare), on one frame."""
