@@ -246,3 +246,14 @@ def test_a_bad_drift_in_a_record_is_refused_with_the_field_named(scene, editor, 
     (run_dir / "trajectory.json").write_text(json.dumps(record))
     with pytest.raises(BadInput, match='turn 1\'s "drift" is an object, where a drift'):
         store.load_run(run_dir)
+
+
+@pytest.mark.parametrize("instruction", ["increase brightness by 30%", "make the sky orange", "make it look old"])
+def test_the_offline_critic_measures_what_is_asked_inside_the_mask(scene, editor, thinker, instruction):
+    mask = left_half(scene.size)
+    trajectory = finished(loop.run(editor, thinker, make_request(scene, instruction, mask=mask, max_turns=3)))
+    best = trajectory.best_turn
+    assert best.critique.semantic >= 8, best.critique.reasoning  # (a recolor cut by the mask's edge leaves a seam)
+    told = thinker.critique(scene, best.image, instruction, best.prompt, region="the left half", mask=mask)
+    blind = thinker.critique(scene, best.image, instruction, best.prompt)
+    assert told.semantic >= 8 > blind.semantic, "measured over the whole image, half the change is missing"

@@ -12,7 +12,8 @@ A **thinker** looks at the source and the edited image (in that order), the pers
 instruction and the prompt that produced the edit, and returns scores, reasoning and a refined prompt
 (`thinkedit.critique.parse_critique` reads model text). `on_token(text)` receives the output as it is
 generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional. With a mask the
-loop passes `region=` (the mask in words, `masks.describe`) to a thinker whose `critique` takes it.
+loop passes `region=` (the mask in words, `masks.describe`) to a thinker whose `critique` takes it, and `mask=`
+(the L image) as well to one that measures pixels (the offline critic).
 
 Backends are built as `Class(spec, settings)` (`registry.build_backend`); a spec names its class by
 import path, so listing backends never imports torch or diffusers.

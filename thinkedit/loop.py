@@ -478,13 +478,14 @@ def _first_turn_prompt(
 
 def _start(request: EditRequest, thinker, trajectory: Trajectory, emit: Callable[[Event], None]) -> dict[str, str]:
     """Tell what checking the request changed (a mask stretched or dropped); the arguments that tell the thinker the
-    masked region, for a thinker that takes them (one that does not is told nothing, and the person is told so)."""
+    masked region (in words, and as the mask to one that measures pixels), for a thinker that takes them (one that
+    does not is told nothing, and the person is told so)."""
     for note in request.notes:
         emit(Notice(note))
     if trajectory.region is None or thinker is None:
         return {}
-    if accepts(thinker.critique, "region"):
-        return {"region": trajectory.region}
+    if accepts(thinker.critique, "region"):  # one that measures pixels (the offline critic) takes the mask too
+        return {"region": trajectory.region} | ({"mask": request.mask} if accepts(thinker.critique, "mask") else {})
     emit(
         Notice(
             f"The thinker {trajectory.thinker} cannot be told the masked region (its critique takes no region): it "

@@ -295,8 +295,9 @@ def run_sample(plan: EvalPlan, backends: Backends, sample: Sample, mode: str) ->
     best, last = trajectory.best_turn, turns[-1]
     row["best_turn"] = best.index
     try:
+        fence = (trajectory.region, request.mask)
         verdicts = _judge_best_and_last(
-            backends.judge, request.image, best, last, sample.instruction, mode, seconds, trajectory.region
+            backends.judge, request.image, best, last, sample.instruction, mode, seconds, fence
         )
         row.update(verdicts)
     except Exception as exc:  # noqa: BLE001 - a judge that fails (server down) fails this sample, not the run
@@ -341,11 +342,14 @@ def _edit(plan: EvalPlan, backends: Backends, request, mode: str, run_dir: Path,
 
 
 def _judge_best_and_last(
-    judge, source, best, last, instruction: str, mode: str, seconds, region: str | None = None
+    judge, source, best, last, instruction: str, mode: str, seconds, fence: tuple = (None, None)
 ) -> dict[str, Any]:
     """The judge's verdict and the drift of the best turn; in loop mode also of the last (judged once when it is
-    the best). With a mask the judge is told the region (a judge written before `region` existed is not)."""
+    the best). With a mask (`fence`: the region in words, the mask) the judge is told the region, and one that
+    measures pixels gets the mask too (a judge written before either existed is told nothing)."""
+    region, mask = fence
     told = {"region": region} if region and accepts(judge.judge, "region") else {}
+    told |= {"mask": mask} if told and accepts(judge.judge, "mask") else {}
 
     def verdict_on(turn) -> dict[str, Any]:
         drift = turn.drift.record() if turn.drift else None

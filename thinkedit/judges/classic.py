@@ -31,9 +31,15 @@ class ClassicJudge:
         self.settings = settings
 
     def judge(
-        self, source: Image.Image, edited: Image.Image, instruction: str, *, region: str | None = None
+        self,
+        source: Image.Image,
+        edited: Image.Image,
+        instruction: str,
+        *,
+        region: str | None = None,
+        mask: Image.Image | None = None,
     ) -> Verdict:
-        measured = assess(source, edited, instruction, instruction)
+        measured = assess(source, edited, instruction, instruction, mask)
         semantic = [round(10 * measured.success, 1), round(10 * measured.preservation, 1)]
         quality = [measured.quality, measured.quality]
         findings = ([region] if region else []) + [p.finding for p in measured.parts] + measured.kept
