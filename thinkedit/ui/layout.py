@@ -230,7 +230,7 @@ def run_viewer(state: gr.State, public: bool) -> tuple[actions.Viewer, actions.C
         interactive=False,
         wrap=True,
         elem_id="te-table",
-        column_widths=["7%", "37%", "11%", "10%", "9%", "9%", "9%", "8%"],
+        column_widths=["6%", "30%", "13%", "11%", "8%", "9%", "12%", "11%"],
     )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
