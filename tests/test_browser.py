@@ -317,9 +317,11 @@ def test_studio_paints_a_mask_keeps_the_rest_and_shows_what_changed(page, photo,
     choose(page, "te-editor", "classic")
     choose(page, "te-thinker", "classic")
     set_number(page, "te-max-turns", 2)
-    page.locator("#te-image input[type=file]").set_input_files(photo)
     canvas = page.locator("#te-painter canvas").last
-    box = wait_until(lambda: painted_image_box(canvas), "the painter to show the uploaded image")
+    page.locator('#te-image button[aria-label="Remove Image"]').click()  # the earlier upload goes, and the painter
+    wait_until(lambda: painted_image_box(canvas) is None, "the painter to be cleared with the image", timeout=90)
+    page.locator("#te-image input[type=file]").set_input_files(photo)  # then shows the new one
+    box = wait_until(lambda: painted_image_box(canvas), "the painter to show the uploaded image", timeout=90)
     left, top, right, _ = box
     scale, origin = (right - left + 1) / 320, canvas.bounding_box()
     for y in range(15, 220, 20):  # brush strokes over the left third of the 320×220 scene
@@ -327,22 +329,26 @@ def test_studio_paints_a_mask_keeps_the_rest_and_shows_what_changed(page, photo,
         page.mouse.down()
         page.mouse.move(origin["x"] + left + 100 * scale, origin["y"] + top + y * scale, steps=8)
         page.mouse.up()
+    # the painter has taken the strokes in (they can be undone): Run sends them
+    page.locator("#te-painter button[aria-label=Undo]:not([disabled])").wait_for()
     page.locator("#te-painter").screenshot(path=str(ARTIFACTS / "studio-mask-painted.png"))
     page.locator("#te-instruction textarea").fill("make it look old")
-    before = page.locator("#te-status textarea").input_value()
+    before = page.evaluate("document.querySelector('#te-download a')?.href ?? null")  # the run reopened from History
     page.locator("#te-run").click()
-    page.wait_for_function(
-        "old => { const v = document.querySelector('#te-status textarea').value; return v !== old && "
-        "v.startsWith('Finished'); }",
+    page.wait_for_function(  # this run's own zip: each run has its own id
+        "old => { const a = document.querySelector('#te-download a'); return a && a.href !== old && a.href.endsWith('.zip'); }",
         arg=before,
     )
+    assert page.locator("#te-status textarea").input_value().startswith("Finished")
     captions = wait_for_captions(page, "te-gallery", 1)
     assert all(" · changed " in caption and "(0% outside)" in caption for caption in captions), captions
 
     with page.expect_download() as download:
         page.locator("#te-download a").first.click()
     with zipfile.ZipFile(download.value.path()) as archive:
-        files = {Path(n).name: Image.open(io.BytesIO(archive.read(n))) for n in archive.namelist() if n.endswith(".png")}
+        files = {
+            Path(n).name: Image.open(io.BytesIO(archive.read(n))) for n in archive.namelist() if n.endswith(".png")
+        }
     mask = np.asarray(files["mask.png"].convert("L"))
     assert (mask[:, :90] >= 128).mean() > 0.8 and not (mask[:, 150:] >= 128).any(), "the strokes are the mask"
     source = np.asarray(files["source.png"].convert("RGB"))

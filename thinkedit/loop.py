@@ -455,7 +455,7 @@ def stop_message(record: dict[str, Any]) -> str:
 
 
 def _first_turn_prompt(
-    thinker, request: EditRequest, emit: Callable, alive: Callable, told: dict[str, str]
+    thinker, request: EditRequest, emit: Callable, alive: Callable, told: dict[str, Any]
 ) -> tuple[str, str | None]:
     """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy (`told`: the region, for a
     thinker that takes it)."""
@@ -476,7 +476,7 @@ def _first_turn_prompt(
     return critique.refined_prompt or request.instruction, critique.reasoning
 
 
-def _start(request: EditRequest, thinker, trajectory: Trajectory, emit: Callable[[Event], None]) -> dict[str, str]:
+def _start(request: EditRequest, thinker, trajectory: Trajectory, emit: Callable[[Event], None]) -> dict[str, Any]:
     """Tell what checking the request changed (a mask stretched or dropped); the arguments that tell the thinker the
     masked region (in words, and as the mask to one that measures pixels), for a thinker that takes them (one that
     does not is told nothing, and the person is told so)."""
