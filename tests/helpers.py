@@ -524,7 +524,7 @@ def studio_handler(settings: Settings):
     from thinkedit.ui import actions, layout
 
     with gr.Blocks():
-        viewer, history = layout.run_viewer(), gr.Gallery()
+        (viewer, _), history = layout.run_viewer(gr.State(), settings.public), gr.Gallery()
     return actions.make_edit(settings, viewer, history), viewer, history
 
 

@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import scene_file, serve
 from PIL import Image
@@ -122,6 +123,8 @@ def choose(page, elem_id: str, name: str) -> None:
 
 
 def set_number(page, elem_id: str, value: float) -> None:
+    if elem_id.startswith("te-") and not page.locator(f"#{elem_id}").is_visible():  # in the closed Advanced panel
+        page.locator("#te-advanced").get_by_text("Advanced").click()
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")
@@ -295,7 +298,9 @@ def test_benchmarks_tab_shows_where_the_loop_helps(page):
     page.locator("#te-b-gallery .thumbnail-item").first.click()
     for name in ("source", "single", "loop"):
         page.locator(f"#te-b-{name} img").wait_for()
-    assert "turn 2 prompt:" in page.locator("#te-b-details textarea").input_value()
+    details = page.locator("#te-b-details textarea").input_value()
+    assert "turn 2 prompt:" in details and "% changed" in details, details
+    assert "of the image changed on average" in page.locator("#te-b-summary").inner_text(), "drift figures shown"
     page.screenshot(path=str(ARTIFACTS / "benchmarks.png"), full_page=True)
 
 
@@ -368,3 +373,73 @@ def save_steering_picture(page, path: Path) -> None:
 
 def close_toasts_if_any(page) -> None:
     page.evaluate("document.querySelectorAll('[data-testid=toast-close]').forEach(b => b.click())")
+
+
+def painted_image_box(canvas) -> tuple[int, int, int, int] | None:
+    """Where the scene lies on the painter's canvas (its sky and grass colors), in canvas pixels; None until drawn."""
+    shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")).astype(int)
+    sky = np.abs(shot - np.array([135, 190, 235])).max(axis=2) < 12
+    grass = np.abs(shot - np.array([60, 150, 60])).max(axis=2) < 12
+    if sky.sum() < 1000 or grass.sum() < 100:
+        return None
+    rows, columns = np.nonzero(sky)
+    return columns.min(), rows.min(), columns.max(), np.nonzero(grass)[0].max()
+
+
+def test_studio_paints_a_mask_keeps_the_rest_and_shows_what_changed(page, photo, tmp_path):
+    page.get_by_role("tab", name="Studio").click()
+    choose(page, "te-editor", "classic")
+    choose(page, "te-thinker", "classic")
+    set_number(page, "te-max-turns", 2)
+    page.locator("#te-step input[type=checkbox]").uncheck()  # the steering test left step mode on
+    canvas = page.locator("#te-painter canvas").last
+    page.locator('#te-image button[aria-label="Remove Image"]').click()  # the earlier upload goes, and the painter
+    wait_until(lambda: painted_image_box(canvas) is None, "the painter to be cleared with the image", timeout=90)
+    page.locator("#te-image input[type=file]").set_input_files(photo)  # then shows the new one
+    box = wait_until(lambda: painted_image_box(canvas), "the painter to show the uploaded image", timeout=90)
+    left, top, right, _ = box
+    scale, origin = (right - left + 1) / 320, canvas.bounding_box()
+    for y in range(15, 220, 20):  # brush strokes over the left third of the 320×220 scene
+        page.mouse.move(origin["x"] + left + 6 * scale, origin["y"] + top + y * scale)
+        page.mouse.down()
+        page.mouse.move(origin["x"] + left + 100 * scale, origin["y"] + top + y * scale, steps=8)
+        page.mouse.up()
+    # the painter has taken the strokes in (they can be undone): Run sends them
+    page.locator("#te-painter button[aria-label=Undo]:not([disabled])").wait_for()
+    page.locator("#te-painter").screenshot(path=str(ARTIFACTS / "studio-mask-painted.png"))
+    page.locator("#te-instruction textarea").fill("make it look old")
+    before = page.evaluate("document.querySelector('#te-download a')?.href ?? null")  # the run reopened from History
+    page.locator("#te-run").click()
+    page.wait_for_function(  # this run's own zip: each run has its own id
+        "old => { const a = document.querySelector('#te-download a'); return a && a.href !== old && a.href.endsWith('.zip'); }",
+        arg=before,
+    )
+    assert page.locator("#te-status textarea").input_value().startswith("Finished")
+    captions = wait_for_captions(page, "te-gallery", 1)
+    assert all(" · changed " in caption and "(0% outside)" in caption for caption in captions), captions
+
+    with page.expect_download() as download:
+        page.locator("#te-download a").first.click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        files = {
+            Path(n).name: Image.open(io.BytesIO(archive.read(n))) for n in archive.namelist() if n.endswith(".png")
+        }
+    mask = np.asarray(files["mask.png"].convert("L"))
+    assert (mask[:, :90] >= 128).mean() > 0.8 and not (mask[:, 150:] >= 128).any(), "the strokes are the mask"
+    source = np.asarray(files["source.png"].convert("RGB"))
+    turns = [np.asarray(image.convert("RGB")) for name, image in sorted(files.items()) if name.startswith("turn_")]
+    assert turns and all((turn[:, 150:] == source[:, 150:]).all() for turn in turns), "outside the mask: unchanged"
+    assert all((turn[:, :80] != source[:, :80]).any() for turn in turns), "inside it: edited"
+
+    page.locator("#te-gallery .thumbnail-item").first.click()
+    page.locator("#te-gallery button[aria-label=Close]").click()
+    page.wait_for_function("document.querySelector('#te-changes-note textarea').value.startsWith('Turn 1 against')")
+    note = page.locator("#te-changes-note textarea").input_value()
+    assert "0% outside the region" in note and "cyan: the mask's edge" in note, note
+    assert_png(page, [page.locator("#te-changes img").get_attribute("src")])
+    page.locator("#te-changes").scroll_into_view_if_needed()
+    page.locator("#te-changes").screenshot(path=str(ARTIFACTS / "what-changed.png"))
+    shown = np.asarray(Image.open(io.BytesIO(page.locator("#te-changes img").screenshot())).convert("RGB"), int)
+    assert ((shown[..., 0] - shown[..., 2] > 80) & (shown[..., 1] < 240)).mean() > 0.05, "the change is marked"
+    close_toasts(page)
+    page.screenshot(path=str(ARTIFACTS / "studio-mask.png"), full_page=True)

@@ -73,7 +73,9 @@ def test_a_rotation_keeps_its_shape_through_edit_show_and_export(tmp_path, capsy
 
     assert main(["show", str(out)]) == 0
     shown = capsys.readouterr().out
-    assert f"Source:      {width}×{height}" in shown and f"{height}×{width}  rotate 90 degrees clockwise" in shown
+    assert f"Source:      {width}×{height}" in shown
+    assert f"{height}×{width}        –        –  rotate 90 degrees clockwise" in shown, "no drift across shapes"
+    assert turn["drift"] is None
     assert main(["export", "--runs", str(out), "--format", "sft", "--out", str(tmp_path / "sft.json")]) == 0
     images = json.loads((tmp_path / "sft.json").read_text())[0]["images"]
     assert [Image.open(tmp_path / path).size for path in images] == [(width, height), (height, width)]

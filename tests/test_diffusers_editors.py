@@ -255,3 +255,57 @@ def test_float8_storage_halves_the_transformer_and_still_edits(tiny, source):
     assert edited.size == source.size and np.asarray(edited).std() > 0
     with pytest.raises(BadInput, match="Unknown editor storage dtype 'int3'"):
         editor_for(tiny, "flux-kontext", editor_storage_dtype="int3").pipeline()
+
+
+# -- masks ------------------------------------------------------------------------------------------
+
+INPAINTING = {  # the editors whose checkpoints have an inpainting pipeline in diffusers 0.42 (README's editor table)
+    "flux-kontext": "FluxKontextInpaintPipeline",
+    "qwen-image-edit-original": "QwenImageEditInpaintPipeline",
+    "flux2-klein": "Flux2KleinInpaintPipeline",
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_mask_confines_every_diffusers_editor(tiny, source, name):
+    from thinkedit.editors._diffusers import _INPAINTING
+    from thinkedit.loop import RunFinished, make_request, run
+    from thinkedit.masks import weight
+
+    editor = editor_for(tiny, name)
+    mask = Image.new("L", source.size)
+    mask.paste(255, (0, 0, 40, 48))  # the left half may change
+    request = make_request(source, "make the red square blue", steps=2, seed=3, mask=mask)
+    trajectory = next(e.trajectory for e in run(editor, None, request) if isinstance(e, RunFinished))
+    assert trajectory.error is None
+    (turn,) = trajectory.turns
+    result, original = np.asarray(turn.image), np.asarray(source)
+    assert (result[:, 40:] == original[:, 40:]).all(), "outside the mask every pixel is the source's"
+    core = weight(mask) == 1  # inside, away from the soft edge
+    assert (result[core] != original[core]).any(), "inside the mask the (random) model's edit shows"
+    assert turn.drift.outside == 0.0 and 0 < turn.drift.changed <= 0.55
+    made = [type(made).__name__ for made in _INPAINTING.get(editor.pipeline(), {}).values()]
+    assert made == ([INPAINTING[name]] if name in INPAINTING else []), "native inpainting where diffusers has it"
+
+
+def test_native_inpainting_shares_the_loaded_weights_and_reports_every_step(tiny, source):
+    from thinkedit.editors._diffusers import inpainting
+
+    editor = editor_for(tiny, "flux2-klein")
+    pipe = editor.pipeline()
+    inpaint = inpainting(pipe, editor.inpaint_pipeline_name)
+    assert inpaint is inpainting(pipe, editor.inpaint_pipeline_name), "made once per loaded pipeline"
+    assert (
+        inpaint.transformer is pipe.transformer
+        and inpaint.vae is pipe.vae
+        and inpaint.text_encoder is pipe.text_encoder
+    )
+    assert inpaint.config.is_distilled == pipe.config.is_distilled
+    mask = Image.new("L", source.size, 0)
+    mask.paste(255, (10, 10, 50, 40))
+    steps: list[tuple[int, int]] = []
+    edited = editor.edit(source, "blue", seed=1, steps=3, mask=mask, on_step=lambda i, n: steps.append((i, n)))
+    assert edited.size == source.size and steps == [(1, 3), (2, 3), (3, 3)]
+    arguments = editor.call_arguments(source, "blue", 1, 2, mask=mask)
+    assert arguments["mask_image"].size == arguments["image"].size == editor.working_size(source)
+    assert arguments["image_reference"] is arguments["image"] and arguments["strength"] == 1.0

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 import shutil
 
 import pytest
@@ -11,6 +12,12 @@ from thinkedit.cli import main
 from thinkedit.critique import format_critique, load_template, parse_critique, render
 from thinkedit.errors import BadInput
 from thinkedit.export import export
+
+# a turn's line in `show`: mark, turn, semantic, quality, edit s, think s, size, changed, outside, prompt
+SHOWN_TURN = re.compile(  # a turn's line in `show`: turn, from, by, the person's verdict (often none), scores, …
+    r"^[* ] +(?P<turn>\d+) +(?P<parent>\S+) +(?P<by>\S+) +(?P<you>(?:pick|up|down)?) +\S+ +\S+ +[\d.]+ +[\d.]+"
+    r" +(?P<size>\S+) +(?P<changed>\S+) +(?P<outside>\S+)  (?P<prompt>.+)$"
+)
 
 # (semantic, quality, refined prompt) per turn. Run "climb" improves and reaches the threshold at turn 3;
 # run "slip" gets worse at turn 2 and ends at max turns.
@@ -91,7 +98,9 @@ def test_rl_lines_round_trip(runs, tmp_path):
     out = tmp_path / "export" / "rl.jsonl"
     assert export(runs, out, "rl") == 5
     records = lines(out)
-    assert all(set(record) == {"prompt", "images", "answer", "by"} and record["by"] == "thinker" for record in records)
+    assert all(
+        set(record) == {"prompt", "images", "answer", "by", "drift"} and record["by"] == "thinker" for record in records
+    )
     check_prompt_answer(out, runs, records, lambda r: r["prompt"], lambda r: r["answer"])
 
 
@@ -193,7 +202,8 @@ def test_show_prints_sizes_and_reads_runs_saved_before_turns_had_one(runs, capsy
         del turn["size"]
     path.write_text(json.dumps(record))
     assert main(["show", str(runs / "climb")]) == 0
-    assert capsys.readouterr().out.count("        –  ") == 3
+    rows = [SHOWN_TURN.match(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["size"] for row in rows if row] == ["–"] * 3
 
 
 def test_show_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
@@ -217,6 +227,9 @@ COLUMNS = [
     "run",
     "editor",
     "thinker",
+    "drift_changed",
+    "drift_outside",
+    "region",
 ]
 
 

@@ -49,11 +49,29 @@ def marked(path: str | Path) -> dict:
 
 def edit_values(image, public: bool) -> list:
     values = [image, "make it brighter", "classic", "classic", 1, 8, "none", 0, False, None, None]
-    return (values if public else values + [None, None, None, None, None, None, "default"]) + ["same", False]
+    return (values if public else values + [None, None, None, None, None, None, "default"]) + [
+        "same",
+        False,
+        None,
+        None,
+    ]
 
 
 def compare_values(image) -> list:
-    return [image, "make it brighter", actions.COMPARE_MODES[0], "classic", "classic", "classic", "classic", 1, 8, 0]
+    return [
+        image,
+        "make it brighter",
+        actions.COMPARE_MODES[0],
+        "classic",
+        "classic",
+        "classic",
+        "classic",
+        1,
+        8,
+        0,
+        None,
+        None,
+    ]
 
 
 def link_in_upload_folder(target: Path) -> Path:
@@ -86,6 +104,26 @@ def test_edit_and_compare_refuse_every_path_that_gradio_did_not_receive(app, out
     # the control: the same image, uploaded, is edited
     answer = call_edit(url, edit_values(upload(url, scene_file(tmp_path)), public))
     assert "event: complete" in answer and REFUSAL not in answer
+
+
+def test_a_mask_and_painted_layers_follow_the_same_rule(app, outside, tmp_path):
+    url, public = app
+    image = upload(url, scene_file(tmp_path))
+    refusal = NOT_RECEIVED.format(what="mask")
+    for path in (outside, link_in_upload_folder(outside), "/etc/hostname"):
+        values = edit_values(image, public)
+        values[-2] = payload(path)
+        answer = call_edit(url, values)
+        assert "event: error" in answer and refusal in answer, f"mask {path}: {answer[-300:]}"
+        assert str(outside) not in answer
+        for layer in (payload(path), marked(path)):  # painted layers: Gradio's own check refuses them first
+            values[-2:] = [None, {"layers": [layer]}]
+            answer = call_edit(url, values)
+            assert "event: error" in answer and str(outside) not in answer and "event: complete" not in answer
+    values = edit_values(image, public)
+    values[-2] = upload(url, solid(tmp_path / "mask.png", (255, 255, 255), size=(20, 20)))  # white: all may change
+    answer = call_edit(url, values)
+    assert "event: complete" in answer and refusal not in answer
 
 
 def test_the_refusal_is_the_same_sentence_whether_or_not_the_file_exists(outside, tmp_path):

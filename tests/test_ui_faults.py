@@ -29,6 +29,7 @@ from PIL import Image, ImageOps
 
 from thinkedit.config import MAX_INSTRUCTION_CHARS, Settings
 from thinkedit.critique import format_critique
+from thinkedit.drift import percent
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -245,6 +246,8 @@ EDIT_INPUTS = [
     "guidance",
     *["editor_model", "editor_url", "thinker_model", "thinker_url", "editor_key", "thinker_key", "speed"],
     "seed_per_turn",
+    "mask",
+    "painted",
 ]
 WRONG_NUMBERS = [  # (field, value, what the one-sentence refusal says)
     ("max_turns", "abc", "max_turns must be a whole number from 1 to 10, not 'abc'"),
@@ -291,6 +294,8 @@ def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(a
         None,
         None,  # seed per turn: the server's default
         False,  # step mode
+        None,  # no mask
+        None,  # nothing painted
     ]
     data[EDIT_INPUTS.index(field)] = value
     before = set(runs.iterdir())
@@ -333,7 +338,10 @@ def test_empty_thinker_output_gives_an_unscored_turn_and_stops_as_the_reference_
     final, _ = run_edit(client, handle_file(photo), "make it brighter", thinker="thinker-empty", max_turns=2)
     _, record = saved(final)
     assert [(t["semantic"], t["quality"]) for t in record["turns"]] == [(None, None)]
-    assert [item["caption"] for item in final["gallery"]] == ["Turn 1 · semantic – · quality – · ★ best"]
+    changed = percent(record["turns"][0]["drift"]["changed"])
+    assert [item["caption"] for item in final["gallery"]] == [
+        f"Turn 1 · semantic – · quality – · changed {changed} · ★ best"
+    ]
     assert record["stop_reason"] == "no_answer" and "no refined prompt (no <answer>)" in final["status"]
     assert "no refined prompt" in record["turns"][0]["thinker_note"]
 

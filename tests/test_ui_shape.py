@@ -38,6 +38,8 @@ EDIT_PARAMETERS = [
     ("speed", "default"),
     ("seed_per_turn", "same"),  # added after the documented order: callers by position are unaffected
     ("step", False),
+    ("mask", None),
+    ("painted", None),
 ]
 EDIT_RETURNS = ["Gallery", "Html", "Textbox", "Textbox", "Dataframe", "Imageslider", "Textbox", "File", "Json"]
 COMPARE_PARAMETERS = [
@@ -51,6 +53,8 @@ COMPARE_PARAMETERS = [
     ("max_turns", 3),
     ("threshold", 8.0),
     ("seed", 0),
+    ("mask", None),
+    ("painted", None),
 ]
 
 

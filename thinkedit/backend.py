@@ -3,14 +3,19 @@
 An **editor** edits `image` (RGB) as `prompt` says and returns an RGB image. `on_step(i, n)` is called
 after each of its n steps (`on_step(0, n)` is a heartbeat); it raises `thinkedit.errors.Cancelled` when
 the person pressed Stop, and the editor lets that propagate. An editor that could do only part of a
-prompt says so in the returned image's `info["editor_note"]`.
+prompt says so in the returned image's `info["editor_note"]`. With a mask the loop composites any editor's result
+onto the source outside it; an editor that takes `mask=` (an L image of the image's size, white may change) also
+edits inside it only (the classic editor; a pipeline with native inpainting). An editor that changed only pixels it
+chose itself may report them as `info["selection"]` (an L image of the result's size): drift is measured outside it.
 
 A **thinker** looks at the source and the edited image (in that order), the person's original
 instruction and the prompt that produced the edit, and returns scores, reasoning and a refined prompt
 (`thinkedit.critique.parse_critique` reads model text). `on_token(text)` receives the output as it is
 generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional. `feedback` (the person's
 words on the edit, when they gave some) is optional too: the loop passes it only when it is set, so a thinker
-written without it works until someone steers it (`takes_keyword` tells).
+written without it works until someone steers it (`accepts` tells). With a mask the loop passes `region=` (the
+mask in words, `masks.describe`) to a thinker whose `critique` takes it, and `mask=` (the L image) as well to one
+that measures pixels (the offline critic).
 
 Backends are built as `Class(spec, settings)` (`registry.build_backend`); a spec names its class by
 import path, so listing backends never imports torch or diffusers.
@@ -43,6 +48,7 @@ class Editor(Protocol):
         steps: int | None = None,
         guidance: float | None = None,
         on_step: OnStep | None = None,
+        mask: Image.Image | None = None,
     ) -> Image.Image: ...
 
 
@@ -56,6 +62,7 @@ class Thinker(Protocol):
         *,
         on_token: OnToken | None = None,
         feedback: str | None = None,
+        region: str | None = None,
     ) -> Critique: ...
 
 
@@ -127,6 +134,16 @@ class BackendSpec:
         return getattr(module, class_name)
 
 
+def accepts(method: Callable, name: str) -> bool:
+    """Whether a backend's method takes the keyword `name` (or any keyword): a backend written before that argument
+    existed is not given it."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 def spec_of(backend: Any) -> BackendSpec | None:
     """A built backend's row (a test's stand-in may have none)."""
     spec = getattr(backend, "spec", None)
@@ -143,12 +160,3 @@ def is_local(backend: Any) -> bool:
     """Whether the backend runs a model on this machine's accelerator."""
     spec = spec_of(backend)
     return spec is not None and spec.kind == "local"
-
-
-def takes_keyword(method: Callable, name: str) -> bool:
-    """Whether a backend's `method` takes the keyword argument `name` (or any keyword argument)."""
-    try:
-        parameters = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):  # a builtin or C method without a signature: assume the protocol of its time
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import bench, evaluate, export, loop, runtime, server, space, steer
 from .config import add_backend_arguments, add_loop_arguments, loop_options, settings_from_args
 from .critique import score_text
+from .drift import words
 from .errors import BadInput, ThinkEditError
 from .registry import backend_rows, build_backend
 from .requests import make_request
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     edit = commands.add_parser("edit", help="edit an image with the Think-while-Edit loop, or go on from a saved run")
     edit.add_argument("--image", help="the source image")
     edit.add_argument("--instruction", help="what to change (with --continue: the new stage's, with --build-on)")
+    edit.add_argument(
+        "--mask", metavar="PATH", help="a mask image: white where the edit may change, black kept exactly (any size)"
+    )
     add_loop_arguments(edit)
     edit.add_argument("--step", action="store_true", help="pause after every critique; go on with --continue")
     edit.add_argument("--out", help="write the run folder exactly here (refused if it already holds a run)")
@@ -82,7 +86,7 @@ def _edit(args: argparse.Namespace) -> int:
     if not args.image or not args.instruction:
         raise BadInput("Give --image and --instruction for a new run, or --continue RUN_DIR to go on from a saved one.")
     settings = settings_from_args(args)
-    request = make_request(args.image, args.instruction, **loop_options(args, settings), step=args.step)
+    request = make_request(args.image, args.instruction, **loop_options(args, settings), step=args.step, mask=args.mask)
     editor, thinker = build_backend("editor", settings), build_backend("thinker", settings)
     run_dir = prepare_run_dir(args.out, args.overwrite) if args.out else new_run_dir(settings.runs_dir)
     return _follow(loop.Job(editor, thinker, request, run_dir), settings, args.json)
@@ -167,7 +171,7 @@ def _print_event(event):
         critique = turn.critique
         print(
             f"  semantic {score_text(critique.semantic)} · quality {score_text(critique.quality)} · "
-            f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s"
+            f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s · {words(turn.drift)}"
         )
         if critique.reasoning:
             print(f"  reasoning: {critique.reasoning}")

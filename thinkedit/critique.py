@@ -112,8 +112,9 @@ def load_template(kind: str, path: str | Path | None = None) -> str:
     return resources.files("thinkedit.prompts").joinpath(f"{kind}.txt").read_text(encoding="utf-8")
 
 
-# The person's feedback on the edit, as a section of the critique template (ours or the authors'): it goes after the
-# paragraph that names the prompt used, or at the end of a template that names none.
+# Sections a critique template (ours, the authors', a judge's) may gain, each as a paragraph of its own after the one
+# that names the prompt used (or the instruction, or at the end): the masked region in words, the person's feedback.
+REGION_SECTION = "The region the edit may change (the person painted a mask over the source):\n{region}"
 FEEDBACK_SECTION = (
     "The person who asked for the edit has looked at the edited image and says:\n{feedback}\n"
     "Score the edit as usual, and write the next prompt so that it does what they say: change what they ask to "
@@ -121,22 +122,33 @@ FEEDBACK_SECTION = (
 )
 
 
-def render(template: str, instruction: str, prompt: str | None = None, *, feedback: str | None = None) -> str:
-    """Fill a template, with the person's `feedback` as a section of its own when there is some. User text is
-    defused first so it cannot smuggle protocol tags into the answer."""
+def render(
+    template: str,
+    instruction: str,
+    prompt: str | None = None,
+    *,
+    feedback: str | None = None,
+    region: str | None = None,
+) -> str:
+    """Fill a template, with the masked `region` (in words) and the person's `feedback` as sections of their own
+    when there are some. User text is defused first so it cannot smuggle protocol tags into the answer."""
+    if region is not None:
+        template = with_section(template, REGION_SECTION)
     if feedback is not None:
         template = with_section(template, FEEDBACK_SECTION)
     values = {
         "instruction": defuse(instruction),
         "prompt": defuse(prompt if prompt is not None else instruction),
         "feedback": defuse(feedback or ""),
+        "region": defuse(region or ""),
     }
-    return re.sub(r"\{(instruction|prompt|feedback)\}", lambda m: values[m.group(1)], template)
+    return re.sub(r"\{(instruction|prompt|feedback|region)\}", lambda m: values[m.group(1)], template)
 
 
 def with_section(template: str, section: str) -> str:
-    """`template` with `section` as a paragraph after the one that holds `{prompt}` (the end when none does)."""
-    at = template.find("{prompt}")
+    """`template` with `section` as a paragraph after the one that holds `{prompt}` (else `{instruction}`; the end
+    when neither is there)."""
+    at = next((template.find(key) for key in ("{prompt}", "{instruction}") if key in template), -1)
     end = template.find("\n\n", at) if at >= 0 else -1
     if end < 0:
         return f"{template.rstrip()}\n\n{section}\n"

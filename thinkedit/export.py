@@ -2,10 +2,10 @@
 
 Export writes one record per exported turn, the way the paper built ThinkEdit-140k from trajectories:
 - `sft`: LLaMA-Factory's ShareGPT layout, a JSON list (JSON lines when --out ends in .jsonl) of
-  `{"messages": [user, assistant], "images": [source, edited]}`; the user turn is two `<image>`
-  placeholders and the rendered critique template, the assistant turn the canonical
-  `<think>…</think><score>…</score><answer>…</answer>` text.
-- `rl`: EasyR1-style JSON lines `{"prompt", "images", "answer"}`: the same prompt and answer text.
+  `{"messages": [user, assistant], "images": [source, edited], "drift"}`; the user turn is two `<image>`
+  placeholders and the rendered critique template (with the masked region, when the run had a mask), the
+  assistant turn the canonical `<think>…</think><score>…</score><answer>…</answer>` text; `drift` is the turn's.
+- `rl`: EasyR1-style JSON lines `{"prompt", "images", "answer", "drift"}`: the same prompt and answer text.
 - `jsonl`: one JSON line per turn with every field of the run and the turn, plus overall, gain, satisfied.
 Image paths are relative to the output file; the images are copied into `<out stem>_images/` next to it.
 - `hf`: a folder that `datasets.load_dataset(folder)` reads and `hf upload` publishes as is: parquet shards
@@ -37,9 +37,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import __version__, critique
+from . import __version__, critique, drift
 from .config import DEFAULTS, number_flag
 from .critique import defuse, format_critique, load_template, render, score_text
+from .drift import percent
 from .errors import BadInput, ThinkEditError
 from .loop import stop_message
 from .preference import Pair, pairs
@@ -174,8 +175,9 @@ def export_records(
             if fmt == "jsonl":
                 records.append(_full_record(name, run, turn, images))
                 continue
-            instruction = run.stage(turn)["instruction"]
-            prompt = IMAGE_PLACEHOLDERS + render(critique_template, instruction, turn["prompt"])
+            stage = run.stage(turn)
+            told = run.record.get("region") if stage["stage"] == 1 else None  # the mask was painted on stage 1
+            prompt = IMAGE_PLACEHOLDERS + render(critique_template, stage["instruction"], turn["prompt"], region=told)
             person = person_answer(run, turn)
             answer = format_critique(
                 turn["semantic"],
@@ -186,9 +188,11 @@ def export_records(
             by = "person" if person is not None else "thinker"
             if fmt == "sft":
                 messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-                records.append({"messages": messages, "images": images, "by": by})
+                records.append({"messages": messages, "images": images, "by": by, "drift": turn.get("drift")})
             else:
-                records.append({"prompt": prompt, "images": images, "answer": answer, "by": by})
+                records.append(
+                    {"prompt": prompt, "images": images, "answer": answer, "by": by, "drift": turn.get("drift")}
+                )
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "sft" and out.suffix != ".jsonl":
         write_text_atomic(out, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
@@ -211,19 +215,32 @@ def selected_pairs(runs: str | Path, scratch: str) -> Iterator[tuple[str, SavedR
 
 def pair_fields(name: str, run: SavedRun, pair: Pair) -> dict[str, Any]:
     """A pair's text columns (its images are the caller's to place)."""
+    return (
+        {
+            "instruction": pair.stage["instruction"],
+            "chosen_by": pair.chosen_by,
+            "chosen_prompt": pair.chosen["prompt"],
+            "rejected_prompt": pair.rejected["prompt"],
+            "chosen_turn": pair.chosen["index"],
+            "rejected_turn": pair.rejected["index"],
+            "chosen_overall": critique.overall(pair.chosen["semantic"], pair.chosen["quality"]),
+            "rejected_overall": critique.overall(pair.rejected["semantic"], pair.rejected["quality"]),
+            "stage": pair.stage["stage"],
+            "run": name,
+            "editor": run.record.get("editor"),
+            "thinker": run.record.get("thinker"),
+        }
+        | drift_fields("chosen", pair.chosen)
+        | drift_fields("rejected", pair.rejected)
+    )
+
+
+def drift_fields(side: str, turn: dict[str, Any]) -> dict[str, float | None]:
+    """A pair side's drift as two flat columns (`<side>_drift_changed`, `<side>_drift_outside`), None unmeasured."""
+    moved = drift.read(turn.get("drift"))
     return {
-        "instruction": pair.stage["instruction"],
-        "chosen_by": pair.chosen_by,
-        "chosen_prompt": pair.chosen["prompt"],
-        "rejected_prompt": pair.rejected["prompt"],
-        "chosen_turn": pair.chosen["index"],
-        "rejected_turn": pair.rejected["index"],
-        "chosen_overall": critique.overall(pair.chosen["semantic"], pair.chosen["quality"]),
-        "rejected_overall": critique.overall(pair.rejected["semantic"], pair.rejected["quality"]),
-        "stage": pair.stage["stage"],
-        "run": name,
-        "editor": run.record.get("editor"),
-        "thinker": run.record.get("thinker"),
+        f"{side}_drift_changed": moved.changed if moved else None,
+        f"{side}_drift_outside": moved.outside if moved else None,
     }
 
 
@@ -270,6 +287,9 @@ def hub_features():
             "run": text,
             "editor": text,
             "thinker": text,
+            "drift_changed": Value("float64"),
+            "drift_outside": Value("float64"),
+            "region": text,
         }
     )
 
@@ -282,6 +302,7 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
         if source_of[0] != source:
             source_of = (source, source.read_bytes())
         edited = run.file(turn["image"])
+        moved = drift.read(turn.get("drift"))
         yield {
             "source": {"bytes": source_of[1], "path": f"{name}/{source.name}"},
             "edited": {"bytes": edited.read_bytes(), "path": f"{name}/{edited.name}"},
@@ -296,6 +317,9 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
             "run": name,
             "editor": run.record.get("editor"),
             "thinker": run.record.get("thinker"),
+            "drift_changed": moved.changed if moved else None,
+            "drift_outside": moved.outside if moved else None,
+            "region": run.record.get("region") if run.stage(turn)["stage"] == 1 else None,  # painted on stage 1
         }
 
 
@@ -309,6 +333,9 @@ def preference_features():
     kinds |= {"chosen_overall": number, "rejected_overall": number}
     names = ("instruction", "chosen_by", "chosen_prompt", "rejected_prompt", "chosen_turn", "rejected_turn")
     names += ("chosen_overall", "rejected_overall", "stage", "run", "editor", "thinker")
+    drifts = tuple(f"{side}_drift_{share}" for side in ("chosen", "rejected") for share in ("changed", "outside"))
+    kinds |= dict.fromkeys(drifts, number)
+    names += drifts
     return Features(images | {name: kinds.get(name, text) for name in names})
 
 
@@ -450,6 +477,9 @@ the thinker keeps the prompt, or the turns run out. The best turn has the highes
 | `turn` | the turn's number in its run, from 1 |
 | `best` | whether this is its run's best turn |
 | `run`, `editor`, `thinker` | the run's folder name and the backends that made it |
+| `drift_changed` | the share of the image this turn changed noticeably (CIEDE2000 over 5 on a 512-pixel copy; null for a turn of another shape) |
+| `drift_outside` | the share of the area outside the region (the mask, or the editor's own selection) that changed; null without one |
+| `region` | the run's mask in words, as the thinker was told it (null without a mask) |
 
 ```python
 from datasets import load_dataset
@@ -531,6 +561,8 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         f"Stopped:     {record.get('stop_reason')} after {len(record['turns'])} turn(s), "
         f"{record.get('seconds', 0):g} s (threshold {settings.get('threshold', '–')}): {stop_message(record)}",
     ]
+    if record.get("region"):
+        lines.append(f"Mask:        {record['region']}")
     if record.get("error"):
         lines.append(f"Error:       {record['error']}")
     if record.get("first_turn_prompt"):
@@ -544,16 +576,21 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         for turn in record["turns"]
         if turn["feedback"]
     ]
-    lines += ["", "  turn  from  by           you   semantic  quality  edit s  think s       size  prompt"]
+    lines += [
+        "",
+        "  turn  from  by           you   semantic  quality  edit s  think s       size  changed  outside  prompt",
+    ]
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
         parent = "–" if turn["parent"] is None else turn["parent"]
         you = "pick" if turn["index"] == record["picked_turn"] else record["ratings"].get(str(turn["index"]), "")
+        moved = drift.read(turn.get("drift"))
         lines.append(
             f"{mark} {turn['index']:>4}  {parent:>4}  {turn['by']:<11}  {you:<4}"
             f"  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
             f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
-            f"  {_size(turn.get('size')):>9}  {turn['prompt']}"
+            f"  {_size(turn.get('size')):>9}  {percent(moved and moved.changed):>7}"
+            f"  {percent(moved and moved.outside):>7}  {turn['prompt']}"
         )
     lines.append("")
     lines.append(f"Best turn:   {_best_text(record, best)}")

@@ -20,13 +20,14 @@ from .errors import BadInput, ThinkEditError
 # between 1× and 2× it only warns, and `check_size` below refuses it with the clear message.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 _SRGB = ImageCms.createProfile("sRGB")
+WHITE = (255, 255, 255)
 
 
-def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
+def load_image(source: str | Path | bytes | Image.Image, background: tuple[int, int, int] = WHITE) -> Image.Image:
     """Open a path, bytes or PIL image as an upright RGB image, or raise `BadInput` saying why not.
 
     EXIF rotation is applied, an embedded colour profile is applied (the pixels become sRGB), alpha is
-    composited on white, palette / 16-bit / CMYK images are converted, and an animated image gives its first
+    composited on `background` (white; a mask's transparent areas are black: they may not change), palette / 16-bit / CMYK images are converted, and an animated image gives its first
     frame. The result carries no metadata (profile, EXIF, text chunks): what a run writes, it can read back.
     A file is not read whole before it is known to be an image: Pillow reads its header first.
     """
@@ -35,7 +36,7 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
     if not isinstance(source, (str, Path, bytes, bytearray, Image.Image)):
         raise BadInput(f"The image must be an uploaded file, a path or image bytes, not {type(source).__name__}.")
     if isinstance(source, Image.Image):
-        return _upright_rgb(source)
+        return _upright_rgb(source, background)
     with _image_file(source) as file:
         try:
             with warnings.catch_warnings():
@@ -48,7 +49,7 @@ def load_image(source: str | Path | bytes | Image.Image) -> Image.Image:
             raise BadInput(_too_large(int(pixels.group(1)) if pixels else None)) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad upload
             raise BadInput(_unreadable(exc, "The image could not be opened: {}.")) from None
-        return _upright_rgb(image)
+        return _upright_rgb(image, background)
 
 
 def _image_file(source: str | Path | bytes | bytearray) -> BinaryIO:
@@ -65,8 +66,9 @@ def _image_file(source: str | Path | bytes | bytearray) -> BinaryIO:
     return path.open("rb")
 
 
-def _upright_rgb(image: Image.Image) -> Image.Image:
-    """An opened image, its size checked, decoded as an upright sRGB RGB image without metadata."""
+def _upright_rgb(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """An opened image, its size checked, decoded as an upright sRGB RGB image without metadata (transparent areas
+    on `background`)."""
     check_size(image.width, image.height)
     with contextlib.suppress(EOFError, AttributeError, ValueError):
         image.seek(0)
@@ -74,7 +76,7 @@ def _upright_rgb(image: Image.Image) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-            image = to_rgb(to_srgb(ImageOps.exif_transpose(image)))
+            image = to_rgb(to_srgb(ImageOps.exif_transpose(image)), background)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated files raise OSError, odd modes ValueError
@@ -143,8 +145,8 @@ def _too_large(
     return f"{what} is {size}{pixels / 1e6:.{places}f} megapixels; the limit is {limit:g} megapixels.{advice}"
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to RGB; transparent areas become white rather than black."""
+def to_rgb(image: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.Image:
+    """Any Pillow mode to RGB; transparent areas become `background` (white rather than black)."""
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -157,8 +159,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        behind = Image.new("RGBA", rgba.size, (*background, 255))
+        return Image.alpha_composite(behind, rgba).convert("RGB")
     return image.convert("RGB")
 
 

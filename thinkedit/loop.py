@@ -23,11 +23,13 @@ from typing import Any
 from PIL import Image
 
 from . import runtime
-from .backend import name_of
+from .backend import accepts, name_of
 from .config import DEFAULTS
 from .critique import Critique, score_text
+from .drift import Drift, measure
 from .errors import Cancelled, ThinkEditError
 from .images import editor_output
+from .masks import composite, describe
 from .requests import EditRequest, make_request  # noqa: F401 - `loop.make_request`: how callers have built requests
 from .schema import merged_record, thinkers_best, trajectory_record
 from .store import NOT_SAVED, NotSaved, running, save_run
@@ -60,6 +62,7 @@ class Turn:
     by: str = "instruction"  # who wrote its prompt: "instruction", "thinker" or "person" (schema.BY)
     stage: int = 1  # the stage it belongs to: the source it edited and the instruction it followed
     feedback: Feedback | None = None  # the person's feedback on the parent turn that gave this turn its prompt
+    drift: Drift | None = None  # how much changed, and outside the region; None for a turn of another shape
 
     @property
     def rank(self) -> float:
@@ -104,6 +107,7 @@ class Trajectory:
     error: str | None = None
     first_turn_prompt: str | None = None  # what polish / critique-source turned the instruction into
     first_turn_reasoning: str | None = None
+    region: str | None = None  # the mask in words, as the thinker is told it (`masks.describe`)
     warnings: list[str] = field(default_factory=list)
     run_dir: Path | None = None
     started: float = field(default_factory=time.time)
@@ -340,6 +344,7 @@ def new_trajectory(
         editor=name_of(editor),
         thinker=name_of(thinker) if thinker is not None else "none",
         settings=_settings_record(editor, thinker, request),
+        region=describe(request.mask) if request.mask is not None else None,
         run_dir=run_dir,
         continues=continues,
         stages=stages,
@@ -366,9 +371,10 @@ def execute(
         try:
             with runtime.gpu_turn(editor, thinker, waiting=alive):
                 alive()
-                opening = _opening(thinker, request, trajectory, emit, alive)
+                told = _start(request, thinker, trajectory, emit)
+                opening = _opening(thinker, request, trajectory, told, emit, alive)
                 if opening is not None:
-                    _turns(editor, thinker, request, trajectory, opening, emit=emit, alive=alive)
+                    _turns(editor, thinker, request, trajectory, opening, told, emit=emit, alive=alive)
         except Cancelled:
             trajectory.stop_reason = "cancelled"
         except Exception as exc:  # noqa: BLE001 - any failure ends the run; finished turns are kept
@@ -392,24 +398,27 @@ class _Opening:
     feedback: Feedback | None = None
 
 
-def _opening(thinker, request: EditRequest, trajectory: Trajectory, emit: Callable, alive: Callable) -> _Opening | None:
+def _opening(
+    thinker, request: EditRequest, trajectory: Trajectory, told: dict[str, Any], emit: Callable, alive: Callable
+) -> _Opening | None:
     """The first turn's prompt: the instruction (or what polish / critique-source made of it), or where a continuation
-    picks up; None when the thinker's answer to the person's feedback held no prompt to go on with."""
+    picks up; None when the thinker's answer to the person's feedback held no prompt to go on with. `told`: what
+    the thinker is told of the masked region (`_start`)."""
     continues = trajectory.continues
     if continues is not None:
         if continues.feedback is None:
             return _Opening(continues.prompt, continues.by, continues.from_turn)
-        return _answer_feedback(thinker, request, trajectory, emit, alive)
+        return _answer_feedback(thinker, request, trajectory, told, emit, alive)
     if thinker is None or request.first_turn == "none":
         return _Opening(request.instruction, "instruction")
     emit(ThinkingStarted(0))
-    prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive)
+    prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive, told)
     trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
     return _Opening(prompt, "thinker" if prompt != request.instruction else "instruction")
 
 
 def _answer_feedback(
-    thinker, request: EditRequest, trajectory: Trajectory, emit: Callable, alive: Callable
+    thinker, request: EditRequest, trajectory: Trajectory, told: dict[str, Any], emit: Callable, alive: Callable
 ) -> _Opening | None:
     """The thinker critiques the continued turn again with the person's feedback; its refined prompt opens the
     request (recorded with the feedback on the new turn)."""
@@ -422,6 +431,7 @@ def _answer_feedback(
         continues.turn_prompt,
         on_token=_token_callback(continues.from_turn, emit, alive),
         feedback=continues.feedback,
+        **told,
     )
     alive()
     if critique.refined_prompt is None:
@@ -439,11 +449,13 @@ def _turns(
     request: EditRequest,
     trajectory: Trajectory,
     opening: _Opening,
+    told: dict[str, Any],
     *,
     emit: Callable[[Event], None],
     alive: Callable[[], None],
 ) -> None:
-    """Edit, critique and refine, one turn after another, until a stop rule says so (`_stop_reason`)."""
+    """Edit, critique and refine, one turn after another, until a stop rule says so (`_stop_reason`). With a mask,
+    every edit is fenced in (`fence`) and the thinker is `told` the region; every turn's drift is measured."""
     source, prompt, by, parent, feedback = request.image, opening.prompt, opening.by, opening.parent, opening.feedback
     stage = trajectory.continues.stage if trajectory.continues else trajectory.stages[0]
     max_turns = request.max_turns if thinker is not None else 1
@@ -460,23 +472,25 @@ def _turns(
             steps=request.steps,
             guidance=request.guidance,
             on_step=_step_callback(index, emit, alive),
+            **_mask_for(editor, request),
         )
         alive()
         edit_seconds = time.perf_counter() - started
         edited, note = _check_edit(edited)
+        edited, region = fence(source, edited, request.mask)
         if note:
             emit(Notice(f"Turn {index}: {note}"))
         critique, think_seconds = Critique(None, None, "", None, ""), 0.0
         if thinker is not None:
             emit(ThinkingStarted(index))
             started = time.perf_counter()
-            critique = thinker.critique(
-                source, edited, request.instruction, prompt, on_token=_token_callback(index, emit, alive)
-            )
+            tokens = _token_callback(index, emit, alive)
+            critique = thinker.critique(source, edited, request.instruction, prompt, on_token=tokens, **told)
             alive()
             think_seconds = time.perf_counter() - started
         turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
         turn.parent, turn.by, turn.stage, turn.feedback = parent, by, stage.number, feedback
+        turn.drift = measure(source, edited, region)
         if thinker is not None and critique.refined_prompt is None:
             turn.thinker_note = _no_answer_note(request, index, len(trajectory.turns) + 1 == max_turns)
             emit(Notice(f"Turn {index}: {turn.thinker_note}"))
@@ -595,8 +609,11 @@ def stop_message(record: dict[str, Any]) -> str:
     )
 
 
-def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Callable) -> tuple[str, str | None]:
-    """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy."""
+def _first_turn_prompt(
+    thinker, request: EditRequest, emit: Callable, alive: Callable, told: dict[str, Any]
+) -> tuple[str, str | None]:
+    """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy (`told`: the region, for a
+    thinker that takes it)."""
     source = request.image
     if request.first_turn == "polish":
         polish = getattr(thinker, "polish", None)
@@ -608,10 +625,52 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
         alive()
         return (prompt or "").strip() or request.instruction, "".join(chunks) or None
     critique = thinker.critique(
-        source, source, request.instruction, request.instruction, on_token=_token_callback(0, emit, alive)
+        source, source, request.instruction, request.instruction, on_token=_token_callback(0, emit, alive), **told
     )
     alive()
     return critique.refined_prompt or request.instruction, critique.reasoning
+
+
+def _start(request: EditRequest, thinker, trajectory: Trajectory, emit: Callable[[Event], None]) -> dict[str, Any]:
+    """Tell what checking the request changed (a mask stretched or dropped); the arguments that tell the thinker the
+    masked region (in words, and as the mask to one that measures pixels), for a thinker that takes them (one that
+    does not is told nothing, and the person is told so)."""
+    for note in request.notes:
+        emit(Notice(note))
+    if trajectory.region is None or thinker is None:
+        return {}
+    if accepts(thinker.critique, "region"):  # one that measures pixels (the offline critic) takes the mask too
+        return {"region": trajectory.region} | ({"mask": request.mask} if accepts(thinker.critique, "mask") else {})
+    emit(
+        Notice(
+            f"The thinker {trajectory.thinker} cannot be told the masked region (its critique takes no region): it "
+            "scores the whole image. The mask still keeps everything outside it as it was."
+        )
+    )
+    return {}
+
+
+def _mask_for(editor, request: EditRequest) -> dict[str, Any]:
+    """`mask=` for an editor that takes one (it edits inside it: the classic editor, native inpainting); every other
+    editor is fenced in by `fence` alone."""
+    return {"mask": request.mask} if request.mask is not None and accepts(editor.edit, "mask") else {}
+
+
+def fence(source: Image.Image, edited: Image.Image, mask: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
+    """(the turn's image, the region its drift is measured against). With a mask: the edit composited onto the
+    source outside it, soft edge inside it; a result of another shape is refused, since a rotation, crop or resize
+    cannot be fenced in. Without one: the edit as it is, and the pixels the editor selected when it reports them
+    (`info["selection"]`, an L image of its size)."""
+    selection = edited.info.pop("selection", None)
+    if mask is None:
+        return edited, selection if isinstance(selection, Image.Image) and selection.size == edited.size else None
+    if edited.size != source.size:
+        raise ThinkEditError(
+            f"The editor returned a {edited.width}×{edited.height} image for a {source.width}×{source.height} "
+            "source. With a mask the result keeps the source's frame: a rotation, crop or resize cannot be fenced "
+            "in. Remove the mask to change the image's shape."
+        )
+    return composite(source, edited, mask), mask
 
 
 def _check_edit(edited: Any) -> tuple[Image.Image, str | None]:

@@ -27,6 +27,7 @@ from .config import (
 )
 from .errors import BadInput
 from .images import load_image
+from .masks import load_mask
 
 
 @dataclass
@@ -44,6 +45,8 @@ class EditRequest:
     seed_per_turn: str = DEFAULTS.seed_per_turn  # "increment": turn n edits with seed + n - 1
     no_answer: str = DEFAULTS.no_answer  # a reply without a refined prompt: "stop" (the reference's rule) or "repeat"
     step: bool = False  # step mode: pause after every critique, for the person to continue (stop reason "step")
+    mask: Image.Image | None = None  # L at the image's size: white may change (`masks.py`); None: all of it may
+    notes: tuple[str, ...] = ()  # what checking the request changed (a mask stretched or dropped), told as it runs
 
 
 def make_request(
@@ -59,8 +62,10 @@ def make_request(
     seed_per_turn: Any = DEFAULTS.seed_per_turn,
     no_answer: Any = DEFAULTS.no_answer,
     step: Any = False,
+    mask: Any = None,
 ) -> EditRequest:
-    """Validate everything before any model runs; raise `BadInput` with the reason."""
+    """Validate everything before any model runs; raise `BadInput` with the reason. `mask` is anything
+    `load_image` reads (white may change), or None."""
     text = instruction_text(instruction)
     if first_turn not in FIRST_TURN_STRATEGIES:
         raise BadInput(
@@ -69,7 +74,7 @@ def make_request(
     for value, name, allowed in ((seed_per_turn, "seed per turn", SEED_PER_TURN), (no_answer, "no answer", NO_ANSWER)):
         if value not in allowed:
             raise BadInput(f"Unknown {name} rule {shown(value)}; use {' or '.join(allowed)}.")
-    return EditRequest(
+    request = EditRequest(
         instruction=text,
         max_turns=number(max_turns, "max_turns", *MAX_TURNS_RANGE, whole=True),
         threshold=number(threshold, "The stop threshold", *THRESHOLD_RANGE),
@@ -82,6 +87,10 @@ def make_request(
         step=switch(step, "Step mode"),
         image=load_image(image),
     )
+    if mask is not None:
+        request.mask, notes = load_mask(mask, request.image.size)
+        request.notes = tuple(notes)
+    return request
 
 
 def instruction_text(instruction: Any, what: str = "instruction") -> str:

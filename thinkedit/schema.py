@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from . import __version__
+from . import __version__, drift
 from .critique import overall
 from .errors import BadInput
 
@@ -37,7 +37,10 @@ KINDS: dict[str, Callable[[Any], bool]] = {
     "an object": lambda v: isinstance(v, dict),
     "a list": lambda v: isinstance(v, list),
     "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    'a drift {"changed": 0..1, "outside": 0..1 or null}': drift.valid,
 }
+DRIFT = next(kind for kind in KINDS if kind.startswith("a drift"))
+MASK_FILE = "mask.png"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ TURN = {
     "by": Field(("text",), lambda turn: turn.by, required=True),  # who wrote its prompt: one of BY
     "stage": Field(("a whole number",), lambda turn: turn.stage, required=True),
     "feedback": Field(("an object", "null"), lambda turn: feedback_record(turn.feedback)),  # FEEDBACK, or null
+    # how much changed (and outside the region); null for a turn of another shape (`drift.py`)
+    "drift": Field((DRIFT, "null"), lambda turn: turn.drift.record() if turn.drift else None),
 }
 # A person's feedback on the parent turn and the thinker's answer: that turn critiqued again with the feedback, whose
 # refined prompt is this turn's prompt.
@@ -124,6 +129,8 @@ RECORD = {
     "size": Field(("a list",), lambda run: list(run.request.image.size)),
     "first_turn_prompt": Field(("text", "null"), lambda run: run.first_turn_prompt),
     "first_turn_reasoning": Field(("text", "null"), lambda run: run.first_turn_reasoning),
+    "mask": Field(("text", "null"), lambda run: MASK_FILE if run.request.mask is not None else None),
+    "region": Field(("text", "null"), lambda run: run.region),  # the mask in words, as the thinker was told it
     "turns": Field(("a list",), lambda run: [written(TURN, turn) for turn in run.turns], required=True),
     "best_turn": Field(("a whole number", "null"), lambda run: run.best_turn.index if run.best_turn else None),
     "stop_reason": Field(("text", "null"), lambda run: run.stop_reason),

@@ -13,7 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .backend import takes_keyword
+from PIL import Image
+
+from .backend import accepts
 from .config import Settings
 from .errors import BadInput
 from .loop import Continuation, Stage
@@ -97,14 +99,15 @@ def plan(
         source = continuation.turn_image
     elif feedback is not None:
         continuation.feedback = instruction_text(feedback, "feedback")
-        if thinker is not None and not takes_keyword(thinker.critique, "feedback"):
+        if thinker is not None and not accepts(thinker.critique, "feedback"):
             raise BadInput(
                 f"The thinker {saved.record['thinker']} cannot take feedback; go on with a prompt you write instead."
             )
     else:
         continuation.prompt = _next_prompt(turn, prompt)
         continuation.by = "thinker" if continuation.prompt == turn["refined_prompt"] else "person"
-    request = _request(saved, source, continuation.stage.instruction, max_turns, step)
+    mask = saved.mask if continuation.stage.number == 1 else None  # a run's mask was painted on its own source
+    request = _request(saved, source, continuation.stage.instruction, max_turns, step, mask)
     request.max_turns = min(request.max_turns, room)
     return request, continuation
 
@@ -138,8 +141,11 @@ def _next_prompt(turn: dict[str, Any], prompt: Any) -> str:
     return turn["refined_prompt"]
 
 
-def _request(saved: SavedRun, source: Path, instruction: str, max_turns: Any, step: Any) -> EditRequest:
-    """The run's own loop settings (seed, steps, threshold, …) for a request on `source` with `instruction`."""
+def _request(
+    saved: SavedRun, source: Path, instruction: str, max_turns: Any, step: Any, mask: Image.Image | None
+) -> EditRequest:
+    """The run's own loop settings (seed, steps, threshold, …) for a request on `source` with `instruction`, fenced
+    in by `mask` (stage 1's continuations keep the run's mask; a new stage edits a new source, unmasked)."""
     recorded = saved.record.get("settings", {})
     keep = ("threshold", "seed", "steps", "guidance", "seed_per_turn", "no_answer")
     return make_request(
@@ -147,6 +153,7 @@ def _request(saved: SavedRun, source: Path, instruction: str, max_turns: Any, st
         instruction,
         max_turns=1 if max_turns is None else max_turns,
         step=step,
+        mask=mask,
         **{key: recorded[key] for key in keep if key in recorded},
     )
 

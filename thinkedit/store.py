@@ -1,4 +1,5 @@
-"""Runs on disk: `source.png`, `turn_01.png`, …, `trajectory.json` — written atomically, read back whole.
+"""Runs on disk: `source.png`, `mask.png` (with a mask), `turn_01.png`, …, `trajectory.json` — written atomically,
+read back whole.
 
 The `trajectory.json` contract is declared in `schema.py` (and documented in the README); the tests and the
 export formats rely on it.
@@ -33,7 +34,7 @@ from PIL import Image
 
 from .errors import BadInput, ThinkEditError
 from .images import load_image, png_bytes
-from .schema import MAX_TURNS, check_record, merged_record, shown_best, trajectory_record, turn_file
+from .schema import MASK_FILE, MAX_TURNS, check_record, merged_record, shown_best, trajectory_record, turn_file
 
 MAX_MEMBER_BYTES = 256 * 2**20  # a run's PNG; anything larger in an uploaded zip is refused
 MAX_RECORD_BYTES = 64 * 2**20  # a trajectory.json (10 turns of long reasoning take a few MB)
@@ -41,7 +42,7 @@ MAX_RUN_BYTES = 2**30  # all that a run's zip may unpack to
 MAX_ZIP_MEMBERS = 64  # a run's zip holds at most 12 files; a zip of its folder made by hand adds a few entries
 NOT_SAVED = "The run could not be saved"  # how every `NotSaved` message begins
 RUNNING = ".running"  # locked by a run's first request while it makes its turns; removed when it ends
-_RUN_IMAGE = re.compile(r"source\.png|turn_\d{2,}\.png")
+_RUN_IMAGE = re.compile(r"source\.png|mask\.png|turn_\d{2,}\.png")
 
 
 class NotSaved(ThinkEditError):
@@ -64,6 +65,8 @@ def save_run(trajectory, run_dir: str | Path) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / "source.png").exists():
             _write_image(trajectory.request.image, run_dir / "source.png")
+        if trajectory.request.mask is not None and not (run_dir / MASK_FILE).exists():
+            _write_image(trajectory.request.mask, run_dir / MASK_FILE)
     except OSError as exc:
         raise NotSaved(_what_is_kept(run_dir, exc)) from None
     first = trajectory.continues is None
@@ -235,7 +238,7 @@ def holds_run(run_dir: Path | None) -> bool:
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:
     """The folder a new run is written to. One that already holds a run is refused, so two runs never mix; with
-    `overwrite` that run's own files (trajectory.json, source.png, turn_NN.png) are removed first, nothing else."""
+    `overwrite` that run's own files (trajectory.json, source.png, mask.png, turn_NN.png) are removed first, nothing else."""
     run_dir = Path(run_dir)
     found = sorted(p for p in run_dir.iterdir() if _is_run_file(p.name)) if run_dir.is_dir() else []
     if found and not overwrite:
@@ -326,6 +329,12 @@ class SavedRun:
     def source_of(self, turn: dict[str, Any]) -> Path:
         """The image `turn` edited: the run's source, or the image of the turn its stage was built on."""
         return self.file(self.stage(turn)["source"])
+
+    @property
+    def mask(self) -> Image.Image | None:
+        """The run's mask (L, white may change) when it had one: a continuation fences its edits in with it too."""
+        name = self.record.get("mask")
+        return _open(self.file(name)).convert("L") if name else None
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -455,6 +464,7 @@ def _finite_number(text: str) -> float:
 def _run_images(record: dict[str, Any], label: str) -> list[str]:
     """The image files a record names, source first; `BadInput` for a name that is not one of a run's own files."""
     names = [record.get("source", "source.png")] + [turn["image"] for turn in record["turns"]]
+    names += [record["mask"]] if record.get("mask") is not None else []
     stray = next((name for name in names if not _RUN_IMAGE.fullmatch(name)), None)
     if stray is not None:
         raise BadInput(f"{label} names an image '{stray}' that is not one of its own files.")

@@ -137,18 +137,19 @@ class Sliced:
     def __getattr__(self, name: str) -> Any:  # model, settings, load, pipeline, cache_key, …
         return getattr(self.backend, name)
 
-    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None):
-        return _follow(decorate_slices()["edit"], (self.backend, image, prompt, seed, steps, guidance), on_step)
+    def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None, mask=None):
+        arguments = (self.backend, image, prompt, seed, steps, guidance, mask)
+        return _follow(decorate_slices()["edit"], arguments, on_step)
 
-    def critique(self, source, edited, instruction, prompt, *, on_token=None, feedback=None):
-        arguments = (self.backend, source, edited, instruction, prompt, feedback)
+    def critique(self, source, edited, instruction, prompt, *, on_token=None, feedback=None, region=None):
+        arguments = (self.backend, source, edited, instruction, prompt, feedback, region)
         return _follow(decorate_slices()["critique"], arguments, on_token)
 
     def polish(self, source, instruction, *, on_token=None):
         return _follow(decorate_slices()["polish"], (self.backend, source, instruction), on_token)
 
 
-def edit_duration(editor, image, prompt, seed, steps, guidance) -> int:
+def edit_duration(editor, image, prompt, seed, steps, guidance, mask=None) -> int:
     return edit_seconds(editor, steps)
 
 
@@ -159,15 +160,18 @@ def critique_duration(thinker, *args) -> int:
 polish_duration = critique_duration
 
 
-def _run_edit(editor, image, prompt, seed, steps, guidance) -> Iterator[tuple[str, Any]]:
+def _run_edit(editor, image, prompt, seed, steps, guidance, mask=None) -> Iterator[tuple[str, Any]]:
     """In the GPU worker: the edit, its steps as ("call", (i, n)) while it runs, then ("done", image)."""
+    masked = {"mask": mask} if mask is not None else {}
     return _in_thread(
-        lambda report: editor.edit(image, prompt, seed=seed, steps=steps, guidance=guidance, on_step=report)
+        lambda report: editor.edit(image, prompt, seed=seed, steps=steps, guidance=guidance, on_step=report, **masked)
     )
 
 
-def _run_critique(thinker, source, edited, instruction, prompt, feedback=None) -> Iterator[tuple[str, Any]]:
-    asked = {"feedback": feedback} if feedback is not None else {}  # only when set, as the loop asks
+def _run_critique(
+    thinker, source, edited, instruction, prompt, feedback=None, region=None
+) -> Iterator[tuple[str, Any]]:
+    asked = {key: value for key, value in (("feedback", feedback), ("region", region)) if value is not None}  # as set
     return _in_thread(lambda report: thinker.critique(source, edited, instruction, prompt, on_token=report, **asked))
 
 

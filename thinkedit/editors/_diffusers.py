@@ -1,13 +1,18 @@
-"""What every diffusers editor shares: loading through the runtime, seeding, step callbacks, sizing.
+"""What every diffusers editor shares: loading through the runtime, seeding, step callbacks, sizing, masks.
 
 An editor file subclasses `DiffusersEditor`, names its pipeline class and rounding multiple, and maps
 one request to that pipeline's keyword arguments in `arguments(...)`. Everything else lives here once.
+
+With a mask, an editor whose checkpoint has an inpainting pipeline in diffusers (`inpaint_pipeline_name`) edits
+through it: the same loaded components, the mask at the working size, the whole schedule (strength 1). The loop
+composites every editor's result onto the source outside the mask afterwards, at the source's size.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import weakref
 from typing import Any
 
 from PIL import Image
@@ -41,6 +46,7 @@ class DiffusersEditor:
     multiple = 16  # latent packing: 8× VAE × 2×2 patches for the FLUX and Qwen families
     area = AREA  # the model's preferred working area: small sources are scaled up to it, large ones down
     min_side = 0
+    inpaint_pipeline_name: str | None = None  # diffusers' pipeline that repaints only a mask with these components
 
     def __init__(self, spec: BackendSpec, settings: Settings) -> None:
         self.spec, self.settings = spec, settings
@@ -49,6 +55,12 @@ class DiffusersEditor:
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
         """The pipeline's keyword arguments for one edit of `image` (already at the working size)."""
         raise NotImplementedError
+
+    def inpaint_arguments(
+        self, image: Image.Image, mask: Image.Image, prompt: str, steps: int, guidance: float
+    ) -> dict[str, Any]:
+        """The inpainting pipeline's keyword arguments: the edit's, the mask, and the whole schedule."""
+        return {**self.arguments(image, prompt, steps, guidance), "mask_image": mask, "strength": 1.0}
 
     def pipeline_class(self):
         import diffusers
@@ -125,18 +137,21 @@ class DiffusersEditor:
         steps: int | None = None,
         guidance: float | None = None,
         on_step: OnStep | None = None,
+        mask: Image.Image | None = None,
     ) -> Image.Image:
         key = self.cache_key
+        inpaint = mask if self.inpaint_pipeline_name else None
         with runtime.CACHE.in_use(key):  # marked before it is fetched: no budget decision evicts it
             pipe = self.pipeline()
-            kwargs = self.call_arguments(image, prompt, seed, steps, guidance)
+            kwargs = self.call_arguments(image, prompt, seed, steps, guidance, mask=inpaint)
             width, height = self.working_size(image)
             what = f"{self.spec.name} edited a {width}×{height} image"
             with (
                 runtime.friendly_errors(what, offload=runtime.CACHE.offload_of(key)),
                 _speed.denoising(pipe),
             ):
-                edited = run_pipeline(pipe, kwargs, on_step)
+                runner = pipe if inpaint is None else inpainting(pipe, self.inpaint_pipeline_name)
+                edited = run_pipeline(runner, kwargs, on_step)
         return edited.convert("RGB").resize(image.size, Image.Resampling.LANCZOS)
 
     def working_size(self, image: Image.Image) -> tuple[int, int]:
@@ -144,20 +159,51 @@ class DiffusersEditor:
         return fit_size(*image.size, self.multiple, self.area, self.min_side)
 
     def call_arguments(
-        self, image: Image.Image, prompt: str, seed: int, steps: int | None = None, guidance: float | None = None
+        self,
+        image: Image.Image,
+        prompt: str,
+        seed: int,
+        steps: int | None = None,
+        guidance: float | None = None,
+        mask: Image.Image | None = None,
     ) -> dict[str, Any]:
         """Everything the pipeline is called with for one edit: the image at the working size, the prompt, the
-        editor's arguments, the step count and a seeded generator (`bench --vs-bare` calls the pipeline with it)."""
+        editor's arguments, the step count and a seeded generator (`bench --vs-bare` calls the pipeline with it);
+        with a mask, the inpainting pipeline's arguments."""
         import torch
 
         steps = steps or self.default_steps
         guidance = self.default_guidance if guidance is None else guidance
         working = image.resize(self.working_size(image), Image.Resampling.LANCZOS)
+        if mask is None:
+            arguments = self.arguments(working, prompt, steps, guidance)
+        else:
+            fence = mask.convert("L").resize(working.size, Image.Resampling.BILINEAR)
+            arguments = self.inpaint_arguments(working, fence, prompt, steps, guidance)
         return {
-            **self.arguments(working, prompt, steps, guidance),
+            **arguments,
             "num_inference_steps": steps,
             "generator": torch.Generator("cpu").manual_seed(seed),
         }
+
+
+_INPAINTING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # loaded pipeline → {class name: inpainting}
+
+
+def inpainting(pipe, name: str):
+    """The diffusers pipeline `name` made of `pipe`'s loaded components (no second copy of any weight, and their
+    dtype, device and offload hooks as they are), once per loaded pipeline."""
+    import diffusers
+
+    made = _INPAINTING.setdefault(pipe, {})
+    if name not in made:
+        cls = getattr(diffusers, name)
+        modules, options = cls._get_signature_keys(cls)
+        given = {key: value for key, value in pipe.components.items() if key in modules}
+        given |= {key: pipe.config[key] for key in options if key in pipe.config}
+        made[name] = cls(**given)
+        made[name].set_progress_bar_config(disable=True)
+    return made[name]
 
 
 def run_pipeline(pipe, kwargs: dict[str, Any], on_step: OnStep | None) -> Image.Image:

@@ -1,7 +1,10 @@
 """Offline editor made of ordinary image operations: color, tone, geometry, frames and text.
 
 It reads the prompt with `thinkedit.instructions.read` and applies the operations in the order written,
-with Pillow and vectorised numpy. What it cannot do it leaves alone and names in `info["editor_note"]`.
+with Pillow and vectorised numpy. What it cannot do it leaves alone and names in `info["editor_note"]`. When every
+operation acted on a region it found ("the sky", "the red cup"), the pixels it selected are `info["selection"]`.
+With a mask it changes only what lies inside it, and refuses geometry (a rotation, crop, resize or flip moves the
+whole frame, which a mask cannot fence in).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..backend import BackendSpec, OnStep
 from ..config import MAX_IMAGE_PIXELS, Settings
-from ..instructions import COLORS, OPERATIONS, REPERTOIRE, WHERE, Op, applied, describe, read, resolve
+from ..errors import BadInput
+from ..instructions import COLORS, GEOMETRY, OPERATIONS, REPERTOIRE, WHERE, Op, applied, describe, read, resolve
 from ..regions import NoRegion, mask
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -45,10 +49,14 @@ class ClassicEditor:
         steps: int | None = None,
         guidance: float | None = None,
         on_step: OnStep | None = None,
+        mask: Image.Image | None = None,
     ) -> Image.Image:
         plan = read(prompt)
         ops = [applied(resolve(op, image.size)) for op in plan.ops]
-        result, pixels, missing = image.convert("RGB"), None, []
+        if mask is not None:
+            refuse_geometry(ops)
+        image = image.convert("RGB")
+        result, pixels, missing, selected = image, None, [], []
         for index, op in enumerate(ops, 1):
             if op.name in TONES and not op.region:  # consecutive per-pixel operations share one float array
                 pixels = np.asarray(result, np.float32) if pixels is None else pixels
@@ -56,13 +64,17 @@ class ClassicEditor:
             else:
                 result, pixels = result if pixels is None else _image(pixels), None
                 try:
-                    result = apply(result, op)
+                    result = apply(result, op, selected)
                 except NoRegion as exc:
                     missing.append(f"'{describe(op)}', since {exc}")
             if on_step is not None:
                 on_step(index, len(ops))
         result = result.copy() if pixels is None else _image(pixels)
-        result.info.pop("editor_note", None)
+        result.info.clear()
+        if mask is not None:
+            result = _inside(image, result, mask)
+        elif selected and len(selected) == len(ops) - len(missing):  # every operation done acted on a region
+            result.info["selection"] = _image(np.max(selected, axis=0) * 255 + 0.5).convert("L")
         if missing or plan.unknown:
             parts = ", ".join(missing + [f"'{part}'" for part in plan.unknown])
             unchanged = " (the image is unchanged)" if len(missing) == len(ops) else ""
@@ -76,13 +88,34 @@ class ClassicEditor:
         return result
 
 
-def apply(image: Image.Image, op: Op) -> Image.Image:
+def refuse_geometry(ops: list[Op]) -> None:
+    """`BadInput` for a rotation, crop, resize or flip asked inside a mask: it moves the whole frame."""
+    moved = [describe(op) for op in ops if op.name in GEOMETRY]
+    if moved:
+        raise BadInput(
+            f"A mask keeps the image's frame, so '{moved[0]}' cannot be done inside it: a rotation, crop, resize or "
+            "flip moves the whole image. Remove the mask to change the frame, or ask for a change inside the region."
+        )
+
+
+def _inside(source: Image.Image, result: Image.Image, fence: Image.Image) -> Image.Image:
+    """`result` where the mask is white, `source` where it is black (in between, blended)."""
+    weight = np.asarray(fence.convert("L").resize(source.size, Image.Resampling.BILINEAR), np.float32)[..., None] / 255
+    return _image(np.asarray(source, np.float32) * (1 - weight) + np.asarray(result, np.float32) * weight + 0.5)
+
+
+def apply(image: Image.Image, op: Op, selected: list[np.ndarray] | None = None) -> Image.Image:
     """One operation on an RGB image. Geometry may change the size; everything else keeps it. An operation on a
-    region is done on the whole image and kept where the region's weight says (`NoRegion` when it finds none)."""
-    if op.region and op.name not in ("recolor", "keep_color"):
-        weight = mask(np.asarray(image), op.region)[..., None]
+    region is done on the whole image and kept where the region's weight says (`NoRegion` when it finds none); that
+    weight is added to `selected` when given."""
+    if op.name in ("recolor", "keep_color"):
+        return _by_color(image, op, selected)
+    if op.region:
+        weight = mask(np.asarray(image), op.region)
+        if selected is not None:
+            selected.append(weight)
         done = np.asarray(_apply(image, replace(op, region=None)), np.float32)
-        return _image(np.asarray(image, np.float32) * (1 - weight) + done * weight + 0.5)
+        return _image(np.asarray(image, np.float32) * (1 - weight[..., None]) + done * weight[..., None] + 0.5)
     return _apply(image, op)
 
 
@@ -117,8 +150,6 @@ def _apply(image: Image.Image, op: Op) -> Image.Image:
             return _border(image, op)
         case "text":
             return _text(image, op)
-        case "recolor" | "keep_color":
-            return _by_color(image, op)
     return _image(np.clip(_tone(np.asarray(image, np.float32), op.name, a), 0, 255))
 
 
@@ -253,9 +284,11 @@ def _text(image: Image.Image, op: Op) -> Image.Image:
     return result
 
 
-def _by_color(image: Image.Image, op: Op) -> Image.Image:
+def _by_color(image: Image.Image, op: Op, selected: list[np.ndarray] | None = None) -> Image.Image:
     source = np.asarray(image)
     weight = mask(source, op.region or "the red areas")[..., None]
+    if selected is not None:  # keep_color changes what lies outside the color
+        selected.append(1 - weight[..., 0] if op.name == "keep_color" else weight[..., 0])
     if op.name == "keep_color":
         gray = np.repeat((source.astype(np.float32) @ LUMA)[..., None], 3, axis=2)
         return _image(gray * (1 - weight) + source * weight + 0.5)

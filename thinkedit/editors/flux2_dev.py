@@ -11,3 +11,4 @@ from .flux2_klein import Flux2KleinEditor
 
 class Flux2DevEditor(Flux2KleinEditor):
     pipeline_name = "Flux2Pipeline"
+    inpaint_pipeline_name = None  # diffusers 0.42 has no inpainting pipeline for FLUX.2 [dev]

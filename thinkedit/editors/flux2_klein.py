@@ -14,6 +14,7 @@ from ._diffusers import DiffusersEditor
 
 class Flux2KleinEditor(DiffusersEditor):
     pipeline_name = "Flux2KleinPipeline"
+    inpaint_pipeline_name = "Flux2KleinInpaintPipeline"
     min_side = 64  # the pipeline refuses smaller reference images
 
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
@@ -24,3 +25,9 @@ class Flux2KleinEditor(DiffusersEditor):
             "height": image.height,
             "width": image.width,
         }
+
+    def inpaint_arguments(
+        self, image: Image.Image, mask: Image.Image, prompt: str, steps: int, guidance: float
+    ) -> dict[str, Any]:
+        # the inpainting pipeline's `image` is what it repaints; the source stays the reference, as when editing
+        return {**super().inpaint_arguments(image, mask, prompt, steps, guidance), "image_reference": image}

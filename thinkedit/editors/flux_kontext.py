@@ -11,6 +11,7 @@ from ._diffusers import DiffusersEditor
 
 class FluxKontextEditor(DiffusersEditor):
     pipeline_name = "FluxKontextPipeline"
+    inpaint_pipeline_name = "FluxKontextInpaintPipeline"  # with a mask: the source is also the Kontext context
 
     def arguments(self, image: Image.Image, prompt: str, steps: int, guidance: float) -> dict[str, Any]:
         # Kontext snaps the input to its preferred resolutions unless `_auto_resize=False`, and scales the

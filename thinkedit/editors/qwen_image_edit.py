@@ -5,7 +5,8 @@ Lightning distillation of `--speed fast` runs at 1: no CFG).
 
 Both pipelines resize the source they condition on to their own size (about 1024², sides multiples of 32, by their
 module's `calculate_dimensions`) whatever height and width say, so the output is asked at that size too: with
-another, the latents of the output and of the condition image would not line up.
+another, the latents of the output and of the condition image would not line up. With a mask the original
+checkpoint edits through `QwenImageEditInpaintPipeline`; diffusers has none for the Plus pipeline (2509, 2511).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class QwenImageEditor(DiffusersEditor):
     def __init__(self, spec, settings) -> None:
         super().__init__(spec, settings)
         self.pipeline_name = pipeline_name_for(self.model)
+        if self.pipeline_name == "QwenImageEditPipeline":
+            self.inpaint_pipeline_name = "QwenImageEditInpaintPipeline"
 
     def working_size(self, image: Image.Image) -> tuple[int, int]:
         """The size the pipeline itself gives the source (its module's rule, looked up at each call)."""

@@ -33,6 +33,7 @@ class Sample:
     intersection: bool | None = None  # GEdit only: in the Intersection subset
     image_id: str | None = None  # ImgEdit only: the image as basic_edit.json names it ("animal/000342021.jpg")
     problem: str | None = None  # why this sample cannot run; recorded as its failure
+    read_mask: Callable[[], Any] | None = None  # your own folder only: the sample's mask (white may change)
 
     @property
     def id(self) -> str:
@@ -238,7 +239,8 @@ def load_imgedit(data: str, edit_json: str | None = None) -> list[Sample]:
 
 
 def load_folder(data: str) -> list[Sample]:
-    """`edits.jsonl`: one `{"key", "image", "instruction", "category"}` per line; images relative to its folder."""
+    """`edits.jsonl`: one `{"key", "image", "instruction", "category"}` per line, and optionally a `"mask"` (an
+    image: white where the edit may change); images relative to its folder."""
     path = Path(data).expanduser()
     file = path / "edits.jsonl" if path.is_dir() else path
     if not file.is_file():
@@ -260,12 +262,13 @@ def load_folder(data: str) -> list[Sample]:
         if key in seen:
             raise BadInput(f"{file} has the key '{key}' twice (line {number}); keys must be unique.")
         seen.add(key)
-        image = entry.get("image")
+        image, mask = entry.get("image"), entry.get("mask")
         sample = Sample(
             key,
             str(entry.get("category") or "all"),
             entry.get("instruction") or "",
             (lambda name=image: data_file(file.parent, name)) if isinstance(image, str) else None,
+            read_mask=(lambda name=mask: data_file(file.parent, name)) if isinstance(mask, str) and mask else None,
         )
         missing = [field for field in ("key", "image", "instruction") if not entry.get(field)]
         sample.problem = f"line {number} has no {', '.join(missing)}" if missing else _unsafe(sample)

@@ -22,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 from .. import loop, store
+from ..backend import accepts
 from ..config import ROLES, Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
@@ -263,7 +264,8 @@ def run_sample(plan: EvalPlan, backends: Backends, sample: Sample, mode: str) ->
         return _finish(row, started)
     try:
         image = sample.read_image() if sample.read_image else None
-        request = make_request(image, sample.instruction, **plan.request)
+        mask = sample.read_mask() if sample.read_mask else None
+        request = make_request(image, sample.instruction, mask=mask, **plan.request)
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is this sample's failure
         row["error"] = f"bad data: {exc}"
         return _finish(row, started)
@@ -293,7 +295,11 @@ def run_sample(plan: EvalPlan, backends: Backends, sample: Sample, mode: str) ->
     best, last = trajectory.best_turn, turns[-1]
     row["best_turn"] = best.index
     try:
-        row.update(_judge_best_and_last(backends.judge, request.image, best, last, sample.instruction, mode, seconds))
+        fence = (trajectory.region, request.mask)
+        verdicts = _judge_best_and_last(
+            backends.judge, request.image, best, last, sample.instruction, mode, seconds, fence
+        )
+        row.update(verdicts)
     except Exception as exc:  # noqa: BLE001 - a judge that fails (server down) fails this sample, not the run
         row["error"] = f"judge: {exc if isinstance(exc, ThinkEditError) else f'{type(exc).__name__}: {exc}'}"
         return _finish(row, started)
@@ -335,12 +341,24 @@ def _edit(plan: EvalPlan, backends: Backends, request, mode: str, run_dir: Path,
     return trajectory
 
 
-def _judge_best_and_last(judge, source, best, last, instruction: str, mode: str, seconds) -> dict[str, Any]:
-    """The judge's verdict on the best turn; in loop mode also on the last (judged once when it is the best)."""
-    verdict = _judge(judge, source, best.image, instruction, seconds)
+def _judge_best_and_last(
+    judge, source, best, last, instruction: str, mode: str, seconds, fence: tuple = (None, None)
+) -> dict[str, Any]:
+    """The judge's verdict and the drift of the best turn; in loop mode also of the last (judged once when it is
+    the best). With a mask (`fence`: the region in words, the mask) the judge is told the region, and one that
+    measures pixels gets the mask too (a judge written before either existed is told nothing)."""
+    region, mask = fence
+    told = {"region": region} if region and accepts(judge.judge, "region") else {}
+    told |= {"mask": mask} if told and accepts(judge.judge, "mask") else {}
+
+    def verdict_on(turn) -> dict[str, Any]:
+        drift = turn.drift.record() if turn.drift else None
+        return _judge(judge, source, turn.image, instruction, seconds, told) | {"drift": drift}
+
+    verdict = verdict_on(best)
     if mode != "loop":
         return verdict
-    last_verdict = verdict if last is best else _judge(judge, source, last.image, instruction, seconds)
+    last_verdict = verdict if last is best else verdict_on(last)
     return verdict | {"last": {"turn": last.index, **last_verdict}}
 
 
@@ -358,15 +376,18 @@ def _base_row(plan: EvalPlan, sample: Sample, mode: str) -> dict[str, Any]:
         best_turn=None,
         run=f"runs/{mode}/{sample.id}",
         image=None,
+        drift=None,
         seconds=dict.fromkeys(("load", "edit", "think", "judge", "store", "place", "loop"), 0.0),
         error=None,
     )
     return row
 
 
-def _judge(judge, source: Image.Image, edited: Image.Image, instruction: str, seconds: dict) -> dict[str, Any]:
+def _judge(
+    judge, source: Image.Image, edited: Image.Image, instruction: str, seconds: dict, told: dict | None = None
+) -> dict[str, Any]:
     started = time.perf_counter()
-    verdict = judge.judge(source, edited, instruction)
+    verdict = judge.judge(source, edited, instruction, **(told or {}))
     seconds["judge"] += time.perf_counter() - started
     return {
         "sc": verdict.sc,

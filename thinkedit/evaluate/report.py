@@ -7,6 +7,10 @@ for SC, PQ and O alike, and the same for its Intersection subset; English is the
 GEdit-Bench-EN) and every language has its own block. ImgEdit (EditThinker's step 2): overall the mean over all
 judged images, with the mean over edit types beside it. Your own folder: the macro average. Samples that
 failed or whose verdict was unreadable count in `failed` / `unreadable`, not in the means.
+
+Beside the scores, each mode's `drift` (`thinkedit/drift.py`): the mean over its samples of the share of the image
+that changed noticeably, and of the share outside the region over the samples that had one (a mask, or the
+editor's own selection); a turn of another shape has no drift and is not counted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import drift
 from ..errors import BadInput
 from ..loop import seed_rule
 from ..schema import versions
@@ -67,6 +72,20 @@ def _judged(rows: list[dict[str, Any]], pick: Callable[[dict], dict | None]) -> 
     """(scores, row) of every row that ran and has an O."""
     picked = [(pick(row) if row.get("error") is None else None, row) for row in rows]
     return [(scores, row) for scores, row in picked if scores is not None and scores.get("o") is not None]
+
+
+def drift_means(rows: list[dict[str, Any]], pick: Callable[[dict], dict | None]) -> dict[str, Any]:
+    """The mean drift of the turns `pick` chooses (a line itself: its best turn; `_last`: the loop's last) of the
+    rows that ran: `changed` over every turn measured (`n`), `outside` over those with a region (`n_outside`)."""
+    measured = [drift.read((pick(row) or {}).get("drift")) for row in rows if row.get("error") is None]
+    measured = [moved for moved in measured if moved is not None]
+    outside = [moved.outside for moved in measured if moved.outside is not None]
+    return {
+        "changed": mean(moved.changed for moved in measured),
+        "outside": mean(outside),
+        "n": len(measured),
+        "n_outside": len(outside),
+    }
 
 
 def _last(row: dict) -> dict | None:
@@ -139,8 +158,10 @@ def mode_blocks(rows: list[dict[str, Any]], bench: str | None) -> dict[str, Any]
     for mode in _present(rows):
         mine = [r for r in rows if r["mode"] == mode]
         block = average(mine, lambda row: row)
+        block["drift"] = drift_means(mine, lambda row: row)
         if mode == "loop":
             block["last"] = average(mine, _last)
+            block["last"]["drift"] = drift_means(mine, _last)
         if bench == "gedit":
             subset = [r for r in mine if r.get("intersection")]
             block["intersection"] = average(subset, lambda row: row)
@@ -316,7 +337,27 @@ def _table_lines(modes: dict[str, Any]) -> list[str]:
             f"- {mode}: {block['n']} judged of {block['samples']}, {block['failed']} failed, "
             f"{block['unreadable']} unreadable verdicts"
         )
-    return lines + [""]
+    return lines + drift_lines(modes) + [""]
+
+
+def drift_lines(modes: dict[str, Any]) -> list[str]:
+    """The drift of each series (single, loop, loop last) as markdown lines: what changed, and outside the region."""
+    series = [(MODE_LABELS[name], block.get("drift") or {}) for name, block in _series(modes)]
+    if not any(means.get("n") for _, means in series):
+        return []
+
+    def each(key: str, count: str) -> str:
+        return ", ".join(f"{label} {drift.percent(means.get(key))} ({means.get(count, 0)})" for label, means in series)
+
+    lines = [
+        f"- drift, the share of the image that changed noticeably (ΔE00 over {drift.NOTICEABLE:g} on a "
+        f"{drift.WORK_SIDE}-pixel copy), mean over samples (how many): {each('changed', 'n')}"
+    ]
+    if any(means.get("n_outside") for _, means in series):
+        lines.append(
+            f"- drift outside the region (a mask, or the editor's own selection): {each('outside', 'n_outside')}"
+        )
+    return lines
 
 
 def backend_label(backend: dict) -> str:
@@ -449,6 +490,7 @@ def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "best_turn": row.get("best_turn"),
                 "prompts": row.get("prompts"),
                 "error": row.get("error"),
+                "drift": row.get("drift"),
             }
             if row.get("last"):
                 last = row["last"]
@@ -458,6 +500,7 @@ def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "sc": last.get("sc"),
                     "pq": last.get("pq"),
                     "o": last.get("o"),
+                    "drift": last.get("drift"),
                 }
         single, loop = item.get("single", {}).get("o"), item.get("loop", {}).get("o")
         item["gain"] = _minus(loop, single)

@@ -2,12 +2,13 @@
 
 A judge is anything with
 
-    judge(source, edited, instruction) -> Verdict
+    judge(source, edited, instruction, *, region=None) -> Verdict
 
 It follows the VIEScore rubric that GEdit-Bench uses: a semantic-consistency question sees the source, the
 edited image and the instruction and answers two 0–10 numbers (editing success, over-editing); a
 perceptual-quality question sees only the edited image and answers two (naturalness, artifacts). Per
-sample SC is the smaller of the first pair, PQ the smaller of the second, O = √(SC·PQ). A judge is
+sample SC is the smaller of the first pair, PQ the smaller of the second, O = √(SC·PQ). With a mask `region` says
+in words where the edit may change (`masks.describe`), so a change outside it counts as over-editing. A judge is
 independent of the thinker: its own backend, model, URL and key (`--judge*`, THINKEDIT_JUDGE_*). Classes
 are built as `Class(spec, settings)`.
 """
@@ -56,7 +57,9 @@ class Judge(Protocol):
     spec: BackendSpec
     model: str | None
 
-    def judge(self, source: Image.Image, edited: Image.Image, instruction: str) -> Verdict: ...
+    def judge(
+        self, source: Image.Image, edited: Image.Image, instruction: str, *, region: str | None = None
+    ) -> Verdict: ...
 
 
 _TRANSFORMERS = ("torch", "transformers", "torchvision")

@@ -30,11 +30,19 @@ class ClassicJudge:
         self.spec = spec
         self.settings = settings
 
-    def judge(self, source: Image.Image, edited: Image.Image, instruction: str) -> Verdict:
-        measured = assess(source, edited, instruction, instruction)
+    def judge(
+        self,
+        source: Image.Image,
+        edited: Image.Image,
+        instruction: str,
+        *,
+        region: str | None = None,
+        mask: Image.Image | None = None,
+    ) -> Verdict:
+        measured = assess(source, edited, instruction, instruction, mask)
         semantic = [round(10 * measured.success, 1), round(10 * measured.preservation, 1)]
         quality = [measured.quality, measured.quality]
-        findings = [p.finding for p in measured.parts] + measured.kept
+        findings = ([region] if region else []) + [p.finding for p in measured.parts] + measured.kept
         return Verdict(semantic, quality, _reply(semantic, findings), _reply(quality, measured.flaws or ["no flaws"]))
 
 

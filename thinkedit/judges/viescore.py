@@ -16,6 +16,10 @@ fenced ```json block or after a `<think>` block, then a bare `[7, 9]`, then a re
 unreadable answer (or numbers outside 0–10) is asked again up to `judge_retries` times (ours adds a reminder of
 the format, `judge_retry.txt`; the official protocol asks the same question again), then recorded as None:
 the official scorer substitutes a random score instead, which we never do.
+
+With a mask the semantic question also carries the region in words: ours as a section after the instruction
+(`critique.render`), the official one as a second line of its instruction (the benchmarks have no masks, so their
+official requests are never changed).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from PIL import Image
 
 from ..backend import BackendSpec
 from ..config import Settings
-from ..critique import render
+from ..critique import defuse, render
 from ..errors import BadInput
 from . import Verdict
 
@@ -159,13 +163,17 @@ class ModelJudge:
     def model(self) -> str | None:
         return self.asker.model  # a served model's name is known after the first call
 
-    def judge(self, source: Image.Image, edited: Image.Image, instruction: str) -> Verdict:
+    def judge(
+        self, source: Image.Image, edited: Image.Image, instruction: str, *, region: str | None = None
+    ) -> Verdict:
         if self.official:
             edited = edited.resize(source.size)  # as GEdit-Bench's scorer does before it asks
-            questions = (self.prompts["semantic"].replace("<instruction>", instruction), self.prompts["quality"])
+            asked = instruction + (f"\n{defuse(region)}" if region else "")
+            questions = (self.prompts["semantic"].replace("<instruction>", asked), self.prompts["quality"])
             reminder, count = "", None  # VIEScore asks the same question again and takes lists of any length
         else:
-            questions = (render(self.templates["judge_semantic"], instruction), self.templates["judge_quality"])
+            semantic = render(self.templates["judge_semantic"], instruction, region=region)
+            questions = (semantic, self.templates["judge_quality"])
             reminder, count = self.templates["judge_retry"], 2
         semantic, semantic_reply, asked = self._ask([source, edited], questions[0], reminder, count)
         quality, quality_reply, more = self._ask([edited], questions[1], reminder, count)

@@ -54,9 +54,11 @@ class PromptedThinker:
         *,
         on_token: OnToken | None = None,
         feedback: str | None = None,
+        region: str | None = None,
     ) -> Critique:
-        """The critique of `edited`; with the person's `feedback`, the template carries it as a section of its own."""
-        text = render(self.critique_template, instruction, prompt, feedback=feedback)
+        """The critique of `edited`; the person's `feedback` and the masked `region` (in words), when there are
+        some, go into the template as sections of their own."""
+        text = render(self.critique_template, instruction, prompt, feedback=feedback, region=region)
         content, reasoning = self.answer([source, edited], text, on_token)
         return parse_critique(content, reasoning_content=reasoning)
 

@@ -90,8 +90,10 @@ class ClassicThinker:
         *,
         feedback: str | None = None,
         on_token: OnToken | None = None,
+        region: str | None = None,
+        mask: Image.Image | None = None,
     ) -> Critique:
-        text = review(source, edited, instruction, prompt, feedback)
+        text = review(source, edited, instruction, prompt, feedback, region, mask)
         stream(text, on_token)
         return parse_critique(text)
 
@@ -143,6 +145,7 @@ class Views:
     measured: dict[tuple[str, str | None], dict[str, float]] = field(default_factory=dict)
     regions: dict[str, np.ndarray | str] = field(default_factory=dict)
     texture: np.ndarray | None = None  # `grain()`
+    inside: np.ndarray | None = None  # with a mask, the small copies' pixels inside it: what a region can name
 
     def features(self, which: str, region: str | None = None) -> dict[str, float]:
         """`features` of the `reference`, `edited` or `expected` copy (inside `region`), computed once."""
@@ -163,13 +166,16 @@ class Views:
         """The pixels of the small copies that a region names, by its rule on the source (`NoRegion` if none)."""
         if region not in self.regions:
             try:
-                self.regions[region] = mask(self.reference, region) >= 0.5
+                self.regions[region] = (mask(self.reference, region) >= 0.5) & self.within()
             except NoRegion as exc:
                 self.regions[region] = str(exc)
         found = self.regions[region]
         if isinstance(found, str):
             raise NoRegion(found)
         return found
+
+    def within(self) -> np.ndarray | bool:
+        return True if self.inside is None else self.inside
 
 
 @dataclass
@@ -196,14 +202,17 @@ class Assessment:
         return [p.finding for p in self.parts] + self.kept + self.flaws
 
 
-def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: str) -> Assessment:
-    """Measure the edit against what the instruction asks (`prompt`: what the editor was told)."""
+def assess(
+    source: Image.Image, edited: Image.Image, instruction: str, prompt: str, mask: Image.Image | None = None
+) -> Assessment:
+    """Measure the edit against what the instruction asks (`prompt`: what the editor was told); with a `mask` (L,
+    white may change) the instruction asks for its operations inside the mask only."""
     source = source.convert("RGB")
     edited = edited.convert("RGB")
     intent, used = read(instruction), read(prompt)
     targets = [resolve(op, source.size) for op in intent.ops]
     done = [applied(resolve(op, source.size)) for op in used.ops]
-    views = _views(source, edited, targets)
+    views = _views(source, edited, targets, mask)
     geometry = [op for op in targets if op.name in GEOMETRY]
     misshapen = _misshapen(geometry, source.size, edited.size, views.size)
     parts, asks = ([Part(0.0, misshapen, None)] if misshapen and not geometry else []), []
@@ -243,12 +252,21 @@ def assess(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
     return Assessment(intent.looks, recipe, parts, asks, preservation, kept, quality, flaws, unchanged, cap)
 
 
-def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: str, feedback: str | None = None) -> str:
-    """The critique as canonical thinker text, every number in it measured."""
-    measured = assess(source, edited, instruction, prompt)
+def review(
+    source: Image.Image,
+    edited: Image.Image,
+    instruction: str,
+    prompt: str,
+    feedback: str | None = None,
+    region: str | None = None,
+    mask: Image.Image | None = None,
+) -> str:
+    """The critique as canonical thinker text, every number in it measured (`region`, `mask`: the masked region in
+    words and pixels: what the instruction asks is measured inside it)."""
+    measured = assess(source, edited, instruction, prompt, mask)
     quality = measured.quality
     semantic = round(10 * measured.success * measured.preservation, 1)
-    lines = [f"The instruction asks: {instruction}"]
+    lines = [f"The instruction asks: {instruction}"] + ([region] if region else [])
     if measured.looks:
         lines.append(f"'{', '.join(measured.looks)}' names a look without amounts; in full it is: {measured.recipe}.")
     lines += [f"- {finding}" for finding in measured.findings()]
@@ -279,8 +297,10 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
     return format_critique(semantic, quality, defuse("\n".join(lines)), defuse(refined))
 
 
-def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views:
+def _views(source: Image.Image, edited: Image.Image, targets: list[Op], mask: Image.Image | None = None) -> Views:
+    """The copies a review measures; with a mask the asked operations land inside it only (the frame is kept)."""
     want = planned_size(source.size, targets)
+    mask = mask.convert("L").resize(source.size) if mask is not None and want == source.size else None
     scale = max(1.0, max(*source.size, *want) / WORK_SIDE)
 
     def shrunk(size: tuple[int, int]) -> tuple[int, int]:
@@ -288,11 +308,19 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
 
     small, small_want = source.resize(shrunk(source.size), Image.Resampling.BOX), shrunk(want)
 
-    def run(ops: list[Op], image: Image.Image, size: tuple[int, int] | None = small_want) -> np.ndarray:
+    def run(
+        ops: list[Op], image: Image.Image, size: tuple[int, int] | None = small_want, fence: Image.Image | None = None
+    ) -> np.ndarray:
+        before = image
         for op in ops:
             with contextlib.suppress(NoRegion):  # nothing to change; the part's own assessment says so
                 image = apply(image, replace(op, amount=op.amount / scale) if op.name in SIZED else op)
-        return _array(image if size in (None, image.size) else image.resize(size, Image.Resampling.BILINEAR))
+        done = _array(image if size in (None, image.size) else image.resize(size, Image.Resampling.BILINEAR))
+        fence = fence or (mask.resize(small.size, Image.Resampling.BOX) if mask is not None else None)
+        if fence is None or not ops:
+            return done
+        weight = _array(fence)[..., None] / 255  # the mask keeps the frame: `before` is of `done`'s size
+        return _array(before) * (1 - weight) + done * weight
 
     crops = sampled = None
     if all(_local(op) for op in targets) and edited.size == source.size:
@@ -301,7 +329,8 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
     if not any(op.name in GEOMETRY for op in targets) and edited.size == source.size:
         box = _centre(source.size)
         ops = [op for op in targets if not _local(op) and op.name != "vignette"]
-        crops = (_array(source.crop(box)), _array(edited.crop(box)), run(ops, source.crop(box), size=None))
+        fence = mask.crop(box) if mask is not None else None
+        crops = (_array(source.crop(box)), _array(edited.crop(box)), run(ops, source.crop(box), None, fence))
     return Views(
         size=want,
         scale=scale,
@@ -314,6 +343,7 @@ def _views(source: Image.Image, edited: Image.Image, targets: list[Op]) -> Views
         edited_full=np.asarray(edited),
         crops=crops,
         sampled=sampled,
+        inside=None if mask is None else np.asarray(mask.resize(small.size, Image.Resampling.BOX)) >= 128,
     )
 
 
@@ -623,6 +653,16 @@ class Named:
 
 
 def named(region: str, views: Views) -> Named:
+    """What a region's words name (`_named`), inside the mask when there is one."""
+    found = _named(region, views)
+    if views.inside is None:
+        return found
+    if not (found.found & views.inside).any():
+        raise NoRegion(f"{region} lies outside the mask")
+    return replace(found, found=found.found & views.inside)
+
+
+def _named(region: str, views: Views) -> Named:
     """Find what a region's words name: a place by its rule; a colored thing as the largest connected region of
     pixels fully of the color (every such region of at least an eighth of it, for a plural); the color's areas as
     every pixel of it. Changes to pixels at least half of the named color, or enclosed by them (a cup's highlight),

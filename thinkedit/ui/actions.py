@@ -20,13 +20,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
+from gradio.components.image_editor import EditorData
 from PIL import Image
 
 from .. import admission, loop, runtime, steer
 from ..config import DEFAULTS, Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
-from ..images import base64_bytes
+from ..images import base64_bytes, fit_within, load_image
+from ..masks import BLACK, from_layers, joined
 from ..registry import build_backend
 from ..requests import EditRequest, make_request, number
 from ..store import holds_run, import_run, load_run, new_run_dir, zip_run
@@ -65,6 +67,8 @@ EDIT_FIELDS = {
     "speed": None,
     "seed_per_turn": None,  # None: the server's (THINKEDIT_SEED_PER_TURN)
     "step": False,  # step mode: pause after every critique
+    "mask": None,  # a mask image: white where the edit may change (None: no mask)
+    "painted": None,  # what a person painted in the page's painter (API callers send `mask` instead)
 }
 # /continue's: go on from a turn of one of the caller's runs (`steer.plan` says how each field is used).
 CONTINUE_FIELDS = {
@@ -91,7 +95,11 @@ COMPARE_FIELDS = {
     "max_turns": DEFAULTS.max_turns,
     "threshold": DEFAULTS.threshold,
     "seed": DEFAULTS.seed,
+    "mask": None,
+    "painted": None,
 }
+PAINT_SIDE = 1024  # the painter shows the image at most this large; the mask is stretched back to the image's size
+NOTHING_SHOWN = "Run an edit (or open a run from History) to see what changed in its turns."
 
 
 @dataclass
@@ -108,6 +116,19 @@ class Viewer:
     status: gr.Textbox
     download: gr.File
     trajectory: gr.JSON
+
+
+@dataclass
+class Changes:
+    """The Studio's "what changed" view. Not an output of /edit, whose outputs are documented: it follows a run
+    (`show_best`), a click on a turn, and `/changes`."""
+
+    picture: gr.Image
+    note: gr.Textbox
+
+    def show_best(self, state: gr.State) -> dict:
+        """The event that shows what changed in the best turn of the run the Studio shows (after a run, a reopen)."""
+        return dict(fn=best_changes, inputs=state, outputs=[self.picture, self.note], api_visibility="private")
 
 
 @dataclass
@@ -160,6 +181,38 @@ def image_input(payload: Any, what: str = "image") -> Any:
     if isinstance(payload, (str, Path)):
         return received_file(payload, what)
     raise BadInput(f"The {what} must be an uploaded file or a data URL, not {type(payload).__name__}.")
+
+
+def mask_input(mask: Any, painted: Any, painter: gr.ImageEditor | None = None) -> Any:
+    """The mask of a request, as something `make_request` reads, or None for none: the mask image sent (like the
+    image: a file payload, a path Gradio received, a data URL), what was painted in the page's painter, or both
+    together (either may change)."""
+    given, strokes = image_input(mask, "mask"), painted_mask(painted, painter)
+    if given is None or strokes is None:
+        return strokes if given is None else given
+    return joined(given, strokes)
+
+
+def painted_mask(payload: Any, painter: gr.ImageEditor | None) -> Image.Image | None:
+    """What a person painted in the page's painter (`gr.ImageEditor`): its layers, which the component keeps until
+    they are read (`painter`), or layers sent as files; painted pixels may change. Nothing painted: None."""
+    if not isinstance(payload, dict):
+        return None
+    if payload.get("id"):
+        layers = (painter.preprocess(EditorData(id=payload["id"])) or {}).get("layers") if painter else None
+        return from_layers(layers or [])
+    files = [image_input(layer, "mask") for layer in payload.get("layers") or [] if layer]
+    return from_layers([load_image(file, background=BLACK) for file in files])
+
+
+def mask_canvas(payload: Any) -> dict | None:
+    """What the painter shows when the image changes: the image (at most `PAINT_SIDE` a side) with nothing painted
+    on it; nothing when the image is cleared or cannot be read (the run says why)."""
+    try:
+        image = load_image(image_input(payload)) if payload else None
+    except BadInput:
+        image = None
+    return None if image is None else {"background": fit_within(image, PAINT_SIDE), "layers": [], "composite": None}
 
 
 def data_url_bytes(url: str, what: str = "image") -> bytes:
@@ -270,12 +323,16 @@ def admitting(settings: Settings, run: Callable, runs: int) -> Callable:
     return admitted_run
 
 
-def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callable:
-    """The Studio's run handler for these server settings: it fills `viewer`, and at the end `history`."""
+def make_edit(
+    settings: Settings, viewer: Viewer, history: gr.Gallery, painter: gr.ImageEditor | None = None
+) -> Callable:
+    """The Studio's run handler for these server settings: it fills `viewer`, and at the end `history`; `painter`
+    holds the mask a person painted on the page."""
 
     def edit(form: SimpleNamespace, session: Session | None) -> Iterator[dict]:
         session = session if session is not None else Session()
         try:
+            mask = mask_input(form.mask, form.painted, painter)
             request = make_request(
                 image_input(form.image),
                 form.instruction,
@@ -286,6 +343,7 @@ def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
                 steps=form.steps,
                 guidance=form.guidance,
                 step=form.step,
+                mask=mask,
                 **loop_rules(settings, form.seed_per_turn),
             )
             choices = {name: getattr(form, name) for name in (*CHOICES, "speed")}
@@ -294,6 +352,7 @@ def make_edit(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
         except ThinkEditError as exc:
             raise refused(exc, settings.public) from None
         (view,) = run_views(jobs, session, settings.public)
+        session.showing = view
         yield viewer_update(viewer, view, final=False)
         for _ in follow(session, "studio", jobs, [view], [""], run_settings, form.queued_at):
             yield viewer_update(viewer, view, final=False, turns_changed=view.turns_to_send())
@@ -346,6 +405,7 @@ def make_continue(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Ca
                 raise refused(exc, settings.public) from None
             jobs = [loop.Job(editor, thinker, request, saved.path, continuation)]
             view = RunView.continuing(saved, continuation.from_turn, session.view_folder(), settings.public)
+            session.showing = view
             yield viewer_update(viewer, view, final=False)
             for _ in follow(session, "studio", jobs, [view], [""], run_settings, form.queued_at):
                 yield viewer_update(viewer, view, final=False, turns_changed=view.turns_to_send())
@@ -368,6 +428,7 @@ def make_rate(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
             raise refused(exc, settings.public) from None
         view = saved_view(path, session, settings.public)
         session.remember(view)
+        session.showing = view
         yield viewer_update(viewer, view, final=True) | {history: session.gallery()}
 
     doc = "Record your verdict on a turn of one of your runs: pick (your best), up, down, or clear."
@@ -381,6 +442,7 @@ def open_side(trajectories: Any, session: Session | None, *, side: str, settings
     if not isinstance(record, dict) or not record.get("run_dir"):
         raise refused(f"Side {side.upper()} has no saved run yet: compare first.", settings.public)
     view = saved_view(own_run(record["run_dir"], session, settings), session, settings.public)
+    session.showing = view
     return viewer_update(viewer, view, final=True)
 
 
@@ -402,18 +464,22 @@ def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, think
     raise BadInput(f"Unknown comparison '{mode}'; use one of: {', '.join(COMPARE_MODES)}.")
 
 
-def make_compare(settings: Settings, comparison: Comparison, history: gr.Gallery) -> Callable:
+def make_compare(
+    settings: Settings, comparison: Comparison, history: gr.Gallery, painter: gr.ImageEditor | None = None
+) -> Callable:
     """The Compare tab's handler for these server settings: it fills `comparison`, and at the end `history`."""
 
     def compare(form: SimpleNamespace, session: Session | None) -> Iterator[dict]:
         session = session if session is not None else Session()
         try:
+            mask = mask_input(form.mask, form.painted, painter)
             request = make_request(
                 image_input(form.image),
                 form.instruction,
                 max_turns=form.max_turns,
                 threshold=form.threshold,
                 seed=form.seed,
+                mask=mask,
                 **loop_rules(settings),
             )
             sides = compare_sides(form.mode, form.editor_a, form.editor_b, form.thinker_a, form.thinker_b)
@@ -460,7 +526,8 @@ def open_history(index: Any, session: Session | None, viewer: Viewer, public: bo
         position = number(index, "The run number", 0, len(runs) - 1, whole=True)
     except BadInput:
         raise refused("That run is not in this session's history.", public) from None
-    return viewer_update(viewer, saved_view(runs[position], session, public), final=True)
+    session.showing = saved_view(runs[position], session, public)
+    return viewer_update(viewer, session.showing, final=True)
 
 
 def open_saved(
@@ -479,15 +546,43 @@ def open_saved(
             raise refused(exc, settings.public) from None
     view = saved_view(upload or confined(folder, settings), session, settings.public)
     session.remember(view)
+    session.showing = view
     return viewer_update(viewer, view, final=True) | {history: session.gallery()}
 
 
 def run_views(jobs: list[loop.Job], session: Session, public: bool) -> list[RunView]:
     """One view per job, filled as its run streams; a public page's views name no server folder."""
     return [
-        RunView(source=j.request.image, max_turns=j.request.max_turns, folder=session.view_folder(), public=public)
+        RunView(
+            source=j.request.image,
+            max_turns=j.request.max_turns,
+            folder=session.view_folder(),
+            public=public,
+            mask=j.request.mask,
+        )
         for j in jobs
     ]
+
+
+def show_changes(index: Any, session: Session | None, public: bool = False) -> tuple[str | None, str]:
+    """(the "what changed" picture, what it shows in words) of the turn at `index` (0 first, as the turn gallery
+    lists them) of the run the Studio shows."""
+    view = session.showing if session is not None else None
+    if view is None or not view.turns:
+        return None, NOTHING_SHOWN
+    try:
+        position = number(index, "The turn", 0, len(view.turns) - 1, whole=True)
+    except BadInput:
+        raise refused(f"That turn is not in the run shown: give 0 to {len(view.turns) - 1}.", public) from None
+    return view.changes(view.turns[position])
+
+
+def best_changes(session: Session | None) -> tuple[str | None, str]:
+    """What changed in the best turn (else the last) of the run the Studio shows."""
+    view = session.showing if session is not None else None
+    if view is None or not view.turns:
+        return None, NOTHING_SHOWN
+    return view.changes(view.best_turn or view.turns[-1])
 
 
 def saved_view(path: str | Path, session: Session, public: bool = False) -> RunView:

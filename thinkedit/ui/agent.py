@@ -52,6 +52,7 @@ def add_tools(settings: Settings, rows: list[dict[str, Any]], run_options: dict)
             gr.Number(settings.max_turns, precision=0, label="Max turns"),
             gr.Number(settings.threshold, label="Stop threshold"),
             gr.Number(0, precision=0, label="Seed"),
+            gr.Textbox(label="Mask (data URL or upload URL)"),
         ]
         outputs = [gr.Image(type="pil", format="png", label="Best turn"), gr.Textbox(label="Summary (JSON)")]
         backends = gr.Textbox(label="Backends (JSON)")
@@ -148,11 +149,11 @@ def progress_report(event: loop.Event, max_turns: int, before: int = 0) -> tuple
 
 
 def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
-    """What an agent needs from a run: each turn's prompt, scores, refined prompt, the turn it continues and who
-    wrote its prompt; the best turn (the person's pick when there is one), why it stopped, and the run id (its
-    folder's name under the runs folder)."""
+    """What an agent needs from a run: each turn's prompt, scores, refined prompt, drift, the turn it continues and
+    who wrote its prompt; the best turn (the person's pick when there is one), why it stopped, the masked region,
+    and the run id (its folder's name under the runs folder)."""
     record = trajectory.record()
-    keys = ("prompt", "semantic", "quality", "refined_prompt", "parent", "by")
+    keys = ("prompt", "semantic", "quality", "refined_prompt", "drift", "parent", "by")
     best = shown_best(record)
     return {
         "run": trajectory.run_dir.name if holds_run(trajectory.run_dir) else None,
@@ -163,6 +164,7 @@ def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
         "best_by": "person" if record["picked_turn"] is not None else "thinker",
         "thinker_best_turn": record["best_turn"],
         "stages": record["stages"],
+        "region": record["region"],
         "stop_reason": record["stop_reason"],
         "stopped_because": loop.stop_message(record),
         "error": record["error"],
@@ -206,6 +208,7 @@ def make_think_edit(settings: Settings):
         max_turns=DEFAULTS.max_turns,
         threshold=DEFAULTS.threshold,
         seed=DEFAULTS.seed,
+        mask=None,
         progress=gr.Progress(),  # noqa: B008 - how Gradio asks for a progress tracker
     ):
         """Edit an image with Think-while-Edit: an image editor edits, a multimodal thinker scores the edit (semantic and quality, 0-10) and rewrites the instruction, and the loop repeats until the edit is good enough. Every turn edits the original image again; the best turn is returned, not the last.
@@ -218,15 +221,18 @@ def make_think_edit(settings: Settings):
             max_turns: at most this many edits, 1 to 10.
             threshold: stop as soon as both scores reach this, 0 to 10.
             seed: the editor's seed; every turn uses it, so turns differ only by their prompt (as in the paper's loop).
+            mask: optional, the region the edit may change, as an image the size of the image (white may change, black is kept exactly), sent like the image; empty for no mask.
 
         Returns:
-            The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores and refined prompt; the best turn; why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, error; stopped_because: the same in words); any notices; and the run id.
+            The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores, refined prompt and drift (changed: share of the image that changed noticeably; outside: share changed outside the mask, or null); the best turn; the mask in words (region); why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, error; stopped_because: the same in words); any notices; and the run id.
         """
         with contextlib.ExitStack() as holding:
             try:
                 source = tool_image(image, settings.public, settings.request_timeout)
                 holding.enter_context(admission.admitted(settings, source))  # the page's memory budget
-                options = dict(max_turns=max_turns, threshold=threshold, seed=seed, **actions.loop_rules(settings))
+                fence = tool_image(mask, settings.public, settings.request_timeout) if mask else None
+                rules = actions.loop_rules(settings)
+                options = dict(max_turns=max_turns, threshold=threshold, seed=seed, mask=fence, **rules)
                 request = make_request(source, instruction, **options)
                 run_settings = user_settings(settings, editor, thinker, {})
                 job = actions.job(run_settings, request)

@@ -103,11 +103,11 @@ def build_app(settings: Settings) -> gr.Blocks:
         gr.Markdown(INTRO, elem_id="te-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Studio", id="studio"):
-                viewer, turn = studio_tab(settings, editors, thinkers, state, history)
+                viewer, turn, changes = studio_tab(settings, editors, thinkers, state, history)
             with gr.Tab("Compare", id="compare"):
                 compare_tab(settings, editors, thinkers, state, history, (viewer, turn, tabs))
             with gr.Tab("History", id="history") as history_tab_item:
-                history_tab(settings, state, history, history_tab_item, tabs, (viewer, turn))
+                history_tab(settings, state, history, history_tab_item, tabs, (viewer, turn), changes)
             with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
                 benchmarks_tab(settings, state, benchmarks_tab_item)
         if settings.mcp:
@@ -123,9 +123,10 @@ def run_options(settings: Settings) -> dict:
 
 def studio_tab(
     settings: Settings, editors: list, thinkers: list, state: gr.State, history: gr.Gallery
-) -> tuple[actions.Viewer, gr.Number]:
+) -> tuple[actions.Viewer, gr.Number, actions.Changes]:
     """One image, one run, live, and going on from any of its turns; returns the viewer (History and Compare open
-    runs into it) and the steering panel's turn box (they set it to the run's newest turn)."""
+    runs into it), the steering panel's turn box (they set it to the run's newest turn) and the "what changed" view
+    (History shows its run's best turn there)."""
     steps, guidance = actions.editor_defaults(settings.editor, settings.speed)
     controls = {}  # field name (actions.EDIT_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
@@ -133,6 +134,8 @@ def studio_tab(
             image = controls["image"] = gr.Image(
                 label="Image", sources=["upload", "clipboard", "webcam"], height=280, elem_id="te-image"
             )
+            controls["mask"], painter = mask_controls(image, "te")
+            controls["painted"] = painter
             instruction = controls["instruction"] = instruction_box(
                 elem_id="te-instruction", placeholder="e.g. make the sky a warm sunset orange"
             )
@@ -184,37 +187,69 @@ def studio_tab(
                 gr.Examples(example_rows, [image, instruction], label="Examples", examples_per_page=4)
         with gr.Column(scale=3, min_width=420, elem_id="te-view"):
             panel: dict[str, Any] = {}
-            viewer = run_viewer(below_prompt=lambda: panel.update(steering_panel()))
+            viewer, changes = run_viewer(state, settings.public, below_prompt=lambda: panel.update(steering_panel()))
 
     run.click(
-        actions.make_edit(settings, viewer, history),
+        actions.make_edit(settings, viewer, history, painter),
         [*form.inputs(actions.EDIT_FIELDS, controls), state],
         [*form.outputs(viewer), history],
         api_name="edit",
         **run_options(settings),
-    ).then(**newest_turn(viewer, panel["turn"]))
+    ).then(**newest_turn(viewer, panel["turn"])).then(**changes.show_best(state))
     stop.click(partial(session.stop, which="studio"), state, None, queue=False, api_visibility="private")
     steering_events(settings, viewer, history, state, panel, step)
     for choice in (editor, speed):
         choice.change(actions.editor_defaults, [editor, speed], [steps_box, guidance_box], api_visibility="private")
-    return viewer, panel["turn"]
+    return viewer, panel["turn"], changes
 
 
-def run_viewer(below_prompt: Callable[[], None] | None = None) -> actions.Viewer:
-    """One run as the Studio shows it: status, progress, turns, slider, reasoning, table, zip and JSON;
-    `below_prompt` adds components under the refined prompt (the Studio's steering panel)."""
+def mask_controls(image: gr.Image, prefix: str) -> tuple[gr.Image, gr.ImageEditor]:
+    """(a mask image to upload, Gradio's image editor over the uploaded image to paint the region in): white in the
+    mask and whatever is painted may change, the rest is kept exactly. A new image clears the painting."""
+    painter = gr.ImageEditor(
+        label="Mask (optional): paint where the edit may change",
+        type="pil",
+        image_mode="RGBA",
+        sources=(),
+        transforms=(),
+        layers=False,
+        brush=gr.Brush(colors=[("#ff2d95", 0.6)], color_mode="fixed"),
+        eraser=gr.Eraser(),
+        format="png",
+        height=280,
+        placeholder="Upload the image above; then paint here where it may change",
+        elem_id=f"{prefix}-painter",
+    )
+    with gr.Accordion("…or upload a mask image (white may change, black is kept)", open=False):
+        upload = gr.Image(show_label=False, sources=["upload", "clipboard"], height=140, elem_id=f"{prefix}-mask")
+    image.change(actions.mask_canvas, image, painter, api_visibility="private", preprocess=False)
+    return upload, painter
+
+
+def run_viewer(
+    state: gr.State, public: bool, below_prompt: Callable[[], None] | None = None
+) -> tuple[actions.Viewer, actions.Changes]:
+    """One run as the Studio shows it: status, progress, turns, slider, what changed, reasoning, table, zip and
+    JSON; `below_prompt` adds components under the refined prompt (the Studio's steering panel)."""
     status = gr.Textbox(label="Status", interactive=False, elem_id="te-status")
     progress = gr.HTML(IDLE_PROGRESS, elem_id="te-progress")
-    gallery = turn_gallery("Turns", columns=3, height=236, elem_id="te-gallery")
+    gallery = turn_gallery(
+        "Turns (click one to go on from it and see what changed)", columns=3, height=236, elem_id="te-gallery"
+    )
     with gr.Row(equal_height=False):
         slider = gr.ImageSlider(label="Source ↔ best turn", type="pil", max_height=300, elem_id="te-slider")
-        with gr.Column():
-            reasoning = gr.Textbox(
-                label="Thinker's reasoning", lines=7, max_lines=7, interactive=False, elem_id="te-reasoning"
-            )
-            refined = gr.Textbox(
-                label="Refined prompt (edit it, then Continue)", lines=2, interactive=True, elem_id="te-refined"
-            )
+        changes = changes_view(gallery, state, public)
+    with gr.Row(equal_height=False):
+        reasoning = gr.Textbox(
+            label="Thinker's reasoning", lines=7, max_lines=7, interactive=False, elem_id="te-reasoning", scale=2
+        )
+        refined = gr.Textbox(
+            label="Refined prompt (edit it, then Continue)",
+            lines=7,
+            max_lines=7,
+            interactive=True,
+            elem_id="te-refined",
+        )
     if below_prompt is not None:
         below_prompt()
     table = gr.Dataframe(
@@ -224,12 +259,12 @@ def run_viewer(below_prompt: Callable[[], None] | None = None) -> actions.Viewer
         interactive=False,
         wrap=True,
         elem_id="te-table",
-        column_widths=["7%", "37%", "11%", "10%", "9%", "9%", "7%", "10%"],
+        column_widths=["6%", "28%", "9%", "8%", "7%", "7%", "6%", "11%", "9%", "9%"],
     )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
         trajectory = gr.JSON(label="Trajectory")
-    return actions.Viewer(
+    viewer = actions.Viewer(
         gallery=gallery,
         progress=progress,
         reasoning=reasoning,
@@ -240,6 +275,31 @@ def run_viewer(below_prompt: Callable[[], None] | None = None) -> actions.Viewer
         download=download,
         trajectory=trajectory,
     )
+    return viewer, changes
+
+
+def changes_view(gallery: gr.Gallery, state: gr.State, public: bool) -> actions.Changes:
+    """ "What changed": the difference between the source and a turn, drawn over the source (lossless PNG), for the
+    turn clicked in `gallery` (after a run: its best turn), with a line saying what it shows. `/changes` (the
+    turn's place in the gallery, 0 first) asks for it by API."""
+    with gr.Column():
+        picture = gr.Image(
+            label="What changed", type="filepath", format="png", interactive=False, height=300, elem_id="te-changes"
+        )
+        note = gr.Textbox(show_label=False, lines=2, interactive=False, elem_id="te-changes-note")
+        index = gr.Number(visible=False, precision=0)
+
+    def select_turn(current: session.Session, event: gr.SelectData) -> tuple:
+        return actions.show_changes(event.index, current, public)
+
+    def changes(index: int, current: session.Session) -> tuple:
+        """What changed in turn `index` (its place in the turn gallery, 0 first) of the run the Studio shows: the
+        picture (PNG) and a line saying what it shows."""
+        return actions.show_changes(index, current, public)
+
+    gallery.select(select_turn, state, [picture, note], api_visibility="private")
+    index.change(changes, [index, state], [picture, note], api_name="changes", preprocess=False)
+    return actions.Changes(picture=picture, note=note)
 
 
 def steering_panel() -> dict[str, Any]:
@@ -360,9 +420,12 @@ def compare_tab(
     controls = {}  # field name (actions.COMPARE_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            controls["image"] = gr.Image(
+            image = controls["image"] = gr.Image(
                 label="Image", sources=["upload", "clipboard"], height=220, elem_id="te-c-image"
             )
+            with gr.Accordion("Mask (optional)", open=False):
+                controls["mask"], painter = mask_controls(image, "te-c")
+            controls["painted"] = painter
             controls["instruction"] = instruction_box(elem_id="te-c-instruction")
             controls["mode"] = gr.Radio(list(actions.COMPARE_MODES), value=actions.COMPARE_MODES[0], label="Compare")
             for role, choices, chosen in (
@@ -411,7 +474,7 @@ def compare_tab(
         trajectories=trajectories,
     )
     run.click(
-        actions.make_compare(settings, comparison, history),
+        actions.make_compare(settings, comparison, history, painter),
         [*form.inputs(actions.COMPARE_FIELDS, controls), state],
         [*form.outputs(comparison), history],
         api_name="compare",
@@ -450,6 +513,7 @@ def history_tab(
     tab: gr.Tab,
     tabs: gr.Tabs,
     studio: tuple[actions.Viewer, gr.Number],
+    changes: actions.Changes,
 ) -> None:
     """This session's runs; a click reopens one in the Studio. Saved runs open from their zip (or folder)."""
     viewer, turn = studio
@@ -470,7 +534,7 @@ def history_tab(
 
     history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio).then(
         **newest_turn(viewer, turn)
-    )
+    ).then(**changes.show_best(state))
     # raw input: a wrong type gets our sentence
     open_history = partial(actions.open_history, viewer=viewer, public=settings.public)
     index.change(open_history, [index, state], form.outputs(viewer), api_name="history_open", preprocess=False)
@@ -479,7 +543,7 @@ def history_tab(
         [upload, folder, state],
         [*form.outputs(viewer), history],
         api_name="open_run",
-    ).success(**to_studio).then(**newest_turn(viewer, turn))
+    ).success(**to_studio).then(**newest_turn(viewer, turn)).then(**changes.show_best(state))
 
 
 def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:

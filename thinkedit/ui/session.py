@@ -51,6 +51,8 @@ class Session:
         Path(self.folder).mkdir(parents=True, exist_ok=True)
         sweep_idle(self.last_used)
 
+    showing: RunView | None = None  # the run the Studio shows (live or reopened): "what changed" draws its turns
+
     def view_folder(self) -> Path:
         """A new temp folder for one view; only the KEEP_VIEWS newest are kept."""
         self.used()

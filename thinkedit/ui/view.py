@@ -12,14 +12,15 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from .. import loop
+from .. import drift, loop
 from ..critique import score_text
+from ..drift import Drift, percent
 from ..images import fit_within, load_image, png_bytes
 from ..schema import shown_best
 from ..store import SavedRun, holds_run
@@ -28,7 +29,7 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
-TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By"]
+TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By", "Changed", "Outside"]
 WHO = {"instruction": "instruction", "thinker": "thinker", "person": "you"}  # the By column: who wrote the prompt
 RATING_MARKS = {"up": " · rated up", "down": " · rated down"}
 
@@ -47,6 +48,7 @@ class TurnView:
     by: str = "instruction"  # who wrote its prompt
     stage: int = 1
     feedback: str | None = None  # the person's words that the thinker answered with this turn's prompt
+    drift: Drift | None = None  # None for a turn of another shape (or a run saved before drift was measured)
 
     @classmethod
     def of_record(cls, turn: dict[str, Any], image: str, size: tuple[int, int]) -> TurnView:
@@ -64,6 +66,7 @@ class TurnView:
             turn["by"],
             turn["stage"],
             feedback["text"] if feedback else None,
+            drift.read(turn.get("drift")),
         )
 
     def lineage(self) -> str:
@@ -78,9 +81,10 @@ class TurnView:
 
 @dataclass
 class RunView:
-    """One run as the page shows it; `apply` each loop event in order."""
+    """One run as the page shows it; `apply` each loop event in order. It keeps paths of display copies and sizes,
+    no images, so a session may hold on to the view it shows."""
 
-    source: Image.Image | None = None
+    source: InitVar[Image.Image | None] = None
     max_turns: int | None = 1  # None: a continuation, which adds turns to a run
     turns: list[TurnView] = field(default_factory=list)
     reasoning: str = ""
@@ -93,15 +97,20 @@ class RunView:
     started: float = field(default_factory=time.monotonic)
     folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
+    source_size: tuple[int, int] | None = None  # the original's
     public: bool = False  # a public page shows run ids, never the server's paths
     sent_turns: int = 0  # how many turns the page's gallery has been sent
     picked: int | None = None  # the person's pick (it overrides the thinker's best as `best`)
     ratings: dict[str, str] = field(default_factory=dict)
     stage_sources: dict[int, int | None] = field(default_factory=lambda: {1: None})  # stage → the turn it builds on
+    mask: InitVar[Image.Image | None] = None  # the run's mask (L, white may change): outlined in "what changed"
+    mask_path: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.source is not None:
-            self.source_path = self.display_copy(self.source, "source")
+    def __post_init__(self, source: Image.Image | None, mask: Image.Image | None) -> None:
+        if source is not None:
+            self.source_path, self.source_size = self.display_copy(source, "source"), source.size
+        if mask is not None:
+            self.mask_path = self.display_copy(mask, "mask")
 
     def turns_to_send(self) -> bool:
         """Whether turns were added since the page was last sent them (and, from now on, they count as sent)."""
@@ -153,6 +162,7 @@ class RunView:
             turn.by,
             turn.stage,
             feedback,
+            turn.drift,
         )
         self.turns = sorted([t for t in self.turns if t.index != turn.index] + [shown], key=lambda t: t.index)
         if turn.stage not in self.stage_sources and turn.by == "instruction":
@@ -181,7 +191,9 @@ class RunView:
     @classmethod
     def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False) -> RunView:
         record = saved.record
-        view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
+        view = cls(
+            source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public, mask=saved.mask
+        )
         for turn in record["turns"]:
             original = saved.image(turn["index"])
             image = view.display_copy(original, f"turn_{turn['index']:02d}")
@@ -234,6 +246,9 @@ class RunView:
         lineage = turn.lineage()
         text = f"Turn {turn.index}" + (f" ({lineage})" if lineage else "")
         text += f" · semantic {score_text(turn.semantic)} · quality {score_text(turn.quality)}"
+        if turn.drift is not None:
+            outside = "" if turn.drift.outside is None else f" ({percent(turn.drift.outside)} outside)"
+            text += f" · changed {percent(turn.drift.changed)}{outside}"
         text += RATING_MARKS.get(self.ratings.get(str(turn.index)), "")
         if turn.index == self.best:
             text += " · ★ your pick" if self.picked is not None else " · ★ best"
@@ -251,17 +266,37 @@ class RunView:
                 "–" if turn.parent is None else turn.parent,
                 ("feedback" if turn.feedback else WHO[turn.by])
                 + RATING_MARKS.get(self.ratings.get(str(turn.index)), ""),
+                percent(turn.drift.changed) if turn.drift else "–",
+                percent(turn.drift.outside) if turn.drift else "–",
             ]
             for turn in self.turns
         ]
 
+    def changes(self, turn: TurnView) -> tuple[str | None, str]:
+        """(the "what changed" picture of `turn` against the source, what it shows in words). A turn of another shape
+        gets no picture, and the words say why. Drawn once from the display copies into this view's folder."""
+        if self.source_size is None or self.source_path is None:
+            return None, "This run has no source image to compare with."
+        if turn.size != self.source_size:
+            turn_size, source_size = (f"{w}×{h}" for w, h in (turn.size, self.source_size))
+            return None, drift.SHAPE_CHANGED.format(turn=turn.index, turn_size=turn_size, source_size=source_size) + "."
+        path = self.folder / f"changes_{turn.index:02d}.png"
+        if not path.is_file():
+            source, edited = load_image(self.source_path), load_image(turn.image)
+            mask = load_image(self.mask_path).convert("L").resize(source.size) if self.mask_path else None
+            path.write_bytes(png_bytes(drift.picture(source, edited, mask)))
+        measured = drift.words(turn.drift) if turn.drift else "drift not recorded"
+        legend = f"yellow: just noticeable (ΔE00 over {drift.NOTICEABLE:g}), red: strong"
+        legend += ", cyan: the mask's edge" if self.mask_path else ""
+        return str(path), f"Turn {turn.index} against the source: {measured}. {legend}."
+
     def slider(self) -> tuple[str, str] | None:
         """The source the best turn edited (the run's, or its stage's) ↔ the best turn, on one frame."""
         best = self.best_turn
-        if best is None or self.source is None or self.source_path is None:
+        if best is None or self.source_size is None or self.source_path is None:
             return None
         built_on = next((t for t in self.turns if t.index == self.stage_sources.get(best.stage)), None)
-        source = (built_on.image, built_on.size) if built_on else (self.source_path, self.source.size)
+        source = (built_on.image, built_on.size) if built_on else (self.source_path, self.source_size)
         return same_frame(source, (best.image, best.size), self.folder)
 
     def versus(self, other: RunView) -> tuple[str, str] | None:
