@@ -28,6 +28,10 @@ FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 SEED_PER_TURN = ("same", "increment")  # same: every turn edits with the run's seed, as the reference does
 NO_ANSWER = ("stop", "repeat")  # a reply without a refined prompt: stop, as the reference does, or edit again
 JUDGE_PROTOCOLS = ("ours", "viescore")  # our judge questions, or VIEScore's official request from its prompt file
+BASELINES = ("rewrite", "best-of-n")  # what the loop is measured against (`thinkedit eval --modes`, Compare)
+PATIENCE_RANGE = MAX_TURNS_RANGE  # --patience K: stop once the best score has not improved for K turns
+BUDGET_SECONDS_RANGE = (0.0, 10.0**7)  # --budget-seconds: above 0; the run's edit and think seconds
+BUDGET_TOKENS_RANGE = (0, 10**12)  # --budget-tokens: above 0; the thinker's prompt and completion tokens
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "group", "sequential")
@@ -54,6 +58,9 @@ class Defaults:
     seed: int = 0  # the reference's seed
     seed_per_turn: str = "same"  # every turn edits with the run's seed, as the reference does
     no_answer: str = "stop"  # a reply without <answer> ends the run, as the reference's does
+    patience: int | None = None  # no early stop: the loop goes on until a stop rule of the reference's ends it
+    budget_seconds: float | None = None  # no compute budget
+    budget_tokens: int | None = None
     edit_timeout: float = 600.0  # seconds an editor may go without a step or heartbeat (remote: the read timeout)
     thinker_timeout: float = 600.0  # seconds a thinker may go without a token or heartbeat (loading included)
 
@@ -86,6 +93,8 @@ class Role:
 
 # The remote bounds: a NaN, an infinity or a negative here would turn a limit off without a word.
 POSITIVE_SECONDS_OR_MB = ("connect_timeout", "request_timeout", "edit_timeout", "thinker_timeout", "remote_answer_mb")
+PRICES = ("price_gpu_hour", "price_million_tokens")  # None, or a finite number from 0: an estimated cost's prices
+OPTIONAL_NUMBERS = {"memory_budget_gb", *PRICES}  # None by default; a number when set
 
 
 @dataclass
@@ -142,6 +151,8 @@ class Settings:
     ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
     mcp: bool = False  # web app: also an MCP server at /gradio_api/mcp/ with the think_edit tool
+    price_gpu_hour: float | None = None  # what a GPU-hour costs you: turns GPU seconds into an estimated cost
+    price_million_tokens: float | None = None  # what a million thinker tokens (prompt + completion) cost you
     extra: dict = field(default_factory=dict)
     caller: Caller = field(default_factory=Caller, repr=False)  # a request's copy only (`for_caller`)
 
@@ -171,6 +182,12 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise BadInput(f"THINKEDIT_{name.upper()} must be a number above 0, not {value!r}.")
+        for name in PRICES:
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+            ):
+                raise BadInput(f"THINKEDIT_{name.upper()} must be a number from 0 (a price), not {value!r}.")
         for f in dataclasses.fields(self):  # a settings file's "runs\u0000" would fail later as "embedded null byte"
             if isinstance(getattr(self, f.name), (str, Path)) and "\0" in str(getattr(self, f.name)):
                 raise BadInput(f"THINKEDIT_{f.name.upper()} holds a NUL character, which no name or path may hold.")
@@ -201,9 +218,7 @@ def _convert(name: str, raw: str):
     default = getattr(Settings, name, None) if name != "runs_dir" else Path()
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    kind = (
-        int if isinstance(default, int) else float if isinstance(default, float) or name == "memory_budget_gb" else str
-    )
+    kind = int if isinstance(default, int) else float if isinstance(default, float) or name in OPTIONAL_NUMBERS else str
     try:
         return kind(raw)
     except ValueError:
@@ -248,6 +263,13 @@ BACKEND_FLAGS = {  # flag → its argparse options; each names a Settings field 
     "--speed": {"choices": SPEEDS, "help": "fast: caches, compilation, few-step LoRAs (default: default)"},
     "--runs-dir": {"help": "where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)"},
 }
+PRICE_FLAGS = {  # an estimated cost (`edit`, `eval`, `show`), the same way
+    "--price-gpu-hour": {"type": float, "help": "what a GPU-hour costs you (THINKEDIT_PRICE_GPU_HOUR): est. cost"},
+    "--price-million-tokens": {
+        "type": float,
+        "help": "what a million thinker tokens cost you (THINKEDIT_PRICE_MILLION_TOKENS): est. cost",
+    },
+}
 JUDGE_FLAGS = {  # `thinkedit eval`'s judge, the same way
     "--judge": {"help": "classic (default), openai, qwen-vl or hf-inference"},
     "--judge-model": {"help": "served model name, checkpoint id or local folder"},
@@ -276,6 +298,13 @@ APP_FLAGS = {  # `python app.py`, the web app, the same way
 }
 
 
+def add_price_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prices of an estimated cost (`edit`, `eval`, `show`); `settings_from_args` reads them."""
+    group = parser.add_argument_group("cost")
+    for flag, options in PRICE_FLAGS.items():
+        group.add_argument(flag, **options)
+
+
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """The web app's flags; `settings_from_args` reads them."""
     for flag, options in APP_FLAGS.items():
@@ -293,7 +322,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser, judge: bool = False) 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the flags of this module's tables that `args` has on top."""
-    names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *JUDGE_FLAGS, *APP_FLAGS)]
+    names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *PRICE_FLAGS, *JUDGE_FLAGS, *APP_FLAGS)]
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
 
 
@@ -340,6 +369,25 @@ def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
     group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+    stop = parser.add_argument_group("early stop (the best turn so far is kept)")
+    stop.add_argument(
+        "--patience",
+        type=number_flag(*PATIENCE_RANGE, whole=True),
+        metavar="K",
+        help="stop when the best score has not improved for K turns",
+    )
+    stop.add_argument(
+        "--budget-seconds",
+        type=number_flag(*BUDGET_SECONDS_RANGE),
+        metavar="S",
+        help="stop once the run's edit and think seconds reach S",
+    )
+    stop.add_argument(
+        "--budget-tokens",
+        type=number_flag(*BUDGET_TOKENS_RANGE, whole=True),
+        metavar="T",
+        help="stop once the thinker's prompt and completion tokens reach T",
+    )
 
 
 def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
@@ -353,4 +401,7 @@ def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
         "no_answer": args.no_answer or settings.no_answer,
         "steps": args.steps,
         "guidance": args.guidance,
+        "patience": args.patience,
+        "budget_seconds": args.budget_seconds,
+        "budget_tokens": args.budget_tokens,
     }

@@ -17,9 +17,9 @@ from typing import Any
 
 from PIL import Image
 
-from . import runtime
-from .backend import name_of
-from .config import DEFAULTS
+from . import compute, runtime
+from .backend import is_local, name_of
+from .config import DEFAULTS, Settings
 from .critique import Critique, score_text
 from .errors import Cancelled, ThinkEditError
 from .images import editor_output
@@ -41,6 +41,9 @@ class Turn:
     think_seconds: float
     editor_note: str | None = None
     thinker_note: str | None = None  # what the loop made of a reply it could not follow (no refined prompt)
+    tokens: compute.Tokens = field(default_factory=compute.Tokens)  # its critique's; (0, 0) without one
+    gpu_seconds: float | None = None  # device time held during the turn; None where no GPU was used
+    slices: list[compute.Slice] = field(default_factory=list)  # its ZeroGPU calls
 
     @property
     def rank(self) -> float:
@@ -59,6 +62,7 @@ class Trajectory:
     error: str | None = None
     first_turn_prompt: str | None = None  # what polish / critique-source turned the instruction into
     first_turn_reasoning: str | None = None
+    first_turn_compute: dict[str, Any] | None = None  # what the first-turn rewrite spent (`_first_step`)
     warnings: list[str] = field(default_factory=list)
     run_dir: Path | None = None
     started: float = field(default_factory=time.time)
@@ -291,56 +295,35 @@ def execute(
 
     `alive()` is called at every step and token the backends report and after every backend call; it raises
     `Cancelled` (or an error) to end the run there. Finished turns are saved as they finish; the last event is
-    always `RunFinished`.
+    always `RunFinished`. A baseline request (`request.baseline`) runs what the loop is measured against.
     """
-    source = request.image
     try:
-        with runtime.gpu_turn(editor, thinker, waiting=alive):
+        with runtime.gpu_turn(editor, thinker, waiting=alive), compute.metering() as meter:
+            held = holds_gpu(editor, thinker)
             alive()
             prompt = request.instruction
-            if thinker is not None and request.first_turn != "none":
-                emit(ThinkingStarted(0))
-                prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive)
-                trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
-            max_turns = request.max_turns if thinker is not None else 1
+            if thinker is not None and first_turn_strategy(request) != "none":
+                prompt = _first_step(thinker, request, trajectory, meter, held, emit, alive)
+            max_turns = turn_limit(thinker, request)
+            critic = thinker if request.baseline != "rewrite" else None  # the rewrite baseline's edit is not critiqued
             for index in range(1, max_turns + 1):
                 alive()
-                seed = turn_seed(request, index)
-                emit(TurnStarted(index, prompt))
-                started = time.perf_counter()
-                edited = editor.edit(
-                    source,
-                    prompt,
-                    seed=seed,
-                    steps=request.steps,
-                    guidance=request.guidance,
-                    on_step=_step_callback(index, emit, alive),
-                )
-                alive()
-                edit_seconds = time.perf_counter() - started
-                edited, note = _check_edit(edited)
-                if note:
-                    emit(Notice(f"Turn {index}: {note}"))
-                critique, think_seconds = Critique(None, None, "", None, ""), 0.0
-                if thinker is not None:
-                    emit(ThinkingStarted(index))
-                    started = time.perf_counter()
-                    critique = thinker.critique(
-                        source, edited, request.instruction, prompt, on_token=_token_callback(index, emit, alive)
-                    )
-                    alive()
-                    think_seconds = time.perf_counter() - started
-                turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
-                if thinker is not None and critique.refined_prompt is None:
+                mark = meter.mark()
+                turn = _edit_and_critique(editor, critic, request, index, prompt, emit, alive)
+                _measure(turn, *meter.since(mark), held=held, critiqued=critic is not None)
+                if critic is not None and turn.critique.refined_prompt is None and request.baseline is None:
                     turn.thinker_note = _no_answer_note(request, index, max_turns)
                     emit(Notice(f"Turn {index}: {turn.thinker_note}"))
                 trajectory.turns.append(turn)
                 _save(trajectory, emit)
                 emit(TurnFinished(turn))
-                trajectory.stop_reason = _stop_reason(trajectory, thinker is None, max_turns)
+                trajectory.stop_reason = _stop_reason(trajectory, thinker is None, max_turns) or _early_stop(
+                    trajectory, emit
+                )
                 if trajectory.stop_reason is not None:
                     break
-                prompt = critique.refined_prompt or prompt
+                if request.baseline is None:  # best-of-N edits the same prompt every time
+                    prompt = turn.critique.refined_prompt or prompt
     except Cancelled:
         trajectory.stop_reason = "cancelled"
     except Exception as exc:  # noqa: BLE001 - any failure ends the run; finished turns are kept
@@ -352,6 +335,88 @@ def execute(
             trajectory.settings[f"{role}_model"] = backend.model
     _save(trajectory, emit)
     emit(RunFinished(trajectory))
+
+
+def _edit_and_critique(editor, critic, request: EditRequest, index: int, prompt: str, emit, alive) -> Turn:
+    """Turn `index`: the edit of the source with `prompt`, then (with a `critic`) its critique."""
+    source = request.image
+    seed = turn_seed(request, index)
+    emit(TurnStarted(index, prompt))
+    started = time.perf_counter()
+    edited = editor.edit(
+        source,
+        prompt,
+        seed=seed,
+        steps=request.steps,
+        guidance=request.guidance,
+        on_step=_step_callback(index, emit, alive),
+    )
+    alive()
+    edit_seconds = time.perf_counter() - started
+    edited, note = _check_edit(edited)
+    if note:
+        emit(Notice(f"Turn {index}: {note}"))
+    critique, think_seconds = Critique(None, None, "", None, ""), 0.0
+    if critic is not None:
+        emit(ThinkingStarted(index))
+        started = time.perf_counter()
+        critique = critic.critique(
+            source, edited, request.instruction, prompt, on_token=_token_callback(index, emit, alive)
+        )
+        alive()
+        think_seconds = time.perf_counter() - started
+    return Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
+
+
+def holds_gpu(editor, thinker) -> bool:
+    """Whether a run of these backends holds a local accelerator (CUDA, MPS) from start to end: it takes the GPU turn
+    and a local backend's device is not the CPU. ZeroGPU slices are counted per call instead (`compute.Slice`)."""
+    if not runtime.takes_gpu_turn(editor, thinker):
+        return False
+    local = [b for b in (editor, thinker) if b is not None and is_local(b) and getattr(b, "takes_turns", True)]
+    devices = [runtime.pick_device(getattr(backend, "settings", None) or Settings()) for backend in local]
+    return any(not device.startswith("cpu") for device in devices)
+
+
+def _measure(turn: Turn, slices: list[compute.Slice], reported, *, held: bool, critiqued: bool) -> None:
+    """A finished turn's GPU seconds (the whole turn when the run holds a GPU, else its ZeroGPU slices' used seconds,
+    else None) and tokens (its critique's; none spent without one)."""
+    turn.slices = slices
+    if held:
+        turn.gpu_seconds = turn.edit_seconds + turn.think_seconds
+    elif slices:
+        turn.gpu_seconds = sum(s.used for s in slices)
+    turn.tokens = turn.critique.tokens if critiqued else compute.NO_TOKENS
+    if reported is not None:  # tokens a backend reported apart from its answer during this turn
+        turn.tokens = turn.tokens + reported
+
+
+def _first_step(thinker, request: EditRequest, trajectory: Trajectory, meter, held: bool, emit, alive) -> str:
+    """The first-turn rewrite (polish or critique-source): turn 1's prompt, its reasoning and its compute recorded."""
+    emit(ThinkingStarted(0))
+    mark, started = meter.mark(), time.perf_counter()
+    prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive)
+    seconds = time.perf_counter() - started
+    slices, tokens = meter.since(mark)
+    trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
+    gpu = seconds if held else sum(s.used for s in slices) if slices else None
+    trajectory.first_turn_compute = {
+        "think_seconds": round(seconds, 4),
+        "gpu_seconds": None if gpu is None else round(gpu, 4),
+        "tokens": (tokens or compute.Tokens()).record(),
+        "zerogpu": compute.zerogpu_record(slices),
+    }
+    return prompt
+
+
+def first_turn_strategy(request: EditRequest) -> str:
+    """How turn 1's prompt is made: the request's strategy; the rewrite baseline always polishes."""
+    return "polish" if request.baseline == "rewrite" else request.first_turn
+
+
+def turn_limit(thinker, request: EditRequest) -> int:
+    """How many edits the run may make: one without a thinker or for the rewrite baseline, else `max_turns`."""
+    return 1 if thinker is None or request.baseline == "rewrite" else request.max_turns
 
 
 def _step_callback(index: int, emit: Callable, alive: Callable) -> Callable[[int, int], None]:
@@ -381,8 +446,14 @@ def _token_callback(
 
 
 def turn_seed(request: EditRequest, index: int) -> int:
-    """The seed turn `index` edits with: the run's own on every turn (the reference's rule), or seed + index - 1."""
-    return request.seed if request.seed_per_turn == "same" else (request.seed + index - 1) % (2**32)
+    """The seed turn `index` edits with: the run's own on every turn (the reference's rule), or seed + index - 1
+    (always for best-of-N: its edits differ only by their seed)."""
+    return request.seed if seeds_of(request) == "same" else (request.seed + index - 1) % (2**32)
+
+
+def seeds_of(request: EditRequest) -> str:
+    """The seed rule a run follows: the request's; best-of-N's is always "increment"."""
+    return "increment" if request.baseline == "best-of-n" else request.seed_per_turn
 
 
 def seed_rule(settings: dict[str, Any]) -> str:
@@ -396,6 +467,10 @@ def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> s
     critique = turn.critique
     if single_shot:
         return "single_shot"
+    if trajectory.request.baseline == "rewrite":
+        return "rewrite"
+    if trajectory.request.baseline == "best-of-n":  # exactly max_turns edits: compute equal to the loop's budget
+        return "best_of_n" if turn.index == max_turns else None
     if critique.satisfied(trajectory.request.threshold):
         return "threshold"
     if critique.refined_prompt is None and trajectory.request.no_answer == "stop":
@@ -403,6 +478,46 @@ def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> s
     if critique.refined_prompt is not None and _same(critique.refined_prompt, turn.prompt):
         return "prompt_kept"
     return "max_turns" if turn.index == max_turns else None
+
+
+def _early_stop(trajectory: Trajectory, emit: Callable[[Event], None]) -> str | None:
+    """The optional early stops, after a turn that no other rule ended the loop at (`STOP_REASONS` says each)."""
+    request = trajectory.request
+    if request.baseline is not None:
+        return None
+    if request.patience is not None and turns_without_gain(trajectory.turns) >= request.patience:
+        return "patience"
+    seconds, tokens = spent(trajectory)
+    if request.budget_seconds is not None and seconds >= request.budget_seconds:
+        return "budget_seconds"
+    if request.budget_tokens is not None and not tokens.known:
+        if len(trajectory.turns) == 1:
+            emit(Notice("The thinker does not report its tokens, so the tokens budget cannot end this run."))
+    elif request.budget_tokens is not None and tokens.total >= request.budget_tokens:
+        return "budget_tokens"
+    return None
+
+
+def turns_without_gain(turns: list[Turn]) -> int:
+    """How many turns have passed since the best score last rose (0: the newest turn raised it)."""
+    best, since = None, 0
+    for turn in turns:
+        if best is None or turn.rank > best:
+            best, since = turn.rank, 0
+        else:
+            since += 1
+    return since
+
+
+def spent(trajectory: Trajectory) -> tuple[float, compute.Tokens]:
+    """What the run has spent so far: edit and think seconds, and the thinker's tokens (the first-turn rewrite's
+    included)."""
+    first = trajectory.first_turn_compute or {}
+    seconds = first.get("think_seconds", 0.0) + sum(t.edit_seconds + t.think_seconds for t in trajectory.turns)
+    tokens = compute.Tokens.read(first.get("tokens")) if first else compute.NO_TOKENS
+    for turn in trajectory.turns:
+        tokens = tokens + turn.tokens
+    return seconds, tokens
 
 
 def _no_answer_note(request: EditRequest, index: int, max_turns: int) -> str:
@@ -416,7 +531,8 @@ def _no_answer_note(request: EditRequest, index: int, max_turns: int) -> str:
 
 
 # Why a run ended, in words: the status line, `edit`'s last line and the MCP summary all say it from this table.
-# A new stop rule adds its row. Fields: {threshold}, {max_turns}, and {semantic} and {quality} of the last turn.
+# A new stop rule adds its row. Fields: the settings {threshold}, {max_turns}, {patience}, {budget_seconds},
+# {budget_tokens}, and {semantic} and {quality} of the last turn.
 STOP_REASONS = {
     "threshold": "both scores reached the threshold {threshold} (semantic {semantic}, quality {quality})",
     "prompt_kept": (
@@ -426,6 +542,16 @@ STOP_REASONS = {
     "no_answer": "the thinker's reply held no refined prompt (no <answer>), so the run stopped, as the reference's does",
     "max_turns": "reached the turn limit of {max_turns}",
     "single_shot": "a single edit, not critiqued (the single-shot baseline)",
+    "rewrite": "the thinker rewrote the instruction once from the source image, then one edit, not critiqued (the rewrite baseline)",
+    "best_of_n": (
+        "{max_turns} edits of the same prompt with different seeds, the best picked by the thinker's scores "
+        "(the best-of-{max_turns} baseline)"
+    ),
+    "patience": "the best score had not risen for {patience} turn(s) (patience {patience}); the best turn so far is kept",
+    "budget_seconds": (
+        "the run's edit and think seconds reached the budget of {budget_seconds} s; the best turn so far is kept"
+    ),
+    "budget_tokens": "the thinker's tokens reached the budget of {budget_tokens}; the best turn so far is kept",
     "cancelled": "stopped by you; finished turns are kept",
     "error": "stopped by an error",
 }
@@ -441,6 +567,9 @@ def stop_message(record: dict[str, Any]) -> str:
     return STOP_REASONS[reason].format(
         threshold=score_text(settings.get("threshold")),
         max_turns=settings.get("max_turns"),
+        patience=settings.get("patience"),
+        budget_seconds=f"{settings.get('budget_seconds') or 0:g}",
+        budget_tokens=f"{settings.get('budget_tokens') or 0:,}",
         semantic=score_text(last.get("semantic")),
         quality=score_text(last.get("quality")),
     )
@@ -449,7 +578,7 @@ def stop_message(record: dict[str, Any]) -> str:
 def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Callable) -> tuple[str, str | None]:
     """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy."""
     source = request.image
-    if request.first_turn == "polish":
+    if first_turn_strategy(request) == "polish":
         polish = getattr(thinker, "polish", None)
         if polish is None:
             emit(Notice("This thinker cannot polish instructions; turn 1 uses the instruction as written."))
@@ -462,6 +591,7 @@ def _first_turn_prompt(thinker, request: EditRequest, emit: Callable, alive: Cal
         source, source, request.instruction, request.instruction, on_token=_token_callback(0, emit, alive)
     )
     alive()
+    compute.report_tokens(critique.tokens)
     return critique.refined_prompt or request.instruction, critique.reasoning
 
 
@@ -501,15 +631,19 @@ def _message(exc: BaseException) -> str:
 
 def _settings_record(editor, thinker, request: EditRequest) -> dict[str, Any]:
     return {
-        "max_turns": request.max_turns,
+        "max_turns": turn_limit(thinker, request) if request.baseline else request.max_turns,
         "threshold": request.threshold,
-        "first_turn": request.first_turn,
+        "first_turn": first_turn_strategy(request) if thinker else request.first_turn,
         "seed": request.seed,
-        "seed_per_turn": request.seed_per_turn,
+        "seed_per_turn": seeds_of(request),
         "no_answer": request.no_answer,
         "steps": request.steps,
         "guidance": request.guidance,
         "editor_model": getattr(editor, "model", None),
         "thinker_model": getattr(thinker, "model", None) if thinker else None,
         "speed": getattr(getattr(editor, "settings", None), "speed", "default"),  # a test's stand-in has no settings
+        "patience": request.patience,
+        "budget_seconds": request.budget_seconds,
+        "budget_tokens": request.budget_tokens,
+        "baseline": request.baseline,
     }

@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Any
 
 from . import __version__
+from .compute import totals, zerogpu_record
 from .config import MAX_TURNS_RANGE
 from .errors import BadInput
 
@@ -35,6 +36,11 @@ KINDS: dict[str, Callable[[Any], bool]] = {
     "an object": lambda v: isinstance(v, dict),
     "a list": lambda v: isinstance(v, list),
     "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "an object of token counts": lambda v: (
+        isinstance(v, dict)
+        and set(v) <= {"prompt", "completion"}
+        and all(n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 0) for n in v.values())
+    ),
 }
 
 
@@ -75,6 +81,10 @@ TURN = {
     "think_seconds": Field(("a number",), lambda turn: round(turn.think_seconds, 4), required=True),
     "editor_note": Field(("text", "null"), lambda turn: turn.editor_note),
     "thinker_note": Field(("text", "null"), lambda turn: turn.thinker_note),  # e.g. its reply had no <answer>
+    # compute: the critique's tokens (null: not reported), device time held (null: no GPU), ZeroGPU slices' seconds
+    "tokens": Field(("an object of token counts",), lambda turn: turn.tokens.record()),
+    "gpu_seconds": Field(("a number", "null"), lambda turn: _rounded(turn.gpu_seconds)),
+    "zerogpu": Field(("an object", "null"), lambda turn: zerogpu_record(turn.slices)),
 }
 # The loop records these settings as the run starts (`loop.new_trajectory`); the writer keeps them as they are.
 SETTINGS = {
@@ -89,6 +99,10 @@ SETTINGS = {
     "editor_model": Field(("text", "null")),
     "thinker_model": Field(("text", "null")),
     "speed": Field(("text",)),
+    "patience": Field(("a whole number", "null")),
+    "budget_seconds": Field(("a number", "null")),
+    "budget_tokens": Field(("a whole number", "null")),
+    "baseline": Field(("text", "null")),  # null: the loop; "rewrite" or "best-of-n": a baseline run
 }
 RECORD = {
     "schema_version": Field(("a whole number",), lambda run: SCHEMA_VERSION),
@@ -101,6 +115,7 @@ RECORD = {
     "size": Field(("a list",), lambda run: list(run.request.image.size)),
     "first_turn_prompt": Field(("text", "null"), lambda run: run.first_turn_prompt),
     "first_turn_reasoning": Field(("text", "null"), lambda run: run.first_turn_reasoning),
+    "first_turn_compute": Field(("an object", "null"), lambda run: run.first_turn_compute),
     "turns": Field(("a list",), lambda run: [written(TURN, turn) for turn in run.turns], required=True),
     "best_turn": Field(("a whole number", "null"), lambda run: run.best_turn.index if run.best_turn else None),
     "stop_reason": Field(("text", "null"), lambda run: run.stop_reason),
@@ -108,7 +123,14 @@ RECORD = {
     "warnings": Field(("a list of text",), lambda run: list(run.warnings)),
     "started": Field(("text",), lambda run: time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(run.started))),
     "seconds": Field(("a number",), lambda run: round(run.seconds, 3)),
+    "compute": Field(  # the run's totals: edits, seconds, GPU seconds, tokens, ZeroGPU slices
+        ("an object",), lambda run: totals([written(TURN, turn) for turn in run.turns], run.first_turn_compute)
+    ),
 }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)
 
 
 def trajectory_record(trajectory) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from ..config import add_backend_arguments, add_loop_arguments, number_flag
+    from ..config import add_backend_arguments, add_loop_arguments, add_price_arguments, number_flag
 
     parser = commands.add_parser("eval", help="benchmark single-shot vs the loop (GEdit-Bench, ImgEdit, your own)")
     parser.add_argument("--bench", choices=BENCHES, default="gedit", help="which benchmark (default gedit)")
@@ -88,4 +88,5 @@ def register(commands) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_loop_arguments(parser)
     add_backend_arguments(parser, judge=True)
+    add_price_arguments(parser)
     parser.set_defaults(handler=evaluate)

@@ -164,6 +164,7 @@ def studio_tab(
                     )
                 controls |= model_and_url_boxes(settings)
                 speed = controls["speed"] = speed_box(settings)
+                controls |= early_stop_boxes()
             with gr.Row():
                 run = gr.Button("Run", variant="primary", elem_id="te-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="te-stop")
@@ -204,7 +205,7 @@ def run_viewer() -> actions.Viewer:
         interactive=False,
         wrap=True,
         elem_id="te-table",
-        column_widths=["8%", "40%", "14%", "13%", "12%", "13%"],
+        column_widths=["7%", "33%", "10%", "9%", "9%", "9%", "9%", "14%"],
     )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
@@ -308,11 +309,11 @@ def history_tab(
     tab.select(lambda current: current.gallery(), state, history, api_name="history")
 
     def select_history(current: session.Session, event: gr.SelectData) -> dict:
-        return actions.open_history(event.index, current, viewer, settings.public)
+        return actions.open_history(event.index, current, viewer, settings)
 
     history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio)
     # raw input: a wrong type gets our sentence
-    open_history = partial(actions.open_history, viewer=viewer, public=settings.public)
+    open_history = partial(actions.open_history, viewer=viewer, settings=settings)
     index.change(open_history, [index, state], form.outputs(viewer), api_name="history_open", preprocess=False)
     open_button.click(
         partial(actions.open_saved, settings=settings, viewer=viewer, history=history),
@@ -342,6 +343,13 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
         format="png",
         elem_id="te-b-chart",
     )
+    spent = gr.Image(
+        label="Quality against compute: each mode, and the loop (and best-of-N) after each turn",
+        type="filepath",
+        interactive=False,
+        format="png",
+        elem_id="te-b-compute",
+    )
     samples = gr.State([])
     gallery = turn_gallery(
         "Samples, largest gain first (the loop's result)",
@@ -364,7 +372,7 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     def fresh_choices() -> gr.Dropdown:
         return gr.Dropdown(choices=benchmarks.eval_choices(settings))
 
-    outputs = [summary, table, chart, gallery, samples]
+    outputs = [summary, table, chart, gallery, samples, spent]
     show.click(partial(benchmarks.open_eval, settings=settings), [folder, state], outputs, api_name="benchmark")
     refresh.click(fresh_choices, None, folder, api_visibility="private")
     tab.select(fresh_choices, None, folder, api_visibility="private")
@@ -405,6 +413,21 @@ def speed_box(settings: Settings):
         elem_id="te-speed",
         info="fast: the editor's cache, compilation or few-step LoRA; a compiled thinker on CUDA",
     )
+
+
+def early_stop_boxes() -> dict:
+    """Patience and the compute budgets by field name; empty: off. The best turn so far is kept when one ends the
+    run."""
+    with gr.Row(elem_id="te-early-stop"):
+        return {
+            "patience": gr.Number(
+                None, precision=0, label="Patience", info="stop when the best score has not risen for K turns"
+            ),
+            "budget_seconds": gr.Number(None, label="Budget (seconds)", info="stop once edit + think seconds reach it"),
+            "budget_tokens": gr.Number(
+                None, precision=0, label="Budget (tokens)", info="stop once the thinker's tokens reach it"
+            ),
+        }
 
 
 def model_and_url_boxes(settings: Settings) -> dict:

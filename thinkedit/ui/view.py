@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from .. import loop
+from ..compute import Prices, Tokens, compute_line, seconds_text, tokens_text, totals
 from ..critique import score_text
 from ..images import fit_within, load_image, png_bytes
 from ..schema import trajectory_record
@@ -28,7 +29,7 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
-TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s"]
+TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "GPU s", "Tokens"]
 
 
 @dataclass
@@ -41,6 +42,8 @@ class TurnView:
     edit_seconds: float
     think_seconds: float
     size: tuple[int, int]  # the turn's own size, which a rotation or a crop changes
+    gpu_seconds: float | None = None  # device time held; None: no GPU (or a run saved before it was recorded)
+    tokens: Tokens = field(default_factory=Tokens)  # the critique's prompt+completion tokens; None parts: not known
 
 
 @dataclass
@@ -61,6 +64,7 @@ class RunView:
     folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
     public: bool = False  # a public page shows run ids, never the server's paths
+    prices: Prices = field(default_factory=Prices)  # the server's prices: the status line's estimated cost
     sent_turns: int = 0  # how many turns the page's gallery has been sent
 
     def __post_init__(self) -> None:
@@ -103,6 +107,8 @@ class RunView:
                     turn.edit_seconds,
                     turn.think_seconds,
                     turn.image.size,
+                    turn.gpu_seconds,
+                    turn.tokens,
                 )
             )
             self.reasoning = critique.reasoning or self.reasoning
@@ -119,9 +125,10 @@ class RunView:
                 self.reasoning, self.refined = self.finished_text
 
     @classmethod
-    def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False) -> RunView:
+    def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False, prices: Prices | None = None) -> RunView:
         record = saved.record
         view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
+        view.prices = prices or Prices()
         for turn in record["turns"]:
             original = saved.image(turn["index"])
             image = view.display_copy(original, f"turn_{turn['index']:02d}")
@@ -135,6 +142,8 @@ class RunView:
                     turn["edit_seconds"],
                     turn["think_seconds"],
                     original.size,
+                    turn.get("gpu_seconds"),
+                    Tokens.read(turn.get("tokens")),
                 )
             )
         last = record["turns"][-1] if record["turns"] else {}
@@ -188,6 +197,8 @@ class RunView:
                 score_text(turn.quality),
                 round(turn.edit_seconds, 2),
                 round(turn.think_seconds, 2),
+                seconds_text(turn.gpu_seconds),
+                tokens_text(turn.tokens),
             ]
             for turn in self.turns
         ]
@@ -222,7 +233,9 @@ class RunView:
             text += (
                 f" Best: turn {best.index} (semantic {score_text(best.semantic)}, quality {score_text(best.quality)})."
             )
-        return text + f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
+        text += f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
+        compute = record.get("compute") or totals(record["turns"], record.get("first_turn_compute"))
+        return text + f" Compute: {compute_line(compute, self.prices)}."
 
     def progress_html(self) -> str:
         """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
