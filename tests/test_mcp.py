@@ -24,7 +24,18 @@ mcp = pytest.importorskip("mcp")
 from gradio_client import Client, handle_file  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-TOOL_ARGUMENTS = ["image", "instruction", "editor", "thinker", "max_turns", "threshold", "seed"]
+TOOL_ARGUMENTS = [
+    "image",
+    "instruction",
+    "editor",
+    "thinker",
+    "max_turns",
+    "threshold",
+    "seed",
+    "patience",
+    "budget_seconds",
+    "budget_tokens",
+]
 
 
 class SteppingEditor(ClassicEditor):
@@ -164,9 +175,12 @@ def test_think_edit_returns_the_best_image_and_a_summary_with_progress(app, phot
             "semantic": t["semantic"],
             "quality": t["quality"],
             "refined_prompt": t["refined_prompt"],
+            **{key: t[key] for key in ("edit_seconds", "think_seconds", "gpu_seconds", "tokens")},
         }
         for t in record["turns"]
     ]
+    assert summary["compute"] == record["compute"] and summary["compute"]["edits"] == len(record["turns"])
+    assert summary["cost"] is None, "no prices are set on this server"
     assert len(summary["turns"]) >= 2 and summary["turns"][0]["prompt"] == "make it look old"
     assert (summary["best_turn"], summary["stop_reason"]) == (record["best_turn"], record["stop_reason"])
     assert record["settings"]["seed"] == 5 and record["settings"]["max_turns"] == 3
