@@ -158,7 +158,7 @@ def mode_blocks(rows: list[dict[str, Any]], bench: str | None) -> dict[str, Any]
         block["unreadable"] = sum(_unreadable(r) for r in mine)
         block["compute"] = tradeoff.mode_compute(mine, average)
         if mode == "loop" or best_of(mode) is not None:
-            block["by_turn"] = tradeoff.turn_points(mine, average)
+            block["by_turn"] = tradeoff.turn_points(mine, average, ("best", "last") if mode == "loop" else ("best",))
         modes[mode] = block
     return modes
 

@@ -75,11 +75,12 @@ def mode_compute(rows: list[dict[str, Any]], average: Average) -> dict[str, Any]
     return point(rows, _as_run, average)
 
 
-def turn_points(rows: list[dict[str, Any]], average: Average) -> list[dict[str, Any]]:
-    """For a mode judged on every turn: after each turn k, the point of its best turn so far and of turn k."""
+def turn_points(rows: list[dict[str, Any]], average: Average, picks: tuple[str, ...]) -> list[dict[str, Any]]:
+    """For a mode judged on every turn: after each turn k, the point of its best turn so far (`best`) and, for the
+    loop, of turn k itself (`last`: what the paper judged)."""
     turns = max((len(row.get("by_turn") or []) for row in rows), default=0)
     return [
-        {"turn": k, **{which: point(rows, _after_turn(k, which), average) for which in ("best", "last")}}
+        {"turn": k, **{which: point(rows, _after_turn(k, which), average) for which in picks}}
         for k in range(1, turns + 1)
     ]
 
@@ -95,7 +96,8 @@ def points(modes: dict[str, Any]) -> list[dict[str, Any]]:
             found.append({"mode": mode, "turn": None, "pick": None, **block["compute"]})
         for step in block.get("by_turn") or []:
             for which in ("best", "last"):
-                found.append({"mode": mode, "turn": step["turn"], "pick": which, **step[which]})
+                if which in step:
+                    found.append({"mode": mode, "turn": step["turn"], "pick": which, **step[which]})
     return found
 
 
@@ -124,12 +126,13 @@ def _per(p: dict[str, Any], base: dict[str, Any] | None, amount: str) -> float |
 
 
 def label(p: dict[str, Any]) -> str:
-    """A point in words: 'loop', 'loop stopped after turn 2', 'loop's turn 2', 'best-of-3 after 2 edits'."""
+    """A point in words: 'loop', 'loop stopped after turn 2', 'loop's turn 2 alone', 'best-of-3 stopped after 2
+    edits'."""
     if p["turn"] is None:
         return p["mode"]
     if p["mode"] == "loop":
         return f"loop stopped after turn {p['turn']}" if p["pick"] == "best" else f"loop's turn {p['turn']} alone"
-    return f"{p['mode']} after {p['turn']} edit(s)" if p["pick"] == "best" else f"{p['mode']}'s edit {p['turn']} alone"
+    return f"{p['mode']} stopped after {p['turn']} edit{'s' if p['turn'] != 1 else ''}"
 
 
 def verdict(found: list[dict[str, Any]], amount: str) -> str:
@@ -174,7 +177,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
     found = summary["compute"]["points"]
     amount = summary["compute"]["unit"]
-    axes_for = [(amount, f"mean {UNITS[amount][1]} per sample (editing + thinking)")]
+    held = amount == "gpu_seconds"
+    time = "mean GPU-seconds held per sample" if held else "mean seconds of editing and thinking per sample"
+    axes_for = [(amount, time)]
     if any(p.get("tokens") for p in found):
         axes_for.append(("tokens", "mean thinker tokens per sample (prompt + completion)"))
     figure = Figure(figsize=(5.2 * len(axes_for) + 0.6, 4.2), layout="constrained")
