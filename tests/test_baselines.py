@@ -68,6 +68,18 @@ def test_an_unknown_baseline_is_refused(scene):
 
 # -- in thinkedit eval -------------------------------------------------------------------------------------------
 
+BASELINE_MODES = "single,rewrite,best-of-2,loop"
+
+
+def build_baselines_eval(evals: Path) -> Path:
+    """An eval folder of every mode (classic backends, two samples) in `evals`, for the Benchmarks tab."""
+    data = write_folder(
+        evals.parent / "baselines-set", [("bw", "make it black and white", "color"), ("warm", "make it warmer", "look")]
+    )
+    out = evals / "baselines-folder"
+    assert run("--bench", "folder", "--data", str(data), "--out", str(out), "--modes", BASELINE_MODES) == 0
+    return out
+
 
 def test_rewrite_and_best_of_n_run_end_to_end_beside_single_and_loop(tmp_path):
     data = write_folder(

@@ -320,9 +320,9 @@ def test_a_tokens_budget_with_a_thinker_that_does_not_count_says_so_and_goes_on(
 @pytest.mark.parametrize(
     "options, words",
     [
-        ({"patience": 0}, "patience must be from 1 to 10"),
+        ({"patience": 11}, "patience must be from 0 to 10"),
         ({"patience": 2.5}, "patience must be a whole number"),
-        ({"budget_seconds": 0}, "The seconds budget must be above 0"),
+        ({"budget_seconds": -1}, "The seconds budget must be from 0"),
         ({"budget_seconds": float("nan")}, "must be a finite number"),
         ({"budget_tokens": -5}, "The tokens budget must be from 0"),
         ({"budget_tokens": "lots"}, "The tokens budget must be a whole number"),
@@ -333,6 +333,11 @@ def test_odd_early_stop_values_are_refused_with_a_sentence(options, words, scene
         loop.make_request(scene, "make it brighter", **options)
 
 
+def test_zero_turns_an_early_stop_off_as_the_pages_empty_number_box_sends_it(scene):
+    request = loop.make_request(scene, "make it brighter", patience=0, budget_seconds="0", budget_tokens=0.0)
+    assert (request.patience, request.budget_seconds, request.budget_tokens) == (None, None, None)
+
+
 def test_the_cli_takes_the_early_stops_and_records_them(scene, tmp_path, capsys):
     source = save(scene, tmp_path)
     common = ["edit", "--image", source, "--instruction", "make it brighter and add a vignette", "--max-turns", "5"]
@@ -340,11 +345,11 @@ def test_the_cli_takes_the_early_stops_and_records_them(scene, tmp_path, capsys)
     settings = load_run(tmp_path / "a").record["settings"]
     assert (settings["patience"], settings["budget_seconds"], settings["budget_tokens"]) == (1, 600.0, None)
     with pytest.raises(SystemExit) as refused:
-        main([*common, "--patience", "0"])
+        main([*common, "--patience", "11"])
     assert refused.value.code == 2
-    assert "--patience: must be a whole number from 1 to 10, not '0'" in capsys.readouterr().err
-    assert main([*common, "--budget-seconds", "0"]) == 2
-    assert "The seconds budget must be above 0" in capsys.readouterr().err
+    assert "--patience: must be a whole number from 0 to 10, not '11'" in capsys.readouterr().err
+    assert main([*common, "--budget-seconds", "0", "--out", str(tmp_path / "b")]) == 0
+    assert load_run(tmp_path / "b").record["settings"]["budget_seconds"] is None, "0: off"
 
 
 # -- the surfaces ---------------------------------------------------------------------------------------------------
@@ -372,8 +377,8 @@ def test_the_studio_api_takes_the_early_stops_and_shows_compute_in_the_table_and
     assert table["headers"][-2:] == ["GPU s", "Tokens"]
     assert [row[-2:] for row in table["data"]] == [["–", "–"]] * len(record["turns"]), "classic: no GPU, no tokens"
     assert "Compute: edit " in status and "no GPU held, tokens not reported, est. cost 0" in status
-    with pytest.raises(Exception, match="The tokens budget must be above 0"):
-        client.predict(handle_file(save(scene, tmp_path)), "make it brighter", budget_tokens=0, api_name="/edit")
+    with pytest.raises(Exception, match="The tokens budget must be from 0"):
+        client.predict(handle_file(save(scene, tmp_path)), "make it brighter", budget_tokens=-3, api_name="/edit")
 
 
 def test_show_and_the_exports_carry_each_turns_compute(scene, tmp_path, capsys):

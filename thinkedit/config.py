@@ -29,9 +29,10 @@ SEED_PER_TURN = ("same", "increment")  # same: every turn edits with the run's s
 NO_ANSWER = ("stop", "repeat")  # a reply without a refined prompt: stop, as the reference does, or edit again
 JUDGE_PROTOCOLS = ("ours", "viescore")  # our judge questions, or VIEScore's official request from its prompt file
 BASELINES = ("rewrite", "best-of-n")  # what the loop is measured against (`thinkedit eval --modes`, Compare)
-PATIENCE_RANGE = MAX_TURNS_RANGE  # --patience K: stop once the best score has not improved for K turns
-BUDGET_SECONDS_RANGE = (0.0, 10.0**7)  # --budget-seconds: above 0; the run's edit and think seconds
-BUDGET_TOKENS_RANGE = (0, 10**12)  # --budget-tokens: above 0; the thinker's prompt and completion tokens
+# The early stops; 0 (or none) turns each off.
+PATIENCE_RANGE = (0, MAX_TURNS_RANGE[1])  # --patience K: stop once the best score has not risen for K turns
+BUDGET_SECONDS_RANGE = (0.0, 10.0**7)  # --budget-seconds: the run's edit and think seconds
+BUDGET_TOKENS_RANGE = (0, 10**12)  # --budget-tokens: the thinker's prompt and completion tokens
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "group", "sequential")
@@ -374,19 +375,19 @@ def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
         "--patience",
         type=number_flag(*PATIENCE_RANGE, whole=True),
         metavar="K",
-        help="stop when the best score has not improved for K turns",
+        help="stop when the best score has not risen for K turns (0: off, the default)",
     )
     stop.add_argument(
         "--budget-seconds",
         type=number_flag(*BUDGET_SECONDS_RANGE),
         metavar="S",
-        help="stop once the run's edit and think seconds reach S",
+        help="stop once the run's edit and think seconds reach S (0: off, the default)",
     )
     stop.add_argument(
         "--budget-tokens",
         type=number_flag(*BUDGET_TOKENS_RANGE, whole=True),
         metavar="T",
-        help="stop once the thinker's prompt and completion tokens reach T",
+        help="stop once the thinker's prompt and completion tokens reach T (0: off, the default)",
     )
 
 

@@ -91,9 +91,9 @@ def make_request(
         guidance=number(guidance, "guidance", *GUIDANCE_RANGE, optional=True),
         seed_per_turn=seed_per_turn,
         no_answer=no_answer,
-        patience=number(patience, "patience", *PATIENCE_RANGE, whole=True, optional=True),
-        budget_seconds=above_zero(budget_seconds, "The seconds budget", *BUDGET_SECONDS_RANGE),
-        budget_tokens=above_zero(budget_tokens, "The tokens budget", *BUDGET_TOKENS_RANGE, whole=True),
+        patience=off_or_number(patience, "patience", *PATIENCE_RANGE, whole=True),
+        budget_seconds=off_or_number(budget_seconds, "The seconds budget", *BUDGET_SECONDS_RANGE),
+        budget_tokens=off_or_number(budget_tokens, "The tokens budget", *BUDGET_TOKENS_RANGE, whole=True),
         baseline=baseline,
         image=load_image(image),
     )
@@ -142,12 +142,11 @@ def number(value: Any, name: str, low: float, high: float, *, whole: bool = Fals
     return int(parsed) if whole else float(parsed)
 
 
-def above_zero(value: Any, name: str, low: float, high: float, *, whole: bool = False):
-    """An optional budget: None (no budget), or a number above 0 up to `high` (0 would end every run at once)."""
+def off_or_number(value: Any, name: str, low: float, high: float, *, whole: bool = False):
+    """An optional early stop: None when absent or 0 (off: the page's number boxes show 0 for no value), else a
+    number above 0 up to `high`."""
     parsed = number(value, name, low, high, whole=whole, optional=True)
-    if parsed is not None and parsed <= 0:
-        raise BadInput(f"{name} must be above 0, or empty for no budget; not {shown(value)}.")
-    return parsed
+    return parsed or None
 
 
 def shown(value: Any, limit: int = 40) -> str:

@@ -188,9 +188,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         axes.set_xlabel(title)
         axes.set_ylabel("mean O = √(SC·PQ)")
         axes.grid(alpha=0.3)
-    figure.suptitle(
-        f"{summary['bench']}: quality against compute — {summary['compute']['verdict']}", fontsize=8, wrap=True
-    )
+    figure.suptitle(f"{summary['bench']}: quality against compute", fontsize=10)
+    figure.supxlabel(summary["compute"]["verdict"], fontsize=8, wrap=True)
     figure.savefig(path, dpi=110)
 
 

@@ -186,9 +186,9 @@ def make_think_edit(settings: Settings):
             max_turns: at most this many edits, 1 to 10.
             threshold: stop as soon as both scores reach this, 0 to 10.
             seed: the editor's seed; every turn uses it, so turns differ only by their prompt (as in the paper's loop).
-            patience: optional; stop when the best score has not risen for this many turns (the best turn is kept).
-            budget_seconds: optional; stop once the run's edit and think seconds reach this.
-            budget_tokens: optional; stop once the thinker's prompt and completion tokens reach this.
+            patience: optional (0 or absent: off); stop when the best score has not risen for this many turns (the best turn is kept).
+            budget_seconds: optional (0 or absent: off); stop once the run's edit and think seconds reach this.
+            budget_tokens: optional (0 or absent: off); stop once the thinker's prompt and completion tokens reach this.
 
         Returns:
             The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores, refined prompt and compute (edit_seconds, think_seconds, gpu_seconds: null without a GPU, tokens: prompt and completion, null when not reported); the best turn; why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, patience, budget_seconds, budget_tokens, error; stopped_because: the same in words); any notices; the run's compute totals and its estimated cost (null unless the server sets prices); and the run id.

@@ -416,16 +416,29 @@ def speed_box(settings: Settings):
 
 
 def early_stop_boxes() -> dict:
-    """Patience and the compute budgets by field name; empty: off. The best turn so far is kept when one ends the
-    run."""
+    """Patience and the compute budgets by field name; 0 (what Gradio's Number shows for no value): off. The best
+    turn so far is kept when one ends the run."""
     with gr.Row(elem_id="te-early-stop"):
         return {
             "patience": gr.Number(
-                None, precision=0, label="Patience", info="stop when the best score has not risen for K turns"
+                None,
+                precision=0,
+                label="Patience",
+                info="0: off; K: stop when the best score has not risen for K turns",
+                elem_id="te-patience",
             ),
-            "budget_seconds": gr.Number(None, label="Budget (seconds)", info="stop once edit + think seconds reach it"),
+            "budget_seconds": gr.Number(
+                None,
+                label="Budget (seconds)",
+                info="0: off; stop once edit + think seconds reach it",
+                elem_id="te-budget-seconds",
+            ),
             "budget_tokens": gr.Number(
-                None, precision=0, label="Budget (tokens)", info="stop once the thinker's tokens reach it"
+                None,
+                precision=0,
+                label="Budget (tokens)",
+                info="0: off; stop once the thinker's tokens reach it",
+                elem_id="te-budget-tokens",
             ),
         }
 
