@@ -24,18 +24,8 @@ mcp = pytest.importorskip("mcp")
 from gradio_client import Client, handle_file  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-TOOL_ARGUMENTS = [
-    "image",
-    "instruction",
-    "editor",
-    "thinker",
-    "max_turns",
-    "threshold",
-    "seed",
-    "patience",
-    "budget_seconds",
-    "budget_tokens",
-]
+TOOL_ARGUMENTS = ["image", "instruction", "editor", "thinker", "max_turns", "threshold", "seed"]
+TOOL_ARGUMENTS += ["patience", "budget_seconds", "budget_tokens"]  # the early stops, appended
 
 
 class SteppingEditor(ClassicEditor):

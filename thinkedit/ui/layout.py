@@ -336,19 +336,9 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
         show = gr.Button("Open", variant="primary", scale=1, elem_id="te-b-open")
     summary = gr.Markdown(elem_id="te-b-summary")
     table = gr.Dataframe(label="Category × mode", interactive=False, wrap=True, elem_id="te-b-table")
-    chart = gr.Image(
-        label="O per category: single-shot, the loop's best turn, its last turn",
-        type="filepath",
-        interactive=False,
-        format="png",
-        elem_id="te-b-chart",
-    )
-    spent = gr.Image(
-        label="Quality against compute: each mode, and the loop (and best-of-N) after each turn",
-        type="filepath",
-        interactive=False,
-        format="png",
-        elem_id="te-b-compute",
+    chart = plot_image("O per category: every mode, the loop's best turn and its last turn", "te-b-chart")
+    spent = plot_image(
+        "Quality against compute: each mode, and the loop (and best-of-N) after each turn", "te-b-compute"
     )
     samples = gr.State([])
     gallery = turn_gallery(
@@ -386,6 +376,11 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     )
 
 
+def plot_image(label: str, elem_id: str) -> gr.Image:
+    """A plot the server drew (a PNG file), shown as it is."""
+    return gr.Image(label=label, type="filepath", interactive=False, format="png", elem_id=elem_id)
+
+
 def instruction_box(**options) -> gr.Textbox:
     return gr.Textbox(label="Instruction", lines=2, max_length=MAX_INSTRUCTION_CHARS, **options)
 
@@ -415,31 +410,22 @@ def speed_box(settings: Settings):
     )
 
 
+EARLY_STOPS = {  # field → (label, what it does, whole number)
+    "patience": ("Patience", "0: off; K: stop when the best score has not risen for K turns", True),
+    "budget_seconds": ("Budget (seconds)", "0: off; stop once edit + think seconds reach it", False),
+    "budget_tokens": ("Budget (tokens)", "0: off; stop once the thinker's tokens reach it", True),
+}
+
+
 def early_stop_boxes() -> dict:
     """Patience and the compute budgets by field name; 0 (what Gradio's Number shows for no value): off. The best
     turn so far is kept when one ends the run."""
     with gr.Row(elem_id="te-early-stop"):
         return {
-            "patience": gr.Number(
-                None,
-                precision=0,
-                label="Patience",
-                info="0: off; K: stop when the best score has not risen for K turns",
-                elem_id="te-patience",
-            ),
-            "budget_seconds": gr.Number(
-                None,
-                label="Budget (seconds)",
-                info="0: off; stop once edit + think seconds reach it",
-                elem_id="te-budget-seconds",
-            ),
-            "budget_tokens": gr.Number(
-                None,
-                precision=0,
-                label="Budget (tokens)",
-                info="0: off; stop once the thinker's tokens reach it",
-                elem_id="te-budget-tokens",
-            ),
+            name: gr.Number(
+                None, precision=0 if whole else None, label=label, info=info, elem_id=f"te-{name.replace('_', '-')}"
+            )
+            for name, (label, info, whole) in EARLY_STOPS.items()
         }
 
 
