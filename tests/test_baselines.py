@@ -250,6 +250,13 @@ def test_the_quality_against_compute_points_are_computed_right(tmp_path):
     report = (tmp_path / "eval" / "report.md").read_text()
     assert summary["compute"]["verdict"] in report and "| loop stopped after turn 1 | 3 | 7.00 |" in report
     assert (tmp_path / "eval" / "compute.png").is_file()
+    assert all(p["cost"] is None for p in found.values()), "no prices, no cost"
+    # a GPU-hour at 3600 and a million tokens at 1e6: a point costs its GPU seconds plus its tokens
+    assert run("--report", str(tmp_path / "eval"), "--price-gpu-hour", "3600", "--price-million-tokens", "1e6") == 0
+    priced = json.loads((tmp_path / "eval" / "summary.json").read_text())["compute"]["points"]
+    for p in priced:
+        assert p["cost"] == pytest.approx(p["gpu_seconds"] + p["tokens"], rel=1e-3)
+    assert "| est. cost |" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_without_gpu_seconds_everywhere_the_gain_is_per_second_and_without_single_it_says_what_to_run(tmp_path):

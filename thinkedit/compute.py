@@ -171,22 +171,23 @@ class Prices:
         return self.gpu_hour is not None or self.million_tokens is not None
 
 
-def cost(gpu_seconds: float | None, tokens: Tokens, prices: Prices) -> float | None:
-    """The estimated cost of this much compute at `prices`: GPU-hours and million tokens each at their price. No GPU
-    held costs no GPU time; tokens not known are left out (`cost_text` says so). None without prices."""
+def cost(gpu_seconds: float | None, tokens: int | float | None, prices: Prices) -> float | None:
+    """The estimated cost of this much compute at `prices`: GPU-hours and million thinker tokens (prompt and
+    completion together) each at their price. No GPU held costs no GPU time; tokens not known (None) are left out
+    (`cost_text` says so). None without prices."""
     if not prices.any:
         return None
     spent = 0.0
     if prices.gpu_hour is not None and gpu_seconds is not None:
         spent += gpu_seconds / 3600 * prices.gpu_hour
-    if prices.million_tokens is not None and tokens.known:
-        spent += tokens.total / 1e6 * prices.million_tokens
+    if prices.million_tokens is not None and tokens is not None:
+        spent += tokens / 1e6 * prices.million_tokens
     return spent
 
 
 def cost_text(gpu_seconds: float | None, tokens: Tokens, prices: Prices) -> str | None:
     """'est. cost 0.0123' (and what it leaves out), or None without prices."""
-    value = cost(gpu_seconds, tokens, prices)
+    value = cost(gpu_seconds, tokens.total, prices)
     if value is None:
         return None
     text = f"est. cost {value:.4g}"

@@ -28,10 +28,11 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from ..compute import Prices
     from ..config import loop_options, settings_from_args
 
     if args.report:
-        refresh(Path(args.report))
+        refresh(Path(args.report), Prices.of(settings_from_args(args)))
         return 0
     if not args.out:
         raise BadInput("Say where the eval goes: --out DIR (or --report DIR to summarise one again).")

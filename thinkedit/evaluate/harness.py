@@ -22,7 +22,7 @@ from typing import Any
 from PIL import Image
 
 from .. import loop, store
-from ..compute import totals
+from ..compute import Prices, totals
 from ..config import MAX_TURNS_RANGE, ROLES, Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
@@ -144,7 +144,7 @@ def run_eval(plan: EvalPlan) -> dict[str, Any] | None:
     summary = None
     if state.is_main_process:
         rows = merge(plan.out, [s.id for s in samples])
-        summary = write_reports(plan.out, rows, config)
+        summary = write_reports(plan.out, rows, config, prices=Prices.of(plan.settings))
     if world > 1:
         state.destroy_process_group()
     return summary

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..compute import Prices
 from ..errors import BadInput
 from ..loop import seed_rule
 from ..schema import versions
@@ -86,7 +87,7 @@ def _unreadable(row: dict) -> int:
     return len(row.get("unreadable") or []) + (len(last.get("unreadable") or []) if apart else 0)
 
 
-def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], config: dict[str, Any], prices: Prices | None = None) -> dict[str, Any]:
     """summary.json: the eval's settings and, per mode, the averages, failures and unreadable verdicts. GEdit's
     numbers are per language (`languages`); `modes` is the headline language's (`headline_language`)."""
     bench = config.get("bench")
@@ -124,7 +125,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
             "best": _gain(modes["loop"], modes["single"]),
             "last": _gain(modes["loop"]["last"], modes["single"]),
         }
-    summary["compute"] = tradeoff.tradeoff(modes)
+    summary["compute"] = tradeoff.tradeoff(modes, prices)
     summary["seconds"] = seconds(rows)
     warning = self_grading(
         {
@@ -324,6 +325,10 @@ def tradeoff_lines(found: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     per = "gain_per_gpu_second" if found["unit"] == "gpu_seconds" else "gain_per_second"
+    priced = any(p["cost"] is not None for p in found["points"])
+    if priced:
+        lines[-2] += " est. cost |"
+        lines[-1] += "---:|"
 
     def cell(value: Any, digits: str = ".2f") -> str:
         return "–" if value is None else format(value, digits)
@@ -333,7 +338,7 @@ def tradeoff_lines(found: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {tradeoff.label(p)} | {p['n']} | {cell(p['o'])} | {cell(p['seconds'], '.3g')} | "
             f"{cell(p['gpu_seconds'], '.3g')} | {cell(p['tokens'], ',.0f')} | {cell(p['edits'], '.2g')} | "
-            f"{cell(p[per], '+.3g')} | {cell(thousand, '+.3g')} |"
+            f"{cell(p[per], '+.3g')} | {cell(thousand, '+.3g')} |" + (f" {cell(p['cost'], '.4g')} |" if priced else "")
         )
     return lines + ["", found["verdict"], ""]
 
@@ -410,8 +415,10 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any], quiet: bool = False) -> dict:
-    summary = summarize(rows, config)
+def write_reports(
+    out: Path, rows: list[dict[str, Any]], config: dict[str, Any], quiet: bool = False, prices: Prices | None = None
+) -> dict:
+    summary = summarize(rows, config, prices)
     write_json_atomic(out / "summary.json", summary)
     if config.get("bench") == "imgedit":
         write_edit_jsons(out, rows)
@@ -439,27 +446,28 @@ def write_edit_jsons(out: Path, rows: list[dict[str, Any]]) -> None:
         write_json_atomic(out / "images" / f"{folder}_basic_edit.json", keys)
 
 
-def refresh(folder: Path) -> dict[str, Any]:
-    """`thinkedit eval --report DIR`: the summary again from what the folder holds, the plot redrawn."""
+def refresh(folder: Path, prices: Prices | None = None) -> dict[str, Any]:
+    """`thinkedit eval --report DIR`: the summary again from what the folder holds (estimated costs at `prices`,
+    which no eval folder keeps), the plots redrawn."""
     folder = Path(folder)
     config = config_of(folder)
     rows = list(read_rows(folder).values())
     if not rows:
         raise BadInput(f"{folder} has no recorded samples yet: run its `thinkedit eval --out {folder}` first.")
-    return write_reports(folder, rows, config)
+    return write_reports(folder, rows, config, prices=prices)
 
 
 # -- an eval read back whole --------------------------------------------------------------------------------------
 
 
-def read_eval(folder: str | Path) -> dict[str, Any]:
+def read_eval(folder: str | Path, prices: Prices | None = None) -> dict[str, Any]:
     """Everything a viewer shows of one eval folder (the web app's Benchmarks tab shows all of it): the summary, its table (headers, rows), the
     per-category chart points, and the samples sorted by the loop's gain in O (largest first; samples
     without both scores last), each with absolute image paths, scores and the loop's prompts."""
     folder = Path(folder)
     config = config_of(folder)
     rows = list(read_rows(folder).values())
-    summary = summarize(rows, config)
+    summary = summarize(rows, config, prices)
     headers, table_rows = table(summary["modes"])
     return {
         "summary": summary,

@@ -9,7 +9,8 @@ so these are real points of a shorter budget, not estimates.
 Per mode (and per turn), O is averaged by the benchmark's own rule (the `average` the report uses) and compute is
 the plain mean over the same judged samples. Each point's gain is its O minus single-shot's, per extra second (per
 GPU-second where every point held a GPU) and per extra thinker token; `verdict` says in one sentence which point
-gives the most O per unit of compute.
+gives the most O per unit of compute. With prices (`--price-gpu-hour`, `--price-million-tokens`) each point also has
+its estimated `cost` per sample.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..compute import Tokens
+from ..compute import Prices, Tokens, cost
 
 Average = Callable[[list[dict[str, Any]], Callable[[dict], dict | None]], dict[str, Any]]
 AMOUNTS = ("seconds", "gpu_seconds", "tokens", "edits")
@@ -107,11 +108,12 @@ def unit(found: list[dict[str, Any]]) -> str:
     return "gpu_seconds" if held else "seconds"
 
 
-def with_gains(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_gains(found: list[dict[str, Any]], prices: Prices) -> list[dict[str, Any]]:
     """Each point with its O gain over single-shot per extra second, GPU-second and token (None where it spent no
-    more, or a number is missing)."""
+    more, or a number is missing), and its estimated cost per sample at `prices` (None without)."""
     base = next((p for p in found if p["mode"] == "single" and p["turn"] is None), None)
     for p in found:
+        p["cost"] = cost(p.get("gpu_seconds"), p.get("tokens"), prices)
         for amount, key in (("seconds", "gain_per_second"), ("gpu_seconds", "gain_per_gpu_second")):
             p[key] = _per(p, base, amount)
         p["gain_per_token"] = _per(p, base, "tokens")
@@ -160,9 +162,9 @@ def verdict(found: list[dict[str, Any]], amount: str) -> str:
     )
 
 
-def tradeoff(modes: dict[str, Any]) -> dict[str, Any]:
-    """summary.json's `compute`: the unit, every point with its gains, and the sentence."""
-    found = with_gains(points(modes))
+def tradeoff(modes: dict[str, Any], prices: Prices | None = None) -> dict[str, Any]:
+    """summary.json's `compute`: the unit, every point with its gains (and cost at `prices`), and the sentence."""
+    found = with_gains(points(modes), prices or Prices())
     amount = unit(found)
     return {"unit": amount, "points": found, "verdict": verdict(found, amount)}
 

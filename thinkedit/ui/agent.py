@@ -155,7 +155,7 @@ def summary(trajectory: loop.Trajectory, notices: list[str], prices: Prices | No
         "notices": notices,
         "seconds": record["seconds"],
         "compute": compute,
-        "cost": cost(compute["gpu_seconds"], Tokens.read(compute["tokens"]), prices or Prices()),
+        "cost": cost(compute["gpu_seconds"], Tokens.read(compute["tokens"]).total, prices or Prices()),
     }
 
 

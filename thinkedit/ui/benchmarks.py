@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..compute import Prices
 from ..config import ROLES, Settings
 from ..critique import score_text
 from ..errors import BadInput
@@ -45,7 +46,7 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
         settings.public,
     )
     try:
-        found = read_eval(folder)
+        found = read_eval(folder, Prices.of(settings))
     except (BadInput, OSError, ValueError, KeyError) as exc:
         raise refused(f"{name} could not be read as an eval folder ({exc}).", settings.public) from None
     view = session.view_folder()
