@@ -402,6 +402,45 @@ def test_show_and_the_exports_carry_each_turns_compute(scene, tmp_path, capsys):
     assert rows["gpu_seconds"] == [None, None] and all(s >= 0 for s in rows["edit_seconds"])
 
 
+@pytest.mark.parametrize(
+    "tokens, gpu, words",
+    [
+        ({"prompt": "many", "completion": 3}, 1.0, 'turn 1\'s "tokens" is an object, where an object of token counts'),
+        ({"prompt": -1, "completion": 3}, 1.0, 'turn 1\'s "tokens" is an object'),
+        ({"prompt": 1, "completion": 3}, "fast", 'turn 1\'s "gpu_seconds" is text, where a number or null belongs'),
+    ],
+)
+def test_a_record_whose_compute_breaks_the_contract_is_refused_with_the_field_named(
+    tokens, gpu, words, scene, tmp_path
+):
+    run_dir = tmp_path / "run"
+    run_all(
+        RecordingEditor(), CountingThinker([(9, 9, "a")]), loop.make_request(scene, "x", max_turns=1), run_dir=run_dir
+    )
+    path = run_dir / "trajectory.json"
+    record = json.loads(path.read_text())
+    record["turns"][0].update(tokens=tokens, gpu_seconds=gpu)
+    path.write_text(json.dumps(record))
+    with pytest.raises(BadInput, match=words):
+        load_run(run_dir)
+
+
+def test_a_run_saved_before_compute_was_recorded_reads_as_unknown(scene, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_all(
+        RecordingEditor(), CountingThinker([(9, 9, "a")]), loop.make_request(scene, "x", max_turns=1), run_dir=run_dir
+    )
+    path = run_dir / "trajectory.json"
+    record = json.loads(path.read_text())
+    for name in ("compute", "first_turn_compute"):
+        record.pop(name)
+    for name in ("tokens", "gpu_seconds", "zerogpu"):
+        record["turns"][0].pop(name)
+    path.write_text(json.dumps(record))
+    assert main(["show", str(run_dir)]) == 0
+    assert "no GPU held, tokens not reported" in capsys.readouterr().out
+
+
 def test_the_mcp_summary_prices_the_run(scene):
     thinker = CountingThinker([(5, 5, "a"), (9, 9, "b")])
     _, trajectory = run_all(RecordingEditor(), thinker, loop.make_request(scene, "make it brighter", max_turns=2))

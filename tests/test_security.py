@@ -217,7 +217,10 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
         basics = [image, "make it brighter", "http", "classic", 1, 8, "none", 0, False, None, None]
         # every slot filled, the model/URL ones (server-side state in public mode) with the caller's server
         answer = call_edit(
-            url, basics + ["evil/model", target.url, "evil/model", f"{target.url}/v1", "k", "k", "fast", "same", None]
+            url,
+            basics
+            + ["evil/model", target.url, "evil/model", f"{target.url}/v1", "k", "k", "fast", "same"]
+            + [None] * 4,
         )
         assert "cannot run here" in answer and "no endpoint configured" in answer
         assert target.seen == [], "the public app must never call a URL a caller supplied"
@@ -238,6 +241,7 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
                     None,
                     "default",
                     "same",
+                    *[None, None, None],  # no early stop
                     None,
                 ],
             )
