@@ -138,7 +138,7 @@ def test_the_baselines_land_in_imgedits_layout_with_their_edit_json(tmp_path):
         assert json.loads((out / "images" / f"{mode}_basic_edit.json").read_text()) == entries
 
 
-@pytest.mark.parametrize("modes", ["best-of-11", "best-of-0", "best-of", "rewrite,twice"])
+@pytest.mark.parametrize("modes", ["best-of-11", "best-of-0", "best-of-03", "best-of", "rewrite,twice"])
 def test_modes_it_does_not_know_are_refused_with_the_ones_it_does(modes, tmp_path, capsys):
     data = write_folder(tmp_path / "set", [("bw", "make it black and white", "color")])
     assert run("--bench", "folder", "--data", str(data), "--out", str(tmp_path / "e"), "--modes", modes) == 2

@@ -35,7 +35,7 @@ REQUEST = (  # `make_request` options
 # What an eval runs (`--modes`): the editor alone, the thinker's rewrite then one edit, N edits with different seeds
 # the thinker picks from (best-of-N), and the loop; in this order in every file and table.
 FIXED_MODES = ("single", "rewrite", "loop")
-BEST_OF = re.compile(r"best-of-(\d+)")
+BEST_OF = re.compile(r"best-of-([1-9]\d*)")  # one spelling per N: its folder name under images/
 
 
 def best_of(mode: str) -> int | None:
