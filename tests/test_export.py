@@ -193,7 +193,7 @@ def test_show_prints_sizes_and_reads_runs_saved_before_turns_had_one(runs, capsy
         del turn["size"]
     path.write_text(json.dumps(record))
     assert main(["show", str(runs / "climb")]) == 0
-    assert capsys.readouterr().out.count("        –  ") == 3
+    assert capsys.readouterr().out.count("–" + " " * 10 + "–  ") == 3  # tokens not reported, then no size
 
 
 def test_show_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
@@ -217,6 +217,11 @@ COLUMNS = [
     "run",
     "editor",
     "thinker",
+    "edit_seconds",
+    "think_seconds",
+    "gpu_seconds",
+    "prompt_tokens",
+    "completion_tokens",
 ]
 
 

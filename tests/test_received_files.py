@@ -49,7 +49,13 @@ def marked(path: str | Path) -> dict:
 
 def edit_values(image, public: bool) -> list:
     values = [image, "make it brighter", "classic", "classic", 1, 8, "none", 0, False, None, None]
-    return (values if public else values + [None, None, None, None, None, None, "default"]) + ["same", False]
+    return (values if public else values + [None, None, None, None, None, None, "default"]) + [
+        "same",
+        False,
+        None,
+        None,
+        None,
+    ]
 
 
 def compare_values(image) -> list:

@@ -38,6 +38,9 @@ EDIT_PARAMETERS = [
     ("speed", "default"),
     ("seed_per_turn", "same"),  # added after the documented order: callers by position are unaffected
     ("step", False),
+    ("patience", None),  # the early stops (issue 26), appended the same way
+    ("budget_seconds", None),
+    ("budget_tokens", None),
 ]
 EDIT_RETURNS = ["Gallery", "Html", "Textbox", "Textbox", "Dataframe", "Imageslider", "Textbox", "File", "Json"]
 COMPARE_PARAMETERS = [

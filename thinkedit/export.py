@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, critique
-from .config import DEFAULTS, number_flag
+from .compute import Prices, Tokens, compute_line, seconds_text, tokens_text, totals
+from .config import DEFAULTS, add_price_arguments, number_flag, settings_from_args
 from .critique import defuse, format_critique, load_template, render, score_text
 from .errors import BadInput, ThinkEditError
 from .loop import stop_message
@@ -270,6 +271,11 @@ def hub_features():
             "run": text,
             "editor": text,
             "thinker": text,
+            "edit_seconds": Value("float64"),
+            "think_seconds": Value("float64"),
+            "gpu_seconds": Value("float64"),
+            "prompt_tokens": Value("int64"),
+            "completion_tokens": Value("int64"),
         }
     )
 
@@ -296,6 +302,11 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
             "run": name,
             "editor": run.record.get("editor"),
             "thinker": run.record.get("thinker"),
+            "edit_seconds": turn.get("edit_seconds"),
+            "think_seconds": turn.get("think_seconds"),
+            "gpu_seconds": turn.get("gpu_seconds"),
+            "prompt_tokens": Tokens.read(turn.get("tokens")).prompt,
+            "completion_tokens": Tokens.read(turn.get("tokens")).completion,
         }
 
 
@@ -450,6 +461,9 @@ the thinker keeps the prompt, or the turns run out. The best turn has the highes
 | `turn` | the turn's number in its run, from 1 |
 | `best` | whether this is its run's best turn |
 | `run`, `editor`, `thinker` | the run's folder name and the backends that made it |
+| `edit_seconds`, `think_seconds` | what this turn's edit and critique took |
+| `gpu_seconds` | the device time the turn held (null where no GPU was used) |
+| `prompt_tokens`, `completion_tokens` | the thinker's tokens for this critique (null where it did not report them) |
 
 ```python
 from datasets import load_dataset
@@ -516,9 +530,10 @@ def _unique(name: str, used: set[str]) -> str:
 # -- show --------------------------------------------------------------------------------------------
 
 
-def summary(run: SavedRun, label: str | Path | None = None) -> str:
-    """A saved run in a few lines: what was asked, by which backends, every turn's scores and prompt, which turn each
-    continues and who wrote its prompt, its stages, and the best turn (the person's pick when they made one)."""
+def summary(run: SavedRun, label: str | Path | None = None, prices: Prices | None = None) -> str:
+    """A saved run in a few lines: what was asked, by which backends, every turn's scores, compute and prompt, which
+    turn each continues and who wrote its prompt, its stages, the best turn (the person's pick when they made one),
+    and the run's compute (an estimated cost at `prices`)."""
     record = run.record
     settings = record.get("settings", {})
     best = shown_best(record)
@@ -544,7 +559,10 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
         for turn in record["turns"]
         if turn["feedback"]
     ]
-    lines += ["", "  turn  from  by           you   semantic  quality  edit s  think s       size  prompt"]
+    lines += [
+        "",
+        "  turn  from  by           you   semantic  quality  edit s  think s   GPU s       tokens       size  prompt",
+    ]
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
         parent = "–" if turn["parent"] is None else turn["parent"]
@@ -553,10 +571,13 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
             f"{mark} {turn['index']:>4}  {parent:>4}  {turn['by']:<11}  {you:<4}"
             f"  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
             f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
+            f"  {seconds_text(turn.get('gpu_seconds')):>6}  {tokens_text(Tokens.read(turn.get('tokens'))):>11}"
             f"  {_size(turn.get('size')):>9}  {turn['prompt']}"
         )
     lines.append("")
     lines.append(f"Best turn:   {_best_text(record, best)}")
+    compute = record.get("compute") or totals(record["turns"], record.get("first_turn_compute"))
+    lines.append(f"Compute:     {compute_line(compute, prices or Prices())}")
     lines += [f"Warning:     {warning}" for warning in record.get("warnings", [])]
     return "\n".join(lines)
 
@@ -584,6 +605,7 @@ def _backend(name: str | None, model: str | None) -> str:
 def register(subparsers) -> None:
     show = subparsers.add_parser("show", help="print a summary of a saved run (folder or zip)")
     show.add_argument("run", help="a run folder or a run's zip")
+    add_price_arguments(show)
     show.set_defaults(handler=_show_command)
 
     data = subparsers.add_parser("export", help="turn saved runs into training data for a thinker")
@@ -606,7 +628,7 @@ def register(subparsers) -> None:
 
 def _show_command(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="thinkedit-show-") as scratch:
-        print(summary(load_run(args.run, scratch), args.run))
+        print(summary(load_run(args.run, scratch), args.run, Prices.of(settings_from_args(args))))
     return 0
 
 

@@ -171,6 +171,7 @@ def studio_tab(
                     )
                 controls |= model_and_url_boxes(settings)
                 speed = controls["speed"] = speed_box(settings)
+                controls |= early_stop_boxes()
             step = controls["step"] = gr.Checkbox(
                 False,
                 label="Pause after each turn",
@@ -224,7 +225,7 @@ def run_viewer(below_prompt: Callable[[], None] | None = None) -> actions.Viewer
         interactive=False,
         wrap=True,
         elem_id="te-table",
-        column_widths=["7%", "37%", "11%", "10%", "9%", "9%", "7%", "10%"],
+        column_widths=["6%", "30%", "9%", "8%", "7%", "7%", "6%", "9%", "7%", "11%"],
     )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
@@ -466,13 +467,13 @@ def history_tab(
     tab.select(lambda current: current.gallery(), state, history, api_name="history")
 
     def select_history(current: session.Session, event: gr.SelectData) -> dict:
-        return actions.open_history(event.index, current, viewer, settings.public)
+        return actions.open_history(event.index, current, viewer, settings)
 
     history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio).then(
         **newest_turn(viewer, turn)
     )
     # raw input: a wrong type gets our sentence
-    open_history = partial(actions.open_history, viewer=viewer, public=settings.public)
+    open_history = partial(actions.open_history, viewer=viewer, settings=settings)
     index.change(open_history, [index, state], form.outputs(viewer), api_name="history_open", preprocess=False)
     open_button.click(
         partial(actions.open_saved, settings=settings, viewer=viewer, history=history),
@@ -495,12 +496,9 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
         show = gr.Button("Open", variant="primary", scale=1, elem_id="te-b-open")
     summary = gr.Markdown(elem_id="te-b-summary")
     table = gr.Dataframe(label="Category × mode", interactive=False, wrap=True, elem_id="te-b-table")
-    chart = gr.Image(
-        label="O per category: single-shot, the loop's best turn, its last turn",
-        type="filepath",
-        interactive=False,
-        format="png",
-        elem_id="te-b-chart",
+    chart = plot_image("O per category: every mode, the loop's best turn and its last turn", "te-b-chart")
+    spent = plot_image(
+        "Quality against compute: each mode, and the loop (and best-of-N) after each turn", "te-b-compute"
     )
     samples = gr.State([])
     gallery = turn_gallery(
@@ -524,7 +522,7 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     def fresh_choices() -> gr.Dropdown:
         return gr.Dropdown(choices=benchmarks.eval_choices(settings))
 
-    outputs = [summary, table, chart, gallery, samples]
+    outputs = [summary, table, chart, gallery, samples, spent]
     show.click(partial(benchmarks.open_eval, settings=settings), [folder, state], outputs, api_name="benchmark")
     refresh.click(fresh_choices, None, folder, api_visibility="private")
     tab.select(fresh_choices, None, folder, api_visibility="private")
@@ -536,6 +534,11 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
         api_name="benchmark_sample",
         preprocess=False,
     )
+
+
+def plot_image(label: str, elem_id: str) -> gr.Image:
+    """A plot the server drew (a PNG file), shown as it is."""
+    return gr.Image(label=label, type="filepath", interactive=False, format="png", elem_id=elem_id)
 
 
 def instruction_box(**options) -> gr.Textbox:
@@ -565,6 +568,25 @@ def speed_box(settings: Settings):
         elem_id="te-speed",
         info="fast: the editor's cache, compilation or few-step LoRA; a compiled thinker on CUDA",
     )
+
+
+EARLY_STOPS = {  # field → (label, what it does, whole number)
+    "patience": ("Patience", "0: off; K: stop when the best score has not risen for K turns", True),
+    "budget_seconds": ("Budget (seconds)", "0: off; stop once edit + think seconds reach it", False),
+    "budget_tokens": ("Budget (tokens)", "0: off; stop once the thinker's tokens reach it", True),
+}
+
+
+def early_stop_boxes() -> dict:
+    """Patience and the compute budgets by field name; 0 (what Gradio's Number shows for no value): off. The best
+    turn so far is kept when one ends the run."""
+    with gr.Row(elem_id="te-early-stop"):
+        return {
+            name: gr.Number(
+                None, precision=0 if whole else None, label=label, info=info, elem_id=f"te-{name.replace('_', '-')}"
+            )
+            for name, (label, info, whole) in EARLY_STOPS.items()
+        }
 
 
 def model_and_url_boxes(settings: Settings) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from .. import loop
+from ..compute import Prices, Tokens, compute_line, seconds_text, tokens_text, totals
 from ..critique import score_text
 from ..images import fit_within, load_image, png_bytes
 from ..schema import shown_best
@@ -28,7 +29,7 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
-TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By"]
+TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By", "GPU s", "Tokens"]
 WHO = {"instruction": "instruction", "thinker": "thinker", "person": "you"}  # the By column: who wrote the prompt
 RATING_MARKS = {"up": " · rated up", "down": " · rated down"}
 
@@ -47,6 +48,8 @@ class TurnView:
     by: str = "instruction"  # who wrote its prompt
     stage: int = 1
     feedback: str | None = None  # the person's words that the thinker answered with this turn's prompt
+    gpu_seconds: float | None = None  # device time held; None: no GPU (or a run saved before it was recorded)
+    tokens: Tokens = field(default_factory=Tokens)  # the critique's prompt+completion tokens; None parts: not known
 
     @classmethod
     def of_record(cls, turn: dict[str, Any], image: str, size: tuple[int, int]) -> TurnView:
@@ -64,6 +67,8 @@ class TurnView:
             turn["by"],
             turn["stage"],
             feedback["text"] if feedback else None,
+            turn.get("gpu_seconds"),
+            Tokens.read(turn.get("tokens")),
         )
 
     def lineage(self) -> str:
@@ -94,6 +99,7 @@ class RunView:
     folder: Path = field(default_factory=lambda: new_folder(SCRATCH.name))
     source_path: str | None = None
     public: bool = False  # a public page shows run ids, never the server's paths
+    prices: Prices = field(default_factory=Prices)  # the server's prices: the status line's estimated cost
     sent_turns: int = 0  # how many turns the page's gallery has been sent
     picked: int | None = None  # the person's pick (it overrides the thinker's best as `best`)
     ratings: dict[str, str] = field(default_factory=dict)
@@ -153,6 +159,8 @@ class RunView:
             turn.by,
             turn.stage,
             feedback,
+            turn.gpu_seconds,
+            turn.tokens,
         )
         self.turns = sorted([t for t in self.turns if t.index != turn.index] + [shown], key=lambda t: t.index)
         if turn.stage not in self.stage_sources and turn.by == "instruction":
@@ -179,9 +187,10 @@ class RunView:
             self.turns.sort(key=lambda t: t.index)
 
     @classmethod
-    def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False) -> RunView:
+    def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False, prices: Prices | None = None) -> RunView:
         record = saved.record
         view = cls(source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public)
+        view.prices = prices or Prices()
         for turn in record["turns"]:
             original = saved.image(turn["index"])
             image = view.display_copy(original, f"turn_{turn['index']:02d}")
@@ -192,9 +201,11 @@ class RunView:
         return view
 
     @classmethod
-    def continuing(cls, saved: SavedRun, from_turn: int, folder: Path, public: bool = False) -> RunView:
+    def continuing(
+        cls, saved: SavedRun, from_turn: int, folder: Path, public: bool = False, prices: Prices | None = None
+    ) -> RunView:
         """A saved run about to get new turns from `from_turn`: its turns shown, the new ones added as they finish."""
-        view = cls.from_saved(saved, folder, public)
+        view = cls.from_saved(saved, folder, public, prices)
         view.record, view.max_turns, view.phase = None, None, f"Going on from turn {from_turn}…"
         return view
 
@@ -251,6 +262,8 @@ class RunView:
                 "–" if turn.parent is None else turn.parent,
                 ("feedback" if turn.feedback else WHO[turn.by])
                 + RATING_MARKS.get(self.ratings.get(str(turn.index)), ""),
+                seconds_text(turn.gpu_seconds),
+                tokens_text(turn.tokens),
             ]
             for turn in self.turns
         ]
@@ -290,7 +303,9 @@ class RunView:
             whose = "your pick: " if self.picked is not None else ""
             scores = f"semantic {score_text(best.semantic)}, quality {score_text(best.quality)}"
             text += f" Best: {whose}turn {best.index} ({scores})."
-        return text + f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
+        text += f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
+        compute = record.get("compute") or totals(record["turns"], record.get("first_turn_compute"))
+        return text + f" Compute: {compute_line(compute, self.prices)}."
 
     def progress_html(self) -> str:
         """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
