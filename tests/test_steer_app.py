@@ -99,7 +99,8 @@ def test_step_mode_pauses_and_goes_on_across_separate_requests(app, photo):
     assert record["stop_reason"] == "step" and record["turns"][1]["prompt"] == weak
     captions = [item["caption"] for item in final["gallery"]]
     assert captions[1].startswith("Turn 2 (from 1, your prompt) · semantic")
-    assert final["table"]["headers"][-2:] == ["From", "By"] and final["table"]["data"][1][-2:] == [1, "you"]
+    assert final["table"]["headers"][-4:] == ["From", "By", "GPU s", "Tokens"]
+    assert final["table"]["data"][1][-4:-2] == [1, "you"]
     assert "the run holds 2 turns" in final["status"]
 
     final = go_on(client, run, 2, feedback="less sepia, keep the vignette")
