@@ -37,9 +37,20 @@ Check = Callable[[np.ndarray, np.ndarray], tuple[bool, str]]
 
 # Hand-drawn boxes, each well inside one thing (checked by eye on the photos).
 SUIT = [(40, 300, 110, 460), (290, 250, 340, 330), (110, 240, 160, 290)]
-FACE, HAIR, WALL, FLAG = (185, 80, 265, 170), (170, 25, 290, 60), (300, 20, 370, 130), (0, 0, 80, 280)
+FACE, HAIR, WALL, FLAG = (185, 80, 265, 170), (170, 25, 290, 60), (300, 20, 370, 130), (0, 0, 70, 215)
+STRIPES = (0, 300, 14, 500)  # the flag's red and white stripes beside the suit's sleeve
 CUP, SAUCER = [(185, 150, 215, 230)], [(100, 250, 170, 330), (400, 200, 460, 280)]
 TABLE, CREMA = [(440, 20, 600, 100), (0, 120, 60, 220), (480, 300, 600, 400)], (240, 110, 340, 170)
+# The wood just outside the saucer's rim, where a recolor that grows through the reddish grain spills first.
+RIM = [
+    (475, 285, 495, 315),
+    (458, 320, 480, 345),
+    (430, 350, 455, 375),
+    (395, 378, 420, 398),
+    (55, 235, 72, 275),
+    (60, 290, 90, 330),
+    (490, 180, 530, 250),
+]
 SKY = [(100, 20, 170, 110), (220, 30, 290, 120), (350, 30, 420, 120), (480, 150, 540, 280)]
 ROCKET, PAD = (314, 200, 328, 330), (270, 412, 370, 427)
 TANK, FENDER, BIN = (360, 180, 440, 220), (560, 275, 620, 300), (540, 190, 600, 240)
@@ -168,8 +179,8 @@ def photo(name: str) -> np.ndarray:
 
 
 CASES = [
-    Case("astronaut", "make the orange spacesuit blue", recolored((190, 260), SUIT, [FACE, HAIR, WALL, FLAG])),
-    Case("coffee", "make the red cup blue", recolored((190, 260), CUP + SAUCER, [*TABLE, CREMA])),
+    Case("astronaut", "make the orange spacesuit blue", recolored((190, 260), SUIT, [FACE, HAIR, WALL, FLAG, STRIPES])),
+    Case("coffee", "make the red cup blue", recolored((190, 260), CUP + SAUCER, [*TABLE, *RIM, CREMA])),
     Case("motorcycle", "make the red motorcycle blue", recolored((190, 260), [TANK, FENDER], [BIN, GARAGE, FLOOR])),
     Case("rocket", "make the sky a warm sunset orange", recolored((10, 50), SKY, [ROCKET, PAD])),
     Case("rocket", "make the sky more dramatic", changed_here_only(SKY, [ROCKET, PAD], visibly_changed)),

@@ -14,6 +14,8 @@ from thinkedit.instructions import read
 # Boxes drawn by hand, well inside one thing each: (left, top, right, bottom) in the photo's pixels.
 SUIT, FACE, WALL = (40, 300, 110, 460), (185, 80, 265, 170), (300, 20, 370, 130)
 CUP, TABLE = (185, 150, 215, 230), (440, 20, 600, 100)
+SAUCER = (278, 227, 202, 162)  # the saucer's outline as an ellipse: centre x, y and radii, drawn by hand
+RIM = [(475, 285, 495, 315), (458, 320, 480, 345), (430, 350, 455, 375), (55, 235, 72, 275)]  # wood by the saucer
 SKY, ROCKET = (100, 20, 170, 110), (314, 200, 328, 330)
 
 
@@ -46,6 +48,18 @@ def recolored_by_hand(image: Image.Image, low: float, high: float, hue: float) -
     inside = ((degrees >= low) | (degrees <= high)) if low > high else ((degrees >= low) & (degrees <= high))
     inside &= hsv[..., 1] > 60
     hsv[..., 0][inside] = round(hue / 360 * 256) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+def ellipse(image: Image.Image, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+    y, x = np.mgrid[: image.height, : image.width]
+    return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1
+
+
+def painted(image: Image.Image, where: np.ndarray, hue: float) -> Image.Image:
+    """The pixels `where` given another hue, their saturation and brightness kept."""
+    hsv = np.array(image.convert("HSV"))
+    hsv[..., 0][where] = round(hue / 360 * 256) % 256
     return Image.fromarray(hsv, "HSV").convert("RGB")
 
 
@@ -91,6 +105,45 @@ def test_a_cup_recolor_that_splashes_the_table_scores_low(editor, thinker):
     assert "the change spread beyond what the instruction names" in bad.reasoning
 
 
+def test_the_cup_recolor_stays_off_the_reddish_wood_around_the_saucer(editor, thinker):
+    """The wood beside the saucer is reddish brown too, darker and grainy: the rule stops at the saucer's edge."""
+    coffee = photo("coffee")
+    edited = editor.edit(coffee, "make the red cup blue", seed=0)
+    assert hue_share(edited, CUP, 190, 260) > 0.6 and hue_share(edited, (400, 200, 460, 280), 190, 260) > 0.9
+    assert max(moved(coffee, edited, where) for where in RIM) < 1
+    assert critique(thinker, coffee, edited, "make the red cup blue").semantic >= 8
+
+
+def test_blue_painted_on_the_table_beside_a_correct_blue_cup_is_spill(thinker):
+    """Built by hand, not by the editor: the cup and saucer made blue inside their outline, then a blot of blue on
+    the wood at the saucer's lower right. The critic finds the blot from the two images alone, says where it is
+    and that the wood under it is another surface (its hue and grain against the saucer's)."""
+    coffee = photo("coffee")
+    hsv = np.asarray(coffee.convert("HSV"), np.float32)
+    degrees = hsv[..., 0] * 360 / 256
+    red = ((degrees <= 14) | (degrees >= 340)) & (hsv[..., 1] > 60)
+    saucer = ellipse(coffee, *SAUCER)
+    clean = painted(coffee, red & saucer, 225)
+    blot = ellipse(coffee, 470, 335, 25, 45) & ~saucer
+    splashed = painted(coffee, (red & saucer) | blot, 225)
+    assert moved(coffee, splashed, RIM[0]) > 10
+    good, bad = (critique(thinker, coffee, image, "make the red cup blue") for image in (clean, splashed))
+    assert good.semantic >= 8 > bad.semantic and "I keep the prompt" not in bad.reasoning
+    found = re.search(
+        r"the largest patch of ([\d.]+)% around \((\d+), (\d+)\); there the source is not the surface of the red "
+        r"cup that changed: hue (\d+)° \(the core's (\d+)–(\d+)°\), grain ([\d.]+) levels \(the core's ([\d.]+)\)",
+        bad.reasoning,
+    )
+    assert found, bad.reasoning
+    x, y = int(found.group(2)), int(found.group(3))
+    assert abs(x - 470) < 25 and abs(y - 335) < 35
+    assert float(found.group(7)) > 2 * float(found.group(8))
+    speck = painted(clean, ellipse(coffee, 540, 150, 14, 22), 225)  # a speck of blue off on the table: small
+    small = critique(thinker, coffee, speck, "make the red cup blue")
+    assert "the change spread beyond what the instruction names" in small.reasoning
+    assert bad.semantic < small.semantic < good.semantic and "what else changed is small" in small.reasoning
+
+
 def test_the_sky_is_selected_on_the_rocket_and_reported_missing_on_the_coffee(editor, thinker):
     rocket, coffee = photo("rocket"), photo("coffee")
     assert read("make the sky darker").ops[0].region == "the sky"
@@ -114,6 +167,19 @@ def test_the_sunset_sky_is_orange_and_a_faint_tint_is_called_too_faint(editor, t
     critique_ = critique(thinker, rocket, faint, instruction)
     assert critique_.semantic < 5 and "too little to see" in critique_.reasoning
     assert "I keep the prompt" not in critique_.reasoning
+
+
+def test_the_sunset_sky_reaches_between_the_rays_of_the_lamps(editor):
+    """The glare of the pad's lamps is no sky, but the sky between its rays is: above each lamp the ring around it
+    turns orange too, with no block of the old blue left around the glare."""
+    rocket = photo("rocket")
+    sunset = np.asarray(editor.edit(rocket, "make the sky a warm sunset orange", seed=0).convert("HSV"), np.float32)
+    y, x = np.mgrid[: rocket.height, : rocket.width]
+    degrees = sunset[..., 0] * 360 / 256
+    orange = (degrees >= 10) & (degrees <= 50) & (sunset[..., 1] > 60)
+    for cx, cy in [(150, 378), (430, 393), (82, 350)]:  # lamps on the pad, found by eye
+        ring = (np.hypot(x - cx, y - cy) >= 8) & (np.hypot(x - cx, y - cy) <= 20) & (y < cy)
+        assert orange[ring].mean() > 0.7
 
 
 def test_a_region_word_no_rule_finds_is_reported_never_dropped(editor, thinker):

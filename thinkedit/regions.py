@@ -8,25 +8,33 @@ with a sentence that says why. The regions and their rules:
 - "the shadows" / "the highlights": by luminance, fully below 64 / above 192 of 255 and fading out over 64 levels.
 - "the sky": the connected region of sky-like color (blue, or near-white and smooth) that touches the top edge,
   plus pixels of its color seen through gaps (between a tower's struts) above its lowest row. None → `NoRegion`.
+  At full size it reaches `AROUND` small pixels further where the color is the sky's, so its edge follows the
+  picture (a lamp's glare, a strut), not the small copy's blocks.
 - "the background": the pixels of the colors seen along the top edge and the upper half of the side edges,
   connected to them (a subject usually stands on the bottom edge), never skin; "the foreground": the rest. Either under 10% of the
   picture → `NoRegion` (the rule cannot tell them apart there).
-- "the red areas": every pixel of the hue (`HUES`). "the red cup": the largest connected region of that color
-  (grown through its own shading; big parts up to `GAP` pixels apart, like a suit across a strap, count as one);
-  "the red cups": every such region at least an eighth of the largest. "the blue disc" (a shape word): the
-  connected region of similar color whose outline fits the word, the largest when several fit.
+- "the red areas": every pixel of the hue (`HUES`), grown through its shading. "the red cup": the pixels of that
+  color split into pieces of similar neighbouring color (a surface shades gradually; its edge against another
+  surface is a step); the piece with the most pixels fully of the color, with every piece up to `GAP` pixels away
+  that is like it (its hue in the first piece's range, no grainier: the suit's other side across a strap, not the
+  grainy, browner wood beside a red saucer), and thin rims touching it of its hue; inside it, what it encloses of
+  about its color that is as smooth, or thin and as saturated (a fold, the cup's shadow on the saucer). "the red
+  cups": every such thing at least an eighth of the largest. "the blue disc" (a shape word): the connected region
+  of similar color whose outline fits the word, the largest when several fit.
 
-Rules run on a copy at most `LABEL_SIDE` pixels a side and are traced back at full size. The offline editor acts
-on these regions; the offline critic uses the same rules only to know what a word means, and measures what
-changed from the pixels themselves.
+Rules run on a copy at most `LABEL_SIDE` pixels a side (texture on one 4× larger) and are traced back at full
+size. The offline editor acts on these regions; the offline critic uses the place rules to know what a place word
+means, reads a colored thing by a simpler rule of its own (`changes.colored_thing`) and judges what changed from
+the pixels themselves (`changes.alike`).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from .instructions import PLACES, SHAPES
 
@@ -50,6 +58,14 @@ GRAY = 0.16  # saturation under which a pixel is neutral (white, gray, black)
 # How far past a color's range a pixel still belongs a little (the membership fades to 0 over this): shading and
 # highlights on one object drift a few degrees of hue and lose some saturation.
 HUE_FADE, SATURATION_FADE, VALUE_FADE = 8.0, 0.12, 0.1
+# A piece of a thing's color belongs to it when it is no grainier than this many times the thing's first piece (its
+# core) and its mean hue lies within the core's own range widened by `HUE_SLACK` degrees.
+TEXTURE, HUE_SLACK = 2.0, 4.0
+PALER = 0.1  # a thin piece inside a thing up to this much less saturated (0..1) than the thing is its shading
+STARTS = 64  # "the red cups" grows things from at most this many pieces, the largest: beyond them are specks
+THIN = 0.25  # a piece with under this share of inner pixels (all four neighbours in it) is a rim or an outline
+AROUND = 3  # small pixels beyond the sky found on the small copy where a pixel of its color still belongs to it
+TEXTURE_SIDE = 4 * LABEL_SIDE  # texture is measured on a copy at most this size: 4×4 samples per small pixel
 # Inside a thing, patches of a hue this many fades away belong to it too: the orange-lit half of a red-orange suit
 # (a blue badge or a white glint inside it does not).
 ENCLOSED = 3.0
@@ -78,16 +94,13 @@ def _tables(color: str, reach: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
     h, s, v = levels * (360 / 256), levels / 255, levels / 255
     if color in NEUTRAL:
         low, high = NEUTRAL[color]
-        gray = (
-            np.clip((GRAY + SATURATION_FADE * reach - s) / SATURATION_FADE * reach, 0, 1)
-            if color != "black"
-            else np.ones(256)
-        )
+        gray = np.clip((GRAY + SATURATION_FADE * reach - s) / (SATURATION_FADE * reach), 0, 1)
+        gray = gray if color != "black" else np.ones(256)
         return np.ones(256, np.float32), gray.astype(np.float32), _within(v, low, high, VALUE_FADE * reach)
     (start, end), least, (low, high) = HUES[color]
     past = np.where((h - start) % 360 <= (end - start) % 360, 0.0, np.minimum((start - h) % 360, (h - end) % 360))
-    hue = np.clip(1 - past / HUE_FADE * reach, 0, 1).astype(np.float32)
-    saturation = np.clip((s - least + SATURATION_FADE * reach) / SATURATION_FADE * reach, 0, 1).astype(np.float32)
+    hue = np.clip(1 - past / (HUE_FADE * reach), 0, 1).astype(np.float32)
+    saturation = np.clip((s - least + SATURATION_FADE * reach) / (SATURATION_FADE * reach), 0, 1).astype(np.float32)
     return hue, saturation, _within(v, low, high, VALUE_FADE * reach)
 
 
@@ -109,42 +122,175 @@ def mask(pixels: np.ndarray, region: str) -> np.ndarray:
     if thing.removesuffix("s") in SHAPES:
         return select(pixels, color, thing).astype(np.float32)
     small, scale = _small(pixels)
-    small_weight = membership(hsv(small), color)
+    small_hsv = hsv(small)
+    small_weight = membership(small_hsv, color)
     loose, seeds = small_weight >= 0.5, small_weight >= 1.0
+    holes = membership(small_hsv, color, ENCLOSED) >= 0.5
     if thing == "areas":  # every region of the color: grown through its shading from pixels fully of it
         labels = label(loose)
         found = np.isin(labels, np.unique(labels[seeds])) & loose
+        enclosed = fill_holes(found) & ~found & holes if found.any() else found
     else:
-        found = things(loose, thing.endswith("s") and not thing.endswith("ss"), seeds)
+        surface = Surface(small, texture(pixels, small.shape[:2]), color)
+        found = things(loose, thing.endswith("s") and not thing.endswith("ss"), seeds, surface)
+        enclosed = found if found is None else surface.enclosed(fill_holes(found) & ~found & holes, found)
     if found is None or not found.any():
         raise NoRegion(f"there is nothing {color} in the picture")
-    enclosed = fill_holes(found) & ~found & (membership(hsv(small), color, ENCLOSED) >= 0.5)
     near, inner = (_upsample(grow(x), pixels.shape[:2]) if scale > 1 else grow(x).astype(np.float32)
                    for x in (found | enclosed, enclosed))  # fmt: skip
     return np.minimum(near, np.maximum(np.clip(2 * membership(hsv(pixels), color), 0, 1), inner))
 
 
-def things(pixels: np.ndarray, every: bool, seeds: np.ndarray | None = None) -> np.ndarray | None:
-    """One thing in a mask (None when there is none of at least 1/2000 of the picture): its largest connected
-    region (counted by `seeds` when given), with every region at least an eighth its size within `GAP` pixels
-    of it, as a suit's two sides across a strap; with `every`, every region at least an eighth of the largest."""
-    labels = label(pixels)
-    counted = pixels if seeds is None else seeds & pixels
-    found, counts = np.unique(labels[counted], return_counts=True)
-    if not len(found) or counts.max() < max(16, pixels.size // 2000):
+class Surface:
+    """What a small copy's pixels look like, to tell one surface from another: each pixel's hue (degrees) and
+    texture (`texture`), and the color the region is named by."""
+
+    def __init__(self, pixels: np.ndarray, rough: np.ndarray, color: str):
+        self.pixels, self.rough, self.color = pixels.astype(np.int16), rough, color
+        self.hue, self.saturation = hues(pixels), hsv(pixels)[..., 1].astype(np.float32) / 255
+
+    def pieces(self, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`inside` split into pieces of similar neighbouring color (`label`), and per piece (indexed by its label)
+        its mean hue in degrees, the mean texture of its inner pixels (of all of them when it has none), the share
+        of its pixels that are inner and its mean saturation (0..1), stacked."""
+        labels = label(inside, self.pixels)
+        flat, where, size = labels.ravel(), inside.ravel(), labels.size
+
+        def total(weights: np.ndarray, among: np.ndarray = where) -> np.ndarray:
+            return np.bincount(flat[among], weights.ravel()[among], minlength=size)
+
+        angle = np.radians(self.hue)
+        hue = np.degrees(np.arctan2(total(np.sin(angle)), total(np.cos(angle))))
+        inner = _inner(labels).ravel() & where
+        ones, rough = np.ones(size), self.rough.astype(np.float64)
+        count, pixels = total(ones, inner), total(ones).clip(1)
+        grain = np.where(count > 0, total(rough, inner) / count.clip(1), total(rough) / pixels)
+        return labels, np.stack([hue, grain, count / pixels, total(self.saturation.astype(np.float64)) / pixels])
+
+    def like(self, core: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """A test of pieces (`pieces`' stats) against the pixels `core`. A piece is like it when it is no grainier
+        than `TEXTURE` times it (plus one level of noise) and, for a hue, its mean hue lies in the core's own range
+        (5th to 95th percentile) widened by `HUE_SLACK`. A thin piece (under a quarter of it inner: a rim, an
+        outline) is all edge, its texture tells nothing: it is like the core when its hue lies in the range itself."""
+        grain = self.grain(core)
+        mean = circular_mean(self.hue[core])
+        low, high = np.percentile(hue_offset(self.hue[core], mean), [5, 95])
+
+        def test(stats: np.ndarray) -> np.ndarray:
+            thin = stats[2] < THIN
+            smooth = thin | (stats[1] <= TEXTURE * grain + 1)
+            if self.color in NEUTRAL:
+                return smooth
+            off, slack = hue_offset(stats[0], mean), np.where(thin, 0.0, HUE_SLACK)
+            return smooth & (off >= low - slack) & (off <= high + slack)
+
+        return test
+
+    def grain(self, core: np.ndarray) -> float:
+        """The mean texture of the inner pixels of `core` (of all of them when none is inner)."""
+        inner = _inner(core) & core
+        return float(self.rough[inner if inner.any() else core].mean())
+
+    def enclosed(self, candidates: np.ndarray, thing: np.ndarray) -> np.ndarray:
+        """The pieces of `candidates` (pixels of about the color inside `thing`) that belong to it: those no
+        grainier than `TEXTURE` times it, like the shadow a cup casts on its saucer, and thin ones at least about as
+        saturated (`PALER`), the folds and seams of a suit: shading deepens a color, while its reflection in the
+        steel of a spoon lying on the saucer is paler."""
+        labels, stats = self.pieces(candidates)
+        deep = stats[3] >= float(np.median(self.saturation[thing])) - PALER
+        return candidates & (((stats[2] < THIN) & deep) | (stats[1] <= TEXTURE * self.grain(thing) + 1))[labels]
+
+
+def things(inside: np.ndarray, every: bool, seeds: np.ndarray, surface: Surface) -> np.ndarray | None:
+    """One thing of a color in a small copy (None when there is none of at least 1/2000 of the picture). `inside`
+    splits into pieces of similar neighbouring color (`Surface.pieces`): a surface's shading changes gradually,
+    while its edge against another surface is a step. The thing starts as the piece holding the most `seeds` and
+    takes in every piece within `GAP` pixels that is like that first piece (`Surface.like`), again and again: the
+    folds of a suit, its other side across a strap. The darker, grainier wood beside a red saucer is not like it
+    and stays out. With `every`, every thing grown from a piece at least an eighth of the largest, each kept when
+    it is at least an eighth of the largest thing."""
+    labels, stats = surface.pieces(inside)
+    counts = np.bincount(labels[seeds & inside], minlength=labels.size)
+    order = np.argsort(-counts, kind="stable")[: STARTS if every else 1]
+    starts = order[counts[order] >= max(1, counts[order[0]] / 8)]
+    found, claimed = [], np.zeros_like(inside)
+    for start in starts:
+        if not claimed.ravel()[start] and counts[start]:
+            like = surface.like(labels == start)(stats)
+            grown = _grow(labels == start, labels, inside, like & (stats[2] >= THIN), like & (stats[2] < THIN))
+            claimed |= grown
+            found.append(grown)
+    sizes = [int((thing & seeds).sum()) for thing in found]
+    if not sizes or max(sizes) < max(16, inside.size // 2000):
         return None
-    big = found[counts >= counts.max() / 8]
-    if every:
-        return np.isin(labels, big) & pixels
-    chosen = (labels == found[int(np.argmax(counts))]) & pixels
+    if not every:
+        return found[0]
+    return np.logical_or.reduce([t for t, n in zip(found, sizes, strict=True) if n >= max(sizes) / 8])
+
+
+def _grow(chosen: np.ndarray, labels: np.ndarray, inside: np.ndarray, like: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    """`chosen` with every piece within `GAP` pixels that is `like` it, and every thin piece touching it that is
+    (`edge`: its rim), until none is left (flags per label)."""
     while True:
         near = chosen
         for _ in range(GAP):
             near = grow(near)
-        more = chosen | (np.isin(labels, np.intersect1d(np.unique(labels[near & pixels]), big)) & pixels)
+        more = chosen | (near & inside & like[labels]) | (grow(chosen) & inside & edge[labels])
+        more = np.isin(labels, np.unique(labels[more & inside])) & inside
         if np.array_equal(more, chosen):
             return chosen
         chosen = more
+
+
+def _inner(labels: np.ndarray) -> np.ndarray:
+    """Pixels whose four neighbours carry the same value (a label, or a mask's True and False)."""
+    padded = np.pad(labels, 1, mode="edge")
+    same = (padded[:-2, 1:-1] == labels) & (padded[2:, 1:-1] == labels)
+    return same & (padded[1:-1, :-2] == labels) & (padded[1:-1, 2:] == labels)
+
+
+def hues(pixels: np.ndarray) -> np.ndarray:
+    """The hue of each pixel of an RGB array, in degrees."""
+    return hsv(pixels)[..., 0].astype(np.float32) * (360 / 256)
+
+
+def circular_mean(degrees: np.ndarray) -> float:
+    """The mean of angles in degrees (350° and 10° average to 0°, not 180°)."""
+    angle = np.radians(degrees)
+    return float(np.degrees(np.arctan2(np.sin(angle).sum(), np.cos(angle).sum())))
+
+
+def hue_offset(degrees: np.ndarray, mean: float) -> np.ndarray:
+    """Signed difference in degrees from `mean`, in -180..180."""
+    return (degrees - mean + 180) % 360 - 180
+
+
+def texture(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The fine texture under each pixel of a small copy of `shape`: the standard deviation of brightness over 3×3
+    pixels of the picture (on a copy at most `TEXTURE_SIDE` a side), averaged over the small pixel. Glazed china
+    measures 1–2 levels, a suit's fabric about 4, the grain of a wooden table 7 and more."""
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).convert("L")
+    if max(image.size) > TEXTURE_SIDE:
+        side = TEXTURE_SIDE / max(image.size)
+        size = (max(1, round(image.width * side)), max(1, round(image.height * side)))
+        image = image.resize(size, Image.Resampling.BOX)
+    luma = np.asarray(image, np.float32)
+    mean, square = window_sum(luma, 1) / 9, window_sum(luma * luma, 1) / 9
+    spread = np.sqrt(np.maximum(square - mean * mean, 0))
+    return np.asarray(Image.fromarray(spread).resize((shape[1], shape[0]), Image.Resampling.BOX), np.float32)
+
+
+def window_sum(x: np.ndarray, radius: int) -> np.ndarray:
+    """Sums over each pixel's (2·radius+1)² neighbourhood, the frame's edge repeated beyond it."""
+    side = 2 * radius + 1
+    total = np.pad(np.pad(x, radius, mode="edge").cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    height, width = x.shape
+    return (
+        total[side : side + height, side : side + width]
+        - total[:height, side : side + width]
+        - total[side : side + height, :width]
+        + total[:height, :width]
+    )
 
 
 def label(inside: np.ndarray, pixels: np.ndarray | None = None) -> np.ndarray:
@@ -225,20 +371,26 @@ def _sky(small: np.ndarray) -> np.ndarray:
 
 
 def _like_around(pixels: np.ndarray, small: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """A region found on the small copy, at full size: its weight there, cut where a pixel's color is far (over 24
-    levels fully out from 48) from the region's color around it, so a tower's thin struts stay out of the sky."""
+    """A region found on the small copy, at full size: every pixel up to `AROUND` small pixels from it whose color
+    is near (within 24 levels, fully out from 48) the region's color around it. So its edge follows the picture,
+    not the small copy's pixels: a tower's thin struts and a lamp's glare stay out of the sky, the sky between the
+    glare's rays does not."""
     size = (pixels.shape[1], pixels.shape[0])
-    inside = _upsample(found, pixels.shape[:2])
-    around = np.stack(
-        [np.asarray(Image.fromarray((small[..., c] * found).astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
-         for c in range(3)], axis=-1,
-    ) / np.maximum(inside, 1e-3)[..., None]  # fmt: skip
+
+    def spread(x: np.ndarray) -> np.ndarray:  # blurred over a few small pixels, at full size
+        x = x.astype(np.float32)
+        for _ in range(AROUND):
+            x = window_sum(x, 1) / 9
+        return np.asarray(Image.fromarray(x).resize(size, Image.Resampling.BILINEAR), np.float32)
+
+    weight = spread(found)
+    around = np.stack([spread(small[..., c] * found) for c in range(3)], axis=-1) / np.maximum(weight, 1e-3)[..., None]
     distance = np.abs(pixels.astype(np.float32) - around).max(axis=2)
-    # a small pixel further out, so the region reaches its true edge at full size (no fringe of the old color)
-    scale = pixels.shape[1] / small.shape[1]
-    edge = Image.fromarray(np.round(_upsample(grow(found), pixels.shape[:2]) * 255).astype(np.uint8))
-    soft = np.clip(np.asarray(edge.filter(ImageFilter.GaussianBlur(scale)), np.float32) / 128, 0, 1)  # no steps
-    return np.minimum(soft, np.clip((48 - distance) / 24, 0, 1))
+    near = found
+    for _ in range(AROUND):
+        near = grow(near)
+    reach = np.clip(_upsample(near, pixels.shape[:2]) * 2, 0, 1)
+    return np.minimum(reach, np.clip((48 - distance) / 24, 0, 1))
 
 
 def _background(small: np.ndarray, foreground: bool) -> np.ndarray:

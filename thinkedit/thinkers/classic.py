@@ -7,8 +7,9 @@ the editor chose) and measures:
   contrast, saturation, white balance, sepia, vignette, detail, geometry, border pixels, the text band;
 - operations on a region ("the sky", "the top half") or a colored thing ("the red cup"), from the source and the
   result alone (`thinkedit.changes`): how much of the named area took the change, how far the change spread
-  beyond it (into pixels whose source color is not the named one, or outside the named place), specks inside it,
-  new hard edges along its border; a look too faint to see is asked for more strongly;
+  beyond it (outside the named place; for a colored thing, onto pixels whose source is another surface than the
+  middle of what changed on it: another hue, grainier), specks inside it, new hard edges along its border; a look
+  too faint to see is asked for more strongly;
 - quality: clipping, banding, detail lost or added, blotchy changes, seams, skin tones flattened into steps.
 
 A part counts as done within `TOLERANCE` of the asked change; the reasoning states every number, the tolerance
@@ -48,7 +49,7 @@ from ..instructions import (
     read_feedback,
     resolve,
 )
-from ..regions import NoRegion, fill_holes, grow, hsv, label, mask, membership, things
+from ..regions import NEUTRAL, NoRegion, fill_holes, grow, hsv, label, mask, membership, texture
 
 WORK_SIDE = 256  # global measurements run on copies this size; detail on a full-resolution crop this size
 # A measured change counts as the asked one from 80% to 125% of it: closer than a person can tell two amounts
@@ -56,6 +57,7 @@ WORK_SIDE = 256  # global measurements run on copies this size; detail on a full
 TOLERANCE = (0.8, 1.25)
 UNSEEN = 0.7  # the most a look scores while a quarter of what it names has not visibly changed
 GUESSED = ("the background", "the foreground")  # regions whose rule a person would often draw otherwise
+SPLASH = 0.005  # a patch of spill this share of the image (35×35 pixels of a 600×400 photo) is a blot seen at a glance
 AMBIGUOUS = 0.7  # the most a recolor of one thing scores when other things of its color could be the one meant
 MOST = 2.5  # a corrected amount is at most this many times (or at least 1/this of) the amount that was used
 FEATURES = ("brightness", "contrast", "saturation", "warmth", "detail")
@@ -140,6 +142,7 @@ class Views:
     #                                                averaging them: pixel noise survives (only local operations)
     measured: dict[tuple[str, str | None], dict[str, float]] = field(default_factory=dict)
     regions: dict[str, np.ndarray | str] = field(default_factory=dict)
+    texture: np.ndarray | None = None  # `grain()`
 
     def features(self, which: str, region: str | None = None) -> dict[str, float]:
         """`features` of the `reference`, `edited` or `expected` copy (inside `region`), computed once."""
@@ -147,6 +150,14 @@ class Views:
             inside = self.region(region) if region else None
             self.measured[which, region] = features(getattr(self, which), inside)
         return self.measured[which, region]
+
+    def grain(self) -> np.ndarray:
+        """`regions.texture` of the source at the small copies' size, measured once (at full resolution, unless
+        the asked geometry moved the pixels: then on `base`)."""
+        if self.texture is None:
+            unmoved = np.array_equal(self.reference, self.untouched)
+            self.texture = texture(self.source_full if unmoved else self.base, self.base.shape[:2])
+        return self.texture
 
     def region(self, region: str) -> np.ndarray:
         """The pixels of the small copies that a region names, by its rule on the source (`NoRegion` if none)."""
@@ -253,9 +264,10 @@ def review(source: Image.Image, edited: Image.Image, instruction: str, prompt: s
         refined = join([ask for ask in measured.asks if ask]) or prompt
         lines.append(f"{scores}: nothing was done; the next prompt states every operation with its amount.")
     elif not short and semantic >= 8 and quality >= 8:
+        rest = "nothing else changed that matters" if measured.preservation == 1 else "what else changed is small"
         lines.append(
-            f"{scores}: every part is within my tolerance ({low}–{high}% of the asked change) and nothing else "
-            "changed that matters; I keep the prompt."
+            f"{scores}: every part is within my tolerance ({low}–{high}% of the asked change) and {rest}; I keep the "
+            "prompt."
         )
         refined = prompt
     else:
@@ -630,7 +642,7 @@ def named(region: str, views: Views) -> Named:
         found = mask(views.base, region) >= 0.5  # its outline says which one: no other of its color is in doubt
         return Named(found, grow(grow(found)), f"{region} ({found.mean() * 100:.1f}% of the image)", single)
     else:
-        found = things(weight >= 1.0, every=not single)
+        found = changes.colored_thing(weight >= 1.0, every=not single)
         found = np.zeros(weight.shape, bool) if found is None else found
         how = f"{region}: what is {color} and connected, {found.mean() * 100:.1f}% of the image"
     if not found.any():
@@ -821,23 +833,30 @@ def _preservation(targets: list[Op], views: Views) -> tuple[float, list[str]]:
 
 def _spill(targets: list[Op], views: Views) -> tuple[float, list[str]]:
     """(penalty, findings): what changed beyond what the local operations name, from the source and the result
-    alone: pixels that changed noticeably outside it (or, for one thing, in a second place), and how far the
-    pixels outside it moved on average. Spill half as large as the named area takes 4/5 of the semantic score."""
+    alone: pixels that changed noticeably outside it (for one colored thing: changed pixels whose source is not of
+    the thing's surface, or in a second place), and how far the pixels outside it moved on average. A visible patch
+    of spill costs at least 3/10 of the semantic score; spill half as large as the named area 4/5."""
     local = [op for op in targets if _local(op)]
     if not local or any(op.name == "keep_color" for op in local):
         return 0.0, []  # keeping one color grays everything else on purpose
+    moved = changes.changed(views.edited, views.base)
     allowed = np.zeros(views.base.shape[:2], bool)
-    area, things = 0, []
+    area, things, looks = 0, [], []
     for op in local:
         if OPERATIONS[op.name].kind == "drawn":
             allowed |= grow(grow(changes.changed(_expected_of(op, views), views.base)))
             continue
         with contextlib.suppress(NoRegion):
             thing = named(op.region or "the red areas", views)
-            allowed |= thing.allowed
             area += int(thing.found.sum())
             things += [thing] if thing.one else []
-    moved = changes.changed(views.edited, views.base)
+            if not (thing.one and thing.color):
+                allowed |= thing.allowed
+                continue
+            core = changes.core(moved, thing.found)  # one colored thing: what changed must be of its surface
+            like = changes.look(views.base, views.grain(), core, thing.color in NEUTRAL)
+            allowed |= changes.alike(views.base, views.grain(), moved, like)
+            looks.append((op.region, like))
     spilled = moved & ~allowed
     for thing in things:  # one thing: the change belongs in one place, the one over the thing
         labels = label(grow(grow(moved & allowed)))
@@ -849,13 +868,19 @@ def _spill(targets: list[Op], views: Views) -> tuple[float, list[str]]:
         spilled |= moved & regions.skin(views.untouched)
     findings, penalty = [], 0.0
     share = float(spilled.mean())
-    if share > 0.003:  # a few stray pixels of resampling are no spill
+    patch = changes.largest(spilled)
+    if share > 0.003 or patch.mean() > SPLASH:  # a few stray pixels of resampling are no spill; a splash is
         ratio = float(spilled.sum()) / max(area, int(moved.sum()), 1)
-        penalty += min(0.8, 0.1 + 2 * ratio)
+        penalty += min(0.8, (0.3 if patch.mean() > SPLASH else 0.1) + 2 * ratio)
         findings.append(
             f"the change spread beyond what the instruction names: {share * 100:.1f}% of the image changed outside "
-            f"it ({ratio * 100:.0f}% as much as the named area), the largest patch {changes.where(spilled, views.scale)}"
+            f"it ({ratio * 100:.0f}% as much as the named area), the largest patch of "
+            f"{patch.mean() * 100:.1f}% {changes.where(patch, views.scale)}"
         )
+        if looks:  # one colored thing: say how the source under the patch differs from what changed on the thing
+            region, like = looks[0]
+            unlike = changes.unlike(views.base, views.grain(), patch, like)
+            findings[-1] += f"; there the source is not the surface of {region} that changed: {unlike}"
     outside = ~allowed
     if outside.mean() > 0.05 and all(_local(op) for op in targets):
         drift = float(shift(views.edited, views.base)[outside].mean())
