@@ -81,10 +81,12 @@ def app_url(tmp_path_factory):
     EDITORS["slow-classic"] = replace(EDITORS["classic"], name="slow-classic", target="test_browser:SlowEditor")
     THINKERS["html"] = replace(THINKERS["classic"], name="html", target="test_browser:HTMLThinker")
     try:
+        from test_baselines import build_baselines_eval
         from test_eval import build_eval
 
         evals = tmp_path_factory.mktemp("evals")
         build_eval(evals)
+        build_baselines_eval(evals)
         demo, url = serve(Settings(runs_dir=tmp_path_factory.mktemp("runs"), evals_dir=evals))
         yield url
         demo.close()
@@ -443,3 +445,42 @@ def test_studio_paints_a_mask_keeps_the_rest_and_shows_what_changed(page, photo,
     assert ((shown[..., 0] - shown[..., 2] > 80) & (shown[..., 1] < 240)).mean() > 0.05, "the change is marked"
     close_toasts(page)
     page.screenshot(path=str(ARTIFACTS / "studio-mask.png"), full_page=True)
+
+
+def test_benchmarks_tab_plots_quality_against_compute(page):
+    page.get_by_role("tab", name="Benchmarks").click()
+    choose(page, "te-b-eval", "baselines-folder")
+    page.locator("#te-b-open").click()
+    page.locator("#te-b-table span.text", has_text="best-of-2 O").first.wait_for()
+    plot = page.locator("#te-b-compute img")
+    plot.wait_for(state="visible")
+    page.wait_for_function("document.querySelector('#te-b-compute img').naturalWidth > 600")
+    summary = page.locator("#te-b-summary").inner_text()
+    assert "rewrite: O" in summary and "best-of-2: O" in summary
+    assert "gives the most O per second" in summary or "no mode beat single-shot" in summary
+    plot.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "benchmarks-compute.png"))
+    page.screenshot(path=str(ARTIFACTS / "benchmarks-compute-full.png"), full_page=True)
+
+
+def test_the_advanced_panel_s_patience_ends_a_run_and_the_table_shows_compute(page, photo):
+    page.get_by_role("tab", name="Studio").click()
+    if not page.locator("#te-patience").is_visible():
+        page.locator("#te-advanced").get_by_text("Advanced").click()
+    page.locator("#te-image input[type=file]").set_input_files(photo)
+    page.locator("#te-instruction textarea").fill("make it warmer")
+    choose(page, "te-editor", "classic")
+    choose(page, "te-thinker", "html")  # the same scores every turn: the best never rises after turn 1
+    page.locator("#te-step input[type=checkbox]").uncheck()  # the steering test above left step mode on
+    set_number(page, "te-max-turns", 6)
+    set_number(page, "te-patience", 1)
+    page.locator("#te-run").click()
+    page.wait_for_function(
+        "document.querySelector('#te-status textarea').value.includes('had not risen for 1 turn')", timeout=60_000
+    )
+    status = page.locator("#te-status textarea").input_value()
+    assert status.startswith("Finished after 2 turns") and "Compute: edit" in status
+    headers = page.locator("#te-table thead th").all_inner_texts()
+    assert [h.strip() for h in headers][-2:] == ["GPU s", "Tokens"]
+    page.locator("#te-patience").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "studio-patience.png"), full_page=True)

@@ -223,7 +223,7 @@ def test_the_benchmarks_tab_shows_no_outside_image_and_history_opens_no_outside_
     demo, url = serve(Settings(runs_dir=runs, evals_dir=crafted_eval.parent))
     try:
         client = Client(url, verbose=False)
-        *_, gallery = client.predict(crafted_eval.name, api_name="/benchmark")
+        *_, gallery, _compute_plot = client.predict(crafted_eval.name, api_name="/benchmark")
         assert len(gallery) == 2, "the crafted line's outside image is not shown"
         assert all(Image.open(item["image"]).convert("RGB").getpixel((0, 0)) != SECRET for item in gallery)
         refusals = []

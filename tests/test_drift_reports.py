@@ -89,7 +89,7 @@ def test_the_mean_drift_is_in_summary_json_the_report_and_the_benchmarks_tab(mas
 
     settings = Settings(evals_dir=masked_eval.parent)
     session = Session()
-    text, _, _, _, samples = benchmarks.open_eval("masked", session, settings)
+    text, _, _, _, samples, _ = benchmarks.open_eval("masked", session, settings)
     assert f"{drift.percent(single['changed'])} of the image changed on average (0% outside the region)" in text
     details = benchmarks.show_sample(samples, 0, session)[-1]
     assert "changed" in details and "outside the region" in details

@@ -230,6 +230,11 @@ COLUMNS = [
     "drift_changed",
     "drift_outside",
     "region",
+    "edit_seconds",
+    "think_seconds",
+    "gpu_seconds",
+    "prompt_tokens",
+    "completion_tokens",
 ]
 
 

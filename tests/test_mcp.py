@@ -25,6 +25,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 TOOL_ARGUMENTS = ["image", "instruction", "editor", "thinker", "max_turns", "threshold", "seed", "mask"]
+TOOL_ARGUMENTS += ["patience", "budget_seconds", "budget_tokens"]  # the early stops, appended
 
 
 class SteppingEditor(ClassicEditor):
@@ -167,11 +168,14 @@ def test_think_edit_returns_the_best_image_and_a_summary_with_progress(app, phot
             "parent": t["parent"],
             "by": t["by"],
             "drift": t["drift"],
+            **{key: t[key] for key in ("edit_seconds", "think_seconds", "gpu_seconds", "tokens")},
         }
         for t in record["turns"]
     ]
     assert all(0 < t["drift"]["changed"] <= 1 and t["drift"]["outside"] is None for t in summary["turns"])
     assert summary["region"] is None
+    assert summary["compute"] == record["compute"] and summary["compute"]["edits"] == len(record["turns"])
+    assert summary["cost"] is None, "no prices are set on this server"
     assert len(summary["turns"]) >= 2 and summary["turns"][0]["prompt"] == "make it look old"
     assert (summary["best_turn"], summary["stop_reason"]) == (record["best_turn"], record["stop_reason"])
     assert record["settings"]["seed"] == 5 and record["settings"]["max_turns"] == 3

@@ -53,23 +53,9 @@ def test_what_gradio_names_on_a_public_page_is_in_a_random_temp_folder_not_the_o
         image = {"path": name, "meta": {"_type": "gradio.FileData"}}
         run = call_edit(
             url,
-            [
-                image,
-                "make it brighter",
-                "classic",
-                "classic",
-                1,
-                8,
-                "none",
-                0,
-                False,
-                None,
-                None,
-                "same",
-                False,
-                None,
-                None,
-            ],
+            [image, "make it brighter", "classic", "classic", 1, 8, "none", 0, False, None, None, "same", False]
+            + [None, None]  # no mask
+            + [None, None, None],  # no early stop
         )
         assert "event: complete" in run
         for text in (answer.text, run):

@@ -54,6 +54,9 @@ def edit_values(image, public: bool) -> list:
         False,
         None,
         None,
+        None,
+        None,
+        None,
     ]
 
 
@@ -106,22 +109,25 @@ def test_edit_and_compare_refuse_every_path_that_gradio_did_not_receive(app, out
     assert "event: complete" in answer and REFUSAL not in answer
 
 
+MASK = -5  # /edit's mask slot: then `painted` and the three early stops (the last fields)
+
+
 def test_a_mask_and_painted_layers_follow_the_same_rule(app, outside, tmp_path):
     url, public = app
     image = upload(url, scene_file(tmp_path))
     refusal = NOT_RECEIVED.format(what="mask")
     for path in (outside, link_in_upload_folder(outside), "/etc/hostname"):
         values = edit_values(image, public)
-        values[-2] = payload(path)
+        values[MASK] = payload(path)
         answer = call_edit(url, values)
         assert "event: error" in answer and refusal in answer, f"mask {path}: {answer[-300:]}"
         assert str(outside) not in answer
         for layer in (payload(path), marked(path)):  # painted layers: Gradio's own check refuses them first
-            values[-2:] = [None, {"layers": [layer]}]
+            values[MASK : MASK + 2] = [None, {"layers": [layer]}]
             answer = call_edit(url, values)
             assert "event: error" in answer and str(outside) not in answer and "event: complete" not in answer
     values = edit_values(image, public)
-    values[-2] = upload(url, solid(tmp_path / "mask.png", (255, 255, 255), size=(20, 20)))  # white: all may change
+    values[MASK] = upload(url, solid(tmp_path / "mask.png", (255, 255, 255), size=(20, 20)))  # white: all may change
     answer = call_edit(url, values)
     assert "event: complete" in answer and refusal not in answer
 

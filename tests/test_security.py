@@ -211,20 +211,8 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
         answer = call_edit(
             url,
             basics
-            + [
-                "evil/model",
-                target.url,
-                "evil/model",
-                f"{target.url}/v1",
-                "k",
-                "k",
-                "fast",
-                "same",
-                False,
-                None,
-                None,
-                None,
-            ],
+            + ["evil/model", target.url, "evil/model", f"{target.url}/v1", "k", "k", "fast", "same", False]
+            + [None] * 6,  # no mask, nothing painted, no early stop, and the session
         )
         assert "cannot run here" in answer and "no endpoint configured" in answer
         assert target.seen == [], "the public app must never call a URL a caller supplied"
@@ -246,6 +234,7 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
                     "default",
                     "same",
                     False,
+                    *[None, None, None],  # no early stop
                     None,
                     None,
                     None,

@@ -155,8 +155,8 @@ def test_every_key_the_writer_writes_is_declared_in_the_schema(scene, tmp_path):
 
 def test_the_writer_refuses_a_setting_the_schema_does_not_declare(scene, tmp_path):
     trajectory = finished_run(scene, tmp_path / "run")
-    trajectory.settings["patience"] = 2
-    with pytest.raises(ValueError, match="Declare the settings patience"):
+    trajectory.settings["temperature"] = 2
+    with pytest.raises(ValueError, match="Declare the settings temperature"):
         store.trajectory_record(trajectory)
 
 

@@ -453,11 +453,13 @@ def test_the_benchmarks_tab_shows_an_eval_by_the_loop_s_gain(tmp_path):
     demo, url = serve(Settings(runs_dir=tmp_path / "runs", evals_dir=evals))
     try:
         client = Client(url, verbose=False)
-        summary, table, chart, gallery = client.predict("classic-folder", api_name="/benchmark")
+        summary, table, chart, gallery, spent = client.predict("classic-folder", api_name="/benchmark")
         assert "**folder** · editor classic, thinker classic, judge classic" in summary and "self-grading" in summary
         assert "single: O 9.1833 over 2 samples" in summary and "loop: O 10 over 2 samples" in summary
         assert table["headers"][:2] == ["category", "n"] and table["data"][-1][0] == "mean over categories"
         assert Image.open(chart).size[0] > 300, "the per-category bar chart"
+        assert Image.open(spent).size[0] > 300, "quality against compute"
+        assert "gives the most O per second" in summary or "no mode beat single-shot" in summary
         captions = [item["caption"] for item in gallery]
         assert captions[0].startswith("summer · gain +") and captions[1].startswith("bw · gain +0.00")
         source, single, looped, details = client.predict(0, api_name="/benchmark_sample")

@@ -246,8 +246,10 @@ EDIT_INPUTS = [
     "guidance",
     *["editor_model", "editor_url", "thinker_model", "thinker_url", "editor_key", "thinker_key", "speed"],
     "seed_per_turn",
+    "step",
     "mask",
     "painted",
+    *["patience", "budget_seconds", "budget_tokens"],
 ]
 WRONG_NUMBERS = [  # (field, value, what the one-sentence refusal says)
     ("max_turns", "abc", "max_turns must be a whole number from 1 to 10, not 'abc'"),
@@ -266,6 +268,9 @@ WRONG_NUMBERS = [  # (field, value, what the one-sentence refusal says)
     ("seed", 1.5, "The seed must be a whole number, not 1.5"),
     ("seed", {"a": 1}, "The seed must be a whole number"),
     ("seed_per_turn", "dice", "Unknown seed per turn rule 'dice'; use same or increment."),
+    ("patience", -1, "patience must be from 0 to 10, not -1"),
+    ("budget_seconds", float("inf"), "The seconds budget must be a finite number"),
+    ("budget_tokens", [5], "The tokens budget must be a whole number from 0 to 1e+12, not [5]"),
 ]
 
 
@@ -296,6 +301,7 @@ def test_wrong_types_and_non_finite_numbers_get_the_sentence_and_leave_nothing(a
         False,  # step mode
         None,  # no mask
         None,  # nothing painted
+        *[None, None, None],  # no early stop
     ]
     data[EDIT_INPUTS.index(field)] = value
     before = set(runs.iterdir())

@@ -40,6 +40,9 @@ EDIT_PARAMETERS = [
     ("step", False),
     ("mask", None),
     ("painted", None),
+    ("patience", None),  # the early stops (issue 26), appended the same way
+    ("budget_seconds", None),
+    ("budget_tokens", None),
 ]
 EDIT_RETURNS = ["Gallery", "Html", "Textbox", "Textbox", "Dataframe", "Imageslider", "Textbox", "File", "Json"]
 COMPARE_PARAMETERS = [

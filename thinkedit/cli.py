@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 from . import bench, evaluate, export, loop, runtime, server, space, steer
-from .config import add_backend_arguments, add_loop_arguments, loop_options, settings_from_args
+from .compute import Prices, compute_line, seconds_text, tokens_text
+from .config import add_backend_arguments, add_loop_arguments, add_price_arguments, loop_options, settings_from_args
 from .critique import score_text
 from .drift import words
 from .errors import BadInput, ThinkEditError
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ways.add_argument("--feedback", help="your words on turn K; the thinker answers them with the next prompt")
     ways.add_argument("--build-on", action="store_true", help="turn K's image becomes a new stage's source")
     add_backend_arguments(edit)
+    add_price_arguments(edit)
     edit.set_defaults(handler=_edit)
 
     backends = commands.add_parser("backends", help="list editors, thinkers and judges and whether they can run here")
@@ -141,13 +143,13 @@ def _follow(job: loop.Job, settings, as_json: bool) -> int:
     trajectory = None
     events = loop.run_jobs([job], edit_timeout=settings.edit_timeout, think_timeout=settings.thinker_timeout)
     for _, event in events:
-        trajectory = _print_event(event) or trajectory
+        trajectory = _print_event(event, Prices.of(settings)) or trajectory
     if as_json:
         print(json.dumps(trajectory.record(), indent=2, ensure_ascii=False))
     return 1 if trajectory.stop_reason == "error" or trajectory.warnings else 0  # warnings: a save that failed
 
 
-def _print_event(event):
+def _print_event(event, prices: Prices):
     """Human-readable progress on stderr/stdout; returns the trajectory when the run is over."""
     if isinstance(event, loop.TurnStarted):
         print(f"\nTurn {event.index} · prompt: {event.prompt}", flush=True)
@@ -171,7 +173,8 @@ def _print_event(event):
         critique = turn.critique
         print(
             f"  semantic {score_text(critique.semantic)} · quality {score_text(critique.quality)} · "
-            f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s · {words(turn.drift)}"
+            f"edit {turn.edit_seconds:.2f}s · think {turn.think_seconds:.2f}s · GPU {seconds_text(turn.gpu_seconds)}s · "
+            f"tokens {tokens_text(turn.tokens)} · {words(turn.drift)}"
         )
         if critique.reasoning:
             print(f"  reasoning: {critique.reasoning}")
@@ -189,6 +192,7 @@ def _print_event(event):
                 f"Best turn: {best['index']}{whose} (semantic {score_text(best['semantic'])}, "
                 f"quality {score_text(best['quality'])})"
             )
+        print(f"Compute: {compute_line(record['compute'], prices)}")
         if trajectory.run_dir and not trajectory.warnings:
             print(f"Saved: {trajectory.run_dir}")
         if trajectory.stop_reason == "step" and trajectory.turns:

@@ -28,6 +28,11 @@ FIRST_TURN_STRATEGIES = ("none", "polish", "critique-source")
 SEED_PER_TURN = ("same", "increment")  # same: every turn edits with the run's seed, as the reference does
 NO_ANSWER = ("stop", "repeat")  # a reply without a refined prompt: stop, as the reference does, or edit again
 JUDGE_PROTOCOLS = ("ours", "viescore")  # our judge questions, or VIEScore's official request from its prompt file
+BASELINES = ("rewrite", "best-of-n")  # what the loop is measured against (`thinkedit eval --modes`, Compare)
+# The early stops; 0 (or none) turns each off.
+PATIENCE_RANGE = (0, MAX_TURNS_RANGE[1])  # --patience K: stop once the best score has not risen for K turns
+BUDGET_SECONDS_RANGE = (0.0, 10.0**7)  # --budget-seconds: the run's edit and think seconds
+BUDGET_TOKENS_RANGE = (0, 10**12)  # --budget-tokens: the thinker's prompt and completion tokens
 MAX_INSTRUCTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 40_000_000
 OFFLOAD_MODES = ("auto", "none", "model", "group", "sequential")
@@ -54,6 +59,9 @@ class Defaults:
     seed: int = 0  # the reference's seed
     seed_per_turn: str = "same"  # every turn edits with the run's seed, as the reference does
     no_answer: str = "stop"  # a reply without <answer> ends the run, as the reference's does
+    patience: int | None = None  # no early stop: the loop goes on until a stop rule of the reference's ends it
+    budget_seconds: float | None = None  # no compute budget
+    budget_tokens: int | None = None
     edit_timeout: float = 600.0  # seconds an editor may go without a step or heartbeat (remote: the read timeout)
     thinker_timeout: float = 600.0  # seconds a thinker may go without a token or heartbeat (loading included)
 
@@ -93,6 +101,8 @@ POSITIVE_SECONDS_OR_MB = (
     "remote_answer_mb",
     "public_max_megapixels",
 )
+PRICES = ("price_gpu_hour", "price_million_tokens")  # None, or a finite number from 0: an estimated cost's prices
+OPTIONAL_NUMBERS = {"memory_budget_gb", "run_memory_gb", *PRICES}  # None by default; a number when set
 
 
 @dataclass
@@ -152,6 +162,8 @@ class Settings:
     public_max_megapixels: float = 16.0  # web app with --public: the largest image a visitor may send
     max_queue: int = 32  # web app: runs waiting at most; beyond that a person is told to retry
     mcp: bool = False  # web app: also an MCP server at /gradio_api/mcp/ with the think_edit tool
+    price_gpu_hour: float | None = None  # what a GPU-hour costs you: turns GPU seconds into an estimated cost
+    price_million_tokens: float | None = None  # what a million thinker tokens (prompt + completion) cost you
     extra: dict = field(default_factory=dict)
     caller: Caller = field(default_factory=Caller, repr=False)  # a request's copy only (`for_caller`)
 
@@ -183,6 +195,12 @@ class Settings:
                 raise BadInput(f"THINKEDIT_{name.upper()} must be a number above 0, not {value!r}.")
         if self.run_memory_gb is not None and not (math.isfinite(self.run_memory_gb) and self.run_memory_gb > 0):
             raise BadInput(f"THINKEDIT_RUN_MEMORY_GB must be a number above 0, not {self.run_memory_gb!r}.")
+        for name in PRICES:
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+            ):
+                raise BadInput(f"THINKEDIT_{name.upper()} must be a number from 0 (a price), not {value!r}.")
         for f in dataclasses.fields(self):  # a settings file's "runs\u0000" would fail later as "embedded null byte"
             if isinstance(getattr(self, f.name), (str, Path)) and "\0" in str(getattr(self, f.name)):
                 raise BadInput(f"THINKEDIT_{f.name.upper()} holds a NUL character, which no name or path may hold.")
@@ -213,13 +231,7 @@ def _convert(name: str, raw: str):
     default = getattr(Settings, name, None) if name != "runs_dir" else Path()
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    kind = (
-        int
-        if isinstance(default, int)
-        else float
-        if isinstance(default, float) or name in ("memory_budget_gb", "run_memory_gb")
-        else str
-    )
+    kind = int if isinstance(default, int) else float if isinstance(default, float) or name in OPTIONAL_NUMBERS else str
     try:
         return kind(raw)
     except ValueError:
@@ -264,6 +276,13 @@ BACKEND_FLAGS = {  # flag → its argparse options; each names a Settings field 
     "--speed": {"choices": SPEEDS, "help": "fast: caches, compilation, few-step LoRAs (default: default)"},
     "--runs-dir": {"help": "where runs are saved (default ./runs, THINKEDIT_RUNS_DIR)"},
 }
+PRICE_FLAGS = {  # an estimated cost (`edit`, `eval`, `show`), the same way
+    "--price-gpu-hour": {"type": float, "help": "what a GPU-hour costs you (THINKEDIT_PRICE_GPU_HOUR): est. cost"},
+    "--price-million-tokens": {
+        "type": float,
+        "help": "what a million thinker tokens cost you (THINKEDIT_PRICE_MILLION_TOKENS): est. cost",
+    },
+}
 JUDGE_FLAGS = {  # `thinkedit eval`'s judge, the same way
     "--judge": {"help": "classic (default), openai, qwen-vl or hf-inference"},
     "--judge-model": {"help": "served model name, checkpoint id or local folder"},
@@ -292,6 +311,13 @@ APP_FLAGS = {  # `python app.py`, the web app, the same way
 }
 
 
+def add_price_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prices of an estimated cost (`edit`, `eval`, `show`); `settings_from_args` reads them."""
+    group = parser.add_argument_group("cost")
+    for flag, options in PRICE_FLAGS.items():
+        group.add_argument(flag, **options)
+
+
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """The web app's flags; `settings_from_args` reads them."""
     for flag, options in APP_FLAGS.items():
@@ -309,7 +335,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser, judge: bool = False) 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings the environment gives, with the flags of this module's tables that `args` has on top."""
-    names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *JUDGE_FLAGS, *APP_FLAGS)]
+    names = [flag[2:].replace("-", "_") for flag in (*BACKEND_FLAGS, *PRICE_FLAGS, *JUDGE_FLAGS, *APP_FLAGS)]
     return Settings.from_env(**{name: getattr(args, name, None) for name in names})
 
 
@@ -356,6 +382,25 @@ def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--steps", type=int, help="editor steps (default: the editor's)")
     group.add_argument("--guidance", type=float, help="editor guidance (default: the editor's)")
+    stop = parser.add_argument_group("early stop (the best turn so far is kept)")
+    stop.add_argument(
+        "--patience",
+        type=number_flag(*PATIENCE_RANGE, whole=True),
+        metavar="K",
+        help="stop when the best score has not risen for K turns (0: off, the default)",
+    )
+    stop.add_argument(
+        "--budget-seconds",
+        type=number_flag(*BUDGET_SECONDS_RANGE),
+        metavar="S",
+        help="stop once the run's edit and think seconds reach S (0: off, the default)",
+    )
+    stop.add_argument(
+        "--budget-tokens",
+        type=number_flag(*BUDGET_TOKENS_RANGE, whole=True),
+        metavar="T",
+        help="stop once the thinker's prompt and completion tokens reach T (0: off, the default)",
+    )
 
 
 def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
@@ -369,4 +414,7 @@ def loop_options(args: argparse.Namespace, settings: Settings) -> dict:
         "no_answer": args.no_answer or settings.no_answer,
         "steps": args.steps,
         "guidance": args.guidance,
+        "patience": args.patience,
+        "budget_seconds": args.budget_seconds,
+        "budget_tokens": args.budget_tokens,
     }

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .compute import Tokens
 from .errors import BadInput
 
 _TAG = re.compile(r"<\s*(/?)\s*(think|score|answer)\s*>", re.IGNORECASE)
@@ -40,6 +41,7 @@ class Critique:
     reasoning: str
     refined_prompt: str | None
     raw: str
+    tokens: Tokens = field(default_factory=Tokens)  # what the answer cost the thinker; None parts: not known
 
     def satisfied(self, threshold: float) -> bool:
         return (

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, critique, drift
-from .config import DEFAULTS, number_flag
+from .compute import Prices, Tokens, compute_line, seconds_text, tokens_text, totals
+from .config import DEFAULTS, add_price_arguments, number_flag, settings_from_args
 from .critique import defuse, format_critique, load_template, render, score_text
 from .drift import percent
 from .errors import BadInput, ThinkEditError
@@ -290,6 +291,11 @@ def hub_features():
             "drift_changed": Value("float64"),
             "drift_outside": Value("float64"),
             "region": text,
+            "edit_seconds": Value("float64"),
+            "think_seconds": Value("float64"),
+            "gpu_seconds": Value("float64"),
+            "prompt_tokens": Value("int64"),
+            "completion_tokens": Value("int64"),
         }
     )
 
@@ -320,6 +326,11 @@ def hub_rows(selected: Iterator[tuple]) -> Iterator[dict[str, Any]]:
             "drift_changed": moved.changed if moved else None,
             "drift_outside": moved.outside if moved else None,
             "region": run.record.get("region") if run.stage(turn)["stage"] == 1 else None,  # painted on stage 1
+            "edit_seconds": turn.get("edit_seconds"),
+            "think_seconds": turn.get("think_seconds"),
+            "gpu_seconds": turn.get("gpu_seconds"),
+            "prompt_tokens": Tokens.read(turn.get("tokens")).prompt,
+            "completion_tokens": Tokens.read(turn.get("tokens")).completion,
         }
 
 
@@ -480,6 +491,9 @@ the thinker keeps the prompt, or the turns run out. The best turn has the highes
 | `drift_changed` | the share of the image this turn changed noticeably (CIEDE2000 over 5 on a 512-pixel copy; null for a turn of another shape) |
 | `drift_outside` | the share of the area outside the region (the mask, or the editor's own selection) that changed; null without one |
 | `region` | the run's mask in words, as the thinker was told it (null without a mask) |
+| `edit_seconds`, `think_seconds` | what this turn's edit and critique took |
+| `gpu_seconds` | the device time the turn held (null where no GPU was used) |
+| `prompt_tokens`, `completion_tokens` | the thinker's tokens for this critique (null where it did not report them) |
 
 ```python
 from datasets import load_dataset
@@ -546,9 +560,10 @@ def _unique(name: str, used: set[str]) -> str:
 # -- show --------------------------------------------------------------------------------------------
 
 
-def summary(run: SavedRun, label: str | Path | None = None) -> str:
-    """A saved run in a few lines: what was asked, by which backends, every turn's scores and prompt, which turn each
-    continues and who wrote its prompt, its stages, and the best turn (the person's pick when they made one)."""
+def summary(run: SavedRun, label: str | Path | None = None, prices: Prices | None = None) -> str:
+    """A saved run in a few lines: what was asked, by which backends, every turn's scores, compute and prompt, which
+    turn each continues and who wrote its prompt, its stages, the best turn (the person's pick when they made one),
+    and the run's compute (an estimated cost at `prices`)."""
     record = run.record
     settings = record.get("settings", {})
     best = shown_best(record)
@@ -578,7 +593,8 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
     ]
     lines += [
         "",
-        "  turn  from  by           you   semantic  quality  edit s  think s       size  changed  outside  prompt",
+        "  turn  from  by           you   semantic  quality  edit s  think s   GPU s       tokens       size  changed  outside"
+        "  prompt",
     ]
     for turn in record["turns"]:
         mark = "*" if turn["index"] == best else " "
@@ -589,11 +605,14 @@ def summary(run: SavedRun, label: str | Path | None = None) -> str:
             f"{mark} {turn['index']:>4}  {parent:>4}  {turn['by']:<11}  {you:<4}"
             f"  {score_text(turn.get('semantic')):>8}  {score_text(turn.get('quality')):>7}"
             f"  {turn.get('edit_seconds', 0):>6.2f}  {turn.get('think_seconds', 0):>7.2f}"
+            f"  {seconds_text(turn.get('gpu_seconds')):>6}  {tokens_text(Tokens.read(turn.get('tokens'))):>11}"
             f"  {_size(turn.get('size')):>9}  {percent(moved and moved.changed):>7}"
             f"  {percent(moved and moved.outside):>7}  {turn['prompt']}"
         )
     lines.append("")
     lines.append(f"Best turn:   {_best_text(record, best)}")
+    compute = record.get("compute") or totals(record["turns"], record.get("first_turn_compute"))
+    lines.append(f"Compute:     {compute_line(compute, prices or Prices())}")
     lines += [f"Warning:     {warning}" for warning in record.get("warnings", [])]
     return "\n".join(lines)
 
@@ -621,6 +640,7 @@ def _backend(name: str | None, model: str | None) -> str:
 def register(subparsers) -> None:
     show = subparsers.add_parser("show", help="print a summary of a saved run (folder or zip)")
     show.add_argument("run", help="a run folder or a run's zip")
+    add_price_arguments(show)
     show.set_defaults(handler=_show_command)
 
     data = subparsers.add_parser("export", help="turn saved runs into training data for a thinker")
@@ -643,7 +663,7 @@ def register(subparsers) -> None:
 
 def _show_command(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="thinkedit-show-") as scratch:
-        print(summary(load_run(args.run, scratch), args.run))
+        print(summary(load_run(args.run, scratch), args.run, Prices.of(settings_from_args(args))))
     return 0
 
 

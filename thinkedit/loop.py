@@ -22,9 +22,9 @@ from typing import Any
 
 from PIL import Image
 
-from . import runtime
-from .backend import accepts, name_of
-from .config import DEFAULTS
+from . import compute, runtime
+from .backend import accepts, is_local, name_of
+from .config import DEFAULTS, Settings
 from .critique import Critique, score_text
 from .drift import Drift, measure
 from .errors import Cancelled, ThinkEditError
@@ -45,6 +45,7 @@ class Feedback:
 
     text: str
     critique: Critique
+    seconds: float = 0.0  # what the thinker took to answer it (counted in the think seconds of the turn it opened)
 
 
 @dataclass
@@ -63,6 +64,9 @@ class Turn:
     stage: int = 1  # the stage it belongs to: the source it edited and the instruction it followed
     feedback: Feedback | None = None  # the person's feedback on the parent turn that gave this turn its prompt
     drift: Drift | None = None  # how much changed, and outside the region; None for a turn of another shape
+    tokens: compute.Tokens = field(default_factory=compute.Tokens)  # its critique's; (0, 0) without one
+    gpu_seconds: float | None = None  # device time held during the turn; None where no GPU was used
+    slices: list[compute.Slice] = field(default_factory=list)  # its ZeroGPU calls
 
     @property
     def rank(self) -> float:
@@ -108,6 +112,7 @@ class Trajectory:
     first_turn_prompt: str | None = None  # what polish / critique-source turned the instruction into
     first_turn_reasoning: str | None = None
     region: str | None = None  # the mask in words, as the thinker is told it (`masks.describe`)
+    first_turn_compute: dict[str, Any] | None = None  # what the first-turn rewrite spent (`_first_step`)
     warnings: list[str] = field(default_factory=list)
     run_dir: Path | None = None
     started: float = field(default_factory=time.time)
@@ -364,17 +369,19 @@ def execute(
 
     `alive()` is called at every step and token the backends report and after every backend call; it raises
     `Cancelled` (or an error) to end the run there. Finished turns are saved as they finish; the last event is
-    always `RunFinished`. A run's first request marks its folder as running (`store.running`) until it ends.
+    always `RunFinished`. A run's first request marks its folder as running (`store.running`) until it ends. A
+    baseline request (`request.baseline`) runs what the loop is measured against.
     """
     first = trajectory.run_dir is not None and trajectory.continues is None
     with running(trajectory.run_dir) if first else contextlib.nullcontext():
         try:
-            with runtime.gpu_turn(editor, thinker, waiting=alive):
+            with runtime.gpu_turn(editor, thinker, waiting=alive), compute.metering() as meter:
+                spending = Spending(meter, holds_gpu(editor, thinker))
                 alive()
                 told = _start(request, thinker, trajectory, emit)
-                opening = _opening(thinker, request, trajectory, told, emit, alive)
+                opening = _opening(thinker, request, trajectory, spending, told, emit, alive)
                 if opening is not None:
-                    _turns(editor, thinker, request, trajectory, opening, told, emit=emit, alive=alive)
+                    _turns(editor, thinker, request, trajectory, opening, spending, told, emit=emit, alive=alive)
         except Cancelled:
             trajectory.stop_reason = "cancelled"
         except Exception as exc:  # noqa: BLE001 - any failure ends the run; finished turns are kept
@@ -396,34 +403,74 @@ class _Opening:
     by: str
     parent: int | None = None
     feedback: Feedback | None = None
+    since: tuple[int, int] | None = None  # the meter's mark turn 1's compute counts from (the feedback's answer)
+
+
+@dataclass
+class Spending:
+    """What a request's compute is measured with: the run's meter, and whether the run holds a local GPU."""
+
+    meter: compute.Meter
+    held: bool
 
 
 def _opening(
-    thinker, request: EditRequest, trajectory: Trajectory, told: dict[str, Any], emit: Callable, alive: Callable
+    thinker,
+    request: EditRequest,
+    trajectory: Trajectory,
+    spending: Spending,
+    told: dict[str, Any],
+    emit: Callable,
+    alive: Callable,
 ) -> _Opening | None:
     """The first turn's prompt: the instruction (or what polish / critique-source made of it), or where a continuation
-    picks up; None when the thinker's answer to the person's feedback held no prompt to go on with. `told`: what
-    the thinker is told of the masked region (`_start`)."""
+    picks up; None when the thinker's answer to the person's feedback held no prompt to go on with. `told`: what the
+    thinker is told of the masked region (`_start`)."""
     continues = trajectory.continues
     if continues is not None:
         if continues.feedback is None:
             return _Opening(continues.prompt, continues.by, continues.from_turn)
-        return _answer_feedback(thinker, request, trajectory, told, emit, alive)
-    if thinker is None or request.first_turn == "none":
+        return _answer_feedback(thinker, request, trajectory, spending.meter.mark(), told, emit, alive)
+    if thinker is None or first_turn_strategy(request) == "none":
         return _Opening(request.instruction, "instruction")
-    emit(ThinkingStarted(0))
-    prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive, told)
-    trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
+    prompt = _first_step(thinker, request, trajectory, spending, told, emit, alive)
     return _Opening(prompt, "thinker" if prompt != request.instruction else "instruction")
 
 
+def _first_step(
+    thinker, request: EditRequest, trajectory: Trajectory, spending: Spending, told: dict[str, Any], emit, alive
+) -> str:
+    """The first-turn rewrite (polish or critique-source): turn 1's prompt, its reasoning and its compute recorded."""
+    emit(ThinkingStarted(0))
+    mark, started = spending.meter.mark(), time.perf_counter()
+    prompt, reasoning = _first_turn_prompt(thinker, request, emit, alive, told)
+    seconds = time.perf_counter() - started
+    slices, tokens = spending.meter.since(mark)
+    trajectory.first_turn_prompt, trajectory.first_turn_reasoning = prompt, reasoning
+    gpu = seconds if spending.held else sum(s.used for s in slices) if slices else None
+    trajectory.first_turn_compute = {
+        "think_seconds": round(seconds, 4),
+        "gpu_seconds": None if gpu is None else round(gpu, 4),
+        "tokens": (tokens or compute.Tokens()).record(),
+        "zerogpu": compute.zerogpu_record(slices),
+    }
+    return prompt
+
+
 def _answer_feedback(
-    thinker, request: EditRequest, trajectory: Trajectory, told: dict[str, Any], emit: Callable, alive: Callable
+    thinker,
+    request: EditRequest,
+    trajectory: Trajectory,
+    mark: tuple[int, int],
+    told: dict[str, Any],
+    emit: Callable,
+    alive: Callable,
 ) -> _Opening | None:
     """The thinker critiques the continued turn again with the person's feedback; its refined prompt opens the
-    request (recorded with the feedback on the new turn)."""
+    request (recorded with the feedback on the new turn, whose compute counts what it took: from `mark` on)."""
     continues = trajectory.continues
     emit(ThinkingStarted(continues.from_turn))
+    started = time.perf_counter()
     critique = thinker.critique(
         request.image,
         continues.turn_image,
@@ -434,13 +481,15 @@ def _answer_feedback(
         **told,
     )
     alive()
+    compute.report_tokens(critique.tokens)
     if critique.refined_prompt is None:
         trajectory.stop_reason = "no_answer"
         emit(
             Notice(f"The thinker's answer to your feedback on turn {continues.from_turn} held no prompt to go on with.")
         )
         return None
-    return _Opening(critique.refined_prompt, "thinker", continues.from_turn, Feedback(continues.feedback, critique))
+    answer = Feedback(continues.feedback, critique, time.perf_counter() - started)
+    return _Opening(critique.refined_prompt, "thinker", continues.from_turn, answer, mark)
 
 
 def _turns(
@@ -449,60 +498,111 @@ def _turns(
     request: EditRequest,
     trajectory: Trajectory,
     opening: _Opening,
+    spending: Spending,
     told: dict[str, Any],
     *,
     emit: Callable[[Event], None],
     alive: Callable[[], None],
 ) -> None:
-    """Edit, critique and refine, one turn after another, until a stop rule says so (`_stop_reason`). With a mask,
-    every edit is fenced in (`fence`) and the thinker is `told` the region; every turn's drift is measured."""
-    source, prompt, by, parent, feedback = request.image, opening.prompt, opening.by, opening.parent, opening.feedback
+    """Edit, critique and refine, one turn after another, until a stop rule says so (`_stop_reason`, `_early_stop`);
+    each turn measured (`_measure`). With a mask the thinker is `told` the region (`_start`)."""
+    prompt, by, parent, feedback = opening.prompt, opening.by, opening.parent, opening.feedback
     stage = trajectory.continues.stage if trajectory.continues else trajectory.stages[0]
-    max_turns = request.max_turns if thinker is not None else 1
+    max_turns = turn_limit(thinker, request)
+    critic = thinker if request.baseline != "rewrite" else None  # the rewrite baseline's edit is not critiqued
+    mark = opening.since or spending.meter.mark()
     for _ in range(max_turns):
         alive()
         index = max([t.index for t in trajectory.turns] or [_first_index(trajectory) - 1]) + 1  # the save may renumber
-        seed = turn_seed(request, index)
-        emit(TurnStarted(index, prompt))
-        started = time.perf_counter()
-        edited = editor.edit(
-            source,
-            prompt,
-            seed=seed,
-            steps=request.steps,
-            guidance=request.guidance,
-            on_step=_step_callback(index, emit, alive),
-            **_mask_for(editor, request),
-        )
-        alive()
-        edit_seconds = time.perf_counter() - started
-        edited, note = _check_edit(edited)
-        edited, region = fence(source, edited, request.mask)
-        if note:
-            emit(Notice(f"Turn {index}: {note}"))
-        critique, think_seconds = Critique(None, None, "", None, ""), 0.0
-        if thinker is not None:
-            emit(ThinkingStarted(index))
-            started = time.perf_counter()
-            tokens = _token_callback(index, emit, alive)
-            critique = thinker.critique(source, edited, request.instruction, prompt, on_token=tokens, **told)
-            alive()
-            think_seconds = time.perf_counter() - started
-        turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
+        turn = _edit_and_critique(editor, critic, request, index, prompt, told, emit, alive)
         turn.parent, turn.by, turn.stage, turn.feedback = parent, by, stage.number, feedback
-        turn.drift = measure(source, edited, region)
-        if thinker is not None and critique.refined_prompt is None:
+        if feedback is not None:  # the thinker's answer to the feedback was thought for this turn
+            turn.think_seconds += feedback.seconds
+        _measure(turn, *spending.meter.since(mark), held=spending.held, critiqued=critic is not None)
+        mark = spending.meter.mark()
+        if critic is not None and turn.critique.refined_prompt is None and request.baseline is None:
             turn.thinker_note = _no_answer_note(request, index, len(trajectory.turns) + 1 == max_turns)
             emit(Notice(f"Turn {index}: {turn.thinker_note}"))
         trajectory.turns.append(turn)
         _save(trajectory, emit)  # gives the turn its number in the run folder
         emit(TurnFinished(turn))
-        trajectory.stop_reason = _stop_reason(trajectory, thinker is None, max_turns)
+        trajectory.stop_reason = _stop_reason(trajectory, thinker is None, max_turns) or _early_stop(trajectory, emit)
         if trajectory.stop_reason is not None:
             break
         parent, feedback = turn.index, None
-        if critique.refined_prompt:
-            prompt, by = critique.refined_prompt, "thinker"
+        if turn.critique.refined_prompt and request.baseline is None:  # best-of-N edits the same prompt every time
+            prompt, by = turn.critique.refined_prompt, "thinker"
+
+
+def _edit_and_critique(
+    editor, critic, request: EditRequest, index: int, prompt: str, told: dict[str, Any], emit, alive
+) -> Turn:
+    """Turn `index`: the edit of the source with `prompt` (fenced in by the mask, `fence`), then (with a `critic`) its
+    critique, and how much it changed (its drift)."""
+    source = request.image
+    seed = turn_seed(request, index)
+    emit(TurnStarted(index, prompt))
+    started = time.perf_counter()
+    edited = editor.edit(
+        source,
+        prompt,
+        seed=seed,
+        steps=request.steps,
+        guidance=request.guidance,
+        on_step=_step_callback(index, emit, alive),
+        **_mask_for(editor, request),
+    )
+    alive()
+    edit_seconds = time.perf_counter() - started
+    edited, note = _check_edit(edited)
+    edited, region = fence(source, edited, request.mask)
+    if note:
+        emit(Notice(f"Turn {index}: {note}"))
+    critique, think_seconds = Critique(None, None, "", None, ""), 0.0
+    if critic is not None:
+        emit(ThinkingStarted(index))
+        started = time.perf_counter()
+        tokens = _token_callback(index, emit, alive)
+        critique = critic.critique(source, edited, request.instruction, prompt, on_token=tokens, **told)
+        alive()
+        think_seconds = time.perf_counter() - started
+    turn = Turn(index, prompt, edited, critique, seed, edit_seconds, think_seconds, note)
+    turn.drift = measure(source, edited, region)
+    return turn
+
+
+def holds_gpu(editor, thinker) -> bool:
+    """Whether a run of these backends holds a local accelerator (CUDA, MPS) from start to end: it takes the GPU turn
+    and a local backend's device is not the CPU. ZeroGPU slices are counted per call instead (`compute.Slice`)."""
+    if not runtime.takes_gpu_turn(editor, thinker):
+        return False
+    local = [b for b in (editor, thinker) if b is not None and is_local(b) and getattr(b, "takes_turns", True)]
+    devices = [runtime.pick_device(getattr(backend, "settings", None) or Settings()) for backend in local]
+    return any(not device.startswith("cpu") for device in devices)
+
+
+def _measure(turn: Turn, slices: list[compute.Slice], reported, *, held: bool, critiqued: bool) -> None:
+    """A finished turn's GPU seconds (the whole turn when the run holds a GPU, else its ZeroGPU slices' used seconds,
+    else None) and tokens (its critique's, and any a backend reported apart during the turn; none spent without a
+    critique)."""
+    turn.slices = slices
+    if held:
+        turn.gpu_seconds = turn.edit_seconds + turn.think_seconds
+    elif slices:
+        turn.gpu_seconds = sum(s.used for s in slices)
+    turn.tokens = turn.critique.tokens if critiqued else compute.NO_TOKENS
+    if reported is not None:
+        turn.tokens = turn.tokens + reported
+
+
+def first_turn_strategy(request: EditRequest) -> str:
+    """How turn 1's prompt is made: the request's strategy; the rewrite baseline always polishes."""
+    return "polish" if request.baseline == "rewrite" else request.first_turn
+
+
+def turn_limit(thinker, request: EditRequest) -> int:
+    """How many edits the run may make: one without a thinker or for the rewrite baseline, else `max_turns`."""
+    return 1 if thinker is None or request.baseline == "rewrite" else request.max_turns
 
 
 def _first_index(trajectory: Trajectory) -> int:
@@ -536,8 +636,14 @@ def _token_callback(
 
 
 def turn_seed(request: EditRequest, index: int) -> int:
-    """The seed turn `index` edits with: the run's own on every turn (the reference's rule), or seed + index - 1."""
-    return request.seed if request.seed_per_turn == "same" else (request.seed + index - 1) % (2**32)
+    """The seed turn `index` edits with: the run's own on every turn (the reference's rule), or seed + index - 1
+    (always for best-of-N: its edits differ only by their seed)."""
+    return request.seed if seeds_of(request) == "same" else (request.seed + index - 1) % (2**32)
+
+
+def seeds_of(request: EditRequest) -> str:
+    """The seed rule a run follows: the request's; best-of-N's is always "increment"."""
+    return "increment" if request.baseline == "best-of-n" else request.seed_per_turn
 
 
 def seed_rule(settings: dict[str, Any]) -> str:
@@ -551,6 +657,10 @@ def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> s
     critique = turn.critique
     if single_shot:
         return "single_shot"
+    if trajectory.request.baseline == "rewrite":
+        return "rewrite"
+    if trajectory.request.baseline == "best-of-n":  # exactly max_turns edits: compute equal to the loop's budget
+        return "best_of_n" if len(trajectory.turns) == max_turns else None
     if critique.satisfied(trajectory.request.threshold):
         return "threshold"
     if critique.refined_prompt is None and trajectory.request.no_answer == "stop":
@@ -560,6 +670,46 @@ def _stop_reason(trajectory: Trajectory, single_shot: bool, max_turns: int) -> s
     if trajectory.request.step:
         return "step"
     return "max_turns" if len(trajectory.turns) == max_turns else None
+
+
+def _early_stop(trajectory: Trajectory, emit: Callable[[Event], None]) -> str | None:
+    """The optional early stops, after a turn that no other rule ended the loop at (`STOP_REASONS` says each)."""
+    request = trajectory.request
+    if request.baseline is not None:
+        return None
+    if request.patience is not None and turns_without_gain(trajectory.turns) >= request.patience:
+        return "patience"
+    seconds, tokens = spent(trajectory)
+    if request.budget_seconds is not None and seconds >= request.budget_seconds:
+        return "budget_seconds"
+    if request.budget_tokens is not None and not tokens.known:
+        if len(trajectory.turns) == 1:
+            emit(Notice("The thinker does not report its tokens, so the tokens budget cannot end this run."))
+    elif request.budget_tokens is not None and tokens.total >= request.budget_tokens:
+        return "budget_tokens"
+    return None
+
+
+def turns_without_gain(turns: list[Turn]) -> int:
+    """How many of this request's turns have passed since the best score last rose (0: the newest turn raised it)."""
+    best, since = None, 0
+    for turn in turns:
+        if best is None or turn.rank > best:
+            best, since = turn.rank, 0
+        else:
+            since += 1
+    return since
+
+
+def spent(trajectory: Trajectory) -> tuple[float, compute.Tokens]:
+    """What this request has spent so far: edit and think seconds, and the thinker's tokens (the first-turn rewrite's
+    included)."""
+    first = trajectory.first_turn_compute or {}
+    seconds = first.get("think_seconds", 0.0) + sum(t.edit_seconds + t.think_seconds for t in trajectory.turns)
+    tokens = compute.Tokens.read(first.get("tokens")) if first else compute.NO_TOKENS
+    for turn in trajectory.turns:
+        tokens = tokens + turn.tokens
+    return seconds, tokens
 
 
 def _no_answer_note(request: EditRequest, index: int, last: bool) -> str:
@@ -574,7 +724,8 @@ def _no_answer_note(request: EditRequest, index: int, last: bool) -> str:
 
 
 # Why a run ended, in words: the status line, `edit`'s last line and the MCP summary all say it from this table.
-# A new stop rule adds its row. Fields: {threshold}, {max_turns}, and {turn}, {semantic} and {quality} of the last turn.
+# A new stop rule adds its row. Fields: the settings {threshold}, {max_turns}, {patience}, {budget_seconds},
+# {budget_tokens}, and {turn}, {semantic} and {quality} of the last turn.
 STOP_REASONS = {
     "threshold": "both scores reached the threshold {threshold} (semantic {semantic}, quality {quality})",
     "prompt_kept": (
@@ -588,6 +739,16 @@ STOP_REASONS = {
         "give feedback, build on it, or accept it"
     ),
     "single_shot": "a single edit, not critiqued (the single-shot baseline)",
+    "rewrite": "the thinker rewrote the instruction once from the source image, then one edit, not critiqued (the rewrite baseline)",
+    "best_of_n": (
+        "{max_turns} edits of the same prompt with different seeds, the best picked by the thinker's scores "
+        "(the best-of-{max_turns} baseline)"
+    ),
+    "patience": "the best score had not risen for {patience} turn(s) (patience {patience}); the best turn so far is kept",
+    "budget_seconds": (
+        "the run's edit and think seconds reached the budget of {budget_seconds} s; the best turn so far is kept"
+    ),
+    "budget_tokens": "the thinker's tokens reached the budget of {budget_tokens}; the best turn so far is kept",
     "cancelled": "stopped by you; finished turns are kept",
     "error": "stopped by an error",
 }
@@ -603,6 +764,9 @@ def stop_message(record: dict[str, Any]) -> str:
     return STOP_REASONS[reason].format(
         threshold=score_text(settings.get("threshold")),
         max_turns=settings.get("max_turns"),
+        patience=settings.get("patience"),
+        budget_seconds=f"{settings.get('budget_seconds') or 0:g}",
+        budget_tokens=f"{settings.get('budget_tokens') or 0:,}",
         turn=last.get("index"),
         semantic=score_text(last.get("semantic")),
         quality=score_text(last.get("quality")),
@@ -615,7 +779,7 @@ def _first_turn_prompt(
     """(prompt for turn 1, reasoning) under the `polish` or `critique-source` strategy (`told`: the region, for a
     thinker that takes it)."""
     source = request.image
-    if request.first_turn == "polish":
+    if first_turn_strategy(request) == "polish":
         polish = getattr(thinker, "polish", None)
         if polish is None:
             emit(Notice("This thinker cannot polish instructions; turn 1 uses the instruction as written."))
@@ -628,6 +792,7 @@ def _first_turn_prompt(
         source, source, request.instruction, request.instruction, on_token=_token_callback(0, emit, alive), **told
     )
     alive()
+    compute.report_tokens(critique.tokens)
     return critique.refined_prompt or request.instruction, critique.reasoning
 
 
@@ -709,15 +874,19 @@ def _message(exc: BaseException) -> str:
 
 def _settings_record(editor, thinker, request: EditRequest) -> dict[str, Any]:
     return {
-        "max_turns": request.max_turns,
+        "max_turns": turn_limit(thinker, request) if request.baseline else request.max_turns,
         "threshold": request.threshold,
-        "first_turn": request.first_turn,
+        "first_turn": first_turn_strategy(request) if thinker else request.first_turn,
         "seed": request.seed,
-        "seed_per_turn": request.seed_per_turn,
+        "seed_per_turn": seeds_of(request),
         "no_answer": request.no_answer,
         "steps": request.steps,
         "guidance": request.guidance,
         "editor_model": getattr(editor, "model", None),
         "thinker_model": getattr(thinker, "model", None) if thinker else None,
         "speed": getattr(getattr(editor, "settings", None), "speed", "default"),  # a test's stand-in has no settings
+        "patience": request.patience,
+        "budget_seconds": request.budget_seconds,
+        "budget_tokens": request.budget_tokens,
+        "baseline": request.baseline,
     }

@@ -15,12 +15,16 @@ from typing import Any
 from PIL import Image
 
 from .config import (
+    BASELINES,
+    BUDGET_SECONDS_RANGE,
+    BUDGET_TOKENS_RANGE,
     DEFAULTS,
     FIRST_TURN_STRATEGIES,
     GUIDANCE_RANGE,
     MAX_INSTRUCTION_CHARS,
     MAX_TURNS_RANGE,
     NO_ANSWER,
+    PATIENCE_RANGE,
     SEED_PER_TURN,
     STEPS_RANGE,
     THRESHOLD_RANGE,
@@ -47,6 +51,10 @@ class EditRequest:
     step: bool = False  # step mode: pause after every critique, for the person to continue (stop reason "step")
     mask: Image.Image | None = None  # L at the image's size: white may change (`masks.py`); None: all of it may
     notes: tuple[str, ...] = ()  # what checking the request changed (a mask stretched or dropped), told as it runs
+    patience: int | None = DEFAULTS.patience  # stop when the best score has not improved for this many turns
+    budget_seconds: float | None = DEFAULTS.budget_seconds  # stop once edit + think seconds reach this
+    budget_tokens: int | None = DEFAULTS.budget_tokens  # stop once the thinker's tokens reach this
+    baseline: str | None = None  # None: the loop; "rewrite" or "best-of-n": a baseline it is measured against
 
 
 def make_request(
@@ -63,10 +71,16 @@ def make_request(
     no_answer: Any = DEFAULTS.no_answer,
     step: Any = False,
     mask: Any = None,
+    patience: Any = DEFAULTS.patience,
+    budget_seconds: Any = DEFAULTS.budget_seconds,
+    budget_tokens: Any = DEFAULTS.budget_tokens,
+    baseline: Any = None,
 ) -> EditRequest:
     """Validate everything before any model runs; raise `BadInput` with the reason. `mask` is anything
     `load_image` reads (white may change), or None."""
     text = instruction_text(instruction)
+    if baseline not in (None, *BASELINES):
+        raise BadInput(f"Unknown baseline {shown(baseline)}; use {' or '.join(BASELINES)}, or none for the loop.")
     if first_turn not in FIRST_TURN_STRATEGIES:
         raise BadInput(
             f"Unknown first-turn strategy {shown(first_turn)}; use one of {', '.join(FIRST_TURN_STRATEGIES)}."
@@ -85,6 +99,10 @@ def make_request(
         seed_per_turn=seed_per_turn,
         no_answer=no_answer,
         step=switch(step, "Step mode"),
+        patience=off_or_number(patience, "patience", *PATIENCE_RANGE, whole=True),
+        budget_seconds=off_or_number(budget_seconds, "The seconds budget", *BUDGET_SECONDS_RANGE),
+        budget_tokens=off_or_number(budget_tokens, "The tokens budget", *BUDGET_TOKENS_RANGE, whole=True),
+        baseline=baseline,
         image=load_image(image),
     )
     if mask is not None:
@@ -142,6 +160,13 @@ def number(value: Any, name: str, low: float, high: float, *, whole: bool = Fals
     if not low <= parsed <= high:
         raise BadInput(f"{name} must be from {low:g} to {high:g}, not {shown(value)}.")
     return int(parsed) if whole else float(parsed)
+
+
+def off_or_number(value: Any, name: str, low: float, high: float, *, whole: bool = False):
+    """An optional early stop: None when absent or 0 (off: the page's number boxes show 0 for no value), else a
+    number above 0 up to `high`."""
+    parsed = number(value, name, low, high, whole=whole, optional=True)
+    return parsed or None
 
 
 def shown(value: Any, limit: int = 40) -> str:

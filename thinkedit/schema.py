@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Any
 
 from . import __version__, drift
+from .compute import totals, zerogpu_record
 from .critique import overall
 from .errors import BadInput
 
@@ -38,6 +39,11 @@ KINDS: dict[str, Callable[[Any], bool]] = {
     "a list": lambda v: isinstance(v, list),
     "a list of text": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     'a drift {"changed": 0..1, "outside": 0..1 or null}': drift.valid,
+    "an object of token counts": lambda v: (
+        isinstance(v, dict)
+        and set(v) <= {"prompt", "completion"}
+        and all(n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 0) for n in v.values())
+    ),
 }
 DRIFT = next(kind for kind in KINDS if kind.startswith("a drift"))
 MASK_FILE = "mask.png"
@@ -86,6 +92,10 @@ TURN = {
     "feedback": Field(("an object", "null"), lambda turn: feedback_record(turn.feedback)),  # FEEDBACK, or null
     # how much changed (and outside the region); null for a turn of another shape (`drift.py`)
     "drift": Field((DRIFT, "null"), lambda turn: turn.drift.record() if turn.drift else None),
+    # compute: the critique's tokens (null: not reported), device time held (null: no GPU), ZeroGPU slices' seconds
+    "tokens": Field(("an object of token counts",), lambda turn: turn.tokens.record()),
+    "gpu_seconds": Field(("a number", "null"), lambda turn: _rounded(turn.gpu_seconds)),
+    "zerogpu": Field(("an object", "null"), lambda turn: zerogpu_record(turn.slices)),
 }
 # A person's feedback on the parent turn and the thinker's answer: that turn critiqued again with the feedback, whose
 # refined prompt is this turn's prompt.
@@ -117,6 +127,10 @@ SETTINGS = {
     "editor_model": Field(("text", "null")),
     "thinker_model": Field(("text", "null")),
     "speed": Field(("text",)),
+    "patience": Field(("a whole number", "null")),
+    "budget_seconds": Field(("a number", "null")),
+    "budget_tokens": Field(("a whole number", "null")),
+    "baseline": Field(("text", "null")),  # null: the loop; "rewrite" or "best-of-n": a baseline run
 }
 RECORD = {
     "schema_version": Field(("a whole number",), lambda run: SCHEMA_VERSION),
@@ -131,6 +145,7 @@ RECORD = {
     "first_turn_reasoning": Field(("text", "null"), lambda run: run.first_turn_reasoning),
     "mask": Field(("text", "null"), lambda run: MASK_FILE if run.request.mask is not None else None),
     "region": Field(("text", "null"), lambda run: run.region),  # the mask in words, as the thinker was told it
+    "first_turn_compute": Field(("an object", "null"), lambda run: run.first_turn_compute),
     "turns": Field(("a list",), lambda run: [written(TURN, turn) for turn in run.turns], required=True),
     "best_turn": Field(("a whole number", "null"), lambda run: run.best_turn.index if run.best_turn else None),
     "stop_reason": Field(("text", "null"), lambda run: run.stop_reason),
@@ -141,8 +156,15 @@ RECORD = {
     "stages": Field(("a list",), lambda run: [written(STAGE, stage) for stage in run.stages], required=True),
     "picked_turn": Field(("a whole number", "null"), lambda run: run.picked_turn),  # the person's; overrides best_turn
     "ratings": Field(("an object",), lambda run: dict(run.ratings)),  # the person's: {"2": "up", "3": "down"}
+    "compute": Field(  # the run's totals: edits, seconds, GPU seconds, tokens, ZeroGPU slices
+        ("an object",), lambda run: totals([written(TURN, turn) for turn in run.turns], run.first_turn_compute)
+    ),
 }
 RUN_LEVEL = ("stop_reason", "error", "warnings", "seconds")  # of the newest request: a continuation's replace them
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)
 
 
 def trajectory_record(trajectory) -> dict[str, Any]:
@@ -326,4 +348,5 @@ def merged_record(disk: dict[str, Any] | None, mine: dict[str, Any], first: bool
     stages = {stage["stage"]: stage for stage in disk["stages"] + mine["stages"]}
     record["stages"] = [stages[number] for number in sorted(stages)]
     record["best_turn"] = thinkers_best(record["turns"])
+    record["compute"] = totals(record["turns"], record.get("first_turn_compute"))  # the whole run's
     return record

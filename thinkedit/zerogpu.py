@@ -11,7 +11,9 @@ On a ZeroGPU Space (`SPACES_ZERO_GPU` true and the `spaces` package installed), 
   `spaces.GPU` generator call, budgeted from the backend's table row (seconds per step, tokens per second):
   a visitor with a few minutes of quota is asked only for what one call needs, never for a whole run.
   The run itself (the loop, the session, Stop, History) stays in the main process; the slice streams its
-  steps and tokens back, and Stop closes the slice at the next one (ZeroGPU then stops the worker).
+  steps and tokens back, and Stop closes the slice at the next one (ZeroGPU then stops the worker). Each slice's
+  requested seconds and the seconds it took to answer go to the run's meter (`compute.report_slice`), with the
+  tokens a polish spent in the worker.
 `preload` is for ZeroGPU only (`app.py` asks `on_zero_gpu()` first); anywhere else `sliced` returns the backend
 as it is and `spaces` is never imported.
 """
@@ -23,10 +25,12 @@ import math
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any
 
+from . import compute
 from .backend import BackendSpec, is_local, name_of
 from .config import Settings
 from .errors import Cancelled, ThinkEditError
@@ -138,15 +142,14 @@ class Sliced:
         return getattr(self.backend, name)
 
     def edit(self, image, prompt, *, seed, steps=None, guidance=None, on_step=None, mask=None):
-        arguments = (self.backend, image, prompt, seed, steps, guidance, mask)
-        return _follow(decorate_slices()["edit"], arguments, on_step)
+        return _follow("edit", (self.backend, image, prompt, seed, steps, guidance, mask), on_step)
 
     def critique(self, source, edited, instruction, prompt, *, on_token=None, feedback=None, region=None):
         arguments = (self.backend, source, edited, instruction, prompt, feedback, region)
-        return _follow(decorate_slices()["critique"], arguments, on_token)
+        return _follow("critique", arguments, on_token)
 
     def polish(self, source, instruction, *, on_token=None):
-        return _follow(decorate_slices()["polish"], (self.backend, source, instruction), on_token)
+        return _follow("polish", (self.backend, source, instruction), on_token)
 
 
 def edit_duration(editor, image, prompt, seed, steps, guidance, mask=None) -> int:
@@ -205,20 +208,29 @@ def _generator(kind: str, task: Callable[..., Iterator]) -> Callable[..., Iterat
     return run_slice
 
 
-def _follow(gpu_call: Callable, args: tuple, callback: Callable | None) -> Any:
-    """Call a slice and hand its steps or tokens to `callback` in this process; its result, or its error raised.
+def _follow(kind: str, args: tuple, callback: Callable | None) -> Any:
+    """Call the slice for `kind` and hand its steps or tokens to `callback` in this process; its result, or its
+    error raised. The slice's requested and used seconds go to the run's meter, however it ends.
 
     When `callback` raises (Stop), the slice's generator is closed, which stops the worker's call.
     """
-    with closing(gpu_call(*args)) as messages:
-        for kind, value in messages:
-            if kind == "call":
-                if callback is not None:
-                    callback(*value)
-            elif kind == "error":
-                raise value
-            else:
-                return value
+    gpu_call, duration = decorate_slices()[kind], _TASKS[kind][1]
+    started = time.perf_counter()
+    try:
+        with closing(gpu_call(*args)) as messages:
+            for what, value in messages:
+                if what == "call":
+                    if callback is not None:
+                        callback(*value)
+                elif what == "tokens":
+                    for tokens in value:
+                        compute.report_tokens(tokens)
+                elif what == "error":
+                    raise value
+                else:
+                    return value
+    finally:
+        compute.report_slice(kind, duration(*args), time.perf_counter() - started)
     raise ThinkEditError("The GPU worker ended without an answer.")
 
 
@@ -238,7 +250,10 @@ def _in_thread(call: Callable[[Callable], Any]) -> Iterator[tuple[str, Any]]:
 
     def work() -> None:
         try:
-            reports.put(("done", call(report)))
+            with compute.metering():  # what the call reports (a polish's tokens) goes back with its answer
+                result = call(report)
+                reports.put(("tokens", compute.reported_tokens()))
+            reports.put(("done", result))
         except Exception as exc:  # noqa: BLE001 - sent back to the main process, which raises it
             plain = (
                 exc if isinstance(exc, (ThinkEditError, Cancelled)) else ThinkEditError(f"{type(exc).__name__}: {exc}")
@@ -251,7 +266,7 @@ def _in_thread(call: Callable[[Callable], Any]) -> Iterator[tuple[str, Any]]:
         while True:
             message = reports.get()
             yield message
-            if message[0] != "call":
+            if message[0] not in ("call", "tokens"):
                 return
     finally:
         stopped.set()

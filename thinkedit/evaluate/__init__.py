@@ -1,10 +1,12 @@
-"""`python -m thinkedit eval`: does the loop help this editor? GEdit-Bench, ImgEdit-Bench or your own edits,
-single-shot against Think-while-Edit, scored by an independent judge.
+"""`python -m thinkedit eval`: does the loop help this editor, and does it pay for itself? GEdit-Bench,
+ImgEdit-Bench or your own edits, single-shot, rewrite-once and best-of-N against Think-while-Edit, scored by an
+independent judge, with what each spent.
 
     data.py     the benchmarks' samples (GEdit-Bench through `datasets`, ImgEdit basic, edits.jsonl)
     harness.py  every (sample, mode) through `loop.run`, judged, one line each; sharded, resumable
     report.py   summary.json (each benchmark's own averages, GEdit per language), report.md, report.png, and
                 `read_eval` for the web app
+    tradeoff.py quality against compute: the points, their gains per unit of compute, the verdict, compute.png
     official.py GEdit-Bench's official scorer on an eval folder, its code unchanged (python -m ...official)
 
 The judge is its own role (`thinkedit/judges/`), following GEdit-Bench's VIEScore rubric.
@@ -28,10 +30,11 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    from ..compute import Prices
     from ..config import loop_options, settings_from_args
 
     if args.report:
-        refresh(Path(args.report))
+        refresh(Path(args.report), Prices.of(settings_from_args(args)))
         return 0
     if not args.out:
         raise BadInput("Say where the eval goes: --out DIR (or --report DIR to summarise one again).")
@@ -44,7 +47,7 @@ def evaluate(args: argparse.Namespace) -> int:
         out=Path(args.out),
         settings=settings,
         request=loop_options(args, settings),
-        modes=tuple(_names(args.modes) or MODES),
+        modes=tuple(dict.fromkeys(_names(args.modes) or MODES)),  # each once, in the order given
         language=args.language,
         edit_json=args.edit_json,
         categories=_names(args.categories),
@@ -59,7 +62,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from ..config import add_backend_arguments, add_loop_arguments, number_flag
+    from ..config import add_backend_arguments, add_loop_arguments, add_price_arguments, number_flag
 
     parser = commands.add_parser("eval", help="benchmark single-shot vs the loop (GEdit-Bench, ImgEdit, your own)")
     parser.add_argument("--bench", choices=BENCHES, default="gedit", help="which benchmark (default gedit)")
@@ -70,7 +73,11 @@ def register(commands) -> None:
     )
     parser.add_argument("--edit-json", help="imgedit: basic_edit.json (default <data>/basic_edit.json)")
     parser.add_argument("--language", choices=LANGUAGES, default="en", help="gedit: en (default), cn or all")
-    parser.add_argument("--modes", default="single,loop", help="single and/or loop, comma-separated")
+    parser.add_argument(
+        "--modes",
+        default="single,loop",
+        help="comma-separated: single, rewrite, best-of-N (e.g. best-of-3), loop (default single,loop)",
+    )
     parser.add_argument(
         "--limit", type=number_flag(1, 10**9, whole=True), help="only the first N samples (after --categories/--keys)"
     )
@@ -88,4 +95,5 @@ def register(commands) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_loop_arguments(parser)
     add_backend_arguments(parser, judge=True)
+    add_price_arguments(parser)
     parser.set_defaults(handler=evaluate)

@@ -10,6 +10,7 @@ The harness writes the folder and the report reads it; both take its layout from
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,27 @@ REQUEST = (  # `make_request` options
     "no_answer",
     "steps",
     "guidance",
+    "patience",
+    "budget_seconds",
+    "budget_tokens",
 )
-MODE_ORDER = {"single": 0, "loop": 1}
+# What an eval runs (`--modes`): the editor alone, the thinker's rewrite then one edit, N edits with different seeds
+# the thinker picks from (best-of-N), and the loop; in this order in every file and table.
+FIXED_MODES = ("single", "rewrite", "loop")
+BEST_OF = re.compile(r"best-of-([1-9]\d*)")  # one spelling per N: its folder name under images/
+
+
+def best_of(mode: str) -> int | None:
+    """N of a `best-of-N` mode; None for another mode."""
+    match = BEST_OF.fullmatch(mode)
+    return int(match.group(1)) if match else None
+
+
+def mode_order(mode: str) -> tuple[int, int]:
+    """Where `mode` sits among the modes: single, rewrite, best-of-N by N, the loop, then anything else."""
+    if best_of(mode) is not None:
+        return 2, best_of(mode)
+    return {"single": (0, 0), "rewrite": (1, 0), "loop": (3, 0)}.get(mode, (9, 0))
 
 
 def row_id(row: dict[str, Any]) -> str:
@@ -57,7 +77,7 @@ def merge(out: Path, order: list[str]) -> list[dict[str, Any]]:
     rows = read_rows(out)
     position = {sample_id: number for number, sample_id in enumerate(order)}
     seen = {key: number for number, key in enumerate(rows)}  # rows of samples no longer selected keep their order
-    keys = sorted(rows, key=lambda k: (position.get(k[0], len(order) + seen[k]), MODE_ORDER.get(k[1], 9)))
+    keys = sorted(rows, key=lambda k: (position.get(k[0], len(order) + seen[k]), mode_order(k[1])))
     merged = [rows[k] for k in keys]
     write_text_atomic(out / SAMPLES_FILE, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in merged))
     for shard in (out / SHARDS).glob("rank-*.jsonl"):

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,19 @@ from PIL import Image
 
 from .. import loop, store
 from ..backend import accepts
-from ..config import ROLES, Settings
+from ..compute import Prices, totals
+from ..config import MAX_TURNS_RANGE, ROLES, Settings
 from ..errors import BadInput, ThinkEditError
 from ..images import png_bytes
 from ..registry import build_backend, find_spec
-from ..requests import make_request
-from ..schema import turn_file
+from ..requests import EditRequest, make_request
+from ..schema import TURN, turn_file, written
 from .data import Sample, filter_samples, load, read_json
-from .folder import CONFIG_FILE, REQUEST, SHARDS, merge, read_rows
+from .folder import CONFIG_FILE, FIXED_MODES, REQUEST, SHARDS, best_of, merge, read_rows
 from .report import self_grading, write_reports
+from .tradeoff import point_compute
 
-MODES = ("single", "loop")
+MODES = ("single", "loop")  # what `--modes` runs unless told
 SAME_EVAL = (
     "bench",
     "language",
@@ -104,8 +106,7 @@ class Backends:
 
 def run_eval(plan: EvalPlan) -> dict[str, Any] | None:
     """Run this process's share; on the main process, merge and summarise. Returns the summary (main only)."""
-    if not set(plan.modes) <= set(MODES) or not plan.modes:
-        raise BadInput(f"--modes takes {' and/or '.join(MODES)}, comma-separated.")
+    check_modes(plan.modes)
     samples = filter_samples(
         load(plan.bench, plan.data, language=plan.language, edit_json=plan.edit_json),
         categories=plan.categories,
@@ -119,7 +120,7 @@ def run_eval(plan: EvalPlan) -> dict[str, Any] | None:
         settings = settings.replace(device=f"cuda:{state.local_process_index}")
     backends = Backends(
         build_backend("editor", settings),
-        build_backend("thinker", settings) if "loop" in plan.modes else None,
+        build_backend("thinker", settings) if set(plan.modes) != {"single"} else None,
         build_backend("judge", settings),
     )
     config = plan.config()
@@ -144,10 +145,36 @@ def run_eval(plan: EvalPlan) -> dict[str, Any] | None:
     summary = None
     if state.is_main_process:
         rows = merge(plan.out, [s.id for s in samples])
-        summary = write_reports(plan.out, rows, config)
+        summary = write_reports(plan.out, rows, config, prices=Prices.of(plan.settings))
     if world > 1:
         state.destroy_process_group()
     return summary
+
+
+def check_modes(modes: tuple[str, ...]) -> None:
+    """Refuse modes `thinkedit eval` does not know, with the ones it does."""
+    low, high = MAX_TURNS_RANGE
+    wrong = [m for m in modes if m not in FIXED_MODES and not low <= (best_of(m) or 0) <= high]
+    if wrong or not modes:
+        raise BadInput(
+            f"--modes takes {', '.join(FIXED_MODES)} and best-of-N (N from {low} to {high}, e.g. best-of-3), "
+            f"comma-separated" + (f"; not {', '.join(repr(m) for m in wrong)}." if wrong else ".")
+        )
+
+
+def mode_request(request: EditRequest, mode: str) -> EditRequest:
+    """The request a mode runs: the loop's and single-shot's as asked; the rewrite baseline makes one edit of the
+    thinker's polish; best-of-N makes N edits with seeds seed … seed + N - 1."""
+    if mode == "rewrite":
+        return replace(request, baseline="rewrite", max_turns=1)
+    if best_of(mode) is not None:
+        return replace(request, baseline="best-of-n", max_turns=best_of(mode))
+    return request
+
+
+def judges_every_turn(mode: str) -> bool:
+    """Whether each turn of a mode's runs is judged (the loop's and best-of-N's: their O after each turn)."""
+    return mode == "loop" or best_of(mode) is not None
 
 
 def _process_state():
@@ -265,7 +292,7 @@ def run_sample(plan: EvalPlan, backends: Backends, sample: Sample, mode: str) ->
     try:
         image = sample.read_image() if sample.read_image else None
         mask = sample.read_mask() if sample.read_mask else None
-        request = make_request(image, sample.instruction, mask=mask, **plan.request)
+        request = mode_request(make_request(image, sample.instruction, mask=mask, **plan.request), mode)
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is this sample's failure
         row["error"] = f"bad data: {exc}"
         return _finish(row, started)
@@ -288,6 +315,7 @@ def run_sample(plan: EvalPlan, backends: Backends, sample: Sample, mode: str) ->
         stop_reason=trajectory.stop_reason,
         prompts=[t.prompt for t in turns],
         thinker_model=trajectory.settings.get("thinker_model"),
+        compute=totals([written(TURN, turn) for turn in turns], trajectory.first_turn_compute),
     )
     if trajectory.stop_reason == "error" or not turns:
         row["error"] = trajectory.error or "the run produced no image"
@@ -296,10 +324,7 @@ def run_sample(plan: EvalPlan, backends: Backends, sample: Sample, mode: str) ->
     row["best_turn"] = best.index
     try:
         fence = (trajectory.region, request.mask)
-        verdicts = _judge_best_and_last(
-            backends.judge, request.image, best, last, sample.instruction, mode, seconds, fence
-        )
-        row.update(verdicts)
+        row.update(_judge_turns(backends.judge, trajectory, sample.instruction, mode, seconds, fence))
     except Exception as exc:  # noqa: BLE001 - a judge that fails (server down) fails this sample, not the run
         row["error"] = f"judge: {exc if isinstance(exc, ThinkEditError) else f'{type(exc).__name__}: {exc}'}"
         return _finish(row, started)
@@ -314,7 +339,7 @@ def _edit(plan: EvalPlan, backends: Backends, request, mode: str, run_dir: Path,
     """Run the editor alone (single-shot) or the loop; the trajectory, or None when it was stopped before it ran.
 
     The first critique (between turn 0 and turn 1) is timed here: it is thinking the turns do not count."""
-    thinker = backends.thinker if mode == "loop" else None
+    thinker = backends.thinker if mode != "single" else None
     trajectory, first_thinking = None, None
     cancel = threading.Event()
     backends.in_flight.add(cancel)
@@ -341,25 +366,51 @@ def _edit(plan: EvalPlan, backends: Backends, request, mode: str, run_dir: Path,
     return trajectory
 
 
-def _judge_best_and_last(
-    judge, source, best, last, instruction: str, mode: str, seconds, fence: tuple = (None, None)
+def _judge_turns(
+    judge, trajectory, instruction: str, mode: str, seconds, fence: tuple = (None, None)
 ) -> dict[str, Any]:
-    """The judge's verdict and the drift of the best turn; in loop mode also of the last (judged once when it is
-    the best). With a mask (`fence`: the region in words, the mask) the judge is told the region, and one that
-    measures pixels gets the mask too (a judge written before either existed is told nothing)."""
+    """The judge's verdict and the drift of the best turn; in loop mode also of the last (`last`); for the loop and
+    best-of-N of every turn, each judged once, and what stopping after each turn would have given (`by_turn`). With a
+    mask (`fence`: the region in words, the mask) the judge is told the region, and one that measures pixels gets the
+    mask too (a judge written before either existed is told nothing)."""
     region, mask = fence
     told = {"region": region} if region and accepts(judge.judge, "region") else {}
     told |= {"mask": mask} if told and accepts(judge.judge, "mask") else {}
+    source, turns, best = trajectory.request.image, trajectory.turns, trajectory.best_turn
+    judged = turns if judges_every_turn(mode) else [best]
+    verdicts = {
+        turn.index: _judge(judge, source, turn.image, instruction, seconds, told)
+        | {"drift": turn.drift.record() if turn.drift else None}
+        for turn in judged
+    }
+    update = dict(verdicts[best.index])
+    if mode == "loop":
+        update["last"] = {"turn": turns[-1].index, **verdicts[turns[-1].index]}
+    if judges_every_turn(mode):
+        update["by_turn"] = by_turn(trajectory, verdicts)
+    return update
 
-    def verdict_on(turn) -> dict[str, Any]:
-        drift = turn.drift.record() if turn.drift else None
-        return _judge(judge, source, turn.image, instruction, seconds, told) | {"drift": drift}
 
-    verdict = verdict_on(best)
-    if mode != "loop":
-        return verdict
-    last_verdict = verdict if last is best else verdict_on(last)
-    return verdict | {"last": {"turn": last.index, **last_verdict}}
+def by_turn(trajectory, verdicts: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """After each turn k: its verdict, the turn the run would have returned had it stopped there (the best so far,
+    ties to the later, as `Trajectory.best_turn`), and the compute spent up to it. A run stopped after turn k is
+    what `--max-turns k` gives (every stop rule looks only at the turns so far), so these are its points."""
+    records = [written(TURN, turn) for turn in trajectory.turns]
+    points, best = [], None
+    for k, turn in enumerate(trajectory.turns, 1):
+        if best is None or turn.rank >= best.rank:
+            best = turn
+        verdict = verdicts[turn.index]
+        spent = totals(records[:k], trajectory.first_turn_compute)
+        points.append(
+            {
+                "turn": turn.index,
+                **{metric: verdict[metric] for metric in ("sc", "pq", "o")},
+                "best": best.index,
+                "compute": point_compute(spent),
+            }
+        )
+    return points
 
 
 def _base_row(plan: EvalPlan, sample: Sample, mode: str) -> dict[str, Any]:

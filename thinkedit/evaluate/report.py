@@ -15,23 +15,30 @@ editor's own selection); a turn of another shape has no drift and is not counted
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import drift
+from ..compute import Prices
 from ..errors import BadInput
 from ..loop import seed_rule
 from ..schema import versions
 from ..store import own_file, write_json_atomic, write_text_atomic
+from . import tradeoff
 from .data import LANGUAGES
-from .folder import MODE_ORDER, REQUEST, config_of, read_rows, row_id
+from .folder import REQUEST, best_of, config_of, mode_order, read_rows, row_id
 
 STAGES = ("load", "edit", "think", "judge", "store", "place", "loop", "harness", "wall")
 METRICS = ("sc", "pq", "o")
 PROTOCOLS = {"ours": "our questions", "viescore": "VIEScore's official request"}
 HEADLINE_LANGUAGE = "en"  # GEdit-Bench-EN is what the paper reports
-MODE_LABELS = {"single": "single", "loop": "loop", "last": "loop last"}
+
+
+def mode_label(name: str) -> str:
+    """A series as tables and charts name it: the mode, and "loop last" for the loop's last turn."""
+    return "loop last" if name == "last" else name
 
 
 # -- the arithmetic --------------------------------------------------------------------------------------------
@@ -99,7 +106,7 @@ def _unreadable(row: dict) -> int:
     return len(row.get("unreadable") or []) + (len(last.get("unreadable") or []) if apart else 0)
 
 
-def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+def summarize(rows: list[dict[str, Any]], config: dict[str, Any], prices: Prices | None = None) -> dict[str, Any]:
     """summary.json: the eval's settings and, per mode, the averages, failures and unreadable verdicts. GEdit's
     numbers are per language (`languages`); `modes` is the headline language's (`headline_language`)."""
     bench = config.get("bench")
@@ -137,6 +144,7 @@ def summarize(rows: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, A
             "best": _gain(modes["loop"], modes["single"]),
             "last": _gain(modes["loop"]["last"], modes["single"]),
         }
+    summary["compute"] = tradeoff.tradeoff(modes, prices)
     summary["seconds"] = seconds(rows)
     warning = self_grading(
         {
@@ -170,12 +178,15 @@ def mode_blocks(rows: list[dict[str, Any]], bench: str | None) -> dict[str, Any]
         block["samples"] = len(mine)
         block["failed"] = sum(r.get("error") is not None for r in mine)
         block["unreadable"] = sum(_unreadable(r) for r in mine)
+        block["compute"] = tradeoff.mode_compute(mine, average)
+        if mode == "loop" or best_of(mode) is not None:
+            block["by_turn"] = tradeoff.turn_points(mine, average, ("best", "last") if mode == "loop" else ("best",))
         modes[mode] = block
     return modes
 
 
 def _present(rows: list[dict[str, Any]]) -> list[str]:
-    return sorted({r["mode"] for r in rows}, key=lambda mode: MODE_ORDER.get(mode, 9))
+    return sorted({r["mode"] for r in rows}, key=mode_order)
 
 
 def _language_order(language: str | None) -> tuple[int, str]:
@@ -204,7 +215,8 @@ def seconds(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def self_grading(config: dict[str, Any]) -> str | None:
     """A warning when the judge is the model that steered the loop: it would grade its own work."""
     thinker, judge = config.get("thinker"), config.get("judge")
-    if thinker is None or "loop" not in (config.get("modes") or ["loop"]):
+    picks = [mode for mode in config.get("modes") or ["loop"] if mode == "loop" or best_of(mode) is not None]
+    if thinker is None or not picks:  # only the loop and best-of-N choose their result by the thinker's scores
         return None
     same = (
         (thinker == judge == "classic")
@@ -229,8 +241,9 @@ def _first(rows: list[dict], name: str) -> Any:
 
 
 def _rounded(value: Any) -> Any:
+    """Four decimals; a small number (a gain per second or per token) keeps three significant digits instead."""
     if isinstance(value, float):
-        return round(value, 4)
+        return round(value, 4) if abs(value) >= 0.01 or not math.isfinite(value) else float(f"{value:.3g}")
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -246,7 +259,7 @@ def table(modes: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     series = _series(modes)
     headers = ["category", "n"]
     for name, _ in series:
-        label = MODE_LABELS[name]
+        label = mode_label(name)
         headers += [f"{label} O"] if name == "last" else [f"{label} SC", f"{label} PQ", f"{label} O"]
     both = "single" in modes and "loop" in modes
     headers += ["gain O (best)", "gain O (last)"] if both else []
@@ -313,8 +326,42 @@ def markdown(summary: dict[str, Any]) -> str:
             f"without decoding the benchmark's images; the loop's own overhead "
             f"{timing['loop_overhead_share']:.2%}"
         )
+    lines += tradeoff_lines(summary["compute"])
     lines += [f"- warning: {w}" for w in summary["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def tradeoff_lines(found: dict[str, Any]) -> list[str]:
+    """Quality against compute as markdown: every point, its gains over single-shot, and the sentence."""
+    if not found["points"]:
+        return []
+    singular = tradeoff.UNITS[found["unit"]][0]
+    lines = [
+        "",
+        "## Quality against compute",
+        "",
+        "Means per sample; gains are O over single-shot per extra unit (`compute.png` plots them).",
+        "",
+        f"| what | n | O | seconds | GPU s | tokens | edits | O gain per {singular} | O gain per 1k tokens |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    per = "gain_per_gpu_second" if found["unit"] == "gpu_seconds" else "gain_per_second"
+    priced = any(p["cost"] is not None for p in found["points"])
+    if priced:
+        lines[-2] += " est. cost |"
+        lines[-1] += "---:|"
+
+    def cell(value: Any, digits: str = ".2f") -> str:
+        return "–" if value is None else format(value, digits)
+
+    for p in found["points"]:
+        thousand = None if p["gain_per_token"] is None else p["gain_per_token"] * 1000
+        lines.append(
+            f"| {tradeoff.label(p)} | {p['n']} | {cell(p['o'])} | {cell(p['seconds'], '.3g')} | "
+            f"{cell(p['gpu_seconds'], '.3g')} | {cell(p['tokens'], ',.0f')} | {cell(p['edits'], '.2g')} | "
+            f"{cell(p[per], '+.3g')} | {cell(thousand, '+.3g')} |" + (f" {cell(p['cost'], '.4g')} |" if priced else "")
+        )
+    return lines + ["", found["verdict"], ""]
 
 
 def _table_lines(modes: dict[str, Any]) -> list[str]:
@@ -342,7 +389,7 @@ def _table_lines(modes: dict[str, Any]) -> list[str]:
 
 def drift_lines(modes: dict[str, Any]) -> list[str]:
     """The drift of each series (single, loop, loop last) as markdown lines: what changed, and outside the region."""
-    series = [(MODE_LABELS[name], block.get("drift") or {}) for name, block in _series(modes)]
+    series = [(mode_label(name), block.get("drift") or {}) for name, block in _series(modes)]
     if not any(means.get("n") for _, means in series):
         return []
 
@@ -377,8 +424,8 @@ def chart(summary: dict[str, Any]) -> list[dict[str, Any]]:
     points = []
     for name, block in series:
         for category, scores in block["categories"].items():
-            points.append({"category": category, "series": MODE_LABELS[name], "o": scores["o"]})
-        points.append({"category": "mean", "series": MODE_LABELS[name], "o": block["o"]})
+            points.append({"category": category, "series": mode_label(name), "o": scores["o"]})
+        points.append({"category": "mean", "series": mode_label(name), "o": block["o"]})
     return points
 
 
@@ -409,16 +456,20 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def write_reports(out: Path, rows: list[dict[str, Any]], config: dict[str, Any], quiet: bool = False) -> dict:
-    summary = summarize(rows, config)
+def write_reports(
+    out: Path, rows: list[dict[str, Any]], config: dict[str, Any], quiet: bool = False, prices: Prices | None = None
+) -> dict:
+    summary = summarize(rows, config, prices)
     write_json_atomic(out / "summary.json", summary)
     if config.get("bench") == "imgedit":
         write_edit_jsons(out, rows)
     text = markdown(summary)
     write_text_atomic(out / "report.md", text)
     plot(summary, out / "report.png")
+    tradeoff.plot(summary, out / "compute.png")
     if not quiet:
-        print("\n" + text + f"\nWritten: {out / 'summary.json'}, {out / 'report.md'}, {out / 'report.png'}", flush=True)
+        written = ", ".join(str(out / name) for name in ("summary.json", "report.md", "report.png", "compute.png"))
+        print("\n" + text + f"\nWritten: {written}", flush=True)
     return summary
 
 
@@ -436,27 +487,28 @@ def write_edit_jsons(out: Path, rows: list[dict[str, Any]]) -> None:
         write_json_atomic(out / "images" / f"{folder}_basic_edit.json", keys)
 
 
-def refresh(folder: Path) -> dict[str, Any]:
-    """`thinkedit eval --report DIR`: the summary again from what the folder holds, the plot redrawn."""
+def refresh(folder: Path, prices: Prices | None = None) -> dict[str, Any]:
+    """`thinkedit eval --report DIR`: the summary again from what the folder holds (estimated costs at `prices`,
+    which no eval folder keeps), the plots redrawn."""
     folder = Path(folder)
     config = config_of(folder)
     rows = list(read_rows(folder).values())
     if not rows:
         raise BadInput(f"{folder} has no recorded samples yet: run its `thinkedit eval --out {folder}` first.")
-    return write_reports(folder, rows, config)
+    return write_reports(folder, rows, config, prices=prices)
 
 
 # -- an eval read back whole --------------------------------------------------------------------------------------
 
 
-def read_eval(folder: str | Path) -> dict[str, Any]:
+def read_eval(folder: str | Path, prices: Prices | None = None) -> dict[str, Any]:
     """Everything a viewer shows of one eval folder (the web app's Benchmarks tab shows all of it): the summary, its table (headers, rows), the
     per-category chart points, and the samples sorted by the loop's gain in O (largest first; samples
     without both scores last), each with absolute image paths, scores and the loop's prompts."""
     folder = Path(folder)
     config = config_of(folder)
     rows = list(read_rows(folder).values())
-    summary = summarize(rows, config)
+    summary = summarize(rows, config, prices)
     headers, table_rows = table(summary["modes"])
     return {
         "summary": summary,
@@ -479,6 +531,7 @@ def gallery(folder: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "category": first["category"],
             "instruction": first["instruction"],
             "source": _path(folder, f"{first['run']}/source.png"),
+            "modes": sorted(modes, key=mode_order),
         }
         for mode, row in modes.items():
             item[mode] = {

@@ -2,7 +2,8 @@
 
 A `PromptedThinker` holds its row, its settings and the model it asks, reads the critique and polish
 templates at once (so a wrong `--thinker-template` is refused before any model runs), and turns `critique`,
-`polish` and `ask` into one question to the model each. A subclass says how to ask, in `answer`.
+`polish` and `ask` into one question to the model each. A subclass says how to ask, in `answer`, and what the
+answer cost in tokens (a critique carries them in `Critique.tokens`; a polish reports them to the run's meter).
 
 A row may name the critique template its model was trained with (`options["template_url"]`: the EditThinker
 authors' `prompt_template.txt` for the `editthinker` rows). It is fetched at first use into the hub cache folder,
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from ..backend import BackendSpec, OnToken
+from ..compute import Tokens, report_tokens
 from ..config import Settings
 from ..critique import Critique, load_template, parse_critique, parse_polish, render
 from ..runtime import offline
@@ -40,9 +42,9 @@ class PromptedThinker:
         )
         self.polish_template = load_template("polish", settings.polish_template)
 
-    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
-        """(content, reasoning given apart from it) of the model's reply to the images then `text`, streamed
-        piece by piece into `on_token`."""
+    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str, Tokens]:
+        """(content, reasoning given apart from it, the tokens it took) of the model's reply to the images then
+        `text`, streamed piece by piece into `on_token`."""
         raise NotImplementedError
 
     def critique(
@@ -59,16 +61,19 @@ class PromptedThinker:
         """The critique of `edited`; the person's `feedback` and the masked `region` (in words), when there are
         some, go into the template as sections of their own."""
         text = render(self.critique_template, instruction, prompt, feedback=feedback, region=region)
-        content, reasoning = self.answer([source, edited], text, on_token)
-        return parse_critique(content, reasoning_content=reasoning)
+        content, reasoning, tokens = self.answer([source, edited], text, on_token)
+        critique = parse_critique(content, reasoning_content=reasoning)
+        critique.tokens = tokens
+        return critique
 
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
-        content, reasoning = self.answer([source], render(self.polish_template, instruction), on_token)
+        content, reasoning, tokens = self.answer([source], render(self.polish_template, instruction), on_token)
+        report_tokens(tokens)
         return parse_polish(content, instruction, reasoning_content=reasoning)
 
     def ask(self, images: list[Image.Image], text: str, *, on_token: OnToken | None = None) -> str:
         """The model's answer to the images then `text` (its reasoning when the answer came only there)."""
-        content, reasoning = self.answer(images, text, on_token)
+        content, reasoning, _ = self.answer(images, text, on_token)
         return content if content.strip() else reasoning
 
 

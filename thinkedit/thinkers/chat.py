@@ -3,7 +3,9 @@
 One user message: the source image, the edited image (base64 PNG data URLs, longest side at most
 `thinker_image_side`), then the rendered template. The answer is streamed; servers that split the
 reasoning out (vLLM's reasoning parsers: `reasoning_content`, some providers: `reasoning`) are read
-too, and both parts are handed to `parse_critique`. A subclass only says how to open the stream.
+too, and both parts are handed to `parse_critique`. A subclass only says how to open the stream. The stream asks
+for the server's token counts (`stream_options={"include_usage": true}`); a server that sends no `usage` leaves them
+unknown (None), never 0.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PIL import Image
 
 from .. import remote
 from ..backend import BackendSpec, OnToken
+from ..compute import Tokens
 from ..config import Settings
 from ..critique import answer_chars
 from ..errors import Cancelled
@@ -23,6 +26,7 @@ from ..images import fit_within
 from ._prompted import PromptedThinker
 
 logger = logging.getLogger(__name__)
+USAGE_OPTION = {"stream_options": {"include_usage": True}}  # how OpenAI and vLLM are asked for `usage` in a stream
 
 
 class ChatThinker(PromptedThinker):
@@ -62,12 +66,12 @@ class ChatThinker(PromptedThinker):
         ]
         return [{"role": "user", "content": [*pictures, text_part]}]
 
-    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
-        """(content, reasoning) of one streamed answer; `on_token` sees every piece as it arrives."""
+    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str, Tokens]:
+        """(content, reasoning, tokens) of one streamed answer; `on_token` sees every piece as it arrives."""
         messages, key = self.messages(images, text), self.api_key()
         emit = on_token or (lambda piece: None)
 
-        async def attempt() -> tuple[str, str]:
+        async def attempt() -> tuple[str, str, Tokens]:
             chunks, client = await self.open_stream(messages, key)
             try:
                 return await read_stream(chunks, emit, self.policy, answer_chars(self.settings.thinker_max_new_tokens))
@@ -85,16 +89,20 @@ class ChatThinker(PromptedThinker):
         )
 
 
-async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.Policy, limit: int) -> tuple[str, str]:
-    """Collect `content` and `reasoning_content` / `reasoning` deltas, at most `limit` characters of both together:
-    a server that goes on past that (it ignores max_tokens) is cut there, as its token limit would have. A stream
-    that breaks after the first piece is not retried: the person has already seen those tokens."""
+async def read_stream(
+    chunks: AsyncIterable[Any], emit: OnToken, policy: remote.Policy, limit: int
+) -> tuple[str, str, Tokens]:
+    """Collect `content` and `reasoning_content` / `reasoning` deltas, at most `limit` characters of both together,
+    and the last `usage` the server sent: a server that goes on past the limit (it ignores max_tokens) is cut there,
+    as its token limit would have, and its count is then unknown. A stream that breaks after the first piece is not
+    retried: the person has already seen those tokens."""
     content: list[str] = []
     reasoning: list[str] = []
-    received, left = 0, limit
+    received, left, tokens = 0, limit, Tokens()
     try:
         async for chunk in chunks:
             received += 1
+            tokens = usage_tokens(getattr(chunk, "usage", None)) or tokens
             for choice in getattr(chunk, "choices", None) or []:
                 delta = choice.delta
                 thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
@@ -105,6 +113,7 @@ async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.
                         emit(parts[-1])
             if left <= 0:
                 logger.warning("The answer reached %d characters, its token limit's worth, and was cut there.", limit)
+                tokens = Tokens()
                 break
     except (Cancelled, remote.RemoteFailure):
         raise
@@ -115,4 +124,15 @@ async def read_stream(chunks: AsyncIterable[Any], emit: OnToken, policy: remote.
         raise remote.RemoteFailure(f"{failure.happened} in the middle of its answer", retry=False) from None
     if not received:  # e.g. a proxy's HTML error page with status 200: not one server-sent event in it
         raise remote.RemoteFailure("answered with something that is not a chat completion stream", retry=False)
-    return "".join(content), "".join(reasoning)
+    return "".join(content), "".join(reasoning), tokens
+
+
+def usage_tokens(usage: Any) -> Tokens | None:
+    """A server's `usage` (an object or a dict) as Tokens; None when it holds no two whole, non-negative counts."""
+    counts = []
+    for name in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+            return None
+        counts.append(value)
+    return Tokens(*counts)

@@ -3,7 +3,8 @@
 `--thinker-model` (default Qwen/Qwen2.5-VL-72B-Instruct), `--thinker-provider` (default: the hub's
 automatic routing), HF_TOKEN. `--thinker-url` instead points the client at a dedicated Inference
 Endpoint or any OpenAI-compatible URL. `huggingface_hub` refuses every URL while HF_HUB_OFFLINE=1 is
-set; for a local server on an offline machine use the `openai` thinker.
+set; for a local server on an offline machine use the `openai` thinker. Token counts are asked for as the `openai`
+thinker asks them (`stream_options`), and not again once an endpoint refused that.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 from .. import remote
 from ..backend import BackendSpec
 from ..config import Settings
-from .chat import ChatThinker
+from .chat import USAGE_OPTION, ChatThinker
 
 PROVIDERS_HOST = "router.huggingface.co"
 
 
 class HFInferenceThinker(ChatThinker):
     credentials = "HF_TOKEN"
+    asks_usage = True  # False once the endpoint refused `stream_options`
 
     def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
         super().__init__(spec, settings, role)
@@ -38,11 +40,17 @@ class HFInferenceThinker(ChatThinker):
 
     async def open_stream(self, messages: list[dict], key: str | None) -> tuple[AsyncIterable[Any], Any]:
         client = remote.hub_client(self.policy, base_url=self.url, provider=self.provider, token=key)
+        options = dict(model=self.model, stream=True, max_tokens=self.settings.thinker_max_new_tokens)
         try:
-            stream = await client.chat_completion(
-                messages, model=self.model, stream=True, max_tokens=self.settings.thinker_max_new_tokens
-            )
+            if self.asks_usage:
+                try:
+                    return await client.chat_completion(messages, **options, **USAGE_OPTION), client
+                except Exception as exc:
+                    status = getattr(getattr(exc, "response", None), "status_code", None)
+                    if status not in (400, 422) or "stream_options" not in str(exc):
+                        raise
+                    self.asks_usage = False
+            return await client.chat_completion(messages, **options), client
         except BaseException:
             await client.close()
             raise
-        return stream, client

@@ -5,7 +5,8 @@ Through the `openai` package, not `huggingface_hub.InferenceClient`: the latter 
 vLLM runs. The server's key (THINKEDIT_THINKER_API_KEY or OPENAI_API_KEY) goes only to the URL the server
 configured (`--thinker-url`); a URL a caller named gets the caller's own key or none (keyless vLLM gets a
 placeholder). With no `--thinker-model`, the first model the server lists is used. The answer is streamed;
-a server that sends the whole completion instead is read too. As a judge (`role="judge"`) the same holds for
+a server that sends the whole completion instead is read too. The stream asks for `usage` (the token counts); a
+server that refuses `stream_options` is asked again without it, and from then on never with it. As a judge (`role="judge"`) the same holds for
 --judge-url, --judge-model and THINKEDIT_JUDGE_API_KEY.
 """
 
@@ -16,16 +17,18 @@ from collections.abc import AsyncIterable, AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from openai import AsyncOpenAI, BadRequestError, DefaultAsyncHttpxClient, UnprocessableEntityError
 
 from .. import remote
 from ..backend import BackendSpec
 from ..config import Settings
 from ..errors import BadInput, ThinkEditError
-from .chat import ChatThinker
+from .chat import USAGE_OPTION, ChatThinker
 
 
 class OpenAIThinker(ChatThinker):
+    asks_usage = True  # False once the server refused `stream_options`
+
     def __init__(self, spec: BackendSpec, settings: Settings, role: str = "thinker") -> None:
         super().__init__(spec, settings, role)
         self.key_variable = f"THINKEDIT_{role.upper()}_API_KEY"
@@ -52,18 +55,27 @@ class OpenAIThinker(ChatThinker):
         try:
             if not self.model:
                 self.model = await served_model(client, self.url, self.role)
-            stream = await client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                stream=True,
-                max_tokens=self.settings.thinker_max_new_tokens,
-            )
+            stream = await self.create(client, messages)
             if stream.response.headers.get("content-type", "").startswith("application/json"):
                 return whole_answer(await stream.response.aread()), client
         except BaseException:
             await client.close()
             raise
         return stream, client
+
+    async def create(self, client: AsyncOpenAI, messages: list[dict]):
+        """The streamed completion, with `usage` asked for unless the server refused that before."""
+        options = dict(
+            model=self.model, messages=messages, stream=True, max_tokens=self.settings.thinker_max_new_tokens
+        )
+        if self.asks_usage:
+            try:
+                return await client.chat.completions.create(**options, **USAGE_OPTION)
+            except (BadRequestError, UnprocessableEntityError) as exc:
+                if "stream_options" not in str(exc):
+                    raise
+                self.asks_usage = False
+        return await client.chat.completions.create(**options)
 
 
 async def whole_answer(body: bytes) -> AsyncIterator[Any]:
@@ -72,11 +84,14 @@ async def whole_answer(body: bytes) -> AsyncIterator[Any]:
         data = json.loads(body)
     except ValueError:
         return
-    for choice in (data.get("choices") if isinstance(data, dict) else None) or []:
+    if not isinstance(data, dict):
+        return
+    for choice in data.get("choices") or []:
         message = choice.get("message") or {}
         thought = message.get("reasoning_content") or message.get("reasoning")
         yield SimpleNamespace(
-            choices=[SimpleNamespace(delta=SimpleNamespace(content=message.get("content"), reasoning_content=thought))]
+            choices=[SimpleNamespace(delta=SimpleNamespace(content=message.get("content"), reasoning_content=thought))],
+            usage=data.get("usage"),
         )
 
 

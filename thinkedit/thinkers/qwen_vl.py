@@ -25,6 +25,7 @@ from transformers import TextStreamer
 
 from .. import runtime
 from ..backend import BackendSpec, OnToken
+from ..compute import Tokens
 from ..config import Settings
 from ..errors import BadInput
 from ..images import fit_within
@@ -41,10 +42,10 @@ class QwenVLThinker(PromptedThinker):
         super().__init__(spec, settings, role)  # a judge and a thinker on one checkpoint share one loaded model
         self.generation = generation_options(settings)
 
-    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str]:
-        """(the model's reply to the images then `text`, ""): `generate()` runs here and hands its text to
-        `on_token` piece by piece from inside this same thread, so when `on_token` raises (Stop) generation ends
-        at that token."""
+    def answer(self, images: list[Image.Image], text: str, on_token: OnToken | None) -> tuple[str, str, Tokens]:
+        """(the model's reply to the images then `text`, "", its tokens): `generate()` runs here and hands its text
+        to `on_token` piece by piece from inside this same thread, so when `on_token` raises (Stop) generation ends
+        at that token. The prompt's tokens count the images' placeholder tokens too: what the model read."""
         with runtime.CACHE.in_use(self.cache_key):  # marked before it is fetched: no budget decision evicts it
             model, processor, offload = self.load()
             images = [fit_within(image, self.settings.thinker_image_side) for image in images]
@@ -59,9 +60,12 @@ class QwenVLThinker(PromptedThinker):
                 runtime.friendly_errors(what, offload=offload),
                 _on_device(model, runtime.pick_device(self.settings), offload),
             ):
-                model.generate(**inputs.to(model.device), **self.options_for(offload), streamer=relay)
+                output = model.generate(**inputs.to(model.device), **self.options_for(offload), streamer=relay)
+        read = int(inputs["input_ids"].shape[-1])
+        sequences = getattr(output, "sequences", output)  # a checkpoint's config may ask generate() for a dict
+        tokens = Tokens(read, int(sequences.shape[-1]) - read)
         # A "thinking" chat template opens <think> in the prompt; the reply starts inside that block.
-        return ("<think>" if _OPEN_THINK.search(chat) else "") + "".join(relay.pieces), ""
+        return ("<think>" if _OPEN_THINK.search(chat) else "") + "".join(relay.pieces), "", tokens
 
     @property
     def cache_key(self) -> tuple:

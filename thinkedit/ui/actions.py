@@ -24,6 +24,7 @@ from gradio.components.image_editor import EditorData
 from PIL import Image
 
 from .. import admission, loop, runtime, steer
+from ..compute import Prices
 from ..config import DEFAULTS, Settings
 from ..editors import EDITORS
 from ..errors import BadInput, ThinkEditError
@@ -41,8 +42,15 @@ from .session import Session, stopped_while_queued
 from .view import RunView, remove_folder
 
 REFRESH_S = 0.15  # at most this often a step or token event updates the page
-COMPARE_MODES = ("single-shot vs Think-while-Edit", "editor A vs editor B", "thinker A vs thinker B")
+COMPARE_MODES = (
+    "single-shot vs Think-while-Edit",
+    "editor A vs editor B",
+    "thinker A vs thinker B",
+    "rewrite once vs Think-while-Edit",
+    "best-of-N vs Think-while-Edit",
+)
 SINGLE_SHOT = "single-shot (turn 1, scored by the thinker)"
+REWRITE_ONCE = "rewrite once (the thinker's polish, then turn 1, scored by the thinker)"
 WAITING = "Waiting for the GPU (one run at a time)…"
 
 # /edit's parameters and their defaults, in the order gradio_client callers pass them: a new one goes last.
@@ -69,6 +77,9 @@ EDIT_FIELDS = {
     "step": False,  # step mode: pause after every critique
     "mask": None,  # a mask image: white where the edit may change (None: no mask)
     "painted": None,  # what a person painted in the page's painter (API callers send `mask` instead)
+    "patience": DEFAULTS.patience,  # None: no early stop
+    "budget_seconds": DEFAULTS.budget_seconds,  # None: no budget
+    "budget_tokens": DEFAULTS.budget_tokens,
 }
 # /continue's: go on from a turn of one of the caller's runs (`steer.plan` says how each field is used).
 CONTINUE_FIELDS = {
@@ -344,6 +355,9 @@ def make_edit(
                 guidance=form.guidance,
                 step=form.step,
                 mask=mask,
+                patience=form.patience,
+                budget_seconds=form.budget_seconds,
+                budget_tokens=form.budget_tokens,
                 **loop_rules(settings, form.seed_per_turn),
             )
             choices = {name: getattr(form, name) for name in (*CHOICES, "speed")}
@@ -351,7 +365,7 @@ def make_edit(
             jobs = [job(run_settings, request)]
         except ThinkEditError as exc:
             raise refused(exc, settings.public) from None
-        (view,) = run_views(jobs, session, settings.public)
+        (view,) = run_views(jobs, session, settings)
         session.showing = view
         yield viewer_update(viewer, view, final=False)
         for _ in follow(session, "studio", jobs, [view], [""], run_settings, form.queued_at):
@@ -404,7 +418,9 @@ def make_continue(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Ca
             except ThinkEditError as exc:
                 raise refused(exc, settings.public) from None
             jobs = [loop.Job(editor, thinker, request, saved.path, continuation)]
-            view = RunView.continuing(saved, continuation.from_turn, session.view_folder(), settings.public)
+            view = RunView.continuing(
+                saved, continuation.from_turn, session.view_folder(), settings.public, Prices.of(settings)
+            )
             session.showing = view
             yield viewer_update(viewer, view, final=False)
             for _ in follow(session, "studio", jobs, [view], [""], run_settings, form.queued_at):
@@ -426,7 +442,7 @@ def make_rate(settings: Settings, viewer: Viewer, history: gr.Gallery) -> Callab
             steer.rate(path, form.turn, form.verdict)
         except ThinkEditError as exc:
             raise refused(exc, settings.public) from None
-        view = saved_view(path, session, settings.public)
+        view = saved_view(path, session, settings)
         session.remember(view)
         session.showing = view
         yield viewer_update(viewer, view, final=True) | {history: session.gallery()}
@@ -441,27 +457,49 @@ def open_side(trajectories: Any, session: Session | None, *, side: str, settings
     record = trajectories.get(side) if isinstance(trajectories, dict) else None
     if not isinstance(record, dict) or not record.get("run_dir"):
         raise refused(f"Side {side.upper()} has no saved run yet: compare first.", settings.public)
-    view = saved_view(own_run(record["run_dir"], session, settings), session, settings.public)
+    view = saved_view(own_run(record["run_dir"], session, settings), session, settings)
     session.showing = view
     return viewer_update(viewer, view, final=True)
 
 
-def compare_sides(mode: str, editor_a: str, editor_b: str, thinker_a: str, thinker_b: str) -> list[tuple]:
-    """[(label, editor, thinker, single_shot)] for the two sides of a comparison. A single-shot side runs
-    turn 1 only, still scored by the same thinker, so the summary compares like with like."""
-    if mode == COMPARE_MODES[0]:
-        return [(f"A · {SINGLE_SHOT}", editor_a, thinker_a, True), ("B · Think-while-Edit", editor_a, thinker_a, False)]
+def compare_sides(
+    mode: str, editor_a: str, editor_b: str, thinker_a: str, thinker_b: str, max_turns: int = DEFAULTS.max_turns
+) -> list[tuple]:
+    """[(label, editor, thinker, side)] for the two sides of a comparison; `side` says how a side's request differs
+    from the loop's (`side_request`). A baseline side is still scored by the same thinker, so the summary compares
+    like with like; best-of-N makes as many edits as the loop may (N = max turns), so their compute is equal."""
+    loop_side = ("B · Think-while-Edit", editor_a, thinker_a, None)
+    baselines = {
+        COMPARE_MODES[0]: (f"A · {SINGLE_SHOT}", "single"),
+        COMPARE_MODES[3]: (f"A · {REWRITE_ONCE}", "rewrite"),
+        COMPARE_MODES[4]: (f"A · best-of-{max_turns} (seeds differ, the thinker picks)", "best-of-n"),
+    }
+    if mode in baselines:
+        label, side = baselines[mode]
+        return [(label, editor_a, thinker_a, side), loop_side]
     if mode == COMPARE_MODES[1]:
         return [
-            (f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
-            (f"B · {editor_b} + {thinker_a}", editor_b, thinker_a, False),
+            (f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, None),
+            (f"B · {editor_b} + {thinker_a}", editor_b, thinker_a, None),
         ]
     if mode == COMPARE_MODES[2]:
         return [
-            (f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, False),
-            (f"B · {editor_a} + {thinker_b}", editor_a, thinker_b, False),
+            (f"A · {editor_a} + {thinker_a}", editor_a, thinker_a, None),
+            (f"B · {editor_a} + {thinker_b}", editor_a, thinker_b, None),
         ]
     raise BadInput(f"Unknown comparison '{mode}'; use one of: {', '.join(COMPARE_MODES)}.")
+
+
+def side_request(request: EditRequest, side: str | None) -> EditRequest:
+    """One side's request: the loop's (None); turn 1 only ("single"); the thinker's polish, then turn 1 ("rewrite");
+    or the same prompt with max-turns seeds ("best-of-n")."""
+    if side == "single":
+        return dataclasses.replace(request, max_turns=1)
+    if side == "rewrite":
+        return dataclasses.replace(request, max_turns=1, first_turn="polish")
+    if side == "best-of-n":
+        return dataclasses.replace(request, baseline="best-of-n")
+    return request
 
 
 def make_compare(
@@ -482,18 +520,17 @@ def make_compare(
                 mask=mask,
                 **loop_rules(settings),
             )
-            sides = compare_sides(form.mode, form.editor_a, form.editor_b, form.thinker_a, form.thinker_b)
+            sides = compare_sides(
+                form.mode, form.editor_a, form.editor_b, form.thinker_a, form.thinker_b, request.max_turns
+            )
             jobs = [
-                job(
-                    user_settings(settings, editor, thinker, {}),
-                    dataclasses.replace(request, max_turns=1) if single_shot else request,
-                )
-                for _, editor, thinker, single_shot in sides
+                job(user_settings(settings, editor, thinker, {}), side_request(request, side))
+                for _, editor, thinker, side in sides
             ]
         except ThinkEditError as exc:
             raise refused(exc, settings.public) from None
         labels = [label for label, *_ in sides]
-        views = run_views(jobs, session, settings.public)
+        views = run_views(jobs, session, settings)
         yield compare_update(comparison, views, labels, final=False)
         prefixes = [f"{label}: " for label in labels]
         for _ in follow(session, "compare", jobs, views, prefixes, settings, form.queued_at):
@@ -518,15 +555,15 @@ def compare_update(comparison: Comparison, views: list[RunView], labels: list[st
     return update
 
 
-def open_history(index: Any, session: Session | None, viewer: Viewer, public: bool = False) -> dict:
+def open_history(index: Any, session: Session | None, viewer: Viewer, settings: Settings) -> dict:
     """Reload the session's run number `index` (0 = newest, as History lists them) from disk into `viewer`."""
     session = session or Session()
     runs = list(reversed(session.runs))
     try:
         position = number(index, "The run number", 0, len(runs) - 1, whole=True)
     except BadInput:
-        raise refused("That run is not in this session's history.", public) from None
-    session.showing = saved_view(runs[position], session, public)
+        raise refused("That run is not in this session's history.", settings.public) from None
+    session.showing = saved_view(runs[position], session, settings)
     return viewer_update(viewer, session.showing, final=True)
 
 
@@ -544,20 +581,21 @@ def open_saved(
             upload = received_file(upload, "run's zip")
         except BadInput as exc:
             raise refused(exc, settings.public) from None
-    view = saved_view(upload or confined(folder, settings), session, settings.public)
+    view = saved_view(upload or confined(folder, settings), session, settings)
     session.remember(view)
     session.showing = view
     return viewer_update(viewer, view, final=True) | {history: session.gallery()}
 
 
-def run_views(jobs: list[loop.Job], session: Session, public: bool) -> list[RunView]:
+def run_views(jobs: list[loop.Job], session: Session, settings: Settings) -> list[RunView]:
     """One view per job, filled as its run streams; a public page's views name no server folder."""
     return [
         RunView(
             source=j.request.image,
-            max_turns=j.request.max_turns,
+            max_turns=loop.turn_limit(j.thinker, j.request),
             folder=session.view_folder(),
-            public=public,
+            public=settings.public,
+            prices=Prices.of(settings),
             mask=j.request.mask,
         )
         for j in jobs
@@ -585,12 +623,13 @@ def best_changes(session: Session | None) -> tuple[str | None, str]:
     return view.changes(view.best_turn or view.turns[-1])
 
 
-def saved_view(path: str | Path, session: Session, public: bool = False) -> RunView:
+def saved_view(path: str | Path, session: Session, settings: Settings) -> RunView:
     """A saved run (folder or zip) as a view; a zip is unpacked into the session's temp folder, removed with it."""
+    public = settings.public
     saved = None
     try:
         saved = load_run(path, unpack_to=session.folder)
-        return RunView.from_saved(saved, folder=session.view_folder(), public=public)
+        return RunView.from_saved(saved, folder=session.view_folder(), public=public, prices=Prices.of(settings))
     except (BadInput, OSError) as exc:
         if saved is not None and saved.path != Path(path):
             remove_folder(saved.path)  # what was unpacked from a zip whose images cannot be read

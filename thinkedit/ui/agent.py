@@ -20,6 +20,7 @@ import gradio as gr
 from gradio_client.utils import is_http_url_like
 
 from .. import admission, loop, steer
+from ..compute import Prices, Tokens, cost
 from ..config import DEFAULTS, Settings
 from ..errors import BadInput, ThinkEditError
 from ..registry import backend_rows, build_backend
@@ -53,6 +54,9 @@ def add_tools(settings: Settings, rows: list[dict[str, Any]], run_options: dict)
             gr.Number(settings.threshold, label="Stop threshold"),
             gr.Number(0, precision=0, label="Seed"),
             gr.Textbox(label="Mask (data URL or upload URL)"),
+            gr.Number(None, precision=0, label="Patience"),
+            gr.Number(None, label="Budget (seconds)"),
+            gr.Number(None, precision=0, label="Budget (tokens)"),
         ]
         outputs = [gr.Image(type="pil", format="png", label="Best turn"), gr.Textbox(label="Summary (JSON)")]
         backends = gr.Textbox(label="Backends (JSON)")
@@ -148,12 +152,15 @@ def progress_report(event: loop.Event, max_turns: int, before: int = 0) -> tuple
     return (max(0, event.index - 1 - before), max_turns), doing
 
 
-def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
-    """What an agent needs from a run: each turn's prompt, scores, refined prompt, drift, the turn it continues and
-    who wrote its prompt; the best turn (the person's pick when there is one), why it stopped, the masked region,
-    and the run id (its folder's name under the runs folder)."""
+def summary(trajectory: loop.Trajectory, notices: list[str], prices: Prices | None = None) -> dict[str, Any]:
+    """What an agent needs from a run: each turn's prompt, scores, refined prompt, drift, compute, the turn it
+    continues and who wrote its prompt; the best turn (the person's pick when there is one), why it stopped, the
+    masked region, the run's compute (and its estimated cost at the server's prices), and the run id (its folder's
+    name under the runs folder)."""
     record = trajectory.record()
     keys = ("prompt", "semantic", "quality", "refined_prompt", "drift", "parent", "by")
+    keys += ("edit_seconds", "think_seconds", "gpu_seconds", "tokens")
+    compute = record["compute"]
     best = shown_best(record)
     return {
         "run": trajectory.run_dir.name if holds_run(trajectory.run_dir) else None,
@@ -170,6 +177,8 @@ def summary(trajectory: loop.Trajectory, notices: list[str]) -> dict[str, Any]:
         "error": record["error"],
         "notices": notices,
         "seconds": record["seconds"],
+        "compute": compute,
+        "cost": cost(compute["gpu_seconds"], Tokens.read(compute["tokens"]).total, prices or Prices()),
     }
 
 
@@ -184,7 +193,7 @@ def answer(job: loop.Job, settings: Settings, progress: gr.Progress) -> tuple:
             notices.append(event.message)
         elif isinstance(event, loop.RunFinished):
             trajectory = event.trajectory
-    text = summary(trajectory, notices)
+    text = summary(trajectory, notices, Prices.of(settings))
     best = next((turn for turn in trajectory.turns if turn.index == text["best_turn"]), None)
     if best is not None:
         image = best.image
@@ -209,6 +218,9 @@ def make_think_edit(settings: Settings):
         threshold=DEFAULTS.threshold,
         seed=DEFAULTS.seed,
         mask=None,
+        patience=DEFAULTS.patience,
+        budget_seconds=DEFAULTS.budget_seconds,
+        budget_tokens=DEFAULTS.budget_tokens,
         progress=gr.Progress(),  # noqa: B008 - how Gradio asks for a progress tracker
     ):
         """Edit an image with Think-while-Edit: an image editor edits, a multimodal thinker scores the edit (semantic and quality, 0-10) and rewrites the instruction, and the loop repeats until the edit is good enough. Every turn edits the original image again; the best turn is returned, not the last.
@@ -222,9 +234,12 @@ def make_think_edit(settings: Settings):
             threshold: stop as soon as both scores reach this, 0 to 10.
             seed: the editor's seed; every turn uses it, so turns differ only by their prompt (as in the paper's loop).
             mask: optional, the region the edit may change, as an image the size of the image (white may change, black is kept exactly), sent like the image; empty for no mask.
+            patience: optional (0 or absent: off); stop when the best score has not risen for this many turns (the best turn is kept).
+            budget_seconds: optional (0 or absent: off); stop once the run's edit and think seconds reach this.
+            budget_tokens: optional (0 or absent: off); stop once the thinker's prompt and completion tokens reach this.
 
         Returns:
-            The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores, refined prompt and drift (changed: share of the image that changed noticeably; outside: share changed outside the mask, or null); the best turn; the mask in words (region); why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, error; stopped_because: the same in words); any notices; and the run id.
+            The best turn's image (PNG), and a JSON summary: for each turn its prompt, semantic and quality scores, refined prompt, drift (changed: share of the image that changed noticeably; outside: share changed outside the mask, or null) and compute (edit_seconds, think_seconds, gpu_seconds: null without a GPU, tokens: prompt and completion, null when not reported); the best turn; the mask in words (region); why the run stopped (stop_reason: threshold, prompt_kept, no_answer, max_turns, patience, budget_seconds, budget_tokens, error; stopped_because: the same in words); any notices; the run's compute totals and its estimated cost (null unless the server sets prices); and the run id.
         """
         with contextlib.ExitStack() as holding:
             try:
@@ -233,6 +248,7 @@ def make_think_edit(settings: Settings):
                 fence = tool_image(mask, settings.public, settings.request_timeout) if mask else None
                 rules = actions.loop_rules(settings)
                 options = dict(max_turns=max_turns, threshold=threshold, seed=seed, mask=fence, **rules)
+                options |= dict(patience=patience, budget_seconds=budget_seconds, budget_tokens=budget_tokens)
                 request = make_request(source, instruction, **options)
                 run_settings = user_settings(settings, editor, thinker, {})
                 job = actions.job(run_settings, request)

@@ -1,5 +1,6 @@
 """The Benchmarks tab: `thinkedit eval` folders in the evals folder, read back (`evaluate.report.read_eval`) and
-shown as a summary, a table, a chart and the samples sorted by the loop's gain, with one sample side by side."""
+shown as a summary, a table, a chart, quality against compute, and the samples sorted by the loop's gain, with one
+sample side by side."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..compute import Prices
 from ..config import ROLES, Settings
 from ..critique import score_text
 from ..drift import percent, read, words
 from ..errors import BadInput
+from ..evaluate import tradeoff
 from ..evaluate.folder import eval_folders
 from ..evaluate.report import backend_label, plot, read_eval
 from ..images import load_image
@@ -29,7 +32,8 @@ def eval_choices(settings: Settings) -> list[str]:
 
 
 def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
-    """(summary text, table, chart, gallery, samples) of one eval folder in the evals folder.
+    """(summary text, table, chart, gallery, samples, quality-against-compute plot) of one eval folder in the evals
+    folder.
 
     The gallery shows each sample's loop result, sorted by how much the loop gained over single-shot;
     the samples (plain data) go to the page's state for `show_sample`.
@@ -43,7 +47,7 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
         settings.public,
     )
     try:
-        found = read_eval(folder)
+        found = read_eval(folder, Prices.of(settings))
     except (BadInput, OSError, ValueError, KeyError) as exc:
         raise refused(f"{name} could not be read as an eval folder ({exc}).", settings.public) from None
     view = session.view_folder()
@@ -54,11 +58,12 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
         if shown.get("image"):
             preview = thumbnail_file(view / f"sample-{position}.webp", lambda path=shown["image"]: load_image(path))
             gallery.append((preview, sample_caption(sample)))
-    chart = view / "chart.png"  # drawn from the summary, as `thinkedit eval` draws its report.png
+    chart, spent = view / "chart.png", view / "compute.png"  # drawn from the summary, as `thinkedit eval` draws them
     plot(found["summary"], chart)
+    tradeoff.plot(found["summary"], spent)
     table = pd.DataFrame(found["table"], columns=found["headers"])
     text = eval_summary(found["summary"])  # names its backends' models, which may be the server's folders
-    return without_paths(text) if settings.public else text, table, str(chart), gallery, samples
+    return without_paths(text) if settings.public else text, table, str(chart), gallery, samples, str(spent)
 
 
 def eval_summary(summary: dict[str, Any]) -> str:
@@ -70,7 +75,9 @@ def eval_summary(summary: dict[str, Any]) -> str:
         for mode, block in summary["modes"].items()
     )
     language = f" ({summary['headline_language']})" if summary.get("headline_language") else ""
-    return " ".join([f"**{summary.get('bench')}**{language} · {backends}. {modes}.", *summary.get("warnings", [])])
+    verdict = (summary.get("compute") or {}).get("verdict")  # evals summarised before compute was recorded: none
+    parts = [f"**{summary.get('bench')}**{language} · {backends}. {modes}.", *([verdict] if verdict else [])]
+    return " ".join([*parts, *summary.get("warnings", [])])
 
 
 def _drift_text(means: dict[str, Any] | None) -> str:
@@ -99,7 +106,7 @@ def show_sample(samples: list[dict[str, Any]] | None, index: Any, session: Sessi
     images = [sample.get("source"), (sample.get("single") or {}).get("image"), (sample.get("loop") or {}).get("image")]
     shown = [display_file(path, view, f"pick-{n}") if path else None for n, path in enumerate(images)]
     lines = [f"{sample['key']} ({sample['category']}): {sample['instruction']}"]
-    for mode in ("single", "loop"):
+    for mode in sample.get("modes") or ("single", "loop"):
         result = sample.get(mode)
         if result:
             lines.append(

@@ -127,7 +127,6 @@ def studio_tab(
     """One image, one run, live, and going on from any of its turns; returns the viewer (History and Compare open
     runs into it), the steering panel's turn box (they set it to the run's newest turn) and the "what changed" view
     (History shows its run's best turn there)."""
-    steps, guidance = actions.editor_defaults(settings.editor, settings.speed)
     controls = {}  # field name (actions.EDIT_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
@@ -146,34 +145,7 @@ def studio_tab(
                 controls["thinker"] = gr.Dropdown(
                     thinkers, value=settings.thinker, label="Thinker", elem_id="te-thinker"
                 )
-            with gr.Accordion("Advanced", open=False, elem_id="te-advanced"):
-                with gr.Row():
-                    controls["max_turns"] = turns_slider(settings, elem_id="te-max-turns")
-                    controls["threshold"] = threshold_slider(
-                        settings, info="stop when both scores reach it", elem_id="te-threshold"
-                    )
-                controls["first_turn"] = gr.Radio(
-                    list(FIRST_TURN_STRATEGIES), value=settings.first_turn, label="First turn"
-                )
-                with gr.Row():
-                    controls["seed"] = gr.Number(DEFAULTS.seed, precision=0, label="Seed")
-                    controls["randomize"] = gr.Checkbox(False, label="Random seed")
-                controls["seed_per_turn"] = gr.Radio(
-                    list(SEED_PER_TURN),
-                    value=settings.seed_per_turn,
-                    label="Seed per turn",
-                    info="same: turns differ only by their prompt, as in the paper; increment: turn n uses seed + n - 1",
-                    elem_id="te-seed-per-turn",
-                )
-                with gr.Row():
-                    steps_box = controls["steps"] = gr.Number(
-                        steps, precision=0, label="Steps", info="empty: the editor's default"
-                    )
-                    guidance_box = controls["guidance"] = gr.Number(
-                        guidance, label="Guidance", info="empty: the editor's default"
-                    )
-                controls |= model_and_url_boxes(settings)
-                speed = controls["speed"] = speed_box(settings)
+            steps_box, guidance_box, speed = advanced_panel(settings, controls)
             step = controls["step"] = gr.Checkbox(
                 False,
                 label="Pause after each turn",
@@ -201,6 +173,40 @@ def studio_tab(
     for choice in (editor, speed):
         choice.change(actions.editor_defaults, [editor, speed], [steps_box, guidance_box], api_visibility="private")
     return viewer, panel["turn"], changes
+
+
+def advanced_panel(settings: Settings, controls: dict[str, Any]) -> tuple[gr.Number, gr.Number, Any]:
+    """The Studio's Advanced panel: its controls go into `controls` (field name → component); returns the steps and
+    guidance boxes and the speed, which the editor's defaults fill in."""
+    steps, guidance = actions.editor_defaults(settings.editor, settings.speed)
+    with gr.Accordion("Advanced", open=False, elem_id="te-advanced"):
+        with gr.Row():
+            controls["max_turns"] = turns_slider(settings, elem_id="te-max-turns")
+            controls["threshold"] = threshold_slider(
+                settings, info="stop when both scores reach it", elem_id="te-threshold"
+            )
+        controls["first_turn"] = gr.Radio(list(FIRST_TURN_STRATEGIES), value=settings.first_turn, label="First turn")
+        with gr.Row():
+            controls["seed"] = gr.Number(DEFAULTS.seed, precision=0, label="Seed")
+            controls["randomize"] = gr.Checkbox(False, label="Random seed")
+        controls["seed_per_turn"] = gr.Radio(
+            list(SEED_PER_TURN),
+            value=settings.seed_per_turn,
+            label="Seed per turn",
+            info="same: turns differ only by their prompt, as in the paper; increment: turn n uses seed + n - 1",
+            elem_id="te-seed-per-turn",
+        )
+        with gr.Row():
+            steps_box = controls["steps"] = gr.Number(
+                steps, precision=0, label="Steps", info="empty: the editor's default"
+            )
+            guidance_box = controls["guidance"] = gr.Number(
+                guidance, label="Guidance", info="empty: the editor's default"
+            )
+        controls |= model_and_url_boxes(settings)
+        speed = controls["speed"] = speed_box(settings)
+        controls |= early_stop_boxes()
+    return steps_box, guidance_box, speed
 
 
 def mask_controls(image: gr.Image, prefix: str) -> tuple[gr.Image, gr.ImageEditor]:
@@ -259,7 +265,7 @@ def run_viewer(
         interactive=False,
         wrap=True,
         elem_id="te-table",
-        column_widths=["6%", "28%", "9%", "8%", "7%", "7%", "6%", "11%", "9%", "9%"],
+        column_widths=["5%", "24%", "8%", "7%", "6%", "6%", "5%", "9%", "8%", "8%", "6%", "8%"],
     )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
@@ -530,13 +536,13 @@ def history_tab(
     tab.select(lambda current: current.gallery(), state, history, api_name="history")
 
     def select_history(current: session.Session, event: gr.SelectData) -> dict:
-        return actions.open_history(event.index, current, viewer, settings.public)
+        return actions.open_history(event.index, current, viewer, settings)
 
     history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio).then(
         **newest_turn(viewer, turn)
     ).then(**changes.show_best(state))
     # raw input: a wrong type gets our sentence
-    open_history = partial(actions.open_history, viewer=viewer, public=settings.public)
+    open_history = partial(actions.open_history, viewer=viewer, settings=settings)
     index.change(open_history, [index, state], form.outputs(viewer), api_name="history_open", preprocess=False)
     open_button.click(
         partial(actions.open_saved, settings=settings, viewer=viewer, history=history),
@@ -559,12 +565,9 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
         show = gr.Button("Open", variant="primary", scale=1, elem_id="te-b-open")
     summary = gr.Markdown(elem_id="te-b-summary")
     table = gr.Dataframe(label="Category × mode", interactive=False, wrap=True, elem_id="te-b-table")
-    chart = gr.Image(
-        label="O per category: single-shot, the loop's best turn, its last turn",
-        type="filepath",
-        interactive=False,
-        format="png",
-        elem_id="te-b-chart",
+    chart = plot_image("O per category: every mode, the loop's best turn and its last turn", "te-b-chart")
+    spent = plot_image(
+        "Quality against compute: each mode, and the loop (and best-of-N) after each turn", "te-b-compute"
     )
     samples = gr.State([])
     gallery = turn_gallery(
@@ -588,7 +591,7 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     def fresh_choices() -> gr.Dropdown:
         return gr.Dropdown(choices=benchmarks.eval_choices(settings))
 
-    outputs = [summary, table, chart, gallery, samples]
+    outputs = [summary, table, chart, gallery, samples, spent]
     show.click(partial(benchmarks.open_eval, settings=settings), [folder, state], outputs, api_name="benchmark")
     refresh.click(fresh_choices, None, folder, api_visibility="private")
     tab.select(fresh_choices, None, folder, api_visibility="private")
@@ -600,6 +603,11 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
         api_name="benchmark_sample",
         preprocess=False,
     )
+
+
+def plot_image(label: str, elem_id: str) -> gr.Image:
+    """A plot the server drew (a PNG file), shown as it is."""
+    return gr.Image(label=label, type="filepath", interactive=False, format="png", elem_id=elem_id)
 
 
 def instruction_box(**options) -> gr.Textbox:
@@ -629,6 +637,25 @@ def speed_box(settings: Settings):
         elem_id="te-speed",
         info="fast: the editor's cache, compilation or few-step LoRA; a compiled thinker on CUDA",
     )
+
+
+EARLY_STOPS = {  # field → (label, what it does, whole number)
+    "patience": ("Patience", "0: off; K: stop when the best score has not risen for K turns", True),
+    "budget_seconds": ("Budget (seconds)", "0: off; stop once edit + think seconds reach it", False),
+    "budget_tokens": ("Budget (tokens)", "0: off; stop once the thinker's tokens reach it", True),
+}
+
+
+def early_stop_boxes() -> dict:
+    """Patience and the compute budgets by field name; 0 (what Gradio's Number shows for no value): off. The best
+    turn so far is kept when one ends the run."""
+    with gr.Row(elem_id="te-early-stop"):
+        return {
+            name: gr.Number(
+                None, precision=0 if whole else None, label=label, info=info, elem_id=f"te-{name.replace('_', '-')}"
+            )
+            for name, (label, info, whole) in EARLY_STOPS.items()
+        }
 
 
 def model_and_url_boxes(settings: Settings) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 
 from .. import drift, loop
+from ..compute import Prices, Tokens, compute_line, seconds_text, tokens_text, totals
 from ..critique import score_text
 from ..drift import Drift, percent
 from ..images import fit_within, load_image, png_bytes
@@ -29,7 +30,10 @@ DISPLAY_SIDE = 2048  # the page shows images at most this large; the run folder 
 # The app's one temp folder: a subfolder per browser session, one per view inside it (display copies, zip),
 # and the session's History thumbnails. Removed at exit; a session's part when Gradio drops the session.
 SCRATCH = tempfile.TemporaryDirectory(prefix="thinkedit-ui-")
-TABLE_HEADERS = ["Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By", "Changed", "Outside"]
+TABLE_HEADERS = [
+    *("Turn", "Prompt", "Semantic", "Quality", "Edit s", "Think s", "From", "By"),
+    *("Changed", "Outside", "GPU s", "Tokens"),
+]
 WHO = {"instruction": "instruction", "thinker": "thinker", "person": "you"}  # the By column: who wrote the prompt
 RATING_MARKS = {"up": " · rated up", "down": " · rated down"}
 
@@ -49,6 +53,8 @@ class TurnView:
     stage: int = 1
     feedback: str | None = None  # the person's words that the thinker answered with this turn's prompt
     drift: Drift | None = None  # None for a turn of another shape (or a run saved before drift was measured)
+    gpu_seconds: float | None = None  # device time held; None: no GPU (or a run saved before it was recorded)
+    tokens: Tokens = field(default_factory=Tokens)  # the critique's prompt+completion tokens; None parts: not known
 
     @classmethod
     def of_record(cls, turn: dict[str, Any], image: str, size: tuple[int, int]) -> TurnView:
@@ -67,6 +73,8 @@ class TurnView:
             turn["stage"],
             feedback["text"] if feedback else None,
             drift.read(turn.get("drift")),
+            turn.get("gpu_seconds"),
+            Tokens.read(turn.get("tokens")),
         )
 
     def lineage(self) -> str:
@@ -99,6 +107,7 @@ class RunView:
     source_path: str | None = None
     source_size: tuple[int, int] | None = None  # the original's
     public: bool = False  # a public page shows run ids, never the server's paths
+    prices: Prices = field(default_factory=Prices)  # the server's prices: the status line's estimated cost
     sent_turns: int = 0  # how many turns the page's gallery has been sent
     picked: int | None = None  # the person's pick (it overrides the thinker's best as `best`)
     ratings: dict[str, str] = field(default_factory=dict)
@@ -163,6 +172,8 @@ class RunView:
             turn.stage,
             feedback,
             turn.drift,
+            turn.gpu_seconds,
+            turn.tokens,
         )
         self.turns = sorted([t for t in self.turns if t.index != turn.index] + [shown], key=lambda t: t.index)
         if turn.stage not in self.stage_sources and turn.by == "instruction":
@@ -189,11 +200,12 @@ class RunView:
             self.turns.sort(key=lambda t: t.index)
 
     @classmethod
-    def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False) -> RunView:
+    def from_saved(cls, saved: SavedRun, folder: Path, public: bool = False, prices: Prices | None = None) -> RunView:
         record = saved.record
         view = cls(
             source=saved.source, max_turns=len(record["turns"]) or 1, folder=folder, public=public, mask=saved.mask
         )
+        view.prices = prices or Prices()
         for turn in record["turns"]:
             original = saved.image(turn["index"])
             image = view.display_copy(original, f"turn_{turn['index']:02d}")
@@ -204,9 +216,11 @@ class RunView:
         return view
 
     @classmethod
-    def continuing(cls, saved: SavedRun, from_turn: int, folder: Path, public: bool = False) -> RunView:
+    def continuing(
+        cls, saved: SavedRun, from_turn: int, folder: Path, public: bool = False, prices: Prices | None = None
+    ) -> RunView:
         """A saved run about to get new turns from `from_turn`: its turns shown, the new ones added as they finish."""
-        view = cls.from_saved(saved, folder, public)
+        view = cls.from_saved(saved, folder, public, prices)
         view.record, view.max_turns, view.phase = None, None, f"Going on from turn {from_turn}…"
         return view
 
@@ -268,6 +282,8 @@ class RunView:
                 + RATING_MARKS.get(self.ratings.get(str(turn.index)), ""),
                 percent(turn.drift.changed) if turn.drift else "–",
                 percent(turn.drift.outside) if turn.drift else "–",
+                seconds_text(turn.gpu_seconds),
+                tokens_text(turn.tokens),
             ]
             for turn in self.turns
         ]
@@ -325,7 +341,9 @@ class RunView:
             whose = "your pick: " if self.picked is not None else ""
             scores = f"semantic {score_text(best.semantic)}, quality {score_text(best.quality)}"
             text += f" Best: {whose}turn {best.index} ({scores})."
-        return text + f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
+        text += f" Seed {record['settings'].get('seed')}, {loop.seed_rule(record['settings'])}."
+        compute = record.get("compute") or totals(record["turns"], record.get("first_turn_compute"))
+        return text + f" Compute: {compute_line(compute, self.prices)}."
 
     def progress_html(self) -> str:
         """A progress bar for the current edit; only numbers and fixed words go into this HTML."""
