@@ -394,6 +394,7 @@ def test_studio_paints_a_mask_keeps_the_rest_and_shows_what_changed(page, photo,
     choose(page, "te-thinker", "classic")
     set_number(page, "te-max-turns", 2)
     page.locator("#te-step input[type=checkbox]").uncheck()  # the steering test left step mode on
+    page.locator("#te-mask-panel").get_by_text("Mask (optional)").click()  # the painter's closed panel
     canvas = page.locator("#te-painter canvas").last
     page.locator('#te-image button[aria-label="Remove Image"]').click()  # the earlier upload goes, and the painter
     wait_until(lambda: painted_image_box(canvas) is None, "the painter to be cleared with the image", timeout=90)

@@ -240,3 +240,16 @@ def test_every_turn_edits_with_one_seed_unless_asked_to_increment(tmp_path):
         env={**env, "THINKEDIT_SEED_PER_TURN": "dice"},
     )
     assert bad.returncode == 2 and "Unknown seed_per_turn 'dice'; use same or increment." in bad.stderr
+
+
+def test_keep_history_has_a_flag_and_a_variable():
+    import argparse
+
+    from thinkedit.config import add_app_arguments, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_app_arguments(parser)
+    assert Settings.from_env({}).keep_history is True
+    assert Settings.from_env({"THINKEDIT_KEEP_HISTORY": "0"}).keep_history is False
+    assert settings_from_args(parser.parse_args(["--no-keep-history"])).keep_history is False
+    assert settings_from_args(parser.parse_args([])).keep_history is True

@@ -157,6 +157,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     public: bool = False
+    keep_history: bool = True  # web app outside --public: History outlives a reload (run ids kept in the browser)
     ui_concurrency: int = 4  # web app: runs at once (runs on the one local GPU still take turns)
     run_memory_gb: float | None = None  # web app: host memory its runs may hold at once (default: half the RAM)
     public_max_megapixels: float = 16.0  # web app with --public: the largest image a visitor may send
@@ -307,6 +308,12 @@ APP_FLAGS = {  # `python app.py`, the web app, the same way
         "action": "store_true",
         "default": None,
         "help": "also an MCP server at /gradio_api/mcp/ with the think_edit tool (THINKEDIT_MCP=1)",
+    },
+    "--keep-history": {
+        "action": argparse.BooleanOptionalAction,
+        "default": None,
+        "help": "outside --public, History outlives a reload: the browser keeps its runs' ids (default on; "
+        "--no-keep-history or THINKEDIT_KEEP_HISTORY=0 turns it off)",
     },
 }
 

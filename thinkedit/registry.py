@@ -24,44 +24,65 @@ from .thinkers import THINKERS
 TABLES: dict[str, dict[str, BackendSpec]] = {"editor": EDITORS, "thinker": THINKERS, "judge": JUDGES}
 
 
+# Why a backend cannot run here, as a visitor of a public page reads it: no flag, variable or folder of the server's,
+# which a visitor can neither see nor change. The operator reads the reason with what to set (`availability`).
+FOR_VISITORS = {
+    "installed": "not installed on this server",
+    "endpoint": "no model server set up for it on this server",
+    "offline": "this server does not reach the internet",
+    "token": "no access to Inference Providers on this server",
+    "weights": "weights not on this server",
+}
+
+
 def availability(
     role: str, spec: BackendSpec, settings: Settings, model: str | None = None, url: str | None = None
 ) -> tuple[bool, str]:
-    """(can run here, why not / what it will use) for a `role` backend. Cheap: nothing is loaded or fetched."""
-    missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
-    if missing:
-        return False, f"package missing: {', '.join(missing)} (pip install -r requirements.txt)"
-    code = missing_code(spec, settings)
-    if code:
-        return False, code
+    """(can run here, why not / what it will use) for a `role` backend. Cheap: nothing is loaded or fetched. Why not
+    is said in the operator's terms (what to install or set), or on a public server in a visitor's (`FOR_VISITORS`)."""
+    checkpoint = model or spec.model
+    why = why_not(role, spec, settings, checkpoint, url)
+    if why is not None:
+        kind, operator = why
+        return False, FOR_VISITORS[kind] if settings.public else operator
     if spec.kind == "offline":
         return True, "runs on the CPU, no weights needed"
     if spec.kind == "remote":
-        if spec.needs_url and not url:
-            return False, f"no endpoint configured: set --{role}-url (THINKEDIT_{role.upper()}_URL)"
-        if spec.inference_providers and runtime.offline():
-            return False, (
-                "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached (huggingface_hub then refuses every "
-                "URL); for a local OpenAI-compatible server use the openai thinker"
-            )
-        if spec.inference_providers and not hf_token():
-            return False, "needs HF_TOKEN in the environment"
-        return True, f"remote: {_without_credentials(url) if url else model or spec.model}"
-    checkpoint = model or spec.model
+        return True, f"remote: {_without_credentials(url) if url else checkpoint}"
     where = weights_location(checkpoint)
-    if where is None:
-        size = f" (~{spec.size_gb:g} GB)" if spec.size_gb else ""
-        if runtime.offline():
-            return False, f"weights not in the local cache: {checkpoint}{size}; HF_HUB_OFFLINE=1 forbids downloading"
-        where = f"{checkpoint}{size} downloads on first use"
-    else:
-        where = f"weights at {where}"
+    size = f" (~{spec.size_gb:g} GB)" if spec.size_gb else ""
+    where = f"weights at {where}" if where else f"{checkpoint}{size} downloads on first use"
     device = runtime.pick_device(settings)
     if device.startswith("cuda"):
         return True, f"GPU, {where}"
     if device == "mps":
         return True, f"Apple GPU (MPS), {where}"
     return True, f"no GPU: runs on the CPU, very slowly ({where})"
+
+
+def why_not(
+    role: str, spec: BackendSpec, settings: Settings, checkpoint: str | None, url: str | None
+) -> tuple[str, str] | None:
+    """Why a backend cannot run here — (its `FOR_VISITORS` kind, what the operator can do) — or None when it can."""
+    missing = [name for name in spec.packages if importlib.util.find_spec(name) is None]
+    if missing:
+        return "installed", f"package missing: {', '.join(missing)} (pip install -r requirements.txt)"
+    code = missing_code(spec, settings)
+    if code:
+        return "installed", code
+    if spec.kind == "remote" and spec.needs_url and not url:
+        return "endpoint", f"no endpoint configured: set --{role}-url (THINKEDIT_{role.upper()}_URL)"
+    if spec.kind == "remote" and spec.inference_providers and runtime.offline():
+        return "offline", (
+            "HF_HUB_OFFLINE=1 is set: Inference Providers cannot be reached (huggingface_hub then refuses every "
+            "URL); for a local OpenAI-compatible server use the openai thinker"
+        )
+    if spec.kind == "remote" and spec.inference_providers and not hf_token():
+        return "token", "needs HF_TOKEN in the environment"
+    if spec.kind == "local" and runtime.offline() and weights_location(checkpoint) is None:
+        size = f" (~{spec.size_gb:g} GB)" if spec.size_gb else ""
+        return "weights", f"weights not in the local cache: {checkpoint}{size}; HF_HUB_OFFLINE=1 forbids downloading"
+    return None
 
 
 def missing_code(spec: BackendSpec, settings: Settings) -> str | None:
@@ -108,7 +129,7 @@ def find_spec(role: str, name: str) -> BackendSpec:
 def build_backend(role: str, settings: Settings, name: str | None = None):
     """The `role` backend `name` (default: the one `settings` chose), built as `Class(spec, settings)`.
 
-    Refuses, with the reason, a backend that cannot run here. Building is cheap: models load on first use
+    Refuses, with the reason (on a public server in a visitor's terms), a backend that cannot run here. Building is cheap: models load on first use
     through the runtime's cache. On ZeroGPU a local backend's every call becomes its own GPU slice.
     """
     chosen = settings.role(role)
@@ -117,7 +138,8 @@ def build_backend(role: str, settings: Settings, name: str | None = None):
     ok, reason = availability(role, spec, settings, model=checkpoint, url=chosen.url)
     if not ok:
         refusal = f"The {role} '{spec.name}' cannot run here"
-        if spec.kind == "local" and weights_location(checkpoint) is None and not missing_code(spec, settings):
+        weights = spec.kind == "local" and weights_location(checkpoint) is None and not missing_code(spec, settings)
+        if weights and not settings.public:  # how to get them, which a visitor of a public page cannot do
             gated = spec.gated and checkpoint == spec.model
             missing = runtime.missing_weights(checkpoint, spec.size_gb, f"--{role}-model", gated=gated)
             raise BadInput(f"{refusal}. {missing}")

@@ -163,8 +163,8 @@ def number(value: Any, name: str, low: float, high: float, *, whole: bool = Fals
 
 
 def off_or_number(value: Any, name: str, low: float, high: float, *, whole: bool = False):
-    """An optional early stop: None when absent or 0 (off: the page's number boxes show 0 for no value), else a
-    number above 0 up to `high`."""
+    """An optional early stop: None when absent or 0 (off, as on the command line), else a number above 0 up to
+    `high`."""
     parsed = number(value, name, low, high, whole=whole, optional=True)
     return parsed or None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from ..images import base64_bytes, fit_within, load_image
 from ..masks import BLACK, from_layers, joined
 from ..registry import build_backend
 from ..requests import EditRequest, make_request, number
-from ..store import holds_run, import_run, load_run, new_run_dir, zip_run
+from ..store import SavedRun, holds_run, import_run, load_run, new_run_dir, zip_run
 from .choices import CHOICES, user_settings
 from .form import REQUIRED, handler
 from .messages import refused, warn
@@ -155,16 +156,6 @@ class Comparison:
     trajectories: gr.JSON
 
 
-def backend_choices(rows: list[dict[str, Any]], role: str) -> list[tuple[str, str]]:
-    """Dropdown (label, value) pairs; a backend that cannot run here says why in its label."""
-    choices = []
-    for row in rows:
-        if row["role"] == role:
-            label = row["name"] if row["available"] else f"{row['name']} (unavailable: {row['reason']})"
-            choices.append((label, row["name"]))
-    return choices
-
-
 def editor_defaults(name: str, speed: str | None = None) -> tuple[int | None, float | None]:
     spec = EDITORS.get(name)
     return spec.defaults(speed or "default") if spec else (None, None)
@@ -278,10 +269,10 @@ def follow(
             yield
     finally:
         session.running -= 1
-    for view, label in zip(views, labels, strict=True):
+    for position, (view, label) in enumerate(zip(views, labels, strict=True)):
         if view.record and view.record.get("error"):
             warn(label + view.shown_record["error"])
-        session.remember(view)
+        session.remember(view, side="AB"[position] if which == "compare" else None)
 
 
 def zipped(view: RunView) -> str | None:
@@ -571,11 +562,13 @@ def open_saved(
     upload: Any, folder: str | None, session: Session, settings: Settings, viewer: Viewer, history: gr.Gallery
 ) -> dict:
     """Open a run from an uploaded zip, or (outside public mode) from a folder in the runs folder."""
-    folder = (folder or "").strip()
+    folder = (folder or "").strip() if isinstance(folder, str) else folder
     if folder and settings.public:
         raise refused("Opening folders on the server is turned off here; upload the run's zip.", True)
     if not upload and not folder:
         raise refused("Upload a run's zip or give its folder to open it.", settings.public)
+    if upload and folder:
+        raise refused("Give either a run's zip or its folder, not both: clear one of them, then Open.", False)
     if upload:
         try:
             upload = received_file(upload, "run's zip")
@@ -585,6 +578,22 @@ def open_saved(
     session.remember(view)
     session.showing = view
     return viewer_update(viewer, view, final=True) | {history: session.gallery()}
+
+
+def studio_inputs(session: Session | None) -> tuple[str | None, str, str | None]:
+    """The Studio's image, instruction and mask boxes for the run it now shows (opened from History, a zip or a
+    Compare side): the run's source and mask as saved (copied into the session's temp folder, which the page may be
+    sent), so that Run, or a continuation, goes on from there."""
+    view = session.showing if session is not None else None
+    if view is None or view.record is None or view.run_dir is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    saved, copies = SavedRun(view.run_dir, view.record), session.view_folder()
+    names = (saved.record.get("source", "source.png"), saved.record.get("mask"))
+    try:
+        shown = [shutil.copy(saved.file(name), copies / name) if name else None for name in names]
+    except (BadInput, OSError):  # the run's folder went away meanwhile: the boxes keep what they hold
+        return gr.skip(), gr.skip(), gr.skip()
+    return shown[0], saved.record["instruction"], shown[1]
 
 
 def run_views(jobs: list[loop.Job], session: Session, settings: Settings) -> list[RunView]:

@@ -55,3 +55,40 @@ def shown_rows(rows: list[dict[str, Any]], public: bool) -> list[dict[str, Any]]
         }
         for row in rows
     ]
+
+
+def backend_choices(rows: list[dict[str, Any]], role: str, public: bool, chosen: str | None) -> list[tuple[str, str]]:
+    """A role's dropdown (label, value) pairs. A backend that cannot run here is marked so (`backends_note` says why);
+    a public page lists only what can run (a visitor cannot set up the rest), besides the server's own `chosen`."""
+    choices = []
+    for row in rows:
+        if row["role"] == role and (row["available"] or not public or row["name"] == chosen):
+            label = row["name"] if row["available"] else f"{row['name']} ({CANNOT_RUN})"
+            choices.append((label, row["name"]))
+    return choices
+
+
+CANNOT_RUN = "cannot run here"
+
+
+def backends_note(rows: list[dict[str, Any]], public: bool, picked: list[tuple[str, str | None]]) -> str:
+    """What the page says under its backend dropdowns: why each picked (role, name) that cannot run here cannot, and
+    on a public page which backends are not set up on this server, and why."""
+    found = {(row["role"], row["name"]): row for row in rows}
+    lines = [
+        f"⚠ The {role} **{name}** {CANNOT_RUN}: {found[role, name]['reason']}."
+        for role, name in dict.fromkeys(picked)
+        if (role, name) in found and not found[role, name]["available"]
+    ]
+    if public:
+        missing: dict[str, list[str]] = {}
+        for row in rows:
+            if row["role"] in CALLER_ROLES and not row["available"]:
+                missing.setdefault(row["reason"], []).append(row["name"])
+        if missing:
+            lines.append(
+                "Not set up on this server: "
+                + "; ".join(f"{', '.join(names)} ({reason})" for reason, names in missing.items())
+                + "."
+            )
+    return "\n\n".join(lines)

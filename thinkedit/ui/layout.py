@@ -11,9 +11,11 @@ to `EDIT_FIELDS`, and read by the handler as `form.<name>`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from ..config import (
 from ..registry import backend_rows
 from ..steer import VERDICTS
 from . import actions, agent, benchmarks, form, session
-from .choices import CHOICES, shown_rows
+from .choices import CHOICES, backend_choices, backends_note, shown_rows
 from .messages import refused
 from .view import IDLE_PROGRESS, SUMMARY_HEADERS, TABLE_HEADERS
 
@@ -59,7 +61,26 @@ CSS = """
 #te-c-gallery-a, #te-c-gallery-b { --te-thumb: 120px; }
 #te-steer .te-steer-buttons button { min-width: 0; }
 #te-history { --te-thumb: 110px; }
+/* A refusal leaves the page as it was: its sentence is the toast, and Gradio's "Error" cover (drawn over every output
+   of the refused event, hiding what it showed) is not drawn. */
+[data-testid="status-tracker"]:has(> .error) { display: none !important; }
+#te-status, #te-c-status-a { scroll-margin-top: 12px; }
+.te-note { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+/* A phone: every tab in the tab bar (none behind "…"), two turns a row, each gallery as tall as its captions. */
+@media (max-width: 640px) {
+  #te-tabs .tab-container { width: 100%; }
+  #te-tabs .tab-container > button { padding: 0 var(--size-2); }
+  .te-gallery .grid-wrap { height: auto !important; max-height: none !important; }
+  .te-gallery .grid-container { --grid-cols: 2 !important; }
+}
 """
+
+# Scrolls the element with id ID to the top of the window unless it is well in view already.
+REVEAL = """() => {
+    const element = document.getElementById("ID");
+    const top = element ? element.getBoundingClientRect().top : 0;
+    if (element && (top < 0 || top > window.innerHeight * 0.6)) element.scrollIntoView({block: "start"});
+}"""
 
 INTRO = (
     "# ThinkEdit\n"
@@ -81,7 +102,6 @@ def examples() -> list[list[str]]:
 def build_app(settings: Settings) -> gr.Blocks:
     """The whole app for these server settings (public mode hides every model and URL box)."""
     rows = shown_rows(backend_rows(settings), settings.public)
-    editors, thinkers = actions.backend_choices(rows, "editor"), actions.backend_choices(rows, "thinker")
     # analytics off here too, not only through app.py's environment: importing thinkedit.ui must not turn them on
     with gr.Blocks(
         title="ThinkEdit — Think-while-Edit studio", delete_cache=GRADIO_CACHE_CLEANUP, analytics_enabled=False
@@ -101,13 +121,13 @@ def build_app(settings: Settings) -> gr.Blocks:
             render=False,
         )
         gr.Markdown(INTRO, elem_id="te-header")
-        with gr.Tabs() as tabs:
+        with gr.Tabs(elem_id="te-tabs") as tabs:
             with gr.Tab("Studio", id="studio"):
-                viewer, turn, changes = studio_tab(settings, editors, thinkers, state, history)
+                studio = studio_tab(settings, rows, state, history, tabs)
             with gr.Tab("Compare", id="compare"):
-                compare_tab(settings, editors, thinkers, state, history, (viewer, turn, tabs))
+                compare_tab(settings, rows, state, history, studio)
             with gr.Tab("History", id="history") as history_tab_item:
-                history_tab(settings, state, history, history_tab_item, tabs, (viewer, turn), changes)
+                history_tab(settings, state, history, history_tab_item, studio, demo)
             with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
                 benchmarks_tab(settings, state, benchmarks_tab_item)
         if settings.mcp:
@@ -121,30 +141,46 @@ def run_options(settings: Settings) -> dict:
     return dict(concurrency_limit=settings.ui_concurrency, concurrency_id="runs", preprocess=False)
 
 
+@dataclass
+class Studio:
+    """The Studio as the other tabs open runs into it: its viewer, the steering panel's turn box (set to the run's
+    newest turn), "what changed" (its best turn shown), its image, instruction and mask boxes (filled from the run),
+    and the tabs (switched to the Studio)."""
+
+    viewer: actions.Viewer
+    turn: gr.Number
+    changes: actions.Changes
+    inputs: list
+    tabs: gr.Tabs
+
+    def opened(self, event: Any, state: gr.State) -> None:
+        """When `event` has opened a run into the viewer, the Studio shows it, ready to go on from."""
+        event.success(lambda: gr.Tabs(selected="studio"), outputs=self.tabs, api_visibility="private").then(
+            **newest_turn(self.viewer, self.turn)
+        ).then(actions.studio_inputs, state, self.inputs, api_visibility="private").then(
+            **self.changes.show_best(state)
+        )
+
+
 def studio_tab(
-    settings: Settings, editors: list, thinkers: list, state: gr.State, history: gr.Gallery
-) -> tuple[actions.Viewer, gr.Number, actions.Changes]:
-    """One image, one run, live, and going on from any of its turns; returns the viewer (History and Compare open
-    runs into it), the steering panel's turn box (they set it to the run's newest turn) and the "what changed" view
-    (History shows its run's best turn there)."""
+    settings: Settings, rows: list[dict[str, Any]], state: gr.State, history: gr.Gallery, tabs: gr.Tabs
+) -> Studio:
+    """One image, one run, live, and going on from any of its turns; returns what History and Compare open runs
+    into."""
     controls = {}  # field name (actions.EDIT_FIELDS) → the component that gives it
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             image = controls["image"] = gr.Image(
-                label="Image", sources=["upload", "clipboard", "webcam"], height=280, elem_id="te-image"
+                label="Image", sources=["upload", "clipboard", "webcam"], height=260, elem_id="te-image"
             )
-            controls["mask"], painter = mask_controls(image, "te")
-            controls["painted"] = painter
             instruction = controls["instruction"] = instruction_box(
                 elem_id="te-instruction", placeholder="e.g. make the sky a warm sunset orange"
             )
-            with gr.Row():
-                editor = controls["editor"] = gr.Dropdown(
-                    editors, value=settings.editor, label="Editor", elem_id="te-editor"
-                )
-                controls["thinker"] = gr.Dropdown(
-                    thinkers, value=settings.thinker, label="Thinker", elem_id="te-thinker"
-                )
+            controls |= backend_pickers(
+                settings, rows, [[("editor", "Editor", "te-editor"), ("thinker", "Thinker", "te-thinker")]]
+            )
+            with gr.Accordion("Mask (optional): where the edit may change", open=False, elem_id="te-mask-panel"):
+                controls["mask"], controls["painted"] = mask_controls(image, "te")
             steps_box, guidance_box, speed = advanced_panel(settings, controls)
             step = controls["step"] = gr.Checkbox(
                 False,
@@ -161,18 +197,52 @@ def studio_tab(
             panel: dict[str, Any] = {}
             viewer, changes = run_viewer(state, settings.public, below_prompt=lambda: panel.update(steering_panel()))
 
+    reveal(run, "te-status")
     run.click(
-        actions.make_edit(settings, viewer, history, painter),
+        actions.make_edit(settings, viewer, history, controls["painted"]),
         [*form.inputs(actions.EDIT_FIELDS, controls), state],
         [*form.outputs(viewer), history],
         api_name="edit",
+        show_progress_on=viewer.status,
         **run_options(settings),
     ).then(**newest_turn(viewer, panel["turn"])).then(**changes.show_best(state))
     stop.click(partial(session.stop, which="studio"), state, None, queue=False, api_visibility="private")
     steering_events(settings, viewer, history, state, panel, step)
-    for choice in (editor, speed):
-        choice.change(actions.editor_defaults, [editor, speed], [steps_box, guidance_box], api_visibility="private")
-    return viewer, panel["turn"], changes
+    for choice in (controls["editor"], speed):
+        choice.change(
+            actions.editor_defaults, [controls["editor"], speed], [steps_box, guidance_box], api_visibility="private"
+        )
+    return Studio(viewer, panel["turn"], changes, [image, instruction, controls["mask"]], tabs)
+
+
+def backend_pickers(settings: Settings, rows: list[dict[str, Any]], lines: list[list[tuple[str, str, str]]]) -> dict:
+    """Rows (`lines`) of backend dropdowns, each (field, label, elem_id) with its role first in its field's name, and
+    under them a note saying why a backend picked cannot run here (on a public page also which backends are not set
+    up on it, which its dropdowns do not list). Returns field name → dropdown."""
+    roles = {field: field.split("_")[0] for line in lines for field, *_ in line}
+    boxes = {}
+    for line in lines:
+        with gr.Row():
+            for field, label, elem_id in line:
+                chosen = getattr(settings, roles[field])
+                choices = backend_choices(rows, roles[field], settings.public, chosen)
+                boxes[field] = gr.Dropdown(choices, value=chosen, label=label, elem_id=elem_id)
+
+    def note(*names: str) -> gr.Markdown:
+        text = backends_note(rows, settings.public, list(zip(roles.values(), names, strict=True)))
+        return gr.Markdown(text, visible=bool(text))
+
+    first = backends_note(rows, settings.public, [(role, getattr(settings, role)) for role in roles.values()])
+    shown = gr.Markdown(first, visible=bool(first), elem_classes="te-note", elem_id=f"{lines[0][0][2]}-note")
+    for box in boxes.values():
+        box.change(note, list(boxes.values()), shown, queue=False, api_visibility="private")
+    return boxes
+
+
+def reveal(button: gr.Button, elem_id: str) -> None:
+    """When `button` is pressed, the page scrolls `elem_id` (where the results begin) into view if it is not: on a
+    phone the results lie far below the button."""
+    button.click(None, js=REVEAL.replace("ID", elem_id), api_visibility="private")
 
 
 def advanced_panel(settings: Settings, controls: dict[str, Any]) -> tuple[gr.Number, gr.Number, Any]:
@@ -197,11 +267,12 @@ def advanced_panel(settings: Settings, controls: dict[str, Any]) -> tuple[gr.Num
             elem_id="te-seed-per-turn",
         )
         with gr.Row():
+            # a placeholder keeps an empty box empty: without one Gradio shows (and sends) 0
             steps_box = controls["steps"] = gr.Number(
-                steps, precision=0, label="Steps", info="empty: the editor's default"
+                steps, precision=0, label="Steps", info="empty: the editor's default", placeholder=EDITORS_DEFAULT
             )
             guidance_box = controls["guidance"] = gr.Number(
-                guidance, label="Guidance", info="empty: the editor's default"
+                guidance, label="Guidance", info="empty: the editor's default", placeholder=EDITORS_DEFAULT
             )
         controls |= model_and_url_boxes(settings)
         speed = controls["speed"] = speed_box(settings)
@@ -265,7 +336,8 @@ def run_viewer(
         interactive=False,
         wrap=True,
         elem_id="te-table",
-        column_widths=["5%", "24%", "8%", "7%", "6%", "6%", "5%", "9%", "8%", "8%", "6%", "8%"],
+        # widths in pixels: on a narrow screen the table scrolls sideways instead of breaking its words letter by letter
+        column_widths=TURN_COLUMN_WIDTHS,
     )
     download = gr.File(label="Download this run (.zip: PNGs + trajectory.json)", elem_id="te-download")
     with gr.Accordion("trajectory.json", open=False):
@@ -315,7 +387,12 @@ def steering_panel() -> dict[str, Any]:
     with gr.Group(elem_id="te-steer"):
         with gr.Row(equal_height=True):
             panel["turn"] = gr.Number(
-                label="Go on from turn", precision=0, minimum=1, elem_id="te-turn", info="click a turn to choose it"
+                label="Go on from turn",
+                precision=0,
+                minimum=1,
+                elem_id="te-turn",
+                info="click a turn to choose it",
+                placeholder="run first",
             )
             panel["new_turns"] = gr.Slider(*MAX_TURNS_RANGE, value=1, step=1, label="New turns", elem_id="te-new-turns")
         panel["feedback"] = gr.Textbox(
@@ -414,12 +491,7 @@ def newest_turn(viewer: actions.Viewer, turn: gr.Number) -> dict:
 
 
 def compare_tab(
-    settings: Settings,
-    editors: list,
-    thinkers: list,
-    state: gr.State,
-    history: gr.Gallery,
-    studio: tuple[actions.Viewer, gr.Number, gr.Tabs],
+    settings: Settings, rows: list[dict[str, Any]], state: gr.State, history: gr.Gallery, studio: Studio
 ) -> None:
     """One image and instruction, two ways at once, same seed; either side opens in the Studio to go on from it."""
     gr.Markdown("One image and instruction, two ways at once, same seed.")
@@ -434,14 +506,11 @@ def compare_tab(
             controls["painted"] = painter
             controls["instruction"] = instruction_box(elem_id="te-c-instruction")
             controls["mode"] = gr.Radio(list(actions.COMPARE_MODES), value=actions.COMPARE_MODES[0], label="Compare")
-            for role, choices, chosen in (
-                ("editor", editors, settings.editor),
-                ("thinker", thinkers, settings.thinker),
-            ):
-                with gr.Row():
-                    for side in ("a", "b"):
-                        label = f"{role.capitalize()} {side.upper()}"
-                        controls[f"{role}_{side}"] = gr.Dropdown(choices, value=chosen, label=label)
+            sides = [
+                [(f"{role}_{side}", f"{role.capitalize()} {side.upper()}", f"te-c-{role}-{side}") for side in "ab"]
+                for role in ("editor", "thinker")
+            ]
+            controls |= backend_pickers(settings, rows, sides)
             with gr.Row():
                 controls["max_turns"], controls["threshold"] = turns_slider(settings), threshold_slider(settings)
                 controls["seed"] = gr.Number(DEFAULTS.seed, precision=0, label="Seed")
@@ -479,77 +548,118 @@ def compare_tab(
         summary=summary,
         trajectories=trajectories,
     )
+    reveal(run, "te-c-status-a")
     run.click(
         actions.make_compare(settings, comparison, history, painter),
         [*form.inputs(actions.COMPARE_FIELDS, controls), state],
         [*form.outputs(comparison), history],
         api_name="compare",
+        show_progress_on=[status_a, status_b],
         **run_options(settings),
     )
     stop.click(partial(session.stop, which="compare"), state, None, queue=False, api_visibility="private")
     go_on_in_studio(settings, go_on, trajectories, state, studio)
 
 
-def go_on_in_studio(settings: Settings, buttons: dict, trajectories: gr.JSON, state: gr.State, studio: tuple) -> None:
-    """Each side's button opens its run in the Studio, its newest turn chosen to go on from."""
-    viewer, turn, tabs = studio
+def go_on_in_studio(settings: Settings, buttons: dict, trajectories: gr.JSON, state: gr.State, studio: Studio) -> None:
+    """Each side's button opens its run in the Studio, to go on from there."""
     for side, button in buttons.items():
-        button.click(
-            partial(actions.open_side, side=side, settings=settings, viewer=viewer),
+        opening = button.click(
+            partial(actions.open_side, side=side, settings=settings, viewer=studio.viewer),
             [trajectories, state],
-            form.outputs(viewer),
+            form.outputs(studio.viewer),
             api_visibility="private",
-        ).success(lambda: gr.Tabs(selected="studio"), outputs=tabs, api_visibility="private").then(
-            **newest_turn(viewer, turn)
+            show_progress_on=studio.viewer.status,
         )
+        studio.opened(opening, state)
 
 
 def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
     """One side of a comparison: its status above its turns."""
     with gr.Column():
-        status = gr.Textbox(label=side.upper(), interactive=False, lines=3, max_lines=3, elem_id=f"te-c-status-{side}")
+        status = gr.Textbox(label=side.upper(), interactive=False, lines=4, max_lines=8, elem_id=f"te-c-status-{side}")
         gallery = turn_gallery(side.upper(), columns=2, height=220, elem_id=f"te-c-gallery-{side}")
     return status, gallery
 
 
 def history_tab(
-    settings: Settings,
-    state: gr.State,
-    history: gr.Gallery,
-    tab: gr.Tab,
-    tabs: gr.Tabs,
-    studio: tuple[actions.Viewer, gr.Number],
-    changes: actions.Changes,
+    settings: Settings, state: gr.State, history: gr.Gallery, tab: gr.Tab, studio: Studio, demo: gr.Blocks
 ) -> None:
-    """This session's runs; a click reopens one in the Studio. Saved runs open from their zip (or folder)."""
-    viewer, turn = studio
-    gr.Markdown("This session's runs, newest first. Click one to open it in the Studio.")
+    """This session's runs (outside public mode this browser's, kept across reloads); a click reopens one in the
+    Studio. Saved runs open from their zip (or folder)."""
+    viewer = studio.viewer
+    gr.Markdown(HISTORY_KEPT if keeps_history(settings) else HISTORY_NOT_KEPT[settings.public], elem_id="te-h-note")
     history.render()
     index = gr.Number(visible=False, precision=0)
     with gr.Accordion("Open a saved run", open=False):
         with gr.Row():
-            upload = gr.File(label="Run zip", file_types=[".zip"], type="filepath")
-            folder = gr.Textbox(label="Run folder on the server", visible=not settings.public)
-        open_button = gr.Button("Open")
+            upload = gr.File(label="Run zip", file_types=[".zip"], type="filepath", elem_id="te-h-zip")
+            folder = gr.Textbox(
+                label="Run folder on the server",
+                visible=not settings.public,
+                info="or a zip, not both",
+                elem_id="te-h-folder",
+            )
+        open_button = gr.Button("Open", elem_id="te-h-open")
 
-    to_studio = dict(fn=lambda: gr.Tabs(selected="studio"), outputs=tabs, api_visibility="private")
     tab.select(lambda current: current.gallery(), state, history, api_name="history")
 
     def select_history(current: session.Session, event: gr.SelectData) -> dict:
         return actions.open_history(event.index, current, viewer, settings)
 
-    history.select(select_history, state, form.outputs(viewer), api_visibility="private").then(**to_studio).then(
-        **newest_turn(viewer, turn)
-    ).then(**changes.show_best(state))
+    opening = history.select(
+        select_history, state, form.outputs(viewer), api_visibility="private", show_progress_on=viewer.status
+    )
+    studio.opened(opening, state)
     # raw input: a wrong type gets our sentence
     open_history = partial(actions.open_history, viewer=viewer, settings=settings)
     index.change(open_history, [index, state], form.outputs(viewer), api_name="history_open", preprocess=False)
-    open_button.click(
+    opening = open_button.click(
         partial(actions.open_saved, settings=settings, viewer=viewer, history=history),
         [upload, folder, state],
         [*form.outputs(viewer), history],
         api_name="open_run",
-    ).success(**to_studio).then(**newest_turn(viewer, turn)).then(**changes.show_best(state))
+    )
+    studio.opened(opening, state)
+    if keeps_history(settings):
+        keep_history(settings, state, history, demo)
+
+
+HISTORY_KEPT = (
+    "This browser's runs, newest first, kept across reloads (the page keeps their ids in the browser; the runs "
+    "themselves stay in the runs folder). Click one to open it in the Studio."
+)
+HISTORY_NOT_KEPT = {  # public page → what History says
+    False: "This session's runs, newest first. Click one to open it in the Studio. Reloading the page empties this "
+    "list (THINKEDIT_KEEP_HISTORY=0 is set); the runs stay in the runs folder.",
+    True: "This visit's runs, newest first. Click one to open it in the Studio. This page keeps no list of your runs: "
+    "reloading it empties History, so download a run's zip to keep it (and open it again below).",
+}
+
+
+def keeps_history(settings: Settings) -> bool:
+    """Whether History outlives a reload: outside public mode, unless the operator turned it off."""
+    return settings.keep_history and not settings.public
+
+
+def keep_history(settings: Settings, state: gr.State, history: gr.Gallery, demo: gr.Blocks) -> None:
+    """History kept in the browser (Gradio's BrowserState, in its local storage): the ids of its runs, written each
+    time History changes and read back when the page loads. The runs stay in the runs folder; an id that names no
+    run there is passed over."""
+    # Gradio encrypts what it keeps with this key. Outside public mode the page opens any run by its folder, so the
+    # ids are no secret; the key is the runs folder's own, so that History outlives a restart of the app.
+    key = hashlib.sha256(str(Path(settings.runs_dir).resolve()).encode()).hexdigest()
+    kept = gr.BrowserState([], storage_key=HISTORY_KEY, secret=key)
+
+    def restore(entries: Any, current: session.Session) -> list:
+        current.restore(entries, settings.runs_dir)
+        return current.gallery()
+
+    demo.load(restore, [kept, state], history, api_visibility="private")
+    history.change(lambda current: current.kept(), state, kept, api_visibility="private", queue=False)
+
+
+HISTORY_KEY = "thinkedit-history"
 
 
 def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
@@ -639,20 +749,27 @@ def speed_box(settings: Settings):
     )
 
 
+EDITORS_DEFAULT = "the editor's default"
+TURN_COLUMN_WIDTHS = [f"{width}px" for width in (64, 260, 92, 84, 76, 84, 60, 116, 84, 84, 68, 76)]
 EARLY_STOPS = {  # field → (label, what it does, whole number)
-    "patience": ("Patience", "0: off; K: stop when the best score has not risen for K turns", True),
-    "budget_seconds": ("Budget (seconds)", "0: off; stop once edit + think seconds reach it", False),
-    "budget_tokens": ("Budget (tokens)", "0: off; stop once the thinker's tokens reach it", True),
+    "patience": ("Patience", "empty or 0: off; K: stop when the best score has not risen for K turns", True),
+    "budget_seconds": ("Budget (seconds)", "empty or 0: off; stop once edit + think seconds reach it", False),
+    "budget_tokens": ("Budget (tokens)", "empty or 0: off; stop once the thinker's tokens reach it", True),
 }
 
 
 def early_stop_boxes() -> dict:
-    """Patience and the compute budgets by field name; 0 (what Gradio's Number shows for no value): off. The best
-    turn so far is kept when one ends the run."""
+    """Patience and the compute budgets by field name; empty (or 0): off. The best turn so far is kept when one
+    ends the run."""
     with gr.Row(elem_id="te-early-stop"):
         return {
             name: gr.Number(
-                None, precision=0 if whole else None, label=label, info=info, elem_id=f"te-{name.replace('_', '-')}"
+                None,
+                precision=0 if whole else None,
+                label=label,
+                info=info,
+                placeholder="off",
+                elem_id=f"te-{name.replace('_', '-')}",
             )
             for name, (label, info, whole) in EARLY_STOPS.items()
         }

@@ -14,6 +14,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import BadInput
 from ..store import SavedRun, load_run
@@ -32,6 +33,7 @@ class Session:
 
     runs: list[str] = field(default_factory=list)
     history: dict[str, tuple[str, str]] = field(default_factory=dict)  # run folder → (thumbnail, caption)
+    sides: dict[str, str] = field(default_factory=dict)  # run folder → the Compare side it ran on ("A", "B")
     cancel: dict[str, threading.Event] = field(default_factory=dict)  # "studio" / "compare" → its Stop switch
     stopped_at: dict[str, float] = field(default_factory=dict)  # "studio" / "compare" → when Stop was last pressed
     folder: str = field(default_factory=session_folder)
@@ -62,31 +64,57 @@ class Session:
             remove_folder(self.views.pop(0))
         return folder
 
-    def remember(self, view: RunView) -> None:
-        """Add a finished, saved run to History. Its item (thumbnail, caption) is made once, from the record in
-        hand: a long session does not read its runs' trajectory.json files again at each run's end."""
+    def remember(self, view: RunView, side: str | None = None) -> None:
+        """Add a finished, saved run to History (`side`: the Compare side it ran on). Its item (thumbnail, caption) is
+        made once, from the record in hand: a long session does not read its runs' trajectory.json files again at
+        each run's end."""
         if view.run_dir is None:
             return
-        path = str(view.run_dir)
-        if path in self.history:  # a run gone on from (or rated): it moves up, with its new best
-            self.runs.remove(path)
-            self.forget(path)
         try:
             saved = SavedRun(view.run_dir, view.record)
             if view.record.get("warnings"):  # a save that failed part way: History lists what is on disk
                 saved = load_run(view.run_dir)
-            item = history_item(saved, self.folder)
         except (BadInput, OSError):
             return  # nothing on disk to reopen
+        self.add(saved, side or self.sides.get(str(view.run_dir)))
+
+    def add(self, saved: SavedRun, side: str | None = None) -> None:
+        """List a saved run in History, newest first; a run listed already (gone on from, rated) moves up."""
+        path = str(saved.path)
+        if path in self.history:
+            self.runs.remove(path)
+            self.forget(path)
+        try:
+            item = history_item(saved, self.folder, side)
+        except (BadInput, OSError):
+            return
         self.runs.append(path)
         self.history[path] = item
+        if side:
+            self.sides[path] = side
         while len(self.runs) > HISTORY_SIZE:
             self.forget(self.runs.pop(0))
+
+    def kept(self) -> list[dict[str, str | None]]:
+        """History as the browser keeps it between visits (`restore` reads it back): run ids, oldest first."""
+        return [{"run": Path(path).name, "side": self.sides.get(path)} for path in self.runs]
+
+    def restore(self, entries: Any, runs_dir: str | Path) -> None:
+        """Put back the runs a browser kept (`kept`): each entry a run id that names a saved run in `runs_dir`; any
+        other entry (a name with a folder in it, a run since removed, nonsense) is passed over."""
+        runs = Path(runs_dir).resolve()
+        for entry in entries[-HISTORY_SIZE:] if isinstance(entries, list) else []:
+            run, side = (entry.get("run"), entry.get("side")) if isinstance(entry, dict) else (None, None)
+            if not isinstance(run, str) or not run or Path(run).name != run or run in (".", ".."):
+                continue
+            with contextlib.suppress(BadInput, OSError):
+                self.add(load_run(runs / run), side if side in ("A", "B") else None)
 
     def forget(self, path: str) -> None:
         """Drop a run's History item (and its thumbnail) once it is no longer listed."""
         if path not in self.runs and path in self.history:
             thumbnail, _ = self.history.pop(path)
+            self.sides.pop(path, None)
             Path(thumbnail).unlink(missing_ok=True)
 
     def owns(self, run: str) -> Path | None:
@@ -99,7 +127,7 @@ class Session:
         for path in self.runs:
             if not Path(self.history[path][0]).is_file():
                 with contextlib.suppress(BadInput, OSError):  # the run itself is gone: its item stays as it was
-                    self.history[path] = history_item(load_run(path), self.folder)
+                    self.history[path] = history_item(load_run(path), self.folder, self.sides.get(path))
         return [self.history[path] for path in reversed(self.runs)]
 
 

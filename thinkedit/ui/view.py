@@ -450,9 +450,9 @@ def thumbnail_file(path: Path, image: Callable[[], Image.Image], side: int = 256
     return str(path)
 
 
-def history_item(saved: SavedRun, folder: str | Path) -> tuple[str, str]:
-    """A thumbnail (written once per run into `folder`) and a one-line caption for History: instruction,
-    best score, time."""
+def history_item(saved: SavedRun, folder: str | Path, side: str | None = None) -> tuple[str, str]:
+    """A thumbnail (written once per run into `folder`) and a one-line caption for History: instruction, best score,
+    time; a Compare side's (`side`) begins with the side and what kind of run it was."""
     record = saved.record
     best = saved.best
     shown = f"{saved.path.resolve()}:{best['index'] if best else None}"  # a new pick or turn shows a new thumbnail
@@ -467,4 +467,17 @@ def history_item(saved: SavedRun, folder: str | Path) -> tuple[str, str]:
         f"best semantic {score_text(best['semantic'])}, quality {score_text(best['quality'])}" if best else "no turns"
     )
     started = str(record.get("started", ""))[11:16]
-    return thumbnail, f"{instruction} · {scores} · {started}"
+    caption = f"{instruction} · {scores} · {started}"
+    return thumbnail, f"{side} · {run_kind(record)} · {caption}" if side else caption
+
+
+def run_kind(record: dict[str, Any]) -> str:
+    """What a run is, in Compare's words: one of its baselines (single-shot, rewrite once, best-of-N), or the loop
+    (Think-while-Edit). A single-shot run gone on from is the loop's."""
+    settings = record.get("settings") or {}
+    if settings.get("baseline") == "best-of-n":
+        return f"best-of-{settings.get('max_turns')}"
+    if settings.get("max_turns") == 1 and len(record["turns"]) <= 1:
+        polished = settings.get("baseline") == "rewrite" or settings.get("first_turn") == "polish"
+        return "rewrite once" if polished else "single-shot"
+    return "Think-while-Edit"
