@@ -8,7 +8,7 @@ from PIL import Image
 
 from thinkedit.editors.classic import LUMA, text_box
 from thinkedit.errors import Cancelled
-from thinkedit.instructions import Op, describe, read, resolve
+from thinkedit.instructions import Op, phrase, read, resolve
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 RED_SQUARE = (slice(12, 37), slice(10, 35))  # rows, columns of the conftest scene's red square
@@ -372,9 +372,9 @@ def test_vague_look_is_applied_cautiously(editor, photo):
         Op("contrast", 0.3, region="the shadows"),
     ],
 )
-def test_describe_reads_back_to_the_same_operation(op):
-    assert read(describe(op)).ops == [op]
-    assert read(describe(op)).unknown == []
+def test_a_phrase_reads_back_to_the_same_operation(op):
+    assert read(phrase(op)).ops == [op]
+    assert read(phrase(op)).unknown == []
 
 
 def test_amounts_from_numbers_and_words():

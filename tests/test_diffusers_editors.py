@@ -100,7 +100,7 @@ def test_without_a_budget_on_the_cpu_both_stay(tiny, source):
     for name in ("instruct-pix2pix", "flux-kontext"):
         editor_for(tiny, name).edit(source, "blue", seed=0, steps=1)
     assert len(runtime.CACHE.keys()) == 2
-    line = runtime.describe(Settings())
+    line = runtime.device_summary(Settings())
     assert "memory budget unlimited" in line and "instruct-pix2pix" in line and "offload none" in line
 
 

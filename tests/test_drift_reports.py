@@ -18,7 +18,7 @@ from thinkedit.critique import load_template, render
 from thinkedit.evaluate import read_eval
 from thinkedit.evaluate.report import mean
 from thinkedit.export import export
-from thinkedit.masks import describe
+from thinkedit.masks import in_words
 from thinkedit.registry import build_backend
 from thinkedit.requests import make_request
 from thinkedit.ui import benchmarks
@@ -63,7 +63,7 @@ def test_eval_records_each_sample_s_drift_and_fences_a_masked_one(masked_eval):
     fenced = found["fenced", "loop"]
     assert fenced["drift"]["outside"] == 0.0 and fenced["last"]["drift"]["outside"] == 0.0
     assert found["open", "single"]["drift"]["outside"] == 0.0, "the classic editor's own selection"
-    assert describe(left_mask()) in fenced["judge"]["semantic"], "the judge is told the region"
+    assert in_words(left_mask()) in fenced["judge"]["semantic"], "the judge is told the region"
     assert "masked region" not in found["open", "single"]["judge"]["semantic"]
     run_dir = masked_eval / fenced["run"]
     assert (run_dir / "mask.png").is_file() and not (masked_eval / found["open", "loop"]["run"] / "mask.png").exists()
@@ -100,7 +100,7 @@ def test_the_mean_drift_is_in_summary_json_the_report_and_the_benchmarks_tab(mas
 
 
 def test_a_model_judge_is_told_the_region_in_ours_and_in_the_official_request(tmp_path):
-    region = describe(left_mask())
+    region = in_words(left_mask())
     asked: list[str] = []
 
     def answer(seen):
@@ -126,7 +126,7 @@ def test_a_model_judge_is_told_the_region_in_ours_and_in_the_official_request(tm
 
 
 def test_the_thinker_s_rendered_prompt_carries_the_region_in_our_template_and_the_authors(tmp_path):
-    region = describe(left_mask())
+    region = in_words(left_mask())
     for template in (None, tmp_path / "authors.txt"):
         if template is not None:
             template.write_text(

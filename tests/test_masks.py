@@ -117,13 +117,13 @@ def test_the_region_in_words_says_where_and_how_big():
     draw = ImageDraw.Draw(mask)
     draw.rectangle((10, 10, 59, 39), fill=255)
     draw.ellipse((150, 60, 190, 95), fill=255)
-    text = masks.describe(mask)
+    text = masks.in_words(mask)
     assert text.startswith("Only a masked region may change: 13% of the image, in 2 parts, at the top left and at ")
     assert "at the bottom right (the pixels from x 10 to 190 and y 10 to 95 of the 200×100 image)" in text
     assert "count any change outside the region as over-editing" in text
     centre = Image.new("L", (640, 480))
     centre.paste(255, (300, 200, 341, 261))
-    assert "may change: 0.8% of the image, in the centre (the pixels from x 300 to 340" in masks.describe(centre)
+    assert "may change: 0.8% of the image, in the centre (the pixels from x 300 to 340" in masks.in_words(centre)
 
 
 # -- the loop ------------------------------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_the_thinker_is_told_the_region_or_the_person_is_told_it_cannot_be(scene
     mask = left_half(scene.size)
     told = RegionThinker([(9, 9, "same")])
     trajectory = finished(loop.run(editor, told, make_request(scene, "make it brighter", mask=mask)))
-    assert told.regions == [masks.describe(mask)] == [trajectory.region]
+    assert told.regions == [masks.in_words(mask)] == [trajectory.region]
     unmasked = RegionThinker([(9, 9, "same")])
     finished(loop.run(editor, unmasked, make_request(scene, "make it brighter")))
     assert unmasked.regions == [None], "without a mask nothing is said"

@@ -14,7 +14,7 @@ instruction and the prompt that produced the edit, and returns scores, reasoning
 generated (`""` is a heartbeat) and raises `Cancelled` after Stop. `polish` is optional. `feedback` (the person's
 words on the edit, when they gave some) is optional too: the loop passes it only when it is set, so a thinker
 written without it works until someone steers it (`accepts` tells). With a mask the loop passes `region=` (the
-mask in words, `masks.describe`) to a thinker whose `critique` takes it, and `mask=` (the L image) as well to one
+mask in words, `masks.in_words`) to a thinker whose `critique` takes it, and `mask=` (the L image) as well to one
 that measures pixels (the offline critic).
 
 Backends are built as `Class(spec, settings)` (`registry.build_backend`); a spec names its class by

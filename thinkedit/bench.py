@@ -251,7 +251,7 @@ def bench(args: argparse.Namespace) -> int:
             f"editor {settings.editor} ({getattr(editor, 'model', None) or 'no weights'}), thinker "
             f"{settings.thinker} ({getattr(thinker, 'model', None) or 'no weights'}), {request.image.width}×"
             f"{request.image.height}, up to {request.max_turns} turns, steps {steps or 'default'}, "
-            f"{runtime.describe(settings)}\n"
+            f"{runtime.device_summary(settings)}\n"
         )
         if args.vs_bare and settings.speed == "fast":  # first, so that fast's first call is the one that compiles
             print_speeds(editor, request, args.turns)

@@ -212,5 +212,5 @@ def _backends(args: argparse.Namespace) -> int:
         for row in (r for r in rows if r["role"] == role):
             mark = "yes" if row["available"] else "no "
             print(f"  {row['name']:<20} {mark}  {row['reason']}")
-    print(f"runtime: {runtime.describe(settings)}")
+    print(f"runtime: {runtime.device_summary(settings)}")
     return 0

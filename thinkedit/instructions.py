@@ -1,7 +1,7 @@
 """English editing instructions → a list of operations with amounts, plus the parts that were not understood.
 
 The offline editor applies what `read` returns; the offline critic reads the ORIGINAL instruction with
-it to know the intent, and writes its refined prompt with `describe`, whose text `read` reads back
+it to know the intent, and writes its refined prompt with `phrase`, whose text `read` reads back
 exactly. A vague look ("make it pop", "make it look old") becomes the full recipe of that look, each
 operation marked `vague`: the editor, given no amount, applies a cautious share of it (`CAUTIOUS`);
 the critic expects the whole look and asks for it with explicit amounts.
@@ -62,7 +62,7 @@ class Operation:
 
     kind: str  # "tone": per pixel · "filter": per neighbourhood · "geometry": changes the frame · "drawn": draws at
     #            a place (border, text) · "color": picks pixels by color (recolor, keep one color)
-    limits: tuple[float, float] = (-1e9, 1e9)  # range of the amount, in the operation's own unit (see `describe`)
+    limits: tuple[float, float] = (-1e9, 1e9)  # range of the amount, in the operation's own unit (see `phrase`)
     default: float | None = None  # amount when the words give none, before degree words scale it
     per_side: float | None = None  # pixel amounts: the default as a share of the image's longer side
     feature: str | None = None  # the critic's global measurement that shows it; None: it has a measurement of its own
@@ -143,7 +143,7 @@ _PARTS = {"half": "half", "side": "half", "part": "half", "third": "third", "qua
 
 @dataclass(frozen=True)
 class Op:
-    """One operation. `amount` is in the operation's own unit (see `describe`); None = size-based default."""
+    """One operation. `amount` is in the operation's own unit (see `phrase`); None = size-based default."""
 
     name: str
     amount: float | None = None
@@ -280,7 +280,7 @@ def _read_clause(clause: str, quotes: list[str]) -> tuple[list[Op], list[str]]:
     quote = re.search(r"\bquote(\d+)\b", clause)
     if quote and re.search(r"\b(add|write|put|place|caption|text|title|label|say|saying|reads?|print|stamp)\b", clause):
         return [_text_op(clause, quotes[int(quote.group(1))])], []
-    ops = _looks(clause) + _filters(clause) + _border_or_recolor(clause) + _geometry(clause)
+    ops = _looks(clause) + _filters(clause) + _border_or_recolor(clause) + _geometry_ops(clause)
     if not ops or any(OPERATIONS[op.name].kind not in ("tone", "filter", "color") for op in ops):
         return ops, []  # geometry, borders and text place themselves ("crop the left half")
     region, strange = _region(clause)
@@ -404,7 +404,7 @@ def _text_op(clause: str, text: str) -> Op:
     return Op("text", _clamp("text", percent), where=where, color=colors[0] if colors else "white", text=text)
 
 
-def _geometry(clause: str) -> list[Op]:
+def _geometry_ops(clause: str) -> list[Op]:
     ops = []
     if re.search(r"\bupside down\b", clause) and not re.search(r"\bflip", clause):
         ops.append(Op("rotate", 180.0))
@@ -471,15 +471,15 @@ def applied(op: Op) -> Op:
     return replace(op, amount=round(op.amount * CAUTIOUS, 3), vague=False)
 
 
-def describe(op: Op) -> str:
+def phrase(op: Op) -> str:
     """Explicit editor text for one operation; `read` reads it back to the same operation."""
-    text = _describe(op)
+    text = _phrase(op)
     if op.region and op.name not in ("recolor", "keep_color"):
         return f"{text} in {op.region}"
     return text
 
 
-def _describe(op: Op) -> str:
+def _phrase(op: Op) -> str:
     amount = op.amount if op.amount is not None else 0.0
     pct = f"{round(abs(amount) * 100)}%"
     updown = "increase" if amount >= 0 else "decrease"
@@ -504,11 +504,11 @@ def _describe(op: Op) -> str:
             return f"pixelate with {amount:g}-pixel blocks"
         case "posterize":
             return f"posterize to {amount:g} levels"
-    return _describe_layout(op, amount, pct)
+    return _phrase_layout(op, amount, pct)
 
 
-def _describe_layout(op: Op, amount: float, pct: str) -> str:
-    """`describe` for the operations that place something: borders, geometry, text, recolors of a region."""
+def _phrase_layout(op: Op, amount: float, pct: str) -> str:
+    """`phrase` for the operations that place something: borders, geometry, text, recolors of a region."""
     match op.name:
         case "border":
             article = "an" if f"{amount:g}".startswith(("8", "11", "18")) else "a"
@@ -593,7 +593,7 @@ def follow(ops: list[Op], nudge: Nudge) -> tuple[list[Op], str]:
             return ops, f"'{nudge.words}': there is no {join(sorted(names))} in the prompt to undo"
         return [
             op for op in ops if op.name not in names
-        ], f"'{nudge.words}': {join([describe(op) for op in gone])} dropped"
+        ], f"'{nudge.words}': {join([phrase(op) for op in gone])} dropped"
     if not nudge.ops:  # "more", "not so much": every amount
         up = nudge.action == "more"
         changed = [(op, _times(op, nudge.factor if up else 1 / nudge.factor)) for op in ops]
@@ -620,17 +620,17 @@ def _follow_one(ops: list[Op], named: Op, nudge: Nudge) -> tuple[list[Op], str]:
         )
     if present is None:
         if nudge.action in ("more", "toward") or (nudge.action == "less" and signed):
-            return [*ops, named], f"{describe(named)} added"
+            return [*ops, named], f"{phrase(named)} added"
         if nudge.action == "too" and signed and named.amount:
             opposite = replace(named, amount=-named.amount)
-            return [*ops, opposite], f"{describe(opposite)} added"
+            return [*ops, opposite], f"{phrase(opposite)} added"
         return ops, f"there is no {named.name} in the prompt to lessen"
     more = nudge.action == "more" or (
         nudge.action == "toward" and (signed and (named.amount or 0) * (present.amount or 0) > 0 or not signed)
     )
     new = _times(present, nudge.factor if more else 1 / nudge.factor)
     if new is None:
-        return ops, f"{describe(present)} has no amount I can make {'stronger' if more else 'weaker'}"
+        return ops, f"{phrase(present)} has no amount I can make {'stronger' if more else 'weaker'}"
     return [
         new if op is present else op for op in ops
     ], f"{_short(present)} → {_short(new)} ({'×' if more else '÷'}{nudge.factor:g})"

@@ -29,7 +29,7 @@ from .critique import Critique, score_text
 from .drift import Drift, measure
 from .errors import Cancelled, ThinkEditError
 from .images import editor_output
-from .masks import composite, describe
+from .masks import composite, in_words
 from .requests import EditRequest, make_request  # noqa: F401 - `loop.make_request`: how callers have built requests
 from .schema import merged_record, thinkers_best, trajectory_record
 from .store import NOT_SAVED, NotSaved, running, save_run
@@ -111,7 +111,7 @@ class Trajectory:
     error: str | None = None
     first_turn_prompt: str | None = None  # what polish / critique-source turned the instruction into
     first_turn_reasoning: str | None = None
-    region: str | None = None  # the mask in words, as the thinker is told it (`masks.describe`)
+    region: str | None = None  # the mask in words, as the thinker is told it (`masks.in_words`)
     first_turn_compute: dict[str, Any] | None = None  # what the first-turn rewrite spent (`_first_step`)
     warnings: list[str] = field(default_factory=list)
     run_dir: Path | None = None
@@ -349,7 +349,7 @@ def new_trajectory(
         editor=name_of(editor),
         thinker=name_of(thinker) if thinker is not None else "none",
         settings=_settings_record(editor, thinker, request),
-        region=describe(request.mask) if request.mask is not None else None,
+        region=in_words(request.mask) if request.mask is not None else None,
         run_dir=run_dir,
         continues=continues,
         stages=stages,

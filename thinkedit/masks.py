@@ -3,7 +3,7 @@
 A mask arrives as an image (a black-and-white PNG; its transparent areas count as black) or as the layers a
 person painted in the Studio (any colour: painted pixels may change). `load_mask` makes it an 8-bit mask at the
 source's size; `composite` keeps the source outside it, with a soft edge that lies inside the mask, so every
-pixel outside the painted region is exactly the source's; `describe` says where the region is and how big, in
+pixel outside the painted region is exactly the source's; `in_words` says where the region is and how big, in
 words the thinker and the judge are given.
 
 Rules: a mask of another size is scaled to the source's (stretched, and the run says so, when its shape differs
@@ -106,7 +106,7 @@ def composite(source: Image.Image, edited: Image.Image, mask: Image.Image) -> Im
 ROWS, COLUMNS = ("top", "middle", "bottom"), ("left", "centre", "right")
 
 
-def describe(mask: Image.Image) -> str:
+def in_words(mask: Image.Image) -> str:
     """Where the region is and how big, for the thinker and the judge: its share of the image, where its parts lie
     on a 3×3 grid (the largest first) and its bounding box in pixels."""
     inside = np.asarray(mask) >= HALF

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from ..backend import BackendSpec, OnStep
 from ..config import MAX_IMAGE_PIXELS, Settings
 from ..errors import BadInput
-from ..instructions import COLORS, GEOMETRY, OPERATIONS, REPERTOIRE, WHERE, Op, applied, describe, read, resolve
+from ..instructions import COLORS, GEOMETRY, OPERATIONS, REPERTOIRE, WHERE, Op, applied, phrase, read, resolve
 from ..regions import NoRegion, mask
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -66,7 +66,7 @@ class ClassicEditor:
                 try:
                     result = apply(result, op, selected)
                 except NoRegion as exc:
-                    missing.append(f"'{describe(op)}', since {exc}")
+                    missing.append(f"'{phrase(op)}', since {exc}")
             if on_step is not None:
                 on_step(index, len(ops))
         result = result.copy() if pixels is None else _image(pixels)
@@ -90,7 +90,7 @@ class ClassicEditor:
 
 def refuse_geometry(ops: list[Op]) -> None:
     """`BadInput` for a rotation, crop, resize or flip asked inside a mask: it moves the whole frame."""
-    moved = [describe(op) for op in ops if op.name in GEOMETRY]
+    moved = [phrase(op) for op in ops if op.name in GEOMETRY]
     if moved:
         raise BadInput(
             f"A mask keeps the image's frame, so '{moved[0]}' cannot be done inside it: a rotation, crop, resize or "

@@ -8,7 +8,7 @@ It follows the VIEScore rubric that GEdit-Bench uses: a semantic-consistency que
 edited image and the instruction and answers two 0–10 numbers (editing success, over-editing); a
 perceptual-quality question sees only the edited image and answers two (naturalness, artifacts). Per
 sample SC is the smaller of the first pair, PQ the smaller of the second, O = √(SC·PQ). With a mask `region` says
-in words where the edit may change (`masks.describe`), so a change outside it counts as over-editing. A judge is
+in words where the edit may change (`masks.in_words`), so a change outside it counts as over-editing. A judge is
 independent of the thinker: its own backend, model, URL and key (`--judge*`, THINKEDIT_JUDGE_*). Classes
 are built as `Class(spec, settings)`.
 """

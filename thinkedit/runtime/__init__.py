@@ -43,7 +43,7 @@ __all__ = [
     "ModelCache",
     "choose_offload",
     "compiles",
-    "describe",
+    "device_summary",
     "empty_cuda_cache",
     "estimate_gb",
     "free_memory_gb",
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 
-def describe(settings: Settings) -> str:
+def device_summary(settings: Settings) -> str:
     """One line for `thinkedit backends`: device, dtype, offload mode, speed, budget, what is loaded."""
     device = pick_device(settings)
     dtype = str(pick_dtype(settings, device)).replace("torch.", "") if has_torch() else "n/a (torch missing)"

@@ -42,9 +42,9 @@ from ..instructions import (
     WHERE,
     Op,
     applied,
-    describe,
     follow,
     join,
+    phrase,
     read,
     read_feedback,
     resolve,
@@ -99,7 +99,7 @@ class ClassicThinker:
 
     def polish(self, source: Image.Image, instruction: str, *, on_token: OnToken | None = None) -> str:
         plan = read(instruction)
-        asks = [describe(resolve(op, source.size)) for op in plan.ops] + [defuse(part) for part in plan.unknown]
+        asks = [phrase(resolve(op, source.size)) for op in plan.ops] + [defuse(part) for part in plan.unknown]
         if plan.looks:
             thought = (
                 f"The instruction names a look ({', '.join(plan.looks)}) without amounts; I spell out its usual recipe."
@@ -219,9 +219,9 @@ def assess(
     for op in targets:
         if op.name in GEOMETRY:
             again = f" so that the result is {views.size[0]}×{views.size[1]} pixels" if misshapen else ""
-            asks.append(describe(op) + (again if op is geometry[-1] else ""))
+            asks.append(phrase(op) + (again if op is geometry[-1] else ""))
             if op is geometry[0]:
-                parts.append(_geometry(geometry, targets, views, misshapen))
+                parts.append(_geometry_part(geometry, targets, views, misshapen))
         else:
             parts.append(_assess(op, _used(op, targets, done), views))
             where = f" in {op.region}" if op.region else ""
@@ -240,7 +240,7 @@ def assess(
     if unchanged:
         flaws.append("the result is the source, unchanged: there is no edit whose quality could be good (at most 5)")
         quality = min(quality, 5.0)
-    recipe = join([describe(op) for op in targets if op.vague])
+    recipe = join([phrase(op) for op in targets if op.vague])
     cap = UNSEEN if seen is not None and not seen.within else 1.0
     guessed = sorted({op.region for op in targets if op.region in GUESSED})
     if guessed:  # the rule sees colors, not objects: an edit of it can be reported, not confirmed
@@ -412,7 +412,7 @@ def _louder(
     for i in looks:
         used = _used(targets[i], targets, done)
         if used is not None and used.amount:
-            louder[i] = describe(replace(used, amount=_clamp(used.name, used.amount * factor), vague=False))
+            louder[i] = phrase(replace(used, amount=_clamp(used.name, used.amount * factor), vague=False))
     return louder
 
 
@@ -531,14 +531,14 @@ def _assess(op: Op, used: Op | None, views: Views) -> Part:
     try:
         reference, got, want = _measure(op, views)
     except NoRegion as exc:
-        return Part(0.0, f"{describe(op)}: not done, since {exc}", describe(op), within=True)
+        return Part(0.0, f"{phrase(op)}: not done, since {exc}", phrase(op), within=True)
     change, asked = got - reference, want - reference
     if abs(asked) < 1e-3 * max(abs(reference), 1e-2):
-        return Part(1.0, f"{op.name}: this image leaves no room for the change (nothing to measure)", describe(op))
+        return Part(1.0, f"{op.name}: this image leaves no room for the change (nothing to measure)", phrase(op))
     ratio = change / asked
     score = _achieved(ratio)
     corrected, derivation = _corrected(op, used, ratio, score)
-    return Part(score, _finding(op, reference, got, want, ratio), describe(corrected), derivation, score >= 1.0)
+    return Part(score, _finding(op, reference, got, want, ratio), phrase(corrected), derivation, score >= 1.0)
 
 
 def _finding(op: Op, reference: float, got: float, want: float, ratio: float) -> str:
@@ -555,7 +555,7 @@ def _finding(op: Op, reference: float, got: float, want: float, ratio: float) ->
         case "grayscale":
             return f"mean saturation{where} is {got:.3f} (source {reference:.3f}; black and white is 0)"
         case "blur" | "sharpen":
-            return f"fine detail{where} changed {pct(got - reference)} (a {describe(op)} gives about {pct(want - reference)})"
+            return f"fine detail{where} changed {pct(got - reference)} (a {phrase(op)} gives about {pct(want - reference)})"
         case "vignette":
             return f"the corners{where} darkened {got * 100:.0f}% relative to the centre (asked {want * 100:.0f}%)"
     strength = ratio * (op.amount or 1.0)
@@ -620,7 +620,7 @@ def _text(op: Op, used: Op | None, views: Views) -> Part:
         f"text '{op.text}': {share * 100:.0f}% of its {op.where} band changed "
         f"({outside * 100:.1f}% elsewhere), {colored * 100:.0f}% of the changed pixels are {op.color}"
     )
-    return Part(score, finding, describe(op))
+    return Part(score, finding, phrase(op))
 
 
 def _border(op: Op, used: Op | None, views: Views) -> Part:
@@ -638,7 +638,7 @@ def _border(op: Op, used: Op | None, views: Views) -> Part:
     score = _achieved(ratio) if measured else 0.0
     finding = f"{op.color} border: {measured} px on its thinnest side (asked {asked:g} px)"
     corrected, derivation = _corrected(op, used, ratio, score)
-    return Part(score, finding, describe(corrected), derivation, score >= 1.0)
+    return Part(score, finding, phrase(corrected), derivation, score >= 1.0)
 
 
 @dataclass
@@ -695,7 +695,7 @@ def _recolor(op: Op, used: Op | None, views: Views) -> Part:
     try:
         thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, _missing(region, exc), describe(op))
+        return Part(0.0, _missing(region, exc), phrase(op))
     found, how = thing.found, thing.how
     share = changes.took(views.edited, found, op.color or "red")
     moved = float(shift(views.edited, views.base)[found].mean())
@@ -707,7 +707,7 @@ def _recolor(op: Op, used: Op | None, views: Views) -> Part:
     if others:
         score = min(score, AMBIGUOUS)
         finding += f"; {others}"
-    return Part(score, finding, describe(op), within=score >= 1.0)
+    return Part(score, finding, phrase(op), within=score >= 1.0)
 
 
 def _missing(region: str, why: NoRegion) -> str:
@@ -742,7 +742,7 @@ def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
     try:
         thing = named(region, views)
     except NoRegion as exc:
-        return Part(0.0, _missing(region, exc), describe(op))
+        return Part(0.0, _missing(region, exc), phrase(op))
     found, how = thing.found, thing.how
     base_saturation = hsv(views.base)[..., 1] / 255
     saturation = hsv(views.edited)[..., 1] / 255
@@ -752,7 +752,7 @@ def _keep_color(op: Op, used: Op | None, views: Views) -> Part:
     # colored (score 0) from 0.175
     score = min(1.0, kept / 0.7) * max(0.0, 1 - max(0.0, rest - 0.05) * 8)
     finding = f"{how}: kept {kept * 100:.0f}% of its saturation; the rest has mean saturation {rest:.3f} (gray is 0)"
-    return Part(score, finding, describe(op))
+    return Part(score, finding, phrase(op))
 
 
 def _posterize(op: Op, used: Op | None, views: Views) -> Part:
@@ -762,7 +762,7 @@ def _posterize(op: Op, used: Op | None, views: Views) -> Part:
     levels = max(int((np.bincount(sample[:, c], minlength=256) > 0.002 * len(sample)).sum()) for c in range(3))
     asked = round(op.amount or 4)
     score = 1.0 if levels <= asked + 1 else max(0.0, 1 - (levels - asked - 1) / 24)
-    return Part(score, f"posterize: {levels} levels per channel (asked {asked})", describe(op))
+    return Part(score, f"posterize: {levels} levels per channel (asked {asked})", phrase(op))
 
 
 def _blockiness(x: np.ndarray) -> float:
@@ -781,13 +781,13 @@ def _pixelate(op: Op, used: Op | None, views: Views) -> Part:
         return Part(
             1.0,
             f"pixelate: the source is already made of flat blocks ({before:.0f} px); nothing to measure",
-            describe(op),
+            phrase(op),
         )
     ratio = measured / asked
     score = _achieved(ratio)
     finding = f"pixelate: blocks about {measured:.0f} px wide (asked {asked:g} px; source {before:.0f})"
     corrected, derivation = _corrected(op, used, ratio, score)
-    return Part(score, finding, describe(corrected), derivation, score >= 1.0)
+    return Part(score, finding, phrase(corrected), derivation, score >= 1.0)
 
 
 def _misshapen(geometry: list[Op], source: tuple[int, int], got: tuple[int, int], want: tuple[int, int]) -> str | None:
@@ -802,11 +802,11 @@ def _misshapen(geometry: list[Op], source: tuple[int, int], got: tuple[int, int]
     problem = "the picture is squashed or stretched" if stretched else "the wrong size"
     if not geometry:
         return f"the result is {gw}×{gh}, but nothing asked changes the source's {source[0]}×{source[1]}: {problem}"
-    asked = join([describe(op) for op in geometry])
+    asked = join([phrase(op) for op in geometry])
     return f"{asked} turns the {source[0]}×{source[1]} source into {ww}×{wh}, but the result is {gw}×{gh}: {problem}"
 
 
-def _geometry(geometry: list[Op], targets: list[Op], views: Views, misshapen: str | None) -> Part:
+def _geometry_part(geometry: list[Op], targets: list[Op], views: Views, misshapen: str | None) -> Part:
     """The asked shape first (a wrong one scores at most 0.2), then the layout against the expected pixels."""
     match = abs if any(op.name == "invert" for op in targets) else float
     got, untouched = match(_ncc(views.edited, views.expected)), match(_ncc(views.edited, views.untouched))
@@ -815,7 +815,7 @@ def _geometry(geometry: list[Op], targets: list[Op], views: Views, misshapen: st
         return Part(0.2 * score, f"{misshapen}; squeezed into the asked frame its layout matches at {got:.2f}", None)
     (height, width), (asked_width, asked_height) = views.edited_full.shape[:2], views.size
     shape = "as asked" if (width, height) == views.size else f"the shape of the asked {asked_width}×{asked_height}"
-    asked = f"{join([describe(op) for op in geometry])}: the result is {width}×{height}, {shape}"
+    asked = f"{join([phrase(op) for op in geometry])}: the result is {width}×{height}, {shape}"
     if _ncc(views.reference, views.untouched) > 0.98:
         return Part(1.0, f"{asked}, and the source looks the same after it, so the layout tells nothing apart", None)
     if untouched > got:
@@ -1051,5 +1051,5 @@ def answer(feedback: str, prompt: str, size: tuple[int, int]) -> tuple[str, list
     lines += [f"- I cannot act on '{part}': it names no amount or operation I know ({REPERTOIRE})." for part in unknown]
     if not nudges:
         lines.append("Nothing in the feedback is something I can act on.")
-    refined = join([describe(op) for op in ops] + plan.unknown) or prompt
+    refined = join([phrase(op) for op in ops] + plan.unknown) or prompt
     return refined, lines
