@@ -243,12 +243,12 @@ def test_the_quality_against_compute_points_are_computed_right(tmp_path):
             assert p["gain_per_token"] == pytest.approx((p["o"] - single["o"]) / p["tokens"], rel=1e-2)
     assert summary["compute"]["unit"] == "gpu_seconds"
     assert summary["compute"]["verdict"] == (
-        "On this run loop stopped after turn 1 gives the most O per GPU-second: +0.50 O over single-shot for 0.5 more "
+        "On this run loop stopped after turn 1 gives the most O per GPU-second: +0.5 O over single-shot for 0.5 more "
         "GPU-seconds per sample (1 O per GPU-second)."
     )
     assert summary["modes"]["loop"]["by_turn"][1]["last"]["o"] == pytest.approx(7.0)
     report = (tmp_path / "eval" / "report.md").read_text()
-    assert summary["compute"]["verdict"] in report and "| loop stopped after turn 1 | 3 | 7.00 |" in report
+    assert summary["compute"]["verdict"] in report and "| loop stopped after turn 1 | 3 | 7 |" in report
     assert (tmp_path / "eval" / "compute.png").is_file()
     assert all(p["cost"] is None for p in found.values()), "no prices, no cost"
     # a GPU-hour at 3600 and a million tokens at 1e6: a point costs its GPU seconds plus its tokens
@@ -274,7 +274,7 @@ def test_without_gpu_seconds_everywhere_the_gain_is_per_second_and_without_singl
         for entry in row.get("by_turn") or []:
             entry.update(o=1, sc=1, pq=1)
     write_eval(tmp_path / "worse", worse)
-    assert "no mode beat single-shot's O of 6.50" in refresh(tmp_path / "worse")["compute"]["verdict"]
+    assert "no mode beat single-shot's O of 6.5" in refresh(tmp_path / "worse")["compute"]["verdict"]
 
 
 def test_lines_written_before_compute_was_recorded_still_summarise(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import platform
+import re
 import runpy
 import shutil
 import tempfile
@@ -455,13 +456,18 @@ def test_the_benchmarks_tab_shows_an_eval_by_the_loop_s_gain(tmp_path):
         client = Client(url, verbose=False)
         summary, table, chart, gallery, spent = client.predict("classic-folder", api_name="/benchmark")
         assert "**folder** · editor classic, thinker classic, judge classic" in summary and "self-grading" in summary
-        assert "single: O 9.1833 over 2 samples" in summary and "loop: O 10 over 2 samples" in summary
+        # scores as the rest of the page writes them (at most two decimals), every sentence capitalised
+        assert "Single: O 9.18 over 2 samples" in summary and "loop: O 10 over 2 samples" in summary
+        assert all(letter.isupper() for letter in re.findall(r"[.!?] (\w)", summary)), summary
         assert table["headers"][:2] == ["category", "n"] and table["data"][-1][0] == "mean over categories"
+        scores = [cell for row in table["data"] for cell in row[2:]]
+        assert all(re.fullmatch(r"[+-]?\d+(\.\d{1,2})?|–", str(cell)) for cell in scores), scores
+        assert "9.18" in scores and "+0.82" in scores
         assert Image.open(chart).size[0] > 300, "the per-category bar chart"
         assert Image.open(spent).size[0] > 300, "quality against compute"
         assert "gives the most O per second" in summary or "no mode beat single-shot" in summary
         captions = [item["caption"] for item in gallery]
-        assert captions[0].startswith("summer · gain +") and captions[1].startswith("bw · gain +0.00")
+        assert captions[0].startswith("summer · gain +") and captions[1].startswith("bw · gain +0 ")
         source, single, looped, details = client.predict(0, api_name="/benchmark_sample")
         assert all(Path(path).is_file() for path in (source, single, looped))
         assert "summer (look): make it look like summer" in details and "turn 2 prompt:" in details

@@ -72,9 +72,12 @@ def overall(semantic: float | None, quality: float | None) -> float | None:
     return math.sqrt(max(semantic, 0.0) * max(quality, 0.0))
 
 
-def score_text(value: float | None) -> str:
-    """A score for people: '7.5', or '–' when it could not be read."""
-    return "–" if value is None else f"{value:g}"
+def score_text(value: float | None, signed: bool = False) -> str:
+    """A score (or with `signed`, a gain in score) for people, as every page and report shows one: at most two
+    decimals ('7.47', '9.8', '7', '+0.82'), or '–' when it could not be read."""
+    if value is None:
+        return "–"
+    return f"{round(value, 2) + 0.0:{'+' if signed else ''}g}"  # + 0.0: a rounded -0.001 shows as 0
 
 
 def format_critique(semantic: float | None, quality: float | None, reasoning: str, refined_prompt: str) -> str:

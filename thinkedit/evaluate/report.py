@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import drift
 from ..compute import Prices
+from ..critique import score_text
 from ..errors import BadInput
 from ..loop import seed_rule
 from ..schema import versions
@@ -292,6 +293,18 @@ def table(modes: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return headers, rows
 
 
+def shown_table(headers: list[str], rows: list[list[Any]]) -> list[list[Any]]:
+    """`table`'s rows for people (report.md, the Benchmarks tab): scores as `score_text` writes them, gains signed."""
+    gains = {i for i, header in enumerate(headers) if header.startswith("gain")}
+    return [
+        [
+            score_text(value, signed=i in gains) if isinstance(value, float) or value is None else value
+            for i, value in enumerate(row)
+        ]
+        for row in rows
+    ]
+
+
 def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 4)
 
@@ -351,13 +364,13 @@ def tradeoff_lines(found: dict[str, Any]) -> list[str]:
         lines[-2] += " est. cost |"
         lines[-1] += "---:|"
 
-    def cell(value: Any, digits: str = ".2f") -> str:
+    def cell(value: Any, digits: str) -> str:
         return "–" if value is None else format(value, digits)
 
     for p in found["points"]:
         thousand = None if p["gain_per_token"] is None else p["gain_per_token"] * 1000
         lines.append(
-            f"| {tradeoff.label(p)} | {p['n']} | {cell(p['o'])} | {cell(p['seconds'], '.3g')} | "
+            f"| {tradeoff.label(p)} | {p['n']} | {score_text(p['o'])} | {cell(p['seconds'], '.3g')} | "
             f"{cell(p['gpu_seconds'], '.3g')} | {cell(p['tokens'], ',.0f')} | {cell(p['edits'], '.2g')} | "
             f"{cell(p[per], '+.3g')} | {cell(thousand, '+.3g')} |" + (f" {cell(p['cost'], '.4g')} |" if priced else "")
         )
@@ -367,17 +380,8 @@ def tradeoff_lines(found: dict[str, Any]) -> list[str]:
 def _table_lines(modes: dict[str, Any]) -> list[str]:
     """One language's (or the whole eval's) table and its counts, as markdown lines."""
     headers, rows = table(modes)
-    gains = {i for i, h in enumerate(headers) if h.startswith("gain")}
-
-    def cell(i: int, value: Any) -> str:
-        if value is None:
-            return "–"
-        if isinstance(value, float):
-            return f"{value:+.2f}" if i in gains else f"{value:.2f}"
-        return str(value)
-
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
-    lines += ["| " + " | ".join(cell(i, value) for i, value in enumerate(row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in shown_table(headers, rows)]
     lines.append("")
     for mode, block in modes.items():
         lines.append(
@@ -431,12 +435,17 @@ def chart(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def plot(summary: dict[str, Any], path: Path) -> None:
     """report.png: O per category, one bar per series."""
+    chart_figure(summary).savefig(path, dpi=110)
+
+
+def chart_figure(summary: dict[str, Any]):
+    """The figure of `plot`: the bars, and their legend beside the axes, where it covers no bar or tick."""
     from matplotlib.figure import Figure
 
     points = chart(summary)
     categories = list(dict.fromkeys(p["category"] for p in points))
     labels = list(dict.fromkeys(p["series"] for p in points))
-    figure = Figure(figsize=(max(6.0, 0.9 * len(categories) + 2), 4.2), layout="constrained")
+    figure = Figure(figsize=(max(7.5, 0.9 * len(categories) + 3.5), 4.2), layout="constrained")
     axes = figure.subplots()
     width = 0.8 / len(labels)
     for number, label in enumerate(labels):
@@ -452,8 +461,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         f"{summary['bench']}: {backend_label(summary['editor'])}, judged by {backend_label(summary['judge'])}",
         fontsize=9,
     )
-    axes.legend(fontsize=8)
-    figure.savefig(path, dpi=110)
+    tradeoff.legend_beside(axes, 8)
+    return figure
 
 
 def write_reports(

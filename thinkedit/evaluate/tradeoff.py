@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute import Prices, Tokens, cost
+from ..critique import score_text
 
 Average = Callable[[list[dict[str, Any]], Callable[[dict], dict | None]], dict[str, Any]]
 AMOUNTS = ("seconds", "gpu_seconds", "tokens", "edits")
@@ -145,7 +146,7 @@ def verdict(found: list[dict[str, Any]], amount: str) -> str:
     singular, plural = UNITS[amount]
     better = [p for p in found if p is not base and p["o"] is not None and p["o"] > base["o"]]
     if not better:
-        return f"On this run no mode beat single-shot's O of {base['o']:.2f}, so single-shot gives the most O per {singular}."
+        return f"On this run no mode beat single-shot's O of {score_text(base['o'])}, so single-shot gives the most O per {singular}."
 
     def efficiency(p: dict[str, Any]) -> float:
         more = (p.get(amount) or 0.0) - (base.get(amount) or 0.0)
@@ -155,9 +156,9 @@ def verdict(found: list[dict[str, Any]], amount: str) -> str:
     more = (best.get(amount) or 0.0) - (base.get(amount) or 0.0)
     gain = best["o"] - base["o"]
     if more <= 0:
-        return f"On this run {label(best)} gives the most O per {singular}: {gain:+.2f} O over single-shot at no extra compute."
+        return f"On this run {label(best)} gives the most O per {singular}: {score_text(gain, signed=True)} O over single-shot at no extra compute."
     return (
-        f"On this run {label(best)} gives the most O per {singular}: {gain:+.2f} O over single-shot for "
+        f"On this run {label(best)} gives the most O per {singular}: {score_text(gain, signed=True)} O over single-shot for "
         f"{more:.3g} more {plural} per sample ({gain / more:.3g} O per {singular})."
     )
 
@@ -175,6 +176,11 @@ def tradeoff(modes: dict[str, Any], prices: Prices | None = None) -> dict[str, A
 def plot(summary: dict[str, Any], path: Path) -> None:
     """compute.png: mean O against mean compute (time, and thinker tokens when known): each mode as it ran, and the
     loop's and best-of-N's curves after each turn (the best turn so far, solid; turn k alone, dotted)."""
+    figure(summary).savefig(path, dpi=110)
+
+
+def figure(summary: dict[str, Any]):
+    """The figure of `plot`."""
     from matplotlib.figure import Figure
 
     found = summary["compute"]["points"]
@@ -184,15 +190,15 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     axes_for = [(amount, time)]
     if any(p.get("tokens") for p in found):
         axes_for.append(("tokens", "mean thinker tokens per sample (prompt + completion)"))
-    figure = Figure(figsize=(5.2 * len(axes_for) + 0.6, 4.2), layout="constrained")
-    for axes, (key, title) in zip(figure.subplots(1, len(axes_for), squeeze=False)[0], axes_for, strict=True):
+    drawn = Figure(figsize=(5.2 * len(axes_for) + 2.2, 4.2), layout="constrained")
+    for axes, (key, title) in zip(drawn.subplots(1, len(axes_for), squeeze=False)[0], axes_for, strict=True):
         _draw(axes, found, key)
         axes.set_xlabel(title)
         axes.set_ylabel("mean O = √(SC·PQ)")
         axes.grid(alpha=0.3)
-    figure.suptitle(f"{summary['bench']}: quality against compute", fontsize=10)
-    figure.supxlabel(summary["compute"]["verdict"], fontsize=8, wrap=True)
-    figure.savefig(path, dpi=110)
+    drawn.suptitle(f"{summary['bench']}: quality against compute", fontsize=10)
+    drawn.supxlabel(summary["compute"]["verdict"], fontsize=8, wrap=True)
+    return drawn
 
 
 def _draw(axes, found: list[dict[str, Any]], key: str) -> None:
@@ -215,4 +221,10 @@ def _draw(axes, found: list[dict[str, Any]], key: str) -> None:
             axes.scatter([p[key]], [p["o"]], s=46, color=colors[p["mode"]], edgecolors="black", zorder=3)
             axes.annotate(p["mode"], (p[key], p["o"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
     if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=7)
+        legend_beside(axes, 7)
+
+
+def legend_beside(axes, fontsize: float) -> None:
+    """The axes' legend to their right, outside them (a constrained layout makes room): inside, wherever matplotlib
+    puts it, it may cover a bar, a point or a tick."""
+    axes.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

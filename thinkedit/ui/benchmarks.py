@@ -16,7 +16,7 @@ from ..drift import percent, read, words
 from ..errors import BadInput
 from ..evaluate import tradeoff
 from ..evaluate.folder import eval_folders
-from ..evaluate.report import backend_label, plot, read_eval
+from ..evaluate.report import backend_label, plot, read_eval, shown_table
 from ..images import load_image
 from ..requests import number
 from .messages import refused
@@ -61,13 +61,13 @@ def open_eval(name: Any, session: Session, settings: Settings) -> tuple:
     chart, spent = view / "chart.png", view / "compute.png"  # drawn from the summary, as `thinkedit eval` draws them
     plot(found["summary"], chart)
     tradeoff.plot(found["summary"], spent)
-    table = pd.DataFrame(found["table"], columns=found["headers"])
+    table = pd.DataFrame(shown_table(found["headers"], found["table"]), columns=found["headers"])
     text = eval_summary(found["summary"])  # names its backends' models, which may be the server's folders
     return without_paths(text) if settings.public else text, table, str(chart), gallery, samples, str(spent)
 
 
 def eval_summary(summary: dict[str, Any]) -> str:
-    """One paragraph: which benchmark, which backends, the overall O of each mode, and any warning."""
+    """One paragraph of sentences: which benchmark, which backends, the overall O of each mode, and any warning."""
     backends = ", ".join(f"{role} {backend_label(summary[role])}" for role in ROLES if summary.get(role))
     modes = "; ".join(
         f"{mode}: O {score_text(block.get('o'))} over {block.get('samples')} samples ({block.get('failed', 0)} failed)"
@@ -76,8 +76,13 @@ def eval_summary(summary: dict[str, Any]) -> str:
     )
     language = f" ({summary['headline_language']})" if summary.get("headline_language") else ""
     verdict = (summary.get("compute") or {}).get("verdict")  # evals summarised before compute was recorded: none
-    parts = [f"**{summary.get('bench')}**{language} · {backends}. {modes}.", *([verdict] if verdict else [])]
-    return " ".join([*parts, *summary.get("warnings", [])])
+    sentences = [f"{modes}.", *([verdict] if verdict else []), *summary.get("warnings", [])]
+    return " ".join([f"**{summary.get('bench')}**{language} · {backends}.", *map(capitalised, sentences)])
+
+
+def capitalised(sentence: str) -> str:
+    """`sentence` with its first letter upper case (a mode's name or a warning may begin it in lower case)."""
+    return sentence[:1].upper() + sentence[1:]
 
 
 def _drift_text(means: dict[str, Any] | None) -> str:
@@ -91,7 +96,7 @@ def _drift_text(means: dict[str, Any] | None) -> str:
 def sample_caption(sample: dict[str, Any]) -> str:
     single, looped = sample.get("single") or {}, sample.get("loop") or {}
     gain = sample.get("gain")
-    change = f"gain {gain:+.2f}" if gain is not None else "gain –"
+    change = f"gain {score_text(gain, signed=True)}"
     return f"{sample['key']} · {change} · single O {score_text(single.get('o'))} → loop O {score_text(looped.get('o'))}"
 
 

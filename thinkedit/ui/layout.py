@@ -683,7 +683,7 @@ def benchmarks_tab(settings: Settings, state: gr.State, tab: gr.Tab) -> None:
     gallery = turn_gallery(
         "Samples, largest gain first (the loop's result)",
         columns=6,
-        height=260,
+        height="auto",  # every row whole: a fixed height cut the second row off
         allow_preview=False,
         elem_id="te-b-gallery",
     )

@@ -100,15 +100,19 @@ class Session:
         return [{"run": Path(path).name, "side": self.sides.get(path)} for path in self.runs]
 
     def restore(self, entries: Any, runs_dir: str | Path) -> None:
-        """Put back the runs a browser kept (`kept`): each entry a run id that names a saved run in `runs_dir`; any
-        other entry (a name with a folder in it, a run since removed, nonsense) is passed over."""
+        """Put back the runs a browser kept (`kept`): each entry a run id that names a run folder directly in
+        `runs_dir`; any other entry (a path, a link, a zip, a run since removed, nonsense) is passed over, so what a
+        browser keeps opens nothing the runs folder's own page would not."""
         runs = Path(runs_dir).resolve()
         for entry in entries[-HISTORY_SIZE:] if isinstance(entries, list) else []:
             run, side = (entry.get("run"), entry.get("side")) if isinstance(entry, dict) else (None, None)
-            if not isinstance(run, str) or not run or Path(run).name != run or run in (".", ".."):
+            if not isinstance(run, str) or Path(run).name != run or run in ("", ".", "..") or "\0" in run:
+                continue
+            folder = runs / run
+            if folder.is_symlink() or not folder.is_dir():
                 continue
             with contextlib.suppress(BadInput, OSError):
-                self.add(load_run(runs / run), side if side in ("A", "B") else None)
+                self.add(load_run(folder), side if side in ("A", "B") else None)
 
     def forget(self, path: str) -> None:
         """Drop a run's History item (and its thumbnail) once it is no longer listed."""
