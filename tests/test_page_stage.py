@@ -107,8 +107,7 @@ def test_kept_history_opens_only_run_folders_in_the_runs_folder(tmp_path):
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    demo, url = serve(Settings(runs_dir=runs))
+    demo, url = serve(Settings(runs_dir=(runs := tmp_path_factory.mktemp("runs"))))
     yield url, runs
     demo.close()
 

@@ -70,7 +70,7 @@ CSS = """
 @media (max-width: 640px) {
   #te-tabs .tab-container { width: 100%; }
   #te-tabs .tab-container > button { padding: 0 var(--size-2); }
-  .te-gallery .grid-wrap { height: auto !important; max-height: none !important; }
+  .te-gallery, .te-gallery .grid-wrap { height: auto !important; max-height: none !important; }
   .te-gallery .grid-container { --grid-cols: 2 !important; }
 }
 """
@@ -127,9 +127,11 @@ def build_app(settings: Settings) -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 compare_tab(settings, rows, state, history, studio)
             with gr.Tab("History", id="history") as history_tab_item:
-                history_tab(settings, state, history, history_tab_item, studio, demo)
+                history_tab(settings, state, history, history_tab_item, studio)
             with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
                 benchmarks_tab(settings, state, benchmarks_tab_item)
+        if keeps_history(settings):  # outside the tabs: a tab's components are only there once it is opened
+            keep_history(settings, state, history, demo)
         if settings.mcp:
             agent.add_tools(settings, rows, run_options(settings))
     return demo
@@ -582,9 +584,7 @@ def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
     return status, gallery
 
 
-def history_tab(
-    settings: Settings, state: gr.State, history: gr.Gallery, tab: gr.Tab, studio: Studio, demo: gr.Blocks
-) -> None:
+def history_tab(settings: Settings, state: gr.State, history: gr.Gallery, tab: gr.Tab, studio: Studio) -> None:
     """This session's runs (outside public mode this browser's, kept across reloads); a click reopens one in the
     Studio. Saved runs open from their zip (or folder)."""
     viewer = studio.viewer
@@ -621,8 +621,6 @@ def history_tab(
         api_name="open_run",
     )
     studio.opened(opening, state)
-    if keeps_history(settings):
-        keep_history(settings, state, history, demo)
 
 
 HISTORY_KEPT = (
