@@ -55,15 +55,15 @@ def test_dropdowns_mark_what_cannot_run_and_the_note_says_why():
     assert "Not set up on this server:" in told and "flux-kontext" in told and "--" not in told
 
 
-def saved_run(runs: Path, name: str, photo: str) -> Path:
-    """A one-turn run folder, as the Studio saves one."""
+def saved_run(runs: Path, name: str, photo: str, mask: str | None = None) -> Path:
+    """A one-turn run folder (fenced by `mask`), as the Studio saves one."""
     from thinkedit import loop
     from thinkedit.images import load_image
     from thinkedit.requests import make_request
 
     settings = Settings(runs_dir=runs)
     editor, thinker = build_backend("editor", settings, "classic"), build_backend("thinker", settings, "classic")
-    request = make_request(load_image(photo), "make it brighter", max_turns=1)
+    request = make_request(load_image(photo), "make it brighter", max_turns=1, mask=mask)
     for _ in loop.run_jobs([loop.Job(editor, thinker, request, runs / name)]):
         pass
     return runs / name
@@ -103,6 +103,32 @@ def test_kept_history_opens_only_run_folders_in_the_runs_folder(tmp_path):
     assert fresh.gallery()[0][1].startswith("A · single-shot · make it brighter · best ")
     fresh.restore("not a list", runs)
     assert fresh.runs == [str(mine)]
+
+
+def test_a_reopened_run_fills_the_studio_s_image_instruction_and_mask(tmp_path):
+    """What History, a zip or a Compare side opens, the Studio's boxes then hold (so Run or a continuation goes on
+    from there): the run's source, its instruction and its mask, as saved."""
+    import gradio as gr
+    from PIL import Image
+
+    from thinkedit.ui.actions import saved_view, studio_inputs
+
+    photo, mask = scene_file(tmp_path), tmp_path / "mask.png"
+    with Image.open(photo) as picture:
+        region = Image.new("L", picture.size, 0)
+    region.paste(255, (0, 0, region.width // 2, region.height))
+    region.save(mask)
+    run = saved_run(tmp_path / "runs", "20260101-000000-dddd", photo, str(mask))
+    session = Session()
+    assert studio_inputs(session) == (gr.skip(),) * 3, "nothing shown: the boxes are left as they are"
+    session.showing = saved_view(run, session, Settings(runs_dir=tmp_path / "runs"))
+    image, instruction, fence = studio_inputs(session)
+    assert instruction == "make it brighter"
+    assert Path(image).parent != run and Path(fence).parent != run, "copies the page may be sent, not the run's files"
+    with Image.open(image) as shown, Image.open(run / "source.png") as source:
+        assert shown.tobytes() == source.convert(shown.mode).tobytes()
+    with Image.open(fence) as shown:
+        assert shown.convert("L").getpixel((2, 2)) == 255 and shown.convert("L").getpixel((region.width - 2, 2)) == 0
 
 
 @pytest.fixture(scope="module")
