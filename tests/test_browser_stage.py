@@ -200,6 +200,11 @@ TOP_IN_VIEW = """ids => ids.some(id => {
     return box.height > 0 && box.top >= 0 && box.top < window.innerHeight;
 })"""
 
+WHOLE_IN_VIEW = """id => {
+    const box = document.getElementById(id).getBoundingClientRect();
+    return box.height > 0 && box.top >= 0 && box.bottom <= window.innerHeight;
+}"""
+
 # each caption: its text, whether it fits its own box, and whether every box around it up to the gallery that clips
 # what overflows it (overflow other than visible) holds the caption whole
 CAPTIONS_WHOLE = """id => [...document.querySelectorAll(`#${id} .caption-label`)].map(c => {
@@ -251,6 +256,8 @@ def test_a_phone_sees_the_run_start_whole_captions_a_scrolling_table_and_every_t
 
         page.locator("#te-image input[type=file]").set_input_files(photo)
         page.locator("#te-instruction textarea").fill("make it look old")
+        page.evaluate("window.scrollTo(0, 0)")
+        assert page.evaluate(WHOLE_IN_VIEW, "te-run"), "Run is on screen, not below its bottom edge"
         page.screenshot(path=str(ARTIFACTS / "phone-before-run.png"))
         page.locator("#te-run").tap()
         # within a second of the tap, where the results begin (the status, or the first turn) is on screen

@@ -66,12 +66,19 @@ CSS = """
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }
 #te-status, #te-c-status-a { scroll-margin-top: 12px; }
 .te-note { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+/* Gradio's container clips with overflow hidden, which would hold a sticky element (the phone's Run row) to it
+   rather than to the window; clip cuts the same without that. */
+.gradio-container { overflow: clip !important; }
 /* A phone: every tab in the tab bar (none behind "…"), two turns a row, each gallery as tall as its captions. */
 @media (max-width: 640px) {
   #te-tabs .tab-container { width: 100%; }
   #te-tabs .tab-container > button { padding: 0 var(--size-2); }
   .te-gallery, .te-gallery .grid-wrap { height: auto !important; max-height: none !important; }
   .te-gallery .grid-container { --grid-cols: 2 !important; }
+  /* Run and Stop stay on screen while the Studio's inputs scroll by (the form is taller than a phone) */
+  #te-run-row { position: sticky; bottom: 0; z-index: 20; padding: var(--size-2) 0; flex-wrap: nowrap;
+                background: var(--background-fill-primary); }
+  #te-run-row > button { min-width: 0 !important; flex: 1 1 0; }
 }
 """
 
@@ -190,7 +197,7 @@ def studio_tab(
                 info="step mode: after every critique, edit the refined prompt, give feedback, build on it or accept",
                 elem_id="te-step",
             )
-            with gr.Row():
+            with gr.Row(elem_id="te-run-row"):
                 run = gr.Button("Run", variant="primary", elem_id="te-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="te-stop")
             if example_rows := examples():
