@@ -162,7 +162,7 @@ def test_history_labels_compare_sides_reopens_into_the_boxes_and_outlives_a_relo
     wait_for_captions(page, "te-c-gallery-b", 1)
     page.wait_for_function("document.querySelector('#te-c-status-b textarea').value.startsWith('Finished')")
     page.get_by_role("tab", name="History").click()
-    captions = wait_for_captions(page, "te-history", 3)
+    captions = wait_for_captions(page, "te-history", 2)  # with the Studio runs of the tests before, if any
     assert captions[0].startswith("B · Think-while-Edit · make it look old"), captions
     assert captions[1].startswith("A · single-shot · make it look old"), captions
     page.screenshot(path=str(ARTIFACTS / "stage-history.png"))

@@ -99,10 +99,14 @@ def test_kept_history_opens_only_run_folders_in_the_runs_folder(tmp_path):
     fresh.restore(entries, runs)
     assert fresh.runs == [str(mine)], fresh.runs
     assert fresh.sides == {}, "a side other than A or B is dropped"
-    fresh.restore(kept, runs)
-    assert fresh.gallery()[0][1].startswith("A · single-shot · make it brighter · best ")
-    fresh.restore("not a list", runs)
-    assert fresh.runs == [str(mine)]
+    again = Session()
+    again.restore(kept, runs)
+    assert again.gallery()[0][1].startswith("A · single-shot · make it brighter · best ")
+    again.restore([], runs)
+    assert again.runs == [str(mine)], "a session is restored once (the page may ask twice: on load, on its state)"
+    nonsense = Session()
+    nonsense.restore("not a list", runs)
+    assert nonsense.runs == [] and nonsense.restored
 
 
 def test_a_reopened_run_fills_the_studio_s_image_instruction_and_mask(tmp_path):

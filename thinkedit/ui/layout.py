@@ -660,8 +660,14 @@ def keep_history(settings: Settings, state: gr.State, history: gr.Gallery, demo:
         current.restore(entries, settings.runs_dir)
         return current.gallery()
 
+    def write(current: session.Session) -> Any:
+        return current.kept() if current.restored else gr.skip()  # a session not yet restored would write none
+
+    # Gradio makes the session's state in a page-load event of its own, which may end after this page load's: the
+    # state's change (that session made) restores too, once (`Session.restore`)
     demo.load(restore, [kept, state], history, api_visibility="private")
-    history.change(lambda current: current.kept(), state, kept, api_visibility="private", queue=False)
+    state.change(restore, [kept, state], history, api_visibility="private")
+    history.change(write, state, kept, api_visibility="private", queue=False)
 
 
 HISTORY_KEY = "thinkedit-history"

@@ -34,6 +34,7 @@ class Session:
     runs: list[str] = field(default_factory=list)
     history: dict[str, tuple[str, str]] = field(default_factory=dict)  # run folder → (thumbnail, caption)
     sides: dict[str, str] = field(default_factory=dict)  # run folder → the Compare side it ran on ("A", "B")
+    restored: bool = False  # whether the runs a browser kept (`restore`) are back in History
     cancel: dict[str, threading.Event] = field(default_factory=dict)  # "studio" / "compare" → its Stop switch
     stopped_at: dict[str, float] = field(default_factory=dict)  # "studio" / "compare" → when Stop was last pressed
     folder: str = field(default_factory=session_folder)
@@ -102,7 +103,10 @@ class Session:
     def restore(self, entries: Any, runs_dir: str | Path) -> None:
         """Put back the runs a browser kept (`kept`): each entry a run id that names a run folder directly in
         `runs_dir`; any other entry (a path, a link, a zip, a run since removed, nonsense) is passed over, so what a
-        browser keeps opens nothing the runs folder's own page would not."""
+        browser keeps opens nothing the runs folder's own page would not. Done once per session."""
+        if self.restored:
+            return
+        self.restored = True
         runs = Path(runs_dir).resolve()
         for entry in entries[-HISTORY_SIZE:] if isinstance(entries, list) else []:
             run, side = (entry.get("run"), entry.get("side")) if isinstance(entry, dict) else (None, None)
