@@ -127,6 +127,7 @@ def build_app(settings: Settings) -> gr.Blocks:
             elem_classes="te-gallery",
             render=False,
         )
+        kept = history_keeper(settings)  # outside the tabs: a tab's components are only there once it is opened
         gr.Markdown(INTRO, elem_id="te-header")
         with gr.Tabs(elem_id="te-tabs") as tabs:
             with gr.Tab("Studio", id="studio"):
@@ -134,11 +135,9 @@ def build_app(settings: Settings) -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 compare_tab(settings, rows, state, history, studio)
             with gr.Tab("History", id="history") as history_tab_item:
-                history_tab(settings, state, history, history_tab_item, studio)
+                history_tab(settings, state, history, history_tab_item, studio, kept)
             with gr.Tab("Benchmarks", id="benchmarks") as benchmarks_tab_item:
                 benchmarks_tab(settings, state, benchmarks_tab_item)
-        if keeps_history(settings):  # outside the tabs: a tab's components are only there once it is opened
-            keep_history(settings, state, history, demo)
         if settings.mcp:
             agent.add_tools(settings, rows, run_options(settings))
     return demo
@@ -591,11 +590,18 @@ def side_column(side: str) -> tuple[gr.Textbox, gr.Gallery]:
     return status, gallery
 
 
-def history_tab(settings: Settings, state: gr.State, history: gr.Gallery, tab: gr.Tab, studio: Studio) -> None:
+def history_tab(
+    settings: Settings,
+    state: gr.State,
+    history: gr.Gallery,
+    tab: gr.Tab,
+    studio: Studio,
+    kept: gr.BrowserState | None,
+) -> None:
     """This session's runs (outside public mode this browser's, kept across reloads); a click reopens one in the
     Studio. Saved runs open from their zip (or folder)."""
     viewer = studio.viewer
-    gr.Markdown(HISTORY_KEPT if keeps_history(settings) else HISTORY_NOT_KEPT[settings.public], elem_id="te-h-note")
+    gr.Markdown(HISTORY_KEPT if kept else HISTORY_NOT_KEPT[settings.public], elem_id="te-h-note")
     history.render()
     index = gr.Number(visible=False, precision=0)
     with gr.Accordion("Open a saved run", open=False):
@@ -609,7 +615,7 @@ def history_tab(settings: Settings, state: gr.State, history: gr.Gallery, tab: g
             )
         open_button = gr.Button("Open", elem_id="te-h-open")
 
-    tab.select(lambda current: current.gallery(), state, history, api_name="history")
+    listed = tab.select(lambda current: current.gallery(), state, history, api_name="history")
 
     def select_history(current: session.Session, event: gr.SelectData) -> dict:
         return actions.open_history(event.index, current, viewer, settings)
@@ -628,6 +634,8 @@ def history_tab(settings: Settings, state: gr.State, history: gr.Gallery, tab: g
         api_name="open_run",
     )
     studio.opened(opening, state)
+    if kept is not None:
+        keep_history(settings, state, history, kept, listed)
 
 
 HISTORY_KEPT = (
@@ -642,32 +650,34 @@ HISTORY_NOT_KEPT = {  # public page → what History says
 }
 
 
-def keeps_history(settings: Settings) -> bool:
-    """Whether History outlives a reload: outside public mode, unless the operator turned it off."""
-    return settings.keep_history and not settings.public
-
-
-def keep_history(settings: Settings, state: gr.State, history: gr.Gallery, demo: gr.Blocks) -> None:
-    """History kept in the browser (Gradio's BrowserState, in its local storage): the ids of its runs, written each
-    time History changes and read back when the page loads. The runs stay in the runs folder; an id that names no
-    run there is passed over."""
+def history_keeper(settings: Settings) -> gr.BrowserState | None:
+    """Where the browser keeps History (Gradio's BrowserState, in its local storage: the ids of its runs), or None
+    where History does not outlive a reload (public mode, or the operator turned it off)."""
+    if settings.public or not settings.keep_history:
+        return None
     # Gradio encrypts what it keeps with this key. Outside public mode the page opens any run by its folder, so the
     # ids are no secret; the key is the runs folder's own, so that History outlives a restart of the app.
     key = hashlib.sha256(str(Path(settings.runs_dir).resolve()).encode()).hexdigest()
-    kept = gr.BrowserState([], storage_key=HISTORY_KEY, secret=key)
+    return gr.BrowserState([], storage_key=HISTORY_KEY, secret=key)
 
+
+def keep_history(settings: Settings, state: gr.State, history: gr.Gallery, kept: gr.BrowserState, listed: Any) -> None:
+    """History kept in the browser: the runs it kept come back into the session (once, `Session.restore`) when History
+    is opened (`listed`: the tab's select) and before History is written back, each time it changes. The runs stay in
+    the runs folder; an id that names no run there is passed over."""
+
+    # Not on page load: an event then may run before Gradio's own page-load event has made the session's state,
+    # which would make a second one (and restore into that).
     def restore(entries: Any, current: session.Session) -> list:
         current.restore(entries, settings.runs_dir)
         return current.gallery()
 
-    def write(current: session.Session) -> Any:
-        return current.kept() if current.restored else gr.skip()  # a session not yet restored would write none
+    def write(current: session.Session, entries: Any) -> list:
+        current.restore(entries, settings.runs_dir)  # what the browser kept stays kept
+        return current.kept()
 
-    # Gradio makes the session's state in a page-load event of its own, which may end after this page load's: the
-    # state's change (that session made) restores too, once (`Session.restore`)
-    demo.load(restore, [kept, state], history, api_visibility="private")
-    state.change(restore, [kept, state], history, api_visibility="private")
-    history.change(write, state, kept, api_visibility="private", queue=False)
+    listed.then(restore, [kept, state], history, api_visibility="private")
+    history.change(write, [state, kept], kept, api_visibility="private", queue=False)
 
 
 HISTORY_KEY = "thinkedit-history"
