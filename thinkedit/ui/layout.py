@@ -644,7 +644,7 @@ HISTORY_KEPT = (
 )
 HISTORY_NOT_KEPT = {  # public page → what History says
     False: "This session's runs, newest first. Click one to open it in the Studio. Reloading the page empties this "
-    "list (THINKEDIT_KEEP_HISTORY=0 is set); the runs stay in the runs folder.",
+    "list (--no-keep-history or THINKEDIT_KEEP_HISTORY=0 is set); the runs stay in the runs folder.",
     True: "This visit's runs, newest first. Click one to open it in the Studio. This page keeps no list of your runs: "
     "reloading it empties History, so download a run's zip to keep it (and open it again below).",
 }
