@@ -1,4 +1,4 @@
-"""The README's "Add an editor in one file" example is real: it passes the project's ruff and edits an image."""
+"""The "Add an editor in one file" example of docs/architecture.md is real: it passes the project's ruff and edits an image."""
 
 import re
 import subprocess
@@ -17,8 +17,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def example_blocks() -> tuple[str, str]:
-    """(the editor's file, its table row) from the README's section."""
-    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    """(the editor's file, its table row) from docs/architecture.md's section."""
+    readme = (PROJECT / "docs" / "architecture.md").read_text(encoding="utf-8")
     section = readme.split("## Add an editor in one file", 1)[1]
     module, row = re.findall(r"```python\n(.*?)```", section, re.DOTALL)[:2]
     return module, row
