@@ -30,7 +30,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from helpers import free_port  # noqa: E402
 
-COMPARE = ["make it brighter", "single-shot vs Think-while-Edit", "classic", "classic", "classic", "classic", 2, 8, 0]
+from thinkedit.ui.actions import COMPARE_FIELDS  # noqa: E402
+from thinkedit.ui.form import positional  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -76,7 +77,7 @@ def start_app(port: int, env: dict[str, str]) -> subprocess.Popen:
 def compare(url: str, upload: str) -> str:
     """One Compare through the plain HTTP API: 'done', or the app's refusal in its own words."""
     image = {"path": upload, "meta": {"_type": "gradio.FileData"}}
-    body = json.dumps({"data": [image, *COMPARE]})
+    body = json.dumps({"data": positional(COMPARE_FIELDS, image=image, instruction="make it brighter", max_turns=2)})
     started = httpx.post(f"{url}/gradio_api/call/compare", content=body, headers={"Content-Type": "application/json"})
     event = started.json()["event_id"]
     with httpx.stream("GET", f"{url}/gradio_api/call/compare/{event}", timeout=600) as stream:

@@ -20,7 +20,7 @@ from PIL import Image
 from thinkedit import admission
 from thinkedit.config import Settings
 from thinkedit.errors import BadInput
-from thinkedit.ui import actions
+from thinkedit.ui import actions, form
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def flat_png(path, width: int, height: int) -> str:
 
 
 def compare_values(image) -> list:
-    return [image, "make it brighter", actions.COMPARE_MODES[0], "classic", "classic", "classic", "classic", 1, 8, 0]
+    return form.positional(actions.COMPARE_FIELDS, image=image, instruction="make it brighter", max_turns=1)
 
 
 def test_a_budget_admits_what_fits_refuses_the_rest_and_gives_it_back():

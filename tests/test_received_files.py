@@ -18,7 +18,7 @@ from PIL import Image
 
 from thinkedit.config import Settings
 from thinkedit.errors import BadInput
-from thinkedit.ui import actions, agent
+from thinkedit.ui import actions, agent, form
 from thinkedit.ui.received import NOT_RECEIVED, received_file
 
 REFUSAL = NOT_RECEIVED.format(what="image")
@@ -61,20 +61,7 @@ def edit_values(image, public: bool) -> list:
 
 
 def compare_values(image) -> list:
-    return [
-        image,
-        "make it brighter",
-        actions.COMPARE_MODES[0],
-        "classic",
-        "classic",
-        "classic",
-        "classic",
-        1,
-        8,
-        0,
-        None,
-        None,
-    ]
+    return form.positional(actions.COMPARE_FIELDS, image=image, instruction="make it brighter", max_turns=1)
 
 
 def link_in_upload_folder(target: Path) -> Path:

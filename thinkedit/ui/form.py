@@ -36,6 +36,15 @@ def outputs(components: Any) -> list:
     return [getattr(components, each.name) for each in dataclasses.fields(components)]
 
 
+def positional(fields: dict[str, Any], **given: Any) -> list:
+    """The values a plain HTTP caller sends, by position: `given` by name, every other field's default."""
+    unknown = sorted(set(given) - set(fields))
+    missing = [name for name, default in fields.items() if default is REQUIRED and name not in given]
+    if unknown or missing:
+        raise ValueError(f"Unknown fields {unknown}, required fields not given {missing}.")
+    return [given.get(name, default) for name, default in fields.items()]
+
+
 def handler(fields: dict[str, Any], run: Callable[[SimpleNamespace, Any], Iterator[dict]], doc: str) -> Callable:
     """The function Gradio calls with the values of `fields` in order, then the session: it hands them to `run` by
     name and streams what `run` yields. `doc` describes it on the API page."""
