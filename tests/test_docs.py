@@ -23,6 +23,7 @@ from thinkedit.config import NOT_FROM_ENVIRONMENT, ROLES, Settings
 from thinkedit.editors import EDITORS
 from thinkedit.evaluate import official
 from thinkedit.judges import JUDGES
+from thinkedit.registry import backend_rows
 from thinkedit.thinkers import THINKERS
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -283,11 +284,14 @@ def table_rows(page: str, heading: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("heading", "table"), [("## Editors", EDITORS), ("## Thinkers", THINKERS), ("## Judges", JUDGES)]
+    ("role", "heading", "table"),
+    [("editor", "## Editors", EDITORS), ("thinker", "## Thinkers", THINKERS), ("judge", "## Judges", JUDGES)],
 )
-def test_the_backend_tables_list_every_backend_with_its_default_model(heading, table):
+def test_the_backend_tables_list_every_backend_with_its_default_model(role, heading, table):
+    """Every backend the page's dropdowns, `thinkedit backends` and MCP's `list_backends` offer (`backend_rows`)."""
     rows = table_rows("backends.md", heading)
-    assert set(rows) == set(table)
+    offered = {row["name"] for row in backend_rows(Settings()) if row["role"] == role}
+    assert set(rows) == offered == set(table)
     for name, spec in table.items():
         assert spec.model is None or spec.model in rows[name], f"{name}'s row does not name {spec.model}"
 
