@@ -204,6 +204,9 @@ def stale_flags(text: str, commands: dict[str, set[str]]) -> list[str]:
             command = invoked(words, commands)
             if command is not None:
                 name, given = command
+                if name not in commands:
+                    stale.append(f"{name} (no such command)")
+                    continue
                 stale += [f"{flag} (not a flag of {name})" for flag in sorted(flags_in(given) - commands[name])]
             elif not in_code and words[0] not in FOREIGN and not re.search(r"python3?$", words[0]):
                 stale += [f"{flag} (no command takes it)" for flag in sorted(flags_in(words) - ours)]
@@ -296,6 +299,31 @@ def test_the_backend_tables_list_every_backend_with_its_default_model(role, head
         assert spec.model is None or spec.model in rows[name], f"{name}'s row does not name {spec.model}"
 
 
+PROJECT_PATH = re.compile(
+    r"(?<![\w$/.-])((?:scripts|tests|thinkedit|spaces_config|assets|\.ci)/[\w./-]*\w)(?:::(\w+))?"
+)
+EXAMPLE_FILES = {"thinkedit/editors/magicbrush.py"}  # the file docs/architecture.md shows how to add
+
+
+def missing_paths(text: str) -> list[str]:
+    """The files of the project (and tests, `file.py::name`) that `text` names but that do not exist."""
+    missing = []
+    for match in PROJECT_PATH.finditer(text):
+        path, test = PROJECT / match[1], match[2]
+        if match[1] in EXAMPLE_FILES:
+            continue
+        if not path.exists():
+            missing.append(match[1])
+        elif test and not re.search(rf"^def {test}\(", path.read_text(encoding="utf-8"), re.MULTILINE):
+            missing.append(match[0])
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_file_of_the_project_the_docs_name_exists(page):
+    assert missing_paths(page.read_text(encoding="utf-8")) == []
+
+
 def test_every_field_of_trajectory_json_is_documented():
     page = (PROJECT / "docs" / "runs.md").read_text(encoding="utf-8")
     fields = {*schema.RECORD, *schema.TURN, *schema.SETTINGS, *schema.STAGE, *schema.FEEDBACK}
@@ -327,3 +355,6 @@ def test_the_checks_fail_on_stale_docs(tmp_path, commands):
         "--no-such-flag (no command takes it)",
     ]
     assert unknown_variables(page.read_text()) == {"THINKEDIT_NO_SUCH"}
+    named = "`scripts/soak.py`, `scripts/no_such.py`, `tests/test_docs.py::test_the_checks_fail_on_stale_docs`, "
+    named += "`tests/test_docs.py::test_no_such_test` and `$HF_HOME/thinkedit/templates/`"
+    assert missing_paths(named) == ["scripts/no_such.py", "tests/test_docs.py::test_no_such_test"]
