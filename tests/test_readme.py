@@ -2,6 +2,7 @@
 ruff and edits an image; the Python examples of docs/api.md run against a served app, and the `edit` / `show` lines of
 docs/cli.md run as written, both with the offline backends."""
 
+import importlib.util
 import json
 import re
 import shlex
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import serve
+from PIL import Image
 from tiny_pipelines import build_tiny_pipeline
 
 from thinkedit import bench, cli
@@ -106,3 +108,19 @@ def test_the_command_line_examples_run(photo_folder, capsys):
     assert [turn["parent"] for turn in old["turns"]] == [None, 1, 2, 2, 3]
     assert [turn["stage"] for turn in old["turns"]] == [1, 1, 1, 1, 2]
     assert "add a thin white border" in capsys.readouterr().out  # `show runs/old` prints the new stage
+
+
+@pytest.mark.browser
+def test_the_readme_picture_command_makes_the_picture(tmp_path):
+    """`scripts/studio_picture.py` (docs/install.md) still drives the page to turn 2 of a run: a picture of the committed
+    one's width and palette, about as tall (a layout that moved the reasoning box far off would change that)."""
+    if not Path("/usr/bin/chromium").exists() or importlib.util.find_spec("playwright") is None:
+        pytest.skip("needs Debian's /usr/bin/chromium and playwright")
+    out = tmp_path / "studio.png"
+    done = subprocess.run(
+        [sys.executable, "scripts/studio_picture.py", "--out", str(out)], cwd=PROJECT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    made, committed = Image.open(out), Image.open(DOCS / "images" / "studio.png")
+    assert made.mode == committed.mode == "P" and made.width == committed.width == 960
+    assert abs(made.height - committed.height) <= committed.height * 0.1, (made.size, committed.size)
