@@ -259,7 +259,7 @@ def test_float8_storage_halves_the_transformer_and_still_edits(tiny, source):
 
 # -- masks ------------------------------------------------------------------------------------------
 
-INPAINTING = {  # the editors whose checkpoints have an inpainting pipeline in diffusers 0.42 (README's editor table)
+INPAINTING = {  # the editors whose checkpoints have an inpainting pipeline in diffusers 0.42 (docs/backends.md's editor table)
     "flux-kontext": "FluxKontextInpaintPipeline",
     "qwen-image-edit-original": "QwenImageEditInpaintPipeline",
     "flux2-klein": "Flux2KleinInpaintPipeline",

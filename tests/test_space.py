@@ -111,12 +111,12 @@ def test_the_zerogpu_space_fits_large_and_a_free_visitors_run_and_its_card_says_
     ):
         assert phrase in " ".join(card.split()), phrase
     assert "300" not in card
-    readme = " ".join((PROJECT / "README.md").read_text().split())  # the README's ZeroGPU section says the same
+    docs = " ".join((PROJECT / "docs" / "spaces.md").read_text().split())  # the docs' ZeroGPU section says the same
     assert (
         f"an edit ({costs['steps']} steps) asks for {costs['edit_s']} s and a critique (up to {costs['tokens']} "
         f"tokens) for {costs['critique_s']} s, counted as {costs['counted_edit_s']} s and "
         f"{costs['counted_critique_s']} s: a 3-turn run counts {costs['counted_run_s']} s"
-    ) in readme and f"about {round(held)} GB preload" in readme
+    ) in docs and f"about {round(held)} GB preload" in docs
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from thinkedit.requests import EditRequest, make_request
 from thinkedit.ui import actions, agent, build_app, form
 from thinkedit.ui.choices import user_settings
 
-# README "API": what gradio_client callers pass by position (and by these names), and what they get back.
+# docs/api.md: what gradio_client callers pass by position (and by these names), and what they get back.
 EDIT_PARAMETERS = [
     ("image", None),
     ("instruction", None),

@@ -3,7 +3,7 @@ whether a record must have it, and how the writer gets it from the loop's `Traje
 
 `trajectory_record` writes a record from these declarations (and refuses settings it does not declare);
 `check_record` validates a record read back (`store.load_run`) against the same ones. So a new field is one
-row here, plus its line in the README's table.
+row here, plus its line in docs/runs.md (tests/test_docs.py checks it is there).
 
 `schema_version` says which contract a record follows. A bump raises `SCHEMA_VERSION` and adds `UPGRADES[n]`,
 which turns a version-n record into a version n+1 one as it is read: runs saved by an older ThinkEdit stay

@@ -1,7 +1,7 @@
 """Runs on disk: `source.png`, `mask.png` (with a mask), `turn_01.png`, …, `trajectory.json` — written atomically,
 read back whole.
 
-The `trajectory.json` contract is declared in `schema.py` (and documented in the README); the tests and the
+The `trajectory.json` contract is declared in `schema.py` (and documented in docs/runs.md); the tests and the
 export formats rely on it.
 
 Several requests may write one run: its first request, continuations of its turns (from this process or another)
