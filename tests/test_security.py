@@ -214,7 +214,9 @@ def test_public_mode_takes_no_urls_from_the_caller(public_app, tmp_path):
             + ["evil/model", target.url, "evil/model", f"{target.url}/v1", "k", "k", "fast", "same", False]
             + [None] * 6,  # no mask, nothing painted, no early stop, and the session
         )
-        assert "cannot run here" in answer and "no endpoint configured" in answer
+        # the caller's URL was not taken: the server has none for `http`, said in a visitor's terms (no flag to set)
+        assert "cannot run here" in answer and "no model server set up for it on this server" in answer
+        assert target.url not in answer and "--editor-url" not in answer and "THINKEDIT_" not in answer
         assert target.seen == [], "the public app must never call a URL a caller supplied"
 
         private, private_url = serve(Settings(runs_dir=tmp_path / "runs"))  # the control: outside public mode it does
