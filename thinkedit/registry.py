@@ -129,20 +129,22 @@ def find_spec(role: str, name: str) -> BackendSpec:
 def build_backend(role: str, settings: Settings, name: str | None = None):
     """The `role` backend `name` (default: the one `settings` chose), built as `Class(spec, settings)`.
 
-    Refuses, with the reason (on a public server in a visitor's terms), a backend that cannot run here. Building is cheap: models load on first use
-    through the runtime's cache. On ZeroGPU a local backend's every call becomes its own GPU slice.
+    Refuses, with the reason (on a public server in a visitor's terms), a backend that cannot run here. Building is
+    cheap: models load on first use through the runtime's cache. On ZeroGPU a local backend's every call becomes its
+    own GPU slice.
     """
     chosen = settings.role(role)
     spec = find_spec(role, name or chosen.backend)
     checkpoint = chosen.model or spec.model
-    ok, reason = availability(role, spec, settings, model=checkpoint, url=chosen.url)
-    if not ok:
+    why = why_not(role, spec, settings, checkpoint, chosen.url)
+    if why is not None:
+        kind, operator = why
         refusal = f"The {role} '{spec.name}' cannot run here"
-        weights = spec.kind == "local" and weights_location(checkpoint) is None and not missing_code(spec, settings)
-        if weights and not settings.public:  # how to get them, which a visitor of a public page cannot do
+        if kind == "weights" and not settings.public:  # how to get them, which a visitor of a public page cannot do
             gated = spec.gated and checkpoint == spec.model
             missing = runtime.missing_weights(checkpoint, spec.size_gb, f"--{role}-model", gated=gated)
             raise BadInput(f"{refusal}. {missing}")
+        reason = FOR_VISITORS[kind] if settings.public else operator
         raise BadInput(f"{refusal}: {reason.rstrip('.')}. Choose another {role}.")
     return zerogpu.sliced(spec.load_class()(spec, settings))
 

@@ -336,7 +336,7 @@ def make_edit(
         try:
             mask = mask_input(form.mask, form.painted, painter)
             request = make_request(
-                image_input(form.image),
+                form.image,  # found by `admitting`
                 form.instruction,
                 max_turns=form.max_turns,
                 threshold=form.threshold,
@@ -503,7 +503,7 @@ def make_compare(
         try:
             mask = mask_input(form.mask, form.painted, painter)
             request = make_request(
-                image_input(form.image),
+                form.image,  # found by `admitting`
                 form.instruction,
                 max_turns=form.max_turns,
                 threshold=form.threshold,
