@@ -86,7 +86,7 @@ def words(drift: Drift | None) -> str:
 def measure(source: Image.Image, edited: Image.Image, region: Image.Image | None = None) -> Drift | None:
     """The drift of `edited` from `source` (None when their shapes differ); `region` (L, white = inside, at the
     source's size) gives `outside`."""
-    delta = difference(source, edited)
+    delta = delta_e(source, edited)
     if delta is None:
         return None
     moved = delta > NOTICEABLE
@@ -97,7 +97,7 @@ def measure(source: Image.Image, edited: Image.Image, region: Image.Image | None
     return Drift(float(moved.mean()), outside)
 
 
-def difference(source: Image.Image, edited: Image.Image) -> np.ndarray | None:
+def delta_e(source: Image.Image, edited: Image.Image) -> np.ndarray | None:
     """ΔE00 per working pixel between the two images (None when their shapes differ)."""
     if source.size != edited.size:
         return None
@@ -172,7 +172,7 @@ def picture(source: Image.Image, edited: Image.Image, region: Image.Image | None
     """What changed, drawn over the source: the source in dimmed grey, every pixel that changed noticeably in yellow
     (just over the threshold) to red (ΔE00 of `STRONG` and more), and the region's outline in cyan. None when the
     shapes differ. At the source's size, measured on the same working copies as `measure`."""
-    delta = difference(source, edited)
+    delta = delta_e(source, edited)
     if delta is None:
         return None
     size = source.size
